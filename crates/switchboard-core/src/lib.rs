@@ -1,0 +1,22 @@
+//! The pure routing core of switchboard: domain types, provider health, route matching and
+//! planning.
+//!
+//! This crate must never do I/O, read a clock or draw randomness. Callers pass `now` (and, where
+//! a decision is randomised, an RNG), so every routing decision can be replayed deterministically
+//! in tests and in the simulator. Its manifest has no tokio, reqwest or axum.
+
+pub mod config;
+pub mod domain;
+pub mod health;
+pub mod outcome;
+pub mod plan;
+pub mod route;
+pub mod speech;
+
+pub use config::ConfigError;
+pub use domain::{
+    Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
+    Purpose,
+};
+pub use outcome::{AttemptOutcome, Certainty, ErrorClass, Failure};
+pub use speech::{Speech, speak_passcode};

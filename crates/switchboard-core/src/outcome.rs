@@ -1,0 +1,161 @@
+//! What happened to one attempt, and what that means for failover.
+//!
+//! Every attempt is classified twice: by *certainty* (did the provider possibly take the message?)
+//! and, when it failed, by *error class* (whose fault, and may another provider be tried?). The
+//! certainty matters because a retry after "possibly accepted" can put a second SMS on a real
+//! person's phone; the class matters because failing over on an invalid or blocked number only
+//! multiplies cost (and, for fraud blocks, launders pumping traffic through another provider).
+
+use std::fmt;
+use std::time::Duration;
+
+/// How sure we are that the provider took the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Certainty {
+    /// The provider cannot have taken it (connection refused, an error answer).
+    NotSent,
+    /// The request was written but no usable answer came back (timeout, reset, garbled body).
+    PossiblyAccepted,
+    /// The provider said it took it and gave a message id.
+    Accepted,
+}
+
+impl Certainty {
+    /// Lower-case label for logs and metrics.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Certainty::NotSent => "not_sent",
+            Certainty::PossiblyAccepted => "possibly_accepted",
+            Certainty::Accepted => "accepted",
+        }
+    }
+}
+
+/// Why an attempt failed, in the classes shared by every provider adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The number cannot receive this message anywhere (malformed, unallocated, landline for SMS).
+    InvalidNumber,
+    /// The recipient opted out, or the destination is barred for this account.
+    Blocked,
+    /// The provider's own fraud protection refused the destination.
+    FraudBlock,
+    /// The provider throttled us.
+    RateLimited,
+    /// Our credentials or account configuration are wrong (401/403, sender not allowed).
+    AuthConfig,
+    /// The account is out of money or over its spend limit.
+    Funds,
+    /// A provider-side or network fault that may pass (5xx, reset, connect failure).
+    Transient,
+    /// No answer within the attempt's time.
+    Timeout,
+}
+
+impl ErrorClass {
+    /// Every class, in a stable order (for metrics and tests).
+    pub const ALL: [ErrorClass; 8] = [
+        ErrorClass::InvalidNumber,
+        ErrorClass::Blocked,
+        ErrorClass::FraudBlock,
+        ErrorClass::RateLimited,
+        ErrorClass::AuthConfig,
+        ErrorClass::Funds,
+        ErrorClass::Transient,
+        ErrorClass::Timeout,
+    ];
+
+    /// Lower-case label for logs and metrics.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::InvalidNumber => "invalid_number",
+            ErrorClass::Blocked => "blocked",
+            ErrorClass::FraudBlock => "fraud_block",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::AuthConfig => "auth_config",
+            ErrorClass::Funds => "funds",
+            ErrorClass::Transient => "transient",
+            ErrorClass::Timeout => "timeout",
+        }
+    }
+
+    /// Whether another provider may be tried after this failure.
+    ///
+    /// Number-level verdicts (invalid, blocked, fraud block) hold for every provider: trying
+    /// another one costs money and, for fraud blocks, helps the attacker.
+    #[must_use]
+    pub fn is_failover_allowed(self) -> bool {
+        !matches!(self, ErrorClass::InvalidNumber | ErrorClass::Blocked | ErrorClass::FraudBlock)
+    }
+
+    /// Whether this failure says something about the provider's health.
+    ///
+    /// A number-level verdict is the number's fault, not the provider's.
+    #[must_use]
+    pub fn is_provider_fault(self) -> bool {
+        self.is_failover_allowed()
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed attempt, as the core sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Why it failed.
+    pub class: ErrorClass,
+    /// Whether the provider may have taken the message anyway.
+    pub certainty: Certainty,
+    /// For `RateLimited`: how long the provider asked us to wait.
+    pub retry_after: Option<Duration>,
+}
+
+/// The result of one attempt on one provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The provider accepted the message under this id.
+    Accepted {
+        /// The provider's message (or call) id.
+        message_id: String,
+    },
+    /// The attempt failed.
+    Failed(Failure),
+}
+
+impl AttemptOutcome {
+    /// The attempt's certainty.
+    #[must_use]
+    pub fn certainty(&self) -> Certainty {
+        match self {
+            AttemptOutcome::Accepted { .. } => Certainty::Accepted,
+            AttemptOutcome::Failed(failure) => failure.certainty,
+        }
+    }
+
+    /// Label for metrics: `accepted` or the error class.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Accepted { .. } => "accepted",
+            AttemptOutcome::Failed(failure) => failure.class.as_str(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_level_verdicts_do_not_fail_over() {
+        let stopping: Vec<_> =
+            ErrorClass::ALL.into_iter().filter(|class| !class.is_failover_allowed()).collect();
+        assert_eq!(stopping, [ErrorClass::InvalidNumber, ErrorClass::Blocked, ErrorClass::FraudBlock]);
+    }
+}

@@ -1,0 +1,1 @@
+//! Route rules: which providers may carry a destination, in the configured order.

@@ -1,0 +1,1 @@
+//! Twilio Programmable Messaging and Voice (REST API 2010-04-01).
