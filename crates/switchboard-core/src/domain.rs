@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::destination::NumberKind;
+
 /// How a passcode reaches the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Channel {
@@ -146,19 +148,27 @@ impl Purpose {
 
 /// A destination phone number, normalised to E.164, with the country it belongs to.
 ///
+/// Build one from untrusted text with [`Destination::parse`] (in `destination.rs`).
 /// `Debug` never prints the number: phone numbers are personal data and appear in logs only as
 /// country plus a keyed hash (computed by the server, which holds the key).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Destination {
     e164: String,
     country: Country,
+    kind: NumberKind,
 }
 
 impl Destination {
-    /// Builds a destination from an already-normalised E.164 string and its country.
+    /// Builds a destination from an already-normalised E.164 string and its country; its kind is
+    /// [`NumberKind::Unknown`] (nothing was looked up).
     #[must_use]
     pub fn new(e164: String, country: Country) -> Destination {
-        Destination { e164, country }
+        Destination { e164, country, kind: NumberKind::Unknown }
+    }
+
+    /// Builds a destination from parts the parser has already checked.
+    pub(crate) fn from_parts(e164: String, country: Country, kind: NumberKind) -> Destination {
+        Destination { e164, country, kind }
     }
 
     /// `+` followed by the digits.
@@ -178,11 +188,17 @@ impl Destination {
     pub fn country(&self) -> Country {
         self.country
     }
+
+    /// What kind of line the numbering plan says this is (mobile, fixed line, ...).
+    #[must_use]
+    pub fn kind(&self) -> NumberKind {
+        self.kind
+    }
 }
 
 impl fmt::Debug for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Destination({}, ***)", self.country)
+        write!(f, "Destination({}, {}, ***)", self.country, self.kind)
     }
 }
 
@@ -258,11 +274,14 @@ impl Locale {
     pub fn parse(text: &str) -> Option<Locale> {
         let mut parts = text.trim().split(['-', '_']);
         let language = parts.next()?;
-        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic()) {
+        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic())
+        {
             return None;
         }
         let region = match parts.next() {
-            Some(region) if region.len() == 2 && region.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Some(region)
+                if region.len() == 2 && region.bytes().all(|b| b.is_ascii_alphabetic()) =>
+            {
                 Some(region.to_ascii_uppercase())
             }
             Some(_) => return None,

@@ -156,6 +156,9 @@ mod tests {
     fn number_level_verdicts_do_not_fail_over() {
         let stopping: Vec<_> =
             ErrorClass::ALL.into_iter().filter(|class| !class.is_failover_allowed()).collect();
-        assert_eq!(stopping, [ErrorClass::InvalidNumber, ErrorClass::Blocked, ErrorClass::FraudBlock]);
+        assert_eq!(
+            stopping,
+            [ErrorClass::InvalidNumber, ErrorClass::Blocked, ErrorClass::FraudBlock]
+        );
     }
 }

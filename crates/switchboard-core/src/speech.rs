@@ -16,18 +16,78 @@ struct Phrasing {
 
 /// Languages with a translated phrase. The first entry is the fallback.
 const PHRASINGS: &[Phrasing] = &[
-    Phrasing { language: "en", tag: "en-US", intro: "Your verification code is", again: "Again, your code is" },
-    Phrasing { language: "fr", tag: "fr-FR", intro: "Votre code de vérification est", again: "Je répète, votre code est" },
-    Phrasing { language: "de", tag: "de-DE", intro: "Ihr Bestätigungscode lautet", again: "Noch einmal, Ihr Code lautet" },
-    Phrasing { language: "es", tag: "es-ES", intro: "Su código de verificación es", again: "Repito, su código es" },
-    Phrasing { language: "it", tag: "it-IT", intro: "Il suo codice di verifica è", again: "Ripeto, il suo codice è" },
-    Phrasing { language: "pt", tag: "pt-BR", intro: "O seu código de verificação é", again: "Repetindo, o seu código é" },
-    Phrasing { language: "nl", tag: "nl-NL", intro: "Uw verificatiecode is", again: "Nogmaals, uw code is" },
-    Phrasing { language: "sv", tag: "sv-SE", intro: "Din verifieringskod är", again: "En gång till, din kod är" },
-    Phrasing { language: "da", tag: "da-DK", intro: "Din bekræftelseskode er", again: "Igen, din kode er" },
-    Phrasing { language: "nb", tag: "nb-NO", intro: "Din bekreftelseskode er", again: "Igjen, koden din er" },
-    Phrasing { language: "pl", tag: "pl-PL", intro: "Twój kod weryfikacyjny to", again: "Powtarzam, twój kod to" },
-    Phrasing { language: "ja", tag: "ja-JP", intro: "確認コードは", again: "もう一度、確認コードは" },
+    Phrasing {
+        language: "en",
+        tag: "en-US",
+        intro: "Your verification code is",
+        again: "Again, your code is",
+    },
+    Phrasing {
+        language: "fr",
+        tag: "fr-FR",
+        intro: "Votre code de vérification est",
+        again: "Je répète, votre code est",
+    },
+    Phrasing {
+        language: "de",
+        tag: "de-DE",
+        intro: "Ihr Bestätigungscode lautet",
+        again: "Noch einmal, Ihr Code lautet",
+    },
+    Phrasing {
+        language: "es",
+        tag: "es-ES",
+        intro: "Su código de verificación es",
+        again: "Repito, su código es",
+    },
+    Phrasing {
+        language: "it",
+        tag: "it-IT",
+        intro: "Il suo codice di verifica è",
+        again: "Ripeto, il suo codice è",
+    },
+    Phrasing {
+        language: "pt",
+        tag: "pt-BR",
+        intro: "O seu código de verificação é",
+        again: "Repetindo, o seu código é",
+    },
+    Phrasing {
+        language: "nl",
+        tag: "nl-NL",
+        intro: "Uw verificatiecode is",
+        again: "Nogmaals, uw code is",
+    },
+    Phrasing {
+        language: "sv",
+        tag: "sv-SE",
+        intro: "Din verifieringskod är",
+        again: "En gång till, din kod är",
+    },
+    Phrasing {
+        language: "da",
+        tag: "da-DK",
+        intro: "Din bekræftelseskode er",
+        again: "Igen, din kode er",
+    },
+    Phrasing {
+        language: "nb",
+        tag: "nb-NO",
+        intro: "Din bekreftelseskode er",
+        again: "Igjen, koden din er",
+    },
+    Phrasing {
+        language: "pl",
+        tag: "pl-PL",
+        intro: "Twój kod weryfikacyjny to",
+        again: "Powtarzam, twój kod to",
+    },
+    Phrasing {
+        language: "ja",
+        tag: "ja-JP",
+        intro: "確認コードは",
+        again: "もう一度、確認コードは",
+    },
 ];
 
 /// The text of a voice call and the language to speak it in.

@@ -1,0 +1,220 @@
+use serde::Deserialize;
+
+use super::*;
+
+/// The shape the server embeds: `[[routes]]` at the top of the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    routes: Vec<RouteConfig>,
+}
+
+fn catalog() -> ProviderCatalog {
+    let both = vec![Channel::Sms, Channel::Voice];
+    ProviderCatalog::new([
+        (ProviderId::parse("twilio-us").unwrap(), both.clone()),
+        (ProviderId::parse("twilio-backup").unwrap(), both),
+        (ProviderId::parse("textonly").unwrap(), vec![Channel::Sms]),
+        (ProviderId::parse("callonly").unwrap(), vec![Channel::Voice]),
+    ])
+}
+
+fn routes(toml_text: &str) -> Vec<RouteConfig> {
+    toml::from_str::<File>(toml_text).unwrap().routes
+}
+
+fn table(toml_text: &str) -> Result<RouteTable, ConfigError> {
+    RouteTable::try_new(&routes(toml_text), &catalog())
+}
+
+fn error(toml_text: &str) -> String {
+    table(toml_text).unwrap_err().to_string()
+}
+
+fn country(code: &str) -> Country {
+    Country::parse(code).unwrap()
+}
+
+const EXAMPLE: &str = r#"
+[[routes]]
+name = "north-america"
+countries = ["US", "CA"]
+channels = ["sms", "voice"]
+providers = ["twilio-us", "twilio-backup"]
+
+[[routes]]
+countries = ["GB"]
+channels = ["sms"]
+providers = ["textonly", "twilio-backup"]
+
+[[routes]]
+countries = ["*"]
+providers = ["twilio-backup", "callonly"]
+"#;
+
+#[test]
+fn reads_the_documented_toml() {
+    let routes = routes(EXAMPLE);
+    assert_eq!(
+        routes[0],
+        RouteConfig {
+            name: Some("north-america".into()),
+            countries: vec!["US".into(), "CA".into()],
+            channels: vec!["sms".into(), "voice".into()],
+            providers: vec!["twilio-us".into(), "twilio-backup".into()],
+        }
+    );
+    assert_eq!(routes[2].name, None);
+    assert_eq!(routes[2].channels, ["sms", "voice"], "channels default to both");
+}
+
+#[test]
+fn refuses_unknown_keys() {
+    let result = toml::from_str::<File>(
+        "[[routes]]\ncountries = [\"US\"]\nprovider = [\"twilio-us\"]\nproviders = [\"twilio-us\"]\n",
+    );
+    assert!(result.unwrap_err().to_string().contains("unknown field `provider`"));
+}
+
+#[test]
+fn first_match_in_config_order_wins() {
+    let table = table(EXAMPLE).unwrap();
+    let found = |code: &str, channel| {
+        table.find(country(code), channel).map(|found| found.rule.id().to_string())
+    };
+    assert_eq!(found("US", Channel::Sms).as_deref(), Some("north-america"));
+    assert_eq!(found("CA", Channel::Voice).as_deref(), Some("north-america"));
+    assert_eq!(found("GB", Channel::Sms).as_deref(), Some("routes[1]"));
+    // GB voice is not in routes[1], so it falls through to the catch-all.
+    assert_eq!(found("GB", Channel::Voice).as_deref(), Some("routes[2]"));
+    assert_eq!(found("FR", Channel::Sms).as_deref(), Some("routes[2]"));
+    let matched = table.find(country("GB"), Channel::Sms).unwrap();
+    assert_eq!(matched.index, 1);
+    assert_eq!(matched.rule.providers()[0].as_str(), "textonly");
+    assert_eq!(table.rules().len(), 3);
+}
+
+#[test]
+fn no_match_without_a_catch_all() {
+    let table = table(
+        "[[routes]]\ncountries = [\"us\"]\nchannels = [\"SMS\"]\nproviders = [\"twilio-us\"]\n",
+    )
+    .unwrap();
+    assert!(
+        table.find(country("US"), Channel::Sms).is_some(),
+        "codes and channels are case-insensitive"
+    );
+    assert!(table.find(country("US"), Channel::Voice).is_none());
+    assert!(table.find(country("CA"), Channel::Sms).is_none());
+}
+
+#[test]
+fn validation_names_the_key() {
+    let rule = |body: &str| format!("[[routes]]\n{body}\n");
+    let cases: &[(&str, &str)] = &[
+        (
+            "countries = [\"US\"]\nproviders = [\"twilio-us\", \"nexmo\"]",
+            "routes[0].providers[1]: unknown provider `nexmo` (not under [providers])",
+        ),
+        (
+            "countries = [\"US\", \"CA\", \"USA\"]\nproviders = [\"twilio-us\"]",
+            "routes[0].countries[2]: \"USA\" is not an ISO 3166-1 alpha-2 code",
+        ),
+        (
+            "countries = [\"ZZ\"]\nproviders = [\"twilio-us\"]",
+            "routes[0].countries[0]: \"ZZ\" is not an ISO 3166-1 alpha-2 code",
+        ),
+        (
+            "countries = [\"US\", \"us\"]\nproviders = [\"twilio-us\"]",
+            "routes[0].countries[1]: US is listed twice (first at countries[0])",
+        ),
+        (
+            "countries = []\nproviders = [\"twilio-us\"]",
+            "routes[0].countries: must list at least one country code, or \"*\" for every country",
+        ),
+        (
+            "countries = [\"US\", \"*\"]\nproviders = [\"twilio-us\"]",
+            "routes[0].countries: \"*\" already covers every country and cannot be combined with codes",
+        ),
+        (
+            "countries = [\"US\"]\nproviders = []",
+            "routes[0].providers: must list at least one provider",
+        ),
+        (
+            "countries = [\"US\"]\nproviders = [\"twilio-us\", \"twilio-backup\", \"twilio-us\"]",
+            "routes[0].providers[2]: `twilio-us` is listed twice (first at providers[0])",
+        ),
+        (
+            "countries = [\"US\"]\nchannels = [\"sms\", \"fax\"]\nproviders = [\"twilio-us\"]",
+            "routes[0].channels[1]: unknown channel \"fax\" (expected \"sms\" or \"voice\")",
+        ),
+        (
+            "countries = [\"US\"]\nchannels = [\"sms\", \"sms\"]\nproviders = [\"twilio-us\"]",
+            "routes[0].channels[1]: sms is listed twice",
+        ),
+        (
+            "countries = [\"US\"]\nchannels = []\nproviders = [\"twilio-us\"]",
+            "routes[0].channels: must list at least one channel (\"sms\", \"voice\"), or be left out for both",
+        ),
+        (
+            "countries = [\"US\"]\nchannels = [\"voice\"]\nproviders = [\"twilio-us\", \"textonly\"]",
+            "routes[0].providers[1]: `textonly` supports none of this rule's channels (voice)",
+        ),
+        (
+            "name = \" \"\ncountries = [\"US\"]\nproviders = [\"twilio-us\"]",
+            "routes[0].name: must not be blank",
+        ),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(error(&rule(body)), *expected, "{body}");
+    }
+}
+
+#[test]
+fn a_provider_needs_only_one_of_the_rules_channels() {
+    // textonly cannot call, but the rule also covers sms: planning excludes it for voice only.
+    let table =
+        table("[[routes]]\ncountries = [\"*\"]\nproviders = [\"textonly\", \"callonly\"]\n")
+            .unwrap();
+    assert_eq!(table.rules()[0].providers().len(), 2);
+    assert!(table.catalog().supports(&ProviderId::parse("textonly").unwrap(), Channel::Sms));
+    assert!(!table.catalog().supports(&ProviderId::parse("textonly").unwrap(), Channel::Voice));
+}
+
+#[test]
+fn refuses_rules_that_can_never_match() {
+    let catch_all_first = "[[routes]]\ncountries = [\"*\"]\nproviders = [\"twilio-us\"]\n\n\
+                           [[routes]]\ncountries = [\"US\"]\nproviders = [\"twilio-backup\"]\n";
+    assert_eq!(
+        error(catch_all_first),
+        "routes[1]: never matches: earlier rules already cover all of its countries and channels"
+    );
+    let covered_piecewise = "[[routes]]\ncountries = [\"US\"]\nproviders = [\"twilio-us\"]\n\n\
+                             [[routes]]\ncountries = [\"CA\"]\nchannels = [\"sms\"]\nproviders = [\"twilio-us\"]\n\n\
+                             [[routes]]\ncountries = [\"US\", \"CA\"]\nchannels = [\"sms\"]\nproviders = [\"twilio-backup\"]\n";
+    assert!(error(covered_piecewise).starts_with("routes[2]: never matches"));
+    // Partly covered is fine: CA voice still reaches the second rule.
+    let partly = "[[routes]]\ncountries = [\"CA\"]\nchannels = [\"sms\"]\nproviders = [\"twilio-us\"]\n\n\
+                  [[routes]]\ncountries = [\"CA\"]\nproviders = [\"twilio-backup\"]\n";
+    assert!(table(partly).is_ok());
+}
+
+#[test]
+fn refuses_duplicate_names_and_an_empty_list() {
+    let twice = "[[routes]]\nname = \"eu\"\ncountries = [\"FR\"]\nproviders = [\"twilio-us\"]\n\n\
+                 [[routes]]\nname = \"eu\"\ncountries = [\"DE\"]\nproviders = [\"twilio-us\"]\n";
+    assert_eq!(error(twice), "routes[1].name: \"eu\" is already the name of routes[0]");
+    assert_eq!(
+        RouteTable::try_new(&[], &catalog()).unwrap_err().to_string(),
+        "routes: at least one [[routes]] rule is required"
+    );
+}
+
+#[test]
+fn catalog_answers_channel_questions() {
+    let catalog = catalog();
+    let callonly = ProviderId::parse("callonly").unwrap();
+    assert_eq!(catalog.channels(&callonly), Some(&[Channel::Voice][..]));
+    assert!(!catalog.supports(&ProviderId::parse("nobody").unwrap(), Channel::Sms));
+    assert_eq!(catalog.providers().count(), 4);
+}
