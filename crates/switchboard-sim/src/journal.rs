@@ -1,0 +1,68 @@
+//! The record of what an emulator received, shared by every provider emulator.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// At most this many records are kept; the oldest go first. Bounds memory under a load run,
+/// while tests, which send a handful of requests, see everything.
+const CAPACITY: usize = 10_000;
+
+/// An append-only, bounded, shared list of records.
+///
+/// A std mutex: sections only push, clone or clear, and never span an `.await`.
+#[derive(Debug)]
+pub(crate) struct Journal<T> {
+    records: Arc<Mutex<VecDeque<T>>>,
+}
+
+impl<T> Clone for Journal<T> {
+    fn clone(&self) -> Self {
+        Journal { records: Arc::clone(&self.records) }
+    }
+}
+
+impl<T: Clone> Journal<T> {
+    pub(crate) fn new() -> Journal<T> {
+        Journal { records: Arc::new(Mutex::new(VecDeque::new())) }
+    }
+
+    pub(crate) fn push(&self, record: T) {
+        let mut records = self.lock();
+        if records.len() == CAPACITY {
+            records.pop_front();
+        }
+        records.push_back(record);
+    }
+
+    /// Every kept record, oldest first.
+    pub(crate) fn snapshot(&self) -> Vec<T> {
+        self.lock().iter().cloned().collect()
+    }
+
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
+        // Every section leaves the deque whole, so a poisoned lock is still consistent.
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_newest_records_up_to_capacity() {
+        let journal = Journal::new();
+        for n in 0..CAPACITY + 3 {
+            journal.push(n);
+        }
+        let records = journal.snapshot();
+        assert_eq!(records.len(), CAPACITY);
+        assert_eq!(records.first(), Some(&3));
+        journal.clear();
+        assert!(journal.snapshot().is_empty());
+    }
+}
