@@ -28,7 +28,11 @@ pub struct ProviderError {
 
 impl ProviderError {
     /// A failure before anything reached the provider.
-    pub fn not_sent(provider_kind: &'static str, class: ErrorClass, detail: impl Into<String>) -> Self {
+    pub fn not_sent(
+        provider_kind: &'static str,
+        class: ErrorClass,
+        detail: impl Into<String>,
+    ) -> Self {
         ProviderError {
             provider_kind,
             class,
@@ -45,7 +49,10 @@ impl ProviderError {
         class: ErrorClass,
         detail: impl Into<String>,
     ) -> Self {
-        ProviderError { certainty: Certainty::PossiblyAccepted, ..Self::not_sent(provider_kind, class, detail) }
+        ProviderError {
+            certainty: Certainty::PossiblyAccepted,
+            ..Self::not_sent(provider_kind, class, detail)
+        }
     }
 
     /// Classifies a transport error from reqwest. A connect failure cannot have sent anything; a

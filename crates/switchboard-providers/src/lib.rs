@@ -2,9 +2,12 @@
 //!
 //! Each provider lives in its own folder (config, request builder, response classifier, client).
 //! An adapter turns an [`OutboundMessage`] into the provider's HTTP request and the provider's
-//! answer into an [`AttemptOutcome`]-compatible result, classifying every failure into the shared
-//! [`ErrorClass`]es. Adapters never log or return a passcode, a message body or a credential:
-//! error details are built from status codes and provider error codes only.
+//! answer into an [`AttemptOutcome`]-compatible result, classifying every failure into the
+//! shared [`ErrorClass`]es. Adapters never log or return a passcode, a message body or a
+//! credential: error details are built from status codes and provider error codes only.
+//!
+//! [`AttemptOutcome`]: switchboard_core::AttemptOutcome
+//! [`ErrorClass`]: switchboard_core::ErrorClass
 
 mod error;
 pub mod twilio;
@@ -13,9 +16,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_core::{Channel, OutboundMessage, ProviderId};
+use serde::Deserialize;
+use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
 pub use error::ProviderError;
+pub use twilio::{Twilio, TwilioConfig};
 
 /// A provider's acceptance of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,3 +56,97 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
 /// A shared provider handle.
 pub type SharedProvider = Arc<dyn Provider>;
+
+/// One `[providers.NAME]` table: `kind` picks the adapter, the other keys are its config.
+///
+/// Unknown keys are refused: the inner structs' `deny_unknown_fields` holds through serde's
+/// internally tagged representation (tested below), so a typo such as `auth_tokn` is an error.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProviderConfig {
+    /// Twilio Programmable Messaging and Voice.
+    Twilio(TwilioConfig),
+}
+
+impl ProviderConfig {
+    /// The `kind` as written in config.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderConfig::Twilio(_) => "twilio",
+        }
+    }
+
+    /// Checks the provider's settings; errors name keys under `key_prefix` (`providers.NAME`).
+    pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {
+        match self {
+            ProviderConfig::Twilio(config) => config.validate(key_prefix),
+        }
+    }
+}
+
+/// Validates `config` and builds the adapter for provider `id`.
+pub fn build(id: ProviderId, config: &ProviderConfig) -> Result<SharedProvider, ConfigError> {
+    match config {
+        ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new(id, config)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Providers {
+        providers: std::collections::BTreeMap<String, ProviderConfig>,
+    }
+
+    const TWILIO: &str = r#"
+        [providers.twilio-us]
+        kind = "twilio"
+        account_sid = "AC0123456789abcdef0123456789abcdef"
+        auth_token = "secret-token"
+        from = "+15005550006"
+    "#;
+
+    #[test]
+    fn parses_a_tagged_provider_table() {
+        let parsed: Providers = toml::from_str(TWILIO).unwrap();
+        let config = &parsed.providers["twilio-us"];
+        assert_eq!(config.kind(), "twilio");
+        assert!(config.validate("providers.twilio-us").is_ok());
+        let ProviderConfig::Twilio(twilio) = config;
+        assert_eq!(twilio.timeout_ms, 1200);
+        assert!(!format!("{config:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_through_the_tag() {
+        let typo = format!("{TWILIO}auth_tokn = \"x\"\n");
+        let error = toml::from_str::<Providers>(&typo).unwrap_err().to_string();
+        assert!(error.contains("auth_tokn"), "{error}");
+        let unknown_kind = TWILIO.replace("\"twilio\"", "\"carrier-pigeon\"");
+        assert!(toml::from_str::<Providers>(&unknown_kind).is_err());
+        let missing_kind = TWILIO.replace("kind = \"twilio\"", "");
+        assert!(toml::from_str::<Providers>(&missing_kind).is_err());
+    }
+
+    #[tokio::test]
+    async fn builds_a_provider_that_names_its_channels() {
+        let parsed: Providers = toml::from_str(TWILIO).unwrap();
+        let id = ProviderId::parse("twilio-us").unwrap();
+        let provider = build(id.clone(), &parsed.providers["twilio-us"]).unwrap();
+        assert_eq!((provider.id(), provider.kind()), (&id, "twilio"));
+        assert!(provider.supports(Channel::Sms) && provider.supports(Channel::Voice));
+
+        let alphanumeric = TWILIO.replace("+15005550006", "Acme");
+        let parsed: Providers = toml::from_str(&alphanumeric).unwrap();
+        let provider = build(id.clone(), &parsed.providers["twilio-us"]).unwrap();
+        assert!(provider.supports(Channel::Sms) && !provider.supports(Channel::Voice));
+
+        let bad = TWILIO.replace("AC0123", "XX0123");
+        let parsed: Providers = toml::from_str(&bad).unwrap();
+        let error = build(id, &parsed.providers["twilio-us"]).unwrap_err().to_string();
+        assert!(error.starts_with("providers.twilio-us.account_sid: "), "{error}");
+    }
+}

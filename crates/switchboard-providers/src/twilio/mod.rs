@@ -1,1 +1,207 @@
 //! Twilio Programmable Messaging and Voice (REST API 2010-04-01).
+//!
+//! SMS is one `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`; voice is one
+//! `POST .../Calls.json` with inline TwiML that reads the code; the probe is
+//! `GET /2010-04-01/Accounts/{AccountSid}.json`, which sends nothing. All three use HTTP Basic
+//! auth (AccountSid, AuthToken) and form-encoded bodies.
+//!
+//! - `config`: the raw config struct ([`TwilioConfig`]) and its validation
+//! - `request`: the form bodies and TwiML
+//! - `classify`: Twilio's answer to acceptance or a classified error
+//!
+//! Every request runs under the configured timeout on one `reqwest::Client` per account, so
+//! connections are reused across sends. Nothing here retries: a retry after a timeout may put a
+//! second SMS on a real person's phone, so that decision belongs to dispatch.
+
+mod classify;
+mod config;
+mod request;
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use switchboard_core::{Channel, ConfigError, ErrorClass, OutboundMessage, ProviderId};
+
+use self::classify::Answer;
+use self::config::SmsSender;
+pub use self::config::TwilioConfig;
+use crate::{Accepted, Provider, ProviderError};
+
+/// The provider kind, as written in config.
+const KIND: &str = "twilio";
+
+/// The most of an answer's body that is read. Twilio's resources are a few KiB; a larger body
+/// is not Twilio's, and classification then falls back to the status.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// One Twilio account.
+#[derive(Debug)]
+pub struct Twilio {
+    id: ProviderId,
+    client: reqwest::Client,
+    account_sid: String,
+    auth_token: SecretString,
+    sms_sender: SmsSender,
+    /// `from`, when it is a number that can place calls.
+    caller_id: Option<String>,
+    voice: Option<String>,
+    validity_period_s: Option<u32>,
+    timeout: Duration,
+    messages_url: String,
+    calls_url: String,
+    account_url: String,
+}
+
+impl Twilio {
+    /// Validates `config` (keys named under `providers.{id}`) and builds the account's client.
+    pub fn try_new(id: ProviderId, config: &TwilioConfig) -> Result<Twilio, ConfigError> {
+        let key_prefix = format!("providers.{id}");
+        config.validate(&key_prefix)?;
+        let base_url = config.base_url(&key_prefix)?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout())
+            // Twilio's API never redirects; following one would re-send the credentials and the
+            // passcode to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
+            // Reuse connections, but drop idle ones before a load balancer would: a request
+            // written on a connection the far end is closing fails as "possibly accepted".
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| ConfigError::invalid(key_prefix, format!("http client: {error}")))?;
+        let account_root = format!("{base_url}/2010-04-01/Accounts/{}", config.account_sid);
+        Ok(Twilio {
+            id,
+            client,
+            account_sid: config.account_sid.clone(),
+            auth_token: config.auth_token.clone(),
+            sms_sender: config.sms_sender(),
+            caller_id: config.caller_id(),
+            voice: config.voice.clone(),
+            validity_period_s: config.validity_period_s,
+            timeout: config.timeout(),
+            messages_url: format!("{account_root}/Messages.json"),
+            calls_url: format!("{account_root}/Calls.json"),
+            account_url: format!("{account_root}.json"),
+        })
+    }
+
+    /// Sends `request` with auth and the timeout; reads the status, `Retry-After` and at most
+    /// [`MAX_BODY_BYTES`] of the body.
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<RawAnswer, ProviderError> {
+        let mut response = request
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|error| ProviderError::from_transport(KIND, &error))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_BODY_BYTES - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if body.len() == MAX_BODY_BYTES {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // A 2xx whose body broke off may still be a created message; an error status
+                // is a refusal whether or not its body arrived.
+                Err(error) if (200..300).contains(&status) => {
+                    return Err(ProviderError::from_transport(KIND, &error));
+                }
+                Err(_) => {
+                    body.clear();
+                    break;
+                }
+            }
+        }
+        Ok(RawAnswer { status, retry_after, body })
+    }
+
+    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+        let request = match message.channel {
+            Channel::Sms => {
+                let form = request::message_form(&self.sms_sender, self.validity_period_s, message);
+                self.client.post(&self.messages_url).form(&form)
+            }
+            Channel::Voice => {
+                let Some(caller_id) = &self.caller_id else {
+                    return Err(ProviderError::not_sent(
+                        KIND,
+                        ErrorClass::AuthConfig,
+                        "voice needs `from` to be an E.164 number",
+                    ));
+                };
+                let form = request::call_form(caller_id, self.voice.as_deref(), message);
+                self.client.post(&self.calls_url).form(&form)
+            }
+        };
+        let answer = self.exchange(request).await?;
+        classify::classify_send(&answer.view(), SystemTime::now())
+    }
+
+    /// Logs what failed: class, certainty, status and code only (see [`ProviderError`]).
+    fn log_failure(&self, error: &ProviderError) {
+        tracing::debug!(
+            provider = %self.id,
+            class = %error.class,
+            certainty = error.certainty.as_str(),
+            code = error.provider_code.as_deref().unwrap_or(""),
+            detail = %error.detail,
+            "twilio send failed",
+        );
+    }
+}
+
+/// An answer as read off the wire.
+struct RawAnswer {
+    status: u16,
+    retry_after: Option<String>,
+    body: Vec<u8>,
+}
+
+impl RawAnswer {
+    fn view(&self) -> Answer<'_> {
+        Answer { status: self.status, retry_after: self.retry_after.as_deref(), body: &self.body }
+    }
+}
+
+#[async_trait]
+impl Provider for Twilio {
+    fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn supports(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Sms => true,
+            Channel::Voice => self.caller_id.is_some(),
+        }
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+        let outcome = self.send_once(message).await;
+        if let Err(error) = &outcome {
+            self.log_failure(error);
+        }
+        outcome
+    }
+
+    async fn probe(&self) -> Result<(), ProviderError> {
+        let answer = self.exchange(self.client.get(&self.account_url)).await?;
+        classify::classify_probe(&answer.view(), SystemTime::now())
+    }
+}

@@ -1,0 +1,273 @@
+//! The real Twilio adapter against `switchboard-sim`'s Twilio emulator, over loopback sockets.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use switchboard_core::{
+    Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
+    Passcode, ProviderId,
+};
+use switchboard_providers::{Provider, ProviderError, Twilio, TwilioConfig};
+use switchboard_sim::twilio::{RunningEmulator, SendKind, TwilioAccount, TwilioEmulator};
+use switchboard_sim::{Fault, Faults};
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "emulator-token";
+const FROM: &str = "+15005550006";
+const TO: &str = "+14155550100";
+const CODE: &str = "918273";
+
+struct Harness {
+    twilio: RunningEmulator,
+    provider: Twilio,
+}
+
+fn config(base_url: String) -> TwilioConfig {
+    TwilioConfig {
+        account_sid: SID.into(),
+        auth_token: SecretString::from(TOKEN),
+        from: Some(FROM.into()),
+        messaging_service_sid: None,
+        base_url,
+        timeout_ms: 2000,
+        connect_timeout_ms: 300,
+        voice: None,
+        validity_period_s: None,
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with(|_| {}).await
+}
+
+async fn harness_with(tweak: impl FnOnce(&mut TwilioConfig)) -> Harness {
+    let twilio = TwilioEmulator::start(TwilioAccount::new(SID, TOKEN)).await.unwrap();
+    let mut config = config(twilio.base_url());
+    tweak(&mut config);
+    let provider = Twilio::try_new(ProviderId::parse("twilio-us").unwrap(), &config).unwrap();
+    Harness { twilio, provider }
+}
+
+/// Short enough to keep the suite fast, long enough for a loopback answer on a busy machine.
+fn short_timeout(config: &mut TwilioConfig) {
+    config.timeout_ms = 200;
+    config.connect_timeout_ms = 100;
+}
+
+fn message(channel: Channel, to: &str) -> OutboundMessage {
+    OutboundMessage {
+        reference: "evt-1".into(),
+        destination: Destination::new(to.into(), Country::parse("US").unwrap()),
+        channel,
+        passcode: Passcode::parse(CODE).unwrap(),
+        text: MessageText::new(format!("Your Acme code is {CODE}")),
+        locale: Locale::parse("en-US"),
+    }
+}
+
+fn sms(to: &str) -> OutboundMessage {
+    message(Channel::Sms, to)
+}
+
+/// The error's class and certainty, after checking it leaks nothing.
+fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
+    let printed = format!("{error} {error:?}");
+    for secret in [CODE, TO, TOKEN, "4155550100", "5005550"] {
+        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+    }
+    (error.class, error.certainty)
+}
+
+#[tokio::test]
+async fn sms_is_one_authenticated_messages_post() {
+    let Harness { twilio, provider } = harness().await;
+    let accepted = provider.send(&sms(TO)).await.unwrap();
+    assert!(accepted.message_id.starts_with("SM") && accepted.message_id.len() == 34);
+
+    let received = twilio.received();
+    assert_eq!(received.len(), 1, "exactly one request: {received:?}");
+    let send = &received[0];
+    assert_eq!(send.kind, SendKind::Message);
+    assert!(send.is_authenticated);
+    assert_eq!(send.account_sid, SID);
+    assert_eq!(send.to.as_deref(), Some(TO));
+    assert_eq!(send.from.as_deref(), Some(FROM));
+    assert!(send.body.as_deref().unwrap().contains(CODE));
+    assert_eq!(send.param("ValidityPeriod"), None);
+}
+
+#[tokio::test]
+async fn sms_through_a_messaging_service_with_a_validity_period() {
+    let service = "MG0123456789abcdef0123456789abcdef";
+    let Harness { twilio, provider } = harness_with(|config| {
+        config.from = None;
+        config.messaging_service_sid = Some(service.into());
+        config.validity_period_s = Some(300);
+    })
+    .await;
+    assert!(!provider.supports(Channel::Voice));
+    provider.send(&sms(TO)).await.unwrap();
+    let send = &twilio.received()[0];
+    assert_eq!(
+        (send.from.as_deref(), send.messaging_service_sid.as_deref()),
+        (None, Some(service))
+    );
+    assert_eq!(send.param("ValidityPeriod"), Some("300"));
+
+    let error = provider.send(&message(Channel::Voice, TO)).await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));
+    assert_eq!(twilio.received().len(), 1, "an unsupported channel sends nothing");
+}
+
+#[tokio::test]
+async fn voice_is_one_call_whose_twiml_reads_the_digits() {
+    let Harness { twilio, provider } = harness().await;
+    let accepted = provider.send(&message(Channel::Voice, TO)).await.unwrap();
+    assert!(accepted.message_id.starts_with("CA"));
+
+    let received = twilio.received();
+    assert_eq!(received.len(), 1);
+    let call = &received[0];
+    assert_eq!(call.kind, SendKind::Call);
+    assert!(call.is_authenticated);
+    assert_eq!((call.to.as_deref(), call.from.as_deref()), (Some(TO), Some(FROM)));
+    let twiml = call.twiml.as_deref().unwrap();
+    assert!(twiml.starts_with("<Response>") && twiml.ends_with("</Response>"), "{twiml}");
+    assert!(twiml.contains("language=\"en-US\" voice=\"Polly.Joanna\""), "{twiml}");
+    assert_eq!(twiml.matches("9, 1, 8, 2, 7, 3").count(), 2, "{twiml}");
+}
+
+#[tokio::test]
+async fn magic_numbers_map_to_their_error_classes() {
+    let Harness { twilio, provider } = harness().await;
+    for (to, class, code) in [
+        ("+15005550001", ErrorClass::InvalidNumber, "21211"),
+        ("+15005550002", ErrorClass::AuthConfig, "21612"),
+        ("+15005550003", ErrorClass::AuthConfig, "21408"),
+        ("+15005550004", ErrorClass::Blocked, "21610"),
+        ("+15005550009", ErrorClass::InvalidNumber, "21614"),
+    ] {
+        let error = provider.send(&sms(to)).await.unwrap_err();
+        assert_eq!(verdict(&error), (class, Certainty::NotSent), "sms to {to}");
+        assert_eq!(error.provider_code.as_deref(), Some(code), "sms to {to}");
+    }
+    for (to, class) in [
+        ("+15005550001", ErrorClass::InvalidNumber),
+        ("+15005550002", ErrorClass::AuthConfig),
+        ("+15005550003", ErrorClass::AuthConfig),
+        ("+15005550004", ErrorClass::Blocked),
+    ] {
+        let error = provider.send(&message(Channel::Voice, to)).await.unwrap_err();
+        assert_eq!(verdict(&error), (class, Certainty::NotSent), "call to {to}");
+    }
+    assert_eq!(twilio.received().len(), 9, "one request per send, no retries");
+}
+
+#[tokio::test]
+async fn magic_senders_map_to_their_error_classes() {
+    for (from, class) in [
+        ("+15005550001", ErrorClass::AuthConfig),
+        ("+15005550007", ErrorClass::AuthConfig),
+        ("+15005550008", ErrorClass::RateLimited),
+    ] {
+        // Bind the emulator: a `..` pattern would drop (and stop) it at once.
+        let Harness { provider, twilio: _twilio } =
+            harness_with(|config| config.from = Some(from.into())).await;
+        let error = provider.send(&sms(TO)).await.unwrap_err();
+        assert_eq!(verdict(&error), (class, Certainty::NotSent), "from {from}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_carries_retry_after() {
+    let Harness { twilio, provider } = harness().await;
+    twilio.set_faults(Faults::always(Fault::RateLimit { retry_after_s: 7 }));
+    let error = provider.send(&sms(TO)).await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::RateLimited, Certainty::NotSent));
+    assert_eq!(error.retry_after, Some(Duration::from_secs(7)));
+    assert_eq!(error.provider_code.as_deref(), Some("20429"));
+}
+
+#[tokio::test]
+async fn server_errors_are_transient_and_not_sent() {
+    let Harness { twilio, provider } = harness().await;
+    twilio.set_faults(Faults::always(Fault::Status { status: 503, code: Some(20503) }));
+    let error = provider.send(&sms(TO)).await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
+
+    // A proxy's HTML page instead of Twilio's JSON.
+    twilio.set_faults(Faults::always(Fault::Status { status: 502, code: None }));
+    let error = provider.send(&sms(TO)).await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
+    assert_eq!(error.provider_code, None);
+}
+
+#[tokio::test]
+async fn a_hang_times_out_as_possibly_accepted() {
+    let Harness { twilio, provider } = harness_with(short_timeout).await;
+    twilio.set_faults(Faults::always(Fault::Hang));
+    let error = provider.send(&sms(TO)).await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::Timeout, Certainty::PossiblyAccepted));
+    assert_eq!(twilio.received().len(), 1, "the request reached the provider");
+}
+
+#[tokio::test]
+async fn a_reset_after_the_request_is_possibly_accepted() {
+    let Harness { twilio, provider } = harness().await;
+    twilio.set_faults(Faults::always(Fault::Reset));
+    let error = provider.send(&sms(TO)).await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::PossiblyAccepted));
+    assert_eq!(twilio.received().len(), 1);
+
+    twilio.set_faults(Faults::none());
+    assert!(provider.send(&sms(TO)).await.is_ok(), "the client recovers on a new connection");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_not_sent() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let provider =
+        Twilio::try_new(ProviderId::parse("twilio-us").unwrap(), &config(base_url)).unwrap();
+    let error = provider.send(&sms(TO)).await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_an_auth_config_error() {
+    let Harness { twilio, provider } =
+        harness_with(|config| config.auth_token = SecretString::from("wrong")).await;
+    let error = provider.send(&sms(TO)).await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));
+    assert_eq!(error.provider_code.as_deref(), Some("20003"));
+    assert!(!twilio.received()[0].is_authenticated);
+    assert!(!format!("{provider:?}").contains("wrong"), "the token never prints");
+}
+
+#[tokio::test]
+async fn probe_checks_credentials_without_sending() {
+    let Harness { twilio, provider } = harness().await;
+    provider.probe().await.unwrap();
+    assert!(twilio.received().is_empty(), "a probe never sends a message");
+
+    let other_account = format!("AC{}", "f".repeat(32));
+    let Harness { provider: misconfigured, twilio: _other_twilio } =
+        harness_with(|config| config.account_sid = other_account).await;
+    let error = misconfigured.probe().await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));
+
+    let Harness { provider: bad_token, twilio: _third_twilio } =
+        harness_with(|config| config.auth_token = SecretString::from("wrong")).await;
+    let error = bad_token.probe().await.unwrap_err();
+    assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));
+    assert_eq!(error.provider_code.as_deref(), Some("20003"));
+}
+
+#[tokio::test]
+async fn probe_times_out_on_a_hang() {
+    let Harness { twilio, provider } = harness_with(short_timeout).await;
+    twilio.set_faults(Faults::always(Fault::Hang));
+    let error = provider.probe().await.unwrap_err();
+    assert_eq!(error.class, ErrorClass::Timeout);
+}
