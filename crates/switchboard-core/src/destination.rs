@@ -140,8 +140,8 @@ pub enum DestinationError {
     /// The number starts with a calling code no country uses.
     #[error("unknown country calling code")]
     UnknownCallingCode,
-    /// The digits do not form a number in that country's numbering plan.
-    #[error("phone number is not valid for calling code +{calling_code}")]
+    /// The number has a length no number of that calling code has.
+    #[error("phone number has an impossible length for calling code +{calling_code}")]
     Invalid {
         /// The number's country calling code (not personal data).
         calling_code: u16,
@@ -188,13 +188,43 @@ impl Destination {
         if e164.len() - 1 > MAX_E164_DIGITS {
             return Err(DestinationError::TooLong);
         }
-        if !number.is_valid() {
+        if number.is_valid() {
+            let country =
+                country_of(&number).ok_or(DestinationError::NonGeographic { calling_code })?;
+            let kind = NumberKind::from_library(number.number_type(&DATABASE));
+            return Ok(Destination::from_parts(e164, country, kind));
+        }
+        // Not valid by the bundled metadata. Metadata lags new number ranges by months, and
+        // refusing a real user's new number would lock them out, while sending to a truly
+        // invalid one costs one provider answer of "invalid number" (which never fails over).
+        // So a number whose length is possible in its calling code's main country is accepted,
+        // as that country, with an unknown line type.
+        let national_digits = e164.len() - 1 - calling_code.to_string().len();
+        let main_region = DATABASE.by_code(&calling_code).and_then(|regions| {
+            regions.into_iter().find(|meta| meta.is_main_country_for_code() || meta.id() == "US")
+        });
+        let Some(meta) = main_region else {
+            return Err(DestinationError::UnknownCallingCode);
+        };
+        let country =
+            Country::parse(meta.id()).ok_or(DestinationError::NonGeographic { calling_code })?;
+        let is_possible_length = u16::try_from(national_digits).is_ok_and(|n| {
+            // The metadata keeps possible lengths on each line type, not on the general entry.
+            let descriptors = meta.descriptors();
+            [
+                descriptors.fixed_line(),
+                descriptors.mobile(),
+                descriptors.voip(),
+                descriptors.personal_number(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|descriptor| descriptor.possible_length().contains(&n))
+        });
+        if !is_possible_length {
             return Err(DestinationError::Invalid { calling_code });
         }
-        let country =
-            country_of(&number).ok_or(DestinationError::NonGeographic { calling_code })?;
-        let kind = NumberKind::from_library(number.number_type(&DATABASE));
-        Ok(Destination::from_parts(e164, country, kind))
+        Ok(Destination::from_parts(e164, country, NumberKind::Unknown))
     }
 }
 

@@ -71,7 +71,7 @@ fn refuses_with_a_specific_error() {
         ("+1234567890123456789", None, DestinationError::TooLong),
         (&"1".repeat(80), None, DestinationError::TooLong),
         ("6502530000", None, DestinationError::NoCountry),
-        ("+1 123 456 7890", None, DestinationError::Invalid { calling_code: 1 }),
+        ("+1 415 555 01", None, DestinationError::Invalid { calling_code: 1 }),
         ("+800 1234 5678", None, DestinationError::NonGeographic { calling_code: 800 }),
         ("6502530000", Some("ZZ"), DestinationError::UnsupportedRegion { region: country("ZZ") }),
     ];
@@ -87,8 +87,19 @@ fn refuses_with_a_specific_error() {
 }
 
 #[test]
+fn accepts_numbers_the_metadata_does_not_know_when_their_length_is_possible() {
+    // Fictional ranges (and new ranges the bundled metadata does not have yet) are not "valid",
+    // but refusing them would lock out real users of new ranges; the provider has the last word.
+    for (text, country_code) in [("+44 7700 900123", "GB"), ("+1 123 456 7890", "US")] {
+        let destination = Destination::parse(text, None).unwrap();
+        assert_eq!(destination.country(), country(country_code), "{text}");
+        assert_eq!(destination.kind(), NumberKind::Unknown, "{text}");
+    }
+}
+
+#[test]
 fn errors_never_contain_the_number() {
-    for text in ["+1 123 456 7890", "+800 1234 5678", "+99912345678", "4155550100"] {
+    for text in ["+1 415 555 01", "+800 1234 5678", "+99912345678", "4155550100"] {
         let error = Destination::parse(text, None).unwrap_err();
         let message = error.to_string();
         assert!(!message.contains("456") && !message.contains("5678"), "{message}");
