@@ -1,0 +1,417 @@
+//! The configuration file: raw serde structs as the operator writes them, `${ENV}` substitution,
+//! and one validation step into typed [`Settings`].
+//!
+//! Secrets never need to be in the file: any string may be `${NAME}` (or contain it), replaced by
+//! the environment variable before parsing; `$${` writes a literal `${`. Every error names the key
+//! it is about, so an operator can fix the file without reading code.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::http::HeaderName;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use switchboard_core::health::{HealthConfig, HealthPolicy};
+use switchboard_core::route::{ProviderCatalog, RouteConfig, RouteTable};
+use switchboard_core::{ConfigError, Country, ProviderId};
+use switchboard_providers::{ProviderConfig, SharedProvider};
+
+use crate::auth::HeaderSecretAuth;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listeners.
+    pub server: ServerConfig,
+    /// How Okta calls us and what we answer.
+    pub okta: OktaConfig,
+    /// Log output.
+    #[serde(default = "default_logging")]
+    pub logging: LoggingConfig,
+    /// Ejection and recovery of failing providers.
+    #[serde(default = "default_health")]
+    pub health: HealthConfig,
+    /// Provider accounts by id; the id is what routes refer to.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Route rules, first match wins.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the hook listener that Okta calls.
+    pub listen: String,
+    /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`); keep it private.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// How long shutdown waits for in-flight hook requests, in milliseconds.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[okta]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {
+    /// Path of the hook endpoint.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Time from receiving Okta's request to answering it, in milliseconds. Okta waits 3000.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// `always_success` or `truthful`.
+    #[serde(default = "default_report")]
+    pub report: Report,
+    /// Region for numbers that arrive without a `+` country code (ISO alpha-2).
+    #[serde(default)]
+    pub default_region: Option<String>,
+    /// How Okta authenticates.
+    pub auth: OktaAuthConfig,
+}
+
+/// What Okta is told when every attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Report {
+    /// Answer SUCCESSFUL anyway, so Okta's rate-limited fallback never fires; the failure is
+    /// logged and counted, and switchboard owns it.
+    AlwaysSuccess,
+    /// Answer FAILED, so Okta may try its own providers.
+    Truthful,
+}
+
+/// `[okta.auth]`: the header secret configured on the hook in Okta.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaAuthConfig {
+    /// Header name Okta sends the secret in.
+    #[serde(default = "default_auth_header")]
+    pub header: String,
+    /// One or two accepted values (two while rotating).
+    pub secrets: Vec<SecretString>,
+}
+
+/// `[logging]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `json` (one object per line) or `text`.
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// Key for the HMAC that pseudonymises phone numbers in logs. Without it a random key is
+    /// drawn at start, so hashes do not correlate across restarts or replicas.
+    #[serde(default)]
+    pub phone_hash_key: Option<SecretString>,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// JSON lines.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+fn default_logging() -> LoggingConfig {
+    LoggingConfig { format: default_log_format(), phone_hash_key: None }
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Json
+}
+fn default_health() -> HealthConfig {
+    HealthConfig::defaults()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
+}
+fn default_path() -> String {
+    "/okta/telephony".into()
+}
+fn default_deadline_ms() -> u64 {
+    2_500
+}
+fn default_report() -> Report {
+    Report::AlwaysSuccess
+}
+fn default_auth_header() -> String {
+    "Authorization".into()
+}
+
+/// Validated configuration.
+#[derive(Debug)]
+pub struct Settings {
+    /// Hook listener address.
+    pub listen: SocketAddr,
+    /// Admin listener address.
+    pub admin_listen: SocketAddr,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// Okta-facing settings.
+    pub okta: OktaSettings,
+    /// Logging settings.
+    pub logging: LoggingConfig,
+    /// Provider health policy.
+    pub health: HealthPolicy,
+    /// Providers in id order.
+    pub providers: Vec<SharedProvider>,
+    /// Route rules.
+    pub routes: RouteTable,
+}
+
+/// Validated `[okta]`.
+#[derive(Debug, Clone)]
+pub struct OktaSettings {
+    /// Hook path.
+    pub path: String,
+    /// Answer deadline.
+    pub deadline: Duration,
+    /// Reporting policy.
+    pub report: Report,
+    /// Region for numbers without `+`.
+    pub default_region: Option<Country>,
+    pub(crate) auth: HeaderSecretAuth,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{0}")]
+    Syntax(String),
+    /// A value has the wrong type or an unknown key.
+    #[error("{key}: {message}")]
+    Shape {
+        /// Dotted key path.
+        key: String,
+        /// serde's message.
+        message: String,
+    },
+    /// `${NAME}` names an unset variable.
+    #[error("{key}: environment variable {name} is not set")]
+    Env {
+        /// Dotted key path.
+        key: String,
+        /// The variable.
+        name: String,
+    },
+    /// A value is refused by validation.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
+
+impl Settings {
+    /// Reads, substitutes and validates a file, taking `${NAME}` values from the process
+    /// environment.
+    pub fn load(path: &Path) -> Result<Settings, LoadError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+        Settings::parse(&text, |name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates TOML text, looking variables up with `env`.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Settings, LoadError> {
+        Settings::from_file(FileConfig::parse(text, env)?)
+    }
+
+    /// Validates an already-parsed file (the demo rewrites provider URLs in between).
+    pub fn from_file(file: FileConfig) -> Result<Settings, LoadError> {
+        let listen = parse_addr("server.listen", &file.server.listen)?;
+        let admin_listen = parse_addr("server.admin_listen", &file.server.admin_listen)?;
+        let okta = validate_okta(&file.okta)?;
+        let health = HealthPolicy::try_new(&file.health)?;
+
+        let mut providers = Vec::with_capacity(file.providers.len());
+        for (name, config) in &file.providers {
+            let key = format!("providers.{name}");
+            let id = ProviderId::parse(name).ok_or_else(|| {
+                ConfigError::invalid(&key, "provider ids are 1 to 64 letters, digits, - or _")
+            })?;
+            providers.push(switchboard_providers::build(id, config)?);
+        }
+        if providers.is_empty() {
+            return Err(ConfigError::invalid("providers", "configure at least one provider").into());
+        }
+        let catalog = ProviderCatalog::new(providers.iter().map(|provider| {
+            let channels = switchboard_core::Channel::ALL
+                .into_iter()
+                .filter(|channel| provider.supports(*channel))
+                .collect::<Vec<_>>();
+            (provider.id().clone(), channels)
+        }));
+        let routes = RouteTable::try_new(&file.routes, &catalog)?;
+        Ok(Settings {
+            listen,
+            admin_listen,
+            shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms),
+            okta,
+            logging: file.logging,
+            health,
+            providers,
+            routes,
+        })
+    }
+}
+
+impl FileConfig {
+    /// Parses TOML text after substituting `${NAME}` in every string.
+    pub fn parse(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<FileConfig, LoadError> {
+        let mut value: toml::Value =
+            toml::from_str(text).map_err(|error| LoadError::Syntax(error.to_string()))?;
+        substitute(&mut value, &mut String::new(), &env)?;
+        serde_path_to_error::deserialize(value).map_err(|error| LoadError::Shape {
+            key: error.path().to_string(),
+            message: error.into_inner().to_string(),
+        })
+    }
+}
+
+fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse()
+        .map_err(|_| ConfigError::invalid(key, format!("`{text}` is not an IP address and port")))
+}
+
+fn validate_okta(okta: &OktaConfig) -> Result<OktaSettings, ConfigError> {
+    if !okta.path.starts_with('/') || okta.path.contains(char::is_whitespace) {
+        return Err(ConfigError::invalid("okta.path", "must start with / and contain no spaces"));
+    }
+    if !(100..=2_900).contains(&okta.deadline_ms) {
+        return Err(ConfigError::invalid(
+            "okta.deadline_ms",
+            "must be between 100 and 2900: Okta gives up after 3000 ms, including network time",
+        ));
+    }
+    let default_region = match &okta.default_region {
+        Some(text) => Some(Country::parse(text).ok_or_else(|| {
+            ConfigError::invalid(
+                "okta.default_region",
+                format!("`{text}` is not an ISO 3166-1 alpha-2 code"),
+            )
+        })?),
+        None => None,
+    };
+    let header = HeaderName::try_from(okta.auth.header.as_str())
+        .map_err(|_| ConfigError::invalid("okta.auth.header", "is not a valid HTTP header name"))?;
+    if !(1..=2).contains(&okta.auth.secrets.len()) {
+        return Err(ConfigError::invalid(
+            "okta.auth.secrets",
+            "give one secret, or two while rotating",
+        ));
+    }
+    let mut secrets = Vec::with_capacity(okta.auth.secrets.len());
+    for (index, secret) in okta.auth.secrets.iter().enumerate() {
+        let secret = secret.expose_secret();
+        if secret.len() < 16 {
+            return Err(ConfigError::invalid(
+                format!("okta.auth.secrets[{index}]"),
+                "must be at least 16 characters (it is the only thing between the internet and your SMS bill)",
+            ));
+        }
+        secrets.push(secret);
+    }
+    Ok(OktaSettings {
+        path: okta.path.clone(),
+        deadline: Duration::from_millis(okta.deadline_ms),
+        report: okta.report,
+        default_region,
+        auth: HeaderSecretAuth::new(header, &secrets),
+    })
+}
+
+/// Replaces `${NAME}` in every string of `value`, tracking the dotted key for errors.
+fn substitute(
+    value: &mut toml::Value,
+    key: &mut String,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), LoadError> {
+    match value {
+        toml::Value::String(text) if text.contains('$') => {
+            *text = expand(text, key, env)?;
+        }
+        toml::Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                let len = key.len();
+                key.push_str(&format!("[{index}]"));
+                substitute(item, key, env)?;
+                key.truncate(len);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (name, item) in table.iter_mut() {
+                let len = key.len();
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(name);
+                substitute(item, key, env)?;
+                key.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand(
+    text: &str,
+    key: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, LoadError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('$') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        if let Some(literal) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = literal;
+        } else if let Some(body) = after.strip_prefix("${") {
+            let end = body.find('}').ok_or_else(|| LoadError::Shape {
+                key: key.to_owned(),
+                message: "unterminated ${ in value".into(),
+            })?;
+            let name = &body[..end];
+            let is_name = !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !name.as_bytes()[0].is_ascii_digit();
+            if !is_name {
+                return Err(LoadError::Shape {
+                    key: key.to_owned(),
+                    message: format!("`${{{name}}}` is not an environment variable name"),
+                });
+            }
+            let value = env(name)
+                .ok_or_else(|| LoadError::Env { key: key.to_owned(), name: name.to_owned() })?;
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+//! Prometheus metrics.
+//!
+//! Each server owns its recorder instead of installing a global one, so several servers (tests,
+//! the demo) can run in one process without mixing their counts. Labels come from bounded sets
+//! only: provider ids from config, ISO countries, channels, outcome classes. Never a phone
+//! number, user, event id or anything that grows with traffic.
+
+use std::time::Duration;
+
+use metrics::{Key, Label, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use switchboard_core::health::{HealthStatus, OperatorState};
+use switchboard_core::{AttemptOutcome, Channel, ProviderId, Purpose};
+
+const HOOK_REQUESTS: &str = "switchboard_hook_requests_total";
+const HOOK_DURATION: &str = "switchboard_hook_duration_seconds";
+const ATTEMPTS: &str = "switchboard_provider_attempts_total";
+const ATTEMPT_DURATION: &str = "switchboard_provider_attempt_duration_seconds";
+const POSSIBLE_DUPLICATES: &str = "switchboard_possible_duplicates_total";
+const PROVIDER_HEALTH: &str = "switchboard_provider_health";
+const REFUSED: &str = "switchboard_hook_refused_total";
+
+/// Seconds; the top buckets bracket Okta's 3 s timeout.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0];
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// The server's metrics registry.
+pub(crate) struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// What became of one hook request, as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HookOutcome {
+    /// A provider accepted the message.
+    Delivered,
+    /// Every attempt failed or time ran out.
+    Undelivered,
+    /// The number itself was refused (by us or a provider); no failover.
+    Rejected,
+}
+
+impl HookOutcome {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            HookOutcome::Delivered => "delivered",
+            HookOutcome::Undelivered => "undelivered",
+            HookOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let describe = |name: &'static str, unit, text: &'static str| {
+            recorder.describe_counter(name.into(), unit, text.into());
+        };
+        describe(
+            HOOK_REQUESTS,
+            None,
+            "Okta hook requests answered, by outcome, Okta status, channel and request type.",
+        );
+        describe(
+            ATTEMPTS,
+            None,
+            "Send attempts, by provider, channel and outcome (accepted or error class).",
+        );
+        describe(
+            POSSIBLE_DUPLICATES,
+            None,
+            "Failovers after an attempt that may have been accepted: the user may get two messages.",
+        );
+        describe(REFUSED, None, "Hook requests refused before dispatch, by reason.");
+        recorder.describe_histogram(
+            HOOK_DURATION.into(),
+            Some(Unit::Seconds),
+            "Time from receiving Okta's request to answering it.".into(),
+        );
+        recorder.describe_histogram(
+            ATTEMPT_DURATION.into(),
+            Some(Unit::Seconds),
+            "Duration of one provider attempt.".into(),
+        );
+        recorder.describe_gauge(
+            PROVIDER_HEALTH.into(),
+            None,
+            "1 for the provider's current health state, 0 for the others.".into(),
+        );
+        Metrics { recorder, handle }
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Drains histogram buffers; call periodically when nobody scrapes.
+    pub(crate) fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    pub(crate) fn hook_answered(
+        &self,
+        outcome: HookOutcome,
+        okta_status: &'static str,
+        channel: Channel,
+        purpose: Purpose,
+        elapsed: Duration,
+    ) {
+        let labels = [
+            Label::new("outcome", outcome.as_str()),
+            Label::new("okta_status", okta_status),
+            Label::new("channel", channel.as_str()),
+            Label::new("request_type", purpose.as_str()),
+        ];
+        self.counter(HOOK_REQUESTS, labels.to_vec()).increment(1);
+        self.histogram(HOOK_DURATION, vec![Label::new("channel", channel.as_str())])
+            .record(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn hook_refused(&self, reason: &'static str) {
+        self.counter(REFUSED, vec![Label::new("reason", reason)]).increment(1);
+    }
+
+    pub(crate) fn attempt(
+        &self,
+        provider: &ProviderId,
+        channel: Channel,
+        outcome: &AttemptOutcome,
+        elapsed: Duration,
+    ) {
+        let provider_label = Label::new("provider", provider.as_str().to_owned());
+        let labels = vec![
+            provider_label.clone(),
+            Label::new("channel", channel.as_str()),
+            Label::new("outcome", outcome.label()),
+        ];
+        self.counter(ATTEMPTS, labels).increment(1);
+        self.histogram(ATTEMPT_DURATION, vec![provider_label]).record(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn possible_duplicate(&self, provider: &ProviderId) {
+        let labels = vec![Label::new("provider", provider.as_str().to_owned())];
+        self.counter(POSSIBLE_DUPLICATES, labels).increment(1);
+    }
+
+    /// Sets the health gauges from a snapshot (called at scrape time, so no background loop).
+    pub(crate) fn provider_health(&self, snapshot: &[(ProviderId, HealthStatus, OperatorState)]) {
+        for (provider, status, operator) in snapshot {
+            // The operator's switch wins: a disabled provider is not "healthy" to a dashboard.
+            let current = match operator {
+                OperatorState::Enabled => health_label(status),
+                OperatorState::Draining => "draining",
+                OperatorState::Disabled => "disabled",
+            };
+            for state in ["healthy", "ejected", "probation", "rate_limited", "draining", "disabled"]
+            {
+                let labels = vec![
+                    Label::new("provider", provider.as_str().to_owned()),
+                    Label::new("state", state),
+                ];
+                let value = if state == current { 1.0 } else { 0.0 };
+                self.recorder
+                    .register_gauge(&Key::from_parts(PROVIDER_HEALTH, labels), &METADATA)
+                    .set(value);
+            }
+        }
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> metrics::Counter {
+        self.recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    fn histogram(&self, name: &'static str, labels: Vec<Label>) -> metrics::Histogram {
+        self.recorder.register_histogram(&Key::from_parts(name, labels), &METADATA)
+    }
+}
+
+fn health_label(status: &HealthStatus) -> &'static str {
+    match status {
+        HealthStatus::Healthy => "healthy",
+        HealthStatus::Ejected { .. } => "ejected",
+        HealthStatus::Probation { .. } => "probation",
+        HealthStatus::RateLimited { .. } => "rate_limited",
+    }
+}

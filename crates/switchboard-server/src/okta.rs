@@ -1,0 +1,332 @@
+//! Okta's telephony inline hook, on the wire. The only module in switchboard that knows Okta's
+//! JSON: field names (`messageProfile`, `otpCode`, `deliveryChannel`) stop here, and the rest of
+//! the server sees core types.
+//!
+//! Contract: `shared/research/okta-hook-contract.md`. Two details are easy to get wrong and make
+//! Okta silently skip the hook (and send through its own rate-limited providers): `value` is an
+//! array, and `status` is exactly `SUCCESSFUL`, `PENDING` or `FAILED`.
+
+use serde::{Deserialize, Serialize};
+use switchboard_core::{Channel, Locale, MessageText, Passcode, Purpose};
+
+/// Okta's request body. Unknown fields are ignored: Okta may add fields at any time.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HookRequest {
+    pub(crate) event_id: String,
+    #[serde(default)]
+    pub(crate) request_type: Option<String>,
+    pub(crate) data: HookData,
+}
+
+/// `data`. `context` and `userProfile` are not read yet; unknown fields are ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HookData {
+    pub(crate) message_profile: MessageProfile,
+}
+
+/// `data.messageProfile`. `msgTemplate` and `otpCode` are secrets from the moment they are read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MessageProfile {
+    #[serde(default)]
+    pub(crate) msg_template: Option<SecretField>,
+    pub(crate) phone_number: String,
+    pub(crate) delivery_channel: String,
+    pub(crate) otp_code: SecretField,
+    #[serde(default)]
+    pub(crate) locale: Option<String>,
+}
+
+/// A string field that must never be printed.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub(crate) struct SecretField(String);
+
+impl SecretField {
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A request whose fields have the right types but wrong values, with the JSON path at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldError {
+    pub(crate) location: &'static str,
+    pub(crate) reason: String,
+}
+
+/// Okta's request, in core terms.
+pub(crate) struct Delivery {
+    pub(crate) event_id: String,
+    pub(crate) purpose: Purpose,
+    pub(crate) channel: Channel,
+    pub(crate) phone_number: String,
+    pub(crate) passcode: Passcode,
+    pub(crate) text: MessageText,
+    pub(crate) locale: Option<Locale>,
+}
+
+impl std::fmt::Debug for Delivery {
+    /// Prints only what may be logged: no phone number, code, text, user or address.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("event_id", &self.event_id)
+            .field("purpose", &self.purpose)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HookRequest {
+    /// Checks the values and converts to core types. The phone number stays text: parsing it
+    /// needs the configured default region, which is the server's business.
+    pub(crate) fn into_delivery(self) -> Result<Delivery, FieldError> {
+        let profile = self.data.message_profile;
+        if self.event_id.trim().is_empty() || self.event_id.len() > 128 {
+            return Err(FieldError {
+                location: "eventId",
+                reason: "must be 1 to 128 characters".into(),
+            });
+        }
+        let channel = parse_channel(&profile.delivery_channel).ok_or_else(|| FieldError {
+            location: "data.messageProfile.deliveryChannel",
+            reason: "must be SMS or CALL (voice call)".into(),
+        })?;
+        let passcode = Passcode::parse(profile.otp_code.expose()).ok_or_else(|| FieldError {
+            location: "data.messageProfile.otpCode",
+            reason: "must be 4 to 10 digits".into(),
+        })?;
+        // Okta puts the code into the template; without one (always for CALL) we write our own.
+        let text = match &profile.msg_template {
+            Some(template) if !template.expose().trim().is_empty() => {
+                MessageText::new(template.expose().to_owned())
+            }
+            _ => MessageText::new(format!("Your verification code is {}", passcode.expose())),
+        };
+        Ok(Delivery {
+            event_id: self.event_id,
+            purpose: parse_purpose(self.request_type.as_deref()),
+            channel,
+            phone_number: profile.phone_number,
+            passcode,
+            text,
+            locale: profile.locale.as_deref().and_then(Locale::parse),
+        })
+    }
+}
+
+/// `SMS`, `CALL`, and the Admin Console preview's `voice call`, in any case.
+fn parse_channel(text: &str) -> Option<Channel> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("sms") {
+        Some(Channel::Sms)
+    } else if ["call", "voice call", "voice"].iter().any(|v| text.eq_ignore_ascii_case(v)) {
+        Some(Channel::Voice)
+    } else {
+        None
+    }
+}
+
+fn parse_purpose(request_type: Option<&str>) -> Purpose {
+    match request_type.and_then(|t| t.strip_prefix("com.okta.user.telephony.")) {
+        Some("pre-enrollment") => Purpose::Enrollment,
+        Some("mfa-verification") => Purpose::Verification,
+        Some("account-unlock") => Purpose::AccountUnlock,
+        Some("password-reset") => Purpose::PasswordReset,
+        _ => Purpose::Other,
+    }
+}
+
+/// The status Okta understands; anything else makes Okta skip the hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum ActionStatus {
+    Successful,
+    #[allow(dead_code)] // Part of Okta's contract; used once asynchronous answers exist.
+    Pending,
+    Failed,
+}
+
+impl ActionStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Successful => "SUCCESSFUL",
+            ActionStatus::Pending => "PENDING",
+            ActionStatus::Failed => "FAILED",
+        }
+    }
+}
+
+/// `{"commands":[{"type":"com.okta.telephony.action","value":[{...}]}]}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct HookResponse {
+    commands: [Command; 1],
+}
+
+#[derive(Debug, Serialize)]
+struct Command {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value: [ActionValue; 1],
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionValue {
+    status: ActionStatus,
+    provider: String,
+    transaction_id: String,
+    transaction_metadata: String,
+}
+
+impl HookResponse {
+    pub(crate) fn new(
+        status: ActionStatus,
+        provider: String,
+        transaction_id: String,
+        transaction_metadata: String,
+    ) -> HookResponse {
+        HookResponse {
+            commands: [Command {
+                kind: "com.okta.telephony.action",
+                value: [ActionValue { status, provider, transaction_id, transaction_metadata }],
+            }],
+        }
+    }
+}
+
+/// Okta's error object, for requests we cannot act on at all.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorResponse {
+    error: ErrorBody,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    error_summary: String,
+    error_causes: Vec<ErrorCause>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorCause {
+    error_summary: String,
+    reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<String>,
+}
+
+impl ErrorResponse {
+    pub(crate) fn new(summary: &str, reason: &'static str, location: Option<String>) -> Self {
+        ErrorResponse {
+            error: ErrorBody {
+                error_summary: summary.to_owned(),
+                error_causes: vec![ErrorCause {
+                    error_summary: summary.to_owned(),
+                    reason,
+                    location,
+                }],
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Okta's documented sample request, verbatim.
+    pub(crate) const SAMPLE: &str = r#"{
+      "eventId": "uS5871kJThSsU8qlA1LTcg",
+      "eventTime": "2022-01-28T21:43:40.000Z",
+      "eventType": "com.okta.telephony.provider",
+      "eventTypeVersion": "1.0",
+      "contentType": "application/json",
+      "cloudEventVersion": "0.1",
+      "source": "https://{yourOktaDomain}/api/v1/inlineHooks/calz6lVQA77AwFeEe0g3",
+      "requestType": "com.okta.user.telephony.pre-enrollment",
+      "data": {
+        "context": { "request": { "id": "reqRgSk8IBBRhuo0YdlEDTmUw", "method": "POST",
+          "url": { "value": "/api/internal/v1/inlineHooks/com.okta.telephony.provider/generatePreview" },
+          "ipAddress": "127.0.0.1" } },
+        "userProfile": { "firstName": "test", "lastName": "user",
+          "login": "test.user@okta.com", "userId": "00uyxxSknGtK8022w0g3" },
+        "messageProfile": {
+          "msgTemplate": "(HOOK)Your code is 11111",
+          "phoneNumber": "9876543210",
+          "otpExpires": "2022-01-28T21:48:34.321Z",
+          "deliveryChannel": "SMS",
+          "otpCode": "11111",
+          "locale": "EN-US"
+        }
+      }
+    }"#;
+
+    fn parse(json: &str) -> Result<Delivery, FieldError> {
+        serde_json::from_str::<HookRequest>(json).unwrap().into_delivery()
+    }
+
+    #[test]
+    fn parses_oktas_sample() {
+        let delivery = parse(SAMPLE).unwrap();
+        assert_eq!(delivery.event_id, "uS5871kJThSsU8qlA1LTcg");
+        assert_eq!(delivery.purpose, Purpose::Enrollment);
+        assert_eq!(delivery.channel, Channel::Sms);
+        assert_eq!(delivery.phone_number, "9876543210");
+        assert_eq!(delivery.passcode.expose(), "11111");
+        assert_eq!(delivery.text.expose(), "(HOOK)Your code is 11111");
+        assert_eq!(delivery.locale.unwrap().tag(), "en-US");
+    }
+
+    #[test]
+    fn accepts_every_spelling_of_voice() {
+        for spelling in ["CALL", "call", "voice call", "Voice Call", "VOICE"] {
+            let json = SAMPLE.replace(
+                r#""deliveryChannel": "SMS""#,
+                &format!(r#""deliveryChannel": "{spelling}""#),
+            );
+            assert_eq!(parse(&json).unwrap().channel, Channel::Voice, "{spelling}");
+        }
+        let json = SAMPLE.replace(r#""deliveryChannel": "SMS""#, r#""deliveryChannel": "fax""#);
+        assert_eq!(parse(&json).unwrap_err().location, "data.messageProfile.deliveryChannel");
+    }
+
+    #[test]
+    fn response_has_oktas_exact_shape() {
+        let response = HookResponse::new(
+            ActionStatus::Successful,
+            "twilio-us".into(),
+            "SM49a8ece2822d44e4adaccd7ed268f954".into(),
+            "attempts=1".into(),
+        );
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"commands": [{"type": "com.okta.telephony.action", "value": [{
+                "status": "SUCCESSFUL", "provider": "twilio-us",
+                "transactionId": "SM49a8ece2822d44e4adaccd7ed268f954",
+                "transactionMetadata": "attempts=1"}]}]})
+        );
+        for status in [ActionStatus::Successful, ActionStatus::Pending, ActionStatus::Failed] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print_in_debug() {
+        let request: HookRequest = serde_json::from_str(SAMPLE).unwrap();
+        let printed = format!("{:?}", request.data.message_profile.otp_code);
+        assert!(!printed.contains("11111"));
+        let delivery = request.into_delivery().unwrap();
+        assert!(!format!("{delivery:?}").contains("11111"));
+    }
+}
