@@ -1,1 +1,1 @@
-//! Benchmarks.
+//! Benchmarks live in `benches/`; run them with `cargo bench -p switchboard-benches`.

@@ -1,1 +1,7 @@
-//! End-to-end tests.
+//! End-to-end tests: the real server, real adapters and provider emulators, over loopback
+//! sockets. One test binary (faster to link than one per file).
+
+mod failover;
+mod helpers;
+mod hook;
+mod observability;

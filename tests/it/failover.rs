@@ -1,0 +1,163 @@
+//! Failover inside the deadline, read as scripts: the primary fails this way, the backup gets
+//! exactly one request, Okta gets this answer.
+
+use std::time::{Duration, Instant};
+
+use switchboard_sim::faults::{Fault, Faults};
+
+use crate::helpers::{AppOptions, action, metadata, okta_request, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn primary_5xx_fails_over_to_the_backup() {
+    let app = spawn_app().await;
+    app.primary.set_faults(Faults::always(Fault::Status { status: 503, code: Some(20503) }));
+
+    let (_, answer) =
+        app.hook_json(&okta_request("evt-5xx", "+14155550100", "482915", "SMS")).await;
+
+    let value = action(&answer);
+    assert_eq!(value["status"], "SUCCESSFUL");
+    assert_eq!(value["provider"], "twilio-backup");
+    assert_eq!(metadata(value, "outcome"), "delivered");
+    assert_eq!(metadata(value, "attempts"), "2");
+    let (primary, backup) = app.sends();
+    assert_eq!(primary.len(), 1);
+    assert_eq!(backup.len(), 1, "the backup gets exactly one request");
+    assert_eq!(backup[0].body.as_deref(), Some("(HOOK)Your code is 482915"));
+    assert_eq!(backup[0].account_sid, crate::helpers::BACKUP_SID);
+}
+
+#[tokio::test]
+async fn primary_hanging_fails_over_after_its_timeout_and_answers_inside_the_deadline() {
+    let app = spawn_app().await;
+    app.primary.set_faults(Faults::always(Fault::Hang));
+
+    let started = Instant::now();
+    let (_, answer) =
+        app.hook_json(&okta_request("evt-hang", "+14155550100", "482915", "SMS")).await;
+    let elapsed = started.elapsed();
+
+    let value = action(&answer);
+    assert_eq!(value["status"], "SUCCESSFUL");
+    assert_eq!(value["provider"], "twilio-backup");
+    assert_eq!(metadata(value, "outcome"), "delivered");
+    assert!(elapsed < Duration::from_millis(2500), "answered after {elapsed:?}");
+    let reported: u64 = metadata(value, "duration_ms").parse().unwrap();
+    assert!(reported >= 400, "the primary's 400 ms timeout ran first: {reported}");
+    assert_eq!(app.backup.received().len(), 1);
+    assert!(
+        app.metrics()
+            .await
+            .contains("switchboard_possible_duplicates_total{provider=\"twilio-primary\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_bounds_a_provider_slower_than_it() {
+    // The primary's own timeout (5 s) is longer than the deadline (600 ms): the deadline wins.
+    let app = spawn_app_with(AppOptions {
+        deadline_ms: 600,
+        primary_timeout_ms: 5_000,
+        ..AppOptions::default()
+    })
+    .await;
+    app.primary.set_faults(Faults::always(Fault::Hang));
+
+    let started = Instant::now();
+    let (status, answer) =
+        app.hook_json(&okta_request("evt-deadline", "+14155550100", "482915", "SMS")).await;
+    let elapsed = started.elapsed();
+
+    assert_eq!(status, 200);
+    let value = action(&answer);
+    assert_eq!(value["status"], "SUCCESSFUL", "always_success answers SUCCESSFUL even undelivered");
+    assert!(metadata(value, "outcome").starts_with("undelivered"), "{value}");
+    assert!(elapsed < Duration::from_millis(1500), "answered after {elapsed:?}");
+    assert!(app.backup.received().is_empty(), "no time was left for the backup");
+}
+
+#[tokio::test]
+async fn a_reset_connection_fails_over() {
+    let app = spawn_app().await;
+    app.primary.set_faults(Faults::always(Fault::Reset));
+
+    let (_, answer) =
+        app.hook_json(&okta_request("evt-reset", "+14155550100", "482915", "SMS")).await;
+
+    assert_eq!(action(&answer)["provider"], "twilio-backup");
+    assert_eq!(app.backup.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_rate_limited_primary_is_rested_for_retry_after() {
+    let app = spawn_app().await;
+    app.primary.set_faults(Faults::always(Fault::RateLimit { retry_after_s: 60 }));
+
+    for index in 0..3 {
+        let (_, answer) = app
+            .hook_json(&okta_request(&format!("evt-429-{index}"), "+14155550100", "482915", "SMS"))
+            .await;
+        assert_eq!(action(&answer)["provider"], "twilio-backup");
+    }
+    assert_eq!(app.primary.received().len(), 1, "after the 429, the primary rests for Retry-After");
+    assert_eq!(app.backup.received().len(), 3);
+}
+
+#[tokio::test]
+async fn consecutive_failures_eject_the_primary() {
+    let app = spawn_app_with(AppOptions { consecutive_failures: 3, ..AppOptions::default() }).await;
+    app.primary.set_faults(Faults::always(Fault::Status { status: 500, code: Some(20500) }));
+
+    for index in 0..6 {
+        let (_, answer) = app
+            .hook_json(&okta_request(
+                &format!("evt-eject-{index}"),
+                "+14155550100",
+                "482915",
+                "SMS",
+            ))
+            .await;
+        assert_eq!(action(&answer)["provider"], "twilio-backup");
+    }
+    assert_eq!(app.primary.received().len(), 3, "ejected after three failures in a row");
+    assert_eq!(app.backup.received().len(), 6);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(
+            "switchboard_provider_health{provider=\"twilio-primary\",state=\"ejected\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_number_does_not_fail_over() {
+    let app = spawn_app().await;
+    // Twilio's magic test number for "invalid To".
+    let (_, answer) =
+        app.hook_json(&okta_request("evt-invalid", "+15005550001", "482915", "SMS")).await;
+
+    assert_eq!(metadata(action(&answer), "outcome"), "rejected_invalid_number");
+    assert_eq!(app.primary.received().len(), 1);
+    assert!(app.backup.received().is_empty(), "every provider would refuse it: no failover");
+}
+
+#[tokio::test]
+async fn all_providers_down_answers_by_report_policy() {
+    for (report, expected) in [("always_success", "SUCCESSFUL"), ("truthful", "FAILED")] {
+        let app = spawn_app_with(AppOptions { report, ..AppOptions::default() }).await;
+        let down = Faults::always(Fault::Status { status: 503, code: Some(20503) });
+        app.primary.set_faults(down.clone());
+        app.backup.set_faults(down);
+
+        let (status, answer) =
+            app.hook_json(&okta_request("evt-down", "+14155550100", "482915", "SMS")).await;
+
+        assert_eq!(status, 200);
+        let value = action(&answer);
+        assert_eq!(value["status"], expected, "report = {report}");
+        assert_eq!(value["provider"], "switchboard", "no provider took the message");
+        assert_eq!(metadata(value, "outcome"), "undelivered_all_failed");
+        assert_eq!(metadata(value, "attempts"), "2");
+    }
+}

@@ -1,0 +1,259 @@
+//! `spawn_app`: a server on `127.0.0.1:0` in front of two Twilio emulators, with its logs
+//! captured, as zero-to-production's helpers do it.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchboard_server::{Server, Settings};
+use switchboard_sim::twilio::{ReceivedSend, RunningEmulator, TwilioAccount, TwilioEmulator};
+
+pub(crate) const SECRET: &str = "test-hook-secret-0123456789";
+pub(crate) const PRIMARY_SID: &str = "AC11111111111111111111111111111111";
+pub(crate) const BACKUP_SID: &str = "AC22222222222222222222222222222222";
+
+/// Knobs a test may turn; everything else is a fixed, realistic config.
+pub(crate) struct AppOptions {
+    pub(crate) report: &'static str,
+    pub(crate) deadline_ms: u64,
+    pub(crate) primary_timeout_ms: u64,
+    pub(crate) consecutive_failures: u32,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            report: "always_success",
+            deadline_ms: 2500,
+            primary_timeout_ms: 400,
+            consecutive_failures: 5,
+        }
+    }
+}
+
+pub(crate) struct TestApp {
+    pub(crate) hook_url: String,
+    pub(crate) admin_url: String,
+    pub(crate) primary: RunningEmulator,
+    pub(crate) backup: RunningEmulator,
+    pub(crate) client: reqwest::Client,
+    pub(crate) logs: LogCapture,
+    _log_guard: tracing::subscriber::DefaultGuard,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub(crate) async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let logs = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(logs.clone())
+        .finish();
+    let log_guard = tracing::subscriber::set_default(subscriber);
+
+    let primary =
+        TwilioEmulator::start(TwilioAccount::new(PRIMARY_SID, "primary-token")).await.unwrap();
+    let backup =
+        TwilioEmulator::start(TwilioAccount::new(BACKUP_SID, "backup-token")).await.unwrap();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[okta]
+deadline_ms = {deadline_ms}
+report = "{report}"
+default_region = "US"
+
+[okta.auth]
+header = "Authorization"
+secrets = ["${{OKTA_HOOK_SECRET}}", "previous-secret-0123456789"]
+
+[logging]
+phone_hash_key = "test-phone-hash-key"
+
+[health]
+consecutive_failures = {consecutive_failures}
+
+[providers.twilio-primary]
+kind = "twilio"
+account_sid = "{PRIMARY_SID}"
+auth_token = "${{PRIMARY_TOKEN}}"
+from = "+15005550006"
+base_url = "{primary_url}"
+timeout_ms = {primary_timeout_ms}
+
+[providers.twilio-backup]
+kind = "twilio"
+account_sid = "{BACKUP_SID}"
+auth_token = "backup-token"
+from = "+15005550006"
+base_url = "{backup_url}"
+timeout_ms = 1000
+
+[[routes]]
+countries = ["*"]
+providers = ["twilio-primary", "twilio-backup"]
+"#,
+        deadline_ms = options.deadline_ms,
+        report = options.report,
+        consecutive_failures = options.consecutive_failures,
+        primary_timeout_ms = options.primary_timeout_ms,
+        primary_url = primary.base_url(),
+        backup_url = backup.base_url(),
+    );
+    let settings = Settings::parse(&config, |name| match name {
+        "OKTA_HOOK_SECRET" => Some(SECRET.to_owned()),
+        "PRIMARY_TOKEN" => Some("primary-token".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let path = settings.okta.path.clone();
+    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}{path}", hook_listener.local_addr().unwrap());
+    let admin_url = format!("http://{}", admin_listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::new(settings);
+    tokio::spawn(server.run(hook_listener, admin_listener, Duration::from_secs(1), async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        hook_url,
+        admin_url,
+        primary,
+        backup,
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        logs,
+        _log_guard: log_guard,
+        stop: Some(stop),
+    }
+}
+
+impl TestApp {
+    /// POSTs `body` with the right secret.
+    pub(crate) async fn hook(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(&self.hook_url)
+            .header("Authorization", SECRET)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs and returns the status and the JSON answer.
+    pub(crate) async fn hook_json(&self, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self.hook(body).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    pub(crate) async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.admin_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) fn sends(&self) -> (Vec<ReceivedSend>, Vec<ReceivedSend>) {
+        (self.primary.received(), self.backup.received())
+    }
+}
+
+/// Okta's documented sample, with an E.164 number (as real traffic sends it), a given code and
+/// channel, and a fresh event id.
+pub(crate) fn okta_request(
+    event_id: &str,
+    phone: &str,
+    code: &str,
+    channel: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "eventId": event_id,
+        "eventTime": "2022-01-28T21:43:40.000Z",
+        "eventType": "com.okta.telephony.provider",
+        "eventTypeVersion": "1.0",
+        "contentType": "application/json",
+        "cloudEventVersion": "0.1",
+        "source": "https://example.okta.com/api/v1/inlineHooks/calz6lVQA77AwFeEe0g3",
+        "requestType": "com.okta.user.telephony.mfa-verification",
+        "data": {
+            "context": {"request": {"id": "reqRgSk8IBBRhuo0YdlEDTmUw", "method": "POST",
+                "url": {"value": "/api/internal/v1/inlineHooks/com.okta.telephony.provider/generatePreview"},
+                "ipAddress": "203.0.113.9"}},
+            "userProfile": {"firstName": "test", "lastName": "user", "login": "test.user@okta.com",
+                "userId": "00uyxxSknGtK8022w0g3"},
+            "messageProfile": {
+                "msgTemplate": format!("(HOOK)Your code is {code}"),
+                "phoneNumber": phone,
+                "otpExpires": "2099-01-28T21:48:34.321Z",
+                "deliveryChannel": channel,
+                "otpCode": code,
+                "locale": "EN-US"
+            }
+        }
+    })
+}
+
+/// The single action value of an Okta answer, after checking the envelope's exact shape.
+pub(crate) fn action(answer: &serde_json::Value) -> &serde_json::Value {
+    let commands = answer["commands"].as_array().expect("commands is an array");
+    assert_eq!(commands.len(), 1, "{answer}");
+    assert_eq!(commands[0]["type"], "com.okta.telephony.action", "{answer}");
+    let value = commands[0]["value"].as_array().expect("value is an array, not an object");
+    assert_eq!(value.len(), 1, "{answer}");
+    &value[0]
+}
+
+/// Reads a `key=value` item from `transactionMetadata`.
+pub(crate) fn metadata<'a>(action: &'a serde_json::Value, key: &str) -> &'a str {
+    let text = action["transactionMetadata"].as_str().expect("transactionMetadata is a string");
+    text.split("; ")
+        .find_map(|part| part.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+/// Everything the server logged, as text.
+#[derive(Clone, Default)]
+pub(crate) struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
