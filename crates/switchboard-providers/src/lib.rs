@@ -9,6 +9,7 @@
 //! [`AttemptOutcome`]: switchboard_core::AttemptOutcome
 //! [`ErrorClass`]: switchboard_core::ErrorClass
 
+pub mod callback;
 mod error;
 pub mod twilio;
 
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
+pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
 pub use twilio::{Twilio, TwilioConfig};
 
@@ -52,6 +54,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// A cheap check that the API is reachable and the credentials work. Never sends a message.
     async fn probe(&self) -> Result<(), ProviderError>;
+
+    /// Handles a request the provider made to `{callback_base}{subpath}`: verifies its
+    /// signature, then parses receipts or serves content. Providers without callbacks keep the
+    /// default, which refuses.
+    async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
+        let _ = callback;
+        Err(CallbackError::Unsupported)
+    }
 }
 
 /// A shared provider handle.
@@ -86,7 +96,13 @@ impl ProviderConfig {
 }
 
 /// Validates `config` and builds the adapter for provider `id`.
-pub fn build(id: ProviderId, config: &ProviderConfig) -> Result<SharedProvider, ConfigError> {
+pub fn build(
+    id: ProviderId,
+    config: &ProviderConfig,
+    context: &BuildContext,
+) -> Result<SharedProvider, ConfigError> {
+    // Twilio takes its status callbacks once the Twilio adapter is finished to issue 4's standard.
+    let _ = context;
     match config {
         ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new(id, config)?)),
     }
@@ -135,18 +151,22 @@ mod tests {
     async fn builds_a_provider_that_names_its_channels() {
         let parsed: Providers = toml::from_str(TWILIO).unwrap();
         let id = ProviderId::parse("twilio-us").unwrap();
-        let provider = build(id.clone(), &parsed.providers["twilio-us"]).unwrap();
+        let provider =
+            build(id.clone(), &parsed.providers["twilio-us"], &BuildContext::default()).unwrap();
         assert_eq!((provider.id(), provider.kind()), (&id, "twilio"));
         assert!(provider.supports(Channel::Sms) && provider.supports(Channel::Voice));
 
         let alphanumeric = TWILIO.replace("+15005550006", "Acme");
         let parsed: Providers = toml::from_str(&alphanumeric).unwrap();
-        let provider = build(id.clone(), &parsed.providers["twilio-us"]).unwrap();
+        let provider =
+            build(id.clone(), &parsed.providers["twilio-us"], &BuildContext::default()).unwrap();
         assert!(provider.supports(Channel::Sms) && !provider.supports(Channel::Voice));
 
         let bad = TWILIO.replace("AC0123", "XX0123");
         let parsed: Providers = toml::from_str(&bad).unwrap();
-        let error = build(id, &parsed.providers["twilio-us"]).unwrap_err().to_string();
+        let error = build(id, &parsed.providers["twilio-us"], &BuildContext::default())
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("providers.twilio-us.account_sid: "), "{error}");
     }
 }

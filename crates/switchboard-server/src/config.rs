@@ -16,7 +16,7 @@ use serde::Deserialize;
 use switchboard_core::health::{HealthConfig, HealthPolicy};
 use switchboard_core::route::{ProviderCatalog, RouteConfig, RouteTable};
 use switchboard_core::{ConfigError, Country, ProviderId};
-use switchboard_providers::{ProviderConfig, SharedProvider};
+use switchboard_providers::{BuildContext, ProviderConfig, SharedProvider};
 
 use crate::auth::HeaderSecretAuth;
 
@@ -244,7 +244,7 @@ impl Settings {
             let id = ProviderId::parse(name).ok_or_else(|| {
                 ConfigError::invalid(&key, "provider ids are 1 to 64 letters, digits, - or _")
             })?;
-            providers.push(switchboard_providers::build(id, config)?);
+            providers.push(switchboard_providers::build(id, config, &BuildContext::default())?);
         }
         if providers.is_empty() {
             return Err(ConfigError::invalid("providers", "configure at least one provider").into());

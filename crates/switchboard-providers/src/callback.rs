@@ -1,0 +1,97 @@
+//! Provider callbacks: delivery receipts, and content a provider fetches from us during a send
+//! (Plivo's answer XML for a call).
+//!
+//! The server owns the HTTP route (`{public_base_url}/callbacks/{provider id}/...`) and hands
+//! each request, untouched, to the provider it names. Only the adapter knows the provider's
+//! signature scheme and payload, so it verifies and parses; the server only correlates the
+//! receipts with its attempts and feeds provider health. A request whose signature does not
+//! verify must have no effect at all.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use switchboard_core::ErrorClass;
+
+/// An HTTP request a provider made to switchboard's callback endpoint.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    /// `GET` or `POST` (upper case).
+    pub method: String,
+    /// The full public URL the provider called, query included, as the provider saw it
+    /// (`{public_base_url}/callbacks/{id}/status?x=1`): signatures cover it.
+    pub url: String,
+    /// The path below `/callbacks/{id}` (`/status`, `/answer`), for adapters with several.
+    pub subpath: String,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The raw body.
+    pub body: Bytes,
+}
+
+/// What a delivery receipt says about one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// The handset (or the carrier, for SMS) confirmed delivery; for calls, the call was answered.
+    Delivered,
+    /// The message will not be delivered; the class says why.
+    Undelivered(ErrorClass),
+    /// An intermediate state (queued, sent, ringing); says nothing about health yet.
+    Pending,
+}
+
+/// One receipt, correlated by the provider's message id (the one `send` returned).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The provider's message or call id.
+    pub message_id: String,
+    /// What happened.
+    pub state: DeliveryState,
+    /// The provider's own status or error code, when it gave one (log-safe).
+    pub provider_code: Option<String>,
+}
+
+/// What the adapter wants answered, and what it learned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackReply {
+    /// Receipts found in the request (often one, none for an answer-URL fetch).
+    pub receipts: Vec<Receipt>,
+    /// HTTP status to answer with.
+    pub status: u16,
+    /// `Content-Type` of `body`.
+    pub content_type: &'static str,
+    /// Response body (empty for plain receipts; call XML for an answer URL).
+    pub body: String,
+}
+
+impl CallbackReply {
+    /// `200` with an empty body, carrying receipts.
+    #[must_use]
+    pub fn receipts(receipts: Vec<Receipt>) -> CallbackReply {
+        CallbackReply { receipts, status: 200, content_type: "text/plain", body: String::new() }
+    }
+}
+
+/// Why a callback was refused. Every variant means: no effect on any state.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// The signature is missing or does not verify (answered 401/403).
+    #[error("callback signature missing or invalid")]
+    BadSignature,
+    /// The payload cannot be read (answered 400); the text is log-safe.
+    #[error("malformed callback: {0}")]
+    Malformed(String),
+    /// No such callback path, or the referenced call is unknown or expired (answered 404).
+    #[error("unknown callback")]
+    NotFound,
+    /// This provider takes no callbacks (answered 404).
+    #[error("this provider takes no callbacks")]
+    Unsupported,
+}
+
+/// What an adapter needs from the server to build its callbacks.
+#[derive(Clone, Debug, Default)]
+pub struct BuildContext {
+    /// `{public_base_url}/callbacks/{provider id}` when `server.public_base_url` is configured;
+    /// without it, adapters ask for no callbacks (and providers that need one, such as Plivo
+    /// voice, refuse the channel at load time).
+    pub callback_base: Option<String>,
+}
