@@ -11,6 +11,7 @@
 
 pub mod callback;
 mod error;
+pub mod senders;
 pub mod twilio;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
 pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
+pub use senders::{CountrySenderConfig, Senders};
 pub use twilio::{Twilio, TwilioConfig};
 
 /// A provider's acceptance of one message.
