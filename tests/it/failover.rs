@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use switchboard_sim::faults::{Fault, Faults};
 
-use crate::helpers::{AppOptions, action, metadata, okta_request, spawn_app, spawn_app_with};
+use crate::helpers::{
+    AppOptions, action, metadata, okta_request, spawn_app, spawn_app_with, within,
+};
 
 #[tokio::test]
 async fn primary_5xx_fails_over_to_the_backup() {
@@ -53,11 +55,12 @@ async fn primary_hanging_fails_over_after_its_timeout_and_answers_inside_the_dea
 }
 
 #[tokio::test]
-async fn the_deadline_bounds_a_provider_slower_than_it() {
-    // The primary's own timeout (5 s) is longer than the deadline (600 ms): the deadline wins.
+async fn okta_is_answered_by_the_deadline_and_delivery_goes_on_in_the_background() {
+    // The primary's own timeout (1.5 s) is longer than the deadline (600 ms): Okta is answered
+    // at the deadline, and the backup gets the code once the primary's attempt has timed out.
     let app = spawn_app_with(AppOptions {
         deadline_ms: 600,
-        primary_timeout_ms: 5_000,
+        primary_timeout_ms: 1_500,
         ..AppOptions::default()
     })
     .await;
@@ -70,10 +73,49 @@ async fn the_deadline_bounds_a_provider_slower_than_it() {
 
     assert_eq!(status, 200);
     let value = action(&answer);
-    assert_eq!(value["status"], "SUCCESSFUL", "always_success answers SUCCESSFUL even undelivered");
-    assert!(metadata(value, "outcome").starts_with("undelivered"), "{value}");
-    assert!(elapsed < Duration::from_millis(1500), "answered after {elapsed:?}");
-    assert!(app.backup.received().is_empty(), "no time was left for the backup");
+    assert_eq!(
+        value["status"], "SUCCESSFUL",
+        "always_success answers SUCCESSFUL while still sending"
+    );
+    assert_eq!(metadata(value, "outcome"), "pending");
+    assert!(elapsed < Duration::from_millis(1_400), "answered after {elapsed:?}");
+    assert!(
+        app.backup.received().is_empty(),
+        "the primary's attempt was still running at the answer"
+    );
+
+    within(10, app.backup.wait_for_sends(1)).await;
+    within(10, app.logs.wait_for("delivery finished after answering")).await;
+    let logs = app.logs.text();
+    let finished = logs.lines().find(|l| l.contains("delivery finished after answering")).unwrap();
+    assert!(finished.contains("\"outcome\":\"delivered\""), "{finished}");
+    assert!(
+        finished.contains("twilio-primary:timeout:")
+            && finished.contains("twilio-backup:accepted:"),
+        "{finished}"
+    );
+}
+
+#[tokio::test]
+async fn truthful_reporting_never_sends_after_the_answer() {
+    let app = spawn_app_with(AppOptions {
+        report: "truthful",
+        deadline_ms: 600,
+        primary_timeout_ms: 1_500,
+        ..AppOptions::default()
+    })
+    .await;
+    app.primary.set_faults(Faults::always(Fault::Hang));
+
+    let (_, answer) =
+        app.hook_json(&okta_request("evt-truthful", "+14155550100", "482915", "SMS")).await;
+
+    let value = action(&answer);
+    assert_eq!(value["status"], "FAILED");
+    assert_eq!(metadata(value, "outcome"), "undelivered_deadline_reached");
+    // Okta may now send through its own providers: a background send would be a duplicate.
+    within(5, app.logs.wait_for("\"message\":\"hook request\"")).await;
+    assert!(app.backup.received().is_empty());
 }
 
 #[tokio::test]
@@ -144,7 +186,10 @@ async fn an_invalid_number_does_not_fail_over() {
 
 #[tokio::test]
 async fn all_providers_down_answers_by_report_policy() {
-    for (report, expected) in [("always_success", "SUCCESSFUL"), ("truthful", "FAILED")] {
+    for (report, expected, outcome) in [
+        ("always_success", "SUCCESSFUL", "retrying"),
+        ("truthful", "FAILED", "undelivered_all_failed"),
+    ] {
         let app = spawn_app_with(AppOptions { report, ..AppOptions::default() }).await;
         let down = Faults::always(Fault::Status { status: 503, code: Some(20503) });
         app.primary.set_faults(down.clone());
@@ -157,7 +202,61 @@ async fn all_providers_down_answers_by_report_policy() {
         let value = action(&answer);
         assert_eq!(value["status"], expected, "report = {report}");
         assert_eq!(value["provider"], "switchboard", "no provider took the message");
-        assert_eq!(metadata(value, "outcome"), "undelivered_all_failed");
+        assert_eq!(metadata(value, "outcome"), outcome, "report = {report}");
         assert_eq!(metadata(value, "attempts"), "2");
     }
+}
+
+#[tokio::test]
+async fn background_passes_deliver_once_a_provider_recovers() {
+    let app = spawn_app_with(AppOptions { retry_backoff_ms: 200, ..AppOptions::default() }).await;
+    let down = Faults::always(Fault::Status { status: 503, code: Some(20503) });
+    app.primary.set_faults(down.clone());
+    app.backup.set_faults(down);
+
+    let (_, answer) =
+        app.hook_json(&okta_request("evt-recover", "+14155550100", "482915", "SMS")).await;
+    assert_eq!(
+        metadata(action(&answer), "outcome"),
+        "retrying",
+        "answered as soon as the first pass failed"
+    );
+
+    // Repair the backup; the next pass (200 ms later) delivers through it.
+    app.backup.set_faults(Faults::none());
+    within(10, app.logs.wait_for("delivery finished after answering")).await;
+    let logs = app.logs.text();
+    let finished = logs.lines().find(|l| l.contains("delivery finished after answering")).unwrap();
+    assert!(finished.contains("\"outcome\":\"delivered\""), "{finished}");
+    let accepted: Vec<_> = app.backup.received();
+    assert_eq!(accepted.len(), 2, "one failed send in the first pass, one delivered in the second");
+    assert!(
+        app.metrics()
+            .await
+            .contains("switchboard_deliveries_total{outcome=\"delivered\",channel=\"sms\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn background_attempts_are_bounded() {
+    let app = spawn_app_with(AppOptions {
+        retry_backoff_ms: 100,
+        max_attempts: 5,
+        ..AppOptions::default()
+    })
+    .await;
+    let down = Faults::always(Fault::Status { status: 503, code: Some(20503) });
+    app.primary.set_faults(down.clone());
+    app.backup.set_faults(down);
+
+    app.hook_json(&okta_request("evt-bounded", "+14155550100", "482915", "SMS")).await;
+    within(10, app.logs.wait_for("delivery finished after answering")).await;
+
+    let (primary, backup) = app.sends();
+    assert_eq!(primary.len() + backup.len(), 5, "max_attempts sends in all, then it stops");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("switchboard_deliveries_total{outcome=\"undelivered\",channel=\"sms\"} 1"),
+        "{metrics}"
+    );
 }

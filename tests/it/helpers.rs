@@ -18,6 +18,8 @@ pub(crate) struct AppOptions {
     pub(crate) deadline_ms: u64,
     pub(crate) primary_timeout_ms: u64,
     pub(crate) consecutive_failures: u32,
+    pub(crate) retry_backoff_ms: u64,
+    pub(crate) max_attempts: u32,
 }
 
 impl Default for AppOptions {
@@ -27,6 +29,8 @@ impl Default for AppOptions {
             deadline_ms: 2500,
             primary_timeout_ms: 400,
             consecutive_failures: 5,
+            retry_backoff_ms: 2000,
+            max_attempts: 4,
         }
     }
 }
@@ -85,6 +89,10 @@ secrets = ["${{OKTA_HOOK_SECRET}}", "previous-secret-0123456789"]
 [logging]
 phone_hash_key = "test-phone-hash-key"
 
+[delivery]
+retry_backoff_ms = {retry_backoff_ms}
+max_attempts = {max_attempts}
+
 [health]
 consecutive_failures = {consecutive_failures}
 
@@ -111,6 +119,8 @@ providers = ["twilio-primary", "twilio-backup"]
         deadline_ms = options.deadline_ms,
         report = options.report,
         consecutive_failures = options.consecutive_failures,
+        retry_backoff_ms = options.retry_backoff_ms,
+        max_attempts = options.max_attempts,
         primary_timeout_ms = options.primary_timeout_ms,
         primary_url = primary.base_url(),
         backup_url = backup.base_url(),
@@ -231,19 +241,35 @@ pub(crate) fn metadata<'a>(action: &'a serde_json::Value, key: &str) -> &'a str 
         .unwrap_or_else(|| panic!("no {key} in {text}"))
 }
 
-/// Everything the server logged, as text.
-#[derive(Clone, Default)]
-pub(crate) struct LogCapture(Arc<Mutex<Vec<u8>>>);
+/// Everything the server logged, as text, with a way to await a line.
+#[derive(Clone)]
+pub(crate) struct LogCapture {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    writes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for LogCapture {
+    fn default() -> Self {
+        LogCapture { bytes: Arc::default(), writes: Arc::new(tokio::sync::watch::channel(0).0) }
+    }
+}
 
 impl LogCapture {
     pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        String::from_utf8_lossy(&self.bytes.lock().unwrap()).into_owned()
+    }
+
+    /// Completes when the logs contain `needle` (awaits writes; never polls on a timer).
+    pub(crate) async fn wait_for(&self, needle: &str) {
+        let mut writes = self.writes.subscribe();
+        let _ = writes.wait_for(|_| self.text().contains(needle)).await;
     }
 }
 
 impl Write for LogCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.bytes.lock().unwrap().extend_from_slice(buf);
+        self.writes.send_modify(|n| *n += 1);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -256,4 +282,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
+}
+
+/// Bounds an await that should complete quickly, so a regression fails instead of hanging.
+pub(crate) async fn within<T>(seconds: u64, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(seconds), future).await.expect("timed out waiting")
 }

@@ -4,4 +4,5 @@
 mod failover;
 mod helpers;
 mod hook;
+mod idempotency;
 mod observability;

@@ -31,6 +31,9 @@ pub struct FileConfig {
     /// Log output.
     #[serde(default = "default_logging")]
     pub logging: LoggingConfig,
+    /// Attempts, background delivery and idempotency.
+    #[serde(default = "default_delivery")]
+    pub delivery: DeliveryConfig,
     /// Ejection and recovery of failing providers.
     #[serde(default = "default_health")]
     pub health: HealthConfig,
@@ -96,6 +99,143 @@ pub struct OktaAuthConfig {
     pub secrets: Vec<SecretString>,
 }
 
+/// `[delivery]`: how hard switchboard tries, and for how long.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// With `report = "always_success"`, keep delivering after answering Okta, until the OTP
+    /// expires.
+    #[serde(default = "default_background")]
+    pub background: bool,
+    /// Sends per OTP at most, before and after the answer together.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Pause before a new pass over the providers once all have failed; doubles each pass.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+    /// OTP lifetime assumed when Okta sends no `otpExpires`.
+    #[serde(default = "default_otp_lifetime_ms")]
+    pub default_otp_lifetime_ms: u64,
+    /// Longest OTP lifetime believed, whatever `otpExpires` says.
+    #[serde(default = "default_max_otp_lifetime_ms")]
+    pub max_otp_lifetime_ms: u64,
+    /// On shutdown, how long to wait for deliveries still running in the background.
+    #[serde(default = "default_shutdown_wait_ms")]
+    pub shutdown_wait_ms: u64,
+    /// Most events and phone numbers remembered at once (each for its OTP's lifetime).
+    #[serde(default = "default_ledger_capacity")]
+    pub ledger_capacity: usize,
+}
+
+fn default_delivery() -> DeliveryConfig {
+    DeliveryConfig {
+        background: default_background(),
+        max_attempts: default_max_attempts(),
+        retry_backoff_ms: default_retry_backoff_ms(),
+        default_otp_lifetime_ms: default_otp_lifetime_ms(),
+        max_otp_lifetime_ms: default_max_otp_lifetime_ms(),
+        shutdown_wait_ms: default_shutdown_wait_ms(),
+        ledger_capacity: default_ledger_capacity(),
+    }
+}
+fn default_background() -> bool {
+    true
+}
+fn default_max_attempts() -> u32 {
+    4
+}
+fn default_retry_backoff_ms() -> u64 {
+    2_000
+}
+fn default_otp_lifetime_ms() -> u64 {
+    300_000
+}
+fn default_max_otp_lifetime_ms() -> u64 {
+    900_000
+}
+fn default_shutdown_wait_ms() -> u64 {
+    5_000
+}
+fn default_ledger_capacity() -> usize {
+    100_000
+}
+
+/// Validated `[delivery]`.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Keep delivering after the answer.
+    pub background: bool,
+    /// Sends per OTP at most.
+    pub max_attempts: u32,
+    /// First pause between passes.
+    pub retry_backoff: Duration,
+    /// Lifetime without `otpExpires`.
+    pub default_otp_lifetime: Duration,
+    /// Lifetime cap.
+    pub max_otp_lifetime: Duration,
+    /// Shutdown wait for background deliveries.
+    pub shutdown_wait: Duration,
+    /// Ledger capacity.
+    pub ledger_capacity: usize,
+}
+
+impl DeliverySettings {
+    /// How long the code is good for from now: `otpExpires` (capped), the default without it,
+    /// or `None` once it has passed (nothing is sent after the answer then).
+    #[must_use]
+    pub fn otp_lifetime(&self, otp_expires: Option<time::OffsetDateTime>) -> Option<Duration> {
+        match otp_expires {
+            None => Some(self.default_otp_lifetime),
+            Some(expires) => {
+                let left = expires - time::OffsetDateTime::now_utc();
+                let left = Duration::try_from(left).ok().filter(|d| !d.is_zero())?;
+                Some(left.min(self.max_otp_lifetime))
+            }
+        }
+    }
+}
+
+fn validate_delivery(delivery: &DeliveryConfig) -> Result<DeliverySettings, ConfigError> {
+    if !(1..=10).contains(&delivery.max_attempts) {
+        return Err(ConfigError::invalid("delivery.max_attempts", "must be between 1 and 10"));
+    }
+    if !(100..=60_000).contains(&delivery.retry_backoff_ms) {
+        return Err(ConfigError::invalid(
+            "delivery.retry_backoff_ms",
+            "must be between 100 and 60000",
+        ));
+    }
+    if !(10_000..=3_600_000).contains(&delivery.max_otp_lifetime_ms) {
+        return Err(ConfigError::invalid(
+            "delivery.max_otp_lifetime_ms",
+            "must be between 10000 and 3600000",
+        ));
+    }
+    if delivery.default_otp_lifetime_ms == 0
+        || delivery.default_otp_lifetime_ms > delivery.max_otp_lifetime_ms
+    {
+        return Err(ConfigError::invalid(
+            "delivery.default_otp_lifetime_ms",
+            "must be positive and at most delivery.max_otp_lifetime_ms",
+        ));
+    }
+    if !(1_000..=10_000_000).contains(&delivery.ledger_capacity) {
+        return Err(ConfigError::invalid(
+            "delivery.ledger_capacity",
+            "must be between 1000 and 10000000",
+        ));
+    }
+    Ok(DeliverySettings {
+        background: delivery.background,
+        max_attempts: delivery.max_attempts,
+        retry_backoff: Duration::from_millis(delivery.retry_backoff_ms),
+        default_otp_lifetime: Duration::from_millis(delivery.default_otp_lifetime_ms),
+        max_otp_lifetime: Duration::from_millis(delivery.max_otp_lifetime_ms),
+        shutdown_wait: Duration::from_millis(delivery.shutdown_wait_ms),
+        ledger_capacity: delivery.ledger_capacity,
+    })
+}
+
 /// `[logging]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +298,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Okta-facing settings.
     pub okta: OktaSettings,
+    /// Delivery settings.
+    pub delivery: DeliverySettings,
     /// Logging settings.
     pub logging: LoggingConfig,
     /// Provider health policy.
@@ -237,6 +379,7 @@ impl Settings {
         let admin_listen = parse_addr("server.admin_listen", &file.server.admin_listen)?;
         let okta = validate_okta(&file.okta)?;
         let health = HealthPolicy::try_new(&file.health)?;
+        let delivery = validate_delivery(&file.delivery)?;
 
         let mut providers = Vec::with_capacity(file.providers.len());
         for (name, config) in &file.providers {
@@ -262,6 +405,7 @@ impl Settings {
             admin_listen,
             shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms),
             okta,
+            delivery,
             logging: file.logging,
             health,
             providers,

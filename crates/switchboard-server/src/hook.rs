@@ -1,7 +1,12 @@
-//! The Okta hook endpoint: authenticate, parse, dispatch, answer in Okta's exact shape, log one
-//! line.
+//! The Okta hook endpoint: authenticate, parse, admit through the ledger, deliver, answer in
+//! Okta's exact shape by the deadline, and log one line per request.
+//!
+//! The delivery runs in a task of its own, tracked for graceful shutdown, so neither Okta hanging
+//! up nor the answer being sent can cut an attempt in half. The handler only waits for the answer
+//! that task publishes (and a repeated `eventId` waits for the same one).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,14 +14,17 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use switchboard_core::{Destination, OutboundMessage};
+use sha2::{Digest, Sha256};
+use switchboard_core::{Destination, OutboundMessage, Purpose};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::Report;
-use crate::dispatch::{DispatchReport, DispatchResult, dispatch};
+use crate::dispatch::{DispatchResult, Limits, Progress, deliver};
+use crate::ledger::{Admission, Answer, Fingerprint};
 use crate::metrics::HookOutcome;
 use crate::okta::{ActionStatus, ErrorResponse, HookRequest, HookResponse};
-use crate::state::Shared;
+use crate::state::{Runtime, Shared};
 
 /// Checks Okta's credentials before the body is read: a forged call costs one header compare.
 pub(crate) async fn require_okta_auth(
@@ -64,7 +72,6 @@ pub(crate) async fn handle_hook(State(shared): State<Arc<Shared>>, body: Bytes) 
             return bad_request(&summary, Some(error.location.to_owned()));
         }
     };
-
     let destination = match Destination::parse(&delivery.phone_number, runtime.okta.default_region)
     {
         Ok(destination) => destination,
@@ -81,6 +88,7 @@ pub(crate) async fn handle_hook(State(shared): State<Arc<Shared>>, body: Bytes) 
         }
     };
 
+    let lifetime = runtime.delivery.otp_lifetime(delivery.otp_expires);
     let message = OutboundMessage {
         reference: delivery.event_id.clone(),
         destination,
@@ -89,114 +97,267 @@ pub(crate) async fn handle_hook(State(shared): State<Arc<Shared>>, body: Bytes) 
         text: delivery.text,
         locale: delivery.locale,
     };
-    let deadline = received + runtime.okta.deadline;
-    // Dispatch runs in its own task so that Okta hanging up cannot cancel an attempt halfway.
-    let task_shared = Arc::clone(&shared);
-    let task_runtime = Arc::clone(&runtime);
-    let task_message = message.clone();
-    let report = match tokio::spawn(async move {
-        dispatch(&task_shared, &task_runtime, &task_message, deadline).await
-    })
-    .await
-    {
-        Ok(report) => report,
-        Err(error) => {
-            tracing::error!(event_id = %message.reference, panicked = error.is_panic(), "dispatch task failed");
-            DispatchReport::failed_internally()
+    // The ledger keeps the event at least as long as Okta could retry it.
+    let remember_until = received + lifetime.unwrap_or_default().max(Duration::from_secs(60));
+    let answer = match shared.ledger.admit(
+        &message.reference,
+        fingerprint(&message),
+        remember_until,
+        received,
+    ) {
+        Admission::Conflict => {
+            shared.metrics.hook_refused("event_id_reused");
+            tracing::warn!(event_id = %message.reference, "hook request refused: eventId reused with a different phone, code or channel");
+            let body = ErrorResponse::new(
+                "eventId was already used for a different phone number, code or channel",
+                "CONFLICT",
+                Some("eventId".into()),
+            );
+            return (StatusCode::CONFLICT, Json(body)).into_response();
+        }
+        Admission::Repeat(answer) => {
+            shared.metrics.hook_repeated();
+            tracing::info!(event_id = %message.reference, "repeated eventId: answering with the first request's answer");
+            answer
+        }
+        Admission::New(publish) => {
+            let answer = publish.subscribe();
+            let job = Job {
+                shared: Arc::clone(&shared),
+                runtime,
+                message,
+                purpose: delivery.purpose,
+                received,
+                lifetime,
+            };
+            shared.tracker.spawn(job.run(publish));
+            answer
         }
     };
+    wait_for_answer(answer).await
+}
 
-    let outcome = match &report.result {
-        DispatchResult::Delivered { .. } => HookOutcome::Delivered,
-        DispatchResult::Rejected { .. } => HookOutcome::Rejected,
-        DispatchResult::Undelivered { .. } => HookOutcome::Undelivered,
-    };
-    let status = match (outcome, runtime.okta.report) {
-        (HookOutcome::Delivered, _) | (_, Report::AlwaysSuccess) => ActionStatus::Successful,
-        (_, Report::Truthful) => ActionStatus::Failed,
-    };
-    let elapsed = received.elapsed();
-    shared.metrics.hook_answered(
-        outcome,
-        status.as_str(),
-        message.channel,
-        delivery.purpose,
-        elapsed,
-    );
+/// Waits for the published answer. If the delivery task died without answering (a bug), Okta
+/// still gets a well-formed answer, and the details go to the log.
+async fn wait_for_answer(mut answer: watch::Receiver<Option<Arc<Answer>>>) -> Response {
+    match answer.wait_for(Option::is_some).await {
+        Ok(published) => {
+            let body = published.as_ref().map(|a| a.body.clone()).unwrap_or_default();
+            ([("content-type", "application/json")], body).into_response()
+        }
+        Err(_) => {
+            tracing::error!("delivery task ended without answering");
+            let body = ErrorResponse::new("internal error", "INTERNAL_ERROR", None);
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+        }
+    }
+}
 
-    let attempts = report
-        .attempts
-        .iter()
-        .map(|a| format!("{}:{}:{}ms", a.provider, a.outcome.label(), a.elapsed.as_millis()))
-        .collect::<Vec<_>>()
-        .join(",");
-    let result_label = match &report.result {
-        DispatchResult::Delivered { .. } => "delivered".to_owned(),
-        DispatchResult::Rejected { class } => format!("rejected_{class}"),
-        DispatchResult::Undelivered { reason } => format!("undelivered_{}", reason.as_str()),
-    };
-    let phone = shared.phones.reference(&message.destination);
-    let excluded = report
-        .excluded
-        .iter()
-        .map(|e| format!("{}:{}", e.provider, e.reason.as_str()))
-        .collect::<Vec<_>>()
-        .join(",");
-    // One line per hook request; warn when the user may not get a code.
-    macro_rules! hook_line {
-        ($level:expr) => {
-            tracing::event!(
-                $level,
-                event_id = %message.reference,
-                country = %message.destination.country(),
-                phone = %phone,
-                channel = %message.channel,
-                request_type = delivery.purpose.as_str(),
-                route = report.rule.as_deref().unwrap_or("-"),
-                attempts = %attempts,
-                excluded = %excluded,
-                outcome = %result_label,
-                okta_status = status.as_str(),
-                duration_ms = elapsed.as_millis() as u64,
-                "hook request"
-            )
+/// One admitted delivery, from first attempt to final outcome.
+struct Job {
+    shared: Arc<Shared>,
+    runtime: Arc<Runtime>,
+    message: OutboundMessage,
+    purpose: Purpose,
+    received: Instant,
+    lifetime: Option<Duration>,
+}
+
+impl Job {
+    async fn run(self, publish: watch::Sender<Option<Arc<Answer>>>) {
+        let Job { shared, runtime, message, purpose, received, lifetime } = self;
+        let answer_deadline = received + runtime.okta.deadline;
+        // Keep delivering after the answer only when Okta was told SUCCESSFUL (so its own
+        // providers stay silent) and the code has not expired yet.
+        let background =
+            runtime.okta.report == Report::AlwaysSuccess && runtime.delivery.background;
+        let limits = match lifetime {
+            Some(lifetime) if background => Limits {
+                attempt_deadline: (received + lifetime).max(answer_deadline),
+                max_attempts: runtime.delivery.max_attempts,
+                max_passes: u32::MAX,
+                retry_backoff: runtime.delivery.retry_backoff,
+                avoid: None,
+            },
+            _ => Limits {
+                attempt_deadline: answer_deadline,
+                max_attempts: runtime.delivery.max_attempts,
+                max_passes: 1,
+                retry_backoff: runtime.delivery.retry_backoff,
+                avoid: None,
+            },
         };
-    }
-    if outcome == HookOutcome::Delivered {
-        hook_line!(tracing::Level::INFO);
-    } else {
-        hook_line!(tracing::Level::WARN);
-    }
+        let phone_key = shared.phones.key(&message.destination);
+        let limits =
+            Limits { avoid: shared.ledger.previous_provider(&phone_key, received), ..limits };
+        let is_resend = limits.avoid.is_some();
 
-    // Only a delivery names a provider: Okta's System Log shows `provider`, and naming the last
-    // provider tried on a failure reads as if that provider had the message.
-    let (provider, transaction_id) = match &report.result {
-        DispatchResult::Delivered { provider, message_id } => {
-            (provider.to_string(), message_id.clone())
+        let (progress, mut watching) = watch::channel(Progress::default());
+        let delivery = deliver(&shared, &runtime, &message, &limits, &progress);
+        tokio::pin!(delivery);
+        let early_result = if limits.max_passes == 1 {
+            // Bounded by the answer deadline already.
+            Some((&mut delivery).await)
+        } else {
+            tokio::select! {
+                result = &mut delivery => Some(result),
+                _ = watching.wait_for(|p| p.is_waiting) => None,
+                () = tokio::time::sleep_until(answer_deadline) => None,
+            }
+        };
+
+        // Remember who took the code before anyone can see the answer, so a resend that follows
+        // it is recognised.
+        let remember = |result: &DispatchResult| {
+            if let DispatchResult::Delivered { provider, .. } = result {
+                let expires = received + lifetime.unwrap_or_default();
+                shared.ledger.record_accepted(phone_key, provider.clone(), expires);
+            }
+        };
+        if let Some(result) = &early_result {
+            remember(result);
         }
-        _ => ("switchboard".to_owned(), message.reference.clone()),
-    };
-    let metadata = format!(
-        "outcome={result_label}; attempts={}; duration_ms={}; route={}",
-        report.attempts.len(),
-        elapsed.as_millis(),
-        report.rule.as_deref().unwrap_or("-"),
-    );
-    Json(HookResponse::new(status, provider, transaction_id, metadata)).into_response()
+        let snapshot = progress.borrow().clone();
+        let elapsed = received.elapsed();
+        let (outcome, outcome_label) = match &early_result {
+            Some(DispatchResult::Delivered { .. }) => {
+                (HookOutcome::Delivered, "delivered".to_owned())
+            }
+            Some(result @ DispatchResult::Rejected { .. }) => {
+                (HookOutcome::Rejected, result.label())
+            }
+            Some(result @ DispatchResult::Undelivered { .. }) => {
+                (HookOutcome::Undelivered, result.label())
+            }
+            None if snapshot.is_waiting => (HookOutcome::Pending, "retrying".to_owned()),
+            None => (HookOutcome::Pending, "pending".to_owned()),
+        };
+        let status = match (outcome, runtime.okta.report) {
+            (HookOutcome::Delivered, _) | (_, Report::AlwaysSuccess) => ActionStatus::Successful,
+            (_, Report::Truthful) => ActionStatus::Failed,
+        };
+        // Only a delivery names a provider: Okta's System Log shows `provider`, and naming the
+        // last provider tried on a failure reads as if that provider had the message.
+        let (provider, transaction_id) = match &early_result {
+            Some(DispatchResult::Delivered { provider, message_id }) => {
+                (provider.to_string(), message_id.clone())
+            }
+            _ => ("switchboard".to_owned(), message.reference.clone()),
+        };
+        let metadata = format!(
+            "outcome={outcome_label}; attempts={}; duration_ms={}; route={}",
+            snapshot.attempts.len(),
+            elapsed.as_millis(),
+            snapshot.rule.as_deref().unwrap_or("-"),
+        );
+        let response = HookResponse::new(status, provider, transaction_id, metadata);
+        let body = serde_json::to_string(&response).unwrap_or_default();
+        publish.send_replace(Some(Arc::new(Answer { body })));
+        shared.metrics.hook_answered(outcome, status.as_str(), message.channel, purpose, elapsed);
+
+        let phone = shared.phones.reference(&message.destination);
+        let log = LogLine { message: &message, purpose, phone: &phone, is_resend };
+        log.emit(
+            "hook request",
+            &snapshot,
+            &outcome_label,
+            Some(status),
+            elapsed,
+            outcome != HookOutcome::Delivered,
+        );
+
+        let result = match early_result {
+            Some(result) => result,
+            None => {
+                let result = delivery.await;
+                remember(&result);
+                let snapshot = progress.borrow().clone();
+                let is_delivered = matches!(result, DispatchResult::Delivered { .. });
+                log.emit(
+                    "delivery finished after answering",
+                    &snapshot,
+                    &result.label(),
+                    None,
+                    received.elapsed(),
+                    !is_delivered,
+                );
+                result
+            }
+        };
+        shared.metrics.delivery_finished(&result, message.channel);
+    }
+}
+
+/// The fields every line about a delivery carries. Never the code, the text or the number.
+struct LogLine<'a> {
+    message: &'a OutboundMessage,
+    purpose: Purpose,
+    phone: &'a str,
+    is_resend: bool,
+}
+
+impl LogLine<'_> {
+    fn emit(
+        &self,
+        what: &'static str,
+        progress: &Progress,
+        outcome: &str,
+        status: Option<ActionStatus>,
+        elapsed: Duration,
+        is_warning: bool,
+    ) {
+        let attempts = progress
+            .attempts
+            .iter()
+            .map(|a| format!("{}:{}:{}ms", a.provider, a.outcome.label(), a.elapsed.as_millis()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let excluded = progress
+            .excluded
+            .iter()
+            .map(|e| format!("{}:{}", e.provider, e.reason.as_str()))
+            .collect::<Vec<_>>()
+            .join(",");
+        macro_rules! line {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    event_id = %self.message.reference,
+                    country = %self.message.destination.country(),
+                    phone = %self.phone,
+                    channel = %self.message.channel,
+                    request_type = self.purpose.as_str(),
+                    is_resend = self.is_resend,
+                    route = progress.rule.as_deref().unwrap_or("-"),
+                    attempts = %attempts,
+                    excluded = %excluded,
+                    outcome = %outcome,
+                    okta_status = status.map_or("-", ActionStatus::as_str),
+                    duration_ms = elapsed.as_millis() as u64,
+                    "{what}"
+                )
+            };
+        }
+        // Warn when the user may not get a code.
+        if is_warning {
+            line!(tracing::Level::WARN);
+        } else {
+            line!(tracing::Level::INFO);
+        }
+    }
+}
+
+/// Digest of what the request asks for, to tell a retry from a reused `eventId`.
+fn fingerprint(message: &OutboundMessage) -> Fingerprint {
+    let mut hasher = Sha256::new();
+    for part in [message.destination.e164(), message.passcode.expose(), message.channel.as_str()] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize().into()
 }
 
 fn bad_request(summary: &str, location: Option<String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(ErrorResponse::new(summary, "INVALID_REQUEST", location)))
         .into_response()
-}
-
-impl DispatchReport {
-    fn failed_internally() -> DispatchReport {
-        DispatchReport {
-            rule: None,
-            excluded: Vec::new(),
-            attempts: Vec::new(),
-            result: DispatchResult::Undelivered { reason: crate::dispatch::Undelivered::AllFailed },
-        }
-    }
 }

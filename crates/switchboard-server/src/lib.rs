@@ -10,6 +10,7 @@ mod auth;
 pub mod config;
 mod dispatch;
 mod hook;
+mod ledger;
 mod metrics;
 mod okta;
 mod phone;
@@ -118,6 +119,16 @@ impl Server {
             }
         };
         upkeep.abort();
+        // Deliveries still running in the background own codes Okta was told were sent.
+        self.shared.tracker.close();
+        let wait = self.shared.runtime().delivery.shutdown_wait;
+        if tokio::time::timeout(wait, self.shared.tracker.wait()).await.is_err() {
+            tracing::warn!(
+                still_running = self.shared.tracker.len(),
+                wait_ms = wait.as_millis() as u64,
+                "shutdown wait over; abandoning background deliveries"
+            );
+        }
         result
     }
 }

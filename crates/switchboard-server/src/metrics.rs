@@ -21,6 +21,8 @@ const ATTEMPT_DURATION: &str = "switchboard_provider_attempt_duration_seconds";
 const POSSIBLE_DUPLICATES: &str = "switchboard_possible_duplicates_total";
 const PROVIDER_HEALTH: &str = "switchboard_provider_health";
 const REFUSED: &str = "switchboard_hook_refused_total";
+const REPEATED: &str = "switchboard_hook_repeated_total";
+const DELIVERIES: &str = "switchboard_deliveries_total";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -50,6 +52,8 @@ pub(crate) enum HookOutcome {
     Undelivered,
     /// The number itself was refused (by us or a provider); no failover.
     Rejected,
+    /// Answered while the delivery goes on in the background.
+    Pending,
 }
 
 impl HookOutcome {
@@ -58,6 +62,7 @@ impl HookOutcome {
             HookOutcome::Delivered => "delivered",
             HookOutcome::Undelivered => "undelivered",
             HookOutcome::Rejected => "rejected",
+            HookOutcome::Pending => "pending",
         }
     }
 }
@@ -88,6 +93,16 @@ impl Metrics {
             "Failovers after an attempt that may have been accepted: the user may get two messages.",
         );
         describe(REFUSED, None, "Hook requests refused before dispatch, by reason.");
+        describe(
+            REPEATED,
+            None,
+            "Hook requests repeating an eventId, answered with the first answer and no send.",
+        );
+        describe(
+            DELIVERIES,
+            None,
+            "Deliveries finished (after any background attempts), by final outcome and channel.",
+        );
         recorder.describe_histogram(
             HOOK_DURATION.into(),
             Some(Unit::Seconds),
@@ -133,6 +148,24 @@ impl Metrics {
         self.counter(HOOK_REQUESTS, labels.to_vec()).increment(1);
         self.histogram(HOOK_DURATION, vec![Label::new("channel", channel.as_str())])
             .record(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn hook_repeated(&self) {
+        self.counter(REPEATED, Vec::new()).increment(1);
+    }
+
+    pub(crate) fn delivery_finished(
+        &self,
+        result: &crate::dispatch::DispatchResult,
+        channel: Channel,
+    ) {
+        let outcome = match result {
+            crate::dispatch::DispatchResult::Delivered { .. } => "delivered",
+            crate::dispatch::DispatchResult::Rejected { .. } => "rejected",
+            crate::dispatch::DispatchResult::Undelivered { .. } => "undelivered",
+        };
+        let labels = vec![Label::new("outcome", outcome), Label::new("channel", channel.as_str())];
+        self.counter(DELIVERIES, labels).increment(1);
     }
 
     pub(crate) fn hook_refused(&self, reason: &'static str) {

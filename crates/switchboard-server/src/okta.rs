@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 use switchboard_core::{Channel, Locale, MessageText, Passcode, Purpose};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Okta's request body. Unknown fields are ignored: Okta may add fields at any time.
 #[derive(Deserialize)]
@@ -33,6 +35,8 @@ pub(crate) struct MessageProfile {
     #[serde(default)]
     pub(crate) msg_template: Option<SecretField>,
     pub(crate) phone_number: String,
+    #[serde(default)]
+    pub(crate) otp_expires: Option<String>,
     pub(crate) delivery_channel: String,
     pub(crate) otp_code: SecretField,
     #[serde(default)]
@@ -72,6 +76,7 @@ pub(crate) struct Delivery {
     pub(crate) passcode: Passcode,
     pub(crate) text: MessageText,
     pub(crate) locale: Option<Locale>,
+    pub(crate) otp_expires: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -104,6 +109,13 @@ impl HookRequest {
             location: "data.messageProfile.otpCode",
             reason: "must be 4 to 10 digits".into(),
         })?;
+        let otp_expires = match &profile.otp_expires {
+            Some(text) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| FieldError {
+                location: "data.messageProfile.otpExpires",
+                reason: "must be an RFC 3339 timestamp".into(),
+            })?),
+            None => None,
+        };
         // Okta puts the code into the template; without one (always for CALL) we write our own.
         let text = match &profile.msg_template {
             Some(template) if !template.expose().trim().is_empty() => {
@@ -119,6 +131,7 @@ impl HookRequest {
             passcode,
             text,
             locale: profile.locale.as_deref().and_then(Locale::parse),
+            otp_expires,
         })
     }
 }
@@ -285,6 +298,7 @@ mod tests {
         assert_eq!(delivery.passcode.expose(), "11111");
         assert_eq!(delivery.text.expose(), "(HOOK)Your code is 11111");
         assert_eq!(delivery.locale.unwrap().tag(), "en-US");
+        assert_eq!(delivery.otp_expires.unwrap().unix_timestamp(), 1_643_406_514);
     }
 
     #[test]

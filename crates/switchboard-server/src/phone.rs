@@ -32,10 +32,15 @@ impl PhoneHasher {
 
     /// `US:3f2a…` (country, then 16 hex digits).
     pub(crate) fn reference(&self, destination: &Destination) -> String {
+        let digest = self.key(destination);
+        format!("{}:{}", destination.country(), hex::encode(&digest[..8]))
+    }
+
+    /// The full keyed digest, for in-memory lookups by number.
+    pub(crate) fn key(&self, destination: &Destination) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(destination.e164().as_bytes());
-        let digest = mac.finalize().into_bytes();
-        format!("{}:{}", destination.country(), hex::encode(&digest[..8]))
+        mac.finalize().into_bytes().into()
     }
 }
 

@@ -16,7 +16,8 @@ use switchboard_core::health::HealthBook;
 use switchboard_core::route::RouteTable;
 use switchboard_providers::SharedProvider;
 
-use crate::config::{OktaSettings, Settings};
+use crate::config::{DeliverySettings, OktaSettings, Settings};
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::phone::PhoneHasher;
 
@@ -24,6 +25,7 @@ use crate::phone::PhoneHasher;
 #[derive(Debug)]
 pub(crate) struct Runtime {
     pub(crate) okta: OktaSettings,
+    pub(crate) delivery: DeliverySettings,
     pub(crate) routes: RouteTable,
     pub(crate) providers: HashMap<ProviderId, SharedProvider>,
 }
@@ -35,6 +37,9 @@ pub(crate) struct Shared {
     health: Mutex<HealthBook>,
     pub(crate) metrics: Metrics,
     pub(crate) phones: PhoneHasher,
+    pub(crate) ledger: Ledger,
+    /// Every delivery task, so shutdown can wait for those still running.
+    pub(crate) tracker: tokio_util::task::TaskTracker,
     is_draining: AtomicBool,
 }
 
@@ -45,11 +50,14 @@ impl Shared {
             None => PhoneHasher::random(),
         };
         let health = HealthBook::new(settings.health);
+        let ledger = Ledger::new(settings.delivery.ledger_capacity);
         Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
             health: Mutex::new(health),
             metrics: Metrics::new(),
             phones,
+            ledger,
+            tracker: tokio_util::task::TaskTracker::new(),
             is_draining: AtomicBool::new(false),
         }
     }
@@ -88,6 +96,11 @@ impl Shared {
 impl Runtime {
     fn from_settings(settings: Settings) -> Runtime {
         let providers = settings.providers.into_iter().map(|p| (p.id().clone(), p)).collect();
-        Runtime { okta: settings.okta, routes: settings.routes, providers }
+        Runtime {
+            okta: settings.okta,
+            delivery: settings.delivery,
+            routes: settings.routes,
+            providers,
+        }
     }
 }

@@ -13,25 +13,39 @@ const CAPACITY: usize = 10_000;
 #[derive(Debug)]
 pub(crate) struct Journal<T> {
     records: Arc<Mutex<VecDeque<T>>>,
+    /// How many records were ever pushed; tests await it instead of sleeping.
+    pushed: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl<T> Clone for Journal<T> {
     fn clone(&self) -> Self {
-        Journal { records: Arc::clone(&self.records) }
+        Journal { records: Arc::clone(&self.records), pushed: Arc::clone(&self.pushed) }
     }
 }
 
 impl<T: Clone> Journal<T> {
     pub(crate) fn new() -> Journal<T> {
-        Journal { records: Arc::new(Mutex::new(VecDeque::new())) }
+        let (pushed, _) = tokio::sync::watch::channel(0);
+        Journal { records: Arc::new(Mutex::new(VecDeque::new())), pushed: Arc::new(pushed) }
     }
 
     pub(crate) fn push(&self, record: T) {
-        let mut records = self.lock();
-        if records.len() == CAPACITY {
-            records.pop_front();
+        {
+            let mut records = self.lock();
+            if records.len() == CAPACITY {
+                records.pop_front();
+            }
+            records.push_back(record);
         }
-        records.push_back(record);
+        self.pushed.send_modify(|count| *count += 1);
+    }
+
+    /// Completes once `n` records have been pushed since the journal was created (clearing does
+    /// not reset the count).
+    pub(crate) async fn wait_for_pushed(&self, n: usize) {
+        let mut pushed = self.pushed.subscribe();
+        // The sender lives as long as `self`, so the wait cannot fail.
+        let _ = pushed.wait_for(|count| *count >= n).await;
     }
 
     /// Every kept record, oldest first.

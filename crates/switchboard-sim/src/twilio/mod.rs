@@ -205,6 +205,12 @@ impl TwilioEmulator {
         self.state.journal.clear();
     }
 
+    /// Completes once `n` sends have been received in all (clearing does not reset the count):
+    /// what tests await instead of sleeping.
+    pub async fn wait_for_sends(&self, n: usize) {
+        self.state.journal.wait_for_pushed(n).await;
+    }
+
     fn record(&self, send: ReceivedSend) {
         self.state.journal.push(send);
     }
@@ -268,6 +274,11 @@ impl RunningEmulator {
     /// See [`TwilioEmulator::clear`].
     pub fn clear(&self) {
         self.emulator.clear();
+    }
+
+    /// See [`TwilioEmulator::wait_for_sends`].
+    pub async fn wait_for_sends(&self, n: usize) {
+        self.emulator.wait_for_sends(n).await;
     }
 
     /// Stops accepting, drops open connections and waits for the server task to end.

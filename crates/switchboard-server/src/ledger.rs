@@ -1,0 +1,258 @@
+//! What switchboard remembers between requests, for the OTP's lifetime: each `eventId` (so a
+//! repeated request joins the in-flight send or gets the same answer again, never a second send)
+//! and each phone number's last provider (so a resend tries a different one).
+//!
+//! Okta's best practices say to deduplicate on `eventId`; Okta retries at most once, and call
+//! order is not guaranteed, so a retry can arrive while the first request is still sending. The
+//! content (phone + code) is *not* a key: a user asking for a new code must get one. A reused
+//! `eventId` with a different phone or code is refused (409): it is either a bug or a replay.
+//!
+//! Memory is bounded: entries expire with their OTP, and past `capacity` the entry closest to
+//! expiry is evicted first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use switchboard_core::ProviderId;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// An answer as sent to Okta, replayed verbatim to a repeated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub(crate) body: String,
+}
+
+/// The digest of what a request asks for (phone, code, channel); never the values themselves.
+pub(crate) type Fingerprint = [u8; 32];
+
+/// What to do with a request.
+#[derive(Debug)]
+pub(crate) enum Admission {
+    /// First time: deliver, then publish the answer through this sender.
+    New(watch::Sender<Option<Arc<Answer>>>),
+    /// Seen before with the same content: wait for (or reuse) its answer.
+    Repeat(watch::Receiver<Option<Arc<Answer>>>),
+    /// Seen before with a different phone, code or channel.
+    Conflict,
+}
+
+#[derive(Debug)]
+struct EventEntry {
+    fingerprint: Fingerprint,
+    expires: Instant,
+    answer: watch::Receiver<Option<Arc<Answer>>>,
+}
+
+#[derive(Debug)]
+struct PhoneEntry {
+    provider: ProviderId,
+    expires: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Event(String),
+    Phone(Fingerprint),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    events: HashMap<String, EventEntry>,
+    phones: HashMap<Fingerprint, PhoneEntry>,
+    /// Expiry order of both maps; `seq` keeps equal instants apart.
+    expiry: BTreeMap<(Instant, u64), Key>,
+    seq: u64,
+}
+
+/// The ledger. A std mutex: sections are map operations and never span an `.await`.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    state: Mutex<State>,
+    capacity: usize,
+}
+
+impl Ledger {
+    pub(crate) fn new(capacity: usize) -> Ledger {
+        Ledger { state: Mutex::new(State::default()), capacity: capacity.max(1) }
+    }
+
+    /// Registers `event_id`, or finds it.
+    pub(crate) fn admit(
+        &self,
+        event_id: &str,
+        fingerprint: Fingerprint,
+        expires: Instant,
+        now: Instant,
+    ) -> Admission {
+        let mut state = self.lock();
+        state.purge(now);
+        if let Some(entry) = state.events.get(event_id) {
+            return if entry.fingerprint == fingerprint {
+                Admission::Repeat(entry.answer.clone())
+            } else {
+                Admission::Conflict
+            };
+        }
+        state.make_room(self.capacity, |s| s.events.len());
+        let (sender, receiver) = watch::channel(None);
+        state
+            .events
+            .insert(event_id.to_owned(), EventEntry { fingerprint, expires, answer: receiver });
+        state.schedule(expires, Key::Event(event_id.to_owned()));
+        Admission::New(sender)
+    }
+
+    /// The provider that last accepted a code for this phone, if that code has not expired:
+    /// a new request for the same phone inside that window is a resend.
+    pub(crate) fn previous_provider(
+        &self,
+        phone: &Fingerprint,
+        now: Instant,
+    ) -> Option<ProviderId> {
+        let mut state = self.lock();
+        state.purge(now);
+        state.phones.get(phone).map(|entry| entry.provider.clone())
+    }
+
+    /// Remembers which provider accepted a code for this phone, until the code expires.
+    pub(crate) fn record_accepted(
+        &self,
+        phone: Fingerprint,
+        provider: ProviderId,
+        expires: Instant,
+    ) {
+        let mut state = self.lock();
+        state.make_room(self.capacity, |s| s.phones.len());
+        // A replaced entry's old index slot stays; `remove_if_expired` skips it because the new
+        // entry expires later.
+        state.phones.insert(phone, PhoneEntry { provider, expires });
+        state.schedule(expires, Key::Phone(phone));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.events.len(), state.phones.len())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Sections leave the maps consistent at every step, so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn schedule(&mut self, expires: Instant, key: Key) {
+        self.seq += 1;
+        self.expiry.insert((expires, self.seq), key);
+    }
+
+    /// Drops every entry whose time has come.
+    fn purge(&mut self, now: Instant) {
+        while let Some(entry) = self.expiry.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let key = entry.remove();
+            self.remove_if_expired(&key, now);
+        }
+    }
+
+    /// Evicts the entries closest to expiry until one more fits.
+    fn make_room(&mut self, capacity: usize, len: impl Fn(&State) -> usize) {
+        while len(self) >= capacity {
+            let Some(((expires, _), key)) = self.expiry.pop_first() else { break };
+            self.remove_if_expired(&key, expires);
+        }
+    }
+
+    /// Removes `key` if its entry expires at or before `at` (a later re-registration of the same
+    /// phone moved its expiry, and its own index entry will come).
+    fn remove_if_expired(&mut self, key: &Key, at: Instant) {
+        match key {
+            Key::Event(id) => {
+                if self.events.get(id).is_some_and(|e| e.expires <= at) {
+                    self.events.remove(id);
+                }
+            }
+            Key::Phone(phone) => {
+                if self.phones.get(phone).is_some_and(|e| e.expires <= at) {
+                    self.phones.remove(phone);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn provider(id: &str) -> ProviderId {
+        ProviderId::parse(id).unwrap()
+    }
+
+    #[test]
+    fn a_repeated_event_shares_the_first_answer() {
+        let ledger = Ledger::new(10);
+        let now = Instant::now();
+        let expires = now + Duration::from_secs(300);
+        let Admission::New(sender) = ledger.admit("evt", [1; 32], expires, now) else { panic!() };
+        let Admission::Repeat(receiver) = ledger.admit("evt", [1; 32], expires, now) else {
+            panic!()
+        };
+        assert!(receiver.borrow().is_none(), "still sending");
+        sender.send_replace(Some(Arc::new(Answer { body: "answer".into() })));
+        assert_eq!(receiver.borrow().as_ref().unwrap().body, "answer");
+        assert!(matches!(ledger.admit("evt", [2; 32], expires, now), Admission::Conflict));
+    }
+
+    #[test]
+    fn entries_expire_with_the_otp() {
+        let ledger = Ledger::new(10);
+        let now = Instant::now();
+        let expires = now + Duration::from_secs(60);
+        assert!(matches!(ledger.admit("evt", [1; 32], expires, now), Admission::New(_)));
+        ledger.record_accepted([9; 32], provider("twilio"), expires);
+        assert_eq!(ledger.previous_provider(&[9; 32], now), Some(provider("twilio")));
+        let later = expires + Duration::from_millis(1);
+        assert_eq!(ledger.previous_provider(&[9; 32], later), None);
+        assert!(matches!(
+            ledger.admit("evt", [2; 32], later + Duration::from_secs(60), later),
+            Admission::New(_)
+        ));
+    }
+
+    #[test]
+    fn a_newer_resend_keeps_the_phone_until_its_own_expiry() {
+        let ledger = Ledger::new(10);
+        let now = Instant::now();
+        ledger.record_accepted([9; 32], provider("twilio"), now + Duration::from_secs(60));
+        ledger.record_accepted([9; 32], provider("vonage"), now + Duration::from_secs(120));
+        let between = now + Duration::from_secs(90);
+        assert_eq!(ledger.previous_provider(&[9; 32], between), Some(provider("vonage")));
+    }
+
+    #[test]
+    fn capacity_evicts_the_entry_closest_to_expiry() {
+        let ledger = Ledger::new(2);
+        let now = Instant::now();
+        for (index, id) in ["a", "b", "c"].iter().enumerate() {
+            let expires = now + Duration::from_secs(100 + index as u64);
+            assert!(matches!(ledger.admit(id, [0; 32], expires, now), Admission::New(_)));
+        }
+        assert_eq!(ledger.len().0, 2);
+        // "a" expired soonest, so it was the one evicted: it is new again.
+        assert!(matches!(
+            ledger.admit("a", [7; 32], now + Duration::from_secs(200), now),
+            Admission::New(_)
+        ));
+        assert!(matches!(
+            ledger.admit("c", [7; 32], now + Duration::from_secs(200), now),
+            Admission::Conflict
+        ));
+    }
+}
