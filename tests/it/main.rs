@@ -4,5 +4,6 @@
 mod failover;
 mod helpers;
 mod hook;
+mod hostile;
 mod idempotency;
 mod observability;

@@ -14,7 +14,7 @@ use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
 use phonenumber::{Mode, ParseError, PhoneNumber, Type};
 
-use crate::domain::{Country, Destination};
+use crate::domain::{Channel, Country, Destination};
 
 /// The longest text worth handing to the parser; a formatted international number is far
 /// shorter, and the cap keeps hostile input away from the parser's regexes.
@@ -112,6 +112,25 @@ impl NumberKind {
             | Type::Carrier
             | Type::NoInternational
             | Type::Unknown => NumberKind::Unknown,
+        }
+    }
+}
+
+impl NumberKind {
+    /// Whether an OTP may be sent to this kind of line on `channel`. Premium-rate, shared-cost,
+    /// UAN, voicemail and pager numbers never take an OTP (they are how toll fraud pays out);
+    /// toll-free numbers cannot receive SMS. Okta's own enrollment refuses the same kinds.
+    /// Unknown kinds pass: the metadata may simply not know a new range.
+    #[must_use]
+    pub fn takes_otp(self, channel: Channel) -> bool {
+        match self {
+            NumberKind::PremiumRate
+            | NumberKind::SharedCost
+            | NumberKind::Uan
+            | NumberKind::Voicemail
+            | NumberKind::Pager => false,
+            NumberKind::TollFree => channel == Channel::Voice,
+            _ => true,
         }
     }
 }

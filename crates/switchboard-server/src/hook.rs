@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -44,10 +44,26 @@ pub(crate) async fn require_okta_auth(
     }
 }
 
+/// Clock skew tolerated between Okta's `otpExpires` and our clock.
+const EXPIRY_SKEW: Duration = Duration::from_secs(30);
+
 /// `POST {okta.path}`.
-pub(crate) async fn handle_hook(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+pub(crate) async fn handle_hook(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let received = Instant::now();
     let runtime = shared.runtime();
+    if !is_json(&headers) {
+        shared.metrics.hook_refused("content_type");
+        let body = ErrorResponse::new(
+            "Content-Type must be application/json",
+            "UNSUPPORTED_MEDIA_TYPE",
+            None,
+        );
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
+    }
 
     let request: HookRequest =
         match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)) {
@@ -76,18 +92,24 @@ pub(crate) async fn handle_hook(State(shared): State<Arc<Shared>>, body: Bytes) 
     {
         Ok(destination) => destination,
         Err(error) => {
-            shared.metrics.hook_refused("invalid_phone_number");
-            tracing::warn!(event_id = %delivery.event_id, reason = %error, "hook request refused: phone number");
-            let response = HookResponse::new(
-                ActionStatus::Failed,
-                "switchboard".into(),
-                delivery.event_id.clone(),
-                format!("refused: {error}"),
-            );
-            return Json(response).into_response();
+            return refuse(&shared, &delivery.event_id, "invalid_phone_number", &error.to_string());
         }
     };
 
+    if !destination.kind().takes_otp(delivery.channel) {
+        return refuse(
+            &shared,
+            &delivery.event_id,
+            "number_type",
+            &format!("{} numbers take no {} OTP", destination.kind(), delivery.channel),
+        );
+    }
+    let is_expired = delivery
+        .otp_expires
+        .is_some_and(|expires| expires + EXPIRY_SKEW < time::OffsetDateTime::now_utc());
+    if is_expired {
+        return refuse(&shared, &delivery.event_id, "otp_expired", "otpExpires is in the past");
+    }
     let lifetime = runtime.delivery.otp_lifetime(delivery.otp_expires);
     let message = OutboundMessage {
         reference: delivery.event_id.clone(),
@@ -355,6 +377,28 @@ fn fingerprint(message: &OutboundMessage) -> Fingerprint {
         hasher.update([0]);
     }
     hasher.finalize().into()
+}
+
+/// An authenticated request refused on its content: Okta's FAILED shape, no provider call.
+fn refuse(shared: &Shared, event_id: &str, reason: &'static str, detail: &str) -> Response {
+    shared.metrics.hook_refused(reason);
+    tracing::warn!(event_id, reason, detail, "hook request refused");
+    let response = HookResponse::new(
+        ActionStatus::Failed,
+        "switchboard".into(),
+        event_id.to_owned(),
+        format!("refused={reason}; detail={detail}"),
+    );
+    Json(response).into_response()
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`), any case.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn bad_request(summary: &str, location: Option<String>) -> Response {

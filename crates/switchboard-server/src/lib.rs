@@ -12,6 +12,7 @@ pub mod config;
 mod dispatch;
 mod hook;
 mod ledger;
+mod listener;
 mod metrics;
 mod okta;
 mod phone;
@@ -27,6 +28,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use config::{LoadError, Settings};
 
@@ -34,6 +36,8 @@ use crate::state::Shared;
 
 /// Largest hook body accepted. Okta's requests are about 1.5 KiB.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Time allowed to read a request body once the head has arrived.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A configured server, ready to serve.
 #[derive(Clone, Debug)]
@@ -60,6 +64,7 @@ impl Server {
             .route("/callbacks/{provider}/{*rest}", any(callbacks::handle_callback));
         okta.merge(callbacks)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
             .with_state(Arc::clone(&self.shared))
     }
 
@@ -106,12 +111,9 @@ impl Server {
             // Err means the sender is gone, which also means stop.
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let hook = axum::serve(hook_listener, self.hook_router())
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let admin = axum::serve(admin_listener, self.admin_router())
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let serving =
-            async { tokio::try_join!(hook.into_future(), admin.into_future()).map(|_| ()) };
+        let hook = listener::serve(hook_listener, self.hook_router(), stopped(stop_rx.clone()));
+        let admin = listener::serve(admin_listener, self.admin_router(), stopped(stop_rx.clone()));
+        let serving = async { tokio::try_join!(hook, admin).map(|_| ()) };
         let result = tokio::select! {
             result = serving => result,
             () = async {

@@ -188,3 +188,21 @@ proptest! {
         prop_assert_eq!(Destination::parse(destination.e164(), Some(country("FR"))), Ok(destination));
     }
 }
+
+#[test]
+fn premium_and_special_lines_never_take_an_otp() {
+    for kind in [
+        NumberKind::PremiumRate,
+        NumberKind::SharedCost,
+        NumberKind::Uan,
+        NumberKind::Voicemail,
+        NumberKind::Pager,
+    ] {
+        assert!(!kind.takes_otp(Channel::Sms) && !kind.takes_otp(Channel::Voice), "{kind}");
+    }
+    assert!(!NumberKind::TollFree.takes_otp(Channel::Sms));
+    assert!(NumberKind::TollFree.takes_otp(Channel::Voice));
+    for kind in [NumberKind::Mobile, NumberKind::FixedLineOrMobile, NumberKind::Unknown] {
+        assert!(kind.takes_otp(Channel::Sms), "{kind}");
+    }
+}
