@@ -20,6 +20,8 @@ pub(crate) struct AppOptions {
     pub(crate) consecutive_failures: u32,
     pub(crate) retry_backoff_ms: u64,
     pub(crate) max_attempts: u32,
+    /// TOML appended to the config (extra sections such as `[guard.sms]`).
+    pub(crate) extra: &'static str,
 }
 
 impl Default for AppOptions {
@@ -31,6 +33,7 @@ impl Default for AppOptions {
             consecutive_failures: 5,
             retry_backoff_ms: 2000,
             max_attempts: 4,
+            extra: "",
         }
     }
 }
@@ -115,12 +118,15 @@ timeout_ms = 1000
 [[routes]]
 countries = ["*"]
 providers = ["twilio-primary", "twilio-backup"]
+
+{extra}
 "#,
         deadline_ms = options.deadline_ms,
         report = options.report,
         consecutive_failures = options.consecutive_failures,
         retry_backoff_ms = options.retry_backoff_ms,
         max_attempts = options.max_attempts,
+        extra = options.extra,
         primary_timeout_ms = options.primary_timeout_ms,
         primary_url = primary.base_url(),
         backup_url = backup.base_url(),

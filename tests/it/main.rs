@@ -2,6 +2,7 @@
 //! sockets. One test binary (faster to link than one per file).
 
 mod failover;
+mod guard;
 mod helpers;
 mod hook;
 mod hostile;

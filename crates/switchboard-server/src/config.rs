@@ -34,6 +34,9 @@ pub struct FileConfig {
     /// Attempts, background delivery and idempotency.
     #[serde(default = "default_delivery")]
     pub delivery: DeliveryConfig,
+    /// The toll-fraud guard.
+    #[serde(default = "crate::guard::default_guard")]
+    pub guard: crate::guard::GuardConfig,
     /// Ejection and recovery of failing providers.
     #[serde(default = "default_health")]
     pub health: HealthConfig,
@@ -311,6 +314,8 @@ pub struct Settings {
     pub logging: LoggingConfig,
     /// Provider health policy.
     pub health: HealthPolicy,
+    /// The toll-fraud guard, with fresh counters.
+    pub(crate) guard: crate::guard::Guard,
     /// Providers in id order.
     pub providers: Vec<SharedProvider>,
     /// Route rules.
@@ -387,6 +392,7 @@ impl Settings {
         let okta = validate_okta(&file.okta)?;
         let health = HealthPolicy::try_new(&file.health)?;
         let delivery = validate_delivery(&file.delivery)?;
+        let guard = crate::guard::Guard::try_new(&file.guard)?;
 
         let public_base_url =
             file.server.public_base_url.as_deref().map(validate_base_url).transpose()?;
@@ -421,6 +427,7 @@ impl Settings {
             public_base_url,
             okta,
             delivery,
+            guard,
             logging: file.logging,
             health,
             providers,

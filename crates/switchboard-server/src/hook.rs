@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::config::Report;
 use crate::dispatch::{DispatchResult, Limits, Progress, deliver};
+use crate::guard::{BlockedAnswer, GuardInput, ip_key, prefix_of};
 use crate::ledger::{Admission, Answer, Fingerprint};
 use crate::metrics::HookOutcome;
 use crate::okta::{ActionStatus, ErrorResponse, HookRequest, HookResponse};
@@ -144,6 +145,17 @@ pub(crate) async fn handle_hook(
         }
         Admission::New(publish) => {
             let answer = publish.subscribe();
+            if let Some(blocked) = check_guard(
+                &shared,
+                &runtime,
+                &message,
+                delivery.user_id.as_deref(),
+                delivery.ip_address,
+            ) {
+                // Published through the ledger, so Okta's retry gets the same refusal.
+                publish.send_replace(Some(Arc::new(blocked)));
+                return wait_for_answer(answer).await;
+            }
             let job = Job {
                 shared: Arc::clone(&shared),
                 runtime,
@@ -377,6 +389,53 @@ fn fingerprint(message: &OutboundMessage) -> Fingerprint {
         hasher.update([0]);
     }
     hasher.finalize().into()
+}
+
+/// Asks the fraud guard; `Some(answer)` when the request must not be sent.
+fn check_guard(
+    shared: &Shared,
+    runtime: &Runtime,
+    message: &OutboundMessage,
+    user_id: Option<&str>,
+    ip_address: Option<std::net::IpAddr>,
+) -> Option<Answer> {
+    let guard = &runtime.guard;
+    let prefix = prefix_of(message.destination.e164(), guard.hidden_digits(message.channel));
+    let input = GuardInput {
+        channel: message.channel,
+        country: message.destination.country(),
+        number: shared.phones.key(&message.destination),
+        prefix: shared.phones.digest(prefix.as_bytes()),
+        user: user_id.map(|user| shared.phones.digest(user.as_bytes())),
+        ip: ip_address.map(ip_key),
+    };
+    let verdict = guard.check(&input);
+    shared.metrics.guard(&verdict, message.channel, guard.mode_label());
+    let rule = verdict.blocked_by?;
+    tracing::warn!(
+        event_id = %message.reference,
+        country = %message.destination.country(),
+        phone = %shared.phones.reference(&message.destination),
+        channel = %message.channel,
+        rule = rule.as_str(),
+        mode = guard.mode_label(),
+        blocked = verdict.is_blocked,
+        "fraud guard"
+    );
+    if !verdict.is_blocked {
+        return None;
+    }
+    let status = match guard.blocked_answer() {
+        BlockedAnswer::Failed => ActionStatus::Failed,
+        BlockedAnswer::Successful => ActionStatus::Successful,
+    };
+    let response = HookResponse::new(
+        status,
+        "switchboard".into(),
+        message.reference.clone(),
+        format!("refused=guard; rule={}", rule.as_str()),
+    );
+    Some(Answer { body: serde_json::to_string(&response).unwrap_or_default() })
 }
 
 /// An authenticated request refused on its content: Okta's FAILED shape, no provider call.

@@ -10,6 +10,7 @@ mod auth;
 mod callbacks;
 pub mod config;
 mod dispatch;
+mod guard;
 mod hook;
 mod ledger;
 mod listener;
@@ -104,6 +105,7 @@ impl Server {
             loop {
                 tick.tick().await;
                 upkeep_shared.metrics.upkeep();
+                upkeep_shared.runtime().guard.prune();
             }
         });
 

@@ -23,6 +23,8 @@ const PROVIDER_HEALTH: &str = "switchboard_provider_health";
 const REFUSED: &str = "switchboard_hook_refused_total";
 const REPEATED: &str = "switchboard_hook_repeated_total";
 const DELIVERIES: &str = "switchboard_deliveries_total";
+const GUARD_BLOCKED: &str = "switchboard_guard_blocked_total";
+const GUARD_NEAR_MISSES: &str = "switchboard_guard_near_misses_total";
 const RECEIPTS: &str = "switchboard_receipts_total";
 const CALLBACKS_REFUSED: &str = "switchboard_callbacks_refused_total";
 
@@ -167,6 +169,27 @@ impl Metrics {
             Label::new("reason", reason),
         ];
         self.counter(CALLBACKS_REFUSED, labels).increment(1);
+    }
+
+    pub(crate) fn guard(
+        &self,
+        verdict: &crate::guard::Verdict,
+        channel: Channel,
+        mode: &'static str,
+    ) {
+        if let Some(rule) = verdict.blocked_by {
+            let labels = vec![
+                Label::new("rule", rule.as_str()),
+                Label::new("channel", channel.as_str()),
+                Label::new("mode", mode),
+            ];
+            self.counter(GUARD_BLOCKED, labels).increment(1);
+        }
+        for rule in &verdict.near_misses {
+            let labels =
+                vec![Label::new("rule", rule.as_str()), Label::new("channel", channel.as_str())];
+            self.counter(GUARD_NEAR_MISSES, labels).increment(1);
+        }
     }
 
     pub(crate) fn hook_repeated(&self) {

@@ -21,11 +21,38 @@ pub(crate) struct HookRequest {
     pub(crate) data: HookData,
 }
 
-/// `data`. `context` and `userProfile` are not read yet; unknown fields are ignored.
+/// `data`; unknown fields are ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HookData {
+    #[serde(default)]
+    pub(crate) context: Option<HookContext>,
+    #[serde(default)]
+    pub(crate) user_profile: Option<UserProfile>,
     pub(crate) message_profile: MessageProfile,
+}
+
+/// `data.context`.
+#[derive(Deserialize)]
+pub(crate) struct HookContext {
+    #[serde(default)]
+    pub(crate) request: Option<ContextRequest>,
+}
+
+/// `data.context.request`: the end user's request to Okta.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ContextRequest {
+    #[serde(default)]
+    pub(crate) ip_address: Option<String>,
+}
+
+/// `data.userProfile`; only the id is read (names and logins are never needed).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserProfile {
+    #[serde(default)]
+    pub(crate) user_id: Option<String>,
 }
 
 /// `data.messageProfile`. `msgTemplate` and `otpCode` are secrets from the moment they are read.
@@ -77,6 +104,10 @@ pub(crate) struct Delivery {
     pub(crate) text: MessageText,
     pub(crate) locale: Option<Locale>,
     pub(crate) otp_expires: Option<OffsetDateTime>,
+    /// Okta's user id, for per-user velocity limits.
+    pub(crate) user_id: Option<String>,
+    /// The end user's IP address as Okta saw it, for per-address velocity limits.
+    pub(crate) ip_address: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -132,6 +163,19 @@ impl HookRequest {
             text,
             locale: profile.locale.as_deref().and_then(Locale::parse),
             otp_expires,
+            user_id: self
+                .data
+                .user_profile
+                .and_then(|user| user.user_id)
+                .filter(|id| !id.is_empty()),
+            // An address Okta sends that does not parse is ignored, not refused: the code must
+            // still go out.
+            ip_address: self
+                .data
+                .context
+                .and_then(|context| context.request)
+                .and_then(|request| request.ip_address)
+                .and_then(|text| text.trim().parse().ok()),
         })
     }
 }
@@ -299,6 +343,8 @@ mod tests {
         assert_eq!(delivery.text.expose(), "(HOOK)Your code is 11111");
         assert_eq!(delivery.locale.unwrap().tag(), "en-US");
         assert_eq!(delivery.otp_expires.unwrap().unix_timestamp(), 1_643_406_514);
+        assert_eq!(delivery.user_id.as_deref(), Some("00uyxxSknGtK8022w0g3"));
+        assert_eq!(delivery.ip_address, Some("127.0.0.1".parse().unwrap()));
     }
 
     #[test]

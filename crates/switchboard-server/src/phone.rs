@@ -38,8 +38,13 @@ impl PhoneHasher {
 
     /// The full keyed digest, for in-memory lookups by number.
     pub(crate) fn key(&self, destination: &Destination) -> [u8; 32] {
+        self.digest(destination.e164().as_bytes())
+    }
+
+    /// A keyed digest of anything personal (a number prefix, a user id) used as a map key.
+    pub(crate) fn digest(&self, bytes: &[u8]) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(destination.e164().as_bytes());
+        mac.update(bytes);
         mac.finalize().into_bytes().into()
     }
 }

@@ -29,6 +29,9 @@ pub(crate) struct Runtime {
     /// `{public_base_url}/callbacks`, when configured.
     pub(crate) callback_base: Option<String>,
     pub(crate) delivery: DeliverySettings,
+    /// Counters restart on reload: a reload is rare, and old counters under new limits would
+    /// mislead more than they protect.
+    pub(crate) guard: crate::guard::Guard,
     pub(crate) routes: RouteTable,
     pub(crate) providers: HashMap<ProviderId, SharedProvider>,
 }
@@ -120,6 +123,7 @@ impl Runtime {
             okta: settings.okta,
             callback_base: settings.public_base_url.map(|base| format!("{base}/callbacks")),
             delivery: settings.delivery,
+            guard: settings.guard,
             routes: settings.routes,
             providers,
         }
