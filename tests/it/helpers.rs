@@ -9,6 +9,7 @@ use switchboard_server::{Server, Settings};
 use switchboard_sim::twilio::{ReceivedSend, RunningEmulator, TwilioAccount, TwilioEmulator};
 
 pub(crate) const SECRET: &str = "test-hook-secret-0123456789";
+pub(crate) const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub(crate) const PRIMARY_SID: &str = "AC11111111111111111111111111111111";
 pub(crate) const BACKUP_SID: &str = "AC22222222222222222222222222222222";
 
@@ -45,6 +46,10 @@ pub(crate) struct TestApp {
     pub(crate) backup: RunningEmulator,
     pub(crate) client: reqwest::Client,
     pub(crate) logs: LogCapture,
+    pub(crate) server: Server,
+    pub(crate) config_path: std::path::PathBuf,
+    pub(crate) secret_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
     _log_guard: tracing::subscriber::DefaultGuard,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -70,6 +75,10 @@ pub(crate) async fn spawn_app_with(options: AppOptions) -> TestApp {
         .finish();
     let log_guard = tracing::subscriber::set_default(subscriber);
 
+    // The hook secret comes from a mounted-secret file, as in production.
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("okta-hook-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
     let primary =
         TwilioEmulator::start(TwilioAccount::new(PRIMARY_SID, "primary-token")).await.unwrap();
     let backup =
@@ -87,7 +96,10 @@ default_region = "US"
 
 [okta.auth]
 header = "Authorization"
-secrets = ["${{OKTA_HOOK_SECRET}}", "previous-secret-0123456789"]
+secrets = ["${{file:{secret_file}}}", "previous-secret-0123456789"]
+
+[admin]
+token = "{ADMIN_TOKEN}"
 
 [logging]
 phone_hash_key = "test-phone-hash-key"
@@ -102,7 +114,7 @@ consecutive_failures = {consecutive_failures}
 [providers.twilio-primary]
 kind = "twilio"
 account_sid = "{PRIMARY_SID}"
-auth_token = "${{PRIMARY_TOKEN}}"
+auth_token = "primary-token"
 from = "+15005550006"
 base_url = "{primary_url}"
 timeout_ms = {primary_timeout_ms}
@@ -129,21 +141,20 @@ providers = ["twilio-primary", "twilio-backup"]
         extra = options.extra,
         primary_timeout_ms = options.primary_timeout_ms,
         primary_url = primary.base_url(),
+        secret_file = secret_file.display(),
         backup_url = backup.base_url(),
     );
-    let settings = Settings::parse(&config, |name| match name {
-        "OKTA_HOOK_SECRET" => Some(SECRET.to_owned()),
-        "PRIMARY_TOKEN" => Some("primary-token".to_owned()),
-        _ => None,
-    })
-    .unwrap();
+    let config_path = dir.path().join("switchboard.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let settings = Settings::load(&config_path).unwrap();
     let path = settings.okta.path.clone();
     let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_url = format!("http://{}{path}", hook_listener.local_addr().unwrap());
     let admin_url = format!("http://{}", admin_listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::new(settings);
+    let server = Server::new(settings).with_source(config_path.clone());
+    let handle = server.clone();
     tokio::spawn(server.run(hook_listener, admin_listener, Duration::from_secs(1), async move {
         let _ = stopped.await;
     }));
@@ -154,6 +165,10 @@ providers = ["twilio-primary", "twilio-backup"]
         backup,
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
         logs,
+        server: handle,
+        config_path,
+        secret_file,
+        _dir: dir,
         _log_guard: log_guard,
         stop: Some(stop),
     }
@@ -176,6 +191,13 @@ impl TestApp {
         let response = self.hook(body).await;
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
+    }
+
+    /// A request to the admin API with the admin token.
+    pub(crate) fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.admin_url))
+            .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
     }
 
     pub(crate) async fn metrics(&self) -> String {

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server, real adapters and provider emulators, over loopback
 //! sockets. One test binary (faster to link than one per file).
 
+mod admin;
 mod failover;
 mod guard;
 mod helpers;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::HeaderName;
@@ -44,6 +44,25 @@ pub struct FileConfig {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Route rules, first match wins.
     pub routes: Vec<RouteConfig>,
+    /// The admin API.
+    #[serde(default = "default_admin")]
+    pub admin: AdminConfig,
+    /// Files read through `${file:...}`, watched for changes.
+    #[serde(skip)]
+    pub secret_files: Vec<PathBuf>,
+}
+
+/// `[admin]`: the admin API on the admin listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for `/admin/*`. Without one, the admin API is off (metrics and health stay).
+    #[serde(default)]
+    pub token: Option<SecretString>,
+}
+
+fn default_admin() -> AdminConfig {
+    AdminConfig { token: None }
 }
 
 /// `[server]`.
@@ -320,6 +339,10 @@ pub struct Settings {
     pub providers: Vec<SharedProvider>,
     /// Route rules.
     pub routes: RouteTable,
+    /// Admin API token header check (`Authorization: Bearer ...`), when configured.
+    pub(crate) admin_auth: Option<HeaderSecretAuth>,
+    /// Secret files the configuration reads, watched for changes.
+    pub secret_files: Vec<PathBuf>,
 }
 
 /// Validated `[okta]`.
@@ -358,6 +381,16 @@ pub enum LoadError {
         /// serde's message.
         message: String,
     },
+    /// `${file:PATH}` names a file that cannot be read.
+    #[error("{key}: cannot read secret file {path}: {message}")]
+    SecretFile {
+        /// Dotted key path.
+        key: String,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
     /// `${NAME}` names an unset variable.
     #[error("{key}: environment variable {name} is not set")]
     Env {
@@ -393,6 +426,18 @@ impl Settings {
         let health = HealthPolicy::try_new(&file.health)?;
         let delivery = validate_delivery(&file.delivery)?;
         let guard = crate::guard::Guard::try_new(&file.guard)?;
+        let admin_auth = match &file.admin.token {
+            Some(token) if token.expose_secret().len() < 16 => {
+                return Err(
+                    ConfigError::invalid("admin.token", "must be at least 16 characters").into()
+                );
+            }
+            Some(token) => Some(HeaderSecretAuth::new(
+                HeaderName::from_static("authorization"),
+                &[&format!("Bearer {}", token.expose_secret())],
+            )),
+            None => None,
+        };
 
         let public_base_url =
             file.server.public_base_url.as_deref().map(validate_base_url).transpose()?;
@@ -432,6 +477,8 @@ impl Settings {
             health,
             providers,
             routes,
+            admin_auth,
+            secret_files: file.secret_files,
         })
     }
 }
@@ -444,11 +491,15 @@ impl FileConfig {
     ) -> Result<FileConfig, LoadError> {
         let mut value: toml::Value =
             toml::from_str(text).map_err(|error| LoadError::Syntax(error.to_string()))?;
-        substitute(&mut value, &mut String::new(), &env)?;
-        serde_path_to_error::deserialize(value).map_err(|error| LoadError::Shape {
-            key: error.path().to_string(),
-            message: error.into_inner().to_string(),
-        })
+        let mut files = Vec::new();
+        substitute(&mut value, &mut String::new(), &env, &mut files)?;
+        let mut file: FileConfig =
+            serde_path_to_error::deserialize(value).map_err(|error| LoadError::Shape {
+                key: error.path().to_string(),
+                message: error.into_inner().to_string(),
+            })?;
+        file.secret_files = files;
+        Ok(file)
     }
 }
 
@@ -534,16 +585,17 @@ fn substitute(
     value: &mut toml::Value,
     key: &mut String,
     env: &impl Fn(&str) -> Option<String>,
+    files: &mut Vec<PathBuf>,
 ) -> Result<(), LoadError> {
     match value {
         toml::Value::String(text) if text.contains('$') => {
-            *text = expand(text, key, env)?;
+            *text = expand(text, key, env, files)?;
         }
         toml::Value::Array(items) => {
             for (index, item) in items.iter_mut().enumerate() {
                 let len = key.len();
                 key.push_str(&format!("[{index}]"));
-                substitute(item, key, env)?;
+                substitute(item, key, env, files)?;
                 key.truncate(len);
             }
         }
@@ -554,7 +606,7 @@ fn substitute(
                     key.push('.');
                 }
                 key.push_str(name);
-                substitute(item, key, env)?;
+                substitute(item, key, env, files)?;
                 key.truncate(len);
             }
         }
@@ -567,6 +619,7 @@ fn expand(
     text: &str,
     key: &str,
     env: &impl Fn(&str) -> Option<String>,
+    files: &mut Vec<PathBuf>,
 ) -> Result<String, LoadError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -582,6 +635,19 @@ fn expand(
                 message: "unterminated ${ in value".into(),
             })?;
             let name = &body[..end];
+            if let Some(path) = name.strip_prefix("file:") {
+                let secret =
+                    std::fs::read_to_string(path).map_err(|error| LoadError::SecretFile {
+                        key: key.to_owned(),
+                        path: path.to_owned(),
+                        message: error.to_string(),
+                    })?;
+                // Mounted secrets usually end with a newline that is not part of the secret.
+                out.push_str(secret.trim_end_matches(['\n', '\r']));
+                files.push(PathBuf::from(path));
+                rest = &body[end + 1..];
+                continue;
+            }
             let is_name = !name.is_empty()
                 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 && !name.as_bytes()[0].is_ascii_digit();

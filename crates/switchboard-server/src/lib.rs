@@ -6,6 +6,7 @@
 //! well-formed answer, and no passcode, message text, secret or full phone number reaches a log
 //! line, a metric or a response.
 
+mod admin;
 mod auth;
 mod callbacks;
 pub mod config;
@@ -20,14 +21,13 @@ mod phone;
 mod state;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{any, get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, post};
 use tokio::net::TcpListener;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
@@ -69,18 +69,50 @@ impl Server {
             .with_state(Arc::clone(&self.shared))
     }
 
-    /// The admin router: `/metrics`, `/healthz`, `/readyz`.
+    /// The admin router: `/metrics`, `/healthz`, `/readyz` and the admin API.
     pub fn admin_router(&self) -> Router {
-        Router::new()
-            .route("/metrics", get(metrics_text))
-            .route("/healthz", get(|| async { "ok\n" }))
-            .route("/readyz", get(ready))
-            .with_state(Arc::clone(&self.shared))
+        admin::router(Arc::clone(&self.shared))
     }
 
     /// Replaces routes, providers and Okta settings atomically, keeping provider health.
     pub fn reload(&self, settings: Settings) {
         self.shared.reload(settings);
+    }
+
+    /// Names the file the configuration came from, so `reload_from_source`, the admin API and
+    /// [`Server::watch`] can re-read it.
+    #[must_use]
+    pub fn with_source(self, path: PathBuf) -> Server {
+        self.shared.set_source(path);
+        self
+    }
+
+    /// Re-reads the configuration file; a bad file is refused (the error names the key) and the
+    /// running configuration stays in force.
+    pub fn reload_from_source(&self) -> Result<(), String> {
+        self.shared.reload_from_source()
+    }
+
+    /// Polls the configuration file and the secret files it reads every `interval`, reloading
+    /// when one changes. Runs until the returned task is aborted.
+    pub fn watch(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let shared = Arc::clone(&self.shared);
+        // Taken now, not in the task: a change made before the task first runs must count.
+        let mut seen = shared.source_fingerprint();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now = shared.source_fingerprint();
+                if now != seen {
+                    seen = now;
+                    tracing::info!("configuration or a secret file changed; reloading");
+                    // Errors are logged and counted inside; the running config stays.
+                    let _ = shared.reload_from_source();
+                }
+            }
+        })
     }
 
     /// Serves both listeners until `shutdown` completes, then stops accepting, reports not
@@ -138,30 +170,5 @@ impl Server {
             );
         }
         result
-    }
-}
-
-async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let snapshot = {
-        let runtime = shared.runtime();
-        let health = shared.health();
-        let now = tokio::time::Instant::now().into_std();
-        let mut rows: Vec<_> = runtime
-            .providers
-            .keys()
-            .map(|id| (id.clone(), health.status(id, now), health.operator_state(id)))
-            .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows
-    };
-    shared.metrics.provider_health(&snapshot);
-    ([("content-type", "text/plain; version=0.0.4")], shared.metrics.render())
-}
-
-async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    if shared.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-    } else {
-        (StatusCode::OK, "ready\n")
     }
 }

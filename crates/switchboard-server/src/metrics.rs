@@ -25,6 +25,7 @@ const REPEATED: &str = "switchboard_hook_repeated_total";
 const DELIVERIES: &str = "switchboard_deliveries_total";
 const GUARD_BLOCKED: &str = "switchboard_guard_blocked_total";
 const GUARD_NEAR_MISSES: &str = "switchboard_guard_near_misses_total";
+const RELOADS: &str = "switchboard_config_reloads_total";
 const RECEIPTS: &str = "switchboard_receipts_total";
 const CALLBACKS_REFUSED: &str = "switchboard_callbacks_refused_total";
 
@@ -190,6 +191,11 @@ impl Metrics {
                 vec![Label::new("rule", rule.as_str()), Label::new("channel", channel.as_str())];
             self.counter(GUARD_NEAR_MISSES, labels).increment(1);
         }
+    }
+
+    pub(crate) fn config_reload(&self, is_ok: bool) {
+        let labels = vec![Label::new("result", if is_ok { "ok" } else { "refused" })];
+        self.counter(RELOADS, labels).increment(1);
     }
 
     pub(crate) fn hook_repeated(&self) {

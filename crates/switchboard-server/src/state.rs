@@ -32,6 +32,10 @@ pub(crate) struct Runtime {
     /// Counters restart on reload: a reload is rare, and old counters under new limits would
     /// mislead more than they protect.
     pub(crate) guard: crate::guard::Guard,
+    /// Checks `Authorization: Bearer` for the admin API; `None` turns the API off.
+    pub(crate) admin_auth: Option<crate::auth::HeaderSecretAuth>,
+    /// Files read through `${file:...}`.
+    pub(crate) secret_files: Vec<std::path::PathBuf>,
     pub(crate) routes: RouteTable,
     pub(crate) providers: HashMap<ProviderId, SharedProvider>,
 }
@@ -49,6 +53,8 @@ pub(crate) struct Shared {
     /// Every delivery task, so shutdown can wait for those still running.
     pub(crate) tracker: tokio_util::task::TaskTracker,
     is_draining: AtomicBool,
+    /// The configuration file, when the server was started from one.
+    source: Mutex<Option<std::path::PathBuf>>,
 }
 
 impl Shared {
@@ -69,6 +75,7 @@ impl Shared {
             sent,
             tracker: tokio_util::task::TaskTracker::new(),
             is_draining: AtomicBool::new(false),
+            source: Mutex::new(None),
         }
     }
 
@@ -107,6 +114,46 @@ impl Shared {
         let _ = (provider, country, channel, is_delivered, now);
     }
 
+    pub(crate) fn set_source(&self, path: std::path::PathBuf) {
+        *self.source.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(path);
+    }
+
+    fn source(&self) -> Option<std::path::PathBuf> {
+        self.source.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Re-reads and validates the configuration file, then swaps it in. On any error the
+    /// running configuration stays; the error (naming the key) is logged, counted and returned.
+    pub(crate) fn reload_from_source(&self) -> Result<(), String> {
+        let Some(path) = self.source() else {
+            return Err("the server was not started from a configuration file".into());
+        };
+        match Settings::load(&path) {
+            Ok(settings) => {
+                let old_path = self.runtime().okta.path.clone();
+                if settings.okta.path != old_path {
+                    tracing::warn!(old = %old_path, new = %settings.okta.path, "okta.path changes take effect on restart");
+                }
+                self.reload(settings);
+                self.metrics.config_reload(true);
+                tracing::info!(config = %path.display(), "configuration reloaded");
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.config_reload(false);
+                tracing::error!(config = %path.display(), %error, "configuration refused; the running configuration stays");
+                Err(error.to_string())
+            }
+        }
+    }
+
+    /// Modification times of the configuration file and its secret files.
+    pub(crate) fn source_fingerprint(&self) -> Vec<Option<std::time::SystemTime>> {
+        let mut paths: Vec<std::path::PathBuf> = self.source().into_iter().collect();
+        paths.extend(self.runtime().secret_files.iter().cloned());
+        paths.iter().map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok()).collect()
+    }
+
     pub(crate) fn start_draining(&self) {
         self.is_draining.store(true, Ordering::SeqCst);
     }
@@ -124,6 +171,8 @@ impl Runtime {
             callback_base: settings.public_base_url.map(|base| format!("{base}/callbacks")),
             delivery: settings.delivery,
             guard: settings.guard,
+            admin_auth: settings.admin_auth,
+            secret_files: settings.secret_files,
             routes: settings.routes,
             providers,
         }

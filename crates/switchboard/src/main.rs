@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -90,7 +91,27 @@ async fn serve(config: PathBuf) -> anyhow::Result<()> {
         providers = settings.providers.len(),
         "switchboard serving"
     );
-    Server::new(settings).run(hook_listener, admin_listener, grace, shutdown_signal()).await?;
+    let server = Server::new(settings).with_source(config.clone());
+    // Operators edit rules and rotate mounted secrets in place: pick changes up by polling
+    // (works on every filesystem and in Kubernetes' symlink-swapped secret volumes) and on SIGHUP.
+    let watcher = server.watch(Duration::from_secs(2));
+    #[cfg(unix)]
+    let hangups = {
+        let server = server.clone();
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading configuration");
+                // Errors are logged and counted inside; the running config stays.
+                let _ = server.reload_from_source();
+            }
+        })
+    };
+    server.run(hook_listener, admin_listener, grace, shutdown_signal()).await?;
+    watcher.abort();
+    #[cfg(unix)]
+    hangups.abort();
     tracing::info!("switchboard stopped");
     Ok(())
 }

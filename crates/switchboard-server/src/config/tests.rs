@@ -63,16 +63,41 @@ fn substitutes_environment_variables_and_names_missing_ones() {
         error.to_string(),
         "providers.twilio-us.auth_token: environment variable TWILIO_AUTH_TOKEN is not set"
     );
-    assert_eq!(expand("a$${b}c", "k", &test_env).unwrap(), "a${b}c");
-    assert_eq!(expand("cost $5", "k", &test_env).unwrap(), "cost $5");
-    assert_eq!(expand("${A}-${B}", "k", &|n: &str| Some(n.to_lowercase())).unwrap(), "a-b");
+    let mut files = Vec::new();
+    assert_eq!(expand("a$${b}c", "k", &test_env, &mut files).unwrap(), "a${b}c");
+    assert_eq!(expand("cost $5", "k", &test_env, &mut files).unwrap(), "cost $5");
+    let lower = |n: &str| Some(n.to_lowercase());
+    assert_eq!(expand("${A}-${B}", "k", &lower, &mut files).unwrap(), "a-b");
+    let error = expand("${9X}", "k", &test_env, &mut files).unwrap_err().to_string();
+    assert!(error.contains("not an environment variable name"), "{error}");
+    let error = expand("${OPEN", "k", &test_env, &mut files).unwrap_err().to_string();
+    assert!(error.contains("unterminated"), "{error}");
+    assert!(files.is_empty());
+}
+
+#[test]
+fn reads_secrets_from_files_and_remembers_them() {
+    let dir = std::env::temp_dir().join(format!("switchboard-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("okta-secret");
+    std::fs::write(&secret, "a-mounted-secret-0123456789\n").unwrap();
+    let text = MINIMAL.replace("${OKTA_HOOK_SECRET}", &format!("${{file:{}}}", secret.display()));
+    let settings = Settings::parse(&text, test_env).unwrap();
+    assert_eq!(settings.secret_files, std::slice::from_ref(&secret));
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("authorization", "a-mounted-secret-0123456789".parse().unwrap());
     assert!(
-        expand("${9X}", "k", &test_env)
-            .unwrap_err()
-            .to_string()
-            .contains("not an environment variable name")
+        settings.okta.auth.verify(&headers).is_ok(),
+        "the trailing newline is not part of the secret"
     );
-    assert!(expand("${OPEN", "k", &test_env).unwrap_err().to_string().contains("unterminated"));
+
+    let missing = MINIMAL.replace("${OKTA_HOOK_SECRET}", "${file:/nonexistent/secret}");
+    let error = Settings::parse(&missing, test_env).unwrap_err().to_string();
+    assert!(
+        error.starts_with("okta.auth.secrets[0]: cannot read secret file /nonexistent/secret"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

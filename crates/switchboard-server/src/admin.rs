@@ -1,0 +1,176 @@
+//! The admin listener: `/metrics`, `/healthz`, `/readyz` for Prometheus and the orchestrator, and
+//! the admin API under `/admin/` for operators.
+//!
+//! The admin listener is separate from the hook listener and binds to loopback by default. The
+//! admin API requires `Authorization: Bearer <admin.token>` (compared in constant time); without
+//! a configured token it is off. Its endpoints:
+//! - `POST /admin/reload`: re-read the configuration (and the secret files it reads); a bad file
+//!   is refused, naming the key, and the running configuration stays;
+//! - `GET /admin/providers`: each provider's kind, channels, operator state and health;
+//! - `PUT /admin/providers/{id}/state` with `{"state": "enabled" | "draining" | "disabled"}`: the
+//!   operator switch, kept apart from observed health.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use switchboard_core::health::{HealthStatus, OperatorState};
+use switchboard_core::{Channel, ProviderId};
+
+use crate::state::Shared;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .route("/admin/reload", post(reload))
+        .route("/admin/providers", get(providers))
+        .route("/admin/providers/{id}/state", put(set_state))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            require_admin_token,
+        ));
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .merge(api)
+        .with_state(shared)
+}
+
+async fn require_admin_token(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let runtime = shared.runtime();
+    let Some(auth) = &runtime.admin_auth else {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({"error": "the admin API is off: set [admin] token"})),
+        )
+            .into_response();
+    };
+    match auth.verify(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(failure) => {
+            tracing::warn!(reason = failure.as_str(), "admin request refused");
+            (
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({"error": "a valid bearer token is required"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn reload(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.reload_from_source() {
+        Ok(()) => Json(serde_json::json!({"status": "reloaded"})).into_response(),
+        Err(error) => {
+            (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": error}))).into_response()
+        }
+    }
+}
+
+async fn providers(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    let runtime = shared.runtime();
+    let health = shared.health();
+    let now = tokio::time::Instant::now().into_std();
+    let mut rows: Vec<_> = runtime
+        .providers
+        .values()
+        .map(|provider| {
+            let id = provider.id();
+            let channels: Vec<&str> = Channel::ALL
+                .into_iter()
+                .filter(|c| provider.supports(*c))
+                .map(Channel::as_str)
+                .collect();
+            serde_json::json!({
+                "id": id.as_str(),
+                "kind": provider.kind(),
+                "channels": channels,
+                "operator_state": health.operator_state(id).as_str(),
+                "health": health_json(&health.status(id, now), now),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Json(serde_json::json!({ "providers": rows }))
+}
+
+fn health_json(status: &HealthStatus, now: std::time::Instant) -> serde_json::Value {
+    let ms = |until: &std::time::Instant| until.saturating_duration_since(now).as_millis() as u64;
+    match status {
+        HealthStatus::Healthy => serde_json::json!({"state": "healthy"}),
+        HealthStatus::Ejected { until, times } => {
+            serde_json::json!({"state": "ejected", "remaining_ms": ms(until), "times_ejected": times})
+        }
+        HealthStatus::Probation { trial_in_flight } => {
+            serde_json::json!({"state": "probation", "trial_in_flight": trial_in_flight})
+        }
+        HealthStatus::RateLimited { until } => {
+            serde_json::json!({"state": "rate_limited", "remaining_ms": ms(until)})
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateChange {
+    state: String,
+}
+
+async fn set_state(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Json(change): Json<StateChange>,
+) -> Response {
+    let runtime = shared.runtime();
+    let Some(id) = ProviderId::parse(&id).filter(|id| runtime.providers.contains_key(id)) else {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "no such provider"})))
+            .into_response();
+    };
+    let state = match change.state.as_str() {
+        "enabled" => OperatorState::Enabled,
+        "draining" => OperatorState::Draining,
+        "disabled" => OperatorState::Disabled,
+        _ => {
+            let error = "state: must be enabled, draining or disabled";
+            return (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": error})))
+                .into_response();
+        }
+    };
+    shared.health().set_operator_state(&id, state);
+    tracing::warn!(provider = %id, state = state.as_str(), "operator changed provider state");
+    Json(serde_json::json!({"id": id.as_str(), "operator_state": state.as_str()})).into_response()
+}
+
+async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let snapshot = {
+        let runtime = shared.runtime();
+        let health = shared.health();
+        let now = tokio::time::Instant::now().into_std();
+        let mut rows: Vec<_> = runtime
+            .providers
+            .keys()
+            .map(|id| (id.clone(), health.status(id, now), health.operator_state(id)))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    };
+    shared.metrics.provider_health(&snapshot);
+    ([("content-type", "text/plain; version=0.0.4")], shared.metrics.render())
+}
+
+async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    if shared.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else {
+        (StatusCode::OK, "ready\n")
+    }
+}
