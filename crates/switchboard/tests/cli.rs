@@ -19,6 +19,7 @@ fn check_config(path: &Path) -> Output {
         .env("TWILIO_AUTH_TOKEN", "token")
         .env("TWILIO_BACKUP_AUTH_TOKEN", "token")
         .env("SWITCHBOARD_PHONE_HASH_KEY", "key")
+        .env("SWITCHBOARD_ADMIN_TOKEN", "an-admin-token-of-some-length")
         .output()
         .unwrap()
 }
