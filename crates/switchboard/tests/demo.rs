@@ -15,7 +15,12 @@ async fn demo_shows_failover_to_the_backup() {
     let carried = |phase, provider: &str| {
         summary.carried.get(&(phase, provider.to_owned())).copied().unwrap_or(0)
     };
-    assert!(carried(Phase::Healthy, "twilio-primary") > 0, "{printed}");
+    // Who carried the healthy phase depends on timing (an overloaded machine can time the
+    // primary out); what the broken phase shows does not.
+    assert!(
+        carried(Phase::Healthy, "twilio-primary") + carried(Phase::Healthy, "twilio-backup") > 0,
+        "{printed}"
+    );
     assert_eq!(carried(Phase::Broken, "twilio-primary"), 0, "{printed}");
     assert!(carried(Phase::Broken, "twilio-backup") > 0, "{printed}");
     assert!(summary.failovers >= 1, "{printed}");
