@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use switchboard_core::plan::{Candidate, Exclusion, RouteQuery, plan};
 use switchboard_core::{
-    AttemptOutcome, Certainty, ErrorClass, Failure, OutboundMessage, ProviderId,
+    Admission, AttemptKind, AttemptOutcome, Certainty, ErrorClass, Failure, OutboundMessage,
+    ProviderId, Purpose,
 };
 use tokio::time::Instant;
 
@@ -50,6 +51,8 @@ pub(crate) enum Undelivered {
     AllFailed,
     /// Time ran out with candidates left.
     DeadlineReached,
+    /// Failover was refused by the retry budget with candidates left.
+    RetryBudget,
 }
 
 impl Undelivered {
@@ -59,6 +62,7 @@ impl Undelivered {
             Undelivered::NoCandidate => "no_candidate",
             Undelivered::AllFailed => "all_failed",
             Undelivered::DeadlineReached => "deadline_reached",
+            Undelivered::RetryBudget => "retry_budget",
         }
     }
 }
@@ -77,12 +81,16 @@ pub(crate) async fn dispatch(
     shared: &Shared,
     runtime: &Runtime,
     message: &OutboundMessage,
+    purpose: Purpose,
     deadline: Instant,
 ) -> DispatchReport {
-    let query = RouteQuery { country: message.destination.country(), channel: message.channel };
+    let query =
+        RouteQuery::for_destination(&message.destination, message.channel).with_purpose(purpose);
     let plan = {
-        let health = shared.health();
-        plan(&runtime.routes, &health, &query, Instant::now().into_std())
+        let mut health = shared.health();
+        let now = Instant::now().into_std();
+        health.begin_request(now);
+        plan(&runtime.routes, &health, &query, now, &mut rand::rng())
     };
     let rule = plan.rule.as_ref().map(|rule| rule.name.to_string());
     let mut report = DispatchReport {
@@ -100,25 +108,31 @@ pub(crate) async fn dispatch(
         return report;
     }
 
+    let mut kind = AttemptKind::First;
     for candidate in &plan.candidates {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining < MIN_ATTEMPT_TIME {
             report.result = DispatchResult::Undelivered { reason: Undelivered::DeadlineReached };
             return report;
         }
-        let Some(provider) = runtime.providers.get(&candidate.provider) else {
+        let Some(provider) = runtime.providers.get(candidate.provider()) else {
             // The route table is validated against the providers, so this cannot happen.
             continue;
         };
-        if !begin_attempt(shared, candidate) {
-            continue;
+        match begin_attempt(shared, candidate, kind) {
+            Admission::Go => kind = AttemptKind::Failover,
+            admission if admission.is_budget() => {
+                report.result = DispatchResult::Undelivered { reason: Undelivered::RetryBudget };
+                return report;
+            }
+            _ => continue,
         }
 
         let started = Instant::now();
         let outcome = match tokio::time::timeout(remaining, provider.send(message)).await {
             Ok(Ok(accepted)) => AttemptOutcome::Accepted { message_id: accepted.message_id },
             Ok(Err(error)) => {
-                tracing::debug!(provider = %candidate.provider, error = %error, "attempt failed");
+                tracing::debug!(provider = %candidate.provider(), error = %error, "attempt failed");
                 AttemptOutcome::Failed(error.failure())
             }
             Err(_elapsed) => AttemptOutcome::Failed(Failure {
@@ -128,18 +142,20 @@ pub(crate) async fn dispatch(
             }),
         };
         let elapsed = started.elapsed();
-        shared.health().record(&candidate.provider, &outcome, Instant::now().into_std());
-        shared.metrics.attempt(&candidate.provider, message.channel, &outcome, elapsed);
+        shared.health().record(&candidate.key, &outcome, elapsed, Instant::now().into_std());
+        shared.metrics.attempt(candidate.provider(), message.channel, &outcome, elapsed);
         report.attempts.push(AttemptRecord {
-            provider: candidate.provider.clone(),
+            provider: candidate.provider().clone(),
             outcome: outcome.clone(),
             elapsed,
         });
 
         match outcome {
             AttemptOutcome::Accepted { message_id } => {
-                report.result =
-                    DispatchResult::Delivered { provider: candidate.provider.clone(), message_id };
+                report.result = DispatchResult::Delivered {
+                    provider: candidate.provider().clone(),
+                    message_id,
+                };
                 return report;
             }
             AttemptOutcome::Failed(failure) if !failure.class.is_failover_allowed() => {
@@ -148,7 +164,7 @@ pub(crate) async fn dispatch(
             }
             AttemptOutcome::Failed(failure) => {
                 if failure.certainty == Certainty::PossiblyAccepted {
-                    shared.metrics.possible_duplicate(&candidate.provider);
+                    shared.metrics.possible_duplicate(candidate.provider());
                 }
             }
         }
@@ -161,6 +177,6 @@ pub(crate) async fn dispatch(
     report
 }
 
-fn begin_attempt(shared: &Shared, candidate: &Candidate) -> bool {
-    shared.health().begin_attempt(candidate, Instant::now().into_std())
+fn begin_attempt(shared: &Shared, candidate: &Candidate, kind: AttemptKind) -> Admission {
+    shared.health().begin_attempt(candidate, kind, Instant::now().into_std())
 }

@@ -94,8 +94,9 @@ pub(crate) async fn handle_hook(State(shared): State<Arc<Shared>>, body: Bytes) 
     let task_shared = Arc::clone(&shared);
     let task_runtime = Arc::clone(&runtime);
     let task_message = message.clone();
+    let purpose = delivery.purpose;
     let report = match tokio::spawn(async move {
-        dispatch(&task_shared, &task_runtime, &task_message, deadline).await
+        dispatch(&task_shared, &task_runtime, &task_message, purpose, deadline).await
     })
     .await
     {

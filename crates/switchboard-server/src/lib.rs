@@ -130,7 +130,7 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         let mut rows: Vec<_> = runtime
             .providers
             .keys()
-            .map(|id| (id.clone(), health.status(id, now), health.operator_state(id)))
+            .map(|id| (id.clone(), health.provider_status(id, now), health.operator_state(id)))
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows

@@ -44,7 +44,7 @@ impl Shared {
             Some(key) => PhoneHasher::new(key.expose_secret().as_bytes()),
             None => PhoneHasher::random(),
         };
-        let health = HealthBook::new(settings.health);
+        let health = HealthBook::new(settings.health.clone());
         Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
             health: Mutex::new(health),
@@ -64,7 +64,7 @@ impl Shared {
         let providers: Vec<ProviderId> =
             settings.providers.iter().map(|p| p.id().clone()).collect();
         let mut health = self.health();
-        *health = health.carry_over(settings.health, providers.iter());
+        *health = health.carry_over(settings.health.clone(), providers.iter());
         // Swap while holding the health lock so no attempt records into the old book after
         // the new runtime is visible.
         self.runtime.store(Arc::new(Runtime::from_settings(settings)));
