@@ -103,10 +103,8 @@ pub fn build(
     config: &ProviderConfig,
     context: &BuildContext,
 ) -> Result<SharedProvider, ConfigError> {
-    // Twilio takes its status callbacks once the Twilio adapter is finished to issue 4's standard.
-    let _ = context;
     match config {
-        ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new(id, config)?)),
+        ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new_with(id, config, context)?)),
     }
 }
 

@@ -28,6 +28,8 @@ fn config(base_url: String) -> TwilioConfig {
         auth_token: SecretString::from(TOKEN),
         from: Some(FROM.into()),
         messaging_service_sid: None,
+        voice_from: None,
+        senders: Default::default(),
         base_url,
         timeout_ms: 2000,
         connect_timeout_ms: 300,

@@ -101,7 +101,7 @@ fn error_code(body: &[u8]) -> Option<u64> {
     code.as_u64().or_else(|| code.as_str()?.trim().parse().ok())
 }
 
-fn class_for_code(code: u64) -> Option<ErrorClass> {
+pub(crate) fn class_for_code(code: u64) -> Option<ErrorClass> {
     let class = match code {
         // Invalid To (21211 SMS, 21217 calls), invalid number (21401), not a mobile (21614).
         21211 | 21217 | 21401 | 21614 => ErrorClass::InvalidNumber,
