@@ -11,6 +11,7 @@
 
 pub mod callback;
 mod error;
+mod http;
 pub mod senders;
 pub mod twilio;
 

@@ -137,18 +137,7 @@ impl TwilioConfig {
 
     /// The API root without a trailing `/`.
     pub(crate) fn base_url(&self, key_prefix: &str) -> Result<String, ConfigError> {
-        let invalid = |reason: &str| ConfigError::invalid(format!("{key_prefix}.base_url"), reason);
-        let url = reqwest::Url::parse(&self.base_url).map_err(|_| invalid("must be a URL"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(invalid("must be an http or https URL with a host"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("must not have a query or fragment"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("must not carry credentials (use account_sid and auth_token)"));
-        }
-        Ok(self.base_url.trim_end_matches('/').to_owned())
+        crate::http::check_base_url(&format!("{key_prefix}.base_url"), &self.base_url)
     }
 
     /// The validated senders (`from`, `voice_from`, `senders`).

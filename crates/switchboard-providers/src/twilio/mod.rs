@@ -35,6 +35,7 @@ use switchboard_core::{Channel, ConfigError, ErrorClass, OutboundMessage, Provid
 use self::classify::Answer;
 pub use self::config::TwilioConfig;
 use self::request::SmsSender;
+use crate::http::RawAnswer;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
     Senders,
@@ -42,10 +43,6 @@ use crate::{
 
 /// The provider kind, as written in config.
 const KIND: &str = "twilio";
-
-/// The most of an answer's body that is read. Twilio's resources are a few KiB; a larger body
-/// is not Twilio's, and classification then falls back to the status.
-const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Where status callbacks go, below `callback_base`.
 const STATUS_SUBPATH: &str = "/status";
@@ -86,17 +83,7 @@ impl Twilio {
         config.validate(&key_prefix)?;
         let senders = config.senders(&key_prefix)?;
         let base_url = config.base_url(&key_prefix)?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout())
-            // Twilio's API never redirects; following one would re-send the credentials and the
-            // passcode to wherever it points.
-            .redirect(reqwest::redirect::Policy::none())
-            // Reuse connections, but drop idle ones before a load balancer would: a request
-            // written on a connection the far end is closing fails as "possibly accepted".
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| ConfigError::invalid(key_prefix, format!("http client: {error}")))?;
+        let client = crate::http::client(&key_prefix, config.connect_timeout())?;
         let account_root = format!("{base_url}/2010-04-01/Accounts/{}", config.account_sid);
         Ok(Twilio {
             id,
@@ -118,44 +105,12 @@ impl Twilio {
         })
     }
 
-    /// Sends `request` with auth and the timeout; reads the status, `Retry-After` and at most
-    /// [`MAX_BODY_BYTES`] of the body.
+    /// Sends `request` with auth and the timeout.
     async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<RawAnswer, ProviderError> {
-        let mut response = request
+        let request = request
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|error| ProviderError::from_transport(KIND, &error))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = MAX_BODY_BYTES - body.len();
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if body.len() == MAX_BODY_BYTES {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                // A 2xx whose body broke off may still be a created message; an error status
-                // is a refusal whether or not its body arrived.
-                Err(error) if (200..300).contains(&status) => {
-                    return Err(ProviderError::from_transport(KIND, &error));
-                }
-                Err(_) => {
-                    body.clear();
-                    break;
-                }
-            }
-        }
-        Ok(RawAnswer { status, retry_after, body })
+            .timeout(self.timeout);
+        crate::http::exchange(KIND, request).await
     }
 
     async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
@@ -184,7 +139,7 @@ impl Twilio {
             }
         };
         let answer = self.exchange(request).await?;
-        classify::classify_send(&answer.view(), SystemTime::now())
+        classify::classify_send(&view(&answer), SystemTime::now())
     }
 
     /// Logs what failed: class, certainty, status and code only (see [`ProviderError`]).
@@ -210,17 +165,8 @@ fn no_sender(channel: Channel) -> ProviderError {
     ProviderError::not_sent(KIND, ErrorClass::AuthConfig, detail)
 }
 
-/// An answer as read off the wire.
-struct RawAnswer {
-    status: u16,
-    retry_after: Option<String>,
-    body: Vec<u8>,
-}
-
-impl RawAnswer {
-    fn view(&self) -> Answer<'_> {
-        Answer { status: self.status, retry_after: self.retry_after.as_deref(), body: &self.body }
-    }
+fn view(answer: &RawAnswer) -> Answer<'_> {
+    Answer { status: answer.status, retry_after: answer.retry_after.as_deref(), body: &answer.body }
 }
 
 #[async_trait]
@@ -250,7 +196,7 @@ impl Provider for Twilio {
 
     async fn probe(&self) -> Result<(), ProviderError> {
         let answer = self.exchange(self.client.get(&self.account_url)).await?;
-        classify::classify_probe(&answer.view(), SystemTime::now())
+        classify::classify_probe(&view(&answer), SystemTime::now())
     }
 
     /// A status callback: verified against `X-Twilio-Signature` before anything is read from it.
