@@ -35,6 +35,8 @@ pub(crate) struct RawAnswer {
     pub(crate) status: u16,
     /// The raw `Retry-After` header.
     pub(crate) retry_after: Option<String>,
+    /// The raw `x-amzn-ErrorType` header (AWS's JSON protocols).
+    pub(crate) amzn_error_type: Option<String>,
     /// At most [`MAX_BODY_BYTES`] of the body.
     pub(crate) body: Vec<u8>,
 }
@@ -50,11 +52,11 @@ pub(crate) async fn exchange(
         .await
         .map_err(|error| ProviderError::from_transport(provider_kind, &error))?;
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
+    };
+    let retry_after = header("retry-after");
+    let amzn_error_type = header("x-amzn-errortype");
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
@@ -77,7 +79,7 @@ pub(crate) async fn exchange(
             }
         }
     }
-    Ok(RawAnswer { status, retry_after, body })
+    Ok(RawAnswer { status, retry_after, amzn_error_type, body })
 }
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 section 10.2.3). A date in the past

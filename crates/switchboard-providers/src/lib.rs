@@ -9,6 +9,7 @@
 //! [`AttemptOutcome`]: switchboard_core::AttemptOutcome
 //! [`ErrorClass`]: switchboard_core::ErrorClass
 
+pub mod aws;
 pub mod callback;
 mod error;
 mod http;
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
+pub use aws::{AwsSmsVoice, AwsSmsVoiceConfig};
 pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
 pub use senders::{CountrySenderConfig, Senders};
@@ -79,6 +81,8 @@ pub type SharedProvider = Arc<dyn Provider>;
 pub enum ProviderConfig {
     /// Twilio Programmable Messaging and Voice.
     Twilio(TwilioConfig),
+    /// AWS End User Messaging SMS and Voice v2.
+    AwsSmsVoice(AwsSmsVoiceConfig),
 }
 
 impl ProviderConfig {
@@ -87,6 +91,7 @@ impl ProviderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderConfig::Twilio(_) => "twilio",
+            ProviderConfig::AwsSmsVoice(_) => "aws_sms_voice",
         }
     }
 
@@ -94,6 +99,7 @@ impl ProviderConfig {
     pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {
         match self {
             ProviderConfig::Twilio(config) => config.validate(key_prefix),
+            ProviderConfig::AwsSmsVoice(config) => config.validate(key_prefix),
         }
     }
 }
@@ -106,6 +112,8 @@ pub fn build(
 ) -> Result<SharedProvider, ConfigError> {
     match config {
         ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new_with(id, config, context)?)),
+        // AWS has no callbacks: delivery events go to the configuration set's destinations.
+        ProviderConfig::AwsSmsVoice(config) => Ok(Arc::new(AwsSmsVoice::try_new(id, config)?)),
     }
 }
 
@@ -132,7 +140,7 @@ mod tests {
         let config = &parsed.providers["twilio-us"];
         assert_eq!(config.kind(), "twilio");
         assert!(config.validate("providers.twilio-us").is_ok());
-        let ProviderConfig::Twilio(twilio) = config;
+        let ProviderConfig::Twilio(twilio) = config else { panic!("{config:?}") };
         assert_eq!(twilio.timeout_ms, 1200);
         assert!(!format!("{config:?}").contains("secret-token"));
     }
