@@ -15,6 +15,7 @@ pub mod route;
 #[cfg(test)]
 mod script;
 pub mod speech;
+pub mod text;
 
 pub use config::ConfigError;
 pub use destination::{DestinationError, NumberKind};
@@ -31,3 +32,4 @@ pub use route::{
     CountrySet, ProviderCatalog, RouteConfig, RouteRule, RouteTable, RuleId, RuleMatch,
 };
 pub use speech::{Speech, speak_passcode};
+pub use text::{Encoding, Segments, Template, TemplateConfig, TemplateSet};
