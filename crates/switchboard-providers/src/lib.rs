@@ -15,6 +15,7 @@ mod error;
 mod http;
 pub mod senders;
 pub mod twilio;
+pub mod webhook;
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, Deliver
 pub use error::ProviderError;
 pub use senders::{CountrySenderConfig, Senders};
 pub use twilio::{Twilio, TwilioConfig};
+pub use webhook::{ReceiptConfig, Webhook, WebhookConfig};
 
 /// A provider's acceptance of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +85,8 @@ pub enum ProviderConfig {
     Twilio(TwilioConfig),
     /// AWS End User Messaging SMS and Voice v2.
     AwsSmsVoice(AwsSmsVoiceConfig),
+    /// A generic JSON webhook (an in-house gateway).
+    Webhook(WebhookConfig),
 }
 
 impl ProviderConfig {
@@ -92,6 +96,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::Twilio(_) => "twilio",
             ProviderConfig::AwsSmsVoice(_) => "aws_sms_voice",
+            ProviderConfig::Webhook(_) => "webhook",
         }
     }
 
@@ -100,6 +105,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::Twilio(config) => config.validate(key_prefix),
             ProviderConfig::AwsSmsVoice(config) => config.validate(key_prefix),
+            ProviderConfig::Webhook(config) => config.validate(key_prefix),
         }
     }
 }
@@ -114,6 +120,7 @@ pub fn build(
         ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new_with(id, config, context)?)),
         // AWS has no callbacks: delivery events go to the configuration set's destinations.
         ProviderConfig::AwsSmsVoice(config) => Ok(Arc::new(AwsSmsVoice::try_new(id, config)?)),
+        ProviderConfig::Webhook(config) => Ok(Arc::new(Webhook::try_new(id, config, context)?)),
     }
 }
 

@@ -11,7 +11,7 @@
 //!
 //! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
-//! provider-specific code lives in its own module ([`twilio`], [`aws`]).
+//! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`]).
 
 mod admin;
 pub mod aws;
@@ -19,5 +19,6 @@ pub mod faults;
 mod journal;
 mod server;
 pub mod twilio;
+pub mod webhook;
 
 pub use faults::{Fault, Faults};

@@ -102,11 +102,12 @@ impl AwsSmsVoiceConfig {
         }
         match (&self.access_key_id, &self.secret_access_key) {
             (Some(id), Some(secret)) => {
-                if !(16..=128).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric())
-                {
+                // AWS's ids are 16 to 128 letters and digits; anything printable is let through
+                // so that a mistyped id fails at AWS with a clear error rather than here.
+                if !(1..=128).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(ConfigError::invalid(
                         key("access_key_id"),
-                        "must be 16 to 128 letters and digits",
+                        "must be 1 to 128 printable characters without spaces",
                     ));
                 }
                 if secret.expose_secret().trim().is_empty() {
@@ -295,7 +296,7 @@ mod tests {
             (r#","region":"US EAST""#, "region"),
             (r#","access_key_id":"AKIDEXAMPLE12345""#, "secret_access_key"),
             (r#","secret_access_key":"s""#, "access_key_id"),
-            (r#","access_key_id":"short","secret_access_key":"s""#, "access_key_id"),
+            (r#","access_key_id":"has space","secret_access_key":"s""#, "access_key_id"),
             (r#","session_token":"t""#, "session_token"),
             (r#","from":"not a sender!""#, "from"),
             (r#","voice_from":"Acme""#, "voice_from"),
