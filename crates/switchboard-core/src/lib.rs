@@ -18,6 +18,7 @@ pub mod route;
 #[cfg(test)]
 mod script;
 pub mod speech;
+pub mod text;
 
 pub use budget::{BudgetConfig, BudgetPolicy, BudgetSnapshot, RetryBudget};
 pub use config::ConfigError;
@@ -42,3 +43,4 @@ pub use route::{
     RuleMatch,
 };
 pub use speech::{Speech, speak_passcode};
+pub use text::{Encoding, Segments, Template, TemplateConfig, TemplateSet};
