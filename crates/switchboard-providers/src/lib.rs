@@ -12,7 +12,10 @@
 pub mod callback;
 mod error;
 pub mod senders;
+pub mod sinch;
+mod transport;
 pub mod twilio;
+pub mod vonage;
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,7 +27,9 @@ use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
 pub use senders::{CountrySenderConfig, Senders};
+pub use sinch::{Sinch, SinchConfig};
 pub use twilio::{Twilio, TwilioConfig};
+pub use vonage::{Vonage, VonageConfig};
 
 /// A provider's acceptance of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +83,10 @@ pub type SharedProvider = Arc<dyn Provider>;
 pub enum ProviderConfig {
     /// Twilio Programmable Messaging and Voice.
     Twilio(TwilioConfig),
+    /// Vonage SMS API and Voice API.
+    Vonage(VonageConfig),
+    /// Sinch SMS (xms batches) and Voice callouts.
+    Sinch(SinchConfig),
 }
 
 impl ProviderConfig {
@@ -86,6 +95,8 @@ impl ProviderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderConfig::Twilio(_) => "twilio",
+            ProviderConfig::Vonage(_) => "vonage",
+            ProviderConfig::Sinch(_) => "sinch",
         }
     }
 
@@ -93,6 +104,8 @@ impl ProviderConfig {
     pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {
         match self {
             ProviderConfig::Twilio(config) => config.validate(key_prefix),
+            ProviderConfig::Vonage(config) => config.validate(key_prefix),
+            ProviderConfig::Sinch(config) => config.validate(key_prefix),
         }
     }
 }
@@ -107,6 +120,8 @@ pub fn build(
     let _ = context;
     match config {
         ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new(id, config)?)),
+        ProviderConfig::Vonage(config) => Ok(Arc::new(Vonage::try_new(id, config, context)?)),
+        ProviderConfig::Sinch(config) => Ok(Arc::new(Sinch::try_new(id, config, context)?)),
     }
 }
 
@@ -133,7 +148,7 @@ mod tests {
         let config = &parsed.providers["twilio-us"];
         assert_eq!(config.kind(), "twilio");
         assert!(config.validate("providers.twilio-us").is_ok());
-        let ProviderConfig::Twilio(twilio) = config;
+        let ProviderConfig::Twilio(twilio) = config else { panic!("not twilio") };
         assert_eq!(twilio.timeout_ms, 1200);
         assert!(!format!("{config:?}").contains("secret-token"));
     }
