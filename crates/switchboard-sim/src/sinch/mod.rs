@@ -1,0 +1,1 @@
+//! An emulator of Sinch's SMS and Voice APIs (filled in below).
