@@ -691,10 +691,9 @@ fn validate_call(body: &Value) -> Result<(), Response> {
         }
     }
     let from = &object.get("from").cloned().unwrap_or(Value::Null);
-    if from["type"] != "phone" || !is_number(&from["number"]) {
-        if object.get("random_from_number") != Some(&Value::Bool(true)) {
-            return Err(invalid_parameter("from", "must be a phone endpoint with 7 to 15 digits"));
-        }
+    let is_random_from = object.get("random_from_number") == Some(&Value::Bool(true));
+    if (from["type"] != "phone" || !is_number(&from["number"])) && !is_random_from {
+        return Err(invalid_parameter("from", "must be a phone endpoint with 7 to 15 digits"));
     }
     match (object.get("ncco"), object.get("answer_url")) {
         (Some(ncco), None) => validate_ncco(ncco)?,
