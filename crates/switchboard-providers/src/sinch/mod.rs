@@ -59,8 +59,8 @@ pub struct Sinch {
     sms: Option<SmsAccount>,
     voice: Option<VoiceAccount>,
     senders: Senders,
-    /// `{callback_base}/sms/{token}` when SMS receipts are wanted.
-    sms_callback_url: Option<String>,
+    /// `{callback_base}/sms/{token}` when SMS receipts are wanted; secret, as it holds the token.
+    sms_callback_url: Option<SecretString>,
     /// Whether calls ask for DiCE events (the server has a public callback URL).
     wants_call_events: bool,
     timeout: Duration,
@@ -131,9 +131,10 @@ impl Sinch {
             &context.callback_base,
             sms.as_ref().and_then(|sms| sms.callback_token.as_ref()),
         ) {
-            (Some(base), Some(token)) => {
-                Some(format!("{base}{SMS_REPORT_PATH}{}", token.expose_secret()))
-            }
+            (Some(base), Some(token)) => Some(SecretString::from(format!(
+                "{base}{SMS_REPORT_PATH}{}",
+                token.expose_secret()
+            ))),
             (Some(_), None) if sms.is_some() => {
                 tracing::info!(provider = %id, "sinch sms receipts need callback_token; not asking for them");
                 None
@@ -166,7 +167,11 @@ impl Sinch {
                 let Some(sender) = self.senders.for_destination(country, Channel::Sms) else {
                     return Err(Self::unsupported("no sms sender for this country"));
                 };
-                let body = request::batch_body(sender, self.sms_callback_url.as_deref(), message);
+                let body = request::batch_body(
+                    sender,
+                    self.sms_callback_url.as_ref().map(|url| url.expose_secret()),
+                    message,
+                );
                 let request = self
                     .client
                     .post(&sms.batches_url)
