@@ -11,14 +11,30 @@
 //!
 //! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
-//! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`]).
+//! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`], [`vonage`],
+//! [`sinch`]); [`receipts`] posts the delivery receipts an emulator renders.
 
 mod admin;
 pub mod aws;
 pub mod faults;
 mod journal;
+pub mod receipts;
 mod server;
+pub mod sinch;
 pub mod twilio;
+pub mod vonage;
 pub mod webhook;
 
 pub use faults::{Fault, Faults};
+pub use receipts::{ReceiptOutcome, ReceiptPlan, SentReceipt};
+
+/// Serialises a time as RFC 3339, for the journals' `received_at`.
+pub(crate) fn serialize_rfc3339<S: serde::Serializer>(
+    at: &std::time::SystemTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let text = time::OffsetDateTime::from(*at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(&text)
+}
