@@ -12,6 +12,8 @@
 pub mod callback;
 mod error;
 pub mod senders;
+pub mod telesign;
+mod transport;
 pub mod twilio;
 
 use std::fmt;
@@ -24,6 +26,7 @@ use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
 pub use senders::{CountrySenderConfig, Senders};
+pub use telesign::{Telesign, TelesignConfig};
 pub use twilio::{Twilio, TwilioConfig};
 
 /// A provider's acceptance of one message.
@@ -78,6 +81,8 @@ pub type SharedProvider = Arc<dyn Provider>;
 pub enum ProviderConfig {
     /// Twilio Programmable Messaging and Voice.
     Twilio(TwilioConfig),
+    /// Telesign Messaging and Voice.
+    Telesign(TelesignConfig),
 }
 
 impl ProviderConfig {
@@ -86,6 +91,7 @@ impl ProviderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderConfig::Twilio(_) => "twilio",
+            ProviderConfig::Telesign(_) => "telesign",
         }
     }
 
@@ -93,6 +99,7 @@ impl ProviderConfig {
     pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {
         match self {
             ProviderConfig::Twilio(config) => config.validate(key_prefix),
+            ProviderConfig::Telesign(config) => config.validate(key_prefix),
         }
     }
 }
@@ -107,6 +114,7 @@ pub fn build(
     let _ = context;
     match config {
         ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new(id, config)?)),
+        ProviderConfig::Telesign(config) => Ok(Arc::new(Telesign::try_new(id, config, context)?)),
     }
 }
 
@@ -133,7 +141,7 @@ mod tests {
         let config = &parsed.providers["twilio-us"];
         assert_eq!(config.kind(), "twilio");
         assert!(config.validate("providers.twilio-us").is_ok());
-        let ProviderConfig::Twilio(twilio) = config;
+        let ProviderConfig::Twilio(twilio) = config else { panic!("not twilio: {config:?}") };
         assert_eq!(twilio.timeout_ms, 1200);
         assert!(!format!("{config:?}").contains("secret-token"));
     }
