@@ -11,12 +11,16 @@
 //!
 //! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
-//! provider-specific code lives in its own module ([`twilio`]).
+//! `callbacks` (receipts and answer-URL fetches an emulator makes back to its caller);
+//! provider-specific code lives in its own module ([`twilio`], [`telesign`], ...).
 
 mod admin;
+pub mod callbacks;
 pub mod faults;
 mod journal;
 mod server;
+pub mod telesign;
 pub mod twilio;
 
+pub use callbacks::{CallbackKind, ReceiptOutcome, Receipts, SentCallback};
 pub use faults::{Fault, Faults};

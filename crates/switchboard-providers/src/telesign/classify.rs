@@ -51,7 +51,10 @@ impl TelesignBody {
 }
 
 /// Classifies the answer to a `/v1/messaging` or `/v1/voice` POST.
-pub(crate) fn classify_send(answer: &RawAnswer, now: SystemTime) -> Result<Accepted, ProviderError> {
+pub(crate) fn classify_send(
+    answer: &RawAnswer,
+    now: SystemTime,
+) -> Result<Accepted, ProviderError> {
     let body = TelesignBody::parse(&answer.body);
     if !(200..300).contains(&answer.status) {
         return Err(refusal(answer, &body, now));
@@ -118,7 +121,9 @@ fn error(
     let status_code = body.status_code();
     let provider_code = error_code.or(status_code).map(|code| code.to_string());
     let detail = match (status_code, error_code) {
-        (Some(status), Some(code)) => format!("http {}, status {status}, error {code}", answer.status),
+        (Some(status), Some(code)) => {
+            format!("http {}, status {status}, error {code}", answer.status)
+        }
         (Some(status), None) => format!("http {}, status {status}", answer.status),
         (None, Some(code)) => format!("http {}, error {code}", answer.status),
         (None, None) => format!("http {}", answer.status),
@@ -194,7 +199,9 @@ pub(crate) fn delivery_state(code: i64) -> DeliveryState {
         290 | 203 | 103 | 105 | 250 | 251 => DeliveryState::Pending,
         // Error (unknown), temporary phone error, expired; not answered, call failed, busy,
         // canceled.
-        207 | 210 | 221 | 101 | 106 | 107 | 108 => DeliveryState::Undelivered(ErrorClass::Transient),
+        207 | 210 | 221 | 101 | 106 | 107 | 108 => {
+            DeliveryState::Undelivered(ErrorClass::Transient)
+        }
         other => DeliveryState::Undelivered(
             class_for_status_code(other).unwrap_or(ErrorClass::Transient),
         ),
@@ -231,9 +238,14 @@ mod tests {
         for code in [290, 103, 203] {
             assert_eq!(send(200, &telesign(code, &[])).unwrap().message_id, REF);
         }
-        for body in ["", "{}", r#"{"status":{"code":290}}"#, "<html/>", r#"{"reference_id":"a b"}"#] {
+        for body in ["", "{}", r#"{"status":{"code":290}}"#, "<html/>", r#"{"reference_id":"a b"}"#]
+        {
             let error = send(200, body).unwrap_err();
-            assert_eq!((error.class, error.certainty), (ErrorClass::Transient, Certainty::PossiblyAccepted), "{body}");
+            assert_eq!(
+                (error.class, error.certainty),
+                (ErrorClass::Transient, Certainty::PossiblyAccepted),
+                "{body}"
+            );
         }
     }
 

@@ -148,7 +148,8 @@ impl std::fmt::Debug for SecretBytes {
 mod tests {
     use super::*;
 
-    const KEY: &str = "EXAMPLETE8sTgg45yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw==";
+    const KEY: &str =
+        "EXAMPLETE8sTgg45yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw==";
 
     fn parse(extra: &str) -> TelesignConfig {
         let json = format!(

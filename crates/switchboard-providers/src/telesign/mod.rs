@@ -94,7 +94,12 @@ impl Telesign {
     }
 
     /// Authenticates and sends one request to `resource` with `body` (form, for POST).
-    async fn exchange(&self, method: reqwest::Method, resource: &str, body: Option<String>) -> Result<RawAnswer, ProviderError> {
+    async fn exchange(
+        &self,
+        method: reqwest::Method,
+        resource: &str,
+        body: Option<String>,
+    ) -> Result<RawAnswer, ProviderError> {
         let url = format!("{}{resource}", self.base_url);
         let content_type = if body.is_some() { request::FORM } else { "" };
         let date = httpdate::fmt_http_date(SystemTime::now());
@@ -114,12 +119,10 @@ impl Telesign {
                     body: body.as_deref().unwrap_or(""),
                     resource,
                 };
-                builder
-                    .header("x-ts-auth-method", request::HMAC_METHOD)
-                    .header(
-                        reqwest::header::AUTHORIZATION,
-                        signing.authorization(&self.customer_id, &self.signing_key.0),
-                    )
+                builder.header("x-ts-auth-method", request::HMAC_METHOD).header(
+                    reqwest::header::AUTHORIZATION,
+                    signing.authorization(&self.customer_id, &self.signing_key.0),
+                )
             }
             TelesignAuth::Basic => builder
                 .header("x-ts-auth-method", "Basic")
@@ -136,7 +139,10 @@ impl Telesign {
             Channel::Sms => {
                 let sender =
                     self.senders.for_destination(message.destination.country(), Channel::Sms);
-                (MESSAGING_PATH, request::messaging_form(message, sender, self.callback_url.as_deref()))
+                (
+                    MESSAGING_PATH,
+                    request::messaging_form(message, sender, self.callback_url.as_deref()),
+                )
             }
             Channel::Voice => (VOICE_PATH, request::voice_form(message, self.voice.as_deref())),
         };
@@ -146,10 +152,8 @@ impl Telesign {
 
     /// Checks the callback's `TSA {customer_id}:{signature}` against the raw body.
     fn is_signed(&self, callback: &Callback) -> bool {
-        let Some(value) = callback
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
+        let Some(value) =
+            callback.headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok())
         else {
             return false;
         };
@@ -160,8 +164,10 @@ impl Telesign {
         };
         let expected = request::signature(&self.signing_key.0, &callback.body);
         // Both comparisons always run, so timing says nothing about which part was wrong.
-        let is_customer = transport::constant_time_eq(customer_id.as_bytes(), self.customer_id.as_bytes());
-        let is_signature = transport::constant_time_eq(signature.trim().as_bytes(), expected.as_bytes());
+        let is_customer =
+            transport::constant_time_eq(customer_id.as_bytes(), self.customer_id.as_bytes());
+        let is_signature =
+            transport::constant_time_eq(signature.trim().as_bytes(), expected.as_bytes());
         is_customer & is_signature
     }
 }

@@ -126,8 +126,8 @@ impl Signing<'_> {
 /// `base64(HMAC-SHA256(key, data))`: request signatures and callback signatures alike.
 #[must_use]
 pub(crate) fn signature(key: &[u8], data: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-        .expect("HMAC-SHA256 accepts keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC-SHA256 accepts keys of any length");
     mac.update(data);
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -152,7 +152,8 @@ mod tests {
 
     /// The SDK's test key, `EXAMPLE----TE8s…`: Python's lenient base64 drops the dashes, so
     /// this is the same key in strict base64.
-    const SDK_KEY: &str = "EXAMPLETE8sTgg45yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw==";
+    const SDK_KEY: &str =
+        "EXAMPLETE8sTgg45yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw==";
     const SDK_CUSTOMER: &str = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890";
 
     fn key() -> Vec<u8> {
