@@ -11,6 +11,7 @@
 
 pub mod callback;
 mod error;
+pub mod infobip;
 pub mod senders;
 pub mod telesign;
 mod transport;
@@ -25,6 +26,7 @@ use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
 pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
+pub use infobip::{Infobip, InfobipConfig};
 pub use senders::{CountrySenderConfig, Senders};
 pub use telesign::{Telesign, TelesignConfig};
 pub use twilio::{Twilio, TwilioConfig};
@@ -83,6 +85,8 @@ pub enum ProviderConfig {
     Twilio(TwilioConfig),
     /// Telesign Messaging and Voice.
     Telesign(TelesignConfig),
+    /// Infobip SMS and voice (text to speech).
+    Infobip(InfobipConfig),
 }
 
 impl ProviderConfig {
@@ -92,6 +96,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::Twilio(_) => "twilio",
             ProviderConfig::Telesign(_) => "telesign",
+            ProviderConfig::Infobip(_) => "infobip",
         }
     }
 
@@ -100,6 +105,7 @@ impl ProviderConfig {
         match self {
             ProviderConfig::Twilio(config) => config.validate(key_prefix),
             ProviderConfig::Telesign(config) => config.validate(key_prefix),
+            ProviderConfig::Infobip(config) => config.validate(key_prefix),
         }
     }
 }
@@ -115,6 +121,7 @@ pub fn build(
     match config {
         ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new(id, config)?)),
         ProviderConfig::Telesign(config) => Ok(Arc::new(Telesign::try_new(id, config, context)?)),
+        ProviderConfig::Infobip(config) => Ok(Arc::new(Infobip::try_new(id, config, context)?)),
     }
 }
 
