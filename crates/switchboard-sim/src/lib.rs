@@ -12,11 +12,12 @@
 //! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
 //! `callbacks` (receipts and answer-URL fetches an emulator makes back to its caller);
-//! provider-specific code lives in its own module ([`twilio`], [`telesign`], ...).
+//! provider-specific code lives in its own module ([`twilio`], [`telesign`], [`infobip`], ...).
 
 mod admin;
 pub mod callbacks;
 pub mod faults;
+pub mod infobip;
 mod journal;
 mod server;
 pub mod telesign;
