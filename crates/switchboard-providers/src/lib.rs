@@ -12,6 +12,7 @@
 pub mod callback;
 mod error;
 pub mod infobip;
+pub mod plivo;
 pub mod senders;
 pub mod telesign;
 mod transport;
@@ -27,6 +28,7 @@ use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
 pub use infobip::{Infobip, InfobipConfig};
+pub use plivo::{Plivo, PlivoConfig};
 pub use senders::{CountrySenderConfig, Senders};
 pub use telesign::{Telesign, TelesignConfig};
 pub use twilio::{Twilio, TwilioConfig};
@@ -87,6 +89,8 @@ pub enum ProviderConfig {
     Telesign(TelesignConfig),
     /// Infobip SMS and voice (text to speech).
     Infobip(InfobipConfig),
+    /// Plivo Messaging and Voice.
+    Plivo(PlivoConfig),
 }
 
 impl ProviderConfig {
@@ -97,6 +101,7 @@ impl ProviderConfig {
             ProviderConfig::Twilio(_) => "twilio",
             ProviderConfig::Telesign(_) => "telesign",
             ProviderConfig::Infobip(_) => "infobip",
+            ProviderConfig::Plivo(_) => "plivo",
         }
     }
 
@@ -106,6 +111,7 @@ impl ProviderConfig {
             ProviderConfig::Twilio(config) => config.validate(key_prefix),
             ProviderConfig::Telesign(config) => config.validate(key_prefix),
             ProviderConfig::Infobip(config) => config.validate(key_prefix),
+            ProviderConfig::Plivo(config) => config.validate(key_prefix),
         }
     }
 }
@@ -122,6 +128,7 @@ pub fn build(
         ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new(id, config)?)),
         ProviderConfig::Telesign(config) => Ok(Arc::new(Telesign::try_new(id, config, context)?)),
         ProviderConfig::Infobip(config) => Ok(Arc::new(Infobip::try_new(id, config, context)?)),
+        ProviderConfig::Plivo(config) => Ok(Arc::new(Plivo::try_new(id, config, context)?)),
     }
 }
 
