@@ -12,13 +12,14 @@
 //! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
 //! `callbacks` (receipts and answer-URL fetches an emulator makes back to its caller);
-//! provider-specific code lives in its own module ([`twilio`], [`telesign`], [`infobip`], ...).
+//! provider-specific code lives in its own module ([`twilio`], [`telesign`], [`infobip`], [`plivo`]).
 
 mod admin;
 pub mod callbacks;
 pub mod faults;
 pub mod infobip;
 mod journal;
+pub mod plivo;
 mod server;
 pub mod telesign;
 pub mod twilio;

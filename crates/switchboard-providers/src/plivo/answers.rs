@@ -58,6 +58,7 @@ impl AnswerBook {
     }
 
     /// Whether `token` names an unexpired script (does not consume it).
+    #[cfg(test)]
     pub(crate) fn contains(&self, token: &str, now: Instant) -> bool {
         self.lock().get(token).is_some_and(|entry| entry.expires_at > now)
     }
