@@ -13,8 +13,11 @@ pub mod aws;
 pub mod callback;
 mod error;
 mod http;
+pub mod infobip;
+pub mod plivo;
 pub mod senders;
 pub mod sinch;
+pub mod telesign;
 mod transport;
 pub mod twilio;
 pub mod vonage;
@@ -30,8 +33,11 @@ use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 pub use aws::{AwsSmsVoice, AwsSmsVoiceConfig};
 pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
+pub use infobip::{Infobip, InfobipConfig};
+pub use plivo::{Plivo, PlivoConfig};
 pub use senders::{CountrySenderConfig, Senders};
 pub use sinch::{Sinch, SinchConfig};
+pub use telesign::{Telesign, TelesignConfig};
 pub use twilio::{Twilio, TwilioConfig};
 pub use vonage::{Vonage, VonageConfig};
 pub use webhook::{ReceiptConfig, Webhook, WebhookConfig};
@@ -96,6 +102,12 @@ pub enum ProviderConfig {
     Vonage(VonageConfig),
     /// Sinch SMS (xms batches) and Voice callouts.
     Sinch(SinchConfig),
+    /// Telesign Messaging and Voice.
+    Telesign(TelesignConfig),
+    /// Infobip SMS and voice (text to speech).
+    Infobip(InfobipConfig),
+    /// Plivo Messaging and Voice.
+    Plivo(PlivoConfig),
 }
 
 impl ProviderConfig {
@@ -108,6 +120,9 @@ impl ProviderConfig {
             ProviderConfig::Webhook(_) => "webhook",
             ProviderConfig::Vonage(_) => "vonage",
             ProviderConfig::Sinch(_) => "sinch",
+            ProviderConfig::Telesign(_) => "telesign",
+            ProviderConfig::Infobip(_) => "infobip",
+            ProviderConfig::Plivo(_) => "plivo",
         }
     }
 
@@ -119,6 +134,9 @@ impl ProviderConfig {
             ProviderConfig::Webhook(config) => config.validate(key_prefix),
             ProviderConfig::Vonage(config) => config.validate(key_prefix),
             ProviderConfig::Sinch(config) => config.validate(key_prefix),
+            ProviderConfig::Telesign(config) => config.validate(key_prefix),
+            ProviderConfig::Infobip(config) => config.validate(key_prefix),
+            ProviderConfig::Plivo(config) => config.validate(key_prefix),
         }
     }
 }
@@ -136,6 +154,9 @@ pub fn build(
         ProviderConfig::Webhook(config) => Ok(Arc::new(Webhook::try_new(id, config, context)?)),
         ProviderConfig::Vonage(config) => Ok(Arc::new(Vonage::try_new(id, config, context)?)),
         ProviderConfig::Sinch(config) => Ok(Arc::new(Sinch::try_new(id, config, context)?)),
+        ProviderConfig::Telesign(config) => Ok(Arc::new(Telesign::try_new(id, config, context)?)),
+        ProviderConfig::Infobip(config) => Ok(Arc::new(Infobip::try_new(id, config, context)?)),
+        ProviderConfig::Plivo(config) => Ok(Arc::new(Plivo::try_new(id, config, context)?)),
     }
 }
 

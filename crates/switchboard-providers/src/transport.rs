@@ -15,6 +15,25 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest per-request timeout accepted: Okta gives the whole hook a few seconds.
 pub(crate) const MAX_TIMEOUT_MS: u64 = 60_000;
 
+/// Checks `{key_prefix}.base_url` and returns it without a trailing `/`.
+pub(crate) fn base_url(key_prefix: &str, url: &str) -> Result<String, ConfigError> {
+    check_base_url(&format!("{key_prefix}.base_url"), url)
+}
+
+/// Checks a callback base URL handed over by the server (`{public_base_url}/callbacks/{id}`).
+pub(crate) fn callback_base(key_prefix: &str, base: &str) -> Result<String, ConfigError> {
+    let parsed = reqwest::Url::parse(base).map_err(|_| {
+        ConfigError::invalid(format!("{key_prefix} callback base"), "must be a URL")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+        return Err(ConfigError::invalid(
+            format!("{key_prefix} callback base"),
+            "must be an http or https URL without a query",
+        ));
+    }
+    Ok(base.trim_end_matches('/').to_owned())
+}
+
 /// An answer as read off the wire.
 #[derive(Debug)]
 pub(crate) struct RawAnswer {
@@ -256,5 +275,40 @@ mod tests {
                     .starts_with("k.base_url: ")
             );
         }
+    }
+
+    #[test]
+    fn base_url_rules() {
+        assert_eq!(base_url("p", "http://127.0.0.1:8080/").unwrap(), "http://127.0.0.1:8080");
+        for bad in ["ftp://x", "https://u:p@x", "https://x?a=1", "not a url"] {
+            let error = base_url("providers.p", bad).unwrap_err().to_string();
+            assert!(error.starts_with("providers.p.base_url: "), "{error}");
+        }
+    }
+
+    #[test]
+    fn timeouts_name_their_key() {
+        assert!(check_timeouts("p", 1200, 300).is_ok());
+        let error = check_timeouts("p", 0, 0).unwrap_err().to_string();
+        assert!(error.starts_with("p.timeout_ms: "), "{error}");
+        let error = check_timeouts("p", 100, 200).unwrap_err().to_string();
+        assert!(error.starts_with("p.connect_timeout_ms: "), "{error}");
+    }
+
+    #[test]
+    fn retry_after_as_seconds_or_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let in_ten = httpdate::fmt_http_date(now + Duration::from_secs(10));
+        assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(&in_ten, now), Some(Duration::from_secs(10)));
+        assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }

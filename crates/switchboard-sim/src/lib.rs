@@ -11,22 +11,29 @@
 //!
 //! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
+//! `callbacks` (receipts and answer-URL fetches an emulator makes back to its caller);
 //! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`], [`vonage`],
-//! [`sinch`]); [`receipts`] posts the delivery receipts an emulator renders.
+//! [`sinch`], [`telesign`], [`infobip`], [`plivo`]); [`receipts`] posts the delivery receipts
+//! an emulator renders.
 
 mod admin;
 pub mod aws;
+pub mod callbacks;
 pub mod faults;
+pub mod infobip;
 mod journal;
+pub mod plivo;
 pub mod receipts;
 mod server;
 pub mod sinch;
+pub mod telesign;
 pub mod twilio;
 pub mod vonage;
 pub mod webhook;
 
+pub use callbacks::{CallbackKind, ReceiptOutcome, Receipts, SentCallback};
 pub use faults::{Fault, Faults};
-pub use receipts::{ReceiptOutcome, ReceiptPlan, SentReceipt};
+pub use receipts::{ReceiptPlan, SentReceipt};
 
 /// Serialises a time as RFC 3339, for the journals' `received_at`.
 pub(crate) fn serialize_rfc3339<S: serde::Serializer>(

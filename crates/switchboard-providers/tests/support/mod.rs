@@ -4,7 +4,9 @@
 
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+mod callback_server;
 mod receiver;
+pub(crate) use callback_server::{CallbackServer, Handled};
 pub(crate) use receiver::CallbackReceiver;
 
 use std::net::SocketAddr;
