@@ -11,11 +11,13 @@
 //!
 //! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
-//! provider-specific code lives in its own module ([`twilio`]).
+//! provider-specific code lives in its own module ([`twilio`]). [`oauth`] emulates the other side
+//! of the hook: the Okta authorization server whose tokens the hook verifies.
 
 mod admin;
 pub mod faults;
 mod journal;
+pub mod oauth;
 mod server;
 pub mod twilio;
 
