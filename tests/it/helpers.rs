@@ -20,6 +20,8 @@ pub(crate) struct AppOptions {
     pub(crate) consecutive_failures: u32,
     pub(crate) retry_backoff_ms: u64,
     pub(crate) max_attempts: u32,
+    /// Replaces the `[okta.auth]` table (header secret mode by default).
+    pub(crate) okta_auth: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -31,6 +33,7 @@ impl Default for AppOptions {
             consecutive_failures: 5,
             retry_backoff_ms: 2000,
             max_attempts: 4,
+            okta_auth: None,
         }
     }
 }
@@ -82,9 +85,7 @@ deadline_ms = {deadline_ms}
 report = "{report}"
 default_region = "US"
 
-[okta.auth]
-header = "Authorization"
-secrets = ["${{OKTA_HOOK_SECRET}}", "previous-secret-0123456789"]
+{okta_auth}
 
 [logging]
 phone_hash_key = "test-phone-hash-key"
@@ -122,6 +123,11 @@ providers = ["twilio-primary", "twilio-backup"]
         retry_backoff_ms = options.retry_backoff_ms,
         max_attempts = options.max_attempts,
         primary_timeout_ms = options.primary_timeout_ms,
+        okta_auth = options.okta_auth.as_deref().unwrap_or(
+            r#"[okta.auth]
+header = "Authorization"
+secrets = ["${OKTA_HOOK_SECRET}", "previous-secret-0123456789"]"#
+        ),
         primary_url = primary.base_url(),
         backup_url = backup.base_url(),
     );

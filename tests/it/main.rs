@@ -5,4 +5,5 @@ mod failover;
 mod helpers;
 mod hook;
 mod idempotency;
+mod oauth;
 mod observability;
