@@ -6,7 +6,8 @@
 //!
 //! - **One fetch at a time.** Requests that need new keys queue behind the fetch already running
 //!   and use its result (single flight); a fetch that finished while a request waited counts as
-//!   that request's fetch.
+//!   that request's fetch. A fetch runs in its own task, so the request that started it going
+//!   away does not cancel it for the others.
 //! - **An unknown `kid` refreshes at most once per cooldown.** Inside the cooldown such tokens
 //!   are refused without a fetch. Okta publishes a new key before signing with it, so a real
 //!   rotation needs one refresh at most.
@@ -179,7 +180,7 @@ impl<S: KeySource> JwksCache<S> {
             }
             state.generation
         };
-        let _flight = self.flight.lock().await;
+        let flight = Arc::clone(&self.flight).lock_owned().await;
         let trigger = {
             let mut state = self.lock();
             if state.generation != seen {
@@ -203,7 +204,17 @@ impl<S: KeySource> JwksCache<S> {
             state.last_attempt = Some(now);
             trigger
         };
-        self.fetch(trigger).await;
+        // The fetch runs in a task of its own, holding the flight: a caller that goes away
+        // (Okta hung up, or a forger disconnected on purpose) must not cancel a fetch that has
+        // used up the cooldown and that other requests are waiting for.
+        let cache = Arc::clone(self);
+        let fetch = tokio::spawn(async move {
+            let _flight = flight;
+            cache.fetch(trigger).await;
+        });
+        if let Err(error) = fetch.await {
+            tracing::error!(%error, "okta signing keys fetch task failed");
+        }
         self.lock().lookup(kid)
     }
 

@@ -74,6 +74,19 @@ async fn concurrent_requests_on_a_cold_cache_share_one_fetch() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_fetch_outlives_the_request_that_started_it() {
+    let cache = cache(&[Answer::Keys(&["k1"], None)]);
+    let first = {
+        let cache = Arc::clone(&cache);
+        tokio::spawn(async move { cache.key_for("k1").await.is_ok() })
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await; // the fetch is under way (20 ms)
+    first.abort();
+    assert!(cache.key_for("k1").await.is_ok(), "the next request gets the fetch's keys");
+    assert_eq!(n_fetches(&cache), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn unknown_kids_refresh_at_most_once_per_cooldown() {
     let cache = cache(&[Answer::Keys(&["k1"], None)]);
     cache.warm_up().await;
