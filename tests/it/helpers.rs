@@ -25,6 +25,8 @@ pub(crate) struct AppOptions {
     pub(crate) extra: &'static str,
     /// Extra keys for the one route rule (`strategy = "hedge"`).
     pub(crate) route: &'static str,
+    /// Replaces the `[okta.auth]` table (header secret mode by default).
+    pub(crate) okta_auth: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -38,6 +40,7 @@ impl Default for AppOptions {
             max_attempts: 4,
             extra: "",
             route: "",
+            okta_auth: None,
         }
     }
 }
@@ -86,6 +89,10 @@ pub(crate) async fn spawn_app_with(options: AppOptions) -> TestApp {
         TwilioEmulator::start(TwilioAccount::new(PRIMARY_SID, "primary-token")).await.unwrap();
     let backup =
         TwilioEmulator::start(TwilioAccount::new(BACKUP_SID, "backup-token")).await.unwrap();
+    let header_auth = format!(
+        "[okta.auth]\nheader = \"Authorization\"\nsecrets = [\"${{file:{}}}\", \"previous-secret-0123456789\"]",
+        secret_file.display()
+    );
     let config = format!(
         r#"
 [server]
@@ -97,9 +104,7 @@ deadline_ms = {deadline_ms}
 report = "{report}"
 default_region = "US"
 
-[okta.auth]
-header = "Authorization"
-secrets = ["${{file:{secret_file}}}", "previous-secret-0123456789"]
+{okta_auth}
 
 [admin]
 token = "{ADMIN_TOKEN}"
@@ -145,8 +150,8 @@ providers = ["twilio-primary", "twilio-backup"]
         extra = options.extra,
         route = options.route,
         primary_timeout_ms = options.primary_timeout_ms,
+        okta_auth = options.okta_auth.clone().unwrap_or(header_auth),
         primary_url = primary.base_url(),
-        secret_file = secret_file.display(),
         backup_url = backup.base_url(),
     );
     let config_path = dir.path().join("switchboard.toml");

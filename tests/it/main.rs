@@ -8,4 +8,5 @@ mod helpers;
 mod hook;
 mod hostile;
 mod idempotency;
+mod oauth;
 mod observability;

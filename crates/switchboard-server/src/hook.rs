@@ -27,18 +27,34 @@ use crate::metrics::HookOutcome;
 use crate::okta::{ActionStatus, ErrorResponse, HookRequest, HookResponse};
 use crate::state::{Runtime, Shared};
 
-/// Checks Okta's credentials before the body is read: a forged call costs one header compare.
+/// Checks Okta's credentials before the body is read: a forged call costs one header compare
+/// or one signature check, and never a provider call. The token is never logged.
 pub(crate) async fn require_okta_auth(
     State(shared): State<Arc<Shared>>,
     request: Request,
     next: Next,
 ) -> Response {
     let runtime = shared.runtime();
-    match runtime.okta.auth.verify(request.headers()) {
+    match runtime.okta.auth.verify(request.headers()).await {
         Ok(()) => next.run(request).await,
         Err(failure) => {
             shared.metrics.hook_refused(failure.as_str());
-            tracing::warn!(reason = failure.as_str(), header = %runtime.okta.auth.header(), "hook request refused: authentication failed");
+            let (mode, header) = (runtime.okta.auth.mode(), runtime.okta.auth.header());
+            if failure.is_ours() {
+                tracing::error!(
+                    reason = failure.as_str(),
+                    mode,
+                    header,
+                    "hook request refused: no okta signing keys could be fetched yet"
+                );
+            } else {
+                tracing::warn!(
+                    reason = failure.as_str(),
+                    mode,
+                    header,
+                    "hook request refused: authentication failed"
+                );
+            }
             let body = ErrorResponse::new("authentication failed", "UNAUTHORIZED", None);
             (StatusCode::UNAUTHORIZED, Json(body)).into_response()
         }

@@ -90,9 +90,14 @@ impl Shared {
             settings.providers.iter().map(|p| p.id().clone()).collect();
         let mut health = self.health();
         *health = health.carry_over(settings.health.clone(), providers.iter());
+        let mut runtime = Runtime::from_settings(settings);
+        // Keep the fetched Okta signing keys: refetching is wasted, and during a JWKS outage it
+        // would fail every valid token until Okta is back.
+        let previous = self.runtime.load();
+        runtime.okta.auth = runtime.okta.auth.keeping_keys_of(&previous.okta.auth);
         // Swap while holding the health lock so no attempt records into the old book after
         // the new runtime is visible.
-        self.runtime.store(Arc::new(Runtime::from_settings(settings)));
+        self.runtime.store(Arc::new(runtime));
     }
 
     /// Locks provider health. A panic while holding the lock cannot leave the book half

@@ -15,6 +15,8 @@
 //! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`], [`vonage`],
 //! [`sinch`], [`telesign`], [`infobip`], [`plivo`]); [`receipts`] posts the delivery receipts
 //! an emulator renders.
+//! [`oauth`] emulates the other side of the hook: the Okta authorization server whose tokens
+//! the hook verifies.
 
 mod admin;
 pub mod aws;
@@ -22,6 +24,7 @@ pub mod callbacks;
 pub mod faults;
 pub mod infobip;
 mod journal;
+pub mod oauth;
 pub mod plivo;
 pub mod receipts;
 mod server;
