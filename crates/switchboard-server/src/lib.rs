@@ -11,6 +11,7 @@ mod auth;
 mod callbacks;
 pub mod config;
 mod dispatch;
+pub mod explain;
 mod guard;
 mod hook;
 mod ledger;

@@ -192,6 +192,19 @@ fn parse_channel(text: &str) -> Option<Channel> {
     }
 }
 
+/// A purpose by the name operators use (`verification`) or Okta's (`mfa-verification`).
+pub(crate) fn parse_purpose_name(text: &str) -> Option<Purpose> {
+    let text = text.trim().to_ascii_lowercase();
+    let text = text.strip_prefix("com.okta.user.telephony.").unwrap_or(&text);
+    match text {
+        "enrollment" | "pre-enrollment" => Some(Purpose::Enrollment),
+        "verification" | "mfa-verification" => Some(Purpose::Verification),
+        "account_unlock" | "account-unlock" => Some(Purpose::AccountUnlock),
+        "password_reset" | "password-reset" => Some(Purpose::PasswordReset),
+        _ => None,
+    }
+}
+
 fn parse_purpose(request_type: Option<&str>) -> Purpose {
     match request_type.and_then(|t| t.strip_prefix("com.okta.user.telephony.")) {
         Some("pre-enrollment") => Purpose::Enrollment,
