@@ -93,11 +93,16 @@ pub(crate) async fn spawn_app_with(options: AppOptions) -> TestApp {
         "[okta.auth]\nheader = \"Authorization\"\nsecrets = [\"${{file:{}}}\", \"previous-secret-0123456789\"]",
         secret_file.display()
     );
+    // Bound first: providers must know the public URL their receipts go to.
+    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public_base_url = format!("http://{}", hook_listener.local_addr().unwrap());
     let config = format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
+public_base_url = "{public_base_url}"
 
 [okta]
 deadline_ms = {deadline_ms}
@@ -158,8 +163,6 @@ providers = ["twilio-primary", "twilio-backup"]
     std::fs::write(&config_path, &config).unwrap();
     let settings = Settings::load(&config_path).unwrap();
     let path = settings.okta.path.clone();
-    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_url = format!("http://{}{path}", hook_listener.local_addr().unwrap());
     let admin_url = format!("http://{}", admin_listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

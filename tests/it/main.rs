@@ -10,3 +10,4 @@ mod hostile;
 mod idempotency;
 mod oauth;
 mod observability;
+mod receipts;
