@@ -35,6 +35,9 @@ pub struct FileConfig {
     /// Attempts, background delivery and idempotency.
     #[serde(default = "default_delivery")]
     pub delivery: DeliveryConfig,
+    /// SMS text per locale, replacing Okta's `msgTemplate`. Optional.
+    #[serde(default)]
+    pub sms_text: Option<switchboard_core::text::TemplateConfig>,
     /// The toll-fraud guard.
     #[serde(default = "crate::guard::default_guard")]
     pub guard: crate::guard::GuardConfig,
@@ -398,6 +401,8 @@ pub struct Settings {
     pub health: HealthPolicy,
     /// The toll-fraud guard, with fresh counters.
     pub(crate) guard: crate::guard::Guard,
+    /// Configured SMS templates, when `[sms_text]` is given.
+    pub(crate) sms_text: Option<switchboard_core::text::TemplateSet>,
     /// Providers in id order.
     pub providers: Vec<SharedProvider>,
     /// Route rules.
@@ -489,6 +494,11 @@ impl Settings {
         let health = HealthPolicy::try_new(&file.health)?;
         let delivery = validate_delivery(&file.delivery)?;
         let guard = crate::guard::Guard::try_new(&file.guard)?;
+        let sms_text = file
+            .sms_text
+            .as_ref()
+            .map(|config| switchboard_core::text::TemplateSet::try_new("sms_text", config))
+            .transpose()?;
         let admin_auth = match &file.admin.token {
             Some(token) if token.expose_secret().len() < 16 => {
                 return Err(
@@ -536,6 +546,7 @@ impl Settings {
             okta,
             delivery,
             guard,
+            sms_text,
             logging: file.logging,
             health,
             providers,

@@ -32,6 +32,7 @@ pub(crate) struct Runtime {
     /// Counters restart on reload: a reload is rare, and old counters under new limits would
     /// mislead more than they protect.
     pub(crate) guard: crate::guard::Guard,
+    pub(crate) sms_text: Option<switchboard_core::text::TemplateSet>,
     /// Checks `Authorization: Bearer` for the admin API; `None` turns the API off.
     pub(crate) admin_auth: Option<crate::auth::HeaderSecretAuth>,
     /// Files read through `${file:...}`.
@@ -163,6 +164,7 @@ impl Runtime {
             callback_base: settings.public_base_url.map(|base| format!("{base}/callbacks")),
             delivery: settings.delivery,
             guard: settings.guard,
+            sms_text: settings.sms_text,
             admin_auth: settings.admin_auth,
             secret_files: settings.secret_files,
             routes: settings.routes,
