@@ -107,3 +107,33 @@ async fn the_blocked_answer_is_configurable() {
     assert_eq!(action(&answer)["status"], "SUCCESSFUL", "Okta's own providers stay silent too");
     assert!(app.primary.received().is_empty());
 }
+
+#[tokio::test]
+async fn the_spend_cap_stops_sends_at_its_amount() {
+    let app = spawn_app_with(AppOptions {
+        extra: "[prices.twilio-primary]\ndefault = { sms = 1.0, voice_minute = 1.0 }\n[guard.spend]\ndaily_cap = 3.0",
+        ..AppOptions::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for index in 0..5 {
+        let phone = format!("+1415555030{index}");
+        let (_, answer) = app
+            .hook_json(&okta_request(&format!("evt-spend-{index}"), &phone, "482915", "SMS"))
+            .await;
+        statuses.push(action(&answer)["status"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(statuses, ["SUCCESSFUL", "SUCCESSFUL", "SUCCESSFUL", "FAILED", "FAILED"]);
+    assert_eq!(
+        app.primary.received().len(),
+        3,
+        "three sends at 1.0 reach the 3.0 cap; nothing after"
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"switchboard_guard_blocked_total{rule="spend_cap",channel="sms",mode="enforce"} 2"#
+        ),
+        "{metrics}"
+    );
+}

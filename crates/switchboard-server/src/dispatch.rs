@@ -204,6 +204,7 @@ async fn run(
             running: HashSet::new(),
             n_attempts: &mut n_attempts,
             max_attempts: limits.max_attempts,
+            segments: limits.segments,
         };
         let end = pass_run.execute(plan.strategy, progress, &mut possibly_accepted).await;
         // Dropping the pass drops any attempt still running (they were abandoned already).
@@ -254,6 +255,8 @@ struct Pass<'a, F> {
     running: HashSet<usize>,
     n_attempts: &'a mut u32,
     max_attempts: u32,
+    /// SMS parts, for pricing what was accepted.
+    segments: u32,
 }
 
 /// Why a candidate could not be launched.
@@ -403,6 +406,8 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
         *self.n_attempts += 1;
         self.running.insert(index);
         let shared = self.shared;
+        let runtime = self.runtime;
+        let segments = self.segments;
         let message = self.message;
         let deadline = self.deadline;
         let key = candidate.key.clone();
@@ -424,6 +429,13 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
             };
             let elapsed = started.elapsed();
             if let AttemptOutcome::Accepted { message_id } = &outcome {
+                let price = runtime.routes.prices().message_price(
+                    &id,
+                    key.country(),
+                    key.channel(),
+                    segments,
+                );
+                shared.spend.add(key.country(), price.unwrap_or(0.0));
                 let sent = SentMessage { key: key.clone(), event_id: message.reference.clone() };
                 shared.sent.insert(id.clone(), message_id.clone(), sent, Instant::now());
             }

@@ -40,6 +40,28 @@ pub struct GuardConfig {
     /// Rules for voice calls.
     #[serde(default = "ChannelGuardConfig::unset")]
     pub voice: ChannelGuardConfig,
+    /// Daily spend caps, in the unit of `[prices]`.
+    #[serde(default = "SpendConfig::unset")]
+    pub spend: SpendConfig,
+}
+
+/// `[guard.spend]`: what accepted messages may cost per UTC day, priced with `[prices]`. When a
+/// cap is reached, new requests (for that country, or all) are refused until midnight UTC.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendConfig {
+    /// All countries together.
+    #[serde(default)]
+    pub daily_cap: Option<f64>,
+    /// Per country (ISO alpha-2).
+    #[serde(default)]
+    pub country_daily_caps: std::collections::BTreeMap<String, f64>,
+}
+
+impl SpendConfig {
+    fn unset() -> SpendConfig {
+        SpendConfig { daily_cap: None, country_daily_caps: std::collections::BTreeMap::new() }
+    }
 }
 
 /// Whether the guard blocks.
@@ -124,6 +146,7 @@ pub(crate) fn default_guard() -> GuardConfig {
         blocked_answer: default_blocked_answer(),
         sms: ChannelGuardConfig::unset(),
         voice: ChannelGuardConfig::unset(),
+        spend: SpendConfig::unset(),
     }
 }
 fn default_mode() -> GuardMode {
@@ -147,6 +170,8 @@ const DEFAULT_HIDDEN_DIGITS: u8 = 4;
 pub(crate) enum Rule {
     CountryNotAllowed,
     CountryDenied,
+    SpendCap,
+    CountrySpendCap,
     PerNumber,
     PerPrefix,
     PerUser,
@@ -159,6 +184,8 @@ impl Rule {
         match self {
             Rule::CountryNotAllowed => "country_not_allowed",
             Rule::CountryDenied => "country_denied",
+            Rule::SpendCap => "spend_cap",
+            Rule::CountrySpendCap => "country_spend_cap",
             Rule::PerNumber => "per_number",
             Rule::PerPrefix => "per_prefix",
             Rule::PerUser => "per_user",
@@ -225,6 +252,8 @@ struct ChannelGuard {
 pub(crate) struct Guard {
     mode: GuardMode,
     blocked_answer: BlockedAnswer,
+    daily_cap: Option<f64>,
+    country_daily_caps: std::collections::BTreeMap<Country, f64>,
     sms: ChannelGuard,
     voice: ChannelGuard,
 }
@@ -238,9 +267,28 @@ impl std::fmt::Debug for Guard {
 impl Guard {
     /// Validates `[guard]`, naming the key of any bad value.
     pub(crate) fn try_new(config: &GuardConfig) -> Result<Guard, ConfigError> {
+        let cap = |key: String, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(value)
+            } else {
+                Err(ConfigError::invalid(key, "must be a non-negative amount"))
+            }
+        };
+        let daily_cap =
+            config.spend.daily_cap.map(|v| cap("guard.spend.daily_cap".into(), v)).transpose()?;
+        let mut country_daily_caps = std::collections::BTreeMap::new();
+        for (code, value) in &config.spend.country_daily_caps {
+            let key = format!("guard.spend.country_daily_caps.{code}");
+            let country = Country::parse(code).ok_or_else(|| {
+                ConfigError::invalid(&key, "is not an ISO 3166-1 alpha-2 country code")
+            })?;
+            country_daily_caps.insert(country, cap(key, *value)?);
+        }
         Ok(Guard {
             mode: config.mode,
             blocked_answer: config.blocked_answer,
+            daily_cap,
+            country_daily_caps,
             sms: ChannelGuard::try_new("guard.sms", &config.sms, Channel::Sms)?,
             voice: ChannelGuard::try_new("guard.voice", &config.voice, Channel::Voice)?,
         })
@@ -261,13 +309,22 @@ impl Guard {
 
     /// Checks a request. In enforce mode the first blocking rule stops the checks (later limits
     /// keep their tokens); in monitor mode every limit is consumed and nothing is blocked.
-    pub(crate) fn check(&self, input: &GuardInput) -> Verdict {
+    pub(crate) fn check(&self, input: &GuardInput, spend: &SpendMeter) -> Verdict {
         let guard = self.channel(input.channel);
         let mut verdict = Verdict::default();
+        let (spent_total, spent_country) = spend.spent_today(input.country);
         let country_rule = if !guard.allow.is_empty() && !guard.allow.contains(&input.country) {
             Some(Rule::CountryNotAllowed)
         } else if guard.deny.contains(&input.country) {
             Some(Rule::CountryDenied)
+        } else if self.daily_cap.is_some_and(|cap| spent_total >= cap) {
+            Some(Rule::SpendCap)
+        } else if self
+            .country_daily_caps
+            .get(&input.country)
+            .is_some_and(|cap| spent_country >= *cap)
+        {
+            Some(Rule::CountrySpendCap)
         } else {
             None
         };
@@ -429,6 +486,59 @@ fn parse_rate(text: &str) -> Option<(NonZeroU32, Duration)> {
     (1..=7 * 86_400).contains(&seconds).then(|| (count, Duration::from_secs(seconds)))
 }
 
+/// What accepted messages cost today (UTC), in total and per country. Kept by the server, not the
+/// guard, so a configuration reload cannot reset a day's spending.
+/// A std mutex: sections are a few arithmetic operations, never across an `.await`.
+#[derive(Debug, Default)]
+pub(crate) struct SpendMeter {
+    state: std::sync::Mutex<SpendDay>,
+}
+
+#[derive(Debug, Default)]
+struct SpendDay {
+    day: i64,
+    total: f64,
+    by_country: std::collections::HashMap<Country, f64>,
+}
+
+impl SpendMeter {
+    /// Adds the price of an accepted message.
+    pub(crate) fn add(&self, country: Country, amount: f64) {
+        self.add_on(today(), country, amount);
+    }
+
+    /// (total, this country) spent today.
+    pub(crate) fn spent_today(&self, country: Country) -> (f64, f64) {
+        self.spent_on(today(), country)
+    }
+
+    fn add_on(&self, day: i64, country: Country, amount: f64) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.roll(day);
+        state.total += amount;
+        *state.by_country.entry(country).or_default() += amount;
+    }
+
+    fn spent_on(&self, day: i64, country: Country) -> (f64, f64) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.roll(day);
+        (state.total, state.by_country.get(&country).copied().unwrap_or(0.0))
+    }
+}
+
+impl SpendDay {
+    fn roll(&mut self, day: i64) {
+        if self.day != day {
+            *self = SpendDay { day, ..SpendDay::default() };
+        }
+    }
+}
+
+/// Days since the Unix epoch, UTC: caps reset at midnight UTC.
+fn today() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp().div_euclid(86_400)
+}
+
 /// The number without its last `hidden` digits: where pumped ranges show.
 pub(crate) fn prefix_of(e164: &str, hidden: u8) -> &str {
     let keep = e164.len().saturating_sub(usize::from(hidden)).max(2);
@@ -458,6 +568,35 @@ pub(crate) fn ip_key(address: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Guard {
+        fn check_fresh(&self, input: &GuardInput) -> Verdict {
+            self.check(input, &SpendMeter::default())
+        }
+    }
+
+    #[test]
+    fn spend_caps_stop_new_requests_for_the_day_and_reset_at_midnight() {
+        let guard = guard("[spend]\ndaily_cap = 10.0\ncountry_daily_caps = { GB = 2.0 }");
+        let meter = SpendMeter::default();
+        let gb = input(Channel::Sms, "GB", 1, 1);
+        meter.add(Country::parse("GB").unwrap(), 1.5);
+        assert!(!guard.check(&gb, &meter).is_blocked);
+        meter.add(Country::parse("GB").unwrap(), 0.5);
+        assert_eq!(guard.check(&gb, &meter).blocked_by, Some(Rule::CountrySpendCap));
+        assert!(!guard.check(&input(Channel::Sms, "US", 2, 2), &meter).is_blocked);
+        meter.add(Country::parse("US").unwrap(), 8.0);
+        assert_eq!(
+            guard.check(&input(Channel::Sms, "US", 3, 3), &meter).blocked_by,
+            Some(Rule::SpendCap)
+        );
+        // A new UTC day starts from zero.
+        let (total, _) = meter.spent_on(today() + 1, Country::parse("GB").unwrap());
+        assert_eq!(total, 0.0);
+        let error =
+            Guard::try_new(&toml::from_str("[spend]\ndaily_cap = -1.0").unwrap()).unwrap_err();
+        assert!(error.to_string().starts_with("guard.spend.daily_cap: "), "{error}");
+    }
 
     fn guard(toml_text: &str) -> Guard {
         let config: GuardConfig = toml::from_str(toml_text).unwrap();
@@ -505,17 +644,17 @@ mod tests {
     fn a_burst_to_one_prefix_trips_the_prefix_limit() {
         let guard = guard("[sms]\nper_number = \"off\"\nper_prefix = \"3/10m\"");
         for number in 0..3 {
-            assert!(!guard.check(&input(Channel::Sms, "GB", number, 7)).is_blocked);
+            assert!(!guard.check_fresh(&input(Channel::Sms, "GB", number, 7)).is_blocked);
         }
-        let verdict = guard.check(&input(Channel::Sms, "GB", 99, 7));
+        let verdict = guard.check_fresh(&input(Channel::Sms, "GB", 99, 7));
         assert_eq!(verdict.blocked_by, Some(Rule::PerPrefix));
         assert!(verdict.is_blocked);
         assert!(
-            !guard.check(&input(Channel::Sms, "GB", 99, 8)).is_blocked,
+            !guard.check_fresh(&input(Channel::Sms, "GB", 99, 8)).is_blocked,
             "other prefixes unaffected"
         );
         assert!(
-            !guard.check(&input(Channel::Voice, "GB", 99, 7)).is_blocked,
+            !guard.check_fresh(&input(Channel::Voice, "GB", 99, 7)).is_blocked,
             "voice has its own limits"
         );
     }
@@ -524,28 +663,28 @@ mod tests {
     fn countries_allow_and_deny() {
         let guard =
             guard("[sms]\nallow_countries = [\"US\", \"GB\"]\n[voice]\ndeny_countries = [\"CU\"]");
-        assert!(!guard.check(&input(Channel::Sms, "US", 1, 1)).is_blocked);
+        assert!(!guard.check_fresh(&input(Channel::Sms, "US", 1, 1)).is_blocked);
         assert_eq!(
-            guard.check(&input(Channel::Sms, "LV", 1, 1)).blocked_by,
+            guard.check_fresh(&input(Channel::Sms, "LV", 1, 1)).blocked_by,
             Some(Rule::CountryNotAllowed)
         );
         assert_eq!(
-            guard.check(&input(Channel::Voice, "CU", 1, 1)).blocked_by,
+            guard.check_fresh(&input(Channel::Voice, "CU", 1, 1)).blocked_by,
             Some(Rule::CountryDenied)
         );
-        assert!(!guard.check(&input(Channel::Voice, "LV", 1, 1)).is_blocked);
+        assert!(!guard.check_fresh(&input(Channel::Voice, "LV", 1, 1)).is_blocked);
     }
 
     #[test]
     fn monitor_mode_blocks_nothing_and_reports_everything() {
         let guard =
             guard("mode = \"monitor\"\n[sms]\ndeny_countries = [\"CU\"]\nper_number = \"2/1h\"");
-        let first = guard.check(&input(Channel::Sms, "CU", 1, 1));
+        let first = guard.check_fresh(&input(Channel::Sms, "CU", 1, 1));
         assert_eq!((first.blocked_by, first.is_blocked), (Some(Rule::CountryDenied), false));
-        guard.check(&input(Channel::Sms, "US", 2, 2));
-        let near = guard.check(&input(Channel::Sms, "US", 2, 2));
+        guard.check_fresh(&input(Channel::Sms, "US", 2, 2));
+        let near = guard.check_fresh(&input(Channel::Sms, "US", 2, 2));
         assert!(near.near_misses.contains(&Rule::PerNumber), "{near:?}");
-        let over = guard.check(&input(Channel::Sms, "US", 2, 2));
+        let over = guard.check_fresh(&input(Channel::Sms, "US", 2, 2));
         assert_eq!((over.blocked_by, over.is_blocked), (Some(Rule::PerNumber), false));
     }
 

@@ -466,7 +466,7 @@ fn check_guard(
         user: user_id.map(|user| shared.phones.digest(user.as_bytes())),
         ip: ip_address.map(ip_key),
     };
-    let verdict = guard.check(&input);
+    let verdict = guard.check(&input, &shared.spend);
     shared.metrics.guard(&verdict, message.channel, guard.mode_label());
     let rule = verdict.blocked_by?;
     // A block is a warning; what monitor mode would have blocked is counted and noted at info.

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) ledger: Ledger,
     /// Accepted messages, for matching delivery receipts.
     pub(crate) sent: SentMessages,
+    /// Today's spending, for the guard's caps; survives reloads.
+    pub(crate) spend: crate::guard::SpendMeter,
     /// Every delivery task, so shutdown can wait for those still running.
     pub(crate) tracker: tokio_util::task::TaskTracker,
     is_draining: AtomicBool,
@@ -74,6 +76,7 @@ impl Shared {
             phones,
             ledger,
             sent,
+            spend: crate::guard::SpendMeter::default(),
             tracker: tokio_util::task::TaskTracker::new(),
             is_draining: AtomicBool::new(false),
             source: Mutex::new(None),
