@@ -263,3 +263,58 @@ async fn background_attempts_are_bounded() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_hedge_starts_the_next_provider_when_the_first_is_slow() {
+    let app = spawn_app_with(AppOptions {
+        primary_timeout_ms: 2_000,
+        route: "strategy = \"hedge\"\nhedge_delay_ms = 150",
+        ..AppOptions::default()
+    })
+    .await;
+    app.primary
+        .set_faults(Faults::none().with_latency(Duration::from_millis(1_500), Duration::ZERO));
+
+    let (_, answer) =
+        app.hook_json(&okta_request("evt-hedge", "+14155550100", "482915", "SMS")).await;
+
+    let value = action(&answer);
+    assert_eq!(value["provider"], "twilio-backup", "the hedge answered first");
+    assert_eq!(metadata(value, "outcome"), "delivered");
+    // The slow primary had the request too: hedging trades a possible duplicate for latency.
+    assert_eq!(app.primary.received().len(), 1);
+    assert_eq!(app.backup.received().len(), 1);
+    assert_eq!(metadata(value, "attempts"), "1", "the abandoned primary attempt has no outcome");
+}
+
+#[tokio::test]
+async fn a_hedge_is_not_needed_when_the_first_answers_in_time() {
+    let app = spawn_app_with(AppOptions {
+        route: "strategy = \"hedge\"\nhedge_delay_ms = 500",
+        ..AppOptions::default()
+    })
+    .await;
+
+    let (_, answer) =
+        app.hook_json(&okta_request("evt-nohedge", "+14155550100", "482915", "SMS")).await;
+
+    assert_eq!(action(&answer)["provider"], "twilio-primary");
+    assert!(app.backup.received().is_empty(), "no second send when the first answered");
+}
+
+#[tokio::test]
+async fn a_race_sends_to_both_at_once_and_keeps_the_first_acceptance() {
+    let app = spawn_app_with(AppOptions {
+        route: "strategy = \"race\"\nrace_width = 2",
+        ..AppOptions::default()
+    })
+    .await;
+    app.primary.set_faults(Faults::none().with_latency(Duration::from_millis(300), Duration::ZERO));
+
+    let (_, answer) =
+        app.hook_json(&okta_request("evt-race", "+14155550100", "482915", "SMS")).await;
+
+    assert_eq!(action(&answer)["provider"], "twilio-backup", "the faster one wins");
+    within(5, app.primary.wait_for_sends(1)).await;
+    assert_eq!(app.backup.received().len(), 1);
+}

@@ -23,6 +23,8 @@ pub(crate) struct AppOptions {
     pub(crate) max_attempts: u32,
     /// TOML appended to the config (extra sections such as `[guard.sms]`).
     pub(crate) extra: &'static str,
+    /// Extra keys for the one route rule (`strategy = "hedge"`).
+    pub(crate) route: &'static str,
 }
 
 impl Default for AppOptions {
@@ -35,6 +37,7 @@ impl Default for AppOptions {
             retry_backoff_ms: 2000,
             max_attempts: 4,
             extra: "",
+            route: "",
         }
     }
 }
@@ -130,6 +133,7 @@ timeout_ms = 1000
 [[routes]]
 countries = ["*"]
 providers = ["twilio-primary", "twilio-backup"]
+{route}
 
 {extra}
 "#,
@@ -139,6 +143,7 @@ providers = ["twilio-primary", "twilio-backup"]
         retry_backoff_ms = options.retry_backoff_ms,
         max_attempts = options.max_attempts,
         extra = options.extra,
+        route = options.route,
         primary_timeout_ms = options.primary_timeout_ms,
         primary_url = primary.base_url(),
         secret_file = secret_file.display(),

@@ -118,7 +118,7 @@ impl fmt::Debug for ProviderId {
 }
 
 /// Why Okta asked for the passcode. Okta's `requestType`, as a bounded set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Purpose {
     /// Enrolling a phone factor.
     Enrollment,
@@ -133,6 +133,20 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    /// Every purpose, in a stable order (for iteration and metrics).
+    pub const ALL: [Purpose; 5] = [
+        Purpose::Enrollment,
+        Purpose::Verification,
+        Purpose::AccountUnlock,
+        Purpose::PasswordReset,
+        Purpose::Other,
+    ];
+
+    /// Parses the config spelling (`verification`, `password_reset`, ...), case-insensitively.
+    pub fn parse(text: &str) -> Option<Purpose> {
+        Purpose::ALL.into_iter().find(|purpose| purpose.as_str().eq_ignore_ascii_case(text))
+    }
+
     /// Lower-case name used in config, logs and metric labels.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -148,6 +148,26 @@ impl AttemptOutcome {
     }
 }
 
+/// What a delivery receipt said about a message a provider accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// The handset or carrier confirmed delivery (for calls: the call was answered).
+    Delivered,
+    /// The message will not be delivered; the class says why.
+    Undelivered(ErrorClass),
+}
+
+impl Delivery {
+    /// Lower-case label for logs and metrics.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Delivery::Delivered => "delivered",
+            Delivery::Undelivered(_) => "undelivered",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,43 @@
-//! Planning: the ordered list of candidates for one delivery, and why the others were left out.
+//! Planning: the ranked list of candidates for one delivery, why each sits where it does, and
+//! why the others were left out.
 //!
 //! Selection and use are separate steps (pingora's `selection/mod.rs`): [`plan`] only decides
-//! which providers may be tried and in what order; dispatch decides how to spend the deadline on
-//! them (cascade, race, hedge) and calls [`HealthBook::begin_attempt`] right before each send.
-//! Candidates keep the rule's configured order, which is the operator's preference. A probation
-//! trial keeps its place too: placed last it would run only when every healthy provider had
-//! failed, so a recovered primary would never get its traffic back (the flapping-free "revert to
-//! primary" that Airlock's failover gateway needs a timer for). At most one delivery per ejection
-//! period pays for a failed trial, and dispatch may hedge a candidate marked `is_trial`.
+//! which providers may be tried and in what order, and hands dispatch the rule's strategy
+//! (cascade, hedge with its delay, race with its width); dispatch decides how to spend the
+//! deadline on them and calls [`HealthBook::begin_attempt`] right before each send.
+//!
+//! # Ranking
+//!
+//! With `optimize = "priority"` candidates keep the rule's configured order: static priority
+//! with health-based exclusion and failover, what every rule meant before ranking existed, and the
+//! baseline the simulator compares against. Otherwise each candidate gets a score, the sum of
+//! weighted log terms (so each term reads as "how many times better than the best candidate"):
+//!
+//! ```text
+//! score = a_h·ln(success_rate · delivery_rate) − a_l·ln(latency / best_latency)
+//!       − a_c·ln(price / cheapest_price) + ln(weight)
+//! ```
+//!
+//! `optimize` picks the emphasis `(a_h, a_l, a_c)`: reliability (8, 0.5, 0.25), latency
+//! (4, 2, 0.25), cost (2, 0.1, 1). With cost emphasis and `a_h` over `a_c`, a provider must be
+//! clearly cheaper to outweigh a worse success or delivery rate (the research's "expected cost per
+//! delivered OTP", with failures also costing the user time), and latency only breaks near-ties:
+//! a three times faster provider is worth about 11 % in price. An unpriced candidate counts as
+//! the dearest priced one, never as free. Ties keep the configured order.
+//!
+//! A resend (the caller says which provider carried the previous attempt, [`RouteQuery::avoid`])
+//! moves that provider to the end, without excluding it: a different provider is the best bet
+//! when the user never got the code, but the old one is still better than nothing.
+//!
+//! # Exploration
+//!
+//! A provider that ranks second never gets the samples that would show it recovered or improved
+//! (and a new one starts from priors). So with probability `exploration` (default 2 %) a scored
+//! plan moves one other candidate, chosen uniformly, to the front, marked
+//! [`Candidate::is_exploration`]. The share of traffic this costs is bounded by the rate, the
+//! draw comes from the caller's RNG so a plan is reproducible, and a resend never explores onto
+//! the provider it avoids. Probation trials are ordinary candidates here: their counts were
+//! cleared on ejection, so they rank on priors, and exploration reaches them when priors do not.
 //!
 //! # Why fail open?
 //!
@@ -22,30 +52,174 @@
 //!
 //! Every provider of the matched rule ends up exactly once in either `candidates` or `excluded`.
 
-use std::time::Instant;
+use std::fmt;
+use std::time::{Duration, Instant};
 
-use crate::domain::{Channel, Country, ProviderId};
-use crate::health::{HealthBook, HealthStatus, OperatorState};
-use crate::route::{RouteTable, RuleId};
+use rand_core::RngCore;
 
-/// What is being routed. Later versions add purpose and number prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+use crate::domain::{Channel, Country, Destination, ProviderId, Purpose};
+use crate::health::{HealthBook, HealthKey, HealthStatus, KeyEstimate, OperatorState};
+use crate::route::{HedgeDelay, Optimize, RouteRule, RouteTable, RuleId, StrategyPolicy};
+
+/// E.164's limit on the digits of a full international number.
+pub const MAX_NUMBER_DIGITS: usize = 15;
+
+/// The digits of an E.164 number, country code first, for prefix rules. `Debug` never prints
+/// them: phone numbers are personal data.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NumberDigits {
+    digits: [u8; MAX_NUMBER_DIGITS],
+    len: u8,
+}
+
+impl NumberDigits {
+    /// Accepts 1 to 15 ASCII digits, with or without a leading `+`.
+    pub fn parse(text: &str) -> Option<NumberDigits> {
+        let body = text.strip_prefix('+').unwrap_or(text).as_bytes();
+        if body.is_empty() || body.len() > MAX_NUMBER_DIGITS || !body.iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        let mut digits = [0u8; MAX_NUMBER_DIGITS];
+        digits[..body.len()].copy_from_slice(body);
+        Some(NumberDigits { digits, len: body.len() as u8 })
+    }
+
+    /// The digits, without `+`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Constructed only from ASCII digits, so this cannot fail.
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for NumberDigits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NumberDigits(***)")
+    }
+}
+
+/// What is being routed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteQuery {
     /// The destination's country.
     pub country: Country,
     /// SMS or voice.
     pub channel: Channel,
+    /// Why the code is sent (Okta's `requestType`); `None` matches only rules without
+    /// `purposes`.
+    pub purpose: Option<Purpose>,
+    /// The number's digits, for rules with `prefixes`; `None` matches only rules without.
+    pub number: Option<NumberDigits>,
+    /// SMS segments of the text (the server counts them); voice is priced per call minute.
+    pub segments: u32,
+    /// A resend: the provider that carried the previous attempt to this number, demoted.
+    pub avoid: Option<ProviderId>,
+}
+
+impl RouteQuery {
+    /// A query by country and channel alone: no purpose, no number, one segment.
+    #[must_use]
+    pub fn new(country: Country, channel: Channel) -> RouteQuery {
+        RouteQuery { country, channel, purpose: None, number: None, segments: 1, avoid: None }
+    }
+
+    /// A query for a parsed destination: its country and digits.
+    #[must_use]
+    pub fn for_destination(destination: &Destination, channel: Channel) -> RouteQuery {
+        RouteQuery {
+            number: NumberDigits::parse(destination.e164()),
+            ..RouteQuery::new(destination.country(), channel)
+        }
+    }
+
+    /// The same query with a purpose.
+    #[must_use]
+    pub fn with_purpose(self, purpose: Purpose) -> RouteQuery {
+        RouteQuery { purpose: Some(purpose), ..self }
+    }
+
+    /// The same query with the text's SMS segment count.
+    #[must_use]
+    pub fn with_segments(self, segments: u32) -> RouteQuery {
+        RouteQuery { segments, ..self }
+    }
+
+    /// The same query as a resend that should avoid `provider`.
+    #[must_use]
+    pub fn with_avoid(self, provider: ProviderId) -> RouteQuery {
+        RouteQuery { avoid: Some(provider), ..self }
+    }
+}
+
+/// A note on why a candidate scored or sits where it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RankNote {
+    /// No latency sample yet: the pessimistic prior stands in.
+    LatencyPrior,
+    /// No price configured: counted as the dearest priced candidate.
+    Unpriced,
+    /// The previous attempt to this number went here: moved to the end.
+    Avoided,
+    /// Moved to the front by exploration.
+    Explored,
+}
+
+impl RankNote {
+    /// Lower-case label for explain output and logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RankNote::LatencyPrior => "latency_prior",
+            RankNote::Unpriced => "unpriced",
+            RankNote::Avoided => "avoided",
+            RankNote::Explored => "explored",
+        }
+    }
+}
+
+/// How a candidate scored: the inputs and each weighted term.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Score {
+    /// The sum of the terms; higher is better. Comparable within one plan only.
+    pub total: f64,
+    /// `a_h·ln(success_rate · delivery_rate)`.
+    pub health_term: f64,
+    /// `−a_l·ln(latency / best latency among the candidates)`.
+    pub latency_term: f64,
+    /// `−a_c·ln(price / cheapest price among the candidates)`.
+    pub price_term: f64,
+    /// `ln(weight)`.
+    pub weight_term: f64,
+    /// The key's health estimates at planning time.
+    pub estimate: KeyEstimate,
+    /// The price of this message through this provider, when configured.
+    pub price: Option<f64>,
+    /// Notes, in the order they applied.
+    pub notes: Vec<RankNote>,
 }
 
 /// A provider dispatch may try.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
-    /// Which provider.
-    pub provider: ProviderId,
+    /// The provider, and the (country, channel) its health is kept for.
+    pub key: HealthKey,
     /// On probation: this attempt, if it runs, is the single trial that decides its health.
     pub is_trial: bool,
     /// Excluded by health but offered anyway because nothing else is left.
     pub is_fail_open: bool,
+    /// Moved to the front by exploration rather than by score.
+    pub is_exploration: bool,
+    /// How it scored.
+    pub score: Score,
+}
+
+impl Candidate {
+    /// Which provider.
+    #[must_use]
+    pub fn provider(&self) -> &ProviderId {
+        self.key.provider()
+    }
 }
 
 /// Why a provider of the matched rule is not a candidate.
@@ -57,7 +231,7 @@ pub enum ExclusionReason {
     Disabled,
     /// The operator is draining it.
     Draining,
-    /// Ejected after consecutive failures.
+    /// Ejected after failures (consecutive, percentage or undelivered).
     Ejected {
         /// When probation starts.
         until: Instant,
@@ -106,47 +280,259 @@ pub struct Exclusion {
     pub reason: ExclusionReason,
 }
 
+/// How dispatch should use the candidates, with its parameters resolved for this plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// One candidate at a time; the next only after a failure that allows failover.
+    Cascade,
+    /// Start the next candidate when the current one has not answered after `delay`; keep the
+    /// first acceptance.
+    Hedge {
+        /// How long to wait for the current candidate before starting the next.
+        delay: Duration,
+        /// Whether `delay` was learned from the first candidate's latency (else configured).
+        is_learned: bool,
+    },
+    /// Send to the first `width` candidates at once (at most the number of candidates).
+    Race {
+        /// How many to send to.
+        width: usize,
+    },
+}
+
+impl Strategy {
+    /// Lower-case label for explain output and logs.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Strategy::Cascade => "cascade",
+            Strategy::Hedge { .. } => "hedge",
+            Strategy::Race { .. } => "race",
+        }
+    }
+}
+
 /// The providers to try for one delivery, best first, and the ones left out.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// The rule that matched; `None` when no rule covers the query (nothing to try).
     pub rule: Option<RuleId>,
-    /// Providers to try, in configured order; never a repeat, never a disabled or drained one.
+    /// What the ranking favoured.
+    pub optimize: Optimize,
+    /// How dispatch should use the candidates.
+    pub strategy: Strategy,
+    /// Providers to try, best first; never a repeat, never a disabled or drained one.
     pub candidates: Vec<Candidate>,
     /// The rule's other providers, in configured order.
     pub excluded: Vec<Exclusion>,
 }
 
+/// `(a_h, a_l, a_c)` for each emphasis; `priority` scores like `reliability` for explain output.
+fn emphasis(optimize: Optimize) -> (f64, f64, f64) {
+    match optimize {
+        Optimize::Priority | Optimize::Reliability => (8.0, 0.5, 0.25),
+        Optimize::Latency => (4.0, 2.0, 0.25),
+        Optimize::Cost => (2.0, 0.1, 1.0),
+    }
+}
+
+/// Keeps `ln` finite for a zero rate or a free provider.
+const EPSILON: f64 = 1e-9;
+
 /// Plans one delivery: the matched rule's providers, filtered by channel, operator switch and
-/// health at `now`, failing open when health alone would leave nothing.
+/// health at `now`, ranked, failing open when health alone would leave nothing. Draws from `rng`
+/// only to explore, so the same book, query, `now` and RNG state give the same plan.
 #[must_use]
-pub fn plan(table: &RouteTable, health: &HealthBook, query: &RouteQuery, now: Instant) -> Plan {
-    let Some(found) = table.find(query.country, query.channel) else {
-        return Plan { rule: None, candidates: Vec::new(), excluded: Vec::new() };
+pub fn plan(
+    table: &RouteTable,
+    health: &HealthBook,
+    query: &RouteQuery,
+    now: Instant,
+    rng: &mut impl RngCore,
+) -> Plan {
+    let Some(found) = table.find(query) else {
+        return Plan {
+            rule: None,
+            optimize: Optimize::Priority,
+            strategy: Strategy::Cascade,
+            candidates: Vec::new(),
+            excluded: Vec::new(),
+        };
     };
-    let mut candidates = Vec::new();
+    let rule = found.rule;
+    // (configured position, key, is_trial, is_fail_open)
+    let mut admitted: Vec<(usize, HealthKey, bool, bool)> = Vec::new();
     let mut excluded = Vec::new();
-    for provider in found.rule.providers() {
-        match judge(table, health, provider, query.channel, now) {
-            Ok(is_trial) => candidates.push(Candidate {
-                provider: provider.clone(),
-                is_trial,
-                is_fail_open: false,
-            }),
+    for (position, provider) in rule.providers().iter().enumerate() {
+        let key = HealthKey::new(provider.clone(), query.country, query.channel);
+        match judge(table, health, &key, now) {
+            Ok(is_trial) => admitted.push((position, key, is_trial, false)),
             Err(reason) => excluded.push(Exclusion { provider: provider.clone(), reason }),
         }
     }
-    if candidates.is_empty() {
-        if let Some(position) = soonest_health_exclusion(health, &excluded, now) {
-            let exclusion = excluded.remove(position);
-            candidates.push(Candidate {
-                provider: exclusion.provider,
-                is_trial: false,
-                is_fail_open: true,
-            });
+    if admitted.is_empty() {
+        if let Some(index) = soonest_health_exclusion(health, query, &excluded, now) {
+            let exclusion = excluded.remove(index);
+            let position = rule
+                .providers()
+                .iter()
+                .position(|provider| *provider == exclusion.provider)
+                .unwrap_or(0);
+            let key = HealthKey::new(exclusion.provider, query.country, query.channel);
+            admitted.push((position, key, false, true));
         }
     }
-    Plan { rule: Some(found.rule.id().clone()), candidates, excluded }
+    let mut candidates = score(table, health, rule, query, admitted, now);
+    if rule.optimize().is_scored() {
+        // Stable: equal scores keep the configured order.
+        candidates.sort_by(|(_, a), (_, b)| b.score.total.total_cmp(&a.score.total));
+    }
+    let mut candidates: Vec<Candidate> =
+        candidates.into_iter().map(|(_, candidate)| candidate).collect();
+    if let Some(avoid) = &query.avoid {
+        if candidates.len() > 1 {
+            if let Some(index) =
+                candidates.iter().position(|candidate| candidate.provider() == avoid)
+            {
+                let mut avoided = candidates.remove(index);
+                avoided.score.notes.push(RankNote::Avoided);
+                candidates.push(avoided);
+            }
+        }
+    }
+    explore(rule, query, &mut candidates, rng);
+    let strategy = resolve_strategy(rule.strategy(), health, &candidates, now);
+    Plan {
+        rule: Some(rule.id().clone()),
+        optimize: rule.optimize(),
+        strategy,
+        candidates,
+        excluded,
+    }
+}
+
+/// Scores the admitted candidates, in configured order.
+fn score(
+    table: &RouteTable,
+    health: &HealthBook,
+    rule: &RouteRule,
+    query: &RouteQuery,
+    admitted: Vec<(usize, HealthKey, bool, bool)>,
+    now: Instant,
+) -> Vec<(usize, Candidate)> {
+    let (a_health, a_latency, a_price) = emphasis(rule.optimize());
+    let inputs: Vec<(KeyEstimate, Option<f64>)> = admitted
+        .iter()
+        .map(|(_, key, _, _)| {
+            let price = table.prices().message_price(
+                key.provider(),
+                query.country,
+                query.channel,
+                query.segments,
+            );
+            (health.estimate(key, now), price)
+        })
+        .collect();
+    let best_latency = inputs
+        .iter()
+        .map(|(estimate, _)| estimate.latency.as_secs_f64())
+        .fold(f64::INFINITY, f64::min);
+    let priced = inputs.iter().filter_map(|(_, price)| *price);
+    let cheapest = priced.clone().fold(f64::INFINITY, f64::min);
+    let dearest = priced.fold(f64::NEG_INFINITY, f64::max);
+    admitted
+        .into_iter()
+        .zip(inputs)
+        .map(|((position, key, is_trial, is_fail_open), (estimate, price))| {
+            let mut notes = Vec::new();
+            if estimate.is_latency_prior {
+                notes.push(RankNote::LatencyPrior);
+            }
+            let reliability = (estimate.success_rate * estimate.delivery_rate).max(EPSILON);
+            let health_term = a_health * reliability.ln();
+            let latency = estimate.latency.as_secs_f64().max(EPSILON);
+            let latency_term = -a_latency * (latency / best_latency.max(EPSILON)).ln();
+            let price_term = if cheapest.is_finite() {
+                let counted = price.unwrap_or_else(|| {
+                    notes.push(RankNote::Unpriced);
+                    dearest
+                });
+                -a_price * ((counted + EPSILON) / (cheapest + EPSILON)).ln()
+            } else {
+                0.0
+            };
+            let weight_term = rule.weight(position).ln();
+            let total = health_term + latency_term + price_term + weight_term;
+            let score = Score {
+                total,
+                health_term,
+                latency_term,
+                price_term,
+                weight_term,
+                estimate,
+                price,
+                notes,
+            };
+            (position, Candidate { key, is_trial, is_fail_open, is_exploration: false, score })
+        })
+        .collect()
+}
+
+/// With the rule's probability, moves one other candidate (never the avoided provider) to the
+/// front.
+fn explore(
+    rule: &RouteRule,
+    query: &RouteQuery,
+    candidates: &mut Vec<Candidate>,
+    rng: &mut impl RngCore,
+) {
+    if !rule.optimize().is_scored() || rule.exploration() <= 0.0 || candidates.len() < 2 {
+        return;
+    }
+    if unit_interval(rng) >= rule.exploration() {
+        return;
+    }
+    let choices: Vec<usize> = (1..candidates.len())
+        .filter(|index| query.avoid.as_ref() != Some(candidates[*index].provider()))
+        .collect();
+    if choices.is_empty() {
+        return;
+    }
+    let index = choices[(rng.next_u64() % choices.len() as u64) as usize];
+    let mut explored = candidates.remove(index);
+    explored.is_exploration = true;
+    explored.score.notes.push(RankNote::Explored);
+    candidates.insert(0, explored);
+}
+
+/// A uniform draw in [0, 1) from the top 53 bits.
+fn unit_interval(rng: &mut impl RngCore) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn resolve_strategy(
+    policy: StrategyPolicy,
+    health: &HealthBook,
+    candidates: &[Candidate],
+    now: Instant,
+) -> Strategy {
+    match policy {
+        StrategyPolicy::Cascade => Strategy::Cascade,
+        StrategyPolicy::Race { width } => {
+            Strategy::Race { width: (width as usize).min(candidates.len()).max(1) }
+        }
+        StrategyPolicy::Hedge(HedgeDelay::Fixed(delay)) => {
+            Strategy::Hedge { delay, is_learned: false }
+        }
+        StrategyPolicy::Hedge(HedgeDelay::Learned { quantile, floor, ceiling }) => {
+            let learned = candidates.first().map_or(ceiling, |first| {
+                health
+                    .latency_quantile(&first.key, quantile, now)
+                    .unwrap_or(first.score.estimate.latency)
+            });
+            Strategy::Hedge { delay: learned.clamp(floor, ceiling), is_learned: true }
+        }
+    }
 }
 
 /// `Ok(is_trial)` for a candidate, or why it is excluded. Operator intent and channel support are
@@ -155,19 +541,18 @@ pub fn plan(table: &RouteTable, health: &HealthBook, query: &RouteQuery, now: In
 fn judge(
     table: &RouteTable,
     health: &HealthBook,
-    provider: &ProviderId,
-    channel: Channel,
+    key: &HealthKey,
     now: Instant,
 ) -> Result<bool, ExclusionReason> {
-    if !table.catalog().supports(provider, channel) {
+    if !table.catalog().supports(key.provider(), key.channel()) {
         return Err(ExclusionReason::ChannelUnsupported);
     }
-    match health.operator_state(provider) {
+    match health.operator_state(key.provider()) {
         OperatorState::Enabled => {}
         OperatorState::Draining => return Err(ExclusionReason::Draining),
         OperatorState::Disabled => return Err(ExclusionReason::Disabled),
     }
-    match health.status(provider, now) {
+    match health.status(key, now) {
         HealthStatus::Healthy => Ok(false),
         HealthStatus::Probation { trial_in_flight: false } => Ok(true),
         HealthStatus::Probation { trial_in_flight: true } => Err(ExclusionReason::TrialInFlight),
@@ -180,6 +565,7 @@ fn judge(
 /// wins a tie. A running trial ends at the latest when its lease does.
 fn soonest_health_exclusion(
     health: &HealthBook,
+    query: &RouteQuery,
     excluded: &[Exclusion],
     now: Instant,
 ) -> Option<usize> {
@@ -192,7 +578,9 @@ fn soonest_health_exclusion(
                     until
                 }
                 ExclusionReason::TrialInFlight => {
-                    health.trial_lease(&exclusion.provider, now).unwrap_or(now)
+                    let key =
+                        HealthKey::new(exclusion.provider.clone(), query.country, query.channel);
+                    health.trial_lease(&key, now).unwrap_or(now)
                 }
                 ExclusionReason::ChannelUnsupported
                 | ExclusionReason::Disabled

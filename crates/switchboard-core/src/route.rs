@@ -1,24 +1,34 @@
-//! Route rules: which providers may carry a destination, in the configured order.
+//! Route rules: which providers may carry a destination, and how dispatch should use them.
 //!
 //! Operators ask for per-country provider choice (RestComm-Connect#41, Cal-ID#1313 and others in
-//! the research notes), so a rule names countries, channels and an ordered provider list, and the
-//! first rule that matches a (country, channel) wins, as in a firewall: the file reads top to
-//! bottom the way it is applied. The raw [`RouteConfig`] is what serde reads from `[[routes]]`;
-//! [`RouteTable::try_new`] validates every rule in one step, naming the offending key, so a typo
-//! is refused at load time instead of silently never matching.
+//! the research notes), so a rule names countries, channels, optionally purposes (Okta's
+//! `requestType`) and E.164 number prefixes, and a provider list; the first rule that matches
+//! wins, as in a firewall: the file reads top to bottom the way it is applied. The raw
+//! [`RouteConfig`] is what serde reads from `[[routes]]`; [`RouteTable::try_new`] validates every
+//! rule in one step, naming the offending key, so a typo is refused at load time instead of
+//! silently never matching.
+//!
+//! A rule also says how its providers are ranked (`optimize`, see `plan.rs`) and used
+//! (`strategy`: cascade, hedge or race; dispatch carries it out). The default, `priority` with
+//! `cascade`, is the configured order tried one at a time, which is what a file written before
+//! ranking existed meant. Keys that only make sense for another strategy or for a scored rule
+//! are refused rather than ignored, so an operator is never misled about what the rule does.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::ConfigError;
 use crate::destination::has_numbering_plan;
-use crate::domain::{Channel, Country, ProviderId};
+use crate::domain::{Channel, Country, ProviderId, Purpose};
+use crate::plan::{MAX_NUMBER_DIGITS, NumberDigits, RouteQuery};
+use crate::price::{PriceConfig, PriceTable};
 
 /// One `[[routes]]` entry as written in the config file.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Name shown by explain and the admin API; defaults to `routes[i]`.
@@ -29,12 +39,174 @@ pub struct RouteConfig {
     /// Channels this rule covers (`sms`, `voice`); defaults to both.
     #[serde(default = "default_route_channels")]
     pub channels: Vec<String>,
-    /// Providers to try, best first; each must be configured under `[providers]`.
+    /// Providers this rule may use; each must be configured under `[providers]`. With
+    /// `optimize = "priority"` they are tried in this order.
     pub providers: Vec<String>,
+    /// Purposes (Okta's `requestType`, in core names: `enrollment`, `verification`,
+    /// `account_unlock`, `password_reset`, `other`) this rule covers; defaults to all.
+    #[serde(default, alias = "request_types")]
+    pub purposes: Option<Vec<String>>,
+    /// E.164 digit prefixes (country code first, `+` optional) this rule covers; defaults to
+    /// every number of its countries.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// How dispatch uses the ranked providers: `cascade` (default), `hedge` or `race`.
+    #[serde(default = "default_strategy")]
+    pub strategy: StrategyName,
+    /// `hedge` only: a fixed hedge delay in milliseconds; without it the delay is learned.
+    #[serde(default)]
+    pub hedge_delay_ms: Option<u64>,
+    /// `hedge` only: `"auto"` (the default) learns the delay from the first provider's latency.
+    #[serde(default)]
+    pub hedge_delay: Option<HedgeDelayName>,
+    /// `hedge` with a learned delay: the quantile of accept latency to wait for (default 0.9).
+    #[serde(default)]
+    pub hedge_quantile: Option<f64>,
+    /// `hedge` with a learned delay: shortest delay, in milliseconds (default 100).
+    #[serde(default)]
+    pub hedge_delay_min_ms: Option<u64>,
+    /// `hedge` with a learned delay: longest delay, in milliseconds (default 1000).
+    #[serde(default)]
+    pub hedge_delay_max_ms: Option<u64>,
+    /// `race` only: how many providers to send to at once (default 2).
+    #[serde(default)]
+    pub race_width: Option<u32>,
+    /// What ranking favours: `priority` (the configured order, the default), `reliability`,
+    /// `latency` or `cost`.
+    #[serde(default = "default_optimize")]
+    pub optimize: Optimize,
+    /// Operator preference per provider, multiplying its score (default 1 each); not with
+    /// `priority`.
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+    /// Share of plans that try a provider other than the best first, so a recovered or new
+    /// provider earns traffic back (default 0.02, at most 0.5); not with `priority`.
+    #[serde(default)]
+    pub exploration: Option<f64>,
 }
 
 fn default_route_channels() -> Vec<String> {
     Channel::ALL.iter().map(|channel| channel.as_str().to_owned()).collect()
+}
+
+fn default_strategy() -> StrategyName {
+    StrategyName::Cascade
+}
+
+fn default_optimize() -> Optimize {
+    Optimize::Priority
+}
+
+impl RouteConfig {
+    /// A rule with only the required keys; every other key at its default.
+    #[must_use]
+    pub fn new(
+        countries: Vec<String>,
+        channels: Vec<String>,
+        providers: Vec<String>,
+    ) -> RouteConfig {
+        RouteConfig {
+            name: None,
+            countries,
+            channels,
+            providers,
+            purposes: None,
+            prefixes: Vec::new(),
+            strategy: default_strategy(),
+            hedge_delay_ms: None,
+            hedge_delay: None,
+            hedge_quantile: None,
+            hedge_delay_min_ms: None,
+            hedge_delay_max_ms: None,
+            race_width: None,
+            optimize: default_optimize(),
+            weights: BTreeMap::new(),
+            exploration: None,
+        }
+    }
+}
+
+/// `strategy` as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyName {
+    /// One provider at a time.
+    Cascade,
+    /// Start the next provider when the current one has not answered after the hedge delay.
+    Hedge,
+    /// Send to several providers at once.
+    Race,
+}
+
+/// `hedge_delay` as written: only `"auto"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HedgeDelayName {
+    /// Learn the delay from observed accept latency.
+    Auto,
+}
+
+/// What a rule's ranking favours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimize {
+    /// The configured order; health only excludes (static priority with failover).
+    Priority,
+    /// Success and delivery rates first.
+    Reliability,
+    /// Accept latency first, then success.
+    Latency,
+    /// Expected price per delivered message.
+    Cost,
+}
+
+impl Optimize {
+    /// Lower-case label for explain output and logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Optimize::Priority => "priority",
+            Optimize::Reliability => "reliability",
+            Optimize::Latency => "latency",
+            Optimize::Cost => "cost",
+        }
+    }
+
+    /// Whether candidates are ordered by score rather than by configuration.
+    #[must_use]
+    pub fn is_scored(self) -> bool {
+        self != Optimize::Priority
+    }
+}
+
+/// How a validated rule's hedge delay is chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HedgeDelay {
+    /// Always this long.
+    Fixed(Duration),
+    /// A quantile of the first candidate's observed accept latency, clamped.
+    Learned {
+        /// Which quantile, in (0, 1).
+        quantile: f64,
+        /// Shortest delay.
+        floor: Duration,
+        /// Longest delay.
+        ceiling: Duration,
+    },
+}
+
+/// A validated rule's strategy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StrategyPolicy {
+    /// One provider at a time.
+    Cascade,
+    /// Start the next provider after the hedge delay; keep the first acceptance.
+    Hedge(HedgeDelay),
+    /// Send to `width` providers at once.
+    Race {
+        /// At least 2.
+        width: u32,
+    },
 }
 
 /// The configured providers and the channels each can carry; what routes are checked against.
@@ -118,12 +290,21 @@ impl fmt::Display for RuleId {
 }
 
 /// One validated route rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RouteRule {
     id: RuleId,
     countries: CountrySet,
     channels: Vec<Channel>,
     providers: Vec<ProviderId>,
+    /// `None`: every purpose.
+    purposes: Option<Vec<Purpose>>,
+    /// E.164 digits; empty: every number.
+    prefixes: Vec<String>,
+    strategy: StrategyPolicy,
+    optimize: Optimize,
+    /// One per provider, in provider order.
+    weights: Vec<f64>,
+    exploration: f64,
 }
 
 impl RouteRule {
@@ -151,15 +332,111 @@ impl RouteRule {
         &self.providers
     }
 
-    /// Whether this rule covers the country and channel.
+    /// The purposes it covers; `None` for every purpose.
     #[must_use]
-    pub fn is_match(&self, country: Country, channel: Channel) -> bool {
-        self.channels.contains(&channel) && self.countries.contains(country)
+    pub fn purposes(&self) -> Option<&[Purpose]> {
+        self.purposes.as_deref()
+    }
+
+    /// The E.164 digit prefixes it covers; empty for every number.
+    #[must_use]
+    pub fn prefixes(&self) -> &[String] {
+        &self.prefixes
+    }
+
+    /// How dispatch uses the ranked providers.
+    #[must_use]
+    pub fn strategy(&self) -> StrategyPolicy {
+        self.strategy
+    }
+
+    /// What ranking favours.
+    #[must_use]
+    pub fn optimize(&self) -> Optimize {
+        self.optimize
+    }
+
+    /// The operator's weight for the provider at `position` in [`RouteRule::providers`].
+    #[must_use]
+    pub fn weight(&self, position: usize) -> f64 {
+        self.weights.get(position).copied().unwrap_or(1.0)
+    }
+
+    /// Share of plans that explore (always 0 with `priority`).
+    #[must_use]
+    pub fn exploration(&self) -> f64 {
+        self.exploration
+    }
+
+    /// Why this rule does not cover the query, or `None` when it does.
+    #[must_use]
+    pub fn mismatch(&self, query: &RouteQuery) -> Option<Mismatch> {
+        if !self.countries.contains(query.country) {
+            Some(Mismatch::Country)
+        } else if !self.channels.contains(&query.channel) {
+            Some(Mismatch::Channel)
+        } else if !self.is_purpose_match(query.purpose) {
+            Some(Mismatch::Purpose)
+        } else if !self.is_prefix_match(query.number.as_ref()) {
+            Some(Mismatch::Prefix)
+        } else {
+            None
+        }
+    }
+
+    /// Whether this rule covers the query.
+    #[must_use]
+    pub fn is_match(&self, query: &RouteQuery) -> bool {
+        self.mismatch(query).is_none()
+    }
+
+    fn is_purpose_match(&self, purpose: Option<Purpose>) -> bool {
+        match (&self.purposes, purpose) {
+            (None, _) => true,
+            (Some(purposes), Some(purpose)) => purposes.contains(&purpose),
+            // A query that does not say why cannot match a rule that asks.
+            (Some(_), None) => false,
+        }
+    }
+
+    fn is_prefix_match(&self, number: Option<&NumberDigits>) -> bool {
+        if self.prefixes.is_empty() {
+            return true;
+        }
+        number.is_some_and(|number| {
+            self.prefixes.iter().any(|prefix| number.as_str().starts_with(prefix.as_str()))
+        })
+    }
+}
+
+/// Why a rule does not cover a query, checked in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The destination's country is not listed.
+    Country,
+    /// The channel is not listed.
+    Channel,
+    /// The purpose is not listed (or the query has none).
+    Purpose,
+    /// No prefix matches the number (or the query has none).
+    Prefix,
+}
+
+impl Mismatch {
+    /// Lower-case label for explain output.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mismatch::Country => "country",
+            Mismatch::Channel => "channel",
+            Mismatch::Purpose => "purpose",
+            Mismatch::Prefix => "prefix",
+        }
     }
 }
 
 /// The rule that matched a lookup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RuleMatch<'t> {
     /// Position of the rule in the table.
     pub index: usize,
@@ -167,19 +444,23 @@ pub struct RuleMatch<'t> {
     pub rule: &'t RouteRule,
 }
 
-/// Validated route rules, in config order, with the catalog they were checked against.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Validated route rules, in config order, with the catalog and prices they were checked
+/// against.
+#[derive(Clone, Debug, PartialEq)]
 pub struct RouteTable {
     rules: Vec<RouteRule>,
     catalog: ProviderCatalog,
+    prices: PriceTable,
 }
 
 impl RouteTable {
-    /// Validates `[[routes]]` against the configured providers.
+    /// Validates `[[routes]]` and `[prices]` against the configured providers.
     pub fn try_new(
         routes: &[RouteConfig],
+        prices: &PriceConfig,
         catalog: &ProviderCatalog,
     ) -> Result<RouteTable, ConfigError> {
+        let prices = PriceTable::try_new(prices, catalog)?;
         if routes.is_empty() {
             return Err(ConfigError::invalid("routes", "at least one [[routes]] rule is required"));
         }
@@ -203,17 +484,23 @@ impl RouteTable {
             }
             rules.push(rule);
         }
-        Ok(RouteTable { rules, catalog: catalog.clone() })
+        Ok(RouteTable { rules, catalog: catalog.clone(), prices })
     }
 
-    /// The first rule, in config order, that covers `country` on `channel`.
+    /// The first rule, in config order, that covers the query.
     #[must_use]
-    pub fn find(&self, country: Country, channel: Channel) -> Option<RuleMatch<'_>> {
+    pub fn find(&self, query: &RouteQuery) -> Option<RuleMatch<'_>> {
         self.rules
             .iter()
             .enumerate()
-            .find(|(_, rule)| rule.is_match(country, channel))
+            .find(|(_, rule)| rule.is_match(query))
             .map(|(index, rule)| RuleMatch { index, rule })
+    }
+
+    /// The validated prices.
+    #[must_use]
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
     }
 
     /// Every rule, in config order.
@@ -245,7 +532,227 @@ fn validate_rule(
     let countries = validate_countries(&key, &route.countries)?;
     let channels = validate_channels(&key, &route.channels)?;
     let providers = validate_providers(&key, &route.providers, &channels, catalog)?;
-    Ok(RouteRule { id: RuleId { index, name }, countries, channels, providers })
+    let purposes = match &route.purposes {
+        None => None,
+        Some(purposes) => Some(validate_purposes(&key, purposes)?),
+    };
+    let prefixes = validate_prefixes(&key, &route.prefixes)?;
+    let strategy = validate_strategy(&key, route, providers.len())?;
+    let weights = validate_weights(&key, route, &providers)?;
+    let exploration = match (route.exploration, route.optimize) {
+        (Some(_), Optimize::Priority) => {
+            return Err(ConfigError::invalid(
+                format!("{key}.exploration"),
+                "needs optimize = \"reliability\", \"latency\" or \"cost\"",
+            ));
+        }
+        (None, Optimize::Priority) => 0.0,
+        (None, _) => DEFAULT_EXPLORATION,
+        (Some(rate), _) if (0.0..=MAX_EXPLORATION).contains(&rate) => rate,
+        (Some(_), _) => {
+            return Err(ConfigError::invalid(
+                format!("{key}.exploration"),
+                format!("must be between 0 and {MAX_EXPLORATION}"),
+            ));
+        }
+    };
+    Ok(RouteRule {
+        id: RuleId { index, name },
+        countries,
+        channels,
+        providers,
+        purposes,
+        prefixes,
+        strategy,
+        optimize: route.optimize,
+        weights,
+        exploration,
+    })
+}
+
+/// Share of plans that explore when a scored rule does not say.
+const DEFAULT_EXPLORATION: f64 = 0.02;
+
+/// Most exploration a rule may ask for: beyond half, the ranking no longer decides.
+const MAX_EXPLORATION: f64 = 0.5;
+
+/// Longest hedge delay, floor or ceiling accepted: Okta waits 3 s for the whole answer.
+const MAX_HEDGE_DELAY_MS: u64 = 3_000;
+
+fn validate_purposes(key: &str, purposes: &[String]) -> Result<Vec<Purpose>, ConfigError> {
+    if purposes.is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.purposes"),
+            "must list at least one purpose, or be left out for all",
+        ));
+    }
+    let mut parsed: Vec<Purpose> = Vec::with_capacity(purposes.len());
+    for (position, text) in purposes.iter().enumerate() {
+        let item_key = format!("{key}.purposes[{position}]");
+        let purpose = Purpose::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = Purpose::ALL.iter().map(|purpose| purpose.as_str()).collect();
+            ConfigError::invalid(
+                &item_key,
+                format!("unknown purpose {text:?} (expected one of {})", known.join(", ")),
+            )
+        })?;
+        if parsed.contains(&purpose) {
+            return Err(ConfigError::invalid(
+                item_key,
+                format!("{} is listed twice", purpose.as_str()),
+            ));
+        }
+        parsed.push(purpose);
+    }
+    Ok(parsed)
+}
+
+fn validate_prefixes(key: &str, prefixes: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut parsed: Vec<String> = Vec::with_capacity(prefixes.len());
+    for (position, text) in prefixes.iter().enumerate() {
+        let item_key = format!("{key}.prefixes[{position}]");
+        let digits = text.strip_prefix('+').unwrap_or(text);
+        if digits.is_empty()
+            || digits.len() > MAX_NUMBER_DIGITS
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(ConfigError::invalid(
+                item_key,
+                format!("{text:?} is not an E.164 prefix (1 to 15 digits, country code first)"),
+            ));
+        }
+        if parsed.iter().any(|earlier| earlier == digits) {
+            return Err(ConfigError::invalid(item_key, format!("{digits} is listed twice")));
+        }
+        parsed.push(digits.to_owned());
+    }
+    Ok(parsed)
+}
+
+fn validate_strategy(
+    key: &str,
+    route: &RouteConfig,
+    n_providers: usize,
+) -> Result<StrategyPolicy, ConfigError> {
+    let only_for = |field: &str, strategy: &str| {
+        ConfigError::invalid(
+            format!("{key}.{field}"),
+            format!("only applies to strategy = \"{strategy}\""),
+        )
+    };
+    if route.strategy != StrategyName::Hedge {
+        let hedge_fields = [
+            ("hedge_delay_ms", route.hedge_delay_ms.is_some()),
+            ("hedge_delay", route.hedge_delay.is_some()),
+            ("hedge_quantile", route.hedge_quantile.is_some()),
+            ("hedge_delay_min_ms", route.hedge_delay_min_ms.is_some()),
+            ("hedge_delay_max_ms", route.hedge_delay_max_ms.is_some()),
+        ];
+        if let Some((field, _)) = hedge_fields.iter().find(|(_, is_set)| *is_set) {
+            return Err(only_for(field, "hedge"));
+        }
+    }
+    if route.strategy != StrategyName::Race && route.race_width.is_some() {
+        return Err(only_for("race_width", "race"));
+    }
+    let millis = |field: &str, value: u64| {
+        if (1..=MAX_HEDGE_DELAY_MS).contains(&value) {
+            Ok(Duration::from_millis(value))
+        } else {
+            Err(ConfigError::invalid(
+                format!("{key}.{field}"),
+                format!("must be between 1 and {MAX_HEDGE_DELAY_MS}"),
+            ))
+        }
+    };
+    match route.strategy {
+        StrategyName::Cascade => Ok(StrategyPolicy::Cascade),
+        StrategyName::Race => {
+            let width = route.race_width.unwrap_or(2);
+            let most = u32::try_from(n_providers).unwrap_or(u32::MAX);
+            if width < 2 || width > most {
+                return Err(ConfigError::invalid(
+                    format!("{key}.race_width"),
+                    format!("must be between 2 and the number of providers ({n_providers})"),
+                ));
+            }
+            Ok(StrategyPolicy::Race { width })
+        }
+        StrategyName::Hedge => {
+            if n_providers < 2 {
+                return Err(ConfigError::invalid(
+                    format!("{key}.strategy"),
+                    "hedge needs at least two providers",
+                ));
+            }
+            if let Some(fixed) = route.hedge_delay_ms {
+                let learned_fields = [
+                    ("hedge_delay", route.hedge_delay.is_some()),
+                    ("hedge_quantile", route.hedge_quantile.is_some()),
+                    ("hedge_delay_min_ms", route.hedge_delay_min_ms.is_some()),
+                    ("hedge_delay_max_ms", route.hedge_delay_max_ms.is_some()),
+                ];
+                if let Some((field, _)) = learned_fields.iter().find(|(_, is_set)| *is_set) {
+                    return Err(ConfigError::invalid(
+                        format!("{key}.{field}"),
+                        "applies to a learned delay, and hedge_delay_ms fixes it",
+                    ));
+                }
+                return Ok(StrategyPolicy::Hedge(HedgeDelay::Fixed(millis(
+                    "hedge_delay_ms",
+                    fixed,
+                )?)));
+            }
+            let quantile = route.hedge_quantile.unwrap_or(0.9);
+            if !(quantile > 0.0 && quantile < 1.0) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.hedge_quantile"),
+                    "must be between 0 and 1, exclusive",
+                ));
+            }
+            let floor = millis("hedge_delay_min_ms", route.hedge_delay_min_ms.unwrap_or(100))?;
+            let ceiling = millis("hedge_delay_max_ms", route.hedge_delay_max_ms.unwrap_or(1_000))?;
+            if ceiling < floor {
+                return Err(ConfigError::invalid(
+                    format!("{key}.hedge_delay_max_ms"),
+                    format!("must be at least hedge_delay_min_ms ({})", floor.as_millis()),
+                ));
+            }
+            Ok(StrategyPolicy::Hedge(HedgeDelay::Learned { quantile, floor, ceiling }))
+        }
+    }
+}
+
+fn validate_weights(
+    key: &str,
+    route: &RouteConfig,
+    providers: &[ProviderId],
+) -> Result<Vec<f64>, ConfigError> {
+    let mut weights = vec![1.0; providers.len()];
+    if !route.weights.is_empty() && !route.optimize.is_scored() {
+        return Err(ConfigError::invalid(
+            format!("{key}.weights"),
+            "needs optimize = \"reliability\", \"latency\" or \"cost\" (priority follows the provider order)",
+        ));
+    }
+    for (name, weight) in &route.weights {
+        let item_key = format!("{key}.weights.{name}");
+        let position =
+            providers.iter().position(|provider| provider.as_str() == name).ok_or_else(|| {
+                ConfigError::invalid(
+                    &item_key,
+                    format!("`{name}` is not one of this rule's providers"),
+                )
+            })?;
+        if !(weight.is_finite() && *weight > 0.0 && *weight <= 1_000.0) {
+            return Err(ConfigError::invalid(
+                item_key,
+                "must be a number above 0 and at most 1000",
+            ));
+        }
+        weights[position] = *weight;
+    }
+    Ok(weights)
 }
 
 fn validate_countries(key: &str, countries: &[String]) -> Result<CountrySet, ConfigError> {
@@ -351,10 +858,15 @@ fn validate_providers(
 }
 
 /// Whether every (country, channel) `rule` covers is already taken by an earlier rule, so it can
-/// never be the first match: almost always an ordering mistake (a `"*"` rule placed first).
+/// never be the first match: almost always an ordering mistake (a `"*"` rule placed first). Only
+/// earlier rules that cover all of this rule's purposes and numbers count as covering.
 fn is_shadowed(rule: &RouteRule, earlier_rules: &[RouteRule]) -> bool {
+    let wider: Vec<&RouteRule> = earlier_rules
+        .iter()
+        .filter(|earlier| covers_purposes(earlier, rule) && covers_prefixes(earlier, rule))
+        .collect();
     rule.channels.iter().all(|channel| {
-        let covering = earlier_rules.iter().filter(|earlier| earlier.channels.contains(channel));
+        let covering = wider.iter().copied().filter(|earlier| earlier.channels.contains(channel));
         match &rule.countries {
             CountrySet::Any => {
                 covering.into_iter().any(|earlier| earlier.countries == CountrySet::Any)
@@ -367,6 +879,25 @@ fn is_shadowed(rule: &RouteRule, earlier_rules: &[RouteRule]) -> bool {
             }
         }
     })
+}
+
+fn covers_purposes(earlier: &RouteRule, rule: &RouteRule) -> bool {
+    match (&earlier.purposes, &rule.purposes) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(wide), Some(narrow)) => narrow.iter().all(|purpose| wide.contains(purpose)),
+    }
+}
+
+fn covers_prefixes(earlier: &RouteRule, rule: &RouteRule) -> bool {
+    if earlier.prefixes.is_empty() {
+        return true;
+    }
+    !rule.prefixes.is_empty()
+        && rule
+            .prefixes
+            .iter()
+            .all(|narrow| earlier.prefixes.iter().any(|wide| narrow.starts_with(wide.as_str())))
 }
 
 #[cfg(test)]

@@ -5,35 +5,68 @@
 //! ```
 //!
 //! Steps are separated by `;`. A step may start with `t=<seconds>` (decimals allowed); without
-//! it, a step happens at the previous step's time. Steps:
+//! it, a step happens at the previous step's time. A *key* is `provider[@CC][/channel]`
+//! (`twilio`, `twilio@GB`, `twilio@GB/voice`), by default in the US on SMS. Steps:
 //!
-//! - `policy failures=3 base=10 max=60 trial=5` (seconds; before any event; these are the
-//!   defaults, shorter than production's so scripts stay short)
-//! - `route <countries> <channels> <providers>` with comma lists (`route US,CA sms twilio,backup`);
-//!   the first one replaces the default `route * sms,voice twilio,backup`
-//! - `<provider> <outcome>` records an outcome: `ok`, `timeout`, `5xx`, `auth`, `funds`,
-//!   `invalid`, `blocked`, `fraud`, `429`, `429/<seconds>` (with retry-after)
-//! - `begin <provider>` asserts dispatch may send (`begin <provider> -> skip` asserts it may
-//!   not); the candidate is taken from the current plan, so trial and fail-open flags are real
+//! - `policy failures=3 base=10 max=60 trial=5 ...` (before any event; seconds for times; these
+//!   four are the defaults, shorter than production's so scripts stay short). Also `pct=` and
+//!   `minreq=` (failure-percentage ejection, default 50 and 20), `window=` (default 60),
+//!   `tau=` and `prior=` (latency, default 10 and 1), `halflife=`, `receipts=` and `delivery=`
+//!   (receipt decay, minimum count, minimum delivered percent; default 600, 20, 50),
+//!   `budget_pct=`, `budget_min=`, `budget_burst=` (default 20, 1, 20) and `spend=CC:amount`
+//! - `route <countries> <channels> <providers> [key=value ...]` with comma lists
+//!   (`route US,CA sms twilio,backup optimize=cost`); the first one replaces the default
+//!   `route * sms,voice twilio,backup`. Keys: `optimize`, `strategy`, `hedge` (ms or `auto`),
+//!   `quantile`, `hedge_min`, `hedge_max` (ms), `width`, `exploration`, `weights` (`a:2,b:0.5`),
+//!   `purposes`, `prefixes` (comma lists), `name`
+//! - `price <provider>[@CC] <sms> [<voice_minute>]` (before any event)
+//! - `seed <n>` reseeds the planner's RNG (default seed 0)
+//! - `<key> <outcome> [<ms>ms] [x<n>]` records an outcome `n` times, with that latency (default
+//!   100 ms): `ok`, `timeout`, `5xx`, `auth`, `funds`, `invalid`, `blocked`, `fraud`, `429`,
+//!   `429/<seconds>` (with retry-after), or a receipt: `delivered`, `undelivered`,
+//!   `undelivered-invalid` (a number-level reason)
+//! - `request [x<n>]` deposits hook requests into the retry budget
+//! - `begin <key> [failover|hedge|race] -> go|skip|budget|spend` asks whether dispatch may send
+//!   (`-> go` may be left out); the candidate is taken from the current plan for the key's
+//!   country and channel, so trial, fail-open and price are real
+//! - `abandon <key>` gives up an attempt without an outcome
 //! - `enable|drain|disable <provider>` sets the operator switch
-//! - `status <provider> -> healthy|ejected@<until>x<times>|probation|probation(trial)|rate-limited@<until>`
-//! - `plan [<country>] [<channel>] -> <candidates> | <exclusions>` (defaults: `US sms`);
-//!   candidates as `name`, `name(trial)`, `name(fail-open)` or `none`, exclusions as
+//! - `status <key> -> healthy|ejected@<until>x<times>|probation|probation(trial)|rate-limited@<until>`
+//! - `cause <key> -> <ejection cause>|none`
+//! - `latency <key> -> <ms>` (the Peak-EWMA estimate, rounded)
+//! - `rates <key> -> s=<success> d=<delivery> n=<requests>` (two decimals)
+//! - `budget -> <balance>` (one decimal)
+//! - `plan [<query>] -> <candidates> | <exclusions>`; a query is any of a country, a channel, a
+//!   purpose, `+<digits>`, `avoid=<provider>`, `segments=<n>` (default `US sms`); candidates as
+//!   `name` with `(trial)`, `(fail-open)` or `(explore)`, or `none`; exclusions as
 //!   `name:reason[@until]`, the `|` part left out when nothing is excluded, `no-rule` when no
 //!   rule matches
-//! - `reload failures=.. base=.. max=.. trial=..` carries health over to a new policy
+//! - `plans <n> [<query>] -> name:count, ...` counts the first candidate over `n` plans
+//! - `strategy [<query>] -> cascade|hedge <ms>ms (learned|fixed)|race <width>`
+//! - `reload <policy keys>` carries health over to a new policy
 //!
 //! Providers: `twilio`, `backup`, `vonage` (sms and voice) and `textonly` (sms only).
 //! Times in expectations are seconds from the script's start.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
 use crate::config::ConfigError;
-use crate::domain::{Channel, Country, ProviderId};
-use crate::health::{HealthBook, HealthConfig, HealthPolicy, HealthStatus, OperatorState};
-use crate::outcome::{AttemptOutcome, Certainty, ErrorClass, Failure};
-use crate::plan::{Candidate, ExclusionReason, Plan, RouteQuery, plan};
-use crate::route::{ProviderCatalog, RouteConfig, RouteTable};
+use crate::domain::{Channel, Country, ProviderId, Purpose};
+use crate::health::{
+    AttemptKind, HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthStatus, OperatorState,
+};
+use crate::outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass, Failure};
+use crate::plan::{
+    Candidate, ExclusionReason, NumberDigits, Plan, RouteQuery, Score, Strategy, plan,
+};
+use crate::price::{PriceConfig, PriceEntryConfig, ProviderPriceConfig};
+use crate::route::{
+    HedgeDelayName, Optimize, ProviderCatalog, RouteConfig, RouteTable, StrategyName,
+};
 
 /// Runs one script line, panicking with the step that failed.
 pub(crate) fn run(script: &str) {
@@ -62,17 +95,44 @@ pub(crate) fn provider(name: &str) -> ProviderId {
     ProviderId::parse(name).unwrap_or_else(|| panic!("bad provider id {name:?}"))
 }
 
+pub(crate) fn us() -> Country {
+    Country::parse("US").expect("US is a country")
+}
+
+/// `provider` to the US by SMS.
+pub(crate) fn us_sms(name: &str) -> HealthKey {
+    HealthKey::new(provider(name), us(), Channel::Sms)
+}
+
 /// The policy scripts start with (failures=3 base=10 max=60 trial=5).
 pub(crate) fn script_policy() -> HealthPolicy {
-    policy_from("failures=3 base=10 max=60 trial=5").expect("the default script policy is valid")
+    policy_from("").expect("the default script policy is valid")
+}
+
+/// A candidate as dispatch would hold it without a plan: no flags, a neutral score.
+pub(crate) fn plain_candidate(book: &HealthBook, key: HealthKey, now: Instant) -> Candidate {
+    let estimate = book.estimate(&key, now);
+    let score = Score {
+        total: 0.0,
+        health_term: 0.0,
+        latency_term: 0.0,
+        price_term: 0.0,
+        weight_term: 0.0,
+        estimate,
+        price: None,
+        notes: Vec::new(),
+    };
+    Candidate { key, is_trial: false, is_fail_open: false, is_exploration: false, score }
 }
 
 struct World {
     start: Instant,
     now: Instant,
     routes: Vec<RouteConfig>,
+    prices: PriceConfig,
     table: Option<RouteTable>,
     book: HealthBook,
+    rng: StdRng,
 }
 
 impl World {
@@ -82,8 +142,10 @@ impl World {
             start,
             now: start,
             routes: Vec::new(),
+            prices: PriceConfig::empty(),
             table: None,
             book: HealthBook::new(script_policy()),
+            rng: StdRng::seed_from_u64(0),
         }
     }
 
@@ -104,6 +166,7 @@ impl World {
             None => (step, None),
         };
         let words: Vec<&str> = command.split_whitespace().collect();
+        let now = self.now;
         match (words.as_slice(), expected) {
             (["policy", ..], None) => {
                 if self.table.is_some() {
@@ -115,28 +178,81 @@ impl World {
             }
             (["reload", ..], None) => {
                 let policy = policy_from(&words[1..].join(" ")).map_err(|e| e.to_string())?;
-                let catalog = catalog();
-                self.book = self.book.carry_over(policy, catalog.providers());
+                self.book = self.book.carry_over(policy, catalog().providers());
                 Ok(())
             }
-            (["route", countries, channels, providers], None) => {
+            (["route", countries, channels, providers, options @ ..], None) => {
                 if self.table.is_some() {
                     return Err("routes must come before any event".into());
                 }
-                let list = |text: &str| text.split(',').map(str::to_owned).collect::<Vec<_>>();
-                self.routes.push(RouteConfig {
-                    name: None,
-                    countries: list(countries),
-                    channels: list(channels),
-                    providers: list(providers),
-                });
+                let mut route = RouteConfig::new(list(countries), list(channels), list(providers));
+                for option in options {
+                    set_route_option(&mut route, option)?;
+                }
+                self.routes.push(route);
                 Ok(())
             }
-            (["begin", name], expected) => {
-                let candidate = self.candidate(&provider(name));
-                let may_send = self.book.begin_attempt(&candidate, self.now);
-                let got = if may_send { "go" } else { "skip" };
+            (["price", key, sms, voice @ ..], None) => {
+                if self.table.is_some() {
+                    return Err("prices must come before any event".into());
+                }
+                let number =
+                    |text: &str| text.parse::<f64>().map_err(|_| format!("bad price {text:?}"));
+                let entry = PriceEntryConfig {
+                    sms: Some(number(sms)?),
+                    voice_minute: voice.first().map(|text| number(text)).transpose()?,
+                };
+                let (name, country) = match key.split_once('@') {
+                    Some((name, country)) => (name, Some(country)),
+                    None => (*key, None),
+                };
+                let prices = self
+                    .prices
+                    .0
+                    .entry(name.to_owned())
+                    .or_insert(ProviderPriceConfig { default: None, countries: BTreeMap::new() });
+                match country {
+                    Some(country) => {
+                        prices.countries.insert(country.to_owned(), entry);
+                    }
+                    None => prices.default = Some(entry),
+                }
+                Ok(())
+            }
+            (["seed", seed], None) => {
+                self.rng = StdRng::seed_from_u64(seed.parse().map_err(|_| "bad seed")?);
+                Ok(())
+            }
+            (["request", repeat @ ..], None) => {
+                for _ in 0..parse_repeat(repeat.first().copied())? {
+                    self.book.begin_request(now);
+                }
+                Ok(())
+            }
+            (["begin", key, kind @ ..], expected) => {
+                let key = parse_key(key)?;
+                let kind = match kind {
+                    [] => AttemptKind::First,
+                    ["failover"] => AttemptKind::Failover,
+                    ["hedge"] => AttemptKind::Hedge,
+                    ["race"] => AttemptKind::Race,
+                    _ => return Err("unknown attempt kind".into()),
+                };
+                let candidate = self.candidate(key)?;
+                let admission = self.book.begin_attempt(&candidate, kind, now);
+                let got = match admission {
+                    crate::health::Admission::Go => "go",
+                    crate::health::Admission::Disabled
+                    | crate::health::Admission::TrialInFlight => "skip",
+                    crate::health::Admission::RetryBudget => "budget",
+                    crate::health::Admission::SpendBudget => "spend",
+                };
                 check(got, expected.unwrap_or("go"))
+            }
+            (["abandon", key], None) => {
+                let key = parse_key(key)?;
+                self.book.abandon(&key, now);
+                Ok(())
             }
             ([switch @ ("enable" | "drain" | "disable"), name], None) => {
                 let state = match *switch {
@@ -148,20 +264,100 @@ impl World {
                 self.table()?;
                 Ok(())
             }
-            (["status", name], Some(expected)) => {
-                let status = self.book.status(&provider(name), self.now);
+            (["status", key], Some(expected)) => {
+                let status = self.book.status(&parse_key(key)?, now);
                 check(&self.render_status(status), expected)
+            }
+            (["cause", key], Some(expected)) => {
+                let key = parse_key(key)?;
+                let row = self.book.snapshot(now).into_iter().find(|row| row.key == key);
+                let cause =
+                    row.and_then(|row| row.ejection_cause).map_or("none", |cause| cause.as_str());
+                check(cause, expected)
+            }
+            (["latency", key], Some(expected)) => {
+                let estimate = self.book.estimate(&parse_key(key)?, now);
+                check(
+                    &format!("{}", estimate.latency.as_secs_f64() * 1000.0)
+                        .parse::<f64>()
+                        .map(|ms| format!("{}", ms.round()))
+                        .unwrap_or_default(),
+                    expected,
+                )
+            }
+            (["rates", key], Some(expected)) => {
+                let estimate = self.book.estimate(&parse_key(key)?, now);
+                let got = format!(
+                    "s={:.2} d={:.2} n={}",
+                    estimate.success_rate, estimate.delivery_rate, estimate.requests
+                );
+                check(&got, expected)
+            }
+            (["budget"], Some(expected)) => {
+                check(&format!("{:.1}", self.book.budget(now).balance), expected)
             }
             (["plan", query @ ..], Some(expected)) => {
                 let query = parse_query(query)?;
-                let table = self.table()?.clone();
-                let plan = plan(&table, &self.book, &query, self.now);
+                let plan = self.plan(&query)?;
                 check(&self.render_plan(&plan), expected)
             }
-            ([name, outcome], None) => {
-                let outcome = parse_outcome(outcome)?;
+            (["plans", count, query @ ..], Some(expected)) => {
+                let count: u32 = count.parse().map_err(|_| "bad plan count")?;
+                let query = parse_query(query)?;
+                let mut firsts: BTreeMap<String, u32> = BTreeMap::new();
+                for _ in 0..count {
+                    let plan = self.plan(&query)?;
+                    let first = plan.candidates.first().map_or("none", |c| c.provider().as_str());
+                    *firsts.entry(first.to_owned()).or_default() += 1;
+                }
+                let got: Vec<String> =
+                    firsts.iter().map(|(name, n)| format!("{name}:{n}")).collect();
+                check(&got.join(", "), expected)
+            }
+            (["strategy", query @ ..], Some(expected)) => {
+                let query = parse_query(query)?;
+                let plan = self.plan(&query)?;
+                let got = match plan.strategy {
+                    Strategy::Cascade => "cascade".to_owned(),
+                    Strategy::Hedge { delay, is_learned } => format!(
+                        "hedge {}ms ({})",
+                        delay.as_millis(),
+                        if is_learned { "learned" } else { "fixed" }
+                    ),
+                    Strategy::Race { width } => format!("race {width}"),
+                };
+                check(&got, expected)
+            }
+            ([key, outcome, rest @ ..], None) => {
+                let key = parse_key(key)?;
+                let mut elapsed = Duration::from_millis(100);
+                let mut repeat = 1;
+                for word in rest {
+                    if let Some(ms) = word.strip_suffix("ms") {
+                        elapsed = Duration::from_millis(
+                            ms.parse().map_err(|_| format!("bad latency {word:?}"))?,
+                        );
+                    } else {
+                        repeat = parse_repeat(Some(word))?;
+                    }
+                }
                 self.table()?;
-                self.book.record(&provider(name), &outcome, self.now);
+                for _ in 0..repeat {
+                    match *outcome {
+                        "delivered" => self.book.record_receipt(&key, Delivery::Delivered, now),
+                        "undelivered" => self.book.record_receipt(
+                            &key,
+                            Delivery::Undelivered(ErrorClass::Transient),
+                            now,
+                        ),
+                        "undelivered-invalid" => self.book.record_receipt(
+                            &key,
+                            Delivery::Undelivered(ErrorClass::InvalidNumber),
+                            now,
+                        ),
+                        _ => self.book.record(&key, &parse_outcome(outcome)?, elapsed, now),
+                    }
+                }
                 Ok(())
             }
             _ => Err("unknown step".into()),
@@ -171,41 +367,33 @@ impl World {
     fn table(&mut self) -> Result<&RouteTable, String> {
         if self.table.is_none() {
             let routes = if self.routes.is_empty() {
-                let list = |text: &str| text.split(',').map(str::to_owned).collect::<Vec<_>>();
-                vec![RouteConfig {
-                    name: None,
-                    countries: list("*"),
-                    channels: list("sms,voice"),
-                    providers: list("twilio,backup"),
-                }]
+                vec![RouteConfig::new(list("*"), list("sms,voice"), list("twilio,backup"))]
             } else {
                 self.routes.clone()
             };
-            self.table = Some(RouteTable::try_new(&routes, &catalog()).map_err(|e| e.to_string())?);
+            self.table = Some(
+                RouteTable::try_new(&routes, &self.prices, &catalog())
+                    .map_err(|e| e.to_string())?,
+            );
         }
         self.table.as_ref().ok_or_else(|| "no route table".to_owned())
     }
 
-    /// The candidate dispatch would hold for `provider`: from the current default plan when it is
-    /// in it, otherwise a plain one (a plan made earlier, before the provider's state changed).
-    fn candidate(&mut self, provider: &ProviderId) -> Candidate {
-        let query = RouteQuery {
-            country: Country::parse("US").expect("US is a country"),
-            channel: Channel::Sms,
-        };
-        let now = self.now;
-        let planned = match self.table() {
-            Ok(table) => {
-                let table = table.clone();
-                plan(&table, &self.book, &query, now).candidates
-            }
-            Err(_) => Vec::new(),
-        };
-        planned.into_iter().find(|candidate| candidate.provider == *provider).unwrap_or(Candidate {
-            provider: provider.clone(),
-            is_trial: false,
-            is_fail_open: false,
-        })
+    fn plan(&mut self, query: &RouteQuery) -> Result<Plan, String> {
+        let table = self.table()?.clone();
+        Ok(plan(&table, &self.book, query, self.now, &mut self.rng))
+    }
+
+    /// The candidate dispatch would hold for `key`: from the current plan for its country and
+    /// channel when it is in it, otherwise a plain one (a plan made earlier, before the
+    /// provider's state changed).
+    fn candidate(&mut self, key: HealthKey) -> Result<Candidate, String> {
+        let query = RouteQuery::new(key.country(), key.channel());
+        let planned = self.plan(&query)?.candidates;
+        Ok(planned
+            .into_iter()
+            .find(|candidate| candidate.key == key)
+            .unwrap_or_else(|| plain_candidate(&self.book, key, self.now)))
     }
 
     fn at(&self, instant: Instant) -> String {
@@ -232,11 +420,15 @@ impl World {
             if position > 0 {
                 out.push_str(", ");
             }
-            out.push_str(candidate.provider.as_str());
-            match (candidate.is_trial, candidate.is_fail_open) {
-                (true, _) => out.push_str("(trial)"),
-                (_, true) => out.push_str("(fail-open)"),
-                _ => {}
+            out.push_str(candidate.provider().as_str());
+            if candidate.is_trial {
+                out.push_str("(trial)");
+            }
+            if candidate.is_fail_open {
+                out.push_str("(fail-open)");
+            }
+            if candidate.is_exploration {
+                out.push_str("(explore)");
             }
         }
         if plan.candidates.is_empty() {
@@ -260,16 +452,100 @@ impl World {
     }
 }
 
+fn list(text: &str) -> Vec<String> {
+    text.split(',').map(str::to_owned).collect()
+}
+
+fn parse_repeat(word: Option<&str>) -> Result<u32, String> {
+    match word {
+        None => Ok(1),
+        Some(word) => word
+            .strip_prefix('x')
+            .and_then(|count| count.parse().ok())
+            .ok_or_else(|| format!("expected x<count>, got {word:?}")),
+    }
+}
+
+fn set_route_option(route: &mut RouteConfig, option: &str) -> Result<(), String> {
+    let (key, value) =
+        option.split_once('=').ok_or_else(|| format!("expected key=value: {option:?}"))?;
+    let number = |text: &str| text.parse::<f64>().map_err(|_| format!("bad number {text:?}"));
+    let millis = |text: &str| text.parse::<u64>().map_err(|_| format!("bad milliseconds {text:?}"));
+    match key {
+        "name" => route.name = Some(value.to_owned()),
+        "optimize" => {
+            route.optimize = match value {
+                "priority" => Optimize::Priority,
+                "reliability" => Optimize::Reliability,
+                "latency" => Optimize::Latency,
+                "cost" => Optimize::Cost,
+                _ => return Err(format!("bad optimize {value:?}")),
+            }
+        }
+        "strategy" => {
+            route.strategy = match value {
+                "cascade" => StrategyName::Cascade,
+                "hedge" => StrategyName::Hedge,
+                "race" => StrategyName::Race,
+                _ => return Err(format!("bad strategy {value:?}")),
+            }
+        }
+        "hedge" if value == "auto" => route.hedge_delay = Some(HedgeDelayName::Auto),
+        "hedge" => route.hedge_delay_ms = Some(millis(value)?),
+        "quantile" => route.hedge_quantile = Some(number(value)?),
+        "hedge_min" => route.hedge_delay_min_ms = Some(millis(value)?),
+        "hedge_max" => route.hedge_delay_max_ms = Some(millis(value)?),
+        "width" => route.race_width = Some(value.parse().map_err(|_| "bad width")?),
+        "exploration" => route.exploration = Some(number(value)?),
+        "weights" => {
+            for pair in value.split(',') {
+                let (name, weight) = pair.split_once(':').ok_or("weights are name:weight")?;
+                route.weights.insert(name.to_owned(), number(weight)?);
+            }
+        }
+        "purposes" => route.purposes = Some(list(value)),
+        "prefixes" => route.prefixes = list(value),
+        _ => return Err(format!("unknown route option {key:?}")),
+    }
+    Ok(())
+}
+
 fn check(got: &str, expected: &str) -> Result<(), String> {
     if got == expected { Ok(()) } else { Err(format!("expected `{expected}`, got `{got}`")) }
 }
 
+/// `provider[@CC][/channel]`.
+fn parse_key(text: &str) -> Result<HealthKey, String> {
+    let (rest, channel) = match text.split_once('/') {
+        Some((rest, channel)) => {
+            (rest, Channel::parse(channel).ok_or_else(|| format!("bad channel in {text:?}"))?)
+        }
+        None => (text, Channel::Sms),
+    };
+    let (name, country) = match rest.split_once('@') {
+        Some((name, country)) => {
+            (name, Country::parse(country).ok_or_else(|| format!("bad country in {text:?}"))?)
+        }
+        None => (rest, us()),
+    };
+    let provider = ProviderId::parse(name).ok_or_else(|| format!("bad provider in {text:?}"))?;
+    Ok(HealthKey::new(provider, country, channel))
+}
+
 fn parse_query(words: &[&str]) -> Result<RouteQuery, String> {
-    let mut query =
-        RouteQuery { country: Country::parse("US").ok_or("US")?, channel: Channel::Sms };
+    let mut query = RouteQuery::new(us(), Channel::Sms);
     for word in words {
         if let Some(channel) = Channel::parse(word) {
             query.channel = channel;
+        } else if let Some(purpose) = Purpose::parse(word) {
+            query.purpose = Some(purpose);
+        } else if word.starts_with('+') {
+            query.number =
+                Some(NumberDigits::parse(word).ok_or_else(|| format!("bad number {word:?}"))?);
+        } else if let Some(name) = word.strip_prefix("avoid=") {
+            query.avoid = Some(provider(name));
+        } else if let Some(segments) = word.strip_prefix("segments=") {
+            query.segments = segments.parse().map_err(|_| format!("bad segments {word:?}"))?;
         } else {
             query.country =
                 Country::parse(word).ok_or_else(|| format!("bad query word {word:?}"))?;
@@ -306,12 +582,24 @@ pub(crate) fn parse_outcome(text: &str) -> Result<AttemptOutcome, String> {
     })
 }
 
-/// `failures=3 base=10 max=60 trial=5` (seconds) as a validated policy.
+/// Script policy keys (see the module docs) over the script defaults, as a validated policy.
 fn policy_from(text: &str) -> Result<HealthPolicy, ConfigError> {
     let mut config = HealthConfig::defaults();
+    config.consecutive_failures = 3;
+    config.base_ejection_ms = 10_000;
+    config.max_ejection_ms = 60_000;
+    config.trial_timeout_ms = 5_000;
     for pair in text.split_whitespace() {
         let (key, value) =
             pair.split_once('=').ok_or_else(|| ConfigError::invalid(pair, "expected key=value"))?;
+        if key == "spend" {
+            let (country, amount) = value
+                .split_once(':')
+                .ok_or_else(|| ConfigError::invalid(key, "expected CC:amount"))?;
+            let amount = amount.parse().map_err(|_| ConfigError::invalid(key, "not a number"))?;
+            config.budget.extra_spend_per_hour.insert(country.to_owned(), amount);
+            continue;
+        }
         let number: f64 = value.parse().map_err(|_| ConfigError::invalid(key, "not a number"))?;
         let millis = (number * 1000.0).round() as u64;
         match key {
@@ -319,6 +607,17 @@ fn policy_from(text: &str) -> Result<HealthPolicy, ConfigError> {
             "base" => config.base_ejection_ms = millis,
             "max" => config.max_ejection_ms = millis,
             "trial" => config.trial_timeout_ms = millis,
+            "pct" => config.failure_percentage = number as u32,
+            "minreq" => config.failure_percentage_min_requests = number as u32,
+            "window" => config.window_ms = millis,
+            "tau" => config.latency_tau_ms = millis,
+            "prior" => config.latency_prior_ms = millis,
+            "halflife" => config.receipt_half_life_ms = millis,
+            "receipts" => config.receipt_min_count = number as u32,
+            "delivery" => config.receipt_min_delivery_percent = number as u32,
+            "budget_pct" => config.budget.percent = number as u32,
+            "budget_min" => config.budget.min_per_second = number,
+            "budget_burst" => config.budget.burst = number as u32,
             _ => return Err(ConfigError::invalid(key, "unknown policy key")),
         }
     }

@@ -9,10 +9,13 @@
 //! [`AttemptOutcome`]: switchboard_core::AttemptOutcome
 //! [`ErrorClass`]: switchboard_core::ErrorClass
 
+pub mod aws;
 pub mod callback;
 mod error;
+mod http;
 pub mod senders;
 pub mod twilio;
+pub mod webhook;
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,10 +24,12 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
+pub use aws::{AwsSmsVoice, AwsSmsVoiceConfig};
 pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
 pub use senders::{CountrySenderConfig, Senders};
 pub use twilio::{Twilio, TwilioConfig};
+pub use webhook::{ReceiptConfig, Webhook, WebhookConfig};
 
 /// A provider's acceptance of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +83,10 @@ pub type SharedProvider = Arc<dyn Provider>;
 pub enum ProviderConfig {
     /// Twilio Programmable Messaging and Voice.
     Twilio(TwilioConfig),
+    /// AWS End User Messaging SMS and Voice v2.
+    AwsSmsVoice(AwsSmsVoiceConfig),
+    /// A generic JSON webhook (an in-house gateway).
+    Webhook(WebhookConfig),
 }
 
 impl ProviderConfig {
@@ -86,6 +95,8 @@ impl ProviderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ProviderConfig::Twilio(_) => "twilio",
+            ProviderConfig::AwsSmsVoice(_) => "aws_sms_voice",
+            ProviderConfig::Webhook(_) => "webhook",
         }
     }
 
@@ -93,6 +104,8 @@ impl ProviderConfig {
     pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {
         match self {
             ProviderConfig::Twilio(config) => config.validate(key_prefix),
+            ProviderConfig::AwsSmsVoice(config) => config.validate(key_prefix),
+            ProviderConfig::Webhook(config) => config.validate(key_prefix),
         }
     }
 }
@@ -103,10 +116,11 @@ pub fn build(
     config: &ProviderConfig,
     context: &BuildContext,
 ) -> Result<SharedProvider, ConfigError> {
-    // Twilio takes its status callbacks once the Twilio adapter is finished to issue 4's standard.
-    let _ = context;
     match config {
-        ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new(id, config)?)),
+        ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new_with(id, config, context)?)),
+        // AWS has no callbacks: delivery events go to the configuration set's destinations.
+        ProviderConfig::AwsSmsVoice(config) => Ok(Arc::new(AwsSmsVoice::try_new(id, config)?)),
+        ProviderConfig::Webhook(config) => Ok(Arc::new(Webhook::try_new(id, config, context)?)),
     }
 }
 
@@ -133,7 +147,7 @@ mod tests {
         let config = &parsed.providers["twilio-us"];
         assert_eq!(config.kind(), "twilio");
         assert!(config.validate("providers.twilio-us").is_ok());
-        let ProviderConfig::Twilio(twilio) = config;
+        let ProviderConfig::Twilio(twilio) = config else { panic!("{config:?}") };
         assert_eq!(twilio.timeout_ms, 1200);
         assert!(!format!("{config:?}").contains("secret-token"));
     }

@@ -1,5 +1,7 @@
 //! The real Twilio adapter against `switchboard-sim`'s Twilio emulator, over loopback sockets.
 
+mod support;
+
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -28,6 +30,8 @@ fn config(base_url: String) -> TwilioConfig {
         auth_token: SecretString::from(TOKEN),
         from: Some(FROM.into()),
         messaging_service_sid: None,
+        voice_from: None,
+        senders: Default::default(),
         base_url,
         timeout_ms: 2000,
         connect_timeout_ms: 300,
@@ -270,4 +274,176 @@ async fn probe_times_out_on_a_hang() {
     twilio.set_faults(Faults::always(Fault::Hang));
     let error = provider.probe().await.unwrap_err();
     assert_eq!(error.class, ErrorClass::Timeout);
+}
+
+mod callbacks {
+    //! Status callbacks end to end: the emulator posts signed callbacks to a loopback receiver,
+    //! the adapter verifies and reads them.
+
+    use switchboard_providers::{
+        BuildContext, Callback, CallbackError, DeliveryState, Receipt, SharedProvider,
+    };
+    use switchboard_sim::twilio::Delivery;
+
+    use super::*;
+    use crate::support::CallbackReceiver;
+
+    const ID: &str = "twilio-us";
+
+    struct Setup {
+        twilio: RunningEmulator,
+        provider: SharedProvider,
+        receiver: CallbackReceiver,
+    }
+
+    async fn setup() -> Setup {
+        let twilio = TwilioEmulator::start(TwilioAccount::new(SID, TOKEN)).await.unwrap();
+        let receiver = CallbackReceiver::start().await;
+        let context = BuildContext { callback_base: Some(receiver.callback_base(ID)) };
+        let config = switchboard_providers::ProviderConfig::Twilio(config(twilio.base_url()));
+        let provider =
+            switchboard_providers::build(ProviderId::parse(ID).unwrap(), &config, &context)
+                .unwrap();
+        Setup { twilio, provider, receiver }
+    }
+
+    async fn receipt(provider: &SharedProvider, callback: &Callback) -> Receipt {
+        let reply = provider.handle_callback(callback).await.unwrap();
+        assert_eq!((reply.status, reply.body.as_str()), (200, ""));
+        assert_eq!(reply.receipts.len(), 1);
+        reply.receipts[0].clone()
+    }
+
+    #[tokio::test]
+    async fn an_sms_reports_sent_then_delivered() {
+        let Setup { twilio, provider, mut receiver } = setup().await;
+        let accepted = provider.send(&sms(TO)).await.unwrap();
+        let sent = &twilio.received()[0];
+        assert_eq!(
+            sent.param("StatusCallback"),
+            Some(format!("{}/status", receiver.callback_base(ID)).as_str())
+        );
+
+        let first = receiver.next(ID).await;
+        assert_eq!((first.method.as_str(), first.subpath.as_str()), ("POST", "/status"));
+        let first = receipt(&provider, &first).await;
+        assert_eq!(first.message_id, accepted.message_id);
+        assert_eq!(first.state, DeliveryState::Pending);
+
+        let last = receipt(&provider, &receiver.next(ID).await).await;
+        assert_eq!(last.message_id, accepted.message_id);
+        assert_eq!(last.state, DeliveryState::Delivered);
+        assert_eq!(last.provider_code.as_deref(), Some("delivered"));
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_sms_carries_its_error_class() {
+        let Setup { twilio, provider, mut receiver } = setup().await;
+        twilio.set_delivery(Delivery::Undelivered { error_code: 30005 });
+        let accepted = provider.send(&sms(TO)).await.unwrap();
+        receiver.next(ID).await;
+        let last = receipt(&provider, &receiver.next(ID).await).await;
+        assert_eq!(
+            last,
+            Receipt {
+                message_id: accepted.message_id,
+                state: DeliveryState::Undelivered(ErrorClass::InvalidNumber),
+                provider_code: Some("30005".into()),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_reports_answered_then_completed() {
+        let Setup { twilio, provider, mut receiver } = setup().await;
+        let accepted = provider.send(&message(Channel::Voice, TO)).await.unwrap();
+        let events: Vec<_> = twilio.received()[0]
+            .params
+            .iter()
+            .filter(|(name, _)| name == "StatusCallbackEvent")
+            .map(|(_, value)| value.clone())
+            .collect();
+        assert_eq!(events, ["answered", "completed"]);
+        for expected_status in ["in-progress", "completed"] {
+            let receipt = receipt(&provider, &receiver.next(ID).await).await;
+            assert_eq!(receipt.message_id, accepted.message_id);
+            assert_eq!(receipt.state, DeliveryState::Delivered);
+            assert_eq!(receipt.provider_code.as_deref(), Some(expected_status));
+        }
+
+        twilio.set_delivery(Delivery::Undelivered { error_code: 30003 });
+        provider.send(&message(Channel::Voice, TO)).await.unwrap();
+        let failed = receipt(&provider, &receiver.next(ID).await).await;
+        assert_eq!(failed.state, DeliveryState::Undelivered(ErrorClass::Transient));
+    }
+
+    #[tokio::test]
+    async fn a_callback_that_does_not_verify_has_no_effect() {
+        let Setup { provider, mut receiver, twilio: _twilio } = setup().await;
+        provider.send(&sms(TO)).await.unwrap();
+        let genuine = receiver.next(ID).await;
+
+        let mut tampered = genuine.clone();
+        let body = String::from_utf8(genuine.body.to_vec()).unwrap();
+        tampered.body = body.replace("MessageStatus=sent", "MessageStatus=delivered").into();
+        assert_ne!(tampered.body, genuine.body);
+        let mut other_url = genuine.clone();
+        other_url.url = other_url.url.replace("/status", "/status?x=1");
+        let mut unsigned = genuine.clone();
+        unsigned.headers.remove("x-twilio-signature");
+        let mut other_token = genuine.clone();
+        let forged = switchboard_sim::twilio::signature(
+            "another-token",
+            &genuine.url,
+            &serde_urlencoded::from_bytes::<Vec<(String, String)>>(&genuine.body).unwrap(),
+        );
+        other_token.headers.insert("x-twilio-signature", forged.parse().unwrap());
+        for forged in [tampered, other_url, unsigned, other_token] {
+            assert_eq!(
+                provider.handle_callback(&forged).await.unwrap_err(),
+                CallbackError::BadSignature
+            );
+        }
+
+        let mut elsewhere = genuine.clone();
+        elsewhere.subpath = "/answer".into();
+        assert_eq!(
+            provider.handle_callback(&elsewhere).await.unwrap_err(),
+            CallbackError::NotFound
+        );
+        assert!(provider.handle_callback(&genuine).await.is_ok(), "the genuine one verifies");
+    }
+
+    #[tokio::test]
+    async fn without_a_public_url_nothing_asks_for_callbacks() {
+        let Harness { twilio, provider } = harness().await;
+        provider.send(&sms(TO)).await.unwrap();
+        provider.send(&message(Channel::Voice, TO)).await.unwrap();
+        for send in twilio.received() {
+            assert!(send.params.iter().all(|(name, _)| !name.starts_with("StatusCallback")));
+        }
+    }
+}
+
+#[tokio::test]
+async fn senders_follow_the_destination_country() {
+    let Harness { twilio, provider } = harness_with(|config| {
+        config.voice_from = Some("+15005550010".into());
+        config.senders.insert(
+            "GB".into(),
+            switchboard_providers::CountrySenderConfig {
+                sms: Some("Acme".into()),
+                voice: Some("+447700900001".into()),
+            },
+        );
+    })
+    .await;
+    let mut british = sms("+447700900123");
+    british.destination = Destination::new("+447700900123".into(), Country::parse("GB").unwrap());
+    provider.send(&british).await.unwrap();
+    british.channel = Channel::Voice;
+    provider.send(&british).await.unwrap();
+    provider.send(&message(Channel::Voice, TO)).await.unwrap();
+    let froms: Vec<_> = twilio.received().iter().map(|send| send.from.clone().unwrap()).collect();
+    assert_eq!(froms, ["Acme", "+447700900001", "+15005550010"]);
 }

@@ -95,7 +95,7 @@ async fn providers(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
                 "kind": provider.kind(),
                 "channels": channels,
                 "operator_state": health.operator_state(id).as_str(),
-                "health": health_json(&health.status(id, now), now),
+                "health": health_json(&health.provider_status(id, now), now),
             })
         })
         .collect();
@@ -158,7 +158,7 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         let mut rows: Vec<_> = runtime
             .providers
             .keys()
-            .map(|id| (id.clone(), health.status(id, now), health.operator_state(id)))
+            .map(|id| (id.clone(), health.provider_status(id, now), health.operator_state(id)))
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows

@@ -14,7 +14,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use switchboard_core::{Channel, Country, ProviderId};
+use switchboard_core::health::HealthKey;
+use switchboard_core::{Delivery, ProviderId};
 use switchboard_providers::{Callback, CallbackError, DeliveryState};
 use tokio::time::Instant;
 
@@ -27,9 +28,9 @@ const CORRELATION_TTL: Duration = Duration::from_secs(6 * 3600);
 /// What a receipt is matched against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SentMessage {
+    /// The health entry the send was made on (provider, country, channel).
+    pub(crate) key: HealthKey,
     pub(crate) event_id: String,
-    pub(crate) country: Country,
-    pub(crate) channel: Channel,
 }
 
 /// Accepted messages by (provider, message id), bounded, oldest dropped first.
@@ -140,10 +141,13 @@ pub(crate) async fn handle_callback(
                     tracing::info!(provider = %id, state, "receipt for an unknown or expired message");
                     continue;
                 };
-                let is_final = !matches!(receipt.state, DeliveryState::Pending);
-                if is_final {
-                    let is_delivered = matches!(receipt.state, DeliveryState::Delivered);
-                    shared.record_receipt(&id, sent.country, sent.channel, is_delivered, now);
+                let delivery = match receipt.state {
+                    DeliveryState::Delivered => Some(Delivery::Delivered),
+                    DeliveryState::Undelivered(class) => Some(Delivery::Undelivered(class)),
+                    DeliveryState::Pending => None,
+                };
+                if let Some(delivery) = delivery {
+                    shared.health().record_receipt(&sent.key, delivery, now.into_std());
                 }
                 let class = match receipt.state {
                     DeliveryState::Undelivered(class) => class.as_str(),
@@ -152,8 +156,8 @@ pub(crate) async fn handle_callback(
                 tracing::info!(
                     event_id = %sent.event_id,
                     provider = %id,
-                    country = %sent.country,
-                    channel = %sent.channel,
+                    country = %sent.key.country(),
+                    channel = %sent.key.channel(),
                     state,
                     class,
                     provider_code = receipt.provider_code.as_deref().unwrap_or("-"),
@@ -183,11 +187,12 @@ mod tests {
     use super::*;
 
     fn sent(event: &str) -> SentMessage {
-        SentMessage {
-            event_id: event.into(),
-            country: Country::parse("US").unwrap(),
-            channel: Channel::Sms,
-        }
+        let key = HealthKey::new(
+            ProviderId::parse("twilio").unwrap(),
+            switchboard_core::Country::parse("US").unwrap(),
+            switchboard_core::Channel::Sms,
+        );
+        SentMessage { key, event_id: event.into() }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use axum::http::HeaderName;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_core::health::{HealthConfig, HealthPolicy};
+use switchboard_core::price::PriceConfig;
 use switchboard_core::route::{ProviderCatalog, RouteConfig, RouteTable};
 use switchboard_core::{ConfigError, Country, ProviderId};
 use switchboard_providers::{BuildContext, ProviderConfig, SharedProvider};
@@ -42,6 +43,9 @@ pub struct FileConfig {
     pub health: HealthConfig,
     /// Provider accounts by id; the id is what routes refer to.
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Prices per provider and country, for cost ranking and the spend budget.
+    #[serde(default = "PriceConfig::empty")]
+    pub prices: PriceConfig,
     /// Route rules, first match wins.
     pub routes: Vec<RouteConfig>,
     /// The admin API.
@@ -464,7 +468,7 @@ impl Settings {
                 .collect::<Vec<_>>();
             (provider.id().clone(), channels)
         }));
-        let routes = RouteTable::try_new(&file.routes, &catalog)?;
+        let routes = RouteTable::try_new(&file.routes, &file.prices, &catalog)?;
         Ok(Settings {
             listen,
             admin_listen,

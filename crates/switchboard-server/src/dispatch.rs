@@ -19,9 +19,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use switchboard_core::plan::{Candidate, Exclusion, RouteQuery, plan};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use switchboard_core::plan::{Candidate, Exclusion, RouteQuery, Strategy, plan};
 use switchboard_core::{
-    AttemptOutcome, Certainty, ErrorClass, Failure, OutboundMessage, ProviderId,
+    Admission, AttemptKind, AttemptOutcome, Certainty, ErrorClass, Failure, OutboundMessage,
+    ProviderId, Purpose,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -61,6 +64,8 @@ pub(crate) enum Undelivered {
     NoRoute,
     /// The rule matched but every provider is disabled or cannot use the channel.
     NoCandidate,
+    /// Extra sends were refused by the retry or spend budget with candidates left.
+    RetryBudget,
     /// The attempt budget ran out, or every candidate was tried and failed.
     AllFailed,
     /// Time ran out with candidates left.
@@ -72,6 +77,7 @@ impl Undelivered {
         match self {
             Undelivered::NoRoute => "no_route",
             Undelivered::NoCandidate => "no_candidate",
+            Undelivered::RetryBudget => "retry_budget",
             Undelivered::AllFailed => "all_failed",
             Undelivered::DeadlineReached => "deadline_reached",
         }
@@ -94,6 +100,8 @@ impl DispatchResult {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Progress {
     pub(crate) rule: Option<String>,
+    /// `cascade`, `hedge` or `race`.
+    pub(crate) strategy: &'static str,
     pub(crate) excluded: Vec<Exclusion>,
     pub(crate) attempts: Vec<AttemptRecord>,
     /// Set while waiting between passes: nothing will happen for a while, so answer now.
@@ -113,8 +121,12 @@ pub(crate) struct Limits {
     pub(crate) max_passes: u32,
     /// Pause before the second pass; doubles after each further pass.
     pub(crate) retry_backoff: Duration,
-    /// The provider that took the previous code for this number (a resend): tried last.
+    /// The provider that took the previous code for this number (a resend): ranked last.
     pub(crate) avoid: Option<ProviderId>,
+    /// Why Okta asked (rules may match on it).
+    pub(crate) purpose: Purpose,
+    /// SMS segments of the text (prices are per segment).
+    pub(crate) segments: u32,
 }
 
 /// Runs the delivery to its end, publishing progress as it goes.
@@ -140,22 +152,33 @@ async fn run(
     limits: &Limits,
     progress: &watch::Sender<Progress>,
 ) -> DispatchResult {
-    let query = RouteQuery { country: message.destination.country(), channel: message.channel };
+    let mut query = RouteQuery::for_destination(&message.destination, message.channel)
+        .with_purpose(limits.purpose)
+        .with_segments(limits.segments);
+    if let Some(avoid) = &limits.avoid {
+        query = query.with_avoid(avoid.clone());
+    }
     // Providers that may already have the message: never sent to again in this delivery.
     let mut possibly_accepted: HashSet<ProviderId> = HashSet::new();
     let mut n_attempts: u32 = 0;
     let mut backoff = limits.retry_backoff;
+    {
+        // One request, one deposit into the retry budget, however many passes it takes.
+        shared.health().begin_request(Instant::now().into_std());
+    }
 
     for pass in 0..limits.max_passes.max(1) {
         let plan = {
             let health = shared.health();
-            plan(&runtime.routes, &health, &query, Instant::now().into_std())
+            plan(&runtime.routes, &health, &query, Instant::now().into_std(), &mut rand::rng())
         };
         if pass == 0 {
             let rule = plan.rule.as_ref().map(|rule| rule.name.to_string());
             let is_unrouted = rule.is_none();
+            let strategy = plan.strategy.as_str();
             progress.send_modify(|p| {
                 p.rule = rule;
+                p.strategy = strategy;
                 p.excluded = plan.excluded.clone();
             });
             if is_unrouted {
@@ -165,130 +188,260 @@ async fn run(
                 return DispatchResult::Undelivered { reason: Undelivered::NoCandidate };
             }
         }
-        let mut n_tried_this_pass = 0;
-        for candidate in demote(plan.candidates, limits.avoid.as_ref()) {
-            if possibly_accepted.contains(&candidate.provider) {
-                continue;
-            }
-            if n_attempts >= limits.max_attempts {
-                return DispatchResult::Undelivered { reason: Undelivered::AllFailed };
-            }
-            if limits.attempt_deadline.saturating_duration_since(Instant::now()) < MIN_ATTEMPT_TIME
-            {
-                return DispatchResult::Undelivered { reason: Undelivered::DeadlineReached };
-            }
-            let Some(record) =
-                attempt(shared, runtime, message, &candidate, limits.attempt_deadline).await
-            else {
-                continue;
-            };
-            n_attempts += 1;
-            n_tried_this_pass += 1;
-            let outcome = record.outcome.clone();
-            progress.send_modify(|p| p.attempts.push(record));
-            match outcome {
-                AttemptOutcome::Accepted { message_id } => {
-                    return DispatchResult::Delivered { provider: candidate.provider, message_id };
+        let candidates: Vec<Candidate> = plan
+            .candidates
+            .into_iter()
+            .filter(|c| !possibly_accepted.contains(c.provider()))
+            .collect();
+        let mut pass_run = Pass {
+            shared,
+            runtime,
+            message,
+            deadline: limits.attempt_deadline,
+            candidates: &candidates,
+            next: 0,
+            in_flight: FuturesUnordered::new(),
+            running: HashSet::new(),
+            n_attempts: &mut n_attempts,
+            max_attempts: limits.max_attempts,
+        };
+        let end = pass_run.execute(plan.strategy, progress, &mut possibly_accepted).await;
+        // Dropping the pass drops any attempt still running (they were abandoned already).
+        drop(pass_run);
+        match end {
+            PassEnd::Finished(result) => return result,
+            PassEnd::Exhausted { n_tried } => {
+                let next_pass = Instant::now() + backoff;
+                let is_last_pass = pass + 1 >= limits.max_passes
+                    || n_tried == 0
+                    || n_attempts >= limits.max_attempts
+                    || next_pass + MIN_ATTEMPT_TIME > limits.attempt_deadline;
+                if is_last_pass {
+                    break;
                 }
-                AttemptOutcome::Failed(failure) if !failure.class.is_failover_allowed() => {
-                    return DispatchResult::Rejected { class: failure.class };
-                }
-                AttemptOutcome::Failed(failure) => {
-                    if failure.certainty == Certainty::PossiblyAccepted {
-                        shared.metrics.possible_duplicate(&candidate.provider);
-                        possibly_accepted.insert(candidate.provider);
-                    }
-                }
+                progress.send_modify(|p| p.is_waiting = true);
+                tokio::time::sleep_until(next_pass).await;
+                progress.send_modify(|p| p.is_waiting = false);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
-        let next_pass = Instant::now() + backoff;
-        let is_last_pass = pass + 1 >= limits.max_passes
-            || n_tried_this_pass == 0
-            || n_attempts >= limits.max_attempts
-            || next_pass + MIN_ATTEMPT_TIME > limits.attempt_deadline;
-        if is_last_pass {
-            break;
-        }
-        progress.send_modify(|p| p.is_waiting = true);
-        tokio::time::sleep_until(next_pass).await;
-        progress.send_modify(|p| p.is_waiting = false);
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
     DispatchResult::Undelivered { reason: Undelivered::AllFailed }
 }
 
-/// Moves the provider that took the previous code for this number to the end: a user who asks
-/// again probably did not get it. Demoted, not excluded: it may be the only one that works.
-fn demote(mut candidates: Vec<Candidate>, avoid: Option<&ProviderId>) -> Vec<Candidate> {
-    if let Some(avoid) = avoid {
-        if let Some(index) = candidates.iter().position(|c| &c.provider == avoid) {
-            let candidate = candidates.remove(index);
-            candidates.push(candidate);
-        }
-    }
-    candidates
+/// How a pass over the candidates ended.
+enum PassEnd {
+    /// Delivered, rejected, or out of time or budget: the delivery is over.
+    Finished(DispatchResult),
+    /// Every candidate was tried (or skipped) and failed.
+    Exhausted { n_tried: u32 },
 }
 
-/// One send, recorded into health and metrics. `None` when the provider could not be used
-/// (its probation trial is taken by another request).
-async fn attempt(
-    shared: &Shared,
-    runtime: &Runtime,
-    message: &OutboundMessage,
-    candidate: &Candidate,
+/// What one finished attempt reports.
+type Finished = (usize, AttemptOutcome, Duration);
+
+/// One pass: launches attempts as the strategy says and gathers their outcomes.
+struct Pass<'a, F> {
+    shared: &'a Shared,
+    runtime: &'a Runtime,
+    message: &'a OutboundMessage,
     deadline: Instant,
-) -> Option<AttemptRecord> {
-    // The route table is validated against the providers, so the lookup cannot fail.
-    let provider = runtime.providers.get(&candidate.provider)?;
-    if !shared.health().begin_attempt(candidate, Instant::now().into_std()) {
-        return None;
-    }
-    let started = Instant::now();
-    let remaining = deadline.saturating_duration_since(started);
-    let outcome = match tokio::time::timeout(remaining, provider.send(message)).await {
-        Ok(Ok(accepted)) => AttemptOutcome::Accepted { message_id: accepted.message_id },
-        Ok(Err(error)) => {
-            tracing::debug!(provider = %candidate.provider, error = %error, "attempt failed");
-            AttemptOutcome::Failed(error.failure())
-        }
-        Err(_elapsed) => AttemptOutcome::Failed(Failure {
-            class: ErrorClass::Timeout,
-            certainty: Certainty::PossiblyAccepted,
-            retry_after: None,
-        }),
-    };
-    let elapsed = started.elapsed();
-    if let AttemptOutcome::Accepted { message_id } = &outcome {
-        let sent = SentMessage {
-            event_id: message.reference.clone(),
-            country: message.destination.country(),
-            channel: message.channel,
-        };
-        shared.sent.insert(candidate.provider.clone(), message_id.clone(), sent, Instant::now());
-    }
-    shared.health().record(&candidate.provider, &outcome, Instant::now().into_std());
-    shared.metrics.attempt(&candidate.provider, message.channel, &outcome, elapsed);
-    Some(AttemptRecord { provider: candidate.provider.clone(), outcome, elapsed })
+    candidates: &'a [Candidate],
+    /// Index of the next candidate not yet launched or skipped.
+    next: usize,
+    in_flight: FuturesUnordered<F>,
+    /// Candidates launched and not finished, to abandon when the pass ends early.
+    running: HashSet<usize>,
+    n_attempts: &'a mut u32,
+    max_attempts: u32,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Why a candidate could not be launched.
+enum Launch {
+    Started,
+    /// Skipped (disabled since planning, trial taken); try the next one.
+    Skipped,
+    /// The budget, the attempt cap or the clock says no more providers.
+    Stop(Undelivered),
+    /// No candidates left.
+    Exhausted,
+}
 
-    fn candidate(id: &str) -> Candidate {
-        Candidate { provider: ProviderId::parse(id).unwrap(), is_trial: false, is_fail_open: false }
+impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> + Send + 'a>>> {
+    async fn execute(
+        &mut self,
+        strategy: Strategy,
+        progress: &watch::Sender<Progress>,
+        possibly_accepted: &mut HashSet<ProviderId>,
+    ) -> PassEnd {
+        let mut n_tried = 0;
+        let mut stopped: Option<Undelivered> = None;
+        // The first send of the delivery is free; every further one draws on the budget.
+        let first_kind =
+            if *self.n_attempts == 0 { AttemptKind::First } else { AttemptKind::Failover };
+        let initial = match strategy {
+            Strategy::Race { width } => width.max(1),
+            Strategy::Cascade | Strategy::Hedge { .. } => 1,
+        };
+        for index in 0..initial {
+            let kind = if index == 0 { first_kind } else { AttemptKind::Race };
+            if let Some(reason) = self.launch_next(kind) {
+                stopped = Some(reason);
+                break;
+            }
+        }
+        let hedge_delay = match strategy {
+            Strategy::Hedge { delay, .. } => Some(delay),
+            _ => None,
+        };
+        let hedge_timer = tokio::time::sleep(hedge_delay.unwrap_or(Duration::MAX / 4));
+        tokio::pin!(hedge_timer);
+        let mut is_hedge_armed = hedge_delay.is_some();
+        let deadline = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(deadline);
+
+        loop {
+            if self.in_flight.is_empty() {
+                let reason = stopped.unwrap_or(Undelivered::AllFailed);
+                return if reason == Undelivered::AllFailed {
+                    PassEnd::Exhausted { n_tried }
+                } else {
+                    PassEnd::Finished(DispatchResult::Undelivered { reason })
+                };
+            }
+            tokio::select! {
+                Some((index, outcome, elapsed)) = self.in_flight.next() => {
+                    n_tried += 1;
+                    self.running.remove(&index);
+                    let candidate = &self.candidates[index];
+                    let record = AttemptRecord { provider: candidate.provider().clone(), outcome: outcome.clone(), elapsed };
+                    progress.send_modify(|p| p.attempts.push(record));
+                    match outcome {
+                        AttemptOutcome::Accepted { message_id } => {
+                            self.abandon_in_flight();
+                            return PassEnd::Finished(DispatchResult::Delivered { provider: candidate.provider().clone(), message_id });
+                        }
+                        AttemptOutcome::Failed(failure) if !failure.class.is_failover_allowed() => {
+                            self.abandon_in_flight();
+                            return PassEnd::Finished(DispatchResult::Rejected { class: failure.class });
+                        }
+                        AttemptOutcome::Failed(failure) => {
+                            if failure.certainty == Certainty::PossiblyAccepted {
+                                self.shared.metrics.possible_duplicate(candidate.provider());
+                                possibly_accepted.insert(candidate.provider().clone());
+                            }
+                            // A failure frees a slot: the next candidate takes it.
+                            if stopped.is_none() {
+                                if let Some(reason) = self.launch_next(AttemptKind::Failover) {
+                                    stopped = Some(reason);
+                                }
+                            }
+                        }
+                    }
+                }
+                () = &mut hedge_timer, if is_hedge_armed => {
+                    // Hedge once: the cost of a second send is bounded, and the budget guards it.
+                    is_hedge_armed = false;
+                    if stopped.is_none() {
+                        if let Some(reason) = self.launch_next(AttemptKind::Hedge) {
+                            // Running out of candidates to hedge to is not a reason to stop.
+                            if reason != Undelivered::AllFailed {
+                                stopped = Some(reason);
+                            }
+                        }
+                    }
+                }
+                () = &mut deadline => {
+                    self.abandon_in_flight();
+                    return PassEnd::Finished(DispatchResult::Undelivered { reason: Undelivered::DeadlineReached });
+                }
+            }
+        }
     }
 
-    #[test]
-    fn a_resend_tries_the_previous_provider_last() {
-        let candidates = vec![candidate("a"), candidate("b"), candidate("c")];
-        let order: Vec<String> = demote(candidates.clone(), ProviderId::parse("a").as_ref())
-            .into_iter()
-            .map(|c| c.provider.to_string())
-            .collect();
-        assert_eq!(order, ["b", "c", "a"]);
-        let unchanged = demote(candidates, ProviderId::parse("zz").as_ref());
-        assert_eq!(unchanged.len(), 3);
-        assert_eq!(unchanged[0].provider.as_str(), "a");
+    /// Launches the next admissible candidate; `Some(reason)` when no more may be launched
+    /// (`AllFailed` meaning none are left).
+    fn launch_next(&mut self, kind: AttemptKind) -> Option<Undelivered> {
+        loop {
+            match self.launch(kind) {
+                Launch::Started => return None,
+                Launch::Skipped => {}
+                Launch::Stop(reason) => return Some(reason),
+                Launch::Exhausted => return Some(Undelivered::AllFailed),
+            }
+        }
+    }
+
+    fn launch(&mut self, kind: AttemptKind) -> Launch {
+        let Some(candidate) = self.candidates.get(self.next) else { return Launch::Exhausted };
+        if *self.n_attempts >= self.max_attempts {
+            return Launch::Stop(Undelivered::AllFailed);
+        }
+        let now = Instant::now();
+        if self.deadline.saturating_duration_since(now) < MIN_ATTEMPT_TIME {
+            return Launch::Stop(Undelivered::DeadlineReached);
+        }
+        // The route table is validated against the providers, so the lookup cannot fail.
+        let Some(provider) = self.runtime.providers.get(candidate.provider()) else {
+            self.next += 1;
+            return Launch::Skipped;
+        };
+        let admission = self.shared.health().begin_attempt(candidate, kind, now.into_std());
+        match admission {
+            Admission::Go => {}
+            admission if admission.is_budget() => {
+                tracing::info!(provider = %candidate.provider(), kind = kind.as_str(), refusal = admission.as_str(), "extra send refused by the budget");
+                return Launch::Stop(Undelivered::RetryBudget);
+            }
+            _ => {
+                self.next += 1;
+                return Launch::Skipped;
+            }
+        }
+        let index = self.next;
+        self.next += 1;
+        *self.n_attempts += 1;
+        self.running.insert(index);
+        let shared = self.shared;
+        let message = self.message;
+        let deadline = self.deadline;
+        let key = candidate.key.clone();
+        let id = candidate.provider().clone();
+        self.in_flight.push(Box::pin(async move {
+            let started = Instant::now();
+            let remaining = deadline.saturating_duration_since(started);
+            let outcome = match tokio::time::timeout(remaining, provider.send(message)).await {
+                Ok(Ok(accepted)) => AttemptOutcome::Accepted { message_id: accepted.message_id },
+                Ok(Err(error)) => {
+                    tracing::debug!(provider = %id, error = %error, "attempt failed");
+                    AttemptOutcome::Failed(error.failure())
+                }
+                Err(_elapsed) => AttemptOutcome::Failed(Failure {
+                    class: ErrorClass::Timeout,
+                    certainty: Certainty::PossiblyAccepted,
+                    retry_after: None,
+                }),
+            };
+            let elapsed = started.elapsed();
+            if let AttemptOutcome::Accepted { message_id } = &outcome {
+                let sent = SentMessage { key: key.clone(), event_id: message.reference.clone() };
+                shared.sent.insert(id.clone(), message_id.clone(), sent, Instant::now());
+            }
+            shared.health().record(&key, &outcome, elapsed, Instant::now().into_std());
+            shared.metrics.attempt(&id, message.channel, &outcome, elapsed);
+            (index, outcome, elapsed)
+        }));
+        Launch::Started
+    }
+
+    /// Drops the attempts still running (a hedge or race lost, or time ran out) and tells health
+    /// they say nothing about the provider.
+    fn abandon_in_flight(&mut self) {
+        self.in_flight = FuturesUnordered::new();
+        let now = Instant::now().into_std();
+        let mut health = self.shared.health();
+        for index in self.running.drain() {
+            health.abandon(&self.candidates[index].key, now);
+        }
     }
 }

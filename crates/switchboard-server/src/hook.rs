@@ -212,6 +212,8 @@ impl Job {
                 max_passes: u32::MAX,
                 retry_backoff: runtime.delivery.retry_backoff,
                 avoid: None,
+                purpose,
+                segments: 1,
             },
             _ => Limits {
                 attempt_deadline: answer_deadline,
@@ -219,6 +221,8 @@ impl Job {
                 max_passes: 1,
                 retry_backoff: runtime.delivery.retry_backoff,
                 avoid: None,
+                purpose,
+                segments: 1,
             },
         };
         let phone_key = shared.phones.key(&message.destination);

@@ -63,7 +63,7 @@ impl Shared {
             Some(key) => PhoneHasher::new(key.expose_secret().as_bytes()),
             None => PhoneHasher::random(),
         };
-        let health = HealthBook::new(settings.health);
+        let health = HealthBook::new(settings.health.clone());
         let ledger = Ledger::new(settings.delivery.ledger_capacity);
         let sent = SentMessages::new(settings.delivery.ledger_capacity);
         Shared {
@@ -89,7 +89,7 @@ impl Shared {
         let providers: Vec<ProviderId> =
             settings.providers.iter().map(|p| p.id().clone()).collect();
         let mut health = self.health();
-        *health = health.carry_over(settings.health, providers.iter());
+        *health = health.carry_over(settings.health.clone(), providers.iter());
         // Swap while holding the health lock so no attempt records into the old book after
         // the new runtime is visible.
         self.runtime.store(Arc::new(Runtime::from_settings(settings)));
@@ -99,19 +99,6 @@ impl Shared {
     /// updated in a way that matters more than losing it, so poisoning is ignored.
     pub(crate) fn health(&self) -> MutexGuard<'_, HealthBook> {
         self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Feeds a final delivery receipt into health. Health is per provider until the routing
-    /// engine keys it by (provider, country, channel); the receipt keeps those for then.
-    pub(crate) fn record_receipt(
-        &self,
-        provider: &ProviderId,
-        country: switchboard_core::Country,
-        channel: switchboard_core::Channel,
-        is_delivered: bool,
-        now: tokio::time::Instant,
-    ) {
-        let _ = (provider, country, channel, is_delivered, now);
     }
 
     pub(crate) fn set_source(&self, path: std::path::PathBuf) {

@@ -11,12 +11,14 @@
 //!
 //! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
-//! provider-specific code lives in its own module ([`twilio`]).
+//! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`]).
 
 mod admin;
+pub mod aws;
 pub mod faults;
 mod journal;
 mod server;
 pub mod twilio;
+pub mod webhook;
 
 pub use faults::{Fault, Faults};

@@ -297,3 +297,104 @@ async fn shutdown_closes_the_port() {
     let after = reqwest::Client::new().post(&url).form(&sms("+14155550100")).send().await;
     assert!(after.unwrap_err().is_connect());
 }
+
+/// A loopback receiver that hands each callback (URL, signature, form) to the test.
+async fn callback_receiver()
+-> (String, tokio::sync::mpsc::UnboundedReceiver<(String, String, Vec<(String, String)>)>) {
+    use axum::extract::State;
+    use axum::http::{HeaderMap, Uri};
+    type Sender = tokio::sync::mpsc::UnboundedSender<(String, String, Vec<(String, String)>)>;
+    async fn forward(
+        State((base, sender)): State<(String, Sender)>,
+        uri: Uri,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) {
+        let signature = headers["x-twilio-signature"].to_str().unwrap().to_owned();
+        let form = serde_urlencoded::from_bytes(&body).unwrap();
+        sender.send((format!("{base}{uri}"), signature, form)).ok();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (sender, received) = tokio::sync::mpsc::unbounded_channel();
+    let router = axum::Router::new().fallback(forward).with_state((base.clone(), sender));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, received)
+}
+
+#[tokio::test]
+async fn posts_signed_status_callbacks_after_a_send() {
+    use switchboard_sim::twilio::{Delivery, signature};
+    let twilio = start().await;
+    let (base, mut received) = callback_receiver().await;
+    let status_callback = format!("{base}/cb/status?tenant=1");
+    let mut form = sms("+14155550100");
+    form.push(("StatusCallback", &status_callback));
+    let (_, body) = post(&messages_url(&twilio), TOKEN, &form).await;
+    let sid = body["sid"].as_str().unwrap().to_owned();
+
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let (url, signed, params) = received.recv().await.unwrap();
+        assert_eq!(url, status_callback);
+        assert_eq!(signed, signature(TOKEN, &url, &params), "signed with the auth token");
+        let field = |name: &str| params.iter().find(|(key, _)| key == name).unwrap().1.clone();
+        assert_eq!(field("MessageSid"), sid);
+        assert_eq!(field("AccountSid"), SID);
+        statuses.push(field("MessageStatus"));
+    }
+    assert_eq!(statuses, ["sent", "delivered"]);
+
+    // Set over HTTP, as the demo would.
+    let delivery_url = format!("{}/__sim/delivery", twilio.base_url());
+    let put = reqwest::Client::new()
+        .put(&delivery_url)
+        .json(&serde_json::json!({"outcome": "undelivered", "error_code": 30007}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(twilio.emulator().delivery(), Delivery::Undelivered { error_code: 30007 });
+    post(&messages_url(&twilio), TOKEN, &form).await;
+    received.recv().await.unwrap();
+    let (_, _, params) = received.recv().await.unwrap();
+    assert!(params.contains(&("MessageStatus".into(), "undelivered".into())));
+    assert!(params.contains(&("ErrorCode".into(), "30007".into())));
+    assert_eq!(twilio.callbacks().len(), 3, "recorded once answered: {:?}", twilio.callbacks());
+
+    // A silent emulator sends nothing after this send's 201; the next delivered one proves the
+    // silent send's callbacks were not merely late (callbacks of one send are posted in order,
+    // and the two sends' tasks both start before their 201s).
+    twilio.set_delivery(Delivery::Silent);
+    let (_, silent) = post(&messages_url(&twilio), TOKEN, &form).await;
+    twilio.set_delivery(Delivery::Delivered);
+    let (_, loud) = post(&messages_url(&twilio), TOKEN, &form).await;
+    for _ in 0..2 {
+        let (_, _, params) = received.recv().await.unwrap();
+        let sid = &params.iter().find(|(key, _)| key == "MessageSid").unwrap().1;
+        assert_eq!(sid, loud["sid"].as_str().unwrap());
+        assert_ne!(sid, silent["sid"].as_str().unwrap());
+    }
+}
+
+#[tokio::test]
+async fn calls_report_the_events_asked_for() {
+    let twilio = start().await;
+    let (base, mut received) = callback_receiver().await;
+    let status_callback = format!("{base}/status");
+    let form = [
+        ("To", "+14155550100"),
+        ("From", "+15005550006"),
+        ("Twiml", "<Response/>"),
+        ("StatusCallback", status_callback.as_str()),
+        ("StatusCallbackEvent", "answered"),
+        ("StatusCallbackEvent", "completed"),
+    ];
+    post(&calls_url(&twilio), TOKEN, &form).await;
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let (_, _, params) = received.recv().await.unwrap();
+        statuses.push(params.iter().find(|(key, _)| key == "CallStatus").unwrap().1.clone());
+    }
+    assert_eq!(statuses, ["in-progress", "completed"]);
+}

@@ -125,7 +125,9 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
     let mut file = FileConfig::parse(DEMO_CONFIG, |_| None).context("bundled demo config")?;
     let mut emulators: Vec<(String, RunningEmulator)> = Vec::new();
     for (id, provider) in &mut file.providers {
-        let switchboard_providers::ProviderConfig::Twilio(twilio) = provider;
+        let switchboard_providers::ProviderConfig::Twilio(twilio) = provider else {
+            anyhow::bail!("demo config: provider {id} is not a twilio provider");
+        };
         let account = TwilioAccount::new(&twilio.account_sid, twilio.auth_token.expose_secret());
         let emulator =
             TwilioEmulator::start(account).await.context("starting a Twilio emulator")?;

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::script::{self, provider, script_policy};
+use crate::script::{self, provider, script_policy, us_sms};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,8 +26,49 @@ fn an_empty_section_means_envoy_defaults() {
 }
 
 #[test]
+fn an_empty_section_means_the_documented_defaults_for_the_new_keys() {
+    let file: File = toml::from_str("[health]\n").unwrap();
+    assert_eq!(file.health, HealthConfig::defaults());
+    let defaults = HealthConfig::defaults();
+    assert_eq!(
+        (defaults.failure_percentage, defaults.failure_percentage_min_requests, defaults.window_ms),
+        (50, 20, 60_000)
+    );
+    assert_eq!((defaults.latency_tau_ms, defaults.latency_prior_ms), (10_000, 1_000));
+    assert_eq!(
+        (
+            defaults.receipt_half_life_ms,
+            defaults.receipt_min_count,
+            defaults.receipt_min_delivery_percent
+        ),
+        (600_000, 20, 50)
+    );
+    assert_eq!(
+        (defaults.budget.percent, defaults.budget.min_per_second, defaults.budget.burst),
+        (20, 1.0, 20)
+    );
+    let file: File = toml::from_str(
+        "[health]\nfailure_percentage = 80\n[health.budget]\npercent = 10\nextra_spend_per_hour = { \"*\" = 5.0, NG = 0.5 }\n",
+    )
+    .unwrap();
+    assert!(HealthPolicy::try_new(&file.health).is_ok());
+}
+
+#[test]
 fn validation_names_the_key() {
     let cases = [
+        ("failure_percentage = 0", "health.failure_percentage: must be between 1 and 100"),
+        (
+            "failure_percentage_min_requests = 0",
+            "health.failure_percentage_min_requests: must be at least 1",
+        ),
+        ("window_ms = 10", "health.window_ms: must be between 600 and 3600000"),
+        ("latency_tau_ms = 0", "health.latency_tau_ms: must be between 1 and 3600000"),
+        (
+            "receipt_min_delivery_percent = 101",
+            "health.receipt_min_delivery_percent: must be between 0 and 100",
+        ),
+        ("budget = { percent = 200 }", "health.budget.percent: must be between 0 and 100"),
         ("consecutive_failures = 0", "health.consecutive_failures: must be at least 1"),
         ("base_ejection_ms = 0", "health.base_ejection_ms: must be between 1 and 86400000"),
         ("max_ejection_ms = 86400001", "health.max_ejection_ms: must be between 1 and 86400000"),
@@ -88,42 +129,105 @@ const SCRIPTS: &[&str] = &[
     "t=0 disable twilio; status twilio -> healthy; begin twilio -> skip; drain twilio; begin twilio; enable twilio; begin twilio",
     // Reload keeps health by id and applies the new policy from then on.
     "t=0 twilio 5xx; twilio 5xx; twilio 5xx; reload failures=5 base=20 max=100 trial=5; status twilio -> ejected@10x1; t=10 twilio 5xx; status twilio -> ejected@50x2",
+    "t=0 twilio@GB/voice 5xx x3; reload failures=5; status twilio@GB/voice -> ejected@10x1",
+    // Keys are (provider, country, channel): a failure in one place is not a failure elsewhere.
+    "t=0 twilio 5xx x3; status twilio -> ejected@10x1; status twilio@GB -> healthy; status twilio/voice -> healthy",
+    // ... but a rate limit is the provider's, whatever key answered it.
+    "t=0 twilio@GB 429/5; status twilio -> rate-limited@5; status twilio@FR/voice -> rate-limited@5; status backup -> healthy",
+    // Failure-percentage ejection catches a brownout that never makes a run of failures.
+    "policy failures=100 pct=50 minreq=10; t=0 twilio ok x5; twilio 5xx x4; status twilio -> healthy; twilio 5xx; status twilio -> ejected@10x1; cause twilio -> failure_percentage",
+    "policy failures=100 pct=50 minreq=10; t=0 twilio ok; twilio 5xx; twilio ok; twilio 5xx; twilio ok; twilio 5xx; twilio ok; twilio 5xx; twilio ok; status twilio -> healthy; twilio 5xx; status twilio -> ejected@10x1",
+    "policy failures=100 pct=80 minreq=10; t=0 twilio ok x2; twilio 5xx x7; status twilio -> healthy; twilio 5xx; cause twilio -> failure_percentage",
+    // The window is time-bucketed: failures older than the window no longer count.
+    "policy failures=100 pct=50 minreq=10 window=60; t=0 twilio 5xx x9; rates twilio -> s=0.16 d=1.00 n=9; t=61 rates twilio -> s=0.90 d=1.00 n=0; twilio 5xx; status twilio -> healthy",
+    // Ejection clears the counts, so the trial is judged afresh; recovery clears them again.
+    "policy failures=3; t=0 twilio ok; twilio 5xx x3; cause twilio -> consecutive_failures; rates twilio -> s=0.90 d=1.00 n=0; t=10 begin twilio; twilio ok; rates twilio -> s=0.93 d=1.00 n=1; cause twilio -> none",
+    "t=0 twilio 5xx x3; t=10 begin twilio; twilio 5xx; cause twilio -> trial_failed",
+    // Peak-EWMA: a slower sample is believed at once, a faster one over τ; the prior counts as one
+    // sample; fast refusals are not latency samples, timeouts are.
+    "policy tau=10 prior=1; latency twilio -> 1000; t=0 twilio ok 200ms; latency twilio -> 600; twilio ok 900ms; latency twilio -> 900; t=10 twilio ok 100ms; latency twilio -> 394; t=20 twilio timeout 1200ms; latency twilio -> 1200",
+    "policy prior=1; t=0 backup 5xx 5ms x2; latency backup -> 1000; backup ok 50ms x19; latency backup -> 98",
+    // Receipts: undelivered for a provider reason costs delivery rate and, sustained, ejects.
+    "policy receipts=10 delivery=50; t=0 twilio ok x10; twilio delivered x4; twilio undelivered x5; rates twilio -> s=0.98 d=0.50 n=10; status twilio -> healthy; twilio undelivered; status twilio -> ejected@10x1; cause twilio -> undelivered",
+    "policy receipts=10 delivery=50; t=0 twilio undelivered-invalid x30; rates twilio -> s=0.90 d=1.00 n=0; status twilio -> healthy",
+    "policy delivery=0; t=0 twilio undelivered x30; status twilio -> healthy; rates twilio -> s=0.90 d=0.03 n=0",
+    // Receipt counts decay with their half-life.
+    "policy halflife=60 delivery=0; t=0 twilio undelivered x4; rates twilio -> s=0.90 d=0.20 n=0; t=60 rates twilio -> s=0.90 d=0.33 n=0",
+    // The retry budget: extra sends are a share of requests plus a floor, the first send is free.
+    "policy budget_pct=20 budget_min=0 budget_burst=2; begin twilio failover; begin backup hedge; begin twilio failover -> budget; begin twilio; request x4; begin twilio race -> budget; request; budget -> 1.0; begin twilio race; budget -> 0.0",
+    "policy budget_pct=0 budget_min=2 budget_burst=1; t=0 begin twilio failover; begin twilio failover -> budget; t=0.5 begin twilio failover",
+    // A budget refusal claims nothing: the trial is still there for the next attempt.
+    "policy budget_min=0 budget_burst=1; t=0 twilio 5xx x3; t=10 begin backup failover; begin twilio failover -> budget; status twilio -> probation; begin twilio; status twilio -> probation(trial)",
+    // A country's spend cap bounds priced extra sends.
+    "policy spend=US:0.015 budget_min=0; price twilio 0.01; begin twilio failover; begin twilio failover -> spend; begin twilio@GB failover",
+    // Abandoning an attempt frees the trial it held, and records nothing.
+    "t=0 twilio 5xx x3; t=10 begin twilio; status twilio -> probation(trial); abandon twilio; status twilio -> probation; begin twilio; status twilio -> probation(trial)",
 ];
 
 #[test]
 fn scripts() {
-    for line in SCRIPTS {
-        script::run(line);
-    }
+    let failures: Vec<String> = SCRIPTS
+        .iter()
+        .filter_map(|line| {
+            std::panic::catch_unwind(|| script::run(line)).err().map(|panic| {
+                panic.downcast_ref::<String>().cloned().unwrap_or_else(|| line.to_string())
+            })
+        })
+        .collect();
+    assert!(failures.is_empty(), "{} script(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
-fn snapshot_lists_known_providers_in_order() {
+fn snapshot_lists_known_keys_in_order() {
     let now = Instant::now();
     let mut book = HealthBook::new(script_policy());
     let timeout = script::parse_outcome("timeout").unwrap();
-    book.record(&provider("twilio"), &timeout, now);
+    book.record(&us_sms("twilio"), &timeout, Duration::from_millis(1_200), now);
+    book.record_receipt(&us_sms("backup"), Delivery::Delivered, now);
     book.set_operator_state(&provider("backup"), OperatorState::Draining);
     let rows = book.snapshot(now);
+    let summary: Vec<(String, &str, &str, u32, u32)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row.key.to_string(),
+                row.status.as_str(),
+                row.operator.as_str(),
+                row.consecutive_failures,
+                row.failures,
+            )
+        })
+        .collect();
     assert_eq!(
-        rows,
+        summary,
         [
-            HealthSnapshot {
-                key: HealthKey::new(provider("backup")),
-                status: HealthStatus::Healthy,
-                operator: OperatorState::Draining,
-                consecutive_failures: 0,
-            },
-            HealthSnapshot {
-                key: HealthKey::new(provider("twilio")),
-                status: HealthStatus::Healthy,
-                operator: OperatorState::Enabled,
-                consecutive_failures: 1,
-            },
+            ("backup/US/sms".to_owned(), "healthy", "draining", 0, 0),
+            ("twilio/US/sms".to_owned(), "healthy", "enabled", 1, 1),
         ]
     );
-    assert_eq!(rows[0].status.as_str(), "healthy");
-    assert_eq!(rows[0].operator.as_str(), "draining");
+    assert_eq!(rows[0].delivered, 1.0);
+    assert_eq!(
+        rows[1].estimate.latency,
+        Duration::from_millis(1_200),
+        "a timeout peaks the estimate"
+    );
+    let providers = book.providers(now);
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0].operator, OperatorState::Draining);
+}
+
+#[test]
+fn provider_status_is_the_worst_of_its_keys() {
+    let now = Instant::now();
+    let mut book = HealthBook::new(script_policy());
+    let failure = script::parse_outcome("5xx").unwrap();
+    let gb = HealthKey::new(provider("twilio"), Country::parse("GB").unwrap(), Channel::Sms);
+    for _ in 0..3 {
+        book.record(&gb, &failure, Duration::from_millis(5), now);
+    }
+    assert!(matches!(book.provider_status(&provider("twilio"), now), HealthStatus::Ejected { .. }));
+    assert_eq!(book.status(&us_sms("twilio"), now), HealthStatus::Healthy);
+    assert_eq!(book.provider_status(&provider("backup"), now), HealthStatus::Healthy);
 }
 
 #[test]
@@ -131,22 +235,24 @@ fn carry_over_keeps_only_providers_still_configured() {
     let now = Instant::now();
     let mut book = HealthBook::new(script_policy());
     let failure = script::parse_outcome("5xx").unwrap();
+    let gb_voice =
+        HealthKey::new(provider("twilio"), Country::parse("GB").unwrap(), Channel::Voice);
     for _ in 0..3 {
-        book.record(&provider("twilio"), &failure, now);
-        book.record(&provider("vonage"), &failure, now);
+        book.record(&us_sms("twilio"), &failure, Duration::from_millis(5), now);
+        book.record(&gb_voice, &failure, Duration::from_millis(5), now);
+        book.record(&us_sms("vonage"), &failure, Duration::from_millis(5), now);
     }
     book.set_operator_state(&provider("backup"), OperatorState::Disabled);
     book.set_operator_state(&provider("vonage"), OperatorState::Disabled);
     let policy = HealthPolicy::try_new(&HealthConfig::defaults()).unwrap();
     let kept = [provider("twilio"), provider("backup")];
-    let reloaded = book.carry_over(policy, &kept);
+    let reloaded = book.carry_over(policy.clone(), &kept);
     assert_eq!(reloaded.policy(), &policy);
-    assert!(matches!(
-        reloaded.status(&provider("twilio"), now),
-        HealthStatus::Ejected { times: 1, .. }
-    ));
+    for key in [us_sms("twilio"), gb_voice] {
+        assert!(matches!(reloaded.status(&key, now), HealthStatus::Ejected { times: 1, .. }));
+    }
     assert_eq!(reloaded.operator_state(&provider("backup")), OperatorState::Disabled);
     // vonage was removed from the config: a later config that adds it back starts fresh.
-    assert_eq!(reloaded.status(&provider("vonage"), now), HealthStatus::Healthy);
+    assert_eq!(reloaded.status(&us_sms("vonage"), now), HealthStatus::Healthy);
     assert_eq!(reloaded.operator_state(&provider("vonage")), OperatorState::Enabled);
 }

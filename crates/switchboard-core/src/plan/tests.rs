@@ -1,14 +1,17 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use proptest::prelude::*;
+use proptest::prelude::{Strategy as _, *};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 use super::*;
 use crate::domain::Country;
-use crate::health::{HealthConfig, HealthPolicy};
-use crate::outcome::AttemptOutcome;
+use crate::health::{AttemptKind, HealthConfig, HealthPolicy};
+use crate::outcome::{AttemptOutcome, Delivery, ErrorClass};
+use crate::price::PriceConfig;
 use crate::route::RouteConfig;
-use crate::script::{self, catalog, parse_outcome, provider};
+use crate::script::{self, catalog, parse_outcome, plain_candidate, provider};
 
 /// One line per case; see `script.rs` for the language. Default route: every country, both
 /// channels, `twilio` then `backup`; policy: 3 failures, 10 s base, 60 s cap, 5 s trial lease.
@@ -42,31 +45,155 @@ const SCRIPTS: &[&str] = &[
     // First matching rule in config order; no match, no plan.
     "route US,CA sms,voice twilio,backup; route * sms vonage; plan GB -> vonage; plan CA voice -> twilio, backup; plan GB voice -> no-rule",
     "route US sms twilio; plan GB sms -> no-rule; plan US voice -> no-rule; plan US sms -> twilio",
+    // Purposes and number prefixes narrow a rule; a query without them matches only rules
+    // without them.
+    "route US sms vonage purposes=enrollment; route US sms textonly prefixes=1415,1628; route * sms twilio,backup; plan enrollment -> vonage; plan verification +14155550100 -> textonly; plan verification +12125550100 -> twilio, backup; plan -> twilio, backup; plan +16285550100 -> textonly",
+    // Health is kept per (provider, country, channel): an outage in one place excludes only there.
+    "t=0 twilio 5xx x3; plan -> backup | twilio:ejected@10; plan GB -> twilio, backup; plan voice -> twilio, backup",
+    // A rate limit is the provider's answer for its whole account.
+    "t=0 twilio@GB/voice 429/5; plan -> backup | twilio:rate-limited@5",
+    // A resend demotes the provider of the previous attempt without excluding it.
+    "plan avoid=twilio -> backup, twilio",
+    "route * sms twilio; plan avoid=twilio -> twilio",
+    "route * sms twilio,backup,vonage optimize=cost exploration=0; price twilio 0.01; price backup 0.02; price vonage 0.03; plan avoid=twilio -> backup, vonage, twilio",
+    // Cost emphasis: cheapest first when all are healthy; price is per segment for SMS and per
+    // minute for voice.
+    "route * sms,voice twilio,backup,vonage optimize=cost exploration=0; price twilio 0.05 0.01; price backup 0.01 0.05; price vonage 0.03 0.03; plan -> backup, vonage, twilio; plan segments=3 -> backup, vonage, twilio; plan voice -> twilio, vonage, backup",
+    // Country prices override the default.
+    "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.05; price twilio@GB 0.005; price backup 0.01; plan -> backup, twilio; plan GB -> twilio, backup",
+    // A cheap provider failing half its attempts loses to a slightly dearer healthy one.
+    "policy failures=100 minreq=100; route * sms twilio,backup optimize=cost exploration=0; price twilio 0.010; price backup 0.012; plan -> twilio, backup; twilio ok x8; backup ok x8; plan -> twilio, backup; twilio 5xx x8; plan -> backup, twilio",
+    // Unpriced counts as the dearest priced candidate, never as free.
+    "route * sms vonage,twilio,backup optimize=cost exploration=0; price twilio 0.02; price backup 0.01; plan -> backup, vonage, twilio",
+    // Latency emphasis: the faster provider first; a timeout peaks the estimate at once.
+    "route * sms twilio,backup optimize=latency exploration=0; twilio ok 300ms x5; backup ok 200ms x5; plan -> backup, twilio; t=1 backup timeout 1200ms; plan -> twilio, backup",
+    // Reliability emphasis: undelivered receipts cost rank even when the API accepts everything.
+    "policy delivery=0; route * sms twilio,backup optimize=reliability exploration=0; twilio ok x10; backup ok x10; plan -> twilio, backup; twilio undelivered x3; plan -> backup, twilio",
+    // Weights express operator preference on top of the score.
+    "route * sms twilio,backup optimize=reliability exploration=0 weights=backup:2; plan -> backup, twilio",
+    // Exploration sends a bounded share of first attempts elsewhere, deterministically per seed.
+    "seed 3; route * sms twilio,backup optimize=cost exploration=0.1; price twilio 0.01; price backup 0.02; plans 1000 -> backup:114, twilio:886",
+    "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.01; price backup 0.02; plans 1000 -> twilio:1000",
+    // Exploration returns traffic to a recovered provider: ranked last on its prior latency, the
+    // trial runs only when explored; once it proves fast it takes the traffic back.
+    "seed 1; route * sms backup,twilio optimize=latency exploration=0.05; t=0 twilio 5xx x3; backup ok 100ms x20; t=10 plan -> backup, twilio(trial); plans 1000 -> backup:959, twilio:41; begin twilio; twilio ok 50ms x20; plans 1000 -> backup:48, twilio:952",
+    "route * sms backup,twilio optimize=latency exploration=0; t=0 twilio 5xx x3; backup ok 100ms x20; t=10 plans 1000 -> backup:1000",
+    // A recovered cheap provider is back first at once: its counts were cleared at ejection.
+    "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.01; price backup 0.02; t=0 twilio 5xx x3; backup ok x20; plan -> backup | twilio:ejected@10; t=10 plan -> twilio(trial), backup",
+    // Strategies and their parameters.
+    "route * sms twilio,backup strategy=hedge hedge=250; strategy -> hedge 250ms (fixed)",
+    "route * sms twilio,backup,vonage strategy=race width=3; strategy -> race 3; t=0 twilio 5xx x3; strategy -> race 2",
+    "route * sms twilio,backup; strategy -> cascade; strategy GB voice -> cascade",
+    // A learned hedge delay: the prior, then the Peak-EWMA estimate, then the window's quantile,
+    // clamped.
+    "route * sms twilio,backup strategy=hedge hedge=auto; strategy -> hedge 1000ms (learned); twilio ok 300ms x4; strategy -> hedge 440ms (learned); twilio ok 180ms x4; twilio ok 700ms x2; strategy -> hedge 800ms (learned)",
+    "route * sms twilio,backup strategy=hedge quantile=0.5 hedge_min=150 hedge_max=600; twilio ok 20ms x10; strategy -> hedge 150ms (learned); twilio timeout 1200ms x10; strategy -> hedge 600ms (learned)",
 ];
 
 #[test]
 fn scripts() {
-    for line in SCRIPTS {
-        script::run(line);
-    }
+    let failures: Vec<String> = SCRIPTS
+        .iter()
+        .filter_map(|line| {
+            std::panic::catch_unwind(|| script::run(line)).err().map(|panic| {
+                panic.downcast_ref::<String>().cloned().unwrap_or_else(|| line.to_string())
+            })
+        })
+        .collect();
+    assert!(failures.is_empty(), "{} script(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
 fn plan_names_the_rule() {
-    let routes = [RouteConfig {
-        name: Some("everywhere".into()),
-        countries: vec!["*".into()],
-        channels: vec!["sms".into()],
-        providers: vec!["twilio".into()],
-    }];
-    let table = RouteTable::try_new(&routes, &catalog()).unwrap();
+    let mut route = RouteConfig::new(vec!["*".into()], vec!["sms".into()], vec!["twilio".into()]);
+    route.name = Some("everywhere".into());
+    let table = RouteTable::try_new(&[route], &PriceConfig::empty(), &catalog()).unwrap();
     let book = HealthBook::new(script::script_policy());
-    let query = RouteQuery { country: Country::parse("NZ").unwrap(), channel: Channel::Sms };
-    let plan = plan(&table, &book, &query, Instant::now());
+    let query = RouteQuery::new(Country::parse("NZ").unwrap(), Channel::Sms);
+    let plan = plan(&table, &book, &query, Instant::now(), &mut StdRng::seed_from_u64(0));
     let rule = plan.rule.unwrap();
     assert_eq!((rule.index, &*rule.name), (0, "everywhere"));
     assert_eq!(ExclusionReason::TrialInFlight.as_str(), "trial_in_flight");
     assert!(!ExclusionReason::Disabled.is_health());
+}
+
+#[test]
+fn the_score_breakdown_adds_up_and_notes_priors() {
+    let mut route = RouteConfig::new(
+        vec!["*".into()],
+        vec!["sms".into()],
+        vec!["twilio".into(), "backup".into()],
+    );
+    route.optimize = Optimize::Cost;
+    route.exploration = Some(0.0);
+    let prices: PriceConfig = toml::from_str("[twilio]\ndefault = { sms = 0.02 }\n").unwrap();
+    let table = RouteTable::try_new(&[route], &prices, &catalog()).unwrap();
+    let mut book = HealthBook::new(script::script_policy());
+    let now = Instant::now();
+    let ok = parse_outcome("ok").unwrap();
+    book.record(&script::us_sms("twilio"), &ok, Duration::from_millis(200), now);
+    let plan = plan(
+        &table,
+        &book,
+        &RouteQuery::new(script::us(), Channel::Sms),
+        now,
+        &mut StdRng::seed_from_u64(0),
+    );
+    assert_eq!(plan.optimize, Optimize::Cost);
+    for candidate in &plan.candidates {
+        let score = &candidate.score;
+        let sum = score.health_term + score.latency_term + score.price_term + score.weight_term;
+        assert!((score.total - sum).abs() < 1e-12, "{score:?}");
+    }
+    let backup = plan.candidates.iter().find(|c| c.provider().as_str() == "backup").unwrap();
+    assert_eq!(backup.score.notes, [RankNote::LatencyPrior, RankNote::Unpriced]);
+    assert_eq!(backup.score.price, None);
+    let twilio = plan.candidates.iter().find(|c| c.provider().as_str() == "twilio").unwrap();
+    assert_eq!(twilio.score.price, Some(0.02));
+    assert!(twilio.score.notes.is_empty());
+    // The record carries the same order and flags, and no phone number.
+    let record = plan.record();
+    assert_eq!(record.strategy, "cascade");
+    assert_eq!(record.candidates.len(), 2);
+    assert_eq!(record.candidates[0].provider, plan.candidates[0].key.provider().clone());
+}
+
+#[test]
+fn explain_lists_the_rules_checked_and_the_health_rows() {
+    let mut first = RouteConfig::new(vec!["GB".into()], vec!["sms".into()], vec!["vonage".into()]);
+    first.name = Some("uk".into());
+    let mut second =
+        RouteConfig::new(vec!["US".into()], vec!["sms".into()], vec!["textonly".into()]);
+    second.prefixes = vec!["1415".into()];
+    let third = RouteConfig::new(
+        vec!["*".into()],
+        vec!["sms".into()],
+        vec!["twilio".into(), "backup".into()],
+    );
+    let table =
+        RouteTable::try_new(&[first, second, third], &PriceConfig::empty(), &catalog()).unwrap();
+    let mut book = HealthBook::new(script::script_policy());
+    let now = Instant::now();
+    let failure = parse_outcome("5xx").unwrap();
+    book.record(&script::us_sms("twilio"), &failure, Duration::from_millis(5), now);
+    let destination = crate::domain::Destination::new("+12125550100".into(), script::us());
+    let query = RouteQuery::for_destination(&destination, Channel::Sms);
+    let explanation =
+        crate::explain::explain(&table, &book, &query, now, &mut StdRng::seed_from_u64(0));
+    let checks: Vec<(&str, Option<&str>)> = explanation
+        .rules
+        .iter()
+        .map(|check| (&*check.rule.name, check.mismatch.map(|m| m.as_str())))
+        .collect();
+    assert_eq!(
+        checks,
+        [("uk", Some("country")), ("routes[1]", Some("prefix")), ("routes[2]", None)]
+    );
+    let rows: Vec<(String, u32)> =
+        explanation.health.iter().map(|row| (row.key.to_string(), row.failures)).collect();
+    assert_eq!(rows, [("twilio/US/sms".to_owned(), 1), ("backup/US/sms".to_owned(), 0)]);
+    assert_eq!(explanation.plan.candidates.len(), 2);
+    assert!(!format!("{explanation:?}").contains("2125550100"), "the number never prints");
 }
 
 /// The providers of the property tests' world, by index.
@@ -75,51 +202,77 @@ const PROVIDERS: [&str; 4] = ["twilio", "backup", "vonage", "textonly"];
 #[derive(Clone, Debug)]
 enum Op {
     Advance(u64),
-    Record(usize, &'static str),
-    Begin(usize),
+    Record(usize, &'static str, u64),
+    Receipt(usize, bool),
+    Begin(usize, AttemptKind),
+    Request,
     Operator(usize, OperatorState),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
     let outcome = prop::sample::select(
         &["ok", "ok", "timeout", "5xx", "5xx", "invalid", "fraud", "429", "429/3", "429/40"][..],
     );
     let operator = prop::sample::select(
         &[OperatorState::Enabled, OperatorState::Draining, OperatorState::Disabled][..],
     );
+    let kind = prop::sample::select(
+        &[AttemptKind::First, AttemptKind::Failover, AttemptKind::Hedge, AttemptKind::Race][..],
+    );
     prop_oneof![
         3 => (0u64..15_000).prop_map(Op::Advance),
-        6 => (0..PROVIDERS.len(), outcome).prop_map(|(index, outcome)| Op::Record(index, outcome)),
-        3 => (0..PROVIDERS.len()).prop_map(Op::Begin),
+        6 => (0..PROVIDERS.len(), outcome, 1u64..2_000).prop_map(|(index, outcome, ms)| Op::Record(index, outcome, ms)),
+        2 => (0..PROVIDERS.len(), any::<bool>()).prop_map(|(index, delivered)| Op::Receipt(index, delivered)),
+        3 => (0..PROVIDERS.len(), kind).prop_map(|(index, kind)| Op::Begin(index, kind)),
+        1 => Just(Op::Request),
         1 => (0..PROVIDERS.len(), operator).prop_map(|(index, state)| Op::Operator(index, state)),
     ]
 }
 
-fn policy() -> impl Strategy<Value = HealthPolicy> {
-    (1u32..4, 1_000u64..10_000, 0u64..40_000, 500u64..5_000).prop_map(
-        |(failures, base, extra, trial)| {
-            HealthPolicy::try_new(&HealthConfig {
-                consecutive_failures: failures,
-                base_ejection_ms: base,
-                max_ejection_ms: base + extra,
-                trial_timeout_ms: trial,
-            })
-            .unwrap()
-        },
-    )
+fn policy() -> impl proptest::strategy::Strategy<Value = HealthPolicy> {
+    (1u32..4, 1_000u64..10_000, 0u64..40_000, 500u64..5_000, 1u32..=100, 1u32..10, 0u32..=100)
+        .prop_map(|(failures, base, extra, trial, percentage, min_requests, delivery)| {
+            let mut config = HealthConfig::defaults();
+            config.consecutive_failures = failures;
+            config.base_ejection_ms = base;
+            config.max_ejection_ms = base + extra;
+            config.trial_timeout_ms = trial;
+            config.failure_percentage = percentage;
+            config.failure_percentage_min_requests = min_requests;
+            config.receipt_min_count = 3;
+            config.receipt_min_delivery_percent = delivery;
+            config.budget.burst = 3;
+            config.budget.min_per_second = 0.5;
+            HealthPolicy::try_new(&config).unwrap()
+        })
 }
 
-/// A rule over a non-empty ordered subset of the providers (textonly only matters for voice).
-fn rule_providers() -> impl Strategy<Value = Vec<&'static str>> {
+/// A rule over a non-empty ordered subset of the providers (textonly only matters for voice),
+/// with any emphasis and some exploration.
+fn rule() -> impl proptest::strategy::Strategy<Value = RouteConfig> {
+    let optimize = prop::sample::select(
+        &[Optimize::Priority, Optimize::Reliability, Optimize::Latency, Optimize::Cost][..],
+    );
     Just(PROVIDERS.to_vec())
         .prop_shuffle()
         .prop_flat_map(|shuffled| (1..=shuffled.len()).prop_map(move |n| shuffled[..n].to_vec()))
+        .prop_flat_map(move |providers| (Just(providers), optimize.clone(), 0.0f64..0.5))
+        .prop_map(|(providers, optimize, exploration)| {
+            let mut route = RouteConfig::new(
+                vec!["*".into()],
+                vec!["sms".into(), "voice".into()],
+                providers.iter().map(|name| (*name).to_owned()).collect(),
+            );
+            route.optimize = optimize;
+            route.exploration = optimize.is_scored().then_some(exploration);
+            route
+        })
 }
 
-/// What the property run remembers about one provider's ejection episode.
+/// What the property run remembers about one key's ejection episode.
 #[derive(Default)]
 struct Episode {
-    /// The latest `until` seen while the provider was ejected; `None` when it is not in an episode.
+    /// The latest `until` seen while the key was ejected; `None` when it is not in an episode.
     until: Option<Instant>,
     /// A success was recorded once the ejection time had passed: a successful probation trial.
     /// (A rate limit may still hide the recovery for a while.)
@@ -131,26 +284,38 @@ fn check_plan(
     book: &HealthBook,
     query: &RouteQuery,
     now: Instant,
+    seed: u64,
 ) -> Result<(), TestCaseError> {
-    let plan = plan(table, book, query, now);
-    let rule = table.find(query.country, query.channel).expect("the rule covers everything").rule;
-    let mut seen: Vec<&ProviderId> =
-        plan.candidates.iter().map(|candidate| &candidate.provider).collect();
+    let plan = plan(table, book, query, now, &mut StdRng::seed_from_u64(seed));
+    // Same seed, same plan.
+    let again = super::plan(table, book, query, now, &mut StdRng::seed_from_u64(seed));
+    prop_assert_eq!(&plan, &again);
+    let rule = table.find(query).expect("the rule covers everything").rule;
+    let mut seen: Vec<&ProviderId> = plan.candidates.iter().map(Candidate::provider).collect();
     seen.sort();
     seen.dedup();
     prop_assert_eq!(seen.len(), plan.candidates.len(), "a provider repeated in {:?}", plan);
+    let explored = plan.candidates.iter().filter(|candidate| candidate.is_exploration).count();
+    prop_assert!(explored <= 1);
+    if explored == 1 {
+        prop_assert!(plan.candidates[0].is_exploration, "only the first is ever explored");
+        prop_assert!(rule.optimize().is_scored());
+    }
     for candidate in &plan.candidates {
+        prop_assert_eq!(candidate.key.country(), query.country);
+        prop_assert_eq!(candidate.key.channel(), query.channel);
+        prop_assert!(candidate.score.total.is_finite(), "{:?}", candidate.score);
         prop_assert!(
-            book.operator_state(&candidate.provider).is_enabled(),
+            book.operator_state(candidate.provider()).is_enabled(),
             "not enabled: {:?}",
             plan
         );
         prop_assert!(
-            table.catalog().supports(&candidate.provider, query.channel),
+            table.catalog().supports(candidate.provider(), query.channel),
             "cannot carry: {:?}",
             plan
         );
-        let status = book.status(&candidate.provider, now);
+        let status = book.status(&candidate.key, now);
         let is_open_for_trial = status == (HealthStatus::Probation { trial_in_flight: false });
         prop_assert_eq!(candidate.is_trial, is_open_for_trial);
         if candidate.is_fail_open {
@@ -159,11 +324,22 @@ fn check_plan(
             prop_assert!(!is_usable, "failed open to a usable provider: {:?}", plan);
         }
     }
+    if !rule.optimize().is_scored() {
+        // Priority keeps the configured order.
+        let positions: Vec<usize> = plan
+            .candidates
+            .iter()
+            .map(|candidate| {
+                rule.providers().iter().position(|p| p == candidate.provider()).unwrap()
+            })
+            .collect();
+        prop_assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{:?}", plan);
+    }
     // Every provider of the rule is accounted for exactly once.
     let mut accounted: Vec<&ProviderId> = plan
         .candidates
         .iter()
-        .map(|candidate| &candidate.provider)
+        .map(Candidate::provider)
         .chain(plan.excluded.iter().map(|exclusion| &exclusion.provider))
         .collect();
     accounted.sort();
@@ -180,61 +356,72 @@ fn check_plan(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(384))]
 
-    /// Plans never repeat a provider, never include a disabled, drained or incapable one, and are
-    /// never empty while the rule has a usable provider; ejection ends only through probation.
+    /// Plans never repeat a provider, never include a disabled, drained or incapable one, are
+    /// never empty while the rule has a usable provider, and are the same for the same seed;
+    /// ejection ends only through probation; the budget never goes negative.
     #[test]
     fn planning_and_health_invariants(
         policy in policy(),
-        providers in rule_providers(),
+        route in rule(),
+        seed in any::<u64>(),
         ops in prop::collection::vec(op(), 1..80),
     ) {
-        let routes = [RouteConfig {
-            name: None,
-            countries: vec!["*".into()],
-            channels: vec!["sms".into(), "voice".into()],
-            providers: providers.iter().map(|name| (*name).to_owned()).collect(),
-        }];
-        let table = RouteTable::try_new(&routes, &catalog()).unwrap();
+        let table = RouteTable::try_new(&[route], &PriceConfig::empty(), &catalog()).unwrap();
         let mut book = HealthBook::new(policy);
         let mut now = Instant::now();
         let mut episodes: BTreeMap<&str, Episode> = BTreeMap::new();
         let country = Country::parse("BR").unwrap();
+        let key = |index: usize| HealthKey::new(provider(PROVIDERS[index]), country, Channel::Sms);
         for op in ops {
             match op {
                 Op::Advance(millis) => now += Duration::from_millis(millis),
-                Op::Record(index, outcome) => {
+                Op::Record(index, outcome, millis) => {
                     let outcome = parse_outcome(outcome).unwrap();
                     let episode = episodes.entry(PROVIDERS[index]).or_default();
                     let is_success = matches!(outcome, AttemptOutcome::Accepted { .. });
                     if is_success && episode.until.is_some_and(|until| now >= until) {
                         episode.is_trial_passed = true;
                     }
-                    book.record(&provider(PROVIDERS[index]), &outcome, now);
+                    book.record(&key(index), &outcome, Duration::from_millis(millis), now);
                 }
-                Op::Begin(index) => {
-                    let query = RouteQuery { country, channel: Channel::Sms };
-                    let candidate = plan(&table, &book, &query, now)
+                Op::Receipt(index, delivered) => {
+                    let delivery = if delivered { Delivery::Delivered } else { Delivery::Undelivered(ErrorClass::Transient) };
+                    book.record_receipt(&key(index), delivery, now);
+                }
+                Op::Request => book.begin_request(now),
+                Op::Begin(index, kind) => {
+                    let query = RouteQuery::new(country, Channel::Sms);
+                    let candidate = plan(&table, &book, &query, now, &mut StdRng::seed_from_u64(seed))
                         .candidates
                         .into_iter()
-                        .find(|candidate| candidate.provider.as_str() == PROVIDERS[index])
-                        .unwrap_or(Candidate { provider: provider(PROVIDERS[index]), is_trial: false, is_fail_open: false });
-                    let status_before = book.status(&candidate.provider, now);
-                    let may_send = book.begin_attempt(&candidate, now);
+                        .find(|candidate| candidate.provider().as_str() == PROVIDERS[index])
+                        .unwrap_or_else(|| plain_candidate(&book, key(index), now));
+                    let status_before = book.status(&candidate.key, now);
+                    let budget_before = book.budget(now).balance;
+                    let admission = book.begin_attempt(&candidate, kind, now);
                     let is_trial_running = status_before == (HealthStatus::Probation { trial_in_flight: true });
                     if is_trial_running && !candidate.is_fail_open {
-                        prop_assert!(!may_send, "a second trial started");
+                        prop_assert!(!admission.is_go(), "a second trial started");
+                    }
+                    if admission.is_budget() {
+                        prop_assert!(kind.is_extra());
+                        prop_assert_eq!(book.status(&candidate.key, now), status_before, "a refused attempt claimed the trial");
+                    }
+                    if admission.is_go() && kind.is_extra() {
+                        prop_assert!(budget_before >= 1.0);
                     }
                 }
                 Op::Operator(index, state) => book.set_operator_state(&provider(PROVIDERS[index]), state),
             }
+            prop_assert!(book.budget(now).balance >= 0.0, "the budget went negative");
             for channel in Channel::ALL {
-                check_plan(&table, &book, &RouteQuery { country, channel }, now)?;
+                check_plan(&table, &book, &RouteQuery::new(country, channel), now, seed)?;
             }
-            for name in PROVIDERS {
+            for (index, name) in PROVIDERS.iter().enumerate() {
                 let episode = episodes.entry(name).or_default();
-                match book.status(&provider(name), now) {
+                match book.status(&key(index), now) {
                     HealthStatus::Ejected { until, .. } => {
                         episode.until = Some(until);
                         episode.is_trial_passed = false;

@@ -12,12 +12,13 @@
 //!
 //! Bodies are parsed, never logged or copied: Twilio's `message` often quotes the phone number.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use switchboard_core::{Certainty, ErrorClass};
 
 use super::KIND;
+use crate::http::parse_retry_after;
 use crate::{Accepted, ProviderError};
 
 /// The parts of an HTTP answer the classifier reads.
@@ -101,7 +102,7 @@ fn error_code(body: &[u8]) -> Option<u64> {
     code.as_u64().or_else(|| code.as_str()?.trim().parse().ok())
 }
 
-fn class_for_code(code: u64) -> Option<ErrorClass> {
+pub(crate) fn class_for_code(code: u64) -> Option<ErrorClass> {
     let class = match code {
         // Invalid To (21211 SMS, 21217 calls), invalid number (21401), not a mobile (21614).
         21211 | 21217 | 21401 | 21614 => ErrorClass::InvalidNumber,
@@ -144,19 +145,10 @@ fn class_for_status(status: u16) -> ErrorClass {
     }
 }
 
-/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 section 10.2.3). A date in the past
-/// means "now".
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const SID: &str = "SM0123456789abcdef0123456789abcdef";

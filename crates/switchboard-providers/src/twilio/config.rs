@@ -1,10 +1,13 @@
 //! `[providers.NAME]` with `kind = "twilio"`: the raw serde struct and its validation.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use switchboard_core::ConfigError;
+use switchboard_core::{Channel, ConfigError};
+
+use crate::senders::{CountrySenderConfig, Senders};
 
 /// One Twilio account as written in the config file.
 #[derive(Clone, Debug, Deserialize)]
@@ -14,12 +17,20 @@ pub struct TwilioConfig {
     pub account_sid: String,
     /// The account's auth token (Basic auth password); `Debug` prints `***`.
     pub auth_token: SecretString,
-    /// The SMS sender and voice caller id: an E.164 number, or (SMS only) an alphanumeric
-    /// sender ID or a short code. Set exactly one of `from` and `messaging_service_sid`.
+    /// The default SMS sender and, when it is a number, voice caller id: an E.164 number, or
+    /// (SMS only) an alphanumeric sender ID or a short code. At most one of `from` and
+    /// `messaging_service_sid`.
     pub from: Option<String>,
     /// A Messaging Service (`MG` followed by 32 hex digits) that picks the SMS sender from its
-    /// pool, instead of `from`. Such an account cannot place voice calls.
+    /// pool, for destinations without a sender of their own in `from` or `senders`.
     pub messaging_service_sid: Option<String>,
+    /// The default caller id for calls, when it differs from `from` (an E.164 number).
+    #[serde(default)]
+    pub voice_from: Option<String>,
+    /// Per-country senders (`[providers.NAME.senders.GB] sms = "Acme"`), overriding the
+    /// defaults above for destinations in that country.
+    #[serde(default)]
+    pub senders: BTreeMap<String, CountrySenderConfig>,
     /// The API root; tests and the demo point it at `switchboard-sim`.
     #[serde(default = "default_base_url")]
     pub base_url: String,
@@ -52,23 +63,6 @@ fn default_connect_timeout_ms() -> u64 {
 /// Longest per-request timeout accepted: Okta gives the whole hook a few seconds.
 const MAX_TIMEOUT_MS: u64 = 60_000;
 
-/// Who sends an SMS.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum SmsSender {
-    /// `From`: a number, short code or alphanumeric sender ID.
-    From(String),
-    /// `MessagingServiceSid`.
-    MessagingService(String),
-}
-
-/// What `from` holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SenderKind {
-    E164,
-    ShortCode,
-    Alphanumeric,
-}
-
 impl TwilioConfig {
     /// Checks every field; errors name the key under `key_prefix` (`providers.twilio-us`).
     pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {
@@ -83,23 +77,10 @@ impl TwilioConfig {
             return Err(ConfigError::invalid(key("auth_token"), "must not be empty"));
         }
         match (&self.from, &self.messaging_service_sid) {
-            (None, None) => {
-                return Err(ConfigError::invalid(
-                    key("from"),
-                    "set exactly one of `from` and `messaging_service_sid`",
-                ));
-            }
             (Some(_), Some(_)) => {
                 return Err(ConfigError::invalid(
                     key("messaging_service_sid"),
-                    "set exactly one of `from` and `messaging_service_sid`",
-                ));
-            }
-            (Some(from), None) if sender_kind(from).is_none() => {
-                return Err(ConfigError::invalid(
-                    key("from"),
-                    "must be an E.164 number (+14155550100), a short code or an alphanumeric \
-                     sender ID (1 to 11 letters, digits or spaces, at least one letter)",
+                    "set at most one of `from` and `messaging_service_sid`",
                 ));
             }
             (None, Some(service)) if !is_sid(service, "MG") => {
@@ -109,6 +90,16 @@ impl TwilioConfig {
                 ));
             }
             _ => {}
+        }
+        let senders = self.senders(key_prefix)?;
+        if self.messaging_service_sid.is_none()
+            && !senders.supports(Channel::Sms)
+            && !senders.supports(Channel::Voice)
+        {
+            return Err(ConfigError::invalid(
+                key("from"),
+                "set `from` or `messaging_service_sid` (and optionally `voice_from` and `senders`)",
+            ));
         }
         self.base_url(key_prefix)?;
         if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
@@ -146,34 +137,17 @@ impl TwilioConfig {
 
     /// The API root without a trailing `/`.
     pub(crate) fn base_url(&self, key_prefix: &str) -> Result<String, ConfigError> {
-        let invalid = |reason: &str| ConfigError::invalid(format!("{key_prefix}.base_url"), reason);
-        let url = reqwest::Url::parse(&self.base_url).map_err(|_| invalid("must be a URL"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(invalid("must be an http or https URL with a host"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("must not have a query or fragment"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("must not carry credentials (use account_sid and auth_token)"));
-        }
-        Ok(self.base_url.trim_end_matches('/').to_owned())
+        crate::http::check_base_url(&format!("{key_prefix}.base_url"), &self.base_url)
     }
 
-    /// The SMS sender. Call only after [`TwilioConfig::validate`].
-    pub(crate) fn sms_sender(&self) -> SmsSender {
-        match (&self.from, &self.messaging_service_sid) {
-            (Some(from), _) => SmsSender::From(from.clone()),
-            (None, Some(service)) => SmsSender::MessagingService(service.clone()),
-            // Unreachable after validation; an empty sender makes Twilio answer 21603.
-            (None, None) => SmsSender::From(String::new()),
-        }
-    }
-
-    /// The voice caller id: `from` when it is an E.164 number (Twilio cannot call from an
-    /// alphanumeric sender or a short code).
-    pub(crate) fn caller_id(&self) -> Option<String> {
-        self.from.clone().filter(|from| sender_kind(from) == Some(SenderKind::E164))
+    /// The validated senders (`from`, `voice_from`, `senders`).
+    pub(crate) fn senders(&self, key_prefix: &str) -> Result<Senders, ConfigError> {
+        Senders::try_new(
+            key_prefix,
+            self.from.as_deref(),
+            self.voice_from.as_deref(),
+            &self.senders,
+        )
     }
 
     pub(crate) fn timeout(&self) -> Duration {
@@ -191,30 +165,21 @@ fn is_sid(text: &str, prefix: &str) -> bool {
         .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-fn sender_kind(from: &str) -> Option<SenderKind> {
-    let is_digits = |text: &str| text.bytes().all(|b| b.is_ascii_digit());
-    if let Some(digits) = from.strip_prefix('+') {
-        let is_e164 =
-            (2..=15).contains(&digits.len()) && is_digits(digits) && !digits.starts_with('0');
-        return is_e164.then_some(SenderKind::E164);
-    }
-    if (3..=8).contains(&from.len()) && is_digits(from) {
-        return Some(SenderKind::ShortCode);
-    }
-    let is_alphanumeric = (1..=11).contains(&from.len())
-        && from.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
-        && from.bytes().any(|b| b.is_ascii_alphabetic());
-    is_alphanumeric.then_some(SenderKind::Alphanumeric)
-}
-
 #[cfg(test)]
 mod tests {
+    use switchboard_core::Country;
+
     use super::*;
 
     const SID: &str = "AC0123456789abcdef0123456789ABCDEF";
 
     fn parse(extra: &str) -> Result<TwilioConfig, serde_json::Error> {
         serde_json::from_str(&format!(r#"{{"account_sid":"{SID}","auth_token":"t"{extra}}}"#))
+    }
+
+    fn caller_id(config: &TwilioConfig) -> Option<String> {
+        let senders = config.senders("p").unwrap();
+        senders.for_destination(Country::parse("US").unwrap(), Channel::Voice).map(str::to_owned)
     }
 
     fn error(extra: &str) -> String {
@@ -227,7 +192,7 @@ mod tests {
         assert!(config.validate("p").is_ok());
         assert_eq!(config.base_url, "https://api.twilio.com");
         assert_eq!((config.timeout_ms, config.connect_timeout_ms), (1200, 300));
-        assert_eq!(config.caller_id().as_deref(), Some("+14155550100"));
+        assert_eq!(caller_id(&config).as_deref(), Some("+14155550100"));
         assert!(!format!("{config:?}").contains(r#""t""#));
     }
 
@@ -247,6 +212,8 @@ mod tests {
             ),
             (r#","from":"not a sender!""#, "from"),
             (r#","from":"+0123""#, "from"),
+            (r#","from":"Acme","voice_from":"Acme""#, "voice_from"),
+            (r#","from":"Acme","senders":{"GBR":{"sms":"Acme"}}"#, "senders.GBR"),
             (r#","messaging_service_sid":"MG12""#, "messaging_service_sid"),
             (r#","from":"Acme","base_url":"ftp://x""#, "base_url"),
             (r#","from":"Acme","base_url":"https://u:p@x""#, "base_url"),
@@ -265,15 +232,21 @@ mod tests {
 
     #[test]
     fn accepts_every_sender_kind() {
-        for (extra, caller_id) in [
+        for (extra, expected) in [
             (r#","from":"+14155550100""#, Some("+14155550100")),
             (r#","from":"Acme Corp""#, None),
             (r#","from":"12345""#, None),
             (r#","messaging_service_sid":"MG0123456789abcdef0123456789abcdef""#, None),
+            (
+                r#","messaging_service_sid":"MG0123456789abcdef0123456789abcdef","voice_from":"+14155550101""#,
+                Some("+14155550101"),
+            ),
+            (r#","from":"Acme","voice_from":"+14155550101""#, Some("+14155550101")),
+            (r#","senders":{"US":{"voice":"+14155550102"}}"#, Some("+14155550102")),
         ] {
             let config = parse(extra).unwrap();
             assert!(config.validate("p").is_ok(), "{extra}");
-            assert_eq!(config.caller_id().as_deref(), caller_id, "{extra}");
+            assert_eq!(caller_id(&config).as_deref(), expected, "{extra}");
         }
     }
 

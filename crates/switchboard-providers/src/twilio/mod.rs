@@ -8,6 +8,13 @@
 //! - `config`: the raw config struct ([`TwilioConfig`]) and its validation
 //! - `request`: the form bodies and TwiML
 //! - `classify`: Twilio's answer to acceptance or a classified error
+//! - `signature`: `X-Twilio-Signature` on the requests Twilio makes to us
+//! - `receipt`: status callbacks to receipts
+//!
+//! Status callbacks: when the server has a public URL (`BuildContext::callback_base`), every
+//! message and call asks Twilio to POST its status to `{callback_base}/status`;
+//! [`Provider::handle_callback`] verifies the signature with the auth token and reads the
+//! receipt. Without a public URL nothing asks for callbacks.
 //!
 //! Every request runs under the configured timeout on one `reqwest::Client` per account, so
 //! connections are reused across sends. Nothing here retries: a retry after a timeout may put a
@@ -15,7 +22,9 @@
 
 mod classify;
 mod config;
+mod receipt;
 mod request;
+mod signature;
 
 use std::time::{Duration, SystemTime};
 
@@ -24,16 +33,19 @@ use secrecy::{ExposeSecret, SecretString};
 use switchboard_core::{Channel, ConfigError, ErrorClass, OutboundMessage, ProviderId};
 
 use self::classify::Answer;
-use self::config::SmsSender;
 pub use self::config::TwilioConfig;
-use crate::{Accepted, Provider, ProviderError};
+use self::request::SmsSender;
+use crate::http::RawAnswer;
+use crate::{
+    Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
+    Senders,
+};
 
 /// The provider kind, as written in config.
 const KIND: &str = "twilio";
 
-/// The most of an answer's body that is read. Twilio's resources are a few KiB; a larger body
-/// is not Twilio's, and classification then falls back to the status.
-const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Where status callbacks go, below `callback_base`.
+const STATUS_SUBPATH: &str = "/status";
 
 /// One Twilio account.
 #[derive(Debug)]
@@ -42,9 +54,10 @@ pub struct Twilio {
     client: reqwest::Client,
     account_sid: String,
     auth_token: SecretString,
-    sms_sender: SmsSender,
-    /// `from`, when it is a number that can place calls.
-    caller_id: Option<String>,
+    senders: Senders,
+    messaging_service_sid: Option<String>,
+    /// `{callback_base}/status`, when the server has a public URL.
+    status_callback: Option<String>,
     voice: Option<String>,
     validity_period_s: Option<u32>,
     timeout: Duration,
@@ -54,30 +67,35 @@ pub struct Twilio {
 }
 
 impl Twilio {
-    /// Validates `config` (keys named under `providers.{id}`) and builds the account's client.
+    /// Validates `config` (keys named under `providers.{id}`) and builds the account's client,
+    /// without status callbacks.
     pub fn try_new(id: ProviderId, config: &TwilioConfig) -> Result<Twilio, ConfigError> {
+        Twilio::try_new_with(id, config, &BuildContext::default())
+    }
+
+    /// As [`Twilio::try_new`], asking for status callbacks when `context` has a callback base.
+    pub fn try_new_with(
+        id: ProviderId,
+        config: &TwilioConfig,
+        context: &BuildContext,
+    ) -> Result<Twilio, ConfigError> {
         let key_prefix = format!("providers.{id}");
         config.validate(&key_prefix)?;
+        let senders = config.senders(&key_prefix)?;
         let base_url = config.base_url(&key_prefix)?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout())
-            // Twilio's API never redirects; following one would re-send the credentials and the
-            // passcode to wherever it points.
-            .redirect(reqwest::redirect::Policy::none())
-            // Reuse connections, but drop idle ones before a load balancer would: a request
-            // written on a connection the far end is closing fails as "possibly accepted".
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| ConfigError::invalid(key_prefix, format!("http client: {error}")))?;
+        let client = crate::http::client(&key_prefix, config.connect_timeout())?;
         let account_root = format!("{base_url}/2010-04-01/Accounts/{}", config.account_sid);
         Ok(Twilio {
             id,
             client,
             account_sid: config.account_sid.clone(),
             auth_token: config.auth_token.clone(),
-            sms_sender: config.sms_sender(),
-            caller_id: config.caller_id(),
+            senders,
+            messaging_service_sid: config.messaging_service_sid.clone(),
+            status_callback: context
+                .callback_base
+                .as_deref()
+                .map(|base| format!("{}{STATUS_SUBPATH}", base.trim_end_matches('/'))),
             voice: config.voice.clone(),
             validity_period_s: config.validity_period_s,
             timeout: config.timeout(),
@@ -87,66 +105,41 @@ impl Twilio {
         })
     }
 
-    /// Sends `request` with auth and the timeout; reads the status, `Retry-After` and at most
-    /// [`MAX_BODY_BYTES`] of the body.
+    /// Sends `request` with auth and the timeout.
     async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<RawAnswer, ProviderError> {
-        let mut response = request
+        let request = request
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|error| ProviderError::from_transport(KIND, &error))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = MAX_BODY_BYTES - body.len();
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if body.len() == MAX_BODY_BYTES {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                // A 2xx whose body broke off may still be a created message; an error status
-                // is a refusal whether or not its body arrived.
-                Err(error) if (200..300).contains(&status) => {
-                    return Err(ProviderError::from_transport(KIND, &error));
-                }
-                Err(_) => {
-                    body.clear();
-                    break;
-                }
-            }
-        }
-        Ok(RawAnswer { status, retry_after, body })
+            .timeout(self.timeout);
+        crate::http::exchange(KIND, request).await
     }
 
     async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+        let country = message.destination.country();
+        let status_callback = self.status_callback.as_deref();
         let request = match message.channel {
             Channel::Sms => {
-                let form = request::message_form(&self.sms_sender, self.validity_period_s, message);
+                let sender = match self.senders.for_destination(country, Channel::Sms) {
+                    Some(from) => SmsSender::From(from),
+                    None => match &self.messaging_service_sid {
+                        Some(service) => SmsSender::MessagingService(service),
+                        None => return Err(no_sender(Channel::Sms)),
+                    },
+                };
+                let form =
+                    request::message_form(sender, self.validity_period_s, status_callback, message);
                 self.client.post(&self.messages_url).form(&form)
             }
             Channel::Voice => {
-                let Some(caller_id) = &self.caller_id else {
-                    return Err(ProviderError::not_sent(
-                        KIND,
-                        ErrorClass::AuthConfig,
-                        "voice needs `from` to be an E.164 number",
-                    ));
+                let Some(caller_id) = self.senders.for_destination(country, Channel::Voice) else {
+                    return Err(no_sender(Channel::Voice));
                 };
-                let form = request::call_form(caller_id, self.voice.as_deref(), message);
+                let form =
+                    request::call_form(caller_id, self.voice.as_deref(), status_callback, message);
                 self.client.post(&self.calls_url).form(&form)
             }
         };
         let answer = self.exchange(request).await?;
-        classify::classify_send(&answer.view(), SystemTime::now())
+        classify::classify_send(&view(&answer), SystemTime::now())
     }
 
     /// Logs what failed: class, certainty, status and code only (see [`ProviderError`]).
@@ -162,17 +155,18 @@ impl Twilio {
     }
 }
 
-/// An answer as read off the wire.
-struct RawAnswer {
-    status: u16,
-    retry_after: Option<String>,
-    body: Vec<u8>,
+/// No sender configured for this destination on this channel: nothing was sent, and another
+/// provider may well have one.
+fn no_sender(channel: Channel) -> ProviderError {
+    let detail = match channel {
+        Channel::Sms => "no sms sender for this destination (from, messaging_service_sid, senders)",
+        Channel::Voice => "no caller id for this destination (an E.164 from, voice_from, senders)",
+    };
+    ProviderError::not_sent(KIND, ErrorClass::AuthConfig, detail)
 }
 
-impl RawAnswer {
-    fn view(&self) -> Answer<'_> {
-        Answer { status: self.status, retry_after: self.retry_after.as_deref(), body: &self.body }
-    }
+fn view(answer: &RawAnswer) -> Answer<'_> {
+    Answer { status: answer.status, retry_after: answer.retry_after.as_deref(), body: &answer.body }
 }
 
 #[async_trait]
@@ -187,8 +181,8 @@ impl Provider for Twilio {
 
     fn supports(&self, channel: Channel) -> bool {
         match channel {
-            Channel::Sms => true,
-            Channel::Voice => self.caller_id.is_some(),
+            Channel::Sms => self.messaging_service_sid.is_some() || self.senders.supports(channel),
+            Channel::Voice => self.senders.supports(channel),
         }
     }
 
@@ -202,6 +196,30 @@ impl Provider for Twilio {
 
     async fn probe(&self) -> Result<(), ProviderError> {
         let answer = self.exchange(self.client.get(&self.account_url)).await?;
-        classify::classify_probe(&answer.view(), SystemTime::now())
+        classify::classify_probe(&view(&answer), SystemTime::now())
+    }
+
+    /// A status callback: verified against `X-Twilio-Signature` before anything is read from it.
+    async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
+        if callback.subpath != STATUS_SUBPATH {
+            return Err(CallbackError::NotFound);
+        }
+        if callback.method != "POST" {
+            return Err(CallbackError::Malformed("status callbacks are POSTed".into()));
+        }
+        let signature = callback
+            .headers
+            .get("x-twilio-signature")
+            .and_then(|value| value.to_str().ok())
+            .ok_or(CallbackError::BadSignature)?;
+        let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&callback.body)
+            .map_err(|_| CallbackError::Malformed("body is not a form".into()))?;
+        let token = self.auth_token.expose_secret();
+        if !signature::is_valid(token, &callback.url, &params, signature) {
+            tracing::debug!(provider = %self.id, "twilio callback with a bad signature");
+            return Err(CallbackError::BadSignature);
+        }
+        let receipt = receipt::parse(&params)?;
+        Ok(CallbackReply::receipts(vec![receipt]))
     }
 }

@@ -6,36 +6,66 @@
 use quick_xml::escape::escape;
 use switchboard_core::{OutboundMessage, speak_passcode};
 
-use super::config::SmsSender;
-
 /// One form body, as `(field, value)` pairs in the order sent.
 pub(crate) type Form = Vec<(&'static str, String)>;
 
-/// The CreateMessage form: `To`, `From` or `MessagingServiceSid`, `Body`, `ValidityPeriod`.
+/// Who sends an SMS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SmsSender<'a> {
+    /// `From`: a number, short code or alphanumeric sender ID.
+    From(&'a str),
+    /// `MessagingServiceSid`.
+    MessagingService(&'a str),
+}
+
+/// The call progress events we ask Twilio to report: `answered` is delivery for a passcode
+/// call, `completed` carries the final status (busy, no-answer, failed, completed).
+const CALL_EVENTS: [&str; 2] = ["answered", "completed"];
+
+/// The CreateMessage form: `To`, `From` or `MessagingServiceSid`, `Body`, `ValidityPeriod`,
+/// `StatusCallback`.
 pub(crate) fn message_form(
-    sender: &SmsSender,
+    sender: SmsSender<'_>,
     validity_period_s: Option<u32>,
+    status_callback: Option<&str>,
     message: &OutboundMessage,
 ) -> Form {
     let mut form = vec![("To", message.destination.e164().to_owned())];
     form.push(match sender {
-        SmsSender::From(from) => ("From", from.clone()),
-        SmsSender::MessagingService(service) => ("MessagingServiceSid", service.clone()),
+        SmsSender::From(from) => ("From", from.to_owned()),
+        SmsSender::MessagingService(service) => ("MessagingServiceSid", service.to_owned()),
     });
     form.push(("Body", message.text.expose().to_owned()));
     if let Some(period) = validity_period_s {
         form.push(("ValidityPeriod", period.to_string()));
     }
+    if let Some(url) = status_callback {
+        form.push(("StatusCallback", url.to_owned()));
+    }
     form
 }
 
-/// The CreateCall form: `To`, `From` and inline `Twiml` that reads the passcode.
-pub(crate) fn call_form(caller_id: &str, voice: Option<&str>, message: &OutboundMessage) -> Form {
-    vec![
+/// The CreateCall form: `To`, `From`, inline `Twiml` that reads the passcode, and the status
+/// callback with its events.
+pub(crate) fn call_form(
+    caller_id: &str,
+    voice: Option<&str>,
+    status_callback: Option<&str>,
+    message: &OutboundMessage,
+) -> Form {
+    let mut form = vec![
         ("To", message.destination.e164().to_owned()),
         ("From", caller_id.to_owned()),
         ("Twiml", twiml(voice, message)),
-    ]
+    ];
+    if let Some(url) = status_callback {
+        form.push(("StatusCallback", url.to_owned()));
+        form.push(("StatusCallbackMethod", "POST".to_owned()));
+        for event in CALL_EVENTS {
+            form.push(("StatusCallbackEvent", event.to_owned()));
+        }
+    }
+    form
 }
 
 /// `<Response><Pause/><Say language voice>script</Say></Response>`.
@@ -115,26 +145,31 @@ mod tests {
     #[test]
     fn message_form_has_twilios_fields_in_order() {
         let sms = message(Channel::Sms, "Your code is 918273", None);
-        let from = SmsSender::From("+15005550006".into());
+        let from = SmsSender::From("+15005550006");
         assert_eq!(
-            message_form(&from, None, &sms),
+            message_form(from, None, None, &sms),
             [
                 ("To", "+14155550100".to_owned()),
                 ("From", "+15005550006".to_owned()),
                 ("Body", "Your code is 918273".to_owned()),
             ]
         );
-        let service = SmsSender::MessagingService("MG0123456789abcdef0123456789abcdef".into());
-        let form = message_form(&service, Some(300), &sms);
+        let service = SmsSender::MessagingService("MG0123456789abcdef0123456789abcdef");
+        let form = message_form(service, Some(300), Some("https://cb.example/status"), &sms);
         let fields: Vec<_> = form.iter().map(|(field, _)| *field).collect();
-        assert_eq!(fields, ["To", "MessagingServiceSid", "Body", "ValidityPeriod"]);
+        assert_eq!(
+            fields,
+            ["To", "MessagingServiceSid", "Body", "ValidityPeriod", "StatusCallback"]
+        );
         assert_eq!(form[3].1, "300");
+        assert_eq!(form[4].1, "https://cb.example/status");
     }
 
     #[test]
     fn call_form_reads_the_digits_in_twiml() {
         let call = message(Channel::Voice, "unused for voice", None);
-        let form = call_form("+15005550006", None, &call);
+        let form = call_form("+15005550006", None, None, &call);
+        assert_eq!(form.len(), 3, "no callback fields without a callback URL");
         assert_eq!(form[0], ("To", "+14155550100".to_owned()));
         assert_eq!(form[1], ("From", "+15005550006".to_owned()));
         let (field, twiml) = &form[2];
@@ -147,6 +182,23 @@ mod tests {
         );
         assert!(twiml.ends_with("</Say></Response>"));
         assert_eq!(twiml.matches("9, 1, 8, 2, 7, 3").count(), 2);
+    }
+
+    #[test]
+    fn call_form_asks_for_answered_and_completed_events() {
+        let call = message(Channel::Voice, "", None);
+        let form = call_form("+15005550006", None, Some("https://cb.example/status"), &call);
+        let callback: Vec<_> =
+            form.iter().filter(|(field, _)| field.starts_with("StatusCallback")).collect();
+        assert_eq!(
+            callback,
+            [
+                &("StatusCallback", "https://cb.example/status".to_owned()),
+                &("StatusCallbackMethod", "POST".to_owned()),
+                &("StatusCallbackEvent", "answered".to_owned()),
+                &("StatusCallbackEvent", "completed".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -23,11 +23,12 @@ use axum::{Extension, Json, Router};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::callbacks::{self, Created, Delivery};
 use super::{ReceivedSend, SendKind, TwilioAccount, TwilioEmulator};
 use crate::faults::InjectedAnswer;
 use crate::server::ConnectionControl;
 
-const API_VERSION: &str = "2010-04-01";
+pub(super) const API_VERSION: &str = "2010-04-01";
 
 /// Twilio's cap on a message body.
 const MAX_BODY_CHARS: usize = 1600;
@@ -39,6 +40,7 @@ pub(super) fn routes(emulator: TwilioEmulator) -> Router {
         // `{AccountSid}.json`: the router matches whole segments, so the suffix is checked in
         // the handler.
         .route("/2010-04-01/Accounts/{account_resource}", get(fetch_account))
+        .route("/__sim/delivery", get(get_delivery).put(put_delivery))
         .fallback(not_found)
         .with_state(emulator)
 }
@@ -103,7 +105,7 @@ async fn create_message(
         return response;
     }
     match validate_message(&send) {
-        Ok(()) => (StatusCode::CREATED, Json(message_resource(&emulator, &send))).into_response(),
+        Ok(()) => created(&emulator, &send, message_resource(&emulator, &send)),
         Err(error) => error.into_response(),
     }
 }
@@ -123,9 +125,47 @@ async fn create_call(
         return response;
     }
     match validate_call(&send) {
-        Ok(()) => (StatusCode::CREATED, Json(call_resource(&emulator, &send))).into_response(),
+        Ok(()) => created(&emulator, &send, call_resource(&emulator, &send)),
         Err(error) => error.into_response(),
     }
+}
+
+/// The 201 for a created resource; starts its status callbacks when the send asked for them.
+fn created(emulator: &TwilioEmulator, send: &ReceivedSend, resource: Value) -> Response {
+    let status_callback = send.param("StatusCallback").filter(|url| !url.is_empty());
+    if let (Some(url), Some(sid)) = (status_callback, resource["sid"].as_str()) {
+        let events = send
+            .params
+            .iter()
+            .filter(|(name, _)| name == "StatusCallbackEvent")
+            .map(|(_, value)| value.clone())
+            .collect();
+        callbacks::spawn(
+            emulator,
+            Created {
+                kind: send.kind,
+                sid: sid.to_owned(),
+                account_sid: send.account_sid.clone(),
+                to: send.to.clone(),
+                from: send.from.clone(),
+                status_callback: url.to_owned(),
+                events,
+            },
+        );
+    }
+    (StatusCode::CREATED, Json(resource)).into_response()
+}
+
+async fn get_delivery(State(emulator): State<TwilioEmulator>) -> Json<Delivery> {
+    Json(emulator.delivery())
+}
+
+async fn put_delivery(
+    State(emulator): State<TwilioEmulator>,
+    Json(delivery): Json<Delivery>,
+) -> Json<Delivery> {
+    emulator.set_delivery(delivery);
+    Json(emulator.delivery())
 }
 
 async fn fetch_account(
@@ -483,7 +523,6 @@ fn call_resource(emulator: &TwilioEmulator, send: &ReceivedSend) -> Value {
     let call_path = format!("/{API_VERSION}/Accounts/{account_sid}/Calls/{sid}");
     json!({
         "account_sid": account_sid,
-        "annotation": null,
         "answered_by": null,
         "api_version": API_VERSION,
         "caller_name": null,

@@ -1,6 +1,8 @@
 //! An emulator of Twilio's REST API 2010-04-01: `Messages.json`, `Calls.json` and the account
 //! resource, with Twilio's Basic auth, required parameters, error bodies and documented magic
-//! test numbers (`To` `+15005550001` gives 21211, and so on; the full table is in `api.rs`).
+//! test numbers (`To` `+15005550001` gives 21211, and so on; the full table is in `api.rs`),
+//! and signed status callbacks to a send's `StatusCallback` (what they report is set with
+//! [`TwilioEmulator::set_delivery`] or `PUT /__sim/delivery`).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -16,6 +18,7 @@
 //! ```
 
 mod api;
+mod callbacks;
 
 use std::fmt;
 use std::future::Future;
@@ -30,6 +33,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+pub use self::callbacks::{Delivery, SentCallback, signature};
 use crate::faults::{FaultInjector, Faults};
 use crate::journal::Journal;
 use crate::server::{self, RunningServer};
@@ -129,6 +133,11 @@ struct EmulatorState {
     /// Separate from the faults' RNG so that successful sends do not shift the fault sequence.
     /// A std mutex: held only to draw one number.
     sid_rng: Mutex<StdRng>,
+    /// What status callbacks report. A std mutex: held only to copy the value.
+    delivery: Mutex<Delivery>,
+    callbacks: Journal<SentCallback>,
+    /// Posts status callbacks; never follows redirects.
+    callback_client: reqwest::Client,
 }
 
 impl TwilioEmulator {
@@ -147,6 +156,13 @@ impl TwilioEmulator {
                 faults: Arc::new(FaultInjector::new(seed)),
                 journal: Journal::new(),
                 sid_rng: Mutex::new(StdRng::seed_from_u64(seed.wrapping_add(1))),
+                delivery: Mutex::new(Delivery::default()),
+                callbacks: Journal::new(),
+                callback_client: reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(std::time::Duration::from_secs(5))
+                    .build()
+                    .unwrap_or_default(),
             }),
         }
     }
@@ -211,8 +227,33 @@ impl TwilioEmulator {
         self.state.journal.wait_for_pushed(n).await;
     }
 
+    /// Sets what the status callbacks of later sends report (default: delivered).
+    pub fn set_delivery(&self, delivery: Delivery) {
+        *self.state.delivery.lock().unwrap_or_else(PoisonError::into_inner) = delivery;
+    }
+
+    /// What the status callbacks of later sends report.
+    #[must_use]
+    pub fn delivery(&self) -> Delivery {
+        *self.state.delivery.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every status callback posted so far, oldest first (recorded once answered).
+    #[must_use]
+    pub fn callbacks(&self) -> Vec<SentCallback> {
+        self.state.callbacks.snapshot()
+    }
+
     fn record(&self, send: ReceivedSend) {
         self.state.journal.push(send);
+    }
+
+    fn record_callback(&self, callback: SentCallback) {
+        self.state.callbacks.push(callback);
+    }
+
+    fn callback_client(&self) -> &reqwest::Client {
+        &self.state.callback_client
     }
 
     fn fault_injector(&self) -> &FaultInjector {
@@ -269,6 +310,17 @@ impl RunningEmulator {
     #[must_use]
     pub fn received(&self) -> Vec<ReceivedSend> {
         self.emulator.received()
+    }
+
+    /// See [`TwilioEmulator::set_delivery`].
+    pub fn set_delivery(&self, delivery: Delivery) {
+        self.emulator.set_delivery(delivery);
+    }
+
+    /// See [`TwilioEmulator::callbacks`].
+    #[must_use]
+    pub fn callbacks(&self) -> Vec<SentCallback> {
+        self.emulator.callbacks()
     }
 
     /// See [`TwilioEmulator::clear`].

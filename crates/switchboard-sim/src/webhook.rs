@@ -1,0 +1,273 @@
+//! A stand-in for an in-house gateway behind the generic `webhook` provider: one JSON endpoint
+//! on any path and method that records every request and answers what it is told to, with the
+//! shared faults.
+//!
+//! The default answer is `202 {"id": "wh-<n>", "status": "accepted"}` with a fresh id per
+//! request; [`WebhookEmulator::set_answer`] (or `PUT /__sim/answer`) replaces it.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::faults::{FaultInjector, Faults, InjectedAnswer};
+use crate::journal::Journal;
+use crate::server::{self, ConnectionControl, RunningServer};
+
+/// What the endpoint answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body; `None` answers the default `{"id": "wh-<n>", "status": "accepted"}`.
+    pub body: Option<Value>,
+}
+
+impl Default for Answer {
+    fn default() -> Answer {
+        Answer { status: 202, body: None }
+    }
+}
+
+/// One request the endpoint received.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReceivedRequest {
+    /// `POST`, `PUT`, ...
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The raw body (lossy UTF-8).
+    pub body: String,
+    /// When it was read.
+    #[serde(skip)]
+    pub received_at: SystemTime,
+}
+
+impl ReceivedRequest {
+    /// The first value of header `name` (lower case).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// The body as JSON (`null` if it is not).
+    #[must_use]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// The emulator: cheap to clone, every clone shares the answer, faults and record.
+#[derive(Clone, Debug)]
+pub struct WebhookEmulator {
+    state: Arc<EmulatorState>,
+}
+
+#[derive(Debug)]
+struct EmulatorState {
+    faults: Arc<FaultInjector>,
+    journal: Journal<ReceivedRequest>,
+    /// A std mutex: held only to copy or replace the value.
+    answer: Mutex<Answer>,
+    n_requests: AtomicU64,
+}
+
+impl Default for WebhookEmulator {
+    fn default() -> WebhookEmulator {
+        WebhookEmulator::new()
+    }
+}
+
+impl WebhookEmulator {
+    /// An emulator with the default answer and no faults.
+    #[must_use]
+    pub fn new() -> WebhookEmulator {
+        WebhookEmulator {
+            state: Arc::new(EmulatorState {
+                faults: Arc::new(FaultInjector::new(0)),
+                journal: Journal::new(),
+                answer: Mutex::new(Answer::default()),
+                n_requests: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Binds `127.0.0.1:0` and serves a new emulator.
+    pub async fn start() -> io::Result<RunningEmulator> {
+        WebhookEmulator::new().spawn().await
+    }
+
+    /// Binds `127.0.0.1:0` and serves this emulator on a background task.
+    pub async fn spawn(self) -> io::Result<RunningEmulator> {
+        let server = RunningServer::start(self.router()).await?;
+        Ok(RunningEmulator { emulator: self, server })
+    }
+
+    /// Serves this emulator on `listener` until `shutdown` completes.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
+        server::serve(listener, self.router(), shutdown).await;
+    }
+
+    /// `/__sim/*` and, on every other path, the endpoint.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/__sim/answer", put(put_answer))
+            .fallback(endpoint)
+            .with_state(self.clone())
+            .merge(crate::admin::routes(Arc::clone(&self.state.faults), self.state.journal.clone()))
+    }
+
+    /// Replaces what the endpoint answers.
+    pub fn set_answer(&self, answer: Answer) {
+        *self.state.answer.lock().unwrap_or_else(PoisonError::into_inner) = answer;
+    }
+
+    /// Replaces the faults in force.
+    ///
+    /// # Panics
+    /// If [`Faults::check`] refuses them.
+    pub fn set_faults(&self, faults: Faults) {
+        self.state.faults.set(faults);
+    }
+
+    /// Every request received so far, oldest first.
+    #[must_use]
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        self.state.journal.snapshot()
+    }
+
+    fn answer(&self) -> Answer {
+        self.state.answer.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// An emulator serving on a loopback port; stops on [`RunningEmulator::shutdown`] or drop.
+#[derive(Debug)]
+#[must_use = "dropping the handle stops the emulator"]
+pub struct RunningEmulator {
+    emulator: WebhookEmulator,
+    server: RunningServer,
+}
+
+impl RunningEmulator {
+    /// `http://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.server.addr())
+    }
+
+    /// The bound address.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The emulator handle.
+    #[must_use]
+    pub fn emulator(&self) -> &WebhookEmulator {
+        &self.emulator
+    }
+
+    /// See [`WebhookEmulator::set_answer`].
+    pub fn set_answer(&self, answer: Answer) {
+        self.emulator.set_answer(answer);
+    }
+
+    /// See [`WebhookEmulator::set_faults`].
+    pub fn set_faults(&self, faults: Faults) {
+        self.emulator.set_faults(faults);
+    }
+
+    /// See [`WebhookEmulator::received`].
+    #[must_use]
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        self.emulator.received()
+    }
+
+    /// Stops accepting, drops open connections and waits for the server task to end.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+async fn put_answer(
+    State(emulator): State<WebhookEmulator>,
+    Json(answer): Json<Answer>,
+) -> Response {
+    if !(100..=599).contains(&answer.status) {
+        return (StatusCode::BAD_REQUEST, "status: must be an HTTP status").into_response();
+    }
+    emulator.set_answer(answer);
+    Json(emulator.answer()).into_response()
+}
+
+async fn endpoint(
+    State(emulator): State<WebhookEmulator>,
+    connection: Option<Extension<ConnectionControl>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = emulator.state.n_requests.fetch_add(1, Ordering::Relaxed) + 1;
+    emulator.state.journal.push(ReceivedRequest {
+        method: method.as_str().to_owned(),
+        path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+        headers: headers
+            .iter()
+            .map(|(name, value)| {
+                (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        received_at: SystemTime::now(),
+    });
+    let decision = emulator.state.faults.draw();
+    if let Some(injected) =
+        decision.play(connection.as_ref().map(|Extension(control)| control)).await
+    {
+        return injected_response(injected);
+    }
+    let answer = emulator.answer();
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body =
+        answer.body.unwrap_or_else(|| json!({"id": format!("wh-{n}"), "status": "accepted"}));
+    (status, Json(body)).into_response()
+}
+
+fn injected_response(answer: InjectedAnswer) -> Response {
+    match answer {
+        InjectedAnswer::Status { status, code } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match code {
+                Some(code) => (status, Json(json!({"error": code}))).into_response(),
+                None => {
+                    let page = format!("<html><body><h1>{status}</h1></body></html>");
+                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+                }
+            }
+        }
+        InjectedAnswer::RateLimit { retry_after_s } => {
+            let mut response =
+                (StatusCode::TOO_MANY_REQUESTS, Json(json!({"error": "rate limited"})))
+                    .into_response();
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            response
+        }
+    }
+}
