@@ -170,7 +170,8 @@ async fn run(
     for pass in 0..limits.max_passes.max(1) {
         let plan = {
             let health = shared.health();
-            plan(&runtime.routes, &health, &query, Instant::now().into_std(), &mut rand::rng())
+            let mut rng = shared.rng();
+            plan(&runtime.routes, &health, &query, Instant::now().into_std(), &mut *rng)
         };
         if pass == 0 {
             let rule = plan.rule.as_ref().map(|rule| rule.name.to_string());
@@ -310,6 +311,11 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
                 };
             }
             tokio::select! {
+                // In this order when several are ready at once (timers share a millisecond
+                // tick): an outcome that has arrived is used before a hedge is launched or the
+                // deadline declared, and the choice does not depend on a coin flip, so replays
+                // are exact.
+                biased;
                 Some((index, outcome, elapsed)) = self.in_flight.next() => {
                     n_tried += 1;
                     self.running.remove(&index);

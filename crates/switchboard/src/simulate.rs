@@ -160,7 +160,7 @@ fn run_policy(
         let start = Instant::now();
         let world = Arc::new(World::new(Arc::clone(scenario), seed, arrivals.len(), start));
         let late_answers = match policy {
-            Policy::Switchboard => drive_server(scenario, &world, arrivals).await?,
+            Policy::Switchboard => drive_server(scenario, &world, arrivals, seed).await?,
             Policy::Priority => {
                 drive_baseline(scenario, &world, arrivals, Baseline::Priority).await?
             }
@@ -204,10 +204,10 @@ fn settings_with_timeouts(
     let timeouts = scenario
         .provider_ids()
         .map(|id| match file.providers.get(id) {
-            Some(ProviderConfig::Twilio(twilio)) => Duration::from_millis(twilio.timeout_ms),
-            None => Duration::ZERO,
+            Some(ProviderConfig::Twilio(twilio)) => Ok(Duration::from_millis(twilio.timeout_ms)),
+            _ => anyhow::bail!("switchboard.providers.{id}: the placeholder must be kind \"twilio\""),
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     let settings = Settings::from_file(file).context("switchboard config")?;
     Ok((settings, timeouts))
 }
@@ -251,12 +251,13 @@ async fn drive_server(
     scenario: &Arc<Scenario>,
     world: &Arc<World>,
     arrivals: &[Arrival],
+    seed: u64,
 ) -> anyhow::Result<u64> {
     let settings = emulated_settings(scenario, world, 0, Duration::ZERO)?;
     let deadline = settings.okta.deadline;
     let path = settings.okta.path.clone();
     let lifetime = settings.delivery.default_otp_lifetime;
-    let server = Server::new(settings);
+    let server = Server::new(settings).with_rng_seed(seed);
     let router = server.hook_router();
     let start = world.start;
     let mut price_changes = scenario.price_changes.iter().enumerate().peekable();

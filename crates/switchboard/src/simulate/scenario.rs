@@ -495,13 +495,23 @@ impl Scenario {
         }
     }
 
-    /// The switchboard configuration file in force `at` into the run.
-    ///
-    /// The server of this branch reads no `[prices]` yet (cost ranking arrives with the routing
-    /// engine), so prices stay the simulator's business; `at` is where they will come in.
+    /// The switchboard configuration file in force `at` into the run: the scenario's, with
+    /// `[prices]` written from the emulated providers' prices at that time (the operator keeps
+    /// the price table true, so cost ranking sees what billing will charge).
     pub(crate) fn switchboard_config(&self, at: Duration) -> toml::Table {
-        let _ = at;
-        self.switchboard.clone()
+        let mut table = self.switchboard.clone();
+        let prices: toml::Table = self
+            .providers
+            .iter()
+            .zip(self.prices_at(at))
+            .map(|(provider, prices)| {
+                let written = toml::Value::try_from(&prices.written)
+                    .expect("prices are plain numbers and tables");
+                (provider.id.clone(), written)
+            })
+            .collect();
+        table.insert("prices".into(), toml::Value::Table(prices));
+        table
     }
 
     /// The prices of every provider in force `at` into the run.
@@ -664,6 +674,12 @@ fn complete_switchboard(
     let mut guard = guard;
     guard.insert("mode".into(), Value::from("monitor"));
     table.insert("guard".into(), Value::Table(guard));
+
+    ensure!(
+        !table.contains_key("prices"),
+        "switchboard.prices: give prices under [providers.ID.prices]; the simulator writes \
+         switchboard's [prices] from them, so routing and billing agree"
+    );
 
     let mut accounts = section(&mut table, "providers")?;
     if let Some(unknown) = accounts.keys().find(|id| !providers.iter().any(|p| &p.id == *id)) {
