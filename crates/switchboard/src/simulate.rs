@@ -205,7 +205,9 @@ fn settings_with_timeouts(
         .provider_ids()
         .map(|id| match file.providers.get(id) {
             Some(ProviderConfig::Twilio(twilio)) => Ok(Duration::from_millis(twilio.timeout_ms)),
-            _ => anyhow::bail!("switchboard.providers.{id}: the placeholder must be kind \"twilio\""),
+            _ => {
+                anyhow::bail!("switchboard.providers.{id}: the placeholder must be kind \"twilio\"")
+            }
         })
         .collect::<anyhow::Result<_>>()?;
     let settings = Settings::from_file(file).context("switchboard config")?;

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use switchboard_core::plan::RouteQuery;
-use switchboard_core::{Certainty, Destination, ProviderId, Purpose};
+use switchboard_core::{Certainty, ProviderId, Purpose};
 use switchboard_server::Settings;
 use switchboard_server::config::Report;
 use tokio::time::Instant;
@@ -73,8 +73,7 @@ impl BaselineRouter {
         };
         // The rule the server would match (Okta's requestType is mfa-verification), read for
         // its configured order only: the baselines know nothing of ranking or strategies.
-        let Ok(destination) = Destination::parse(&arrival.phone, None) else { return };
-        let query = RouteQuery::for_destination(&destination, arrival.channel)
+        let query = RouteQuery::for_destination(&arrival.destination, arrival.channel)
             .with_purpose(Purpose::Verification);
         let Some(rule) = settings.routes.find(&query) else { return };
         let mut order: Vec<&Arc<EmulatedProvider>> = rule

@@ -330,6 +330,7 @@ mod tests {
             country: Country::parse("US").unwrap(),
             channel: Channel::Sms,
             phone: "+14155550100".into(),
+            destination: switchboard_core::Destination::parse("+14155550100", None).unwrap(),
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use switchboard_core::{Channel, Country};
+use switchboard_core::{Channel, Country, Destination};
 
 use super::scenario::Scenario;
 
@@ -22,6 +22,8 @@ pub(crate) struct Arrival {
     pub(crate) channel: Channel,
     /// E.164.
     pub(crate) phone: String,
+    /// The number parsed, once for every policy.
+    pub(crate) destination: Destination,
 }
 
 /// Mobile number ranges the phone metadata accepts, as (country, E.164 prefix, digits after
@@ -88,20 +90,16 @@ pub(crate) fn arrivals(scenario: &Scenario, otps: u64, seed: u64) -> Vec<Arrival
                     0
                 }
             };
-            Arrival {
-                at: Duration::from_secs_f64(at),
-                country,
-                channel,
-                phone: phone_number(country, n),
-            }
+            let phone = phone_number(country, n);
+            let destination = Destination::parse(&phone, None)
+                .expect("generated numbers are valid (tested below)");
+            Arrival { at: Duration::from_secs_f64(at), country, channel, phone, destination }
         })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use switchboard_core::Destination;
-
     use super::*;
 
     #[test]
