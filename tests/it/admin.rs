@@ -142,3 +142,49 @@ async fn a_rotated_secret_file_is_picked_up_by_the_watcher() {
         .unwrap();
     assert_eq!(new.status(), 200);
 }
+
+#[tokio::test]
+async fn explain_shows_live_health_and_why_a_provider_was_left_out() {
+    use switchboard_sim::faults::{Fault, Faults};
+    let app = crate::helpers::spawn_app_with(crate::helpers::AppOptions {
+        consecutive_failures: 2,
+        ..crate::helpers::AppOptions::default()
+    })
+    .await;
+    app.primary.set_faults(Faults::always(Fault::Status { status: 503, code: Some(20503) }));
+    for index in 0..2 {
+        app.hook_json(&okta_request(
+            &format!("evt-explain-{index}"),
+            &format!("+1415555011{index}"),
+            "482915",
+            "SMS",
+        ))
+        .await;
+    }
+
+    let json: serde_json::Value = app
+        .admin(Method::GET, "/admin/explain?number=%2B14155550177&channel=sms")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["country"], "US");
+    assert_eq!(json["candidates"][0]["provider"], "twilio-backup", "{json}");
+    assert_eq!(json["excluded"][0]["provider"], "twilio-primary", "{json}");
+    assert_eq!(json["excluded"][0]["reason"], "ejected", "{json}");
+
+    let text = app
+        .admin(Method::GET, "/admin/explain?number=%2B14155550177&format=text")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("excluded     twilio-primary: ejected"), "{text}");
+    assert!(!text.contains("4155550177"), "{text}");
+    let bad = app.admin(Method::GET, "/admin/explain?number=nope").send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+}

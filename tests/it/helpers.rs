@@ -25,6 +25,8 @@ pub(crate) struct AppOptions {
     pub(crate) extra: &'static str,
     /// Extra keys for the one route rule (`strategy = "hedge"`).
     pub(crate) route: &'static str,
+    /// Replaces the `[okta.auth]` table (header secret mode by default).
+    pub(crate) okta_auth: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -38,6 +40,7 @@ impl Default for AppOptions {
             max_attempts: 4,
             extra: "",
             route: "",
+            okta_auth: None,
         }
     }
 }
@@ -86,20 +89,27 @@ pub(crate) async fn spawn_app_with(options: AppOptions) -> TestApp {
         TwilioEmulator::start(TwilioAccount::new(PRIMARY_SID, "primary-token")).await.unwrap();
     let backup =
         TwilioEmulator::start(TwilioAccount::new(BACKUP_SID, "backup-token")).await.unwrap();
+    let header_auth = format!(
+        "[okta.auth]\nheader = \"Authorization\"\nsecrets = [\"${{file:{}}}\", \"previous-secret-0123456789\"]",
+        secret_file.display()
+    );
+    // Bound first: providers must know the public URL their receipts go to.
+    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public_base_url = format!("http://{}", hook_listener.local_addr().unwrap());
     let config = format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
+public_base_url = "{public_base_url}"
 
 [okta]
 deadline_ms = {deadline_ms}
 report = "{report}"
 default_region = "US"
 
-[okta.auth]
-header = "Authorization"
-secrets = ["${{file:{secret_file}}}", "previous-secret-0123456789"]
+{okta_auth}
 
 [admin]
 token = "{ADMIN_TOKEN}"
@@ -145,16 +155,14 @@ providers = ["twilio-primary", "twilio-backup"]
         extra = options.extra,
         route = options.route,
         primary_timeout_ms = options.primary_timeout_ms,
+        okta_auth = options.okta_auth.clone().unwrap_or(header_auth),
         primary_url = primary.base_url(),
-        secret_file = secret_file.display(),
         backup_url = backup.base_url(),
     );
     let config_path = dir.path().join("switchboard.toml");
     std::fs::write(&config_path, &config).unwrap();
     let settings = Settings::load(&config_path).unwrap();
     let path = settings.okta.path.clone();
-    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_url = format!("http://{}{path}", hook_listener.local_addr().unwrap());
     let admin_url = format!("http://{}", admin_listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -139,3 +139,37 @@ async fn a_number_with_no_country_is_refused_with_oktas_failed_shape() {
     let (primary, backup) = app.sends();
     assert!(primary.is_empty() && backup.is_empty());
 }
+
+#[tokio::test]
+async fn configured_templates_replace_oktas_text_per_locale() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::AppOptions {
+        extra: "[sms_text]\ndefault = \"Acme code: {code}\"\n[sms_text.locales]\nfr = \"Code Acme : {code}\"",
+        ..crate::helpers::AppOptions::default()
+    })
+    .await;
+    let mut french = okta_request("evt-fr", "+33612345678", "482915", "SMS");
+    french["data"]["messageProfile"]["locale"] = "fr-FR".into();
+    app.hook_json(&french).await;
+    app.hook_json(&okta_request("evt-en", "+14155550100", "730461", "SMS")).await;
+
+    let bodies: Vec<String> =
+        app.primary.received().iter().filter_map(|s| s.body.clone()).collect();
+    assert_eq!(bodies, ["Code Acme : 482915", "Acme code: 730461"]);
+}
+
+#[tokio::test]
+async fn an_okta_text_that_would_bill_many_parts_is_replaced_by_a_short_one() {
+    let app = spawn_app().await;
+    let mut long = okta_request("evt-long", "+14155550100", "482915", "SMS");
+    // UCS-2 (the emoji) and long: five or more parts at 67 units each.
+    long["data"]["messageProfile"]["msgTemplate"] =
+        format!("🔐 {} 482915", "Votre code de vérification ".repeat(12)).into();
+    app.hook_json(&long).await;
+    let mut lost = okta_request("evt-lost", "+14155550101", "730461", "SMS");
+    lost["data"]["messageProfile"]["msgTemplate"] = "Your code is on its way".into();
+    app.hook_json(&lost).await;
+
+    let bodies: Vec<String> =
+        app.primary.received().iter().filter_map(|s| s.body.clone()).collect();
+    assert_eq!(bodies, ["Your verification code is 482915", "Your verification code is 730461"]);
+}

@@ -8,4 +8,6 @@ mod helpers;
 mod hook;
 mod hostile;
 mod idempotency;
+mod oauth;
 mod observability;
+mod receipts;

@@ -13,8 +13,14 @@ pub mod aws;
 pub mod callback;
 mod error;
 mod http;
+pub mod infobip;
+pub mod plivo;
 pub mod senders;
+pub mod sinch;
+pub mod telesign;
+mod transport;
 pub mod twilio;
+pub mod vonage;
 pub mod webhook;
 
 use std::fmt;
@@ -27,8 +33,13 @@ use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 pub use aws::{AwsSmsVoice, AwsSmsVoiceConfig};
 pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
 pub use error::ProviderError;
+pub use infobip::{Infobip, InfobipConfig};
+pub use plivo::{Plivo, PlivoConfig};
 pub use senders::{CountrySenderConfig, Senders};
+pub use sinch::{Sinch, SinchConfig};
+pub use telesign::{Telesign, TelesignConfig};
 pub use twilio::{Twilio, TwilioConfig};
+pub use vonage::{Vonage, VonageConfig};
 pub use webhook::{ReceiptConfig, Webhook, WebhookConfig};
 
 /// A provider's acceptance of one message.
@@ -87,6 +98,16 @@ pub enum ProviderConfig {
     AwsSmsVoice(AwsSmsVoiceConfig),
     /// A generic JSON webhook (an in-house gateway).
     Webhook(WebhookConfig),
+    /// Vonage SMS API and Voice API.
+    Vonage(VonageConfig),
+    /// Sinch SMS (xms batches) and Voice callouts.
+    Sinch(SinchConfig),
+    /// Telesign Messaging and Voice.
+    Telesign(TelesignConfig),
+    /// Infobip SMS and voice (text to speech).
+    Infobip(InfobipConfig),
+    /// Plivo Messaging and Voice.
+    Plivo(PlivoConfig),
 }
 
 impl ProviderConfig {
@@ -97,6 +118,11 @@ impl ProviderConfig {
             ProviderConfig::Twilio(_) => "twilio",
             ProviderConfig::AwsSmsVoice(_) => "aws_sms_voice",
             ProviderConfig::Webhook(_) => "webhook",
+            ProviderConfig::Vonage(_) => "vonage",
+            ProviderConfig::Sinch(_) => "sinch",
+            ProviderConfig::Telesign(_) => "telesign",
+            ProviderConfig::Infobip(_) => "infobip",
+            ProviderConfig::Plivo(_) => "plivo",
         }
     }
 
@@ -106,6 +132,11 @@ impl ProviderConfig {
             ProviderConfig::Twilio(config) => config.validate(key_prefix),
             ProviderConfig::AwsSmsVoice(config) => config.validate(key_prefix),
             ProviderConfig::Webhook(config) => config.validate(key_prefix),
+            ProviderConfig::Vonage(config) => config.validate(key_prefix),
+            ProviderConfig::Sinch(config) => config.validate(key_prefix),
+            ProviderConfig::Telesign(config) => config.validate(key_prefix),
+            ProviderConfig::Infobip(config) => config.validate(key_prefix),
+            ProviderConfig::Plivo(config) => config.validate(key_prefix),
         }
     }
 }
@@ -121,6 +152,11 @@ pub fn build(
         // AWS has no callbacks: delivery events go to the configuration set's destinations.
         ProviderConfig::AwsSmsVoice(config) => Ok(Arc::new(AwsSmsVoice::try_new(id, config)?)),
         ProviderConfig::Webhook(config) => Ok(Arc::new(Webhook::try_new(id, config, context)?)),
+        ProviderConfig::Vonage(config) => Ok(Arc::new(Vonage::try_new(id, config, context)?)),
+        ProviderConfig::Sinch(config) => Ok(Arc::new(Sinch::try_new(id, config, context)?)),
+        ProviderConfig::Telesign(config) => Ok(Arc::new(Telesign::try_new(id, config, context)?)),
+        ProviderConfig::Infobip(config) => Ok(Arc::new(Infobip::try_new(id, config, context)?)),
+        ProviderConfig::Plivo(config) => Ok(Arc::new(Plivo::try_new(id, config, context)?)),
     }
 }
 
@@ -184,5 +220,87 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("providers.twilio-us.account_sid: "), "{error}");
+    }
+    /// The commented Vonage and Sinch tables in `config/example.toml`, uncommented: every key
+    /// line (`# key = value`, `# [table]`) of the block that starts at `# [providers.{id}]`.
+    fn example_block(id: &str) -> String {
+        let example = include_str!("../../../config/example.toml");
+        let start = example.find(&format!("# [providers.{id}]")).expect("example documents it");
+        example[start..]
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| {
+                line.starts_with('[')
+                    || line.split_once(" = ").is_some_and(|(key, _)| {
+                        key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    })
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_example_documents_every_vonage_and_sinch_key() {
+        let vonage_keys = [
+            "api_key",
+            "api_secret",
+            "signature_secret",
+            "signature_method",
+            "application_id",
+            "private_key",
+            "private_key_file",
+            "from",
+            "voice_from",
+            "sms_base_url",
+            "voice_base_url",
+            "timeout_ms",
+            "connect_timeout_ms",
+            "sms_ttl_ms",
+            "ringing_timer_s",
+            "length_timer_s",
+            "[providers.vonage-eu.senders.GB]",
+        ];
+        let sinch_keys = [
+            "service_plan_id",
+            "api_token",
+            "application_key",
+            "application_secret",
+            "voice_auth",
+            "callback_token",
+            "from",
+            "voice_from",
+            "sms_base_url",
+            "voice_base_url",
+            "timeout_ms",
+            "connect_timeout_ms",
+        ];
+        for (id, kind, keys) in
+            [("vonage-eu", "vonage", &vonage_keys[..]), ("sinch-eu", "sinch", &sinch_keys[..])]
+        {
+            let block = example_block(id);
+            for key in keys {
+                let is_documented = block.lines().any(|line| {
+                    line == *key || line.split_once(" = ").is_some_and(|(name, _)| name == *key)
+                });
+                assert!(is_documented, "{id}: {key} is not in config/example.toml");
+            }
+            // `${NAME}` stands for an environment variable the server substitutes first; and
+            // `private_key` and `private_key_file` are alternatives the example shows both of.
+            let block = block
+                .replace("private_key_file = ", "# private_key_file = ")
+                .split("${")
+                .enumerate()
+                .map(|(index, part)| match (index, part.split_once('}')) {
+                    (0, _) | (_, None) => part.to_owned(),
+                    (_, Some((_, rest))) => format!("c2VjcmV0dmFsdWUx{rest}"),
+                })
+                .collect::<String>();
+            let parsed: Providers =
+                toml::from_str(&block).unwrap_or_else(|e| panic!("{id}: {e}\n{block}"));
+            let config = &parsed.providers[id];
+            assert_eq!(config.kind(), kind);
+            config.validate(&format!("providers.{id}")).unwrap();
+        }
     }
 }

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -29,6 +29,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/reload", post(reload))
         .route("/admin/providers", get(providers))
         .route("/admin/providers/{id}/state", put(set_state))
+        .route("/admin/explain", get(explain))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             require_admin_token,
@@ -148,6 +149,51 @@ async fn set_state(
     shared.health().set_operator_state(&id, state);
     tracing::warn!(provider = %id, state = state.as_str(), "operator changed provider state");
     Json(serde_json::json!({"id": id.as_str(), "operator_state": state.as_str()})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainParams {
+    number: String,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    request_type: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /admin/explain?number=+447700900123&channel=voice&format=text`.
+async fn explain(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<ExplainParams>,
+) -> Response {
+    let bad = |error: String| {
+        (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": error}))).into_response()
+    };
+    let channel = match params.channel.as_deref() {
+        None => Channel::Sms,
+        Some(text) => match Channel::parse(text) {
+            Some(channel) => channel,
+            None => return bad("channel: must be sms or voice".into()),
+        },
+    };
+    let purpose = match params.request_type.as_deref() {
+        None => None,
+        Some(text) => match crate::okta::parse_purpose_name(text) {
+            Some(purpose) => Some(purpose),
+            None => return bad(
+                "request_type: must be enrollment, verification, account_unlock or password_reset"
+                    .into(),
+            ),
+        },
+    };
+    let query = crate::explain::ExplainQuery { number: params.number, channel, purpose };
+    match crate::explain::explain_live(&shared, &query) {
+        Ok((text, _)) if params.format.as_deref() == Some("text") => text.into_response(),
+        Ok((_, json)) => Json(json).into_response(),
+        Err(error) => bad(format!("number: {error}")),
+    }
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

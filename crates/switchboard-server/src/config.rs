@@ -19,7 +19,7 @@ use switchboard_core::route::{ProviderCatalog, RouteConfig, RouteTable};
 use switchboard_core::{ConfigError, Country, ProviderId};
 use switchboard_providers::{BuildContext, ProviderConfig, SharedProvider};
 
-use crate::auth::HeaderSecretAuth;
+use crate::auth::{CachePolicy, HeaderSecretAuth, OAuthSettings, OAuthVerifier, OktaAuth};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -35,6 +35,9 @@ pub struct FileConfig {
     /// Attempts, background delivery and idempotency.
     #[serde(default = "default_delivery")]
     pub delivery: DeliveryConfig,
+    /// SMS text per locale, replacing Okta's `msgTemplate`. Optional.
+    #[serde(default)]
+    pub sms_text: Option<switchboard_core::text::TemplateConfig>,
     /// The toll-fraud guard.
     #[serde(default = "crate::guard::default_guard")]
     pub guard: crate::guard::GuardConfig,
@@ -119,16 +122,75 @@ pub enum Report {
     Truthful,
 }
 
-/// `[okta.auth]`: the header secret configured on the hook in Okta.
+/// `[okta.auth]`: how Okta authenticates, as configured on the hook in Okta.
+///
+/// One flat table for both modes; keys of the other mode are refused by name, so a forgotten
+/// `mode = "oauth2"` is an error rather than a silently ignored `issuer`. That is why the
+/// mode-specific keys are `Option`s with defaults applied in validation (the `DEFAULT_*`
+/// constants) instead of serde defaults.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OktaAuthConfig {
-    /// Header name Okta sends the secret in.
-    #[serde(default = "default_auth_header")]
-    pub header: String,
-    /// One or two accepted values (two while rotating).
+    /// `header` (a fixed secret in a header) or `oauth2` (a bearer JWT from an Okta
+    /// authorization server).
+    #[serde(default = "default_auth_mode")]
+    pub mode: AuthMode,
+    /// Header mode: the header name Okta sends the secret in. Default `Authorization`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Header mode: one or two accepted values (two while rotating).
+    #[serde(default)]
     pub secrets: Vec<SecretString>,
+    /// OAuth mode: the authorization server's issuer, exactly as in the tokens' `iss`
+    /// (`https://{org}.okta.com/oauth2/default`).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// OAuth mode: the tokens' `aud`, exactly (`api://default`, or the server's audience).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// OAuth mode: the custom scope Okta requests, required in the tokens' `scp`.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// OAuth mode: when set, the tokens' `cid` must equal it (the client Okta uses).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// OAuth mode: fetch keys here instead of the `jwks_uri` in the issuer's metadata.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// OAuth mode: clock skew allowed on `exp` and `nbf`, in seconds. 0..=300, default 60.
+    #[serde(default)]
+    pub leeway_s: Option<u64>,
+    /// OAuth mode: at most one key refresh for an unknown `kid` per this many seconds.
+    /// 10..=3600, default 60.
+    #[serde(default)]
+    pub jwks_cooldown_s: Option<u64>,
+    /// OAuth mode: bound on one key fetch (metadata included), in milliseconds. 100..=5000,
+    /// default 1000.
+    #[serde(default)]
+    pub jwks_timeout_ms: Option<u64>,
 }
+
+/// `[okta.auth] mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// A fixed secret in a header.
+    Header,
+    /// A bearer JWT from an Okta authorization server (client secret or private key JWT).
+    #[serde(rename = "oauth2")]
+    OAuth2,
+}
+
+fn default_auth_mode() -> AuthMode {
+    AuthMode::Header
+}
+
+/// `okta.auth.leeway_s` when not set.
+pub const DEFAULT_LEEWAY_S: u64 = 60;
+/// `okta.auth.jwks_cooldown_s` when not set.
+pub const DEFAULT_JWKS_COOLDOWN_S: u64 = 60;
+/// `okta.auth.jwks_timeout_ms` when not set.
+pub const DEFAULT_JWKS_TIMEOUT_MS: u64 = 1_000;
 
 /// `[delivery]`: how hard switchboard tries, and for how long.
 #[derive(Debug, Deserialize)]
@@ -314,8 +376,8 @@ fn default_deadline_ms() -> u64 {
 fn default_report() -> Report {
     Report::AlwaysSuccess
 }
-fn default_auth_header() -> String {
-    "Authorization".into()
+fn default_auth_header() -> &'static str {
+    "Authorization"
 }
 
 /// Validated configuration.
@@ -339,6 +401,8 @@ pub struct Settings {
     pub health: HealthPolicy,
     /// The toll-fraud guard, with fresh counters.
     pub(crate) guard: crate::guard::Guard,
+    /// Configured SMS templates, when `[sms_text]` is given.
+    pub(crate) sms_text: Option<switchboard_core::text::TemplateSet>,
     /// Providers in id order.
     pub providers: Vec<SharedProvider>,
     /// Route rules.
@@ -360,7 +424,7 @@ pub struct OktaSettings {
     pub report: Report,
     /// Region for numbers without `+`.
     pub default_region: Option<Country>,
-    pub(crate) auth: HeaderSecretAuth,
+    pub(crate) auth: OktaAuth,
 }
 
 /// Why a configuration could not be loaded.
@@ -430,6 +494,11 @@ impl Settings {
         let health = HealthPolicy::try_new(&file.health)?;
         let delivery = validate_delivery(&file.delivery)?;
         let guard = crate::guard::Guard::try_new(&file.guard)?;
+        let sms_text = file
+            .sms_text
+            .as_ref()
+            .map(|config| switchboard_core::text::TemplateSet::try_new("sms_text", config))
+            .transpose()?;
         let admin_auth = match &file.admin.token {
             Some(token) if token.expose_secret().len() < 16 => {
                 return Err(
@@ -477,6 +546,7 @@ impl Settings {
             okta,
             delivery,
             guard,
+            sms_text,
             logging: file.logging,
             health,
             providers,
@@ -510,26 +580,31 @@ impl FileConfig {
 /// `https://host[:port][/prefix]`, no query, fragment or credentials; `http://` only for
 /// loopback (tests, the demo).
 fn validate_base_url(text: &str) -> Result<String, ConfigError> {
-    let key = "server.public_base_url";
     let trimmed = text.trim_end_matches('/');
-    let rest = if let Some(rest) = trimmed.strip_prefix("https://") {
+    check_https_url("server.public_base_url", trimmed)?;
+    Ok(trimmed.to_owned())
+}
+
+/// `https://host[:port][/path]` without query, fragment or credentials; `http://` only for a
+/// loopback host.
+fn check_https_url(key: &str, text: &str) -> Result<(), ConfigError> {
+    let rest = if let Some(rest) = text.strip_prefix("https://") {
         rest
-    } else if let Some(rest) = trimmed.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
-        if !(host == "localhost" || host.starts_with("127.") || host == "[::1]") {
+    } else if let Some(rest) = text.strip_prefix("http://") {
+        if !crate::auth::is_loopback_url(text) {
             return Err(ConfigError::invalid(key, "must use https (http only for loopback)"));
         }
         rest
     } else {
         return Err(ConfigError::invalid(key, "must start with https://"));
     };
-    if rest.is_empty() || rest.contains(['?', '#', '@', ' ']) {
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', '@', ' ']) {
         return Err(ConfigError::invalid(
             key,
             "must be a host and optional path, without query, fragment or credentials",
         ));
     }
-    Ok(trimmed.to_owned())
+    Ok(())
 }
 
 fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
@@ -556,16 +631,60 @@ fn validate_okta(okta: &OktaConfig) -> Result<OktaSettings, ConfigError> {
         })?),
         None => None,
     };
-    let header = HeaderName::try_from(okta.auth.header.as_str())
+    Ok(OktaSettings {
+        path: okta.path.clone(),
+        deadline: Duration::from_millis(okta.deadline_ms),
+        report: okta.report,
+        default_region,
+        auth: validate_okta_auth(&okta.auth)?,
+    })
+}
+
+fn validate_okta_auth(auth: &OktaAuthConfig) -> Result<OktaAuth, ConfigError> {
+    let header_keys = [("header", auth.header.is_some()), ("secrets", !auth.secrets.is_empty())];
+    let oauth_keys = [
+        ("issuer", auth.issuer.is_some()),
+        ("audience", auth.audience.is_some()),
+        ("scope", auth.scope.is_some()),
+        ("client_id", auth.client_id.is_some()),
+        ("jwks_uri", auth.jwks_uri.is_some()),
+        ("leeway_s", auth.leeway_s.is_some()),
+        ("jwks_cooldown_s", auth.jwks_cooldown_s.is_some()),
+        ("jwks_timeout_ms", auth.jwks_timeout_ms.is_some()),
+    ];
+    let (mode, other_keys) = match auth.mode {
+        AuthMode::Header => ("header", &oauth_keys[..]),
+        AuthMode::OAuth2 => ("oauth2", &header_keys[..]),
+    };
+    if let Some((key, _)) = other_keys.iter().find(|(_, is_set)| *is_set) {
+        return Err(ConfigError::invalid(
+            format!("okta.auth.{key}"),
+            format!("is not used with mode = \"{mode}\""),
+        ));
+    }
+    match auth.mode {
+        AuthMode::Header => validate_header_auth(auth).map(OktaAuth::Header),
+        AuthMode::OAuth2 => {
+            let settings = validate_oauth(auth)?;
+            let verifier = OAuthVerifier::try_new(settings).map_err(|error| {
+                ConfigError::invalid("okta.auth", format!("http client: {error}"))
+            })?;
+            Ok(OktaAuth::OAuth2(std::sync::Arc::new(verifier)))
+        }
+    }
+}
+
+fn validate_header_auth(auth: &OktaAuthConfig) -> Result<HeaderSecretAuth, ConfigError> {
+    let header = HeaderName::try_from(auth.header.as_deref().unwrap_or(default_auth_header()))
         .map_err(|_| ConfigError::invalid("okta.auth.header", "is not a valid HTTP header name"))?;
-    if !(1..=2).contains(&okta.auth.secrets.len()) {
+    if !(1..=2).contains(&auth.secrets.len()) {
         return Err(ConfigError::invalid(
             "okta.auth.secrets",
             "give one secret, or two while rotating",
         ));
     }
-    let mut secrets = Vec::with_capacity(okta.auth.secrets.len());
-    for (index, secret) in okta.auth.secrets.iter().enumerate() {
+    let mut secrets = Vec::with_capacity(auth.secrets.len());
+    for (index, secret) in auth.secrets.iter().enumerate() {
         let secret = secret.expose_secret();
         if secret.len() < 16 {
             return Err(ConfigError::invalid(
@@ -575,12 +694,68 @@ fn validate_okta(okta: &OktaConfig) -> Result<OktaSettings, ConfigError> {
         }
         secrets.push(secret);
     }
-    Ok(OktaSettings {
-        path: okta.path.clone(),
-        deadline: Duration::from_millis(okta.deadline_ms),
-        report: okta.report,
-        default_region,
-        auth: HeaderSecretAuth::new(header, &secrets),
+    Ok(HeaderSecretAuth::new(header, &secrets))
+}
+
+fn validate_oauth(auth: &OktaAuthConfig) -> Result<OAuthSettings, ConfigError> {
+    fn required<'a>(key: &str, value: &'a Option<String>) -> Result<&'a str, ConfigError> {
+        match value.as_deref().map(str::trim) {
+            Some(text) if !text.is_empty() => Ok(text),
+            Some(_) => Err(ConfigError::invalid(format!("okta.auth.{key}"), "must not be empty")),
+            None => Err(ConfigError::invalid(
+                format!("okta.auth.{key}"),
+                "is required with mode = \"oauth2\"",
+            )),
+        }
+    }
+    let issuer = required("issuer", &auth.issuer)?;
+    check_https_url("okta.auth.issuer", issuer)?;
+    let audience = required("audience", &auth.audience)?;
+    let scope = required("scope", &auth.scope)?;
+    if scope.contains(char::is_whitespace) {
+        return Err(ConfigError::invalid("okta.auth.scope", "must be one scope, without spaces"));
+    }
+    let client_id = match &auth.client_id {
+        Some(_) => Some(required("client_id", &auth.client_id)?.to_owned()),
+        None => None,
+    };
+    let jwks_uri = match &auth.jwks_uri {
+        Some(_) => {
+            let uri = required("jwks_uri", &auth.jwks_uri)?;
+            check_https_url("okta.auth.jwks_uri", uri)?;
+            Some(uri.to_owned())
+        }
+        None => None,
+    };
+    let leeway_s = auth.leeway_s.unwrap_or(DEFAULT_LEEWAY_S);
+    if leeway_s > 300 {
+        return Err(ConfigError::invalid("okta.auth.leeway_s", "must be between 0 and 300"));
+    }
+    let cooldown_s = auth.jwks_cooldown_s.unwrap_or(DEFAULT_JWKS_COOLDOWN_S);
+    if !(10..=3_600).contains(&cooldown_s) {
+        return Err(ConfigError::invalid(
+            "okta.auth.jwks_cooldown_s",
+            "must be between 10 and 3600 (it bounds the key fetches a flood of unknown kids causes)",
+        ));
+    }
+    let timeout_ms = auth.jwks_timeout_ms.unwrap_or(DEFAULT_JWKS_TIMEOUT_MS);
+    if !(100..=5_000).contains(&timeout_ms) {
+        return Err(ConfigError::invalid(
+            "okta.auth.jwks_timeout_ms",
+            "must be between 100 and 5000: a request waiting for keys still has Okta's 3 s to meet",
+        ));
+    }
+    Ok(OAuthSettings {
+        issuer: issuer.to_owned(),
+        audience: audience.to_owned(),
+        scope: scope.to_owned(),
+        client_id,
+        jwks_uri,
+        leeway: Duration::from_secs(leeway_s),
+        policy: CachePolicy {
+            cooldown: Duration::from_secs(cooldown_s),
+            timeout: Duration::from_millis(timeout_ms),
+        },
     })
 }
 

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use switchboard_core::{Destination, OutboundMessage, Purpose};
+use switchboard_core::{Destination, MessageText, OutboundMessage, Purpose};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -27,18 +27,34 @@ use crate::metrics::HookOutcome;
 use crate::okta::{ActionStatus, ErrorResponse, HookRequest, HookResponse};
 use crate::state::{Runtime, Shared};
 
-/// Checks Okta's credentials before the body is read: a forged call costs one header compare.
+/// Checks Okta's credentials before the body is read: a forged call costs one header compare
+/// or one signature check, and never a provider call. The token is never logged.
 pub(crate) async fn require_okta_auth(
     State(shared): State<Arc<Shared>>,
     request: Request,
     next: Next,
 ) -> Response {
     let runtime = shared.runtime();
-    match runtime.okta.auth.verify(request.headers()) {
+    match runtime.okta.auth.verify(request.headers()).await {
         Ok(()) => next.run(request).await,
         Err(failure) => {
             shared.metrics.hook_refused(failure.as_str());
-            tracing::warn!(reason = failure.as_str(), header = %runtime.okta.auth.header(), "hook request refused: authentication failed");
+            let (mode, header) = (runtime.okta.auth.mode(), runtime.okta.auth.header());
+            if failure.is_ours() {
+                tracing::error!(
+                    reason = failure.as_str(),
+                    mode,
+                    header,
+                    "hook request refused: no okta signing keys could be fetched yet"
+                );
+            } else {
+                tracing::warn!(
+                    reason = failure.as_str(),
+                    mode,
+                    header,
+                    "hook request refused: authentication failed"
+                );
+            }
             let body = ErrorResponse::new("authentication failed", "UNAUTHORIZED", None);
             (StatusCode::UNAUTHORIZED, Json(body)).into_response()
         }
@@ -112,12 +128,13 @@ pub(crate) async fn handle_hook(
         return refuse(&shared, &delivery.event_id, "otp_expired", "otpExpires is in the past");
     }
     let lifetime = runtime.delivery.otp_lifetime(delivery.otp_expires);
+    let text = sms_text(&runtime, &shared, &delivery);
     let message = OutboundMessage {
         reference: delivery.event_id.clone(),
         destination,
         channel: delivery.channel,
         passcode: delivery.passcode,
-        text: delivery.text,
+        text,
         locale: delivery.locale,
     };
     // The ledger keeps the event at least as long as Okta could retry it.
@@ -171,6 +188,34 @@ pub(crate) async fn handle_hook(
     wait_for_answer(answer).await
 }
 
+/// Okta's SMS parts cap when no `[sms_text]` says otherwise (threat T12: a long or UCS-2
+/// template billed as many segments).
+const OKTA_TEXT_MAX_SEGMENTS: usize = 2;
+
+/// The SMS text: the configured template for the user's locale, else Okta's text unless it is
+/// missing, lost the code, or would bill more than [`OKTA_TEXT_MAX_SEGMENTS`] parts, else a short
+/// built-in text.
+fn sms_text(runtime: &Runtime, shared: &Shared, delivery: &crate::okta::Delivery) -> MessageText {
+    if let Some(templates) = &runtime.sms_text {
+        return templates.render(delivery.locale.as_ref(), &delivery.passcode);
+    }
+    match &delivery.text {
+        Some(text)
+            if switchboard_core::text::segments(text.expose()).count <= OKTA_TEXT_MAX_SEGMENTS =>
+        {
+            text.clone()
+        }
+        Some(_) => {
+            shared.metrics.hook_refused("okta_text_too_long");
+            tracing::warn!(event_id = %delivery.event_id, "Okta's SMS text would bill more than two parts; sending the short built-in text");
+            MessageText::new(format!("Your verification code is {}", delivery.passcode.expose()))
+        }
+        None => {
+            MessageText::new(format!("Your verification code is {}", delivery.passcode.expose()))
+        }
+    }
+}
+
 /// Waits for the published answer. If the delivery task died without answering (a bug), Okta
 /// still gets a well-formed answer, and the details go to the log.
 async fn wait_for_answer(mut answer: watch::Receiver<Option<Arc<Answer>>>) -> Response {
@@ -201,6 +246,14 @@ impl Job {
     async fn run(self, publish: watch::Sender<Option<Arc<Answer>>>) {
         let Job { shared, runtime, message, purpose, received, lifetime } = self;
         let answer_deadline = received + runtime.okta.deadline;
+        // Prices are per SMS part (a call counts as one minute).
+        let segments = match message.channel {
+            switchboard_core::Channel::Sms => {
+                u32::try_from(switchboard_core::text::segments(message.text.expose()).count)
+                    .unwrap_or(u32::MAX)
+            }
+            switchboard_core::Channel::Voice => 1,
+        };
         // Keep delivering after the answer only when Okta was told SUCCESSFUL (so its own
         // providers stay silent) and the code has not expired yet.
         let background =
@@ -213,7 +266,7 @@ impl Job {
                 retry_backoff: runtime.delivery.retry_backoff,
                 avoid: None,
                 purpose,
-                segments: 1,
+                segments,
             },
             _ => Limits {
                 attempt_deadline: answer_deadline,
@@ -222,7 +275,7 @@ impl Job {
                 retry_backoff: runtime.delivery.retry_backoff,
                 avoid: None,
                 purpose,
-                segments: 1,
+                segments,
             },
         };
         let phone_key = shared.phones.key(&message.destination);

@@ -11,6 +11,7 @@ mod auth;
 mod callbacks;
 pub mod config;
 mod dispatch;
+pub mod explain;
 mod guard;
 mod hook;
 mod ledger;
@@ -139,6 +140,10 @@ impl Server {
             shared.start_draining();
             let _ = stop_tx.send(true);
         });
+        // OAuth mode: fetch Okta's signing keys now, so Okta's first call does not wait on them
+        // (a failure is logged by the cache and retried on demand).
+        let auth = self.shared.runtime().okta.auth.clone();
+        tokio::spawn(async move { auth.warm_up().await });
         let upkeep_shared = Arc::clone(&self.shared);
         let upkeep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));

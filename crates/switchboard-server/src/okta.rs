@@ -101,7 +101,8 @@ pub(crate) struct Delivery {
     pub(crate) channel: Channel,
     pub(crate) phone_number: String,
     pub(crate) passcode: Passcode,
-    pub(crate) text: MessageText,
+    /// Okta's SMS text, when it has one that contains the code.
+    pub(crate) text: Option<MessageText>,
     pub(crate) locale: Option<Locale>,
     pub(crate) otp_expires: Option<OffsetDateTime>,
     /// Okta's user id, for per-user velocity limits.
@@ -147,12 +148,13 @@ impl HookRequest {
             })?),
             None => None,
         };
-        // Okta puts the code into the template; without one (always for CALL) we write our own.
+        // Okta puts the code into the template; without one (always for CALL), or with one that
+        // lost the code, we write our own.
         let text = match &profile.msg_template {
-            Some(template) if !template.expose().trim().is_empty() => {
-                MessageText::new(template.expose().to_owned())
+            Some(template) if template.expose().contains(passcode.expose()) => {
+                Some(MessageText::new(template.expose().to_owned()))
             }
-            _ => MessageText::new(format!("Your verification code is {}", passcode.expose())),
+            _ => None,
         };
         Ok(Delivery {
             event_id: self.event_id,
@@ -189,6 +191,19 @@ fn parse_channel(text: &str) -> Option<Channel> {
         Some(Channel::Voice)
     } else {
         None
+    }
+}
+
+/// A purpose by the name operators use (`verification`) or Okta's (`mfa-verification`).
+pub(crate) fn parse_purpose_name(text: &str) -> Option<Purpose> {
+    let text = text.trim().to_ascii_lowercase();
+    let text = text.strip_prefix("com.okta.user.telephony.").unwrap_or(&text);
+    match text {
+        "enrollment" | "pre-enrollment" => Some(Purpose::Enrollment),
+        "verification" | "mfa-verification" => Some(Purpose::Verification),
+        "account_unlock" | "account-unlock" => Some(Purpose::AccountUnlock),
+        "password_reset" | "password-reset" => Some(Purpose::PasswordReset),
+        _ => None,
     }
 }
 
@@ -340,7 +355,7 @@ mod tests {
         assert_eq!(delivery.channel, Channel::Sms);
         assert_eq!(delivery.phone_number, "9876543210");
         assert_eq!(delivery.passcode.expose(), "11111");
-        assert_eq!(delivery.text.expose(), "(HOOK)Your code is 11111");
+        assert_eq!(delivery.text.unwrap().expose(), "(HOOK)Your code is 11111");
         assert_eq!(delivery.locale.unwrap().tag(), "en-US");
         assert_eq!(delivery.otp_expires.unwrap().unix_timestamp(), 1_643_406_514);
         assert_eq!(delivery.user_id.as_deref(), Some("00uyxxSknGtK8022w0g3"));

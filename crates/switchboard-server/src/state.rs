@@ -34,6 +34,7 @@ pub(crate) struct Runtime {
     /// Counters restart on reload: a reload is rare, and old counters under new limits would
     /// mislead more than they protect.
     pub(crate) guard: crate::guard::Guard,
+    pub(crate) sms_text: Option<switchboard_core::text::TemplateSet>,
     /// Checks `Authorization: Bearer` for the admin API; `None` turns the API off.
     pub(crate) admin_auth: Option<crate::auth::HeaderSecretAuth>,
     /// Files read through `${file:...}`.
@@ -106,9 +107,14 @@ impl Shared {
             settings.providers.iter().map(|p| p.id().clone()).collect();
         let mut health = self.health();
         *health = health.carry_over(settings.health.clone(), providers.iter());
+        let mut runtime = Runtime::from_settings(settings);
+        // Keep the fetched Okta signing keys: refetching is wasted, and during a JWKS outage it
+        // would fail every valid token until Okta is back.
+        let previous = self.runtime.load();
+        runtime.okta.auth = runtime.okta.auth.keeping_keys_of(&previous.okta.auth);
         // Swap while holding the health lock so no attempt records into the old book after
         // the new runtime is visible.
-        self.runtime.store(Arc::new(Runtime::from_settings(settings)));
+        self.runtime.store(Arc::new(runtime));
     }
 
     /// Locks provider health. A panic while holding the lock cannot leave the book half
@@ -174,6 +180,7 @@ impl Runtime {
             callback_base: settings.public_base_url.map(|base| format!("{base}/callbacks")),
             delivery: settings.delivery,
             guard: settings.guard,
+            sms_text: settings.sms_text,
             admin_auth: settings.admin_auth,
             secret_files: settings.secret_files,
             routes: settings.routes,

@@ -11,14 +11,40 @@
 //!
 //! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
-//! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`]).
+//! `callbacks` (receipts and answer-URL fetches an emulator makes back to its caller);
+//! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`], [`vonage`],
+//! [`sinch`], [`telesign`], [`infobip`], [`plivo`]); [`receipts`] posts the delivery receipts
+//! an emulator renders.
+//! [`oauth`] emulates the other side of the hook: the Okta authorization server whose tokens
+//! the hook verifies.
 
 mod admin;
 pub mod aws;
+pub mod callbacks;
 pub mod faults;
+pub mod infobip;
 mod journal;
+pub mod oauth;
+pub mod plivo;
+pub mod receipts;
 mod server;
+pub mod sinch;
+pub mod telesign;
 pub mod twilio;
+pub mod vonage;
 pub mod webhook;
 
+pub use callbacks::{CallbackKind, ReceiptOutcome, Receipts, SentCallback};
 pub use faults::{Fault, Faults};
+pub use receipts::{ReceiptPlan, SentReceipt};
+
+/// Serialises a time as RFC 3339, for the journals' `received_at`.
+pub(crate) fn serialize_rfc3339<S: serde::Serializer>(
+    at: &std::time::SystemTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let text = time::OffsetDateTime::from(*at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(serde::ser::Error::custom)?;
+    serializer.serialize_str(&text)
+}

@@ -35,6 +35,26 @@ enum Command {
         /// Configuration file.
         config: PathBuf,
     },
+    /// Explain how a number would be routed: the matching rule, every candidate with its health,
+    /// latency, price and score, and why each was chosen or left out.
+    Explain {
+        /// Configuration file.
+        #[arg(long, short, env = "SWITCHBOARD_CONFIG")]
+        config: PathBuf,
+        /// The phone number, as Okta sends it (`+447700900123`).
+        number: String,
+        /// `sms` or `voice`.
+        #[arg(long, default_value = "sms")]
+        channel: String,
+        /// Okta request type (`verification`, `enrollment`, `password_reset`, `account_unlock`),
+        /// for rules that depend on it.
+        #[arg(long)]
+        request_type: Option<String>,
+        /// Ask a running server's admin listener (`http://127.0.0.1:9090`) for live health; the
+        /// token comes from `SWITCHBOARD_ADMIN_TOKEN`.
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// Run switchboard against emulated providers, break one, and watch traffic fail over.
     Demo(demo::DemoOptions),
     /// Run a provider emulator (for trying switchboard without accounts).
@@ -56,6 +76,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => serve(config).await,
             Command::CheckConfig { config } => check_config(&config),
+            Command::Explain { config, number, channel, request_type, admin } => {
+                explain(&config, number, &channel, request_type, admin).await
+            }
             Command::Demo(options) => {
                 init_logging(LogFormat::Text, "warn");
                 demo::run(options, std::io::stdout()).await.map(|_| ())
@@ -138,6 +161,53 @@ fn check_config(config: &std::path::Path) -> anyhow::Result<()> {
         settings.okta.path,
         settings.admin_listen,
     );
+    Ok(())
+}
+
+async fn explain(
+    config: &std::path::Path,
+    number: String,
+    channel: &str,
+    request_type: Option<String>,
+    admin: Option<String>,
+) -> anyhow::Result<()> {
+    let channel = switchboard_core::Channel::parse(channel)
+        .with_context(|| format!("--channel {channel}: must be sms or voice"))?;
+    if let Some(admin) = admin {
+        let token = std::env::var("SWITCHBOARD_ADMIN_TOKEN")
+            .context("SWITCHBOARD_ADMIN_TOKEN must hold the admin token for --admin")?;
+        let mut query = vec![
+            ("number", number),
+            ("channel", channel.as_str().to_owned()),
+            ("format", "text".into()),
+        ];
+        if let Some(request_type) = request_type {
+            query.push(("request_type", request_type));
+        }
+        let url = format!("{}/admin/explain", admin.trim_end_matches('/'));
+        let response = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(token)
+            .query(&query)
+            .send()
+            .await
+            .with_context(|| format!("--admin {url}"))?;
+        let status = response.status();
+        let body = response.text().await.context("reading the answer")?;
+        anyhow::ensure!(status.is_success(), "{url}: {status}: {body}");
+        print!("{body}");
+        return Ok(());
+    }
+    let settings =
+        Settings::load(config).with_context(|| format!("config {}", config.display()))?;
+    let purpose = match request_type {
+        Some(text) => Some(switchboard_server::explain::parse_purpose(&text).with_context(|| format!("--request-type {text}: must be enrollment, verification, account_unlock or password_reset"))?),
+        None => None,
+    };
+    let query = switchboard_server::explain::ExplainQuery { number, channel, purpose };
+    let text = switchboard_server::explain::explain_offline(&settings, &query)
+        .map_err(|error| anyhow::anyhow!("number: {error}"))?;
+    print!("{text}");
     Ok(())
 }
 

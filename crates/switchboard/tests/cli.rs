@@ -209,3 +209,29 @@ providers = ["twilio-us"]
     assert!(!metrics.contains("11111"));
     drop(emulator);
 }
+
+#[test]
+fn explain_shows_the_rule_and_every_candidate_without_the_number() {
+    let output = Command::new(BINARY)
+        .args(["explain", "--config"])
+        .arg(repo_file("config/demo.toml"))
+        .args(["+447700900123", "--channel", "voice"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("country GB"), "{stdout}");
+    assert!(stdout.contains("rule         everywhere (matched)"), "{stdout}");
+    assert!(stdout.contains("chosen       1. twilio-primary"), "{stdout}");
+    assert!(stdout.contains("then         2. twilio-backup"), "{stdout}");
+    assert!(!stdout.contains("7700900123"), "the number itself is never printed: {stdout}");
+
+    let bad = Command::new(BINARY)
+        .args(["explain", "--config"])
+        .arg(repo_file("config/demo.toml"))
+        .args(["not-a-number"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("number: not a phone number"));
+}

@@ -1,74 +1,165 @@
-//! A loopback stand-in for switchboard's callback endpoint: every request it receives is handed
-//! to the test, untouched, as the [`Callback`] the server would pass to the adapter.
+//! Shared by the provider integration tests: a loopback callback endpoint that hands each
+//! request to the adapter's `handle_callback`, as the server does, and reports the outcome on a
+//! channel, so a test awaits the receipt itself instead of sleeping.
 
-// Each test binary uses part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+mod callback_server;
+mod receiver;
+pub(crate) use callback_server::{CallbackServer, Handled};
+pub(crate) use receiver::CallbackReceiver;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
-use switchboard_providers::Callback;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use switchboard_providers::{Callback, CallbackError, CallbackReply, SharedProvider};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-/// Receives callbacks on `127.0.0.1:0`; stops when dropped.
-pub(crate) struct CallbackReceiver {
-    addr: SocketAddr,
-    received: mpsc::UnboundedReceiver<(Method, Uri, HeaderMap, Bytes)>,
-    _server: tokio::task::JoinHandle<()>,
+/// What the endpoint saw: the request as handed to the adapter, and the adapter's verdict.
+#[derive(Debug)]
+pub struct Delivered {
+    pub callback: Callback,
+    pub outcome: Result<CallbackReply, CallbackError>,
 }
 
-impl CallbackReceiver {
-    pub(crate) async fn start() -> CallbackReceiver {
-        let (sender, received) = mpsc::unbounded_channel();
-        let router = Router::new().fallback(forward).with_state(sender);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// A callback endpoint bound before the provider exists (the provider needs its URL).
+pub struct CallbackEndpoint {
+    pub addr: SocketAddr,
+    provider: Arc<OnceLock<SharedProvider>>,
+    pub arrivals: mpsc::UnboundedReceiver<Delivered>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct EndpointState {
+    addr: SocketAddr,
+    provider: Arc<OnceLock<SharedProvider>>,
+    sender: mpsc::UnboundedSender<Delivered>,
+}
+
+impl CallbackEndpoint {
+    pub async fn start() -> CallbackEndpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
+        let provider = Arc::new(OnceLock::new());
+        let (sender, arrivals) = mpsc::unbounded_channel();
+        let state = EndpointState { addr, provider: Arc::clone(&provider), sender };
+        let router = axum::Router::new()
+            .route("/callbacks/{id}/{*rest}", axum::routing::any(handle))
+            .with_state(state);
+        let task = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        CallbackReceiver { addr, received, _server: server }
+        CallbackEndpoint { addr, provider, arrivals, _task: task }
     }
 
-    /// `http://127.0.0.1:PORT/callbacks/{provider_id}`: what the server puts in
-    /// `BuildContext::callback_base`.
-    pub(crate) fn callback_base(&self, provider_id: &str) -> String {
-        format!("http://{}/callbacks/{provider_id}", self.addr)
+    /// `{public_base_url}/callbacks/{id}` for `BuildContext::callback_base`.
+    pub fn base(&self, id: &str) -> String {
+        format!("http://{}/callbacks/{id}", self.addr)
     }
 
-    /// The next request, as the server would hand it to provider `provider_id`. Waits for the
-    /// request itself; the bound only turns a lost callback into a failure instead of a hang.
-    pub(crate) async fn next(&mut self, provider_id: &str) -> Callback {
-        let (method, uri, headers, body) =
-            tokio::time::timeout(Duration::from_secs(10), self.received.recv())
-                .await
-                .expect("no callback arrived")
-                .expect("receiver stopped");
-        let prefix = format!("/callbacks/{provider_id}");
-        let subpath = uri.path().strip_prefix(&prefix).expect("callback for another provider");
-        Callback {
-            method: method.as_str().to_owned(),
-            url: format!("http://{}{}", self.addr, uri),
-            subpath: subpath.to_owned(),
-            headers,
-            body,
-        }
+    pub fn serve(&self, provider: SharedProvider) {
+        assert!(self.provider.set(provider).is_ok(), "one provider per endpoint");
+    }
+
+    /// The next callback, or a panic after a generous bound (never reached when it works).
+    pub async fn next(&mut self) -> Delivered {
+        tokio::time::timeout(Duration::from_secs(10), self.arrivals.recv())
+            .await
+            .expect("no callback arrived")
+            .expect("endpoint closed")
     }
 }
 
-type Forwarded = mpsc::UnboundedSender<(Method, Uri, HeaderMap, Bytes)>;
-
-async fn forward(
-    State(sender): State<Forwarded>,
+async fn handle(
+    State(state): State<EndpointState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> &'static str {
-    // A send error means the test finished; the request has nowhere to go.
-    sender.send((method, uri, headers, body)).ok();
-    ""
+) -> impl IntoResponse {
+    let path = uri.path();
+    // `/callbacks/{id}{subpath}`
+    let subpath = path.splitn(4, '/').nth(3).map(|rest| format!("/{rest}")).unwrap_or_default();
+    let callback = Callback {
+        method: method.as_str().to_owned(),
+        url: format!("http://{}{uri}", state.addr),
+        subpath,
+        headers,
+        body,
+    };
+    let Some(provider) = state.provider.get() else {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    };
+    let outcome = provider.handle_callback(&callback).await;
+    let status = match &outcome {
+        Ok(reply) => StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
+        Err(CallbackError::BadSignature) => StatusCode::UNAUTHORIZED,
+        Err(CallbackError::Malformed(_)) => StatusCode::BAD_REQUEST,
+        Err(_) => StatusCode::NOT_FOUND,
+    };
+    // A test that stopped listening has its answer already.
+    let _ignored = state.sender.send(Delivered { callback, outcome });
+    status
+}
+
+/// The published specs, `shared/specs` beside the repository (see its README).
+pub fn spec_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs").join(name)
+}
+
+/// A YAML or JSON spec as JSON.
+pub fn load_spec(name: &str) -> serde_json::Value {
+    let path = spec_path(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!("{}: {error} (shared/specs must sit beside the repo)", path.display())
+    });
+    if name.ends_with(".json") {
+        serde_json::from_str(&text).unwrap()
+    } else {
+        serde_yaml_ng::from_str(&text).unwrap()
+    }
+}
+
+/// A validator for `schema` (a fragment of an OpenAPI 3.0 document), with `#/components/...`
+/// references resolved against `spec`. OpenAPI 3.0 schemas are a draft-4 dialect; `format` is
+/// not asserted (the specs use formats such as `e.164` and `timestamp` that no validator knows,
+/// and Vonage's own examples break their `uuid` format).
+pub fn openapi_validator(
+    spec: &serde_json::Value,
+    schema: &serde_json::Value,
+) -> jsonschema::Validator {
+    let mut root = schema.clone();
+    root["components"] = spec["components"].clone();
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .should_validate_formats(false)
+        .build(&root)
+        .unwrap_or_else(|error| panic!("schema does not compile: {error}"))
+}
+
+/// Asserts `instance` is valid, listing every violation otherwise.
+pub fn assert_valid(validator: &jsonschema::Validator, instance: &serde_json::Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what} violates the spec: {errors:#?}\n{instance:#}");
+}
+
+/// The operation at `path` and `method` (lower case) in an OpenAPI document.
+pub fn operation<'a>(
+    spec: &'a serde_json::Value,
+    path: &str,
+    method: &str,
+) -> &'a serde_json::Value {
+    let operation = &spec["paths"][path][method];
+    assert!(operation.is_object(), "the spec has no {method} {path}");
+    operation
 }

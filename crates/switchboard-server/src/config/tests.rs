@@ -43,13 +43,35 @@ fn every_shipped_config_file_is_valid() {
     assert!(checked >= 2, "expected demo.toml and example.toml");
 }
 
+/// The commented `mode = "oauth2"` block of example.toml, uncommented, is a valid config.
+#[test]
+fn example_oauth2_alternative_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let section = text.find("[okta.auth]").unwrap();
+    let next_section = section + text[section..].find("\n[delivery]").unwrap();
+    let block = &text[section..next_section];
+    let oauth = &block[block.find("# mode = \"oauth2\"").expect("the oauth2 alternative")..];
+    let keys: Vec<&str> = oauth
+        .lines()
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| !line.starts_with('#'))
+        .collect();
+    assert_eq!(keys.len(), 9, "every oauth2 key is documented: {keys:?}");
+    let uncommented =
+        format!("{}[okta.auth]\n{}\n{}", &text[..section], keys.join("\n"), &text[next_section..]);
+    let settings = Settings::parse(&uncommented, test_env).unwrap();
+    assert_eq!(settings.okta.auth.mode(), "oauth2");
+}
+
 #[test]
 fn minimal_config_takes_documented_defaults() {
     let settings = Settings::parse(MINIMAL, test_env).unwrap();
     assert_eq!(settings.okta.path, "/okta/telephony");
     assert_eq!(settings.okta.deadline, Duration::from_millis(2500));
     assert_eq!(settings.okta.report, Report::AlwaysSuccess);
-    assert_eq!(settings.okta.auth.header().as_str(), "authorization");
+    assert_eq!(settings.okta.auth.mode(), "header");
+    assert_eq!(settings.okta.auth.header(), "authorization");
     assert_eq!(settings.admin_listen.to_string(), "127.0.0.1:9090");
     assert_eq!(settings.providers.len(), 1);
 }
@@ -75,8 +97,8 @@ fn substitutes_environment_variables_and_names_missing_ones() {
     assert!(files.is_empty());
 }
 
-#[test]
-fn reads_secrets_from_files_and_remembers_them() {
+#[tokio::test]
+async fn reads_secrets_from_files_and_remembers_them() {
     let dir = std::env::temp_dir().join(format!("switchboard-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let secret = dir.join("okta-secret");
@@ -87,7 +109,7 @@ fn reads_secrets_from_files_and_remembers_them() {
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("authorization", "a-mounted-secret-0123456789".parse().unwrap());
     assert!(
-        settings.okta.auth.verify(&headers).is_ok(),
+        settings.okta.auth.verify(&headers).await.is_ok(),
         "the trailing newline is not part of the secret"
     );
 
@@ -144,6 +166,128 @@ fn errors_name_the_offending_key() {
     for (text, key) in cases {
         let error = error_of(&text);
         assert!(error.starts_with(key), "expected an error about `{key}`, got: {error}");
+    }
+}
+
+const OAUTH_AUTH: &str = r#"[okta.auth]
+mode = "oauth2"
+issuer = "https://example.okta.com/oauth2/default"
+audience = "api://default"
+scope = "switchboard.hook"
+"#;
+
+fn oauth_config(extra: &str) -> String {
+    MINIMAL.replace(
+        "[okta.auth]\nsecrets = [\"${OKTA_HOOK_SECRET}\"]\n",
+        &format!("{OAUTH_AUTH}{extra}\n"),
+    )
+}
+
+fn oauth_settings(auth: &crate::auth::OktaAuth) -> &OAuthSettings {
+    match auth {
+        crate::auth::OktaAuth::OAuth2(verifier) => verifier.settings(),
+        crate::auth::OktaAuth::Header(_) => panic!("expected oauth2 mode"),
+    }
+}
+
+#[test]
+fn oauth2_mode_takes_documented_defaults() {
+    let settings = Settings::parse(&oauth_config(""), test_env).unwrap();
+    assert_eq!(settings.okta.auth.mode(), "oauth2");
+    let oauth = oauth_settings(&settings.okta.auth);
+    assert_eq!(oauth.issuer, "https://example.okta.com/oauth2/default");
+    assert_eq!(oauth.audience, "api://default");
+    assert_eq!(oauth.scope, "switchboard.hook");
+    assert_eq!(oauth.client_id, None);
+    assert_eq!(oauth.jwks_uri, None);
+    assert_eq!(oauth.leeway, Duration::from_secs(60));
+    assert_eq!(oauth.policy.cooldown, Duration::from_secs(60));
+    assert_eq!(oauth.policy.timeout, Duration::from_millis(1000));
+
+    let text = oauth_config(
+        "client_id = \"0oa1b2c3\"\njwks_uri = \"http://127.0.0.1:9/keys\"\nleeway_s = 0\njwks_cooldown_s = 300\njwks_timeout_ms = 500",
+    );
+    let settings = Settings::parse(&text, test_env).unwrap();
+    let oauth = oauth_settings(&settings.okta.auth);
+    assert_eq!(oauth.client_id.as_deref(), Some("0oa1b2c3"));
+    assert_eq!(oauth.jwks_uri.as_deref(), Some("http://127.0.0.1:9/keys"));
+    assert_eq!(oauth.leeway, Duration::ZERO);
+    assert_eq!(oauth.policy.cooldown, Duration::from_secs(300));
+    assert_eq!(oauth.policy.timeout, Duration::from_millis(500));
+}
+
+#[test]
+fn oauth2_errors_name_the_offending_key() {
+    let issuer = "issuer = \"https://example.okta.com/oauth2/default\"";
+    let cases = [
+        (oauth_config("").replace(issuer, ""), "okta.auth.issuer: is required"),
+        (
+            oauth_config("").replace(issuer, "issuer = \"http://example.okta.com\""),
+            "okta.auth.issuer: must use https",
+        ),
+        (
+            oauth_config("").replace(issuer, "issuer = \"example.okta.com\""),
+            "okta.auth.issuer: must start with https://",
+        ),
+        (
+            oauth_config("").replace(issuer, "issuer = \"https://x.okta.com?a=b\""),
+            "okta.auth.issuer: must be a host",
+        ),
+        (
+            oauth_config("").replace("audience = \"api://default\"", "audience = \" \""),
+            "okta.auth.audience: must not be empty",
+        ),
+        (
+            oauth_config("").replace("audience = \"api://default\"", ""),
+            "okta.auth.audience: is required",
+        ),
+        (
+            oauth_config("").replace("scope = \"switchboard.hook\"", ""),
+            "okta.auth.scope: is required",
+        ),
+        (
+            oauth_config("").replace("scope = \"switchboard.hook\"", "scope = \"a b\""),
+            "okta.auth.scope: must be one scope",
+        ),
+        (oauth_config("client_id = \"\""), "okta.auth.client_id: must not be empty"),
+        (
+            oauth_config("jwks_uri = \"http://keys.example.com/keys\""),
+            "okta.auth.jwks_uri: must use https",
+        ),
+        (oauth_config("leeway_s = 301"), "okta.auth.leeway_s: must be between 0 and 300"),
+        (
+            oauth_config("jwks_cooldown_s = 5"),
+            "okta.auth.jwks_cooldown_s: must be between 10 and 3600",
+        ),
+        (
+            oauth_config("jwks_timeout_ms = 50"),
+            "okta.auth.jwks_timeout_ms: must be between 100 and 5000",
+        ),
+        (
+            oauth_config("secrets = [\"a-long-enough-secret\"]"),
+            "okta.auth.secrets: is not used with mode = \"oauth2\"",
+        ),
+        (
+            oauth_config("header = \"X-Okta\""),
+            "okta.auth.header: is not used with mode = \"oauth2\"",
+        ),
+        (oauth_config("").replace("mode = \"oauth2\"", "mode = \"jwt\""), "okta.auth.mode"),
+        (
+            MINIMAL.replace("[okta.auth]", "[okta.auth]\nissuer = \"https://x.okta.com\""),
+            "okta.auth.issuer: is not used with mode = \"header\"",
+        ),
+        (
+            MINIMAL.replace("[okta.auth]", "[okta.auth]\nleeway_s = 10"),
+            "okta.auth.leeway_s: is not used with mode = \"header\"",
+        ),
+        (
+            MINIMAL.replace("secrets = [\"${OKTA_HOOK_SECRET}\"]", ""),
+            "okta.auth.secrets: give one secret",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = error_of(&text);
+        assert!(error.starts_with(expected), "expected `{expected}...`, got: {error}");
     }
 }
 

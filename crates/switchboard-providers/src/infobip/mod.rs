@@ -1,0 +1,189 @@
+//! Infobip SMS (`POST /sms/3/messages`) and voice text-to-speech (`POST /tts/3/advanced`), on
+//! the account's own API host, authenticated with `Authorization: App <api key>`. The probe is
+//! `GET /sms/3/logs?limit=1`: it reads a log, has no side effect (unlike the reports endpoints,
+//! which hand each report out once) and sends nothing.
+//!
+//! Delivery reports: Infobip does not sign them (its OpenAPI webhooks carry no signature), so
+//! anyone who learns the URL could forge one. Reports are therefore requested only when the
+//! operator configures `callback_token`, a random secret that becomes part of the report URL
+//! (`{callback_base}/reports/{token}`); a report on any other path is refused as
+//! [`CallbackError::BadSignature`]. Keep callback paths out of access logs.
+//!
+//! - `config`: [`InfobipConfig`] and its validation
+//! - `request`: the JSON bodies
+//! - `classify`: answers and reports
+
+mod classify;
+mod config;
+mod request;
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
+
+pub use self::config::InfobipConfig;
+use crate::senders::Senders;
+use crate::transport;
+use crate::{
+    Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
+};
+
+/// The provider kind, as written in config.
+const KIND: &str = "infobip";
+
+/// `send-sms-messages`.
+pub const SMS_PATH: &str = "/sms/3/messages";
+/// `send-advanced-voice-tts`.
+pub const VOICE_PATH: &str = "/tts/3/advanced";
+/// `get-outbound-sms-message-logs-v3`, the probe.
+pub const PROBE_PATH: &str = "/sms/3/logs";
+
+/// The largest report body accepted (Infobip batches up to 100 reports per request).
+const MAX_REPORT_BYTES: usize = 256 * 1024;
+
+/// One Infobip account.
+#[derive(Debug)]
+pub struct Infobip {
+    id: ProviderId,
+    client: reqwest::Client,
+    api_key: SecretString,
+    senders: Senders,
+    voice: Option<String>,
+    validity_period_min: Option<u32>,
+    timeout: Duration,
+    base_url: String,
+    /// `{callback_base}/reports/{token}`: secret, so never printed.
+    report_url: Option<SecretString>,
+    /// The token alone, to check report paths against.
+    callback_token: Option<SecretString>,
+}
+
+impl Infobip {
+    /// Validates `config` (keys named under `providers.{id}`) and builds the account's client.
+    pub fn try_new(
+        id: ProviderId,
+        config: &InfobipConfig,
+        context: &BuildContext,
+    ) -> Result<Infobip, ConfigError> {
+        let key_prefix = format!("providers.{id}");
+        let validated = config.validated(&key_prefix)?;
+        let callback_base = context
+            .callback_base
+            .as_deref()
+            .map(|base| transport::callback_base(&key_prefix, base))
+            .transpose()?;
+        let report_url = match (&callback_base, &config.callback_token) {
+            (Some(base), Some(token)) => {
+                Some(SecretString::from(format!("{base}/reports/{}", token.expose_secret())))
+            }
+            _ => None,
+        };
+        Ok(Infobip {
+            client: transport::client(&key_prefix, config.connect_timeout())?,
+            id,
+            api_key: config.api_key.clone(),
+            senders: validated.senders,
+            voice: config.voice.clone(),
+            validity_period_min: config.validity_period_min,
+            timeout: config.timeout(),
+            base_url: validated.base_url,
+            report_url,
+            callback_token: config.callback_token.clone(),
+        })
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request
+            .header(reqwest::header::AUTHORIZATION, format!("App {}", self.api_key.expose_secret()))
+            .header(reqwest::header::ACCEPT, "application/json")
+    }
+
+    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+        let country = message.destination.country();
+        let report_url = self.report_url.as_ref().map(ExposeSecret::expose_secret);
+        let (path, body) = match message.channel {
+            Channel::Sms => (
+                SMS_PATH,
+                request::sms_body(
+                    message,
+                    self.senders.for_destination(country, Channel::Sms),
+                    self.validity_period_min,
+                    report_url,
+                ),
+            ),
+            Channel::Voice => (
+                VOICE_PATH,
+                request::voice_body(
+                    message,
+                    self.senders.for_destination(country, Channel::Voice),
+                    self.voice.as_deref(),
+                    self.validity_period_min,
+                    report_url,
+                ),
+            ),
+        };
+        let request =
+            self.authorized(self.client.post(format!("{}{path}", self.base_url))).json(&body);
+        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        classify::classify_send(&answer, SystemTime::now())
+    }
+}
+
+#[async_trait]
+impl Provider for Infobip {
+    fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn supports(&self, channel: Channel) -> bool {
+        // Senders are optional on both channels: Infobip falls back to the account's defaults.
+        let _ = channel;
+        true
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+        let outcome = self.send_once(message).await;
+        if let Err(error) = &outcome {
+            tracing::debug!(
+                provider = %self.id,
+                class = %error.class,
+                certainty = error.certainty.as_str(),
+                code = error.provider_code.as_deref().unwrap_or(""),
+                detail = %error.detail,
+                "infobip send failed",
+            );
+        }
+        outcome
+    }
+
+    async fn probe(&self) -> Result<(), ProviderError> {
+        let url = format!("{}{PROBE_PATH}?limit=1", self.base_url);
+        let answer =
+            transport::exchange(KIND, self.authorized(self.client.get(url)), self.timeout).await?;
+        classify::classify_probe(&answer, SystemTime::now())
+    }
+
+    async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
+        let Some(token) = callback.subpath.strip_prefix("/reports/") else {
+            return Err(CallbackError::NotFound);
+        };
+        let is_authentic = self.callback_token.as_ref().is_some_and(|expected| {
+            transport::constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes())
+        });
+        if !is_authentic {
+            return Err(CallbackError::BadSignature);
+        }
+        if callback.method != "POST" || callback.body.len() > MAX_REPORT_BYTES {
+            return Err(CallbackError::Malformed("expected a POST with a JSON report".into()));
+        }
+        let receipts = classify::receipts(&callback.body)
+            .ok_or_else(|| CallbackError::Malformed("not an Infobip delivery report".into()))?;
+        Ok(CallbackReply::receipts(receipts))
+    }
+}

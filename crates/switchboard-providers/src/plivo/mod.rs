@@ -1,0 +1,313 @@
+//! Plivo Messaging (`POST /v1/Account/{auth_id}/Message/`) and Voice
+//! (`POST /v1/Account/{auth_id}/Call/`), JSON bodies with HTTP Basic auth (Auth ID, Auth Token).
+//! The probe is `GET /v1/Account/{auth_id}/`, which sends nothing.
+//!
+//! A Plivo call carries no script: Plivo fetches one from the call's `answer_url` when the
+//! callee answers. switchboard serves that URL itself, through the server's callback route at
+//! `{callback_base}/answer/{token}` (see `answers`), so **voice needs `server.public_base_url`**:
+//! without a callback base the account reports `supports(Voice) == false` (SMS still works) and
+//! a warning is logged at load if a caller id was configured. This is a capability, not a
+//! config error, so one Plivo account can serve SMS in a deployment without a public URL.
+//!
+//! Every request Plivo makes to us (answer fetch, SMS status, call hangup) must carry a valid V3
+//! signature (`signature`); a bad one is refused before anything else is looked at, so it never
+//! serves (or burns) a call's script. Receipts: SMS status at `{callback_base}/status`
+//! (`MessageUUID`, `Status`, `ErrorCode`), calls at `{callback_base}/hangup` (`RequestUUID`,
+//! the id `send` returned, and `CallStatus`).
+
+mod answers;
+mod classify;
+mod config;
+mod request;
+mod signature;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use switchboard_core::{Certainty, Channel, ConfigError, ErrorClass, OutboundMessage, ProviderId};
+
+use self::answers::AnswerBook;
+use self::classify::Created;
+pub use self::config::PlivoConfig;
+use crate::senders::Senders;
+use crate::transport;
+use crate::{
+    Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
+    Receipt,
+};
+
+/// The provider kind, as written in config.
+const KIND: &str = "plivo";
+
+/// The largest callback body accepted; Plivo's forms are well under 4 KiB.
+const MAX_CALLBACK_BYTES: usize = 16 * 1024;
+
+/// One Plivo account.
+#[derive(Debug)]
+pub struct Plivo {
+    id: ProviderId,
+    client: reqwest::Client,
+    auth_id: String,
+    auth_token: SecretString,
+    senders: Senders,
+    voice: String,
+    message_expiry_s: Option<u32>,
+    ring_timeout_s: Option<u32>,
+    timeout: Duration,
+    messages_url: String,
+    calls_url: String,
+    account_url: String,
+    /// `{public_base_url}/callbacks/{id}`; voice is off without it.
+    callback_base: Option<String>,
+    answers: AnswerBook,
+}
+
+impl Plivo {
+    /// Validates `config` (keys named under `providers.{id}`) and builds the account's client.
+    pub fn try_new(
+        id: ProviderId,
+        config: &PlivoConfig,
+        context: &BuildContext,
+    ) -> Result<Plivo, ConfigError> {
+        let key_prefix = format!("providers.{id}");
+        let validated = config.validated(&key_prefix)?;
+        let callback_base = context
+            .callback_base
+            .as_deref()
+            .map(|base| transport::callback_base(&key_prefix, base))
+            .transpose()?;
+        if callback_base.is_none() && validated.senders.supports(Channel::Voice) {
+            tracing::warn!(
+                provider = %id,
+                "plivo voice is off: calls need server.public_base_url to serve their answer URL",
+            );
+        }
+        let account_root = format!("{}/v1/Account/{}", validated.base_url, config.auth_id);
+        Ok(Plivo {
+            client: transport::client(&key_prefix, config.connect_timeout())?,
+            id,
+            auth_id: config.auth_id.clone(),
+            auth_token: config.auth_token.clone(),
+            senders: validated.senders,
+            voice: config.voice.clone(),
+            message_expiry_s: config.message_expiry_s,
+            ring_timeout_s: config.ring_timeout_s,
+            timeout: config.timeout(),
+            messages_url: format!("{account_root}/Message/"),
+            calls_url: format!("{account_root}/Call/"),
+            account_url: format!("{account_root}/"),
+            callback_base,
+            answers: AnswerBook::new(
+                Duration::from_secs(config.answer_ttl_s),
+                config.max_pending_calls,
+            ),
+        })
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        created: Created,
+    ) -> Result<Accepted, ProviderError> {
+        let request = self
+            .client
+            .post(url)
+            .basic_auth(&self.auth_id, Some(self.auth_token.expose_secret()))
+            .json(body);
+        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        classify::classify_send(&answer, created, SystemTime::now())
+    }
+
+    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+        let country = message.destination.country();
+        let Some(sender) = self.senders.for_destination(country, message.channel) else {
+            return Err(ProviderError::not_sent(
+                KIND,
+                ErrorClass::AuthConfig,
+                format!("no {} sender for {country}", message.channel),
+            ));
+        };
+        match message.channel {
+            Channel::Sms => {
+                let status_url = self.callback_base.as_ref().map(|base| format!("{base}/status"));
+                let body = request::message_body(
+                    message,
+                    sender,
+                    self.message_expiry_s,
+                    status_url.as_deref(),
+                );
+                self.post(&self.messages_url, &body, Created::Message).await
+            }
+            Channel::Voice => {
+                let Some(base) = &self.callback_base else {
+                    return Err(ProviderError::not_sent(
+                        KIND,
+                        ErrorClass::AuthConfig,
+                        "voice needs server.public_base_url for the answer URL",
+                    ));
+                };
+                let xml = request::answer_xml(message, &self.voice);
+                let token = self.answers.insert(xml, Instant::now()).map_err(|_| {
+                    ProviderError::not_sent(
+                        KIND,
+                        ErrorClass::Transient,
+                        "too many calls awaiting their answer fetch",
+                    )
+                })?;
+                let answer_url = format!("{base}/answer/{token}");
+                let hangup_url = format!("{base}/hangup");
+                let body = request::call_body(
+                    message,
+                    sender,
+                    &answer_url,
+                    &hangup_url,
+                    self.ring_timeout_s,
+                );
+                let outcome = self.post(&self.calls_url, &body, Created::Call).await;
+                // A call that certainly was not placed will never fetch its script; one that may
+                // have been placed still might, so its script stays until it expires.
+                if outcome.as_ref().is_err_and(|error| error.certainty == Certainty::NotSent) {
+                    self.answers.remove(&token);
+                }
+                outcome
+            }
+        }
+    }
+
+    /// The request's parameters and whether its V3 signature verifies.
+    fn verified_params(&self, callback: &Callback) -> Result<Vec<(String, String)>, CallbackError> {
+        let header = |name: &str| callback.headers.get(name).and_then(|value| value.to_str().ok());
+        let (Some(signatures), Some(nonce)) =
+            (header("X-Plivo-Signature-V3"), header("X-Plivo-Signature-V3-Nonce"))
+        else {
+            return Err(CallbackError::BadSignature);
+        };
+        let is_post = callback.method.eq_ignore_ascii_case("POST");
+        if callback.body.len() > MAX_CALLBACK_BYTES {
+            return Err(CallbackError::Malformed("callback body too large".into()));
+        }
+        let signed_params: Vec<(String, String)> = if is_post {
+            serde_urlencoded::from_bytes(&callback.body)
+                .map_err(|_| CallbackError::Malformed("not a form body".into()))?
+        } else {
+            Vec::new()
+        };
+        let is_valid = signature::verify(
+            self.auth_token.expose_secret().as_bytes(),
+            &callback.method.to_ascii_uppercase(),
+            &callback.url,
+            &signed_params,
+            nonce,
+            signatures,
+        );
+        if !is_valid {
+            return Err(CallbackError::BadSignature);
+        }
+        if is_post {
+            return Ok(signed_params);
+        }
+        let query = callback.url.split_once('?').map_or("", |(_, query)| query);
+        serde_urlencoded::from_str(query.split('#').next().unwrap_or(""))
+            .map_err(|_| CallbackError::Malformed("bad query".into()))
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}
+
+#[async_trait]
+impl Provider for Plivo {
+    fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn supports(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Sms => self.senders.supports(Channel::Sms),
+            Channel::Voice => self.callback_base.is_some() && self.senders.supports(Channel::Voice),
+        }
+    }
+
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+        let outcome = self.send_once(message).await;
+        if let Err(error) = &outcome {
+            tracing::debug!(
+                provider = %self.id,
+                class = %error.class,
+                certainty = error.certainty.as_str(),
+                detail = %error.detail,
+                "plivo send failed",
+            );
+        }
+        outcome
+    }
+
+    async fn probe(&self) -> Result<(), ProviderError> {
+        let request = self
+            .client
+            .get(&self.account_url)
+            .basic_auth(&self.auth_id, Some(self.auth_token.expose_secret()));
+        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        classify::classify_probe(&answer, SystemTime::now())
+    }
+
+    async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
+        let subpath = callback.subpath.as_str();
+        let is_known =
+            subpath == "/status" || subpath == "/hangup" || subpath.starts_with("/answer/");
+        if !is_known {
+            return Err(CallbackError::NotFound);
+        }
+        // The signature first: nothing about a forged request is looked up or consumed.
+        let params = self.verified_params(callback)?;
+        if let Some(token) = subpath.strip_prefix("/answer/") {
+            let xml = self.answers.take(token, Instant::now()).ok_or(CallbackError::NotFound)?;
+            return Ok(CallbackReply {
+                receipts: Vec::new(),
+                status: 200,
+                content_type: "application/xml",
+                body: xml.expose().to_owned(),
+            });
+        }
+        let receipt = if subpath == "/status" {
+            let (Some(uuid), Some(status)) =
+                (param(&params, "MessageUUID"), param(&params, "Status"))
+            else {
+                return Err(CallbackError::Malformed(
+                    "status without MessageUUID or Status".into(),
+                ));
+            };
+            let error_code = param(&params, "ErrorCode").filter(|code| !code.is_empty());
+            Receipt {
+                message_id: uuid.to_owned(),
+                state: classify::message_state(status, error_code),
+                provider_code: error_code
+                    .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
+                    .map(str::to_owned),
+            }
+        } else {
+            let (Some(uuid), Some(status)) =
+                (param(&params, "RequestUUID"), param(&params, "CallStatus"))
+            else {
+                return Err(CallbackError::Malformed(
+                    "hangup without RequestUUID or CallStatus".into(),
+                ));
+            };
+            Receipt {
+                message_id: uuid.to_owned(),
+                state: classify::call_state(status),
+                provider_code: param(&params, "HangupCauseCode")
+                    .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
+                    .map(str::to_owned),
+            }
+        };
+        Ok(CallbackReply::receipts(vec![receipt]))
+    }
+}

@@ -1,0 +1,225 @@
+//! `explain`: why a number would be routed the way it is, for operators.
+//!
+//! The core produces the [`Explanation`] as data; this module renders it, as JSON for the admin
+//! API and as text for `switchboard explain`. Neither rendering holds the number itself: only its
+//! country and line type.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use switchboard_core::explain::{Explanation, explain};
+use switchboard_core::health::{HealthBook, HealthStatus};
+use switchboard_core::plan::{RouteQuery, Strategy};
+use switchboard_core::{Channel, Destination, Purpose};
+
+use crate::config::Settings;
+use crate::state::Shared;
+
+/// What an operator asks about.
+#[derive(Debug, Clone)]
+pub struct ExplainQuery {
+    /// The number, as Okta would send it.
+    pub number: String,
+    /// SMS or voice.
+    pub channel: Channel,
+    /// Okta's request type, when rules depend on it.
+    pub purpose: Option<Purpose>,
+}
+
+/// A request type by the name operators use (`verification`) or Okta's (`mfa-verification`).
+#[must_use]
+pub fn parse_purpose(text: &str) -> Option<Purpose> {
+    crate::okta::parse_purpose_name(text)
+}
+
+/// Explains against a fresh health book: what the configuration alone decides (no live health).
+pub fn explain_offline(settings: &Settings, query: &ExplainQuery) -> Result<String, String> {
+    let book = HealthBook::new(settings.health.clone());
+    let (destination, route_query) = route_query(settings.okta.default_region, query)?;
+    let explanation =
+        explain(&settings.routes, &book, &route_query, Instant::now(), &mut rand::rng());
+    Ok(render_text(&destination, query, &explanation, false))
+}
+
+/// Explains against the running server's live health.
+pub(crate) fn explain_live(
+    shared: &Shared,
+    query: &ExplainQuery,
+) -> Result<(String, serde_json::Value), String> {
+    let runtime = shared.runtime();
+    let (destination, route_query) = route_query(runtime.okta.default_region, query)?;
+    let explanation = {
+        let health = shared.health();
+        explain(&runtime.routes, &health, &route_query, Instant::now(), &mut rand::rng())
+    };
+    Ok((
+        render_text(&destination, query, &explanation, true),
+        render_json(&destination, &explanation),
+    ))
+}
+
+fn route_query(
+    default_region: Option<switchboard_core::Country>,
+    query: &ExplainQuery,
+) -> Result<(Destination, RouteQuery), String> {
+    let destination =
+        Destination::parse(&query.number, default_region).map_err(|e| e.to_string())?;
+    let mut route_query = RouteQuery::for_destination(&destination, query.channel);
+    if let Some(purpose) = query.purpose {
+        route_query = route_query.with_purpose(purpose);
+    }
+    Ok((destination, route_query))
+}
+
+fn status_text(status: &HealthStatus, now: Instant) -> String {
+    let left = |until: &Instant| until.saturating_duration_since(now).as_secs();
+    match status {
+        HealthStatus::Healthy => "healthy".into(),
+        HealthStatus::Ejected { until, times } => {
+            format!("ejected for {}s more (ejection #{times})", left(until))
+        }
+        HealthStatus::Probation { trial_in_flight } => {
+            format!(
+                "probation ({})",
+                if *trial_in_flight { "trial running" } else { "next request is the trial" }
+            )
+        }
+        HealthStatus::RateLimited { until } => format!("rate limited for {}s more", left(until)),
+    }
+}
+
+/// The operator-facing text.
+fn render_text(
+    destination: &Destination,
+    query: &ExplainQuery,
+    explanation: &Explanation,
+    is_live: bool,
+) -> String {
+    let now = Instant::now();
+    let mut out = String::new();
+    let purpose = query.purpose.map_or("any", Purpose::as_str);
+    let _ = writeln!(
+        out,
+        "destination  country {}, {} line, channel {}, request type {purpose}",
+        destination.country(),
+        destination.kind(),
+        query.channel
+    );
+    let _ = writeln!(
+        out,
+        "health       {}",
+        if is_live {
+            "live, from the running server"
+        } else {
+            "none observed (offline: configuration only; use --admin for live health)"
+        }
+    );
+    for check in &explanation.rules {
+        let verdict = match check.mismatch {
+            None => "matched".to_owned(),
+            Some(mismatch) => format!("skipped: {} does not match", mismatch.as_str()),
+        };
+        let _ = writeln!(out, "rule         {} ({verdict})", check.rule.name);
+    }
+    let plan = &explanation.plan;
+    if plan.rule.is_none() {
+        let _ = writeln!(out, "result       no rule matches: the code would not be sent");
+        return out;
+    }
+    let strategy = match plan.strategy {
+        Strategy::Cascade => "cascade (one provider at a time)".to_owned(),
+        Strategy::Hedge { delay, is_learned } => format!(
+            "hedge (next provider after {} ms, {})",
+            delay.as_millis(),
+            if is_learned { "learned from latency" } else { "configured" }
+        ),
+        Strategy::Race { width } => format!("race ({width} providers at once)"),
+    };
+    let _ = writeln!(out, "strategy     {strategy}, ranked by {}", plan.optimize.as_str());
+    for (rank, candidate) in plan.candidates.iter().enumerate() {
+        let score = &candidate.score;
+        let estimate = &score.estimate;
+        let mut flags: Vec<&str> = score.notes.iter().map(|note| note.as_str()).collect();
+        if candidate.is_trial {
+            flags.push("probation trial");
+        }
+        if candidate.is_fail_open {
+            flags.push("fail open: every provider is excluded, this one recovers soonest");
+        }
+        let status = explanation
+            .health
+            .iter()
+            .find(|row| row.key == candidate.key)
+            .map_or_else(|| "healthy".to_owned(), |row| status_text(&row.status, now));
+        let price = score.price.map_or("unpriced".to_owned(), |p| format!("{p}"));
+        let _ = writeln!(
+            out,
+            "{}{}. {:<18} score {:>7.3} = health {:.3} + latency {:.3} + price {:.3} + weight {:.3}",
+            if rank == 0 { "chosen       " } else { "then         " },
+            rank + 1,
+            candidate.provider().as_str(),
+            score.total,
+            score.health_term,
+            score.latency_term,
+            score.price_term,
+            score.weight_term,
+        );
+        let _ = writeln!(
+            out,
+            "               {status}; success {:.0}% over {} attempts, delivery {:.0}%, latency {} ms{}, price {price}{}",
+            estimate.success_rate * 100.0,
+            estimate.requests,
+            estimate.delivery_rate * 100.0,
+            estimate.latency.as_millis(),
+            if estimate.is_latency_prior { " (prior: no samples yet)" } else { "" },
+            if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) },
+        );
+    }
+    for exclusion in &plan.excluded {
+        let _ = writeln!(out, "excluded     {}: {}", exclusion.provider, exclusion.reason.as_str());
+    }
+    let _ = writeln!(
+        out,
+        "budget       {:.1} of {:.0} extra sends (failover, hedge, race) available now{}",
+        explanation.budget.balance,
+        explanation.budget.burst,
+        explanation.spend_balance.map_or(String::new(), |s| format!(
+            "; {s:.2} left to spend on extras to this country this hour"
+        )),
+    );
+    out
+}
+
+fn render_json(destination: &Destination, explanation: &Explanation) -> serde_json::Value {
+    let plan = &explanation.plan;
+    serde_json::json!({
+        "country": destination.country().as_str(),
+        "line_type": destination.kind().as_str(),
+        "rules": explanation.rules.iter().map(|check| serde_json::json!({
+            "rule": check.rule.name.to_string(),
+            "matched": check.mismatch.is_none(),
+            "mismatch": check.mismatch.map(|m| m.as_str()),
+        })).collect::<Vec<_>>(),
+        "strategy": plan.strategy.as_str(),
+        "optimize": plan.optimize.as_str(),
+        "candidates": plan.candidates.iter().map(|c| serde_json::json!({
+            "provider": c.provider().as_str(),
+            "score": c.score.total,
+            "health_term": c.score.health_term,
+            "latency_term": c.score.latency_term,
+            "price_term": c.score.price_term,
+            "success_rate": c.score.estimate.success_rate,
+            "delivery_rate": c.score.estimate.delivery_rate,
+            "latency_ms": c.score.estimate.latency.as_millis() as u64,
+            "price": c.score.price,
+            "is_trial": c.is_trial,
+            "is_fail_open": c.is_fail_open,
+            "is_exploration": c.is_exploration,
+            "notes": c.score.notes.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "excluded": plan.excluded.iter().map(|e| serde_json::json!({
+            "provider": e.provider.as_str(), "reason": e.reason.as_str(),
+        })).collect::<Vec<_>>(),
+        "budget": { "balance": explanation.budget.balance, "burst": explanation.budget.burst },
+    })
+}

@@ -1,0 +1,267 @@
+//! Requests an emulator makes *to* the system under test, as the real provider does after a
+//! send: delivery receipts to the callback URL the send named, and (Plivo) the fetch of a call's
+//! answer URL. Shared by every provider emulator.
+//!
+//! What receipts say is set at runtime, in-process or with `PUT /__sim/receipts`: none (the
+//! default), delivered, or undelivered with a provider code, after an optional delay. Every
+//! callback made is recorded with the answer it got, and tests wait for them with
+//! [`CallbackLog::wait_for`] instead of sleeping.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::journal::Journal;
+
+/// The most of a callback's answer that is recorded (answer XML is a few hundred bytes).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// What the receipts an emulator sends say; the default sends none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Receipts {
+    /// The final state reported.
+    pub outcome: ReceiptOutcome,
+    /// Delay between accepting the send and posting its receipt, in milliseconds.
+    pub delay_ms: u64,
+}
+
+/// The final state a receipt reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ReceiptOutcome {
+    /// Send no receipts.
+    #[default]
+    None,
+    /// Delivered to the handset (SMS) or answered (calls).
+    Delivered,
+    /// Not delivered, with the provider's own code (Telesign `status.code` such as 211,
+    /// Infobip `status.id` such as 14, Plivo `ErrorCode` such as 50).
+    Undelivered {
+        /// The provider's code for why.
+        code: u32,
+    },
+}
+
+impl Receipts {
+    /// No receipts.
+    #[must_use]
+    pub fn none() -> Receipts {
+        Receipts::default()
+    }
+
+    /// Every send gets a "delivered" receipt.
+    #[must_use]
+    pub fn delivered() -> Receipts {
+        Receipts { outcome: ReceiptOutcome::Delivered, delay_ms: 0 }
+    }
+
+    /// Every send gets an "undelivered" receipt with the provider's `code`.
+    #[must_use]
+    pub fn undelivered(code: u32) -> Receipts {
+        Receipts { outcome: ReceiptOutcome::Undelivered { code }, delay_ms: 0 }
+    }
+
+    /// Posts receipts `delay` after the send.
+    #[must_use]
+    pub fn with_delay(self, delay: Duration) -> Receipts {
+        Receipts { delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), ..self }
+    }
+}
+
+/// Why the emulator made a callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackKind {
+    /// A delivery receipt (SMS status, call hangup).
+    Receipt,
+    /// A fetch of a call's answer URL for the call's script.
+    AnswerFetch,
+}
+
+/// One callback the emulator made, and what it got back.
+#[derive(Clone, Debug, Serialize)]
+pub struct SentCallback {
+    /// Receipt or answer fetch.
+    pub kind: CallbackKind,
+    /// The URL called.
+    pub url: String,
+    /// The provider's id of the message or call it is about.
+    pub message_id: String,
+    /// The body sent.
+    pub request_body: String,
+    /// The HTTP status answered; `None` when the request failed.
+    pub status: Option<u16>,
+    /// The answer's body (bounded), such as a call's XML.
+    pub response_body: String,
+    /// The transport error, when the request failed.
+    pub error: Option<String>,
+}
+
+/// One callback to make.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) kind: CallbackKind,
+    pub(crate) url: String,
+    pub(crate) message_id: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: String,
+}
+
+/// The receipt policy, the client that calls out, and the record of callbacks made.
+#[derive(Debug)]
+pub(crate) struct CallbackLog {
+    /// A std mutex: held only to copy or replace the policy.
+    receipts: Mutex<Receipts>,
+    client: reqwest::Client,
+    journal: Journal<SentCallback>,
+    /// Counts callbacks completed, so waiters wake without polling.
+    completed: watch::Sender<usize>,
+}
+
+impl CallbackLog {
+    pub(crate) fn new() -> CallbackLog {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        CallbackLog {
+            receipts: Mutex::new(Receipts::none()),
+            client,
+            journal: Journal::new(),
+            completed: watch::Sender::new(0),
+        }
+    }
+
+    pub(crate) fn set_receipts(&self, receipts: Receipts) {
+        *self.receipts.lock().unwrap_or_else(PoisonError::into_inner) = receipts;
+    }
+
+    pub(crate) fn receipts(&self) -> Receipts {
+        self.receipts.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn sent(&self) -> Vec<SentCallback> {
+        self.journal.snapshot()
+    }
+
+    pub(crate) fn clear(&self) {
+        self.journal.clear();
+    }
+
+    /// Waits until at least `n` callbacks completed since the emulator started; returns the
+    /// record. Bound it with a timeout in tests.
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<SentCallback> {
+        let mut completed = self.completed.subscribe();
+        // The sender lives as long as `self`, so `wait_for` cannot fail while we borrow it.
+        if completed.wait_for(|count| *count >= n).await.is_err() {
+            tracing::warn!("emulator callback counter closed");
+        }
+        self.sent()
+    }
+
+    /// Makes `outgoing` now and records it.
+    pub(crate) async fn call(&self, outgoing: Outgoing) -> SentCallback {
+        let mut request = self
+            .client
+            .post(&outgoing.url)
+            .header(reqwest::header::CONTENT_TYPE, outgoing.content_type)
+            .body(outgoing.body.clone());
+        for (name, value) in &outgoing.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let (status, response_body, error) = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match response.bytes().await {
+                    Ok(bytes) => {
+                        let kept = &bytes[..bytes.len().min(MAX_ANSWER_BYTES)];
+                        (Some(status), String::from_utf8_lossy(kept).into_owned(), None)
+                    }
+                    Err(error) => (Some(status), String::new(), Some(error.to_string())),
+                }
+            }
+            Err(error) => (None, String::new(), Some(error.to_string())),
+        };
+        if let Some(error) = &error {
+            tracing::debug!(url = %outgoing.url, %error, "emulator callback failed");
+        }
+        let sent = SentCallback {
+            kind: outgoing.kind,
+            url: outgoing.url,
+            message_id: outgoing.message_id,
+            request_body: outgoing.body,
+            status,
+            response_body,
+            error,
+        };
+        self.journal.push(sent.clone());
+        self.completed.send_modify(|count| *count += 1);
+        sent
+    }
+
+    /// The delay before a receipt, as configured.
+    pub(crate) fn receipt_delay(&self) -> Duration {
+        Duration::from_millis(self.receipts().delay_ms)
+    }
+}
+
+/// `/__sim/receipts` (GET, PUT [`Receipts`]) and `/__sim/callbacks` (GET, DELETE).
+pub(crate) fn routes(log: Arc<CallbackLog>) -> Router {
+    Router::new()
+        .route("/__sim/receipts", get(get_receipts).put(put_receipts))
+        .route("/__sim/callbacks", get(get_callbacks).delete(delete_callbacks))
+        .with_state(log)
+}
+
+async fn get_receipts(State(log): State<Arc<CallbackLog>>) -> Json<Receipts> {
+    Json(log.receipts())
+}
+
+async fn put_receipts(
+    State(log): State<Arc<CallbackLog>>,
+    Json(receipts): Json<Receipts>,
+) -> Response {
+    log.set_receipts(receipts);
+    Json(log.receipts()).into_response()
+}
+
+async fn get_callbacks(State(log): State<Arc<CallbackLog>>) -> Json<Vec<SentCallback>> {
+    Json(log.sent())
+}
+
+async fn delete_callbacks(State(log): State<Arc<CallbackLog>>) -> StatusCode {
+    log.clear();
+    StatusCode::NO_CONTENT
+}
+
+/// RFC 3339 UTC with milliseconds, as providers stamp their receipts.
+pub(crate) fn rfc3339_now() -> String {
+    time::OffsetDateTime::from(SystemTime::now())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_json_shape() {
+        let receipts: Receipts =
+            serde_json::from_str(r#"{"outcome":{"kind":"undelivered","code":211},"delay_ms":5}"#)
+                .unwrap();
+        assert_eq!(receipts, Receipts::undelivered(211).with_delay(Duration::from_millis(5)));
+        assert_eq!(serde_json::from_str::<Receipts>("{}").unwrap(), Receipts::none());
+        assert!(serde_json::from_str::<Receipts>(r#"{"delay":5}"#).is_err());
+    }
+}

@@ -1,0 +1,556 @@
+//! Sinch's wire behaviour: paths, auth, validation, magic test numbers, answer and error bodies,
+//! and the delivery reports and DiCE events sent after a send.
+//!
+//! SMS (`/xms/v1/{service_plan_id}/batches`, JSON, `Authorization: Bearer`): 401 for a wrong
+//! token or plan; 400 `syntax_invalid_json`, `syntax_constraint_violation` (missing `to`,
+//! `body` or `from`; over 1000 recipients; `body` over 1600 characters; `client_reference`
+//! over 128) and `syntax_invalid_parameter_format` (a recipient that is not E.164, `type` or
+//! `delivery_report` outside the enum, a `callback_url` that is not a URL or is over 2048);
+//! 403 `missing_callback_url` when a report is asked for without a URL; 201 with the batch.
+//! Magic recipients: +15005550001 400 invalid `to`, +15005550003 403 `illegal_number_type`,
+//! +15005550004 403 `blocked_account`.
+//!
+//! Voice (`/calling/v1/callouts`, JSON): 401 `40100` unless Basic `key:secret` or the
+//! application signature verifies; 400 `40003` for a callout the spec refuses (method outside
+//! the enum, no `destination`, a number that is not E.164, neither `text` nor `prompts`, `text`
+//! over 600 characters); 200 `{"callId"}`. Magic: +15005550005 402 `40200`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use serde_json::{Value, json};
+
+use super::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
+use crate::faults::InjectedAnswer;
+use crate::receipts::{OutgoingReceipt, ReceiptOutcome};
+use crate::server::ConnectionControl;
+
+const MAX_BODY_CHARS: usize = 1600;
+const MAX_TTS_CHARS: usize = 600;
+
+pub(super) fn routes(emulator: SinchEmulator) -> Router {
+    Router::new()
+        .route("/xms/v1/{service_plan_id}/batches", post(send_batch).get(list_batches))
+        .route("/calling/v1/callouts", post(callout))
+        .route("/calling/v1/callouts/", post(callout))
+        .fallback(not_found)
+        .with_state(emulator)
+}
+
+type Connection = Option<Extension<ConnectionControl>>;
+
+async fn play_faults(emulator: &SinchEmulator, connection: Connection) -> Option<InjectedAnswer> {
+    let decision = emulator.fault_injector().draw();
+    decision.play(connection.as_ref().map(|Extension(control)| control)).await
+}
+
+fn html(status: StatusCode) -> Response {
+    let page = format!("<html><body><h1>{status}</h1></body></html>");
+    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+}
+
+fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// SMS
+
+/// The SMS API's error body (`errorResponseObj`).
+fn sms_error(status: StatusCode, code: &str, text: &str) -> Response {
+    (status, Json(json!({"code": code, "text": text}))).into_response()
+}
+
+fn injected_sms(answer: InjectedAnswer) -> Response {
+    match answer {
+        InjectedAnswer::Status { status, code } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match code {
+                Some(code) => {
+                    sms_error(status, "internal_error", &format!("Injected error {code}"))
+                }
+                None => html(status),
+            }
+        }
+        InjectedAnswer::RateLimit { retry_after_s } => with_retry_after(
+            sms_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests"),
+            retry_after_s,
+        ),
+    }
+}
+
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|given| given.trim() == token)
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+async fn send_batch(
+    State(emulator): State<SinchEmulator>,
+    Path(service_plan_id): Path<String>,
+    connection: Connection,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let value = parsed.clone().unwrap_or(Value::Null);
+    let account = emulator.account();
+    let is_authenticated =
+        bearer_matches(&headers, &account.api_token) && service_plan_id == account.service_plan_id;
+    emulator.record(ReceivedSend {
+        kind: SendKind::Batch,
+        service_plan_id: Some(service_plan_id),
+        is_authenticated,
+        auth_scheme: None,
+        to: value["to"][0].as_str().map(str::to_owned),
+        from: value["from"].as_str().map(str::to_owned),
+        text: value["body"].as_str().map(str::to_owned),
+        body: value.clone(),
+        content_type: content_type(&headers),
+        received_at: std::time::SystemTime::now(),
+    });
+    if let Some(answer) = play_faults(&emulator, connection).await {
+        return injected_sms(answer);
+    }
+    if !is_authenticated {
+        return sms_error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized");
+    }
+    let Some(Value::Object(batch)) = parsed else {
+        return sms_error(
+            StatusCode::BAD_REQUEST,
+            "syntax_invalid_json",
+            "The JSON structure is invalid.",
+        );
+    };
+    if let Err(response) = validate_batch(&batch) {
+        return response;
+    }
+    let recipients: Vec<String> = batch["to"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|to| to.as_str().map(str::to_owned))
+        .collect();
+    match recipients[0].as_str() {
+        "+15005550001" => return invalid_format("to[0]", &recipients[0]),
+        "+15005550003" => {
+            return sms_error(
+                StatusCode::FORBIDDEN,
+                "illegal_number_type",
+                "Number type not allowed for this account.",
+            );
+        }
+        "+15005550004" => {
+            return sms_error(StatusCode::FORBIDDEN, "blocked_account", "The account is blocked.");
+        }
+        _ => {}
+    }
+    let now = now_rfc3339(true);
+    let id = emulator.new_batch_id();
+    let mut created = json!({
+        "id": id,
+        "to": recipients,
+        "from": batch["from"],
+        "canceled": false,
+        "body": batch["body"],
+        "type": batch.get("type").cloned().unwrap_or(json!("mt_text")),
+        "created_at": now,
+        "modified_at": now,
+        "delivery_report": batch.get("delivery_report").cloned().unwrap_or(json!("none")),
+        "expire_at": batch.get("expire_at").cloned().unwrap_or(json!(now)),
+        "flash_message": batch.get("flash_message").cloned().unwrap_or(json!(false)),
+    });
+    for optional in ["callback_url", "client_reference", "max_number_of_message_parts"] {
+        if let Some(value) = batch.get(optional) {
+            created[optional] = value.clone();
+        }
+    }
+    let wants_report =
+        batch.get("delivery_report").and_then(Value::as_str).is_some_and(|kind| kind != "none");
+    if let (true, Some(url)) = (wants_report, batch.get("callback_url").and_then(Value::as_str)) {
+        send_delivery_report(&emulator, url, &id, &recipients[0], batch.get("client_reference"));
+    }
+    (StatusCode::CREATED, Json(created)).into_response()
+}
+
+fn invalid_format(parameter: &str, value: &str) -> Response {
+    sms_error(
+        StatusCode::BAD_REQUEST,
+        "syntax_invalid_parameter_format",
+        &format!("The format of parameter '{parameter}' is invalid; value '{value}' is not valid."),
+    )
+}
+
+fn constraint(text: &str) -> Response {
+    sms_error(StatusCode::BAD_REQUEST, "syntax_constraint_violation", text)
+}
+
+fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (7..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
+#[allow(clippy::result_large_err)]
+fn validate_batch(batch: &serde_json::Map<String, Value>) -> Result<(), Response> {
+    let Some(recipients) = batch.get("to").and_then(Value::as_array).filter(|to| !to.is_empty())
+    else {
+        return Err(constraint("Parameter 'to' is required and must have 1 to 1000 elements."));
+    };
+    if recipients.len() > 1000 {
+        return Err(constraint("Parameter 'to' must have 1 to 1000 elements."));
+    }
+    for (index, recipient) in recipients.iter().enumerate() {
+        let text = recipient.as_str().unwrap_or_default();
+        if !is_e164(text) {
+            return Err(invalid_format(&format!("to[{index}]"), text));
+        }
+    }
+    if batch.get("from").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return Err(constraint(
+            "Parameter 'from' is required (no default originator is configured).",
+        ));
+    }
+    let Some(text) = batch.get("body").and_then(Value::as_str) else {
+        return Err(constraint("Parameter 'body' is required."));
+    };
+    if text.chars().count() > MAX_BODY_CHARS {
+        return Err(constraint("Parameter 'body' must be at most 1600 characters."));
+    }
+    let one_of = |name: &str, allowed: &[&str]| {
+        batch
+            .get(name)
+            .is_none_or(|value| value.as_str().is_some_and(|text| allowed.contains(&text)))
+    };
+    if !one_of("type", &["mt_text", "mt_binary"]) {
+        return Err(invalid_format("type", &batch["type"].to_string()));
+    }
+    if !one_of(
+        "delivery_report",
+        &["none", "summary", "full", "per_recipient", "per_recipient_final"],
+    ) {
+        return Err(invalid_format("delivery_report", &batch["delivery_report"].to_string()));
+    }
+    if let Some(url) = batch.get("callback_url") {
+        let is_url = url.as_str().is_some_and(|url| {
+            url.len() <= 2048 && (url.starts_with("http://") || url.starts_with("https://"))
+        });
+        if !is_url {
+            return Err(invalid_format("callback_url", &url.to_string()));
+        }
+    }
+    if batch.get("client_reference").is_some_and(|reference| {
+        reference.as_str().is_none_or(|reference| reference.chars().count() > 128)
+    }) {
+        return Err(constraint("Parameter 'client_reference' must be at most 128 characters."));
+    }
+    let wants_report =
+        batch.get("delivery_report").and_then(Value::as_str).is_some_and(|kind| kind != "none");
+    if wants_report && batch.get("callback_url").is_none() {
+        return Err(sms_error(
+            StatusCode::FORBIDDEN,
+            "missing_callback_url",
+            "Requesting delivery report without any callback URL.",
+        ));
+    }
+    Ok(())
+}
+
+async fn list_batches(
+    State(emulator): State<SinchEmulator>,
+    Path(service_plan_id): Path<String>,
+    connection: Connection,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = play_faults(&emulator, connection).await {
+        return injected_sms(answer);
+    }
+    let account = emulator.account();
+    if !bearer_matches(&headers, &account.api_token) || service_plan_id != account.service_plan_id {
+        return sms_error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized");
+    }
+    Json(json!({"count": 0, "page": 0, "page_size": 1, "batches": []})).into_response()
+}
+
+/// Posts a `recipient_delivery_report_sms` (no signature: Sinch signs none).
+fn send_delivery_report(
+    emulator: &SinchEmulator,
+    url: &str,
+    batch_id: &str,
+    recipient: &str,
+    client_reference: Option<&Value>,
+) {
+    let plan = emulator.receipts().plan();
+    let (status, code) = match &plan.outcome {
+        ReceiptOutcome::None => return,
+        ReceiptOutcome::Delivered => ("Delivered", 0),
+        ReceiptOutcome::Undelivered { code } => ("Failed", code.parse::<u32>().unwrap_or(0)),
+    };
+    let mut report = json!({
+        "type": "recipient_delivery_report_sms",
+        "batch_id": batch_id,
+        "recipient": recipient,
+        "code": code,
+        "status": status,
+        "at": now_rfc3339(true),
+        "operator_status_at": now_rfc3339(true),
+    });
+    if let Some(reference) = client_reference {
+        report["client_reference"] = reference.clone();
+    }
+    let receipt = OutgoingReceipt {
+        url: url.to_owned(),
+        message_id: batch_id.to_owned(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: serde_json::to_vec(&report).unwrap_or_default(),
+    };
+    emulator.receipts().post(receipt, Duration::from_millis(plan.delay_ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Voice
+
+/// The Voice API's error body (`Error`).
+fn voice_error(status: StatusCode, code: &str, message: &str, reference: String) -> Response {
+    // Sinch's own phrases where the spec shows them, else the standard reason.
+    let phrase = match status.as_u16() {
+        400 => "Invalid Request",
+        500 => "Server Error",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    };
+    let summary = format!("{} {phrase}", status.as_u16());
+    (status, Json(json!({"status": summary, "errorCode": code, "message": message, "reference": reference})))
+        .into_response()
+}
+
+fn injected_voice(answer: InjectedAnswer, reference: String) -> Response {
+    match answer {
+        InjectedAnswer::Status { status, code } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match code {
+                Some(code) => voice_error(status, &code.to_string(), "Injected error", reference),
+                None => html(status),
+            }
+        }
+        InjectedAnswer::RateLimit { retry_after_s } => with_retry_after(
+            voice_error(StatusCode::TOO_MANY_REQUESTS, "42900", "Too many requests", reference),
+            retry_after_s,
+        ),
+    }
+}
+
+/// Sinch's application signature (see the adapter's `sign` module for the scheme).
+pub(crate) fn sign(
+    secret_base64: &str,
+    method: &str,
+    body: &[u8],
+    content_type: &str,
+    timestamp: &str,
+    path: &str,
+) -> Option<String> {
+    let body_md5 = STANDARD.encode(Md5::digest(body));
+    let text = format!("{method}\n{body_md5}\n{content_type}\nx-timestamp:{timestamp}\n{path}");
+    let key = STANDARD.decode(secret_base64).ok()?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).ok()?;
+    mac.update(text.as_bytes());
+    Some(STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// `Some("basic")` or `Some("signed")` when the callout's credentials verify.
+fn callout_auth(
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+    account: &SinchAccount,
+) -> Option<&'static str> {
+    let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = authorization.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = String::from_utf8(STANDARD.decode(credentials.trim()).ok()?).ok()?;
+        let (key, secret) = decoded.split_once(':')?;
+        return (key == account.application_key && secret == account.application_secret)
+            .then_some("basic");
+    }
+    if !scheme.eq_ignore_ascii_case("application") {
+        return None;
+    }
+    let (key, signature) = credentials.trim().split_once(':')?;
+    let timestamp = headers.get("x-timestamp")?.to_str().ok()?;
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let path = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let expected = sign(&account.application_secret, "POST", body, content_type, timestamp, path)?;
+    (key == account.application_key && expected == signature).then_some("signed")
+}
+
+async fn callout(
+    State(emulator): State<SinchEmulator>,
+    connection: Connection,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let auth = callout_auth(&headers, &uri, &body, emulator.account());
+    let tts = &parsed["ttsCallout"];
+    emulator.record(ReceivedSend {
+        kind: SendKind::Callout,
+        service_plan_id: None,
+        is_authenticated: auth.is_some(),
+        auth_scheme: auth.map(str::to_owned),
+        to: tts["destination"]["endpoint"].as_str().map(str::to_owned),
+        from: tts["cli"].as_str().map(str::to_owned),
+        text: tts["text"].as_str().map(str::to_owned),
+        body: parsed.clone(),
+        content_type: content_type(&headers),
+        received_at: std::time::SystemTime::now(),
+    });
+    let reference = emulator.new_uuid();
+    if let Some(answer) = play_faults(&emulator, connection).await {
+        return injected_voice(answer, reference);
+    }
+    if auth.is_none() {
+        return voice_error(StatusCode::UNAUTHORIZED, "40100", "Authorization required", reference);
+    }
+    if !is_valid_callout(&parsed) {
+        return voice_error(StatusCode::BAD_REQUEST, "40003", "Invalid request", reference);
+    }
+    if tts["destination"]["endpoint"] == "+15005550005" {
+        return voice_error(StatusCode::PAYMENT_REQUIRED, "40200", "Payment required", reference);
+    }
+    let call_id = emulator.new_uuid();
+    if tts["enableDice"] == true {
+        if let Some(url) = emulator.voice_callback_url() {
+            send_dice(&emulator, &url, &call_id, tts);
+        }
+    }
+    Json(json!({"callId": call_id})).into_response()
+}
+
+fn is_valid_callout(body: &Value) -> bool {
+    let method = body["method"].as_str().unwrap_or_default();
+    if !["conferenceCallout", "ttsCallout", "customCallout"].contains(&method) {
+        return false;
+    }
+    if method != "ttsCallout" {
+        // Only text-to-speech callouts are emulated.
+        return false;
+    }
+    let tts = &body["ttsCallout"];
+    let destination = &tts["destination"];
+    let is_destination = match destination["type"].as_str() {
+        Some("number") => destination["endpoint"].as_str().is_some_and(is_e164),
+        Some("username") => destination["endpoint"].as_str().is_some_and(|name| !name.is_empty()),
+        _ => false,
+    };
+    let is_cli = tts.get("cli").is_none_or(|cli| cli.as_str().is_some_and(is_e164));
+    let text = tts["text"].as_str();
+    let has_speech = text
+        .is_some_and(|text| !text.is_empty() && text.chars().count() <= MAX_TTS_CHARS)
+        || (text.is_none() && tts["prompts"].as_str().is_some_and(|prompts| !prompts.is_empty()));
+    let is_domain =
+        tts.get("domain").is_none_or(|domain| matches!(domain.as_str(), Some("pstn" | "mxp")));
+    let are_flags =
+        ["enableAce", "enableDice"].iter().all(|flag| tts.get(*flag).is_none_or(Value::is_boolean));
+    is_destination && is_cli && has_speech && is_domain && are_flags
+}
+
+/// Posts a signed DiCE event for a call, as Sinch does when the call ends.
+fn send_dice(emulator: &SinchEmulator, url: &str, call_id: &str, tts: &Value) {
+    let plan = emulator.receipts().plan();
+    let (result, reason) = match &plan.outcome {
+        ReceiptOutcome::None => return,
+        ReceiptOutcome::Delivered => ("ANSWERED".to_owned(), "CALLEEHANGUP"),
+        ReceiptOutcome::Undelivered { code } => (code.clone(), "CALLEENOTAVAILABLE"),
+    };
+    let account = emulator.account();
+    let timestamp = now_rfc3339(false);
+    let mut event = json!({
+        "event": "dice",
+        "callid": call_id,
+        "timestamp": timestamp,
+        "reason": reason,
+        "result": result,
+        "version": 1,
+        "applicationKey": account.application_key,
+        "to": {"type": "number", "endpoint": tts["destination"]["endpoint"]},
+    });
+    if let Some(custom) = tts.get("custom") {
+        event["custom"] = custom.clone();
+    }
+    let body = serde_json::to_vec(&event).unwrap_or_default();
+    let content_type = "application/json; charset=utf-8";
+    let path = reqwest::Url::parse(url).map_or_else(
+        |_| "/".to_owned(),
+        |url| match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        },
+    );
+    let mut headers = vec![
+        ("content-type".to_owned(), content_type.to_owned()),
+        ("x-timestamp".to_owned(), timestamp.clone()),
+    ];
+    match sign(&account.application_secret, "POST", &body, content_type, &timestamp, &path) {
+        Some(signature) => headers.push((
+            "authorization".to_owned(),
+            format!("Application {}:{signature}", account.application_key),
+        )),
+        None => tracing::warn!("emulator application secret is not base64; DiCE goes unsigned"),
+    }
+    let receipt =
+        OutgoingReceipt { url: url.to_owned(), message_id: call_id.to_owned(), headers, body };
+    emulator.receipts().post(receipt, Duration::from_millis(plan.delay_ms));
+}
+
+fn now_rfc3339(with_millis: bool) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = if with_millis {
+        now.replace_millisecond(now.millisecond()).unwrap_or(now)
+    } else {
+        now.replace_nanosecond(0).unwrap_or(now)
+    };
+    let text = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    if with_millis && !text.contains('.') { text.replace('Z', ".000Z") } else { text }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"code": "not_found", "text": "Not found"}))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_like_sinchs_published_example() {
+        let body = br#"{"event":"ace","callid":"822aa4b7-05b4-4d83-87c7-1f835ee0b6f6_257","timestamp":"2014-09-24T10:59:41Z","version":1}"#;
+        let signature = sign(
+            "BeIukql3pTKJ8RGL5zo0DA==",
+            "POST",
+            body,
+            "application/json",
+            "2014-09-24T10:59:41Z",
+            "/sinch/callback/ace",
+        );
+        assert_eq!(signature.as_deref(), Some("Tg6fMyo8mj9pYfWQ9ssbx3Tc1BNC87IEygAfLbJqZb4="));
+    }
+}
