@@ -253,14 +253,14 @@ impl ScenarioReport {
         );
         let _ = writeln!(
             out,
-            "  {:<12} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6} {:>9} {:>7} {:>9}",
+            "  {:<12} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>7} {:>9}",
             "policy",
-            "in-dline",
-            "deliverd",
+            "in time",
+            "delivered",
             "p50 ms",
             "p99 ms",
             "dup/1k",
-            "sends",
+            "sends/OTP",
             "cost/OTP",
             "wall s",
             "OTPs/s"
@@ -271,7 +271,7 @@ impl ScenarioReport {
             let cost = policy.cost_per_delivered().map_or("-".to_owned(), |c| format!("{c:.5}"));
             let _ = writeln!(
                 out,
-                "  {:<12} {:>8.2}% {:>8.2}% {:>7} {:>7} {:>7.2} {:>6.3} {:>9} {:>7.2} {:>9.0}",
+                "  {:<12} {:>8.2}% {:>8.2}% {:>7} {:>7} {:>7.2} {:>9.3} {:>9} {:>7.2} {:>9.0}",
                 policy.policy,
                 policy.within_deadline_pct(),
                 policy.delivered_pct(),
