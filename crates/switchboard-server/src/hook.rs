@@ -471,16 +471,27 @@ fn check_guard(
     let verdict = guard.check(&input);
     shared.metrics.guard(&verdict, message.channel, guard.mode_label());
     let rule = verdict.blocked_by?;
-    tracing::warn!(
-        event_id = %message.reference,
-        country = %message.destination.country(),
-        phone = %shared.phones.reference(&message.destination),
-        channel = %message.channel,
-        rule = rule.as_str(),
-        mode = guard.mode_label(),
-        blocked = verdict.is_blocked,
-        "fraud guard"
-    );
+    // A block is a warning; what monitor mode would have blocked is counted and noted at info.
+    macro_rules! guard_line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                event_id = %message.reference,
+                country = %message.destination.country(),
+                phone = %shared.phones.reference(&message.destination),
+                channel = %message.channel,
+                rule = rule.as_str(),
+                mode = guard.mode_label(),
+                blocked = verdict.is_blocked,
+                "fraud guard"
+            )
+        };
+    }
+    if verdict.is_blocked {
+        guard_line!(tracing::Level::WARN);
+    } else {
+        guard_line!(tracing::Level::INFO);
+    }
     if !verdict.is_blocked {
         return None;
     }
