@@ -170,7 +170,8 @@ async fn run(
     for pass in 0..limits.max_passes.max(1) {
         let plan = {
             let health = shared.health();
-            plan(&runtime.routes, &health, &query, Instant::now().into_std(), &mut rand::rng())
+            let mut rng = shared.rng();
+            plan(&runtime.routes, &health, &query, Instant::now().into_std(), &mut *rng)
         };
         if pass == 0 {
             let rule = plan.rule.as_ref().map(|rule| rule.name.to_string());
@@ -210,6 +211,23 @@ async fn run(
         // Dropping the pass drops any attempt still running (they were abandoned already).
         drop(pass_run);
         match end {
+            // The budget refills with traffic: with passes left (background delivery), a refused
+            // extra send waits for the next pass instead of giving up on the code.
+            PassEnd::Finished(DispatchResult::Undelivered { reason: Undelivered::RetryBudget })
+                if pass + 1 < limits.max_passes =>
+            {
+                tracing::info!(event_id = %message.reference, "retry budget spent; trying again in the next pass");
+                let next_pass = Instant::now() + backoff;
+                if next_pass + MIN_ATTEMPT_TIME > limits.attempt_deadline
+                    || n_attempts >= limits.max_attempts
+                {
+                    return DispatchResult::Undelivered { reason: Undelivered::RetryBudget };
+                }
+                progress.send_modify(|p| p.is_waiting = true);
+                tokio::time::sleep_until(next_pass).await;
+                progress.send_modify(|p| p.is_waiting = false);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
             PassEnd::Finished(result) => return result,
             PassEnd::Exhausted { n_tried } => {
                 let next_pass = Instant::now() + backoff;
@@ -313,6 +331,11 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
                 };
             }
             tokio::select! {
+                // In this order when several are ready at once (timers share a millisecond
+                // tick): an outcome that has arrived is used before a hedge is launched or the
+                // deadline declared, and the choice does not depend on a coin flip, so replays
+                // are exact.
+                biased;
                 Some((index, outcome, elapsed)) = self.in_flight.next() => {
                     n_tried += 1;
                     self.running.remove(&index);

@@ -291,6 +291,8 @@ impl Job {
             Some((&mut delivery).await)
         } else {
             tokio::select! {
+                // A result that is ready wins over the deadline firing in the same tick.
+                biased;
                 result = &mut delivery => Some(result),
                 _ = watching.wait_for(|p| p.is_waiting) => None,
                 () = tokio::time::sleep_until(answer_deadline) => None,

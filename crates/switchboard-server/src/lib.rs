@@ -80,6 +80,14 @@ impl Server {
         self.shared.reload(settings);
     }
 
+    /// Fixes the seed of the randomness routing uses (exploration), so replayed traffic takes
+    /// the same decisions every time. Production servers keep the OS-seeded default.
+    #[must_use]
+    pub fn with_rng_seed(self, seed: u64) -> Server {
+        self.shared.seed_rng(seed);
+        self
+    }
+
     /// Names the file the configuration came from, so `reload_from_source`, the admin API and
     /// [`Server::watch`] can re-read it.
     #[must_use]

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use secrecy::ExposeSecret;
 use switchboard_core::ProviderId;
 use switchboard_core::health::HealthBook;
@@ -58,6 +60,10 @@ pub(crate) struct Shared {
     is_draining: AtomicBool,
     /// The configuration file, when the server was started from one.
     source: Mutex<Option<std::path::PathBuf>>,
+    /// Randomness for planning (exploration). Seeded from the OS unless a caller that replays
+    /// traffic (the simulator, tests) fixes the seed. A std mutex: one draw per plan, never
+    /// across an `.await`.
+    rng: Mutex<StdRng>,
 }
 
 impl Shared {
@@ -80,7 +86,17 @@ impl Shared {
             tracker: tokio_util::task::TaskTracker::new(),
             is_draining: AtomicBool::new(false),
             source: Mutex::new(None),
+            rng: Mutex::new(StdRng::from_os_rng()),
         }
+    }
+
+    /// The planning RNG. A panic while drawing cannot leave it in a state that matters.
+    pub(crate) fn rng(&self) -> MutexGuard<'_, StdRng> {
+        self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn seed_rng(&self, seed: u64) {
+        *self.rng() = StdRng::seed_from_u64(seed);
     }
 
     /// The current runtime; hold the `Arc` for the whole request.

@@ -1,4 +1,5 @@
-//! The `switchboard` command: serve the Okta hook, check a config, run the demo or an emulator.
+//! The `switchboard` command: serve the Okta hook, check a config, run the demo, an emulator or
+//! the simulator.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use switchboard::{demo, emulate};
+use switchboard::{demo, emulate, simulate};
 use switchboard_server::config::LogFormat;
 use switchboard_server::{Server, Settings};
 
@@ -58,6 +59,8 @@ enum Command {
     Demo(demo::DemoOptions),
     /// Run a provider emulator (for trying switchboard without accounts).
     Emulate(emulate::EmulateOptions),
+    /// Replay a scenario in virtual time through the real server and two baselines.
+    Simulate(simulate::SimulateOptions),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +86,13 @@ fn main() -> ExitCode {
             Command::Emulate(options) => {
                 init_logging(LogFormat::Text, "info");
                 emulate::run(options, shutdown_signal()).await
+            }
+            Command::Simulate(options) => {
+                // The simulator starts its own paused-clock runtimes, which cannot nest in this
+                // one: run it on a plain thread.
+                std::thread::spawn(move || simulate::run(&options, std::io::stdout()).map(|_| ()))
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the simulator panicked"))?
             }
         }
     });

@@ -1,0 +1,365 @@
+//! `switchboard simulate SCENARIO`: a deterministic, virtual-time replay of a scenario through
+//! the real server, beside two baselines.
+//!
+//! # Why the real server, on a paused clock?
+//!
+//! A model of switchboard's routing would measure the model. The simulator instead builds the
+//! server from the scenario's configuration (`Server::new`), swaps each configured provider for
+//! an emulated one of the same id, and sends Okta-shaped JSON through `hook_router()` with
+//! `oneshot` (no sockets): authentication, parsing, the ledger, the guard, dispatch, health and
+//! background delivery all run as in production. Everything runs on a current-thread tokio
+//! runtime whose clock is paused: when every task is waiting, tokio jumps the clock to the next
+//! timer, so a 2,000-second scenario costs only the CPU time of its work, and the same seed gives
+//! the same report.
+//!
+//! The baselines (static priority failover and round-robin, in `baseline.rs`) are not switchboard
+//! and not the server: they are small policies over the same emulated providers and the same
+//! delivery rules, so the difference in the table is the routing policy.
+
+mod baseline;
+mod emulated;
+mod report;
+mod scenario;
+mod traffic;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use switchboard_core::ProviderId;
+use switchboard_providers::{ProviderConfig, SharedProvider};
+use switchboard_server::config::FileConfig;
+use switchboard_server::{Server, Settings};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+pub use report::{PolicyReport, ScenarioReport};
+pub use scenario::{SHIPPED, Scenario};
+
+use baseline::{Baseline, BaselineRouter};
+use emulated::{EmulatedProvider, World, event_id};
+use traffic::Arrival;
+
+/// Options of `switchboard simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateOptions {
+    /// A shipped scenario (`all-healthy`, `primary-outage`, `brownout`, `flapping`,
+    /// `rate-limit-storm`, `regional-outage`, `price-change`), `all` for every one, or the path
+    /// of a scenario file.
+    pub scenario: String,
+    /// OTPs per run.
+    #[arg(long, default_value_t = 100_000)]
+    pub otps: u64,
+    /// Seed for arrivals, destinations, latencies and faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Which policies to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub policy: PolicyChoice,
+}
+
+/// `--policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyChoice {
+    /// switchboard and both baselines.
+    All,
+    /// switchboard only.
+    Switchboard,
+    /// Static priority failover only.
+    Priority,
+    /// Round-robin only.
+    RoundRobin,
+}
+
+/// One routing policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// The real server with the scenario's configuration.
+    Switchboard,
+    /// Baseline: configured order, no memory.
+    Priority,
+    /// Baseline: rotating start, no memory.
+    RoundRobin,
+}
+
+impl Policy {
+    /// The name in the report.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Switchboard => "switchboard",
+            Policy::Priority => "priority",
+            Policy::RoundRobin => "round-robin",
+        }
+    }
+}
+
+impl PolicyChoice {
+    fn policies(self) -> Vec<Policy> {
+        match self {
+            PolicyChoice::All => vec![Policy::Switchboard, Policy::Priority, Policy::RoundRobin],
+            PolicyChoice::Switchboard => vec![Policy::Switchboard],
+            PolicyChoice::Priority => vec![Policy::Priority],
+            PolicyChoice::RoundRobin => vec![Policy::RoundRobin],
+        }
+    }
+}
+
+/// Runs the scenario (or every shipped one), printing each table to `out` as it completes.
+pub fn run(options: &SimulateOptions, mut out: impl Write) -> anyhow::Result<Vec<ScenarioReport>> {
+    anyhow::ensure!(options.otps >= 1, "--otps must be at least 1");
+    let names: Vec<&str> = if options.scenario == "all" {
+        SHIPPED.iter().map(|(name, _)| *name).collect()
+    } else {
+        vec![options.scenario.as_str()]
+    };
+    let mut reports = Vec::with_capacity(names.len());
+    for name in names {
+        let scenario = Scenario::load(name)?;
+        let report = simulate(scenario, options.otps, options.seed, &options.policy.policies())?;
+        writeln!(out, "{}", report.render())?;
+        out.flush()?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Runs `policies` on one scenario with the same arrivals.
+pub fn simulate(
+    scenario: Scenario,
+    otps: u64,
+    seed: u64,
+    policies: &[Policy],
+) -> anyhow::Result<ScenarioReport> {
+    let scenario = Arc::new(scenario);
+    let arrivals = traffic::arrivals(&scenario, otps, seed);
+    let deadline = settings(&scenario, 0, Duration::ZERO)?.okta.deadline;
+    let mut report = ScenarioReport::new(&scenario, seed, deadline, &arrivals);
+    for policy in policies {
+        report.policies.push(run_policy(&scenario, *policy, &arrivals, seed)?);
+    }
+    Ok(report)
+}
+
+fn run_policy(
+    scenario: &Arc<Scenario>,
+    policy: Policy,
+    arrivals: &[Arrival],
+    seed: u64,
+) -> anyhow::Result<PolicyReport> {
+    let started = std::time::Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .context("cannot start the simulation runtime")?;
+    let (journal, late_answers) = runtime.block_on(async {
+        let start = Instant::now();
+        let world = Arc::new(World::new(Arc::clone(scenario), seed, arrivals.len(), start));
+        let late_answers = match policy {
+            Policy::Switchboard => drive_server(scenario, &world, arrivals, seed).await?,
+            Policy::Priority => {
+                drive_baseline(scenario, &world, arrivals, Baseline::Priority).await?
+            }
+            Policy::RoundRobin => {
+                drive_baseline(scenario, &world, arrivals, Baseline::RoundRobin).await?
+            }
+        };
+        let world = Arc::try_unwrap(world)
+            .map_err(|_| anyhow::anyhow!("simulated providers still in use after the run"))?;
+        anyhow::Ok((world.into_journal(), late_answers))
+    })?;
+    drop(runtime);
+    let deadline = settings(scenario, 0, Duration::ZERO)?.okta.deadline;
+    let mut report = PolicyReport::from_journal(
+        policy.name(),
+        arrivals,
+        &journal,
+        deadline,
+        scenario.providers.len(),
+    );
+    report.late_answers = late_answers;
+    report.wall = started.elapsed();
+    Ok(report)
+}
+
+/// Validated settings for the scenario's switchboard config with the prices in force `at`, and
+/// each provider's adapter timeout. `generation` only tells reloads apart in errors.
+fn settings(scenario: &Scenario, generation: usize, at: Duration) -> anyhow::Result<Settings> {
+    Ok(settings_with_timeouts(scenario, generation, at)?.0)
+}
+
+fn settings_with_timeouts(
+    scenario: &Scenario,
+    generation: usize,
+    at: Duration,
+) -> anyhow::Result<(Settings, Vec<Duration>)> {
+    let table = scenario.switchboard_config(at);
+    let text = toml::to_string(&table).context("switchboard config")?;
+    let file = FileConfig::parse(&text, |_| None)
+        .with_context(|| format!("switchboard config (version {generation})"))?;
+    let timeouts = scenario
+        .provider_ids()
+        .map(|id| match file.providers.get(id) {
+            Some(ProviderConfig::Twilio(twilio)) => Ok(Duration::from_millis(twilio.timeout_ms)),
+            _ => {
+                anyhow::bail!("switchboard.providers.{id}: the placeholder must be kind \"twilio\"")
+            }
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let settings = Settings::from_file(file).context("switchboard config")?;
+    Ok((settings, timeouts))
+}
+
+/// The emulated providers for `settings`, in scenario order.
+fn emulated_providers(
+    scenario: &Scenario,
+    world: &Arc<World>,
+    timeouts: &[Duration],
+) -> anyhow::Result<Vec<(ProviderId, Arc<EmulatedProvider>)>> {
+    scenario
+        .provider_ids()
+        .enumerate()
+        .map(|(index, id)| {
+            let id = ProviderId::parse(id).with_context(|| format!("providers.{id}: bad id"))?;
+            let provider =
+                EmulatedProvider::new(id.clone(), index, timeouts[index], Arc::clone(world));
+            Ok((id, Arc::new(provider)))
+        })
+        .collect()
+}
+
+/// Settings whose providers are the emulated ones.
+fn emulated_settings(
+    scenario: &Scenario,
+    world: &Arc<World>,
+    generation: usize,
+    at: Duration,
+) -> anyhow::Result<Settings> {
+    let (mut settings, timeouts) = settings_with_timeouts(scenario, generation, at)?;
+    settings.providers = emulated_providers(scenario, world, &timeouts)?
+        .into_iter()
+        .map(|(_, provider)| provider as SharedProvider)
+        .collect();
+    Ok(settings)
+}
+
+/// Sends every arrival through the real server's hook router; returns the answers later than
+/// the deadline.
+async fn drive_server(
+    scenario: &Arc<Scenario>,
+    world: &Arc<World>,
+    arrivals: &[Arrival],
+    seed: u64,
+) -> anyhow::Result<u64> {
+    let settings = emulated_settings(scenario, world, 0, Duration::ZERO)?;
+    let deadline = settings.okta.deadline;
+    let path = settings.okta.path.clone();
+    let lifetime = settings.delivery.default_otp_lifetime;
+    let server = Server::new(settings).with_rng_seed(seed);
+    let router = server.hook_router();
+    let start = world.start;
+    let mut price_changes = scenario.price_changes.iter().enumerate().peekable();
+    let mut answers = tokio::task::JoinSet::new();
+    let mut late_answers = 0;
+    let mut is_answer_late =
+        |answer: Result<anyhow::Result<bool>, tokio::task::JoinError>| match answer {
+            Ok(Ok(is_late)) => {
+                late_answers += u64::from(is_late);
+                Ok(())
+            }
+            Ok(Err(error)) => Err(error),
+            Err(error) => Err(anyhow::anyhow!("hook request task failed: {error}")),
+        };
+    for (index, arrival) in arrivals.iter().enumerate() {
+        while let Some((generation, change)) =
+            price_changes.next_if(|(_, change)| change.at <= arrival.at)
+        {
+            tokio::time::sleep_until(start + change.at).await;
+            // The operator updates the price table the moment the price changes.
+            server.reload(emulated_settings(scenario, world, generation + 1, change.at)?);
+        }
+        tokio::time::sleep_until(start + arrival.at).await;
+        let request = Request::post(&path)
+            .header("content-type", "application/json")
+            .header("authorization", scenario::OKTA_SECRET)
+            .body(Body::from(okta_request(index, arrival)))
+            .context("building a hook request")?;
+        let router = router.clone();
+        answers.spawn(async move {
+            let sent = Instant::now();
+            let response = router.oneshot(request).await?;
+            anyhow::ensure!(
+                response.status() == StatusCode::OK,
+                "hook answered {} for OTP {index}",
+                response.status()
+            );
+            Ok(sent.elapsed() > deadline)
+        });
+        while let Some(answer) = answers.try_join_next() {
+            is_answer_late(answer)?;
+        }
+    }
+    while let Some(answer) = answers.join_next().await {
+        is_answer_late(answer)?;
+    }
+    // Background deliveries end when their OTP expires; the clock is virtual, so waiting is free.
+    tokio::time::sleep(lifetime + Duration::from_secs(60)).await;
+    drop(router);
+    drop(server);
+    Ok(late_answers)
+}
+
+/// Runs every arrival through a baseline over the same emulated providers.
+async fn drive_baseline(
+    scenario: &Arc<Scenario>,
+    world: &Arc<World>,
+    arrivals: &[Arrival],
+    baseline: Baseline,
+) -> anyhow::Result<u64> {
+    let (settings, timeouts) = settings_with_timeouts(scenario, 0, Duration::ZERO)?;
+    let providers = emulated_providers(scenario, world, &timeouts)?;
+    let router = Arc::new(BaselineRouter::new(baseline, settings, providers));
+    let start = world.start;
+    let mut deliveries = tokio::task::JoinSet::new();
+    for (index, arrival) in arrivals.iter().enumerate() {
+        tokio::time::sleep_until(start + arrival.at).await;
+        let router = Arc::clone(&router);
+        let arrival = arrival.clone();
+        deliveries.spawn(async move { router.deliver(&arrival, index).await });
+        while deliveries.try_join_next().is_some() {}
+    }
+    while deliveries.join_next().await.is_some() {}
+    Ok(0)
+}
+
+/// An Okta telephony hook request for OTP `index`. No `otpExpires`: the server would compare it
+/// with the wall clock, which does not move here; the configured default lifetime applies.
+fn okta_request(index: usize, arrival: &Arrival) -> String {
+    let code = format!("{:06}", (index as u64 * 7_919 + 104_729) % 1_000_000);
+    let channel = match arrival.channel {
+        switchboard_core::Channel::Sms => "SMS",
+        switchboard_core::Channel::Voice => "CALL",
+    };
+    serde_json::json!({
+        "eventId": event_id(index),
+        "eventTime": "2026-11-24T12:00:00.000Z",
+        "eventType": "com.okta.telephony.provider",
+        "requestType": "com.okta.user.telephony.mfa-verification",
+        "data": {
+            "context": {"request": {"ipAddress": "198.51.100.7"}},
+            "userProfile": {"userId": format!("00u{index:017}")},
+            "messageProfile": {
+                "msgTemplate": format!("Your code is {code}"),
+                "phoneNumber": arrival.phone,
+                "deliveryChannel": channel,
+                "otpCode": code,
+                "locale": "EN-US"
+            }
+        }
+    })
+    .to_string()
+}
