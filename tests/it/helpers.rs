@@ -25,6 +25,8 @@ pub(crate) struct AppOptions {
     pub(crate) extra: &'static str,
     /// Extra keys for the one route rule (`strategy = "hedge"`).
     pub(crate) route: &'static str,
+    /// Replaces the primary with a provider whose `send` panics (the canary's forced panic).
+    pub(crate) panicking_primary: bool,
     /// Replaces the `[okta.auth]` table (header secret mode by default).
     pub(crate) okta_auth: Option<String>,
 }
@@ -40,6 +42,7 @@ impl Default for AppOptions {
             max_attempts: 4,
             extra: "",
             route: "",
+            panicking_primary: false,
             okta_auth: None,
         }
     }
@@ -161,7 +164,14 @@ providers = ["twilio-primary", "twilio-backup"]
     );
     let config_path = dir.path().join("switchboard.toml");
     std::fs::write(&config_path, &config).unwrap();
-    let settings = Settings::load(&config_path).unwrap();
+    let mut settings = Settings::load(&config_path).unwrap();
+    if options.panicking_primary {
+        for provider in &mut settings.providers {
+            if provider.id().as_str() == "twilio-primary" {
+                *provider = std::sync::Arc::new(PanickingProvider(provider.id().clone()));
+            }
+        }
+    }
     let path = settings.okta.path.clone();
     let hook_url = format!("http://{}{path}", hook_listener.local_addr().unwrap());
     let admin_url = format!("http://{}", admin_listener.local_addr().unwrap());
@@ -226,6 +236,32 @@ impl TestApp {
 
     pub(crate) fn sends(&self) -> (Vec<ReceivedSend>, Vec<ReceivedSend>) {
         (self.primary.received(), self.backup.received())
+    }
+}
+
+/// A provider that panics on send: a bug in an adapter, as the canary test forces one.
+#[derive(Debug)]
+struct PanickingProvider(switchboard_core::ProviderId);
+
+#[async_trait::async_trait]
+impl switchboard_providers::Provider for PanickingProvider {
+    fn id(&self) -> &switchboard_core::ProviderId {
+        &self.0
+    }
+    fn kind(&self) -> &'static str {
+        "panicking"
+    }
+    fn supports(&self, _channel: switchboard_core::Channel) -> bool {
+        true
+    }
+    async fn send(
+        &self,
+        _message: &switchboard_core::OutboundMessage,
+    ) -> Result<switchboard_providers::Accepted, switchboard_providers::ProviderError> {
+        panic!("forced panic in a provider adapter (canary test)");
+    }
+    async fn probe(&self) -> Result<(), switchboard_providers::ProviderError> {
+        Ok(())
     }
 }
 

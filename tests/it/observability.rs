@@ -3,7 +3,7 @@
 
 use switchboard_sim::faults::{Fault, Faults};
 
-use crate::helpers::{action, okta_request, spawn_app};
+use crate::helpers::{AppOptions, action, okta_request, spawn_app, spawn_app_with, within};
 
 #[tokio::test]
 async fn metrics_count_per_provider_and_outcome() {
@@ -87,6 +87,9 @@ async fn the_passcode_appears_in_no_log_metric_or_response() {
         "SUCCESSFUL"
     );
 
+    // A delivery receipt for the first send reaches the server (the emulator posts it).
+    within(10, app.logs.wait_for("delivery receipt")).await;
+
     let logs = app.logs.text();
     assert!(logs.contains("evt-c3"), "the capture works: {logs}");
     assert!(!logs.contains(CANARY), "passcode in logs:\n{logs}");
@@ -99,4 +102,29 @@ async fn the_passcode_appears_in_no_log_metric_or_response() {
             .iter()
             .any(|send| send.body.as_deref().is_some_and(|b| b.contains(CANARY)))
     );
+}
+
+/// The canary through a forced panic in an adapter: Okta still gets a well-formed answer, and
+/// neither it nor any log line carries the code.
+#[tokio::test]
+async fn a_panicking_adapter_leaks_no_passcode_and_okta_still_gets_an_answer() {
+    const CANARY: &str = "55501937";
+    let app = spawn_app_with(AppOptions { panicking_primary: true, ..AppOptions::default() }).await;
+
+    let response = app.hook(&okta_request("evt-panic", "+14155550100", CANARY, "SMS")).await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+
+    assert_eq!(status, 500, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("a well-formed JSON answer");
+    assert_eq!(answer["error"]["errorSummary"], "internal error");
+    assert!(!body.contains(CANARY));
+    // Okta's retry of the same event gets the same well-formed answer, and still no send.
+    let retry = app.hook(&okta_request("evt-panic", "+14155550100", CANARY, "SMS")).await;
+    assert_eq!(retry.status(), 500);
+    assert!(app.backup.received().is_empty());
+    let logs = app.logs.text();
+    assert!(logs.contains("delivery task ended without answering"), "the capture saw it: {logs}");
+    assert!(!logs.contains(CANARY), "{logs}");
+    assert!(!app.metrics().await.contains(CANARY));
 }
