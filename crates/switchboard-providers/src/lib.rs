@@ -12,7 +12,6 @@
 pub mod aws;
 pub mod callback;
 mod error;
-mod http;
 pub mod infobip;
 pub mod plivo;
 pub mod senders;

@@ -1,6 +1,6 @@
 //! What every adapter written after Twilio does on the wire: one pooled client per account that
 //! never follows redirects, a bounded read of the answer, `Retry-After`, and the fallback class
-//! of an HTTP status. (Twilio keeps its own copy; it predates this module.)
+//! of an HTTP status, shared by every adapter.
 
 use std::time::{Duration, SystemTime};
 
@@ -40,6 +40,8 @@ pub(crate) struct RawAnswer {
     pub(crate) status: u16,
     /// The raw `Retry-After` header.
     pub(crate) retry_after: Option<String>,
+    /// The raw `x-amzn-ErrorType` header (AWS's JSON protocols name the error there).
+    pub(crate) amzn_error_type: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -78,11 +80,11 @@ pub(crate) async fn exchange(
         .await
         .map_err(|error| ProviderError::from_transport(kind, &error))?;
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
+    };
+    let retry_after = header("retry-after");
+    let amzn_error_type = header("x-amzn-errortype");
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
@@ -106,7 +108,7 @@ pub(crate) async fn exchange(
             }
         }
     }
-    Ok(RawAnswer { status, retry_after, body })
+    Ok(RawAnswer { status, retry_after, amzn_error_type, body })
 }
 
 /// The class of a non-2xx answer whose body names nothing we know.

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use switchboard_core::{Certainty, ErrorClass};
 
 use super::KIND;
-use crate::http::parse_retry_after;
+use crate::transport::parse_retry_after;
 use crate::{Accepted, ProviderError};
 
 /// The parts of an HTTP answer the classifier reads.

@@ -28,7 +28,7 @@ use self::classify::Answer;
 pub use self::config::AwsSmsVoiceConfig;
 use self::request::Options;
 use self::sign::Signer;
-use crate::http::RawAnswer;
+use crate::transport::RawAnswer;
 use crate::{Accepted, Provider, ProviderError, Senders};
 
 /// The provider kind, as written in config.
@@ -81,7 +81,7 @@ impl AwsSmsVoice {
             (None, _) => return Err(ConfigError::invalid(endpoint_key, "must have a host")),
         };
         Ok(AwsSmsVoice {
-            client: crate::http::client(&key_prefix, config.connect_timeout())?,
+            client: crate::transport::client(&key_prefix, config.connect_timeout())?,
             signer: Signer::new(credentials, config.region.clone()),
             url,
             host,
@@ -130,7 +130,7 @@ impl AwsSmsVoice {
         for (name, value) in signed {
             request = request.header(name, value);
         }
-        crate::http::exchange(KIND, request).await
+        crate::transport::exchange(KIND, request, self.timeout).await
     }
 
     async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {

@@ -235,7 +235,12 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer { status, retry_after: None, body: body.as_bytes().to_vec() }
+        RawAnswer {
+            status,
+            retry_after: None,
+            amzn_error_type: None,
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     fn send(status: u16, body: &str) -> Result<Accepted, ProviderError> {

@@ -176,7 +176,12 @@ mod tests {
     use switchboard_core::Certainty;
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer { status, retry_after: None, body: body.as_bytes().to_vec() }
+        RawAnswer {
+            status,
+            retry_after: None,
+            amzn_error_type: None,
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     #[test]

@@ -215,7 +215,12 @@ mod tests {
     const REF: &str = "0123456789ABCDEF0123456789ABCDEF";
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer { status, retry_after: None, body: body.as_bytes().to_vec() }
+        RawAnswer {
+            status,
+            retry_after: None,
+            amzn_error_type: None,
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     fn send(status: u16, body: &str) -> Result<Accepted, ProviderError> {
@@ -296,7 +301,12 @@ mod tests {
 
     #[test]
     fn rate_limits_carry_retry_after() {
-        let answer = RawAnswer { status: 429, retry_after: Some("4".into()), body: Vec::new() };
+        let answer = RawAnswer {
+            status: 429,
+            retry_after: Some("4".into()),
+            amzn_error_type: None,
+            body: Vec::new(),
+        };
         let error = classify_send(&answer, SystemTime::UNIX_EPOCH).unwrap_err();
         assert_eq!(error.retry_after, Some(std::time::Duration::from_secs(4)));
     }

@@ -35,7 +35,7 @@ use switchboard_core::{Channel, ConfigError, ErrorClass, OutboundMessage, Provid
 use self::classify::Answer;
 pub use self::config::TwilioConfig;
 use self::request::SmsSender;
-use crate::http::RawAnswer;
+use crate::transport::RawAnswer;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
     Senders,
@@ -83,7 +83,7 @@ impl Twilio {
         config.validate(&key_prefix)?;
         let senders = config.senders(&key_prefix)?;
         let base_url = config.base_url(&key_prefix)?;
-        let client = crate::http::client(&key_prefix, config.connect_timeout())?;
+        let client = crate::transport::client(&key_prefix, config.connect_timeout())?;
         let account_root = format!("{base_url}/2010-04-01/Accounts/{}", config.account_sid);
         Ok(Twilio {
             id,
@@ -110,7 +110,7 @@ impl Twilio {
         let request = request
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
             .timeout(self.timeout);
-        crate::http::exchange(KIND, request).await
+        crate::transport::exchange(KIND, request, self.timeout).await
     }
 
     async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {

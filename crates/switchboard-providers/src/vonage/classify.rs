@@ -230,7 +230,12 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer { status, retry_after: None, body: body.as_bytes().to_vec() }
+        RawAnswer {
+            status,
+            retry_after: None,
+            amzn_error_type: None,
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     fn sms(status: u16, body: &str) -> Result<Accepted, ProviderError> {
@@ -315,6 +320,7 @@ mod tests {
         let limited = RawAnswer {
             status: 429,
             retry_after: Some("4".into()),
+            amzn_error_type: None,
             body: refused("1").into_bytes(),
         };
         let error = classify_sms(&limited, SystemTime::UNIX_EPOCH).unwrap_err();

@@ -39,7 +39,7 @@ use switchboard_core::{
 use self::config::{Checked, CheckedReceipts};
 pub use self::config::{ReceiptConfig, WebhookConfig};
 use self::template::Placeholder;
-use crate::http::{RawAnswer, parse_retry_after};
+use crate::transport::{RawAnswer, parse_retry_after};
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Provider,
     ProviderError, Receipt,
@@ -93,7 +93,7 @@ impl Webhook {
             .as_deref()
             .map(|base| format!("{}{RECEIPT_SUBPATH}", base.trim_end_matches('/')));
         Ok(Webhook {
-            client: crate::http::client(&key_prefix, config.connect_timeout())?,
+            client: crate::transport::client(&key_prefix, config.connect_timeout())?,
             success_statuses: config.success_statuses.clone(),
             success: config.success_pointer.clone().zip(config.success_value.clone()),
             message_id_pointer: config.message_id_pointer.clone(),
@@ -149,7 +149,7 @@ impl Webhook {
         if let Some((header, secret)) = &self.signing {
             request = request.header(header, signature(secret, body.as_bytes()));
         }
-        let answer = crate::http::exchange(KIND, request.body(body)).await?;
+        let answer = crate::transport::exchange(KIND, request.body(body), self.timeout).await?;
         self.classify(&answer, &message.reference, SystemTime::now())
     }
 
