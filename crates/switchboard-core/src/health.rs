@@ -1,5 +1,6 @@
 //! Observed health per (provider, country, channel): ejection with growing cooldowns and a single
-//! probation trial, a windowed success rate, Peak-EWMA accept latency and delivery receipts, kept
+//! probation trial, windowed, recent and provider-wide success rates, Peak-EWMA accept latency
+//! and delivery receipts, kept
 //! apart from the operator's switch. The retry budget lives here too, so that everything dispatch
 //! updates per attempt sits behind one lock.
 //!
@@ -52,6 +53,34 @@
 //! ejection: the provider is up and told us exactly how long to wait, and a 429 reflects our
 //! volume rather than its health (LiteLLM's health-check routing likewise skips 429s). A
 //! `RateLimited` failure without `retry_after` gives no such time and counts like any other fault.
+//!
+//! # Success rates: what ranking and exploration read
+//!
+//! A key's success rate comes from three sources, each answering a failure of the others (the
+//! simulator's brownout, where a cheap primary slows down and times out on a third of its sends,
+//! is where each was found necessary; BENCHMARKS.md has the figures):
+//!
+//! - the **window**: successes and failures in the last `window_ms`, in time buckets (not the
+//!   last N attempts: at low traffic those can be an hour old). Alone, a minute of good history
+//!   hides a brownout for many seconds, and a key whose failures aged out looks new again.
+//! - the **recent rate**: about the last 20 attempts, however old, whose weight halves every
+//!   window bucket (10 s by default). A brownout shows within a few answers; and what a key last
+//!   showed stays its recent rate until new attempts replace it, only weighing less with time.
+//! - the **provider's pool**: the same kind of fading rate over all of a provider's keys, with
+//!   a half-life of the window. It is each key's prior (four attempts' worth, topped up with a
+//!   constant 90 % while the pool has less to say): a provider browning out everywhere is
+//!   learnt once rather than in every country, and a key with no history of its own starts from
+//!   what the provider does elsewhere instead of from a blank "probably fine". A failure in one
+//!   country lowers the provider's other countries only while they have little history of their
+//!   own (a regional outage still moves only its region's busy keys).
+//!
+//! Ranking reads the *lower* of the window's Wilson lower bound (so a handful of lucky answers
+//! cannot outrank thousands of good ones) and the recent rate (so neither can a minute of good
+//! history). Exploration reads the *upper* bounds of both: a key is worth a send only if it
+//! might turn out better than the leader (see `plan.rs`). Ejection and probation still work on
+//! the window alone; clearing a key's counts on ejection or recovery does not clear its
+//! provider's pool, so a recovered key is judged on its own attempts and on what the provider
+//! did recently.
 //!
 //! # Latency: Peak-EWMA
 //!
@@ -109,10 +138,18 @@ const LATENCY_OVERFLOW_MS: u32 = 3_200;
 /// stands in for the quantile.
 pub const MIN_QUANTILE_SAMPLES: u32 = 10;
 
-/// Prior of the windowed success rate: a key nobody has used counts as `PRIOR_REQUESTS`
-/// attempts of which `PRIOR_SUCCESS_RATE` succeeded, slightly below a proven key.
-const PRIOR_REQUESTS: f64 = 2.0;
+/// Prior of a key's success rates: `PRIOR_REQUESTS` attempts at its provider's pooled rate (see
+/// the module docs), topped up with attempts at `PRIOR_SUCCESS_RATE`, slightly below a proven
+/// provider, while the pool has less to say.
+const PRIOR_REQUESTS: f64 = 4.0;
 const PRIOR_SUCCESS_RATE: f64 = 0.9;
+
+/// How many of the latest attempts the fading rates (a key's recent rate, a provider's pool)
+/// stand for at most.
+const FADING_ATTEMPTS: f64 = 20.0;
+
+/// Width of the success-rate interval, in standard deviations (about an 84 % one-sided bound).
+const CONFIDENCE_Z: f64 = 1.0;
 
 /// The `[health]` section as written in the config file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -510,8 +547,22 @@ impl EjectionCause {
 /// What ranking needs to know about one key at one instant.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct KeyEstimate {
-    /// Windowed share of attempts the provider accepted, with a prior for few samples.
+    /// Windowed share of attempts the provider accepted, with the provider's pooled rate as the
+    /// prior for few samples.
     pub success_rate: f64,
+    /// The same over about the last 20 attempts, however old, with the same
+    /// prior weighing more as they age: shows a brownout within a few answers.
+    pub recent_success_rate: f64,
+    /// The provider's success rate over all its keys (the prior above).
+    pub provider_success_rate: f64,
+    /// What ranking uses: the lower of `success_rate`'s lower bound (Wilson score interval) and
+    /// `recent_success_rate`, so that neither a handful of lucky answers nor a minute of good
+    /// history outweighs what the provider does now.
+    pub success_lower: f64,
+    /// What exploration uses: the lower of the upper bounds of `success_rate` and
+    /// `recent_success_rate`, what the key might turn out to be with more samples. A key whose
+    /// latest attempts failed stays unexplored until their weight fades.
+    pub success_upper: f64,
     /// Share of accepted messages that receipts say arrived, with a prior for few receipts.
     pub delivery_rate: f64,
     /// Peak-EWMA accept latency (the prior when there are no samples).
@@ -797,29 +848,64 @@ impl PeakEwma {
     }
 }
 
-/// Delivery receipts as exponentially decayed counts, so old receipts fade.
+/// Good and bad outcomes as exponentially decayed counts, so old ones fade: delivery receipts,
+/// and the recent attempts that show a brownout within seconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Receipts {
-    delivered: f64,
-    undelivered: f64,
+struct Decayed {
+    good: f64,
+    bad: f64,
     updated: Option<Instant>,
 }
 
-impl Receipts {
+impl Decayed {
     fn at(&self, half_life: Duration, now: Instant) -> (f64, f64) {
         let elapsed = self
             .updated
             .map_or(0.0, |updated| now.saturating_duration_since(updated).as_secs_f64());
         let factor = 0.5f64.powf(elapsed / half_life.as_secs_f64());
-        (self.delivered * factor, self.undelivered * factor)
+        (self.good * factor, self.bad * factor)
     }
 
-    fn add(&mut self, is_delivered: bool, half_life: Duration, now: Instant) {
-        let (delivered, undelivered) = self.at(half_life, now);
-        self.delivered = delivered + if is_delivered { 1.0 } else { 0.0 };
-        self.undelivered = undelivered + if is_delivered { 0.0 } else { 1.0 };
+    fn add(&mut self, is_good: bool, half_life: Duration, now: Instant) {
+        let (good, bad) = self.at(half_life, now);
+        self.good = good + if is_good { 1.0 } else { 0.0 };
+        self.bad = bad + if is_good { 0.0 } else { 1.0 };
         self.updated = Some(self.updated.map_or(now, |updated| updated.max(now)));
     }
+}
+
+/// A success rate over roughly the last `cap` attempts, however old, held with a weight (how
+/// many attempts it stands for) that fades with time: what was last seen stays the estimate
+/// until new attempts replace it, but counts for less the older it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Fading {
+    rate: f64,
+    weight: f64,
+    updated: Option<Instant>,
+}
+
+impl Fading {
+    fn at(&self, half_life: Duration, now: Instant) -> (f64, f64) {
+        let elapsed = self
+            .updated
+            .map_or(0.0, |updated| now.saturating_duration_since(updated).as_secs_f64());
+        (self.rate, self.weight * 0.5f64.powf(elapsed / half_life.as_secs_f64()))
+    }
+
+    fn add(&mut self, is_good: bool, cap: f64, half_life: Duration, now: Instant) {
+        let (rate, weight) = self.at(half_life, now);
+        let sample = if is_good { 1.0 } else { 0.0 };
+        self.rate = (rate * weight + sample) / (weight + 1.0);
+        self.weight = (weight + 1.0).min(cap);
+        self.updated = Some(self.updated.map_or(now, |updated| updated.max(now)));
+    }
+}
+
+/// A key's prior: its provider's pooled success rate, and how many attempts that counts for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Prior {
+    rate: f64,
+    weight: f64,
 }
 
 /// Everything remembered about one key.
@@ -832,7 +918,9 @@ struct KeyHealth {
     recovered_at: Option<Instant>,
     window: Window,
     latency: PeakEwma,
-    receipts: Receipts,
+    receipts: Decayed,
+    /// Attempts, decaying with a half-life of one window bucket.
+    recent: Fading,
 }
 
 impl KeyHealth {
@@ -855,16 +943,27 @@ impl KeyHealth {
         self.ejection.as_mut().filter(|ejection| now >= ejection.until)
     }
 
-    fn estimate(&self, policy: &HealthPolicy, now: Instant) -> KeyEstimate {
+    /// The key's estimates, given its provider's pooled success rate and that rate's weight
+    /// (see [`HealthBook::prior`]).
+    fn estimate(&self, policy: &HealthPolicy, prior: Prior, now: Instant) -> KeyEstimate {
         let totals = self.window.totals(policy.bucket_width(), now);
-        let success_rate = (f64::from(totals.successes) + PRIOR_REQUESTS * PRIOR_SUCCESS_RATE)
-            / (f64::from(totals.requests()) + PRIOR_REQUESTS);
+        let counted = f64::from(totals.requests()) + prior.weight;
+        let success_rate = (f64::from(totals.successes) + prior.weight * prior.rate) / counted;
+        let (window_lower, window_upper) = wilson_interval(success_rate, counted);
+        let (rate, weight) = self.recent.at(policy.bucket_width(), now);
+        let recent_success_rate =
+            (rate * weight + prior.weight * prior.rate) / (weight + prior.weight);
+        let (_, recent_upper) = wilson_interval(recent_success_rate, weight + prior.weight);
         let (delivered, undelivered) = self.receipts.at(policy.receipt_half_life, now);
         // One delivered receipt as the prior: no news is taken as good news, and a handful of
         // undelivered receipts already weigh.
         let delivery_rate = (delivered + 1.0) / (delivered + undelivered + 1.0);
         KeyEstimate {
             success_rate,
+            recent_success_rate,
+            provider_success_rate: prior.rate,
+            success_lower: window_lower.min(recent_success_rate),
+            success_upper: window_upper.min(recent_upper),
             delivery_rate,
             latency: self.latency.get(policy.latency_prior),
             is_latency_prior: self.latency.samples == 0,
@@ -877,17 +976,14 @@ impl KeyHealth {
         match self.ejection {
             None => {
                 self.consecutive_failures = 0;
-                let bucket = self.window.bucket_mut(policy.bucket_width(), now);
-                bucket.successes = bucket.successes.saturating_add(1);
+                self.count(true, policy, now);
             }
             Some(ejection) if now >= ejection.until => {
                 self.ejection = None;
                 self.consecutive_failures = 0;
                 self.recovered_at = Some(now);
-                self.window.clear_counts();
-                self.receipts = Receipts::default();
-                let bucket = self.window.bucket_mut(policy.bucket_width(), now);
-                bucket.successes = bucket.successes.saturating_add(1);
+                self.clear_counts();
+                self.count(true, policy, now);
             }
             // Still ejected: an attempt that started earlier, or a fail-open one, succeeded.
             // Ejection ends only through probation, so this changes nothing.
@@ -899,10 +995,8 @@ impl KeyHealth {
         match self.ejection {
             None => {
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                let width = policy.bucket_width();
-                let bucket = self.window.bucket_mut(width, now);
-                bucket.failures = bucket.failures.saturating_add(1);
-                let totals = self.window.totals(width, now);
+                self.count(false, policy, now);
+                let totals = self.window.totals(policy.bucket_width(), now);
                 if self.consecutive_failures >= policy.consecutive_failures.get() {
                     self.eject(policy, EjectionCause::ConsecutiveFailures, now);
                 } else if totals.requests() >= policy.failure_percentage_min_requests.get()
@@ -949,8 +1043,25 @@ impl KeyHealth {
         self.recovered_at = None;
         let until = later(now, policy.ejection_for(self.times_ejected));
         self.ejection = Some(Ejection { until, cause, trial_lease: None });
+        self.clear_counts();
+    }
+
+    /// Counts one attempt toward the window and the recent counts.
+    fn count(&mut self, is_success: bool, policy: &HealthPolicy, now: Instant) {
+        let bucket = self.window.bucket_mut(policy.bucket_width(), now);
+        if is_success {
+            bucket.successes = bucket.successes.saturating_add(1);
+        } else {
+            bucket.failures = bucket.failures.saturating_add(1);
+        }
+        self.recent.add(is_success, FADING_ATTEMPTS, policy.bucket_width(), now);
+    }
+
+    /// A fresh start after ejection or recovery: forgets attempts and receipts, not latency.
+    fn clear_counts(&mut self) {
         self.window.clear_counts();
-        self.receipts = Receipts::default();
+        self.recent = Fading::default();
+        self.receipts = Decayed::default();
     }
 
     fn release_trial(&mut self, now: Instant) {
@@ -960,11 +1071,27 @@ impl KeyHealth {
     }
 }
 
+/// The Wilson score interval around a share `rate` observed over `count` attempts, at
+/// [`CONFIDENCE_Z`] standard deviations. Unlike the normal approximation it stays inside [0, 1]
+/// and is wide for few samples even when every one of them succeeded.
+fn wilson_interval(rate: f64, count: f64) -> (f64, f64) {
+    let z = CONFIDENCE_Z;
+    let z2 = z * z;
+    let denominator = 1.0 + z2 / count;
+    let centre = rate + z2 / (2.0 * count);
+    let spread = z * (rate * (1.0 - rate) / count + z2 / (4.0 * count * count)).max(0.0).sqrt();
+    let lower = ((centre - spread) / denominator).clamp(0.0, 1.0);
+    let upper = ((centre + spread) / denominator).clamp(0.0, 1.0);
+    (lower, upper)
+}
+
 /// Provider-wide state: the operator's switch and a rate limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct ProviderState {
     operator: OperatorState,
     rate_limited_until: Option<Instant>,
+    /// When the last exploration attempt started.
+    explored_at: Option<Instant>,
 }
 
 /// `now + duration`; durations here are bounded by validated config, so the fallback (no wait
@@ -980,6 +1107,7 @@ pub struct HealthBook {
     policy: HealthPolicy,
     keys: BTreeMap<HealthKey, KeyHealth>,
     providers: BTreeMap<ProviderId, ProviderState>,
+    pools: BTreeMap<ProviderId, Fading>,
     budget: RetryBudget,
 }
 
@@ -988,7 +1116,13 @@ impl HealthBook {
     #[must_use]
     pub fn new(policy: HealthPolicy) -> HealthBook {
         let budget = RetryBudget::new(policy.budget.clone());
-        HealthBook { policy, keys: BTreeMap::new(), providers: BTreeMap::new(), budget }
+        HealthBook {
+            policy,
+            keys: BTreeMap::new(),
+            providers: BTreeMap::new(),
+            pools: BTreeMap::new(),
+            budget,
+        }
     }
 
     /// The policy in force.
@@ -1019,6 +1153,19 @@ impl HealthBook {
             health.latency.observe(elapsed, policy, now);
             health.window.record_latency(policy.bucket_width(), elapsed, now);
         }
+        // The pool counts what the keys count (a rate limit with a time to wait is not a fault).
+        let pooled = match outcome {
+            AttemptOutcome::Accepted { .. } => Some(true),
+            AttemptOutcome::Failed(failure) => (failure.class.is_provider_fault()
+                && !(failure.class == ErrorClass::RateLimited && failure.retry_after.is_some()))
+            .then_some(false),
+        };
+        if let Some(is_success) = pooled {
+            let pool = self.pools.entry(key.provider.clone()).or_default();
+            pool.add(is_success, FADING_ATTEMPTS, self.policy.window, now);
+        }
+        let policy = &self.policy;
+        let health = self.keys.entry(key.clone()).or_default();
         match outcome {
             AttemptOutcome::Accepted { .. } => health.on_success(policy, now),
             AttemptOutcome::Failed(failure) if !failure.class.is_provider_fault() => {
@@ -1049,8 +1196,9 @@ impl HealthBook {
         self.keys.entry(key.clone()).or_default().on_receipt(is_delivered, policy, now);
     }
 
-    /// Called by dispatch right before sending to `candidate`: claims the probation trial and,
-    /// for an extra send, takes it from the retry budget.
+    /// Called by dispatch right before sending to `candidate`: claims the probation trial, for
+    /// an extra send takes it from the retry budget, and for an exploration starts the
+    /// provider's wait before the next one ([`HealthBook::may_explore`]).
     ///
     /// Refuses when the operator has disabled the provider since the plan was made, when the key
     /// is on probation and its one trial is already running, or when an extra send is over
@@ -1087,6 +1235,9 @@ impl HealthBook {
                 Err(BudgetRefusal::Spend) => return Admission::SpendBudget,
             }
         }
+        if candidate.is_exploration {
+            self.providers.entry(key.provider.clone()).or_default().explored_at = Some(now);
+        }
         if claims_trial {
             if let Some(probation) = self.keys.get_mut(key).and_then(|health| health.probation(now))
             {
@@ -1102,6 +1253,16 @@ impl HealthBook {
         if let Some(health) = self.keys.get_mut(key) {
             health.release_trial(now);
         }
+    }
+
+    /// Whether an exploration may go to `provider` at `now`: at most one per window bucket, so
+    /// that exploring costs a bounded number of sends whatever the traffic.
+    #[must_use]
+    pub fn may_explore(&self, provider: &ProviderId, now: Instant) -> bool {
+        self.providers
+            .get(provider)
+            .and_then(|state| state.explored_at)
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.policy.bucket_width())
     }
 
     /// Sets the operator's switch for a provider.
@@ -1149,9 +1310,22 @@ impl HealthBook {
     /// What ranking needs to know about a key at `now`.
     #[must_use]
     pub fn estimate(&self, key: &HealthKey, now: Instant) -> KeyEstimate {
+        let prior = self.prior(key.provider(), now);
         match self.keys.get(key) {
-            Some(health) => health.estimate(&self.policy, now),
-            None => KeyHealth::default().estimate(&self.policy, now),
+            Some(health) => health.estimate(&self.policy, prior, now),
+            None => KeyHealth::default().estimate(&self.policy, prior, now),
+        }
+    }
+
+    /// The prior of each of `provider`'s keys: its success rate over all its keys (the pool),
+    /// topped up with the constant prior while the pool weighs less than [`PRIOR_REQUESTS`].
+    fn prior(&self, provider: &ProviderId, now: Instant) -> Prior {
+        let (rate, weight) =
+            self.pools.get(provider).map_or((0.0, 0.0), |pool| pool.at(self.policy.window, now));
+        let filler = (PRIOR_REQUESTS - weight).max(0.0);
+        Prior {
+            rate: (rate * weight + PRIOR_SUCCESS_RATE * filler) / (weight + filler),
+            weight: weight + filler,
         }
     }
 
@@ -1198,7 +1372,7 @@ impl HealthBook {
                     failures: totals.failures,
                     delivered,
                     undelivered,
-                    estimate: health.estimate(&self.policy, now),
+                    estimate: health.estimate(&self.policy, self.prior(key.provider(), now), now),
                 }
             })
             .collect()

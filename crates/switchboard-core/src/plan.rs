@@ -14,9 +14,12 @@
 //! weighted log terms (so each term reads as "how many times better than the best candidate"):
 //!
 //! ```text
-//! score = a_h·ln(success_rate · delivery_rate) − a_l·ln(latency / best_latency)
+//! score = a_h·ln(success · delivery_rate) − a_l·ln(latency / best_latency)
 //!       − a_c·ln(price / cheapest_price) + ln(weight)
 //! ```
+//!
+//! where `success` is the pessimistic success rate of [`KeyEstimate::success_lower`] (the
+//! lower of the window's Wilson bound and the recent rate; see `health.rs`).
 //!
 //! `optimize` picks the emphasis `(a_h, a_l, a_c)`: reliability (8, 0.5, 0.25), latency
 //! (4, 2, 0.25), cost (2, 0.1, 1). With cost emphasis and `a_h` over `a_c`, a provider must be
@@ -34,10 +37,23 @@
 //! A provider that ranks second never gets the samples that would show it recovered or improved
 //! (and a new one starts from priors). So with probability `exploration` (default 2 %) a scored
 //! plan moves one other candidate, chosen uniformly, to the front, marked
-//! [`Candidate::is_exploration`]. The share of traffic this costs is bounded by the rate, the
-//! draw comes from the caller's RNG so a plan is reproducible, and a resend never explores onto
-//! the provider it avoids. Probation trials are ordinary candidates here: their counts were
-//! cleared on ejection, so they rank on priors, and exploration reaches them when priors do not.
+//! [`Candidate::is_exploration`]. Exploring spends a real user's send on a worse bet, and on a
+//! provider that is slow rather than down that send can time out, fail over and then arrive as a
+//! second code. So exploration is optimistic but not blind:
+//!
+//! - only a candidate whose *optimistic* score ([`Score::optimistic`]: the success rate's upper
+//!   bound, and its latency treated as the best if no sample is left in the window) reaches the
+//!   leader's score is explored. A provider that just failed a third of its sends is left alone
+//!   until that evidence fades, instead of being re-tested every few seconds;
+//! - each provider is explored at most once per window bucket (10 s by default,
+//!   [`HealthBook::may_explore`]), so exploring costs a bounded number of sends however high
+//!   the traffic;
+//! - a probation trial is always eligible: the trial is how an ejected provider comes back, and
+//!   it ranks low on the provider's pooled failures. With `exploration = 0` a trial runs only
+//!   when a failover reaches it.
+//!
+//! The draw comes from the caller's RNG so a plan is reproducible, and a resend never explores
+//! onto the provider it avoids.
 //!
 //! # Why fail open?
 //!
@@ -183,7 +199,11 @@ impl RankNote {
 pub struct Score {
     /// The sum of the terms; higher is better. Comparable within one plan only.
     pub total: f64,
-    /// `a_h·ln(success_rate · delivery_rate)`.
+    /// What the candidate might score with more samples: the success rate's upper bound, and
+    /// the best latency if its own has no sample left in the window. Exploration only picks a
+    /// candidate whose optimistic score reaches the leader's score.
+    pub optimistic: f64,
+    /// `a_h·ln(success_lower · delivery_rate)`.
     pub health_term: f64,
     /// `−a_l·ln(latency / best latency among the candidates)`.
     pub latency_term: f64,
@@ -400,7 +420,7 @@ pub fn plan(
             }
         }
     }
-    explore(rule, query, &mut candidates, rng);
+    explore(rule, query, health, now, &mut candidates, rng);
     let strategy = resolve_strategy(rule.strategy(), health, &candidates, now);
     Plan {
         rule: Some(rule.id().clone()),
@@ -448,10 +468,13 @@ fn score(
             if estimate.is_latency_prior {
                 notes.push(RankNote::LatencyPrior);
             }
-            let reliability = (estimate.success_rate * estimate.delivery_rate).max(EPSILON);
+            let reliability = (estimate.success_lower * estimate.delivery_rate).max(EPSILON);
             let health_term = a_health * reliability.ln();
             let latency = estimate.latency.as_secs_f64().max(EPSILON);
             let latency_term = -a_latency * (latency / best_latency.max(EPSILON)).ln();
+            let hopeful = (estimate.success_upper * estimate.delivery_rate).max(EPSILON);
+            // A latency estimate with no sample left in the window is stale: it may have healed.
+            let hopeful_latency = if estimate.latency_samples == 0 { 0.0 } else { latency_term };
             let price_term = if cheapest.is_finite() {
                 let counted = price.unwrap_or_else(|| {
                     notes.push(RankNote::Unpriced);
@@ -463,8 +486,10 @@ fn score(
             };
             let weight_term = rule.weight(position).ln();
             let total = health_term + latency_term + price_term + weight_term;
+            let optimistic = a_health * hopeful.ln() + hopeful_latency + price_term + weight_term;
             let score = Score {
                 total,
+                optimistic,
                 health_term,
                 latency_term,
                 price_term,
@@ -483,6 +508,8 @@ fn score(
 fn explore(
     rule: &RouteRule,
     query: &RouteQuery,
+    health: &HealthBook,
+    now: Instant,
     candidates: &mut Vec<Candidate>,
     rng: &mut impl RngCore,
 ) {
@@ -492,8 +519,14 @@ fn explore(
     if unit_interval(rng) >= rule.exploration() {
         return;
     }
+    let leader = candidates[0].score.total;
     let choices: Vec<usize> = (1..candidates.len())
         .filter(|index| query.avoid.as_ref() != Some(candidates[*index].provider()))
+        .filter(|index| {
+            let candidate = &candidates[*index];
+            candidate.is_trial || candidate.score.optimistic >= leader
+        })
+        .filter(|index| health.may_explore(candidates[*index].provider(), now))
         .collect();
     if choices.is_empty() {
         return;

@@ -35,6 +35,8 @@
 //! - `cause <key> -> <ejection cause>|none`
 //! - `latency <key> -> <ms>` (the Peak-EWMA estimate, rounded)
 //! - `rates <key> -> s=<success> d=<delivery> n=<requests>` (two decimals)
+//! - `ranked <key> -> lo=<lower> hi=<upper> recent=<rate> provider=<rate>`: the success rate
+//!   ranking uses, the one exploration uses, the recent rate and the provider's pooled rate
 //! - `budget -> <balance>` (one decimal)
 //! - `plan [<query>] -> <candidates> | <exclusions>`; a query is any of a country, a channel, a
 //!   purpose, `+<digits>`, `avoid=<provider>`, `segments=<n>` (default `US sms`); candidates as
@@ -114,6 +116,7 @@ pub(crate) fn plain_candidate(book: &HealthBook, key: HealthKey, now: Instant) -
     let estimate = book.estimate(&key, now);
     let score = Score {
         total: 0.0,
+        optimistic: 0.0,
         health_term: 0.0,
         latency_term: 0.0,
         price_term: 0.0,
@@ -290,6 +293,17 @@ impl World {
                 let got = format!(
                     "s={:.2} d={:.2} n={}",
                     estimate.success_rate, estimate.delivery_rate, estimate.requests
+                );
+                check(&got, expected)
+            }
+            (["ranked", key], Some(expected)) => {
+                let estimate = self.book.estimate(&parse_key(key)?, now);
+                let got = format!(
+                    "lo={:.2} hi={:.2} recent={:.2} provider={:.2}",
+                    estimate.success_lower,
+                    estimate.success_upper,
+                    estimate.recent_success_rate,
+                    estimate.provider_success_rate
                 );
                 check(&got, expected)
             }

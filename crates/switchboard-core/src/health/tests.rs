@@ -91,6 +91,9 @@ fn validation_names_the_key() {
 /// One line per case; see `script.rs` for the language. Policy: 3 failures, 10 s base,
 /// 60 s cap, 5 s trial lease.
 const SCRIPTS: &[&str] = &[
+    // The recent rate keeps what the latest attempts showed; its weight, and the provider's
+    // pool, fade with time until the key is back on the constant prior (0.9, four attempts).
+    "policy failures=10; t=0 twilio ok x20; twilio 5xx x4; ranked twilio -> lo=0.76 hi=0.87 recent=0.82 provider=0.82; t=30 ranked twilio -> lo=0.76 hi=0.88 recent=0.82 provider=0.82; t=600 ranked twilio -> lo=0.66 hi=0.98 recent=0.90 provider=0.90",
     // Ejection after a run of provider faults.
     "t=0 twilio timeout; t=1 twilio 5xx; status twilio -> healthy; t=2 twilio timeout; status twilio -> ejected@12x1",
     // A success resets the run.
@@ -139,16 +142,16 @@ const SCRIPTS: &[&str] = &[
     "policy failures=100 pct=50 minreq=10; t=0 twilio ok; twilio 5xx; twilio ok; twilio 5xx; twilio ok; twilio 5xx; twilio ok; twilio 5xx; twilio ok; status twilio -> healthy; twilio 5xx; status twilio -> ejected@10x1",
     "policy failures=100 pct=80 minreq=10; t=0 twilio ok x2; twilio 5xx x7; status twilio -> healthy; twilio 5xx; cause twilio -> failure_percentage",
     // The window is time-bucketed: failures older than the window no longer count.
-    "policy failures=100 pct=50 minreq=10 window=60; t=0 twilio 5xx x9; rates twilio -> s=0.16 d=1.00 n=9; t=61 rates twilio -> s=0.90 d=1.00 n=0; twilio 5xx; status twilio -> healthy",
+    "policy failures=100 pct=50 minreq=10 window=60; t=0 twilio 5xx x9; rates twilio -> s=0.00 d=1.00 n=9; t=61 rates twilio -> s=0.00 d=1.00 n=0; twilio 5xx; status twilio -> healthy",
     // Ejection clears the counts, so the trial is judged afresh; recovery clears them again.
-    "policy failures=3; t=0 twilio ok; twilio 5xx x3; cause twilio -> consecutive_failures; rates twilio -> s=0.90 d=1.00 n=0; t=10 begin twilio; twilio ok; rates twilio -> s=0.93 d=1.00 n=1; cause twilio -> none",
+    "policy failures=3; t=0 twilio ok; twilio 5xx x3; cause twilio -> consecutive_failures; rates twilio -> s=0.25 d=1.00 n=0; t=10 begin twilio; twilio ok; rates twilio -> s=0.52 d=1.00 n=1; cause twilio -> none",
     "t=0 twilio 5xx x3; t=10 begin twilio; twilio 5xx; cause twilio -> trial_failed",
     // Peak-EWMA: a slower sample is believed at once, a faster one over τ; the prior counts as one
     // sample; fast refusals are not latency samples, timeouts are.
     "policy tau=10 prior=1; latency twilio -> 1000; t=0 twilio ok 200ms; latency twilio -> 600; twilio ok 900ms; latency twilio -> 900; t=10 twilio ok 100ms; latency twilio -> 394; t=20 twilio timeout 1200ms; latency twilio -> 1200",
     "policy prior=1; t=0 backup 5xx 5ms x2; latency backup -> 1000; backup ok 50ms x19; latency backup -> 98",
     // Receipts: undelivered for a provider reason costs delivery rate and, sustained, ejects.
-    "policy receipts=10 delivery=50; t=0 twilio ok x10; twilio delivered x4; twilio undelivered x5; rates twilio -> s=0.98 d=0.50 n=10; status twilio -> healthy; twilio undelivered; status twilio -> ejected@10x1; cause twilio -> undelivered",
+    "policy receipts=10 delivery=50; t=0 twilio ok x10; twilio delivered x4; twilio undelivered x5; rates twilio -> s=1.00 d=0.50 n=10; status twilio -> healthy; twilio undelivered; status twilio -> ejected@10x1; cause twilio -> undelivered",
     "policy receipts=10 delivery=50; t=0 twilio undelivered-invalid x30; rates twilio -> s=0.90 d=1.00 n=0; status twilio -> healthy",
     "policy delivery=0; t=0 twilio undelivered x30; status twilio -> healthy; rates twilio -> s=0.90 d=0.03 n=0",
     // Receipt counts decay with their half-life.

@@ -75,11 +75,23 @@ const SCRIPTS: &[&str] = &[
     "seed 3; route * sms twilio,backup optimize=cost exploration=0.1; price twilio 0.01; price backup 0.02; plans 1000 -> backup:114, twilio:886",
     "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.01; price backup 0.02; plans 1000 -> twilio:1000",
     // Exploration returns traffic to a recovered provider: ranked last on its prior latency, the
-    // trial runs only when explored; once it proves fast it takes the traffic back.
-    "seed 1; route * sms backup,twilio optimize=latency exploration=0.05; t=0 twilio 5xx x3; backup ok 100ms x20; t=10 plan -> backup, twilio(trial); plans 1000 -> backup:959, twilio:41; begin twilio; twilio ok 50ms x20; plans 1000 -> backup:48, twilio:952",
+    // trial runs only when explored; once it proves fast it takes all the traffic back, and the
+    // slower backup, which cannot beat it even optimistically, is no longer explored.
+    "seed 1; route * sms backup,twilio optimize=latency exploration=0.05; t=0 twilio 5xx x3; backup ok 100ms x20; t=10 plan -> backup, twilio(trial); plans 1000 -> backup:959, twilio:41; begin twilio; twilio ok 50ms x20; plans 1000 -> twilio:1000",
     "route * sms backup,twilio optimize=latency exploration=0; t=0 twilio 5xx x3; backup ok 100ms x20; t=10 plans 1000 -> backup:1000",
-    // A recovered cheap provider is back first at once: its counts were cleared at ejection.
-    "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.01; price backup 0.02; t=0 twilio 5xx x3; backup ok x20; plan -> backup | twilio:ejected@10; t=10 plan -> twilio(trial), backup",
+    // An ejected provider's trial ranks on its provider's pooled rate, which still holds the
+    // failures that ejected it: with exploration off, the trial waits for a failover.
+    "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.01; price backup 0.02; t=0 twilio 5xx x3; backup ok x20; plan -> backup | twilio:ejected@10; t=10 plan -> backup, twilio(trial)",
+    // A handful of lucky answers does not outrank a proven provider (ranking uses the success
+    // rate's lower bound); forty do.
+    "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.010; price backup 0.0115; backup ok x200; twilio ok x3; plan -> backup, twilio; twilio ok x40; plan -> twilio, backup",
+    // A brownout shows within a few answers, whatever the minute of good history before it.
+    "policy failures=10; route * sms twilio,backup optimize=cost exploration=0; price twilio 0.010; price backup 0.012; twilio ok x200; backup ok x20; plan -> twilio, backup; twilio 5xx x4; plan -> backup, twilio; rates twilio -> s=0.97 d=1.00 n=204; ranked twilio -> lo=0.82 hi=0.87 recent=0.82 provider=0.82",
+    // A provider failing in one country starts lower in a country where it has no history yet.
+    "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.010; price backup 0.012; plan GB -> twilio, backup; twilio 5xx x2; plan GB -> backup, twilio",
+    // Exploration skips a provider that could not win even on its most hopeful estimate, until
+    // what it last showed has faded.
+    "seed 3; route * sms twilio,backup optimize=cost exploration=0.1; price twilio 0.01; price backup 0.02; backup 5xx x2; plans 1000 -> twilio:1000; t=600 plans 1000 -> backup:98, twilio:902",
     // Strategies and their parameters.
     "route * sms twilio,backup strategy=hedge hedge=250; strategy -> hedge 250ms (fixed)",
     "route * sms twilio,backup,vonage strategy=race width=3; strategy -> race 3; t=0 twilio 5xx x3; strategy -> race 2",
@@ -436,5 +448,41 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn a_provider_is_explored_at_most_once_per_window_bucket() {
+    let mut route = RouteConfig::new(
+        vec!["*".into()],
+        vec!["sms".into()],
+        vec!["twilio".into(), "backup".into()],
+    );
+    route.optimize = Optimize::Cost;
+    route.exploration = Some(0.5);
+    let prices: PriceConfig =
+        toml::from_str("[twilio]\ndefault = { sms = 0.01 }\n[backup]\ndefault = { sms = 0.011 }\n")
+            .unwrap();
+    let table = RouteTable::try_new(&[route], &prices, &catalog()).unwrap();
+    let mut book = HealthBook::new(script::script_policy());
+    let mut rng = StdRng::seed_from_u64(0);
+    let query = RouteQuery::new(script::us(), Channel::Sms);
+    let start = Instant::now();
+    // Sends every 100 ms for a minute, each dispatched as planned. No outcome is recorded, so
+    // backup stays worth exploring throughout: only the rate limit holds exploration back.
+    let mut explorations: Vec<Duration> = Vec::new();
+    for tick in 0..600u32 {
+        let now = start + Duration::from_millis(100) * tick;
+        let plan = plan(&table, &book, &query, now, &mut rng);
+        let first = &plan.candidates[0];
+        assert!(book.begin_attempt(first, AttemptKind::First, now).is_go());
+        if first.is_exploration {
+            explorations.push(now - start);
+        }
+    }
+    // Half the plans would explore; the window bucket (60 s / 6) allows one per 10 s.
+    assert_eq!(explorations.len(), 6, "{explorations:?}");
+    for pair in explorations.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_secs(10), "{explorations:?}");
     }
 }
