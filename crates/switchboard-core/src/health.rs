@@ -67,7 +67,7 @@
 //!   window bucket (10 s by default). A brownout shows within a few answers; and what a key last
 //!   showed stays its recent rate until new attempts replace it, only weighing less with time.
 //! - the **provider's pool**: the same kind of fading rate over all of a provider's keys, with
-//!   a half-life of the window. It is each key's prior (four attempts' worth, topped up with a
+//!   a half-life of the window. It is each key's prior (eight attempts' worth, topped up with a
 //!   constant 90 % while the pool has less to say): a provider browning out everywhere is
 //!   learnt once rather than in every country, and a key with no history of its own starts from
 //!   what the provider does elsewhere instead of from a blank "probably fine". A failure in one
@@ -141,7 +141,7 @@ pub const MIN_QUANTILE_SAMPLES: u32 = 10;
 /// Prior of a key's success rates: `PRIOR_REQUESTS` attempts at its provider's pooled rate (see
 /// the module docs), topped up with attempts at `PRIOR_SUCCESS_RATE`, slightly below a proven
 /// provider, while the pool has less to say.
-const PRIOR_REQUESTS: f64 = 4.0;
+const PRIOR_REQUESTS: f64 = 8.0;
 const PRIOR_SUCCESS_RATE: f64 = 0.9;
 
 /// How many of the latest attempts the fading rates (a key's recent rate, a provider's pool)
@@ -1317,15 +1317,17 @@ impl HealthBook {
         }
     }
 
-    /// The prior of each of `provider`'s keys: its success rate over all its keys (the pool),
-    /// topped up with the constant prior while the pool weighs less than [`PRIOR_REQUESTS`].
+    /// The prior of each of `provider`'s keys: [`PRIOR_REQUESTS`] attempts at its success rate
+    /// over all its keys (the pool), topped up with the constant prior while the pool weighs
+    /// less. Capped so that a busy key's own attempts always outweigh its provider's.
     fn prior(&self, provider: &ProviderId, now: Instant) -> Prior {
         let (rate, weight) =
             self.pools.get(provider).map_or((0.0, 0.0), |pool| pool.at(self.policy.window, now));
-        let filler = (PRIOR_REQUESTS - weight).max(0.0);
+        let pooled = weight.min(PRIOR_REQUESTS);
+        let filler = PRIOR_REQUESTS - pooled;
         Prior {
-            rate: (rate * weight + PRIOR_SUCCESS_RATE * filler) / (weight + filler),
-            weight: weight + filler,
+            rate: (rate * pooled + PRIOR_SUCCESS_RATE * filler) / PRIOR_REQUESTS,
+            weight: PRIOR_REQUESTS,
         }
     }
 

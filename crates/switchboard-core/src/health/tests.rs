@@ -92,8 +92,8 @@ fn validation_names_the_key() {
 /// 60 s cap, 5 s trial lease.
 const SCRIPTS: &[&str] = &[
     // The recent rate keeps what the latest attempts showed; its weight, and the provider's
-    // pool, fade with time until the key is back on the constant prior (0.9, four attempts).
-    "policy failures=10; t=0 twilio ok x20; twilio 5xx x4; ranked twilio -> lo=0.76 hi=0.87 recent=0.82 provider=0.82; t=30 ranked twilio -> lo=0.76 hi=0.88 recent=0.82 provider=0.82; t=600 ranked twilio -> lo=0.66 hi=0.98 recent=0.90 provider=0.90",
+    // pool, fade with time until the key is back on the constant prior (0.9, eight attempts).
+    "policy failures=10; t=0 twilio ok x20; twilio 5xx x4; ranked twilio -> lo=0.75 hi=0.88 recent=0.82 provider=0.82; t=30 ranked twilio -> lo=0.75 hi=0.89 recent=0.82 provider=0.82; t=600 ranked twilio -> lo=0.75 hi=0.96 recent=0.90 provider=0.90",
     // Ejection after a run of provider faults.
     "t=0 twilio timeout; t=1 twilio 5xx; status twilio -> healthy; t=2 twilio timeout; status twilio -> ejected@12x1",
     // A success resets the run.
@@ -142,9 +142,9 @@ const SCRIPTS: &[&str] = &[
     "policy failures=100 pct=50 minreq=10; t=0 twilio ok; twilio 5xx; twilio ok; twilio 5xx; twilio ok; twilio 5xx; twilio ok; twilio 5xx; twilio ok; status twilio -> healthy; twilio 5xx; status twilio -> ejected@10x1",
     "policy failures=100 pct=80 minreq=10; t=0 twilio ok x2; twilio 5xx x7; status twilio -> healthy; twilio 5xx; cause twilio -> failure_percentage",
     // The window is time-bucketed: failures older than the window no longer count.
-    "policy failures=100 pct=50 minreq=10 window=60; t=0 twilio 5xx x9; rates twilio -> s=0.00 d=1.00 n=9; t=61 rates twilio -> s=0.00 d=1.00 n=0; twilio 5xx; status twilio -> healthy",
+    "policy failures=100 pct=50 minreq=10 window=60; t=0 twilio 5xx x9; rates twilio -> s=0.00 d=1.00 n=9; t=61 rates twilio -> s=0.40 d=1.00 n=0; twilio 5xx; status twilio -> healthy",
     // Ejection clears the counts, so the trial is judged afresh; recovery clears them again.
-    "policy failures=3; t=0 twilio ok; twilio 5xx x3; cause twilio -> consecutive_failures; rates twilio -> s=0.25 d=1.00 n=0; t=10 begin twilio; twilio ok; rates twilio -> s=0.52 d=1.00 n=1; cause twilio -> none",
+    "policy failures=3; t=0 twilio ok; twilio 5xx x3; cause twilio -> consecutive_failures; rates twilio -> s=0.57 d=1.00 n=0; t=10 begin twilio; twilio ok; rates twilio -> s=0.66 d=1.00 n=1; cause twilio -> none",
     "t=0 twilio 5xx x3; t=10 begin twilio; twilio 5xx; cause twilio -> trial_failed",
     // Peak-EWMA: a slower sample is believed at once, a faster one over τ; the prior counts as one
     // sample; fast refusals are not latency samples, timeouts are.

@@ -72,7 +72,7 @@ const SCRIPTS: &[&str] = &[
     // Weights express operator preference on top of the score.
     "route * sms twilio,backup optimize=reliability exploration=0 weights=backup:2; plan -> backup, twilio",
     // Exploration sends a bounded share of first attempts elsewhere, deterministically per seed.
-    "seed 3; route * sms twilio,backup optimize=cost exploration=0.1; price twilio 0.01; price backup 0.02; plans 1000 -> backup:114, twilio:886",
+    "seed 3; route * sms twilio,backup optimize=cost exploration=0.1; price twilio 0.01; price backup 0.012; plans 1000 -> backup:114, twilio:886",
     "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.01; price backup 0.02; plans 1000 -> twilio:1000",
     // Exploration returns traffic to a recovered provider: ranked last on its prior latency, the
     // trial runs only when explored; once it proves fast it takes all the traffic back, and the
@@ -86,12 +86,14 @@ const SCRIPTS: &[&str] = &[
     // rate's lower bound); forty do.
     "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.010; price backup 0.0115; backup ok x200; twilio ok x3; plan -> backup, twilio; twilio ok x40; plan -> twilio, backup",
     // A brownout shows within a few answers, whatever the minute of good history before it.
-    "policy failures=10; route * sms twilio,backup optimize=cost exploration=0; price twilio 0.010; price backup 0.012; twilio ok x200; backup ok x20; plan -> twilio, backup; twilio 5xx x4; plan -> backup, twilio; rates twilio -> s=0.97 d=1.00 n=204; ranked twilio -> lo=0.82 hi=0.87 recent=0.82 provider=0.82",
+    "policy failures=10; route * sms twilio,backup optimize=cost exploration=0; price twilio 0.010; price backup 0.012; twilio ok x200; backup ok x20; plan -> twilio, backup; twilio 5xx x4; plan -> backup, twilio; rates twilio -> s=0.97 d=1.00 n=204; ranked twilio -> lo=0.82 hi=0.88 recent=0.82 provider=0.82",
     // A provider failing in one country starts lower in a country where it has no history yet.
     "route * sms twilio,backup optimize=cost exploration=0; price twilio 0.010; price backup 0.012; plan GB -> twilio, backup; twilio 5xx x2; plan GB -> backup, twilio",
+    // ...but a provider failing in one country does not lose a country where it is busy and well.
+    "policy failures=10; route * sms twilio,backup optimize=cost exploration=0; price twilio 0.010; price backup 0.012; twilio ok x100; backup ok x20; twilio@GB 5xx x8; plan -> twilio, backup; plan GB -> backup, twilio",
     // Exploration skips a provider that could not win even on its most hopeful estimate, until
     // what it last showed has faded.
-    "seed 3; route * sms twilio,backup optimize=cost exploration=0.1; price twilio 0.01; price backup 0.02; backup 5xx x2; plans 1000 -> twilio:1000; t=600 plans 1000 -> backup:98, twilio:902",
+    "seed 3; route * sms twilio,backup optimize=cost exploration=0.1; price twilio 0.01; price backup 0.012; backup 5xx x2; plans 1000 -> twilio:1000; t=600 plans 1000 -> backup:98, twilio:902",
     // Strategies and their parameters.
     "route * sms twilio,backup strategy=hedge hedge=250; strategy -> hedge 250ms (fixed)",
     "route * sms twilio,backup,vonage strategy=race width=3; strategy -> race 3; t=0 twilio 5xx x3; strategy -> race 2",
