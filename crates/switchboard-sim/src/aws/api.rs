@@ -3,19 +3,19 @@
 //! Order of checks: record, play faults, verify SigV4, then the protocol (content type, target,
 //! JSON object), then the input members as the model declares them, then magic numbers.
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
 use serde_json::{Value, json};
 
 use super::model::{self, OPERATIONS};
 use super::sigv4::{self, AuthFailure};
 use super::{AwsEmulator, ReceivedCall};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 const TARGET_PREFIX: &str = "PinpointSMSVoiceV2.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
@@ -78,8 +78,6 @@ impl IntoResponse for AwsError {
     }
 }
 
-type Connection = Option<Extension<ConnectionControl>>;
-
 async fn handle(
     State(emulator): State<AwsEmulator>,
     connection: Connection,
@@ -106,9 +104,7 @@ async fn handle(
         body: json_body.clone().unwrap_or(Value::Null),
         received_at: std::time::SystemTime::now(),
     });
-    let decision = emulator.fault_injector().draw();
-    if let Some(answer) = decision.play(connection.as_ref().map(|Extension(control)| control)).await
-    {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return injected_response(answer);
     }
     if let Err(failure) = auth {
@@ -183,7 +179,7 @@ fn answer(
     if let Some(error) = magic(destination, *operation == "SendVoiceMessage") {
         return Err(error);
     }
-    Ok(json!({"MessageId": emulator.new_message_id()}))
+    Ok(json!({"MessageId": emulator.new_uuid_shaped()}))
 }
 
 fn magic(destination: &str, is_voice: bool) -> Option<AwsError> {

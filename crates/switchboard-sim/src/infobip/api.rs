@@ -21,13 +21,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{InfobipEmulator, ReceivedRequest, RequestKind};
 use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome, rfc3339_now};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 /// Longest SMS text accepted (Infobip splits long texts; the emulator caps them generously).
 const MAX_TEXT_CHARS: usize = 4096;
@@ -106,8 +106,6 @@ fn error_response(style: ErrorStyle, status: StatusCode, violations: &[(&str, &s
     };
     (status, Json(body)).into_response()
 }
-
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn send_sms(
     State(emulator): State<InfobipEmulator>,
@@ -198,9 +196,7 @@ async fn gate(
     request: &ReceivedRequest,
     style: ErrorStyle,
 ) -> Result<(), Response> {
-    let decision = emulator.fault_injector().draw();
-    if let Some(answer) = decision.play(connection.as_ref().map(|Extension(control)| control)).await
-    {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return Err(injected_response(answer, style));
     }
     if !request.is_authenticated {
@@ -247,13 +243,14 @@ async fn handle_send(
     if let Err((property, violation)) = validate(&request) {
         return error_response(style, StatusCode::BAD_REQUEST, &[(property, violation)]);
     }
-    let bulk_id = emulator.new_id();
+    let bulk_id = emulator.new_uuid_shaped();
     let mut answers = Vec::new();
     for message in request.body["messages"].as_array().into_iter().flatten() {
         for destination in message["destinations"].as_array().into_iter().flatten() {
             let to = destination["to"].as_str().unwrap_or_default().to_owned();
-            let message_id =
-                destination["messageId"].as_str().map_or_else(|| emulator.new_id(), str::to_owned);
+            let message_id = destination["messageId"]
+                .as_str()
+                .map_or_else(|| emulator.new_uuid_shaped(), str::to_owned);
             let status = send_status(&to);
             let is_pending = status["groupName"] == "PENDING";
             answers.push(match kind {

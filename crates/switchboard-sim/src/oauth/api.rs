@@ -1,6 +1,6 @@
 //! The routes: Okta's metadata documents and key set, with Okta's error bodies for faults.
 
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -8,7 +8,7 @@ use axum::{Json, Router};
 
 use super::{FetchKind, OAuthEmulator, ReceivedFetch, SERVER_PATH};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 pub(super) fn routes(emulator: OAuthEmulator) -> Router {
     Router::new()
@@ -17,9 +17,6 @@ pub(super) fn routes(emulator: OAuthEmulator) -> Router {
         .route(&format!("{SERVER_PATH}/v1/keys"), get(keys))
         .with_state(emulator)
 }
-
-/// The connection control the server put in the request, if this router runs on it.
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn metadata(
     State(emulator): State<OAuthEmulator>,
@@ -79,8 +76,7 @@ async fn gate(
         path: uri.path().to_owned(),
         received_at: std::time::SystemTime::now(),
     });
-    let decision = emulator.fault_injector().draw();
-    match decision.play(connection.as_ref().map(|Extension(control)| control)).await {
+    match emulator.play_faults(connection).await {
         Some(answer) => Err(injected_response(answer)),
         None => Ok(()),
     }

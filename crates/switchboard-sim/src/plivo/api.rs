@@ -23,7 +23,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -33,7 +33,7 @@ use sha2::Sha256;
 use super::{PlivoAccount, PlivoEmulator, ReceivedSend, SendKind};
 use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 pub(super) fn routes(emulator: PlivoEmulator) -> Router {
     Router::new()
@@ -45,10 +45,8 @@ pub(super) fn routes(emulator: PlivoEmulator) -> Router {
 }
 
 fn plivo_error(emulator: &PlivoEmulator, status: StatusCode, error: &str) -> Response {
-    (status, Json(json!({"api_id": emulator.new_id(), "error": error}))).into_response()
+    (status, Json(json!({"api_id": emulator.new_uuid_shaped(), "error": error}))).into_response()
 }
-
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn create_message(
     State(emulator): State<PlivoEmulator>,
@@ -64,12 +62,12 @@ async fn create_message(
     if let Err((status, error)) = validate(&send) {
         return plivo_error(&emulator, status, error);
     }
-    let message_uuid = emulator.new_id();
+    let message_uuid = emulator.new_uuid_shaped();
     if let Some(url) = send.callback_url.clone() {
         schedule_status(&emulator, &send, url, message_uuid.clone());
     }
     let body = json!({
-        "api_id": emulator.new_id(),
+        "api_id": emulator.new_uuid_shaped(),
         "message": "message(s) queued",
         "message_uuid": [message_uuid],
     });
@@ -90,10 +88,9 @@ async fn create_call(
     if let Err((status, error)) = validate(&send) {
         return plivo_error(&emulator, status, error);
     }
-    let request_uuid = emulator.new_id();
+    let request_uuid = emulator.new_uuid_shaped();
     schedule_call(&emulator, &send, request_uuid.clone());
-    let body =
-        json!({"message": "call fired", "request_uuid": request_uuid, "api_id": emulator.new_id()});
+    let body = json!({"message": "call fired", "request_uuid": request_uuid, "api_id": emulator.new_uuid_shaped()});
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
@@ -109,7 +106,7 @@ async fn get_account(
     }
     Json(json!({
         "account_type": "standard",
-        "api_id": emulator.new_id(),
+        "api_id": emulator.new_uuid_shaped(),
         "auth_id": auth_id,
         "auto_recharge": false,
         "cash_credits": "10.00000",
@@ -168,9 +165,7 @@ async fn gate(
     auth_id: &str,
     is_authenticated: bool,
 ) -> Result<(), Response> {
-    let decision = emulator.fault_injector().draw();
-    if let Some(answer) = decision.play(connection.as_ref().map(|Extension(control)| control)).await
-    {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return Err(injected_response(emulator, answer));
     }
     if !is_authenticated {
@@ -397,7 +392,7 @@ fn schedule_status(
 fn schedule_call(emulator: &PlivoEmulator, send: &ReceivedSend, request_uuid: String) {
     let log = emulator.callback_log();
     let outcome = log.receipts().outcome;
-    let call_uuid = emulator.new_id();
+    let call_uuid = emulator.new_uuid_shaped();
     let common = pairs(&[
         ("CallUUID", call_uuid),
         ("RequestUUID", request_uuid.clone()),

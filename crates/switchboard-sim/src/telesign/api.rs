@@ -21,7 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ use sha2::Sha256;
 use super::{AuthScheme, ReceivedSend, SendKind, TelesignEmulator};
 use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome, rfc3339_now};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 /// Telesign's cap on `message`.
 const MAX_MESSAGE_CHARS: usize = 1600;
@@ -100,8 +100,6 @@ impl IntoResponse for TelesignAnswer {
         (self.http, Json(body)).into_response()
     }
 }
-
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn send_message(
     State(emulator): State<TelesignEmulator>,
@@ -211,8 +209,7 @@ async fn not_found() -> Response {
 }
 
 async fn play_faults(emulator: &TelesignEmulator, connection: Connection) -> Option<Response> {
-    let decision = emulator.fault_injector().draw();
-    let answer = decision.play(connection.as_ref().map(|Extension(control)| control)).await?;
+    let answer = emulator.play_faults(connection).await?;
     Some(injected_response(answer))
 }
 

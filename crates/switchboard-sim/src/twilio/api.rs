@@ -19,14 +19,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{Value, json};
 
 use super::callbacks::{self, Created, Delivery};
 use super::{ReceivedSend, SendKind, TwilioAccount, TwilioEmulator};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 pub(super) const API_VERSION: &str = "2010-04-01";
 
@@ -86,9 +86,6 @@ impl IntoResponse for TwilioError {
         response
     }
 }
-
-/// The connection control the server put in the request, if this router runs on it.
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn create_message(
     State(emulator): State<TwilioEmulator>,
@@ -227,9 +224,7 @@ async fn gate(
     account_sid: &str,
     is_authenticated: bool,
 ) -> Result<(), Response> {
-    let decision = emulator.fault_injector().draw();
-    if let Some(answer) = decision.play(connection.as_ref().map(|Extension(control)| control)).await
-    {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return Err(injected_response(answer));
     }
     if !is_authenticated {
