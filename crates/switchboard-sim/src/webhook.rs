@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use axum::{Json, Router};
@@ -168,23 +168,8 @@ async fn endpoint(
 }
 
 fn injected_response(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => (status, Json(json!({"error": code}))).into_response(),
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response =
-                (StatusCode::TOO_MANY_REQUESTS, Json(json!({"error": "rate limited"})))
-                    .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    answer.render(
+        |status, code| (status, Json(json!({"error": code}))).into_response(),
+        || (StatusCode::TOO_MANY_REQUESTS, Json(json!({"error": "rate limited"}))).into_response(),
+    )
 }

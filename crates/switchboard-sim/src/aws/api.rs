@@ -223,33 +223,23 @@ fn magic(destination: &str, is_voice: bool) -> Option<AwsError> {
 }
 
 fn injected_response(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if code.is_none() {
-                let page = format!("<html><body><h1>{status}</h1></body></html>");
-                return (status, [(header::CONTENT_TYPE, "text/html")], page).into_response();
-            }
-            let error_type = match status.as_u16() {
-                503 => "ServiceUnavailableException",
-                500..=599 => "InternalServerException",
-                429 => "ThrottlingException",
-                403 => "AccessDeniedException",
-                _ => "ValidationException",
-            };
-            let mut error = AwsError::service(error_type, json!({"Message": "Injected error"}));
-            error.status = status;
-            if error_type == "ValidationException" {
-                error.members["Reason"] = json!("OTHER");
-            }
-            error.into_response()
+    let error = |status: StatusCode, _code| {
+        let error_type = match status.as_u16() {
+            503 => "ServiceUnavailableException",
+            500..=599 => "InternalServerException",
+            429 => "ThrottlingException",
+            403 => "AccessDeniedException",
+            _ => "ValidationException",
+        };
+        let mut error = AwsError::service(error_type, json!({"Message": "Injected error"}));
+        error.status = status;
+        if error_type == "ValidationException" {
+            error.members["Reason"] = json!("OTHER");
         }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response =
-                AwsError::service("ThrottlingException", json!({"Message": "Rate exceeded"}))
-                    .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+        error.into_response()
+    };
+    answer.render(error, || {
+        AwsError::service("ThrottlingException", json!({"Message": "Rate exceeded"}))
+            .into_response()
+    })
 }

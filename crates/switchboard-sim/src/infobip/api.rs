@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -206,24 +206,11 @@ async fn gate(
 }
 
 fn injected_response(answer: InjectedAnswer, style: ErrorStyle) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                // Infobip's error codes are the status's own (`E500`): the code picks the body.
-                Some(_) => error_response(style, status, &[]),
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response = error_response(style, StatusCode::TOO_MANY_REQUESTS, &[]);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    answer.render(
+        // Infobip's error codes are the status's own (`E500`): the code picks the body.
+        |status, _code| error_response(style, status, &[]),
+        || error_response(style, StatusCode::TOO_MANY_REQUESTS, &[]),
+    )
 }
 
 async fn handle_send(

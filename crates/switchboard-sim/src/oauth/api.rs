@@ -95,29 +95,15 @@ fn injected_response(answer: InjectedAnswer) -> Response {
         });
         (status, Json(body)).into_response()
     };
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            // `Faults::check` keeps the status in 100..=599.
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    let reason = status.canonical_reason().unwrap_or("Injected error");
-                    okta_error(status, &format!("E{code:07}"), reason)
-                }
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response = okta_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "E0000047",
-                "API call exceeded rate limit due to too many requests.",
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        okta_error(status, &format!("E{code:07}"), reason)
+    };
+    answer.render(error, || {
+        okta_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+        )
+    })
 }

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -178,26 +178,10 @@ async fn gate(
 }
 
 fn injected_response(emulator: &PlivoEmulator, answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(_) => {
-                    plivo_error(emulator, status, status.canonical_reason().unwrap_or("error"))
-                }
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response =
-                plivo_error(emulator, StatusCode::TOO_MANY_REQUESTS, "too many requests");
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    answer.render(
+        |status, _code| plivo_error(emulator, status, status.canonical_reason().unwrap_or("error")),
+        || plivo_error(emulator, StatusCode::TOO_MANY_REQUESTS, "too many requests"),
+    )
 }
 
 fn is_authenticated(headers: &HeaderMap, account: &PlivoAccount) -> bool {

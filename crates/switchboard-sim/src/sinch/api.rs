@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -46,16 +46,6 @@ pub(super) fn routes(emulator: SinchEmulator) -> Router {
         .with_state(emulator)
 }
 
-fn html(status: StatusCode) -> Response {
-    let page = format!("<html><body><h1>{status}</h1></body></html>");
-    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-}
-
-fn with_retry_after(mut response: Response, seconds: u64) -> Response {
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
-}
-
 // ---------------------------------------------------------------------------------------------
 // SMS
 
@@ -65,21 +55,10 @@ fn sms_error(status: StatusCode, code: &str, text: &str) -> Response {
 }
 
 fn injected_sms(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    sms_error(status, "internal_error", &format!("Injected error {code}"))
-                }
-                None => html(status),
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => with_retry_after(
-            sms_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests"),
-            retry_after_s,
-        ),
-    }
+    answer.render(
+        |status, code| sms_error(status, "internal_error", &format!("Injected error {code}")),
+        || sms_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests"),
+    )
 }
 
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
@@ -335,19 +314,17 @@ fn voice_error(status: StatusCode, code: &str, message: &str, reference: String)
 }
 
 fn injected_voice(answer: InjectedAnswer, reference: String) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => voice_error(status, &code.to_string(), "Injected error", reference),
-                None => html(status),
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => with_retry_after(
-            voice_error(StatusCode::TOO_MANY_REQUESTS, "42900", "Too many requests", reference),
-            retry_after_s,
-        ),
-    }
+    answer.render(
+        |status, code| voice_error(status, &code.to_string(), "Injected error", reference.clone()),
+        || {
+            voice_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "42900",
+                "Too many requests",
+                reference.clone(),
+            )
+        },
+    )
 }
 
 /// Sinch's application signature (see the adapter's `sign` module for the scheme).

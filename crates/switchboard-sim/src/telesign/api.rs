@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -214,28 +214,14 @@ async fn play_faults(emulator: &TelesignEmulator, connection: Connection) -> Opt
 }
 
 fn injected_response(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    let reason = status.canonical_reason().unwrap_or("Injected error");
-                    TelesignAnswer::status(status, i64::from(code), reason).into_response()
-                }
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response =
-                TelesignAnswer::status(StatusCode::TOO_MANY_REQUESTS, 3204, "Rate limit exceeded")
-                    .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        TelesignAnswer::status(status, i64::from(code), reason).into_response()
+    };
+    answer.render(error, || {
+        TelesignAnswer::status(StatusCode::TOO_MANY_REQUESTS, 3204, "Rate limit exceeded")
+            .into_response()
+    })
 }
 
 /// Checks the request's authentication as Telesign does.

@@ -260,29 +260,13 @@ fn is_authenticated(headers: &HeaderMap, account: &TwilioAccount) -> bool {
 }
 
 fn injected_response(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            // `Faults::check` keeps the status in 100..=599.
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    let reason = status.canonical_reason().unwrap_or("Injected error");
-                    TwilioError::new(status, code, reason).into_response()
-                }
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response =
-                TwilioError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests")
-                    .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        TwilioError::new(status, code, reason).into_response()
+    };
+    answer.render(error, || {
+        TwilioError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests").into_response()
+    })
 }
 
 fn validate_message(send: &ReceivedSend) -> Result<(), TwilioError> {

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -40,7 +40,7 @@ use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
 use super::{ReceivedSend, SendKind, SignatureMethod, VonageAccount, VonageEmulator};
-use crate::faults::InjectedAnswer;
+use crate::faults::{InjectedAnswer, html_page};
 use crate::receipts::{OutgoingReceipt, ReceiptOutcome};
 use crate::server::Connection;
 
@@ -126,36 +126,15 @@ fn sms_error(code: u32, text: &str) -> Response {
     sms_answer(StatusCode::OK, vec![json!({"status": code.to_string(), "error-text": text})])
 }
 
-fn html(status: StatusCode) -> Response {
-    let page = format!("<html><body><h1>{status}</h1></body></html>");
-    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-}
-
 fn injected_sms(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => sms_answer(
-                    status,
-                    vec![
-                        json!({"status": code.to_string(), "error-text": status.canonical_reason().unwrap_or("Injected error")}),
-                    ],
-                ),
-                None => html(status),
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response = sms_answer(
-                StatusCode::TOO_MANY_REQUESTS,
-                vec![
-                    json!({"status": "1", "error-text": "Throughput Rate Exceeded - please wait and retry"}),
-                ],
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code: u32| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        sms_answer(status, vec![json!({"status": code.to_string(), "error-text": reason})])
+    };
+    answer.render(error, || {
+        let text = "Throughput Rate Exceeded - please wait and retry";
+        sms_answer(StatusCode::TOO_MANY_REQUESTS, vec![json!({"status": "1", "error-text": text})])
+    })
 }
 
 async fn send_sms(
@@ -185,7 +164,7 @@ async fn send_sms(
     }
     if format != "json" {
         // The XML flavour is not emulated.
-        return html(StatusCode::NOT_FOUND);
+        return html_page(StatusCode::NOT_FOUND);
     }
     if let Err((code, text)) = auth.and_then(|()| validate_sms(&params)) {
         return sms_error(code, text);
@@ -506,29 +485,14 @@ fn invalid_parameter(name: &str, reason: &str) -> Response {
 }
 
 fn injected_api(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    let reason = status.canonical_reason().unwrap_or("Injected error");
-                    problem(status, &code.to_string(), reason, reason, None)
-                }
-                None => html(status),
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response = problem(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                "Too Many Requests",
-                "Rate limit exceeded",
-                None,
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code: u32| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        problem(status, &code.to_string(), reason, reason, None)
+    };
+    answer.render(error, || {
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        problem(status, "throttled", "Too Many Requests", "Rate limit exceeded", None)
+    })
 }
 
 /// Whether `Authorization: Bearer` carries a JWT the application's public key verifies, for
