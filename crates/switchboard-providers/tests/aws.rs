@@ -1,12 +1,14 @@
 //! The real AWS SMS and Voice v2 adapter against `switchboard-sim`'s emulator, which verifies
 //! SigV4 by recomputing it, over loopback sockets.
 
+mod support;
+
 use std::time::Duration;
 
 use secrecy::SecretString;
+use support::CODE;
 use switchboard_core::{
-    Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
-    Passcode, ProviderId,
+    Certainty, Channel, Country, Destination, ErrorClass, OutboundMessage, ProviderId,
 };
 use switchboard_providers::{
     AwsSmsVoice, AwsSmsVoiceConfig, Callback, CallbackError, Provider, ProviderError,
@@ -19,7 +21,6 @@ const SECRET: &str = "emulator/secret+key";
 const REGION: &str = "eu-west-1";
 const FROM: &str = "+15550000000";
 const TO: &str = "+14155550100";
-const CODE: &str = "918273";
 
 fn config(endpoint_url: String) -> AwsSmsVoiceConfig {
     AwsSmsVoiceConfig {
@@ -63,22 +64,11 @@ async fn harness() -> Harness {
 }
 
 fn message(channel: Channel, to: &str) -> OutboundMessage {
-    OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new(to.into(), Country::parse("US").unwrap()),
-        channel,
-        passcode: Passcode::parse(CODE).unwrap(),
-        text: MessageText::new(format!("Your Acme code is {CODE}")),
-        locale: Locale::parse("en-GB"),
-    }
+    support::message(channel, to, "US", "en-GB")
 }
 
 fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
-    let printed = format!("{error} {error:?}");
-    for secret in [CODE, SECRET, "4155550100", "5550100"] {
-        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
-    }
-    (error.class, error.certainty)
+    support::verdict(error, &[CODE, SECRET, "4155550100", "5550100"])
 }
 
 #[tokio::test]

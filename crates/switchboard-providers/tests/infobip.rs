@@ -6,11 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use support::CallbackServer;
-use switchboard_core::{
-    Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
-    Passcode, ProviderId,
-};
+use support::{CODE, CallbackServer};
+use switchboard_core::{Certainty, Channel, ErrorClass, OutboundMessage, ProviderId};
 use switchboard_providers::{
     BuildContext, CallbackError, DeliveryState, Infobip, InfobipConfig, Provider, ProviderError,
 };
@@ -20,7 +17,6 @@ use switchboard_sim::{Fault, Faults, Receipts};
 const KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3d9a-e931-478d-a994-28a725159ab9";
 const TOKEN: &str = "0123456789abcdef0123456789abcdef-report";
 const TO: &str = "+41793026727";
-const CODE: &str = "918273";
 
 fn config(base_url: String) -> InfobipConfig {
     InfobipConfig {
@@ -66,14 +62,7 @@ async fn harness_with_reports() -> (Harness, CallbackServer) {
 }
 
 fn message(channel: Channel, to: &str) -> OutboundMessage {
-    OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new(to.into(), Country::parse("CH").unwrap()),
-        channel,
-        passcode: Passcode::parse(CODE).unwrap(),
-        text: MessageText::new(format!("Your Acme code is {CODE}")),
-        locale: Locale::parse("de-CH"),
-    }
+    support::message(channel, to, "CH", "de-CH")
 }
 
 fn sms(to: &str) -> OutboundMessage {
@@ -81,11 +70,7 @@ fn sms(to: &str) -> OutboundMessage {
 }
 
 fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
-    let printed = format!("{error} {error:?}");
-    for secret in [CODE, "793026727", "5005550", KEY] {
-        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
-    }
-    (error.class, error.certainty)
+    support::verdict(error, &[CODE, "793026727", "5005550", KEY])
 }
 
 #[tokio::test]

@@ -9,11 +9,8 @@ use std::time::Duration;
 use base64::Engine;
 use hmac::Mac;
 use secrecy::SecretString;
-use support::CallbackServer;
-use switchboard_core::{
-    Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
-    Passcode, ProviderId,
-};
+use support::{CODE, CallbackServer};
+use switchboard_core::{Certainty, Channel, ErrorClass, OutboundMessage, ProviderId};
 use switchboard_providers::{
     BuildContext, CallbackError, DeliveryState, Plivo, PlivoConfig, Provider, ProviderError,
 };
@@ -24,7 +21,6 @@ const AUTH_ID: &str = "MAXXXXXXXXXXXXXXXXXX";
 const TOKEN: &str = "emulator-auth-token";
 const FROM: &str = "+15005550006";
 const TO: &str = "+14155550100";
-const CODE: &str = "918273";
 
 fn config(base_url: String) -> PlivoConfig {
     PlivoConfig {
@@ -71,14 +67,7 @@ async fn harness_with_callbacks() -> (Harness, CallbackServer) {
 }
 
 fn message(channel: Channel, to: &str) -> OutboundMessage {
-    OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new(to.into(), Country::parse("US").unwrap()),
-        channel,
-        passcode: Passcode::parse(CODE).unwrap(),
-        text: MessageText::new(format!("Your Acme code is {CODE}")),
-        locale: Locale::parse("en-US"),
-    }
+    support::message(channel, to, "US", "en-US")
 }
 
 fn sms(to: &str) -> OutboundMessage {
@@ -86,11 +75,7 @@ fn sms(to: &str) -> OutboundMessage {
 }
 
 fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
-    let printed = format!("{error} {error:?}");
-    for secret in [CODE, "4155550100", "5005550", TOKEN] {
-        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
-    }
-    (error.class, error.certainty)
+    support::verdict(error, &[CODE, "4155550100", "5005550", TOKEN])
 }
 
 /// Plivo's V3 signature, computed here independently of both the adapter and the emulator.

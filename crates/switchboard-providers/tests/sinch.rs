@@ -7,11 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use support::CallbackEndpoint;
-use switchboard_core::{
-    Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
-    Passcode, ProviderId,
-};
+use support::{CODE, CallbackEndpoint};
+use switchboard_core::{Certainty, Channel, ErrorClass, OutboundMessage, ProviderId};
 use switchboard_providers::sinch::VoiceAuth;
 use switchboard_providers::{
     BuildContext, CallbackError, DeliveryState, Provider, ProviderError, Sinch, SinchConfig,
@@ -26,7 +23,6 @@ const APP_SECRET: &str = "BeIukql3pTKJ8RGL5zo0DA==";
 const CALLBACK_TOKEN: &str = "0123456789abcdef-receipts";
 const FROM: &str = "+15005550006";
 const TO: &str = "+14155550100";
-const CODE: &str = "918273";
 
 fn account() -> SinchAccount {
     SinchAccount::new(PLAN, TOKEN, APP_KEY, APP_SECRET)
@@ -70,14 +66,7 @@ async fn harness() -> Harness {
 }
 
 fn message(channel: Channel, to: &str) -> OutboundMessage {
-    OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new(to.into(), Country::parse("US").unwrap()),
-        channel,
-        passcode: Passcode::parse(CODE).unwrap(),
-        text: MessageText::new(format!("Your Acme code is {CODE}")),
-        locale: Locale::parse("en-US"),
-    }
+    support::message(channel, to, "US", "en-US")
 }
 
 fn sms(to: &str) -> OutboundMessage {
@@ -89,11 +78,7 @@ fn call(to: &str) -> OutboundMessage {
 }
 
 fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
-    let printed = format!("{error} {error:?}");
-    for secret in [CODE, "4155550100", "5005550", TOKEN, APP_SECRET] {
-        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
-    }
-    (error.class, error.certainty)
+    support::verdict(error, &[CODE, "4155550100", "5005550", TOKEN, APP_SECRET])
 }
 
 #[tokio::test]
@@ -193,9 +178,7 @@ async fn rate_limits_server_errors_hangs_and_resets() {
 
 #[tokio::test]
 async fn a_refused_connection_is_not_sent() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let base_url = support::refused_base_url();
     let provider = Sinch::try_new(
         ProviderId::parse("sinch-us").unwrap(),
         &config(&base_url),

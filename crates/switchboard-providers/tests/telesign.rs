@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use support::CallbackServer;
+use support::{CODE, CallbackServer};
 use switchboard_core::{
-    Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
-    Passcode, ProviderId,
+    Certainty, Channel, Country, Destination, ErrorClass, OutboundMessage, ProviderId,
 };
 use switchboard_providers::telesign::TelesignAuth;
 use switchboard_providers::{
@@ -24,7 +23,6 @@ const CUSTOMER: &str = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890";
 /// base64("signing-key-for-tests").
 const KEY: &str = "c2lnbmluZy1rZXktZm9yLXRlc3Rz";
 const TO: &str = "+447700900123";
-const CODE: &str = "918273";
 
 fn config(base_url: String) -> TelesignConfig {
     TelesignConfig {
@@ -72,14 +70,7 @@ async fn harness_with_callbacks(account: TelesignAccount) -> (Harness, CallbackS
 }
 
 fn message(channel: Channel, to: &str) -> OutboundMessage {
-    OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new(to.into(), Country::parse("GB").unwrap()),
-        channel,
-        passcode: Passcode::parse(CODE).unwrap(),
-        text: MessageText::new(format!("Your Acme code is {CODE}")),
-        locale: Locale::parse("en-GB"),
-    }
+    support::message(channel, to, "GB", "en-GB")
 }
 
 fn sms(to: &str) -> OutboundMessage {
@@ -87,11 +78,7 @@ fn sms(to: &str) -> OutboundMessage {
 }
 
 fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
-    let printed = format!("{error} {error:?}");
-    for secret in [CODE, "7700900123", "5005550", KEY] {
-        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
-    }
-    (error.class, error.certainty)
+    support::verdict(error, &[CODE, "7700900123", "5005550", KEY])
 }
 
 #[tokio::test]
@@ -216,9 +203,7 @@ async fn a_reset_after_the_request_is_possibly_accepted() {
 
 #[tokio::test]
 async fn a_refused_connection_is_not_sent() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let base_url = support::refused_base_url();
     let provider = Telesign::try_new(
         ProviderId::parse("telesign-1").unwrap(),
         &config(base_url),

@@ -5,9 +5,9 @@ mod support;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use support::CODE;
 use switchboard_core::{
-    Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
-    Passcode, ProviderId,
+    Certainty, Channel, Country, Destination, ErrorClass, OutboundMessage, ProviderId,
 };
 use switchboard_providers::{Provider, ProviderError, Twilio, TwilioConfig};
 use switchboard_sim::twilio::{RunningEmulator, SendKind, TwilioAccount, TwilioEmulator};
@@ -17,7 +17,6 @@ const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "emulator-token";
 const FROM: &str = "+15005550006";
 const TO: &str = "+14155550100";
-const CODE: &str = "918273";
 
 struct Harness {
     twilio: RunningEmulator,
@@ -59,14 +58,7 @@ fn short_timeout(config: &mut TwilioConfig) {
 }
 
 fn message(channel: Channel, to: &str) -> OutboundMessage {
-    OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new(to.into(), Country::parse("US").unwrap()),
-        channel,
-        passcode: Passcode::parse(CODE).unwrap(),
-        text: MessageText::new(format!("Your Acme code is {CODE}")),
-        locale: Locale::parse("en-US"),
-    }
+    support::message(channel, to, "US", "en-US")
 }
 
 fn sms(to: &str) -> OutboundMessage {
@@ -75,11 +67,7 @@ fn sms(to: &str) -> OutboundMessage {
 
 /// The error's class and certainty, after checking it leaks nothing.
 fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
-    let printed = format!("{error} {error:?}");
-    for secret in [CODE, TO, TOKEN, "4155550100", "5005550"] {
-        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
-    }
-    (error.class, error.certainty)
+    support::verdict(error, &[CODE, TO, TOKEN, "4155550100", "5005550"])
 }
 
 #[tokio::test]
@@ -229,9 +217,7 @@ async fn a_reset_after_the_request_is_possibly_accepted() {
 
 #[tokio::test]
 async fn a_refused_connection_is_not_sent() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let base_url = support::refused_base_url();
     let provider =
         Twilio::try_new(ProviderId::parse("twilio-us").unwrap(), &config(base_url)).unwrap();
     let error = provider.send(&sms(TO)).await.unwrap_err();

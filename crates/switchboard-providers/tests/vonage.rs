@@ -7,11 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use support::CallbackEndpoint;
-use switchboard_core::{
-    Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
-    Passcode, ProviderId,
-};
+use support::{CODE, CallbackEndpoint};
+use switchboard_core::{Certainty, Channel, ErrorClass, MessageText, OutboundMessage, ProviderId};
 use switchboard_providers::vonage::SignatureMethod;
 use switchboard_providers::{
     BuildContext, CallbackError, DeliveryState, Provider, ProviderError, Vonage, VonageConfig,
@@ -28,7 +25,6 @@ const SIGNATURE_SECRET: &str = "emulator-signature-secret";
 const APP: &str = "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab";
 const FROM: &str = "+15005550006";
 const TO: &str = "+14155550100";
-const CODE: &str = "918273";
 
 fn account() -> VonageAccount {
     VonageAccount::new(API_KEY, API_SECRET)
@@ -84,12 +80,8 @@ fn short_timeout(config: &mut VonageConfig) {
 
 fn message(channel: Channel, to: &str, text: &str) -> OutboundMessage {
     OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new(to.into(), Country::parse("US").unwrap()),
-        channel,
-        passcode: Passcode::parse(CODE).unwrap(),
         text: MessageText::new(text.into()),
-        locale: Locale::parse("en-US"),
+        ..support::message(channel, to, "US", "en-US")
     }
 }
 
@@ -102,11 +94,7 @@ fn call(to: &str) -> OutboundMessage {
 }
 
 fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
-    let printed = format!("{error} {error:?}");
-    for secret in [CODE, "4155550100", "5005550", API_SECRET, SIGNATURE_SECRET] {
-        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
-    }
-    (error.class, error.certainty)
+    support::verdict(error, &[CODE, "4155550100", "5005550", API_SECRET, SIGNATURE_SECRET])
 }
 
 #[tokio::test]
@@ -248,9 +236,7 @@ async fn a_reset_after_the_request_is_possibly_accepted() {
 
 #[tokio::test]
 async fn a_refused_connection_is_not_sent() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
+    let base_url = support::refused_base_url();
     let provider = Vonage::try_new(
         ProviderId::parse("vonage-eu").unwrap(),
         &config(&base_url),

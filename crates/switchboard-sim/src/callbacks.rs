@@ -5,7 +5,7 @@
 //! What receipts say is set at runtime, in-process or with `PUT /__sim/receipts`: none (the
 //! default), delivered, or undelivered with a provider code, after an optional delay. Every
 //! callback made is recorded with the answer it got, and tests wait for them with
-//! [`CallbackLog::wait_for`] instead of sleeping.
+//! `wait_for_callbacks` instead of sleeping.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::emulator::{Api, Emulator};
 use crate::journal::Journal;
 
 /// The most of a callback's answer that is recorded (answer XML is a few hundred bytes).
@@ -116,9 +117,46 @@ pub(crate) struct Outgoing {
     pub(crate) body: String,
 }
 
-/// The receipt policy, the client that calls out, and the record of callbacks made.
+/// An [`Api`] whose emulator makes its callbacks through a [`CallbackLog`] (Telesign, Infobip,
+/// Plivo): its emulator gets the receipt methods below, and serves `/__sim/receipts` and
+/// `/__sim/callbacks` when the provider's routes merge this module's `routes`.
+pub trait CallbackApi: Api {
+    /// The provider's log.
+    fn callback_log(&self) -> &Arc<CallbackLog>;
+}
+
+impl<A: CallbackApi> Emulator<A> {
+    /// Sets what the receipts of later sends say.
+    pub fn set_receipts(&self, receipts: Receipts) {
+        self.api().callback_log().set_receipts(receipts);
+    }
+
+    /// The receipt policy in force.
+    #[must_use]
+    pub fn receipts(&self) -> Receipts {
+        self.api().callback_log().receipts()
+    }
+
+    /// Every callback made so far, with the answer it got.
+    #[must_use]
+    pub fn callbacks(&self) -> Vec<SentCallback> {
+        self.api().callback_log().sent()
+    }
+
+    /// Waits until `n` callbacks were made (and answered or failed); bound it with a timeout.
+    pub async fn wait_for_callbacks(&self, n: usize) -> Vec<SentCallback> {
+        self.api().callback_log().wait_for(n).await
+    }
+
+    pub(crate) fn callback_log(&self) -> Arc<CallbackLog> {
+        Arc::clone(self.api().callback_log())
+    }
+}
+
+/// The receipt policy, the client that calls out, and the record of callbacks made: opaque
+/// outside this crate, public only because [`CallbackApi`] names it.
 #[derive(Debug)]
-pub(crate) struct CallbackLog {
+pub struct CallbackLog {
     /// A std mutex: held only to copy or replace the policy.
     receipts: Mutex<Receipts>,
     client: reqwest::Client,
@@ -216,11 +254,11 @@ impl CallbackLog {
 }
 
 /// `/__sim/receipts` (GET, PUT [`Receipts`]) and `/__sim/callbacks` (GET, DELETE).
-pub(crate) fn routes(log: Arc<CallbackLog>) -> Router {
+pub(crate) fn routes(log: &Arc<CallbackLog>) -> Router {
     Router::new()
         .route("/__sim/receipts", get(get_receipts).put(put_receipts))
         .route("/__sim/callbacks", get(get_callbacks).delete(delete_callbacks))
-        .with_state(log)
+        .with_state(Arc::clone(log))
 }
 
 async fn get_receipts(State(log): State<Arc<CallbackLog>>) -> Json<Receipts> {

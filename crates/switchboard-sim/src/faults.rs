@@ -6,11 +6,15 @@
 //! and the same request order draws the same faults.
 //!
 //! The emulator plays the delay, the hang and the reset itself; it hands error answers back to
-//! the provider module, which renders them in the provider's own error body.
+//! the provider module, which renders them with [`InjectedAnswer::render`]: the provider's own
+//! error bodies, around what every provider shares (the HTML page of a status without a code,
+//! the `Retry-After` of a rate limit).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -192,6 +196,42 @@ pub(crate) enum InjectedAnswer {
     Status { status: u16, code: Option<u32> },
     /// See [`Fault::RateLimit`].
     RateLimit { retry_after_s: u64 },
+}
+
+impl InjectedAnswer {
+    /// The answer to send: for a status with a code, the provider's `error(status, code)`; for a
+    /// rate limit, the provider's `rate_limited()` answer with `Retry-After` added. A status
+    /// without a code gets [`html_page`], whatever the provider.
+    pub(crate) fn render(
+        self,
+        error: impl FnOnce(StatusCode, u32) -> Response,
+        rate_limited: impl FnOnce() -> Response,
+    ) -> Response {
+        match self {
+            InjectedAnswer::Status { status, code } => {
+                // `Faults::check` keeps the status in 100..=599.
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                match code {
+                    Some(code) => error(status, code),
+                    None => html_page(status),
+                }
+            }
+            InjectedAnswer::RateLimit { retry_after_s } => {
+                let mut response = rate_limited();
+                let retry_after = HeaderValue::from(retry_after_s);
+                response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+                response
+            }
+        }
+    }
+}
+
+/// The bare HTML error page a load balancer or proxy in front of a provider answers with: what
+/// an adapter must handle without a JSON body to read.
+pub(crate) fn html_page(status: StatusCode) -> Response {
+    let page = format!("<html><body><h1>{status}</h1></body></html>");
+    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
 }
 
 impl Decision {

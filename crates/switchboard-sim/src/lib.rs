@@ -9,7 +9,8 @@
 //! This crate must never be used by production routing: nothing outside tests, benches and the
 //! demo depends on it, and it never talks to a real provider.
 //!
-//! Layout: [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
+//! Layout: [`Emulator`] (the wrapper every emulator is, generic over the provider's [`Api`]),
+//! [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
 //! `callbacks` (receipts and answer-URL fetches an emulator makes back to its caller);
 //! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`], [`vonage`],
@@ -21,6 +22,7 @@
 mod admin;
 pub mod aws;
 pub mod callbacks;
+mod emulator;
 pub mod faults;
 pub mod infobip;
 mod journal;
@@ -34,7 +36,8 @@ pub mod twilio;
 pub mod vonage;
 pub mod webhook;
 
-pub use callbacks::{CallbackKind, ReceiptOutcome, Receipts, SentCallback};
+pub use callbacks::{CallbackApi, CallbackKind, ReceiptOutcome, Receipts, SentCallback};
+pub use emulator::{AccountApi, Api, Emulator, Running};
 pub use faults::{Fault, Faults};
 pub use receipts::{ReceiptPlan, SentReceipt};
 

@@ -28,6 +28,10 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 
+/// What a handler extracts to reach [`ConnectionControl`]: `None` when the router is served by
+/// something other than [`serve`].
+pub(crate) type Connection = Option<axum::Extension<ConnectionControl>>;
+
 /// Lets a handler reset the connection its request came on.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ConnectionControl {

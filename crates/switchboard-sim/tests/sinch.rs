@@ -1,11 +1,13 @@
 //! The Sinch emulator over real loopback sockets, driven by a plain HTTP client.
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::Receiver;
 use switchboard_sim::sinch::{RunningEmulator, SendKind, SinchAccount, SinchEmulator};
 use switchboard_sim::{Fault, Faults, ReceiptPlan};
-use tokio::sync::mpsc;
 
 const KEY: &str = "669E367E-6BBA-48AB-AF15-266871C28135";
 const SECRET: &str = "BeIukql3pTKJ8RGL5zo0DA==";
@@ -155,34 +157,17 @@ async fn injects_faults_in_sinchs_shapes() {
 #[tokio::test]
 async fn posts_reports_and_signed_dice_events() {
     let sinch = start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let receiver = format!("http://{}", listener.local_addr().unwrap());
-    let (sender, mut arrivals) =
-        mpsc::unbounded_channel::<(String, axum::http::HeaderMap, Value)>();
-    let router = axum::Router::new().route(
-        "/{*path}",
-        axum::routing::post(
-            move |uri: axum::http::Uri,
-                  headers: axum::http::HeaderMap,
-                  axum::Json(body): axum::Json<Value>| {
-                let sender = sender.clone();
-                async move {
-                    sender.send((uri.path().to_owned(), headers, body)).unwrap();
-                    "ok"
-                }
-            },
-        ),
-    );
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let mut receiver = Receiver::start().await;
 
     sinch.set_receipts(ReceiptPlan::undelivered("402"));
     let mut body = batch("+46701234567");
     body["delivery_report"] = json!("per_recipient");
-    body["callback_url"] = json!(format!("{receiver}/dlr"));
+    body["callback_url"] = json!(format!("{}/dlr", receiver.base));
     body["client_reference"] = json!("evt-1");
     let created = post_batch(&sinch, "token", &body).await.1;
-    let (path, _, report) = arrivals.recv().await.unwrap();
-    assert_eq!(path, "/dlr");
+    let arrival = receiver.next().await;
+    let report = arrival.json();
+    assert_eq!(arrival.uri, "/dlr");
     assert_eq!(report["type"], "recipient_delivery_report_sms");
     assert_eq!(
         (report["batch_id"].clone(), report["code"].as_u64(), report["status"].as_str()),
@@ -190,21 +175,22 @@ async fn posts_reports_and_signed_dice_events() {
     );
     assert_eq!(report["client_reference"], "evt-1");
 
-    sinch.set_voice_callback_url(Some(format!("{receiver}/voice")));
+    sinch.set_voice_callback_url(Some(format!("{}/voice", receiver.base)));
     sinch.set_receipts(ReceiptPlan::delivered());
     let mut with_dice = callout("+46701234567");
     with_dice["ttsCallout"]["enableDice"] = json!(true);
     let answered = post_callout(&sinch, SECRET, &with_dice).await.1;
-    let (path, headers, event) = arrivals.recv().await.unwrap();
-    assert_eq!(path, "/voice");
+    let arrival = receiver.next().await;
+    let event = arrival.json();
+    assert_eq!(arrival.uri, "/voice");
     assert_eq!(
         (event["event"].as_str(), event["result"].as_str()),
         (Some("dice"), Some("ANSWERED"))
     );
     assert_eq!(event["callid"], answered["callId"]);
-    assert!(headers["authorization"].to_str().unwrap().starts_with(&format!("Application {KEY}:")));
-    assert!(headers.contains_key("x-timestamp"));
+    assert!(arrival.header("authorization").starts_with(&format!("Application {KEY}:")));
+    assert!(arrival.headers.contains_key("x-timestamp"));
 
     post_callout(&sinch, SECRET, &callout("+46701234567")).await;
-    assert!(arrivals.try_recv().is_err(), "no DiCE without enableDice");
+    assert!(receiver.try_next().is_none(), "no DiCE without enableDice");
 }

@@ -1,8 +1,11 @@
 //! The Twilio emulator over real loopback sockets, driven by a plain HTTP client.
 
+mod support;
+
 use std::time::Duration;
 
 use serde_json::Value;
+use support::Receiver;
 use switchboard_sim::twilio::{RunningEmulator, SendKind, TwilioAccount, TwilioEmulator};
 use switchboard_sim::{Fault, Faults};
 
@@ -298,36 +301,12 @@ async fn shutdown_closes_the_port() {
     assert!(after.unwrap_err().is_connect());
 }
 
-/// A loopback receiver that hands each callback (URL, signature, form) to the test.
-async fn callback_receiver()
--> (String, tokio::sync::mpsc::UnboundedReceiver<(String, String, Vec<(String, String)>)>) {
-    use axum::extract::State;
-    use axum::http::{HeaderMap, Uri};
-    type Sender = tokio::sync::mpsc::UnboundedSender<(String, String, Vec<(String, String)>)>;
-    async fn forward(
-        State((base, sender)): State<(String, Sender)>,
-        uri: Uri,
-        headers: HeaderMap,
-        body: axum::body::Bytes,
-    ) {
-        let signature = headers["x-twilio-signature"].to_str().unwrap().to_owned();
-        let form = serde_urlencoded::from_bytes(&body).unwrap();
-        sender.send((format!("{base}{uri}"), signature, form)).ok();
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (sender, received) = tokio::sync::mpsc::unbounded_channel();
-    let router = axum::Router::new().fallback(forward).with_state((base.clone(), sender));
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (base, received)
-}
-
 #[tokio::test]
 async fn posts_signed_status_callbacks_after_a_send() {
     use switchboard_sim::twilio::{Delivery, signature};
     let twilio = start().await;
-    let (base, mut received) = callback_receiver().await;
-    let status_callback = format!("{base}/cb/status?tenant=1");
+    let mut receiver = Receiver::start().await;
+    let status_callback = format!("{}/cb/status?tenant=1", receiver.base);
     let mut form = sms("+14155550100");
     form.push(("StatusCallback", &status_callback));
     let (_, body) = post(&messages_url(&twilio), TOKEN, &form).await;
@@ -335,8 +314,10 @@ async fn posts_signed_status_callbacks_after_a_send() {
 
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        let (url, signed, params) = received.recv().await.unwrap();
+        let arrival = receiver.next().await;
+        let (url, params) = (format!("{}{}", receiver.base, arrival.uri), arrival.form());
         assert_eq!(url, status_callback);
+        let signed = arrival.header("x-twilio-signature");
         assert_eq!(signed, signature(TOKEN, &url, &params), "signed with the auth token");
         let field = |name: &str| params.iter().find(|(key, _)| key == name).unwrap().1.clone();
         assert_eq!(field("MessageSid"), sid);
@@ -356,8 +337,8 @@ async fn posts_signed_status_callbacks_after_a_send() {
     assert_eq!(put.status(), 200);
     assert_eq!(twilio.emulator().delivery(), Delivery::Undelivered { error_code: 30007 });
     post(&messages_url(&twilio), TOKEN, &form).await;
-    received.recv().await.unwrap();
-    let (_, _, params) = received.recv().await.unwrap();
+    receiver.next().await;
+    let params = receiver.next().await.form();
     assert!(params.contains(&("MessageStatus".into(), "undelivered".into())));
     assert!(params.contains(&("ErrorCode".into(), "30007".into())));
     assert_eq!(twilio.callbacks().len(), 3, "recorded once answered: {:?}", twilio.callbacks());
@@ -370,7 +351,7 @@ async fn posts_signed_status_callbacks_after_a_send() {
     twilio.set_delivery(Delivery::Delivered);
     let (_, loud) = post(&messages_url(&twilio), TOKEN, &form).await;
     for _ in 0..2 {
-        let (_, _, params) = received.recv().await.unwrap();
+        let params = receiver.next().await.form();
         let sid = &params.iter().find(|(key, _)| key == "MessageSid").unwrap().1;
         assert_eq!(sid, loud["sid"].as_str().unwrap());
         assert_ne!(sid, silent["sid"].as_str().unwrap());
@@ -380,8 +361,8 @@ async fn posts_signed_status_callbacks_after_a_send() {
 #[tokio::test]
 async fn calls_report_the_events_asked_for() {
     let twilio = start().await;
-    let (base, mut received) = callback_receiver().await;
-    let status_callback = format!("{base}/status");
+    let mut receiver = Receiver::start().await;
+    let status_callback = format!("{}/status", receiver.base);
     let form = [
         ("To", "+14155550100"),
         ("From", "+15005550006"),
@@ -393,7 +374,7 @@ async fn calls_report_the_events_asked_for() {
     post(&calls_url(&twilio), TOKEN, &form).await;
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        let (_, _, params) = received.recv().await.unwrap();
+        let params = receiver.next().await.form();
         statuses.push(params.iter().find(|(key, _)| key == "CallStatus").unwrap().1.clone());
     }
     assert_eq!(statuses, ["in-progress", "completed"]);

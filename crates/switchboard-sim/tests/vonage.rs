@@ -1,15 +1,17 @@
 //! The Vonage emulator over real loopback sockets, driven by a plain HTTP client.
 
+mod support;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use support::Receiver;
 use switchboard_sim::vonage::{
     RunningEmulator, SendKind, TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM, VonageAccount,
     VonageEmulator,
 };
 use switchboard_sim::{Fault, Faults, ReceiptPlan};
-use tokio::sync::mpsc;
 
 const APP: &str = "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab";
 
@@ -258,30 +260,15 @@ async fn injects_faults_in_vonages_shapes() {
 #[tokio::test]
 async fn posts_signed_receipts_to_the_callback() {
     let vonage = start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let receiver = format!("http://{}", listener.local_addr().unwrap());
-    let (sender, mut arrivals) = mpsc::unbounded_channel::<(axum::http::HeaderMap, Value)>();
-    let router = axum::Router::new().route(
-        "/{*path}",
-        axum::routing::post(
-            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
-                let sender = sender.clone();
-                async move {
-                    sender.send((headers, body)).unwrap();
-                    "ok"
-                }
-            },
-        ),
-    );
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let mut receiver = Receiver::start().await;
 
     vonage.set_receipts(ReceiptPlan::undelivered("6"));
-    let callback = format!("{receiver}/dlr");
+    let callback = format!("{}/dlr", receiver.base);
     let mut form = sms("447700900123");
     form.push(("callback", &callback));
     form.push(("client-ref", "evt-1"));
     let answer = post_sms(&vonage, &form).await.1;
-    let (_, receipt) = arrivals.recv().await.unwrap();
+    let receipt = receiver.next().await.json();
     assert_eq!(receipt["messageId"], answer["messages"][0]["message-id"]);
     assert_eq!(
         (receipt["status"].as_str(), receipt["err-code"].as_str()),
@@ -295,16 +282,17 @@ async fn posts_signed_receipts_to_the_callback() {
 
     vonage.set_receipts(ReceiptPlan::delivered());
     let mut body = call_body();
-    body["event_url"] = json!([format!("{receiver}/event")]);
+    body["event_url"] = json!([format!("{}/event", receiver.base)]);
     let created = post_call(&vonage, &jwt(APP), &body).await.1;
-    let (headers, event) = arrivals.recv().await.unwrap();
+    let arrival = receiver.next().await;
+    let event = arrival.json();
     assert_eq!(
         (event["uuid"].clone(), event["status"].as_str()),
         (created["uuid"].clone(), Some("answered"))
     );
-    assert!(headers["authorization"].to_str().unwrap().starts_with("Bearer "));
+    assert!(arrival.header("authorization").starts_with("Bearer "));
 
     vonage.set_receipts(ReceiptPlan::default());
     post_sms(&vonage, &form).await;
-    assert!(arrivals.try_recv().is_err(), "no receipt is planned");
+    assert!(receiver.try_next().is_none(), "no receipt is planned");
 }

@@ -17,9 +17,48 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use switchboard_providers::{Callback, CallbackError, CallbackReply, SharedProvider};
+use switchboard_core::{
+    Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
+    Passcode,
+};
+use switchboard_providers::{
+    Callback, CallbackError, CallbackReply, ProviderError, SharedProvider,
+};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+
+/// The passcode the adapter tests send; [`verdict`] checks that no error shows it.
+pub const CODE: &str = "918273";
+
+/// Passcode [`CODE`] with the usual text, on `channel` to `to` in `country`, read in `locale`.
+pub fn message(channel: Channel, to: &str, country: &str, locale: &str) -> OutboundMessage {
+    OutboundMessage {
+        reference: "evt-1".into(),
+        destination: Destination::new(to.into(), Country::parse(country).unwrap()),
+        channel,
+        passcode: Passcode::parse(CODE).unwrap(),
+        text: MessageText::new(format!("Your Acme code is {CODE}")),
+        locale: Locale::parse(locale),
+    }
+}
+
+/// The error's class and certainty, once neither its `Display` nor its `Debug` shows any of
+/// `secrets` (passcode, phone digits, credentials): errors end up in logs.
+pub fn verdict(error: &ProviderError, secrets: &[&str]) -> (ErrorClass, Certainty) {
+    let printed = format!("{error} {error:?}");
+    for secret in secrets {
+        assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+    }
+    (error.class, error.certainty)
+}
+
+/// `http://127.0.0.1:PORT` where nothing listens any more, so connecting is refused.
+pub fn refused_base_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    base_url
+}
 
 /// What the endpoint saw: the request as handed to the adapter, and the adapter's verdict.
 #[derive(Debug)]

@@ -3,19 +3,19 @@
 //! Order of checks: record, play faults, verify SigV4, then the protocol (content type, target,
 //! JSON object), then the input members as the model declares them, then magic numbers.
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
 use serde_json::{Value, json};
 
 use super::model::{self, OPERATIONS};
 use super::sigv4::{self, AuthFailure};
 use super::{AwsEmulator, ReceivedCall};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 const TARGET_PREFIX: &str = "PinpointSMSVoiceV2.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
@@ -78,8 +78,6 @@ impl IntoResponse for AwsError {
     }
 }
 
-type Connection = Option<Extension<ConnectionControl>>;
-
 async fn handle(
     State(emulator): State<AwsEmulator>,
     connection: Connection,
@@ -106,9 +104,7 @@ async fn handle(
         body: json_body.clone().unwrap_or(Value::Null),
         received_at: std::time::SystemTime::now(),
     });
-    let decision = emulator.fault_injector().draw();
-    if let Some(answer) = decision.play(connection.as_ref().map(|Extension(control)| control)).await
-    {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return injected_response(answer);
     }
     if let Err(failure) = auth {
@@ -183,7 +179,7 @@ fn answer(
     if let Some(error) = magic(destination, *operation == "SendVoiceMessage") {
         return Err(error);
     }
-    Ok(json!({"MessageId": emulator.new_message_id()}))
+    Ok(json!({"MessageId": emulator.new_uuid_shaped()}))
 }
 
 fn magic(destination: &str, is_voice: bool) -> Option<AwsError> {
@@ -227,33 +223,23 @@ fn magic(destination: &str, is_voice: bool) -> Option<AwsError> {
 }
 
 fn injected_response(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if code.is_none() {
-                let page = format!("<html><body><h1>{status}</h1></body></html>");
-                return (status, [(header::CONTENT_TYPE, "text/html")], page).into_response();
-            }
-            let error_type = match status.as_u16() {
-                503 => "ServiceUnavailableException",
-                500..=599 => "InternalServerException",
-                429 => "ThrottlingException",
-                403 => "AccessDeniedException",
-                _ => "ValidationException",
-            };
-            let mut error = AwsError::service(error_type, json!({"Message": "Injected error"}));
-            error.status = status;
-            if error_type == "ValidationException" {
-                error.members["Reason"] = json!("OTHER");
-            }
-            error.into_response()
+    let error = |status: StatusCode, _code| {
+        let error_type = match status.as_u16() {
+            503 => "ServiceUnavailableException",
+            500..=599 => "InternalServerException",
+            429 => "ThrottlingException",
+            403 => "AccessDeniedException",
+            _ => "ValidationException",
+        };
+        let mut error = AwsError::service(error_type, json!({"Message": "Injected error"}));
+        error.status = status;
+        if error_type == "ValidationException" {
+            error.members["Reason"] = json!("OTHER");
         }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response =
-                AwsError::service("ThrottlingException", json!({"Message": "Rate exceeded"}))
-                    .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+        error.into_response()
+    };
+    answer.render(error, || {
+        AwsError::service("ThrottlingException", json!({"Message": "Rate exceeded"}))
+            .into_response()
+    })
 }

@@ -21,21 +21,12 @@ mod model;
 mod sigv4;
 
 use std::fmt;
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use axum::Router;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tokio::net::TcpListener;
 
-use crate::faults::{FaultInjector, Faults};
-use crate::journal::Journal;
-use crate::server::{self, RunningServer};
+use crate::emulator::{AccountApi, Api, Emulator, Running};
 
 /// The credentials and region the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -101,144 +92,36 @@ pub struct ReceivedCall {
     pub received_at: SystemTime,
 }
 
-/// An AWS SMS and Voice v2 emulator: cheap to clone, every clone shares faults and the record.
-#[derive(Clone, Debug)]
-pub struct AwsEmulator {
-    state: Arc<EmulatorState>,
-}
-
+/// AWS's half of an [`AwsEmulator`]: the account.
 #[derive(Debug)]
-struct EmulatorState {
+pub struct Aws {
     account: AwsAccount,
-    faults: Arc<FaultInjector>,
-    journal: Journal<ReceivedCall>,
-    /// Message ids; separate from the faults' RNG. A std mutex held to draw one number.
-    id_rng: Mutex<StdRng>,
 }
 
-impl AwsEmulator {
-    /// An emulator for `account`, randomness seeded with 0.
-    #[must_use]
-    pub fn new(account: AwsAccount) -> AwsEmulator {
-        AwsEmulator::with_seed(account, 0)
-    }
+/// An AWS SMS and Voice v2 emulator: cheap to clone, every clone shares faults and the record.
+pub type AwsEmulator = Emulator<Aws>;
 
-    /// An emulator for `account` whose randomness (fault draws, message ids) is seeded.
-    #[must_use]
-    pub fn with_seed(account: AwsAccount, seed: u64) -> AwsEmulator {
-        AwsEmulator {
-            state: Arc::new(EmulatorState {
-                account,
-                faults: Arc::new(FaultInjector::new(seed)),
-                journal: Journal::new(),
-                id_rng: Mutex::new(StdRng::seed_from_u64(seed.wrapping_add(1))),
-            }),
-        }
-    }
+/// An AWS emulator serving on a loopback port (use its base URL as the adapter's
+/// `endpoint_url`); stops on shutdown or drop.
+pub type RunningEmulator = Running<Aws>;
 
-    /// Binds `127.0.0.1:0` and serves a new emulator for `account`.
-    pub async fn start(account: AwsAccount) -> io::Result<RunningEmulator> {
-        AwsEmulator::new(account).spawn().await
-    }
+impl Api for Aws {
+    type Received = ReceivedCall;
 
-    /// Binds `127.0.0.1:0` and serves this emulator on a background task.
-    pub async fn spawn(self) -> io::Result<RunningEmulator> {
-        let server = RunningServer::start(self.router()).await?;
-        Ok(RunningEmulator { emulator: self, server })
-    }
-
-    /// Serves this emulator on `listener` until `shutdown` completes.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
-        server::serve(listener, self.router(), shutdown).await;
-    }
-
-    /// The API (`POST /`) and `/__sim/*` routes.
-    pub fn router(&self) -> Router {
-        api::routes(self.clone())
-            .merge(crate::admin::routes(Arc::clone(&self.state.faults), self.state.journal.clone()))
-    }
-
-    /// The account this emulator accepts.
-    #[must_use]
-    pub fn account(&self) -> &AwsAccount {
-        &self.state.account
-    }
-
-    /// Replaces the faults in force.
-    ///
-    /// # Panics
-    /// If [`Faults::check`] refuses them.
-    pub fn set_faults(&self, faults: Faults) {
-        self.state.faults.set(faults);
-    }
-
-    /// Every request received so far, oldest first.
-    #[must_use]
-    pub fn received(&self) -> Vec<ReceivedCall> {
-        self.state.journal.snapshot()
-    }
-
-    /// Forgets the received requests.
-    pub fn clear(&self) {
-        self.state.journal.clear();
-    }
-
-    fn record(&self, call: ReceivedCall) {
-        self.state.journal.push(call);
-    }
-
-    fn fault_injector(&self) -> &FaultInjector {
-        &self.state.faults
-    }
-
-    /// A UUID-shaped message id.
-    fn new_message_id(&self) -> String {
-        let value: u128 = self.state.id_rng.lock().unwrap_or_else(PoisonError::into_inner).random();
-        let hex = format!("{value:032x}");
-        format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    /// The API (`POST /`).
+    fn routes(emulator: &AwsEmulator) -> Router {
+        api::routes(emulator.clone())
     }
 }
 
-/// An emulator serving on a loopback port; stops on [`RunningEmulator::shutdown`] or drop.
-#[derive(Debug)]
-#[must_use = "dropping the handle stops the emulator"]
-pub struct RunningEmulator {
-    emulator: AwsEmulator,
-    server: RunningServer,
-}
+impl AccountApi for Aws {
+    type Account = AwsAccount;
 
-impl RunningEmulator {
-    /// `http://127.0.0.1:PORT`, to use as the adapter's `endpoint_url`.
-    #[must_use]
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.addr())
+    fn for_account(account: AwsAccount) -> Aws {
+        Aws { account }
     }
 
-    /// The bound address.
-    #[must_use]
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The emulator handle.
-    #[must_use]
-    pub fn emulator(&self) -> &AwsEmulator {
-        &self.emulator
-    }
-
-    /// See [`AwsEmulator::set_faults`].
-    pub fn set_faults(&self, faults: Faults) {
-        self.emulator.set_faults(faults);
-    }
-
-    /// See [`AwsEmulator::received`].
-    #[must_use]
-    pub fn received(&self) -> Vec<ReceivedCall> {
-        self.emulator.received()
-    }
-
-    /// Stops accepting, drops open connections and waits for the server task to end.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
+    fn account(&self) -> &AwsAccount {
+        &self.account
     }
 }

@@ -18,16 +18,16 @@ use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{InfobipEmulator, ReceivedRequest, RequestKind};
 use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome, rfc3339_now};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 /// Longest SMS text accepted (Infobip splits long texts; the emulator caps them generously).
 const MAX_TEXT_CHARS: usize = 4096;
@@ -106,8 +106,6 @@ fn error_response(style: ErrorStyle, status: StatusCode, violations: &[(&str, &s
     };
     (status, Json(body)).into_response()
 }
-
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn send_sms(
     State(emulator): State<InfobipEmulator>,
@@ -198,9 +196,7 @@ async fn gate(
     request: &ReceivedRequest,
     style: ErrorStyle,
 ) -> Result<(), Response> {
-    let decision = emulator.fault_injector().draw();
-    if let Some(answer) = decision.play(connection.as_ref().map(|Extension(control)| control)).await
-    {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return Err(injected_response(answer, style));
     }
     if !request.is_authenticated {
@@ -210,24 +206,11 @@ async fn gate(
 }
 
 fn injected_response(answer: InjectedAnswer, style: ErrorStyle) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                // Infobip's error codes are the status's own (`E500`): the code picks the body.
-                Some(_) => error_response(style, status, &[]),
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response = error_response(style, StatusCode::TOO_MANY_REQUESTS, &[]);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    answer.render(
+        // Infobip's error codes are the status's own (`E500`): the code picks the body.
+        |status, _code| error_response(style, status, &[]),
+        || error_response(style, StatusCode::TOO_MANY_REQUESTS, &[]),
+    )
 }
 
 async fn handle_send(
@@ -247,13 +230,14 @@ async fn handle_send(
     if let Err((property, violation)) = validate(&request) {
         return error_response(style, StatusCode::BAD_REQUEST, &[(property, violation)]);
     }
-    let bulk_id = emulator.new_id();
+    let bulk_id = emulator.new_uuid_shaped();
     let mut answers = Vec::new();
     for message in request.body["messages"].as_array().into_iter().flatten() {
         for destination in message["destinations"].as_array().into_iter().flatten() {
             let to = destination["to"].as_str().unwrap_or_default().to_owned();
-            let message_id =
-                destination["messageId"].as_str().map_or_else(|| emulator.new_id(), str::to_owned);
+            let message_id = destination["messageId"]
+                .as_str()
+                .map_or_else(|| emulator.new_uuid_shaped(), str::to_owned);
             let status = send_status(&to);
             let is_pending = status["groupName"] == "PENDING";
             answers.push(match kind {

@@ -1,6 +1,6 @@
 //! The routes: Okta's metadata documents and key set, with Okta's error bodies for faults.
 
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -8,7 +8,7 @@ use axum::{Json, Router};
 
 use super::{FetchKind, OAuthEmulator, ReceivedFetch, SERVER_PATH};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 pub(super) fn routes(emulator: OAuthEmulator) -> Router {
     Router::new()
@@ -17,9 +17,6 @@ pub(super) fn routes(emulator: OAuthEmulator) -> Router {
         .route(&format!("{SERVER_PATH}/v1/keys"), get(keys))
         .with_state(emulator)
 }
-
-/// The connection control the server put in the request, if this router runs on it.
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn metadata(
     State(emulator): State<OAuthEmulator>,
@@ -79,8 +76,7 @@ async fn gate(
         path: uri.path().to_owned(),
         received_at: std::time::SystemTime::now(),
     });
-    let decision = emulator.fault_injector().draw();
-    match decision.play(connection.as_ref().map(|Extension(control)| control)).await {
+    match emulator.play_faults(connection).await {
         Some(answer) => Err(injected_response(answer)),
         None => Ok(()),
     }
@@ -99,29 +95,15 @@ fn injected_response(answer: InjectedAnswer) -> Response {
         });
         (status, Json(body)).into_response()
     };
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            // `Faults::check` keeps the status in 100..=599.
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    let reason = status.canonical_reason().unwrap_or("Injected error");
-                    okta_error(status, &format!("E{code:07}"), reason)
-                }
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response = okta_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "E0000047",
-                "API call exceeded rate limit due to too many requests.",
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        okta_error(status, &format!("E{code:07}"), reason)
+    };
+    answer.render(error, || {
+        okta_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+        )
+    })
 }

@@ -25,21 +25,16 @@
 mod api;
 mod keys;
 
-use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use axum::Router;
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 pub use keys::{Signer, SigningKey, sign_jwt};
 
-use crate::faults::{FaultInjector, Faults};
-use crate::journal::Journal;
-use crate::server::{self, RunningServer};
+use crate::emulator::{Api, Emulator, Running};
 
 /// Path of the emulated authorization server under the base URL (Okta's `default` server).
 pub const SERVER_PATH: &str = "/oauth2/default";
@@ -66,19 +61,18 @@ pub struct ReceivedFetch {
     pub received_at: SystemTime,
 }
 
-/// An authorization server emulator: cheap to clone, every clone shares keys, faults and the
-/// fetch record.
-#[derive(Clone, Debug)]
-pub struct OAuthEmulator {
-    state: Arc<EmulatorState>,
+/// Okta's half of an [`OAuthEmulator`]: the keys it publishes and signs with.
+#[derive(Debug)]
+pub struct AuthorizationServer {
+    keys: Mutex<KeyRing>,
 }
 
-#[derive(Debug)]
-struct EmulatorState {
-    keys: Mutex<KeyRing>,
-    faults: Arc<FaultInjector>,
-    journal: Journal<ReceivedFetch>,
-}
+/// An authorization server emulator: cheap to clone, every clone shares keys, faults and the
+/// fetch record.
+pub type OAuthEmulator = Emulator<AuthorizationServer>;
+
+/// An authorization server emulator serving on a loopback port; stops on shutdown or drop.
+pub type RunningOAuth = Running<AuthorizationServer>;
 
 /// A std mutex guards it: sections clone or push a few keys and never span an `.await`.
 #[derive(Debug)]
@@ -89,6 +83,16 @@ struct KeyRing {
     current: SigningKey,
     /// `Cache-Control: max-age` of the JWKS answer.
     max_age_s: Option<u64>,
+}
+
+impl Api for AuthorizationServer {
+    type Received = ReceivedFetch;
+
+    /// The metadata documents and the key set. The issuer is taken from each request's `Host`,
+    /// so the emulator needs no configuration of its own address.
+    fn routes(emulator: &OAuthEmulator) -> Router {
+        api::routes(emulator.clone())
+    }
 }
 
 impl Default for OAuthEmulator {
@@ -108,40 +112,13 @@ impl OAuthEmulator {
     /// server whose keys the verifier must never trust).
     #[must_use]
     pub fn with_key(key: SigningKey) -> OAuthEmulator {
-        OAuthEmulator {
-            state: Arc::new(EmulatorState {
-                keys: Mutex::new(KeyRing {
-                    published: vec![key.clone()],
-                    current: key,
-                    max_age_s: None,
-                }),
-                faults: Arc::new(FaultInjector::new(0)),
-                journal: Journal::new(),
-            }),
-        }
+        let keys = KeyRing { published: vec![key.clone()], current: key, max_age_s: None };
+        Emulator::from_api(AuthorizationServer { keys: Mutex::new(keys) }, 0)
     }
 
     /// Binds `127.0.0.1:0` and serves a new emulator on a background task.
     pub async fn start() -> io::Result<RunningOAuth> {
         OAuthEmulator::new().spawn().await
-    }
-
-    /// Binds `127.0.0.1:0` and serves this emulator on a background task.
-    pub async fn spawn(self) -> io::Result<RunningOAuth> {
-        let server = RunningServer::start(self.router()).await?;
-        Ok(RunningOAuth { emulator: self, server })
-    }
-
-    /// Serves this emulator on `listener` until `shutdown` completes (for a standalone process).
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
-        server::serve(listener, self.router(), shutdown).await;
-    }
-
-    /// The authorization server and `/__sim/*` routes. The issuer is taken from each request's
-    /// `Host`, so the emulator needs no configuration of its own address.
-    pub fn router(&self) -> Router {
-        api::routes(self.clone())
-            .merge(crate::admin::routes(Arc::clone(&self.state.faults), self.state.journal.clone()))
     }
 
     /// The key tokens are signed with.
@@ -194,26 +171,6 @@ impl OAuthEmulator {
         sign_jwt(header, claims, signer)
     }
 
-    /// Replaces the faults in force.
-    ///
-    /// # Panics
-    /// If [`Faults::check`] refuses them.
-    pub fn set_faults(&self, faults: Faults) {
-        self.state.faults.set(faults);
-    }
-
-    /// The faults in force.
-    #[must_use]
-    pub fn faults(&self) -> Faults {
-        self.state.faults.get()
-    }
-
-    /// Every fetch received so far, oldest first.
-    #[must_use]
-    pub fn received(&self) -> Vec<ReceivedFetch> {
-        self.state.journal.snapshot()
-    }
-
     /// How many key set (JWKS) fetches were received, failed ones included.
     #[must_use]
     pub fn key_fetches(&self) -> usize {
@@ -222,46 +179,16 @@ impl OAuthEmulator {
 
     /// Completes once `n` fetches of any kind have been received in all.
     pub async fn wait_for_fetches(&self, n: usize) {
-        self.state.journal.wait_for_pushed(n).await;
-    }
-
-    fn record(&self, fetch: ReceivedFetch) {
-        self.state.journal.push(fetch);
-    }
-
-    fn fault_injector(&self) -> &FaultInjector {
-        &self.state.faults
+        self.wait_for_sends(n).await;
     }
 
     fn keys(&self) -> MutexGuard<'_, KeyRing> {
         // Every section leaves the ring whole, so a poisoned lock is still consistent.
-        self.state.keys.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// An emulator serving on a loopback port; stops on [`RunningOAuth::shutdown`] or drop.
-#[derive(Debug)]
-#[must_use = "dropping the handle stops the emulator"]
-pub struct RunningOAuth {
-    emulator: OAuthEmulator,
-    server: RunningServer,
-}
-
-impl std::ops::Deref for RunningOAuth {
-    type Target = OAuthEmulator;
-
-    fn deref(&self) -> &OAuthEmulator {
-        &self.emulator
+        self.api().keys.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl RunningOAuth {
-    /// `http://127.0.0.1:PORT`.
-    #[must_use]
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.addr())
-    }
-
     /// `http://127.0.0.1:PORT/oauth2/default`: the tokens' `iss` and the verifier's issuer.
     #[must_use]
     pub fn issuer(&self) -> String {
@@ -272,22 +199,5 @@ impl RunningOAuth {
     #[must_use]
     pub fn jwks_uri(&self) -> String {
         format!("{}/v1/keys", self.issuer())
-    }
-
-    /// The bound address.
-    #[must_use]
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The emulator handle.
-    #[must_use]
-    pub fn emulator(&self) -> &OAuthEmulator {
-        &self.emulator
-    }
-
-    /// Stops accepting, drops open connections and waits for the server task to end.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
     }
 }

@@ -20,10 +20,10 @@ use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -33,7 +33,7 @@ use sha2::Sha256;
 use super::{PlivoAccount, PlivoEmulator, ReceivedSend, SendKind};
 use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 pub(super) fn routes(emulator: PlivoEmulator) -> Router {
     Router::new()
@@ -45,10 +45,8 @@ pub(super) fn routes(emulator: PlivoEmulator) -> Router {
 }
 
 fn plivo_error(emulator: &PlivoEmulator, status: StatusCode, error: &str) -> Response {
-    (status, Json(json!({"api_id": emulator.new_id(), "error": error}))).into_response()
+    (status, Json(json!({"api_id": emulator.new_uuid_shaped(), "error": error}))).into_response()
 }
-
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn create_message(
     State(emulator): State<PlivoEmulator>,
@@ -64,12 +62,12 @@ async fn create_message(
     if let Err((status, error)) = validate(&send) {
         return plivo_error(&emulator, status, error);
     }
-    let message_uuid = emulator.new_id();
+    let message_uuid = emulator.new_uuid_shaped();
     if let Some(url) = send.callback_url.clone() {
         schedule_status(&emulator, &send, url, message_uuid.clone());
     }
     let body = json!({
-        "api_id": emulator.new_id(),
+        "api_id": emulator.new_uuid_shaped(),
         "message": "message(s) queued",
         "message_uuid": [message_uuid],
     });
@@ -90,10 +88,9 @@ async fn create_call(
     if let Err((status, error)) = validate(&send) {
         return plivo_error(&emulator, status, error);
     }
-    let request_uuid = emulator.new_id();
+    let request_uuid = emulator.new_uuid_shaped();
     schedule_call(&emulator, &send, request_uuid.clone());
-    let body =
-        json!({"message": "call fired", "request_uuid": request_uuid, "api_id": emulator.new_id()});
+    let body = json!({"message": "call fired", "request_uuid": request_uuid, "api_id": emulator.new_uuid_shaped()});
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
@@ -109,7 +106,7 @@ async fn get_account(
     }
     Json(json!({
         "account_type": "standard",
-        "api_id": emulator.new_id(),
+        "api_id": emulator.new_uuid_shaped(),
         "auth_id": auth_id,
         "auto_recharge": false,
         "cash_credits": "10.00000",
@@ -168,9 +165,7 @@ async fn gate(
     auth_id: &str,
     is_authenticated: bool,
 ) -> Result<(), Response> {
-    let decision = emulator.fault_injector().draw();
-    if let Some(answer) = decision.play(connection.as_ref().map(|Extension(control)| control)).await
-    {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return Err(injected_response(emulator, answer));
     }
     if !is_authenticated {
@@ -183,26 +178,10 @@ async fn gate(
 }
 
 fn injected_response(emulator: &PlivoEmulator, answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(_) => {
-                    plivo_error(emulator, status, status.canonical_reason().unwrap_or("error"))
-                }
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response =
-                plivo_error(emulator, StatusCode::TOO_MANY_REQUESTS, "too many requests");
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    answer.render(
+        |status, _code| plivo_error(emulator, status, status.canonical_reason().unwrap_or("error")),
+        || plivo_error(emulator, StatusCode::TOO_MANY_REQUESTS, "too many requests"),
+    )
 }
 
 fn is_authenticated(headers: &HeaderMap, account: &PlivoAccount) -> bool {
@@ -397,7 +376,7 @@ fn schedule_status(
 fn schedule_call(emulator: &PlivoEmulator, send: &ReceivedSend, request_uuid: String) {
     let log = emulator.callback_log();
     let outcome = log.receipts().outcome;
-    let call_uuid = emulator.new_id();
+    let call_uuid = emulator.new_uuid_shaped();
     let common = pairs(&[
         ("CallUUID", call_uuid),
         ("RequestUUID", request_uuid.clone()),

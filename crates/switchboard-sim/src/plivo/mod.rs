@@ -17,23 +17,15 @@
 mod api;
 
 use std::fmt;
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::net::TcpListener;
 
-use crate::callbacks::{CallbackKind, CallbackLog, Receipts, SentCallback};
-use crate::faults::{FaultInjector, Faults};
-use crate::journal::Journal;
-use crate::server::{self, RunningServer};
+use crate::callbacks::{CallbackApi, CallbackKind, CallbackLog, SentCallback};
+use crate::emulator::{AccountApi, Api, Emulator, Running};
 
 /// The credentials the emulator accepts; the token also signs its callbacks.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,213 +88,53 @@ pub struct ReceivedSend {
     pub received_at: SystemTime,
 }
 
-/// A Plivo emulator: cheap to clone, every clone shares faults, receipts and records.
-#[derive(Clone, Debug)]
-pub struct PlivoEmulator {
-    state: Arc<EmulatorState>,
+/// Plivo's half of a [`PlivoEmulator`]: the account and the callbacks it makes.
+#[derive(Debug)]
+pub struct Plivo {
+    account: PlivoAccount,
+    callbacks: Arc<CallbackLog>,
 }
 
-#[derive(Debug)]
-struct EmulatorState {
-    account: PlivoAccount,
-    faults: Arc<FaultInjector>,
-    journal: Journal<ReceivedSend>,
-    callbacks: Arc<CallbackLog>,
-    /// Message ids; separate from the faults' RNG so sends do not shift the fault sequence.
-    rng: Mutex<StdRng>,
+/// A Plivo emulator: cheap to clone, every clone shares faults, receipts and records.
+pub type PlivoEmulator = Emulator<Plivo>;
+
+/// A Plivo emulator serving on a loopback port; stops on shutdown or drop.
+pub type RunningEmulator = Running<Plivo>;
+
+impl Api for Plivo {
+    type Received = ReceivedSend;
+
+    fn routes(emulator: &PlivoEmulator) -> Router {
+        api::routes(emulator.clone()).merge(crate::callbacks::routes(&emulator.api().callbacks))
+    }
+
+    fn clear(&self) {
+        self.callbacks.clear();
+    }
+}
+
+impl AccountApi for Plivo {
+    type Account = PlivoAccount;
+
+    fn for_account(account: PlivoAccount) -> Plivo {
+        Plivo { account, callbacks: Arc::new(CallbackLog::new()) }
+    }
+
+    fn account(&self) -> &PlivoAccount {
+        &self.account
+    }
+}
+
+impl CallbackApi for Plivo {
+    fn callback_log(&self) -> &Arc<CallbackLog> {
+        &self.callbacks
+    }
 }
 
 impl PlivoEmulator {
-    /// An emulator for `account` whose randomness is seeded with 0.
-    #[must_use]
-    pub fn new(account: PlivoAccount) -> PlivoEmulator {
-        PlivoEmulator::with_seed(account, 0)
-    }
-
-    /// An emulator for `account` whose randomness (fault draws, ids) is seeded with `seed`.
-    #[must_use]
-    pub fn with_seed(account: PlivoAccount, seed: u64) -> PlivoEmulator {
-        PlivoEmulator {
-            state: Arc::new(EmulatorState {
-                account,
-                faults: Arc::new(FaultInjector::new(seed)),
-                journal: Journal::new(),
-                callbacks: Arc::new(CallbackLog::new()),
-                rng: Mutex::new(StdRng::seed_from_u64(seed.wrapping_add(1))),
-            }),
-        }
-    }
-
-    /// Binds `127.0.0.1:0` and serves a new emulator for `account` on a background task.
-    pub async fn start(account: PlivoAccount) -> io::Result<RunningEmulator> {
-        PlivoEmulator::new(account).spawn().await
-    }
-
-    /// Binds `127.0.0.1:0` and serves this emulator on a background task.
-    pub async fn spawn(self) -> io::Result<RunningEmulator> {
-        let server = RunningServer::start(self.router()).await?;
-        Ok(RunningEmulator { emulator: self, server })
-    }
-
-    /// Serves this emulator on `listener` until `shutdown` completes (for a standalone process).
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
-        server::serve(listener, self.router(), shutdown).await;
-    }
-
-    /// The Plivo API and `/__sim/*` routes.
-    pub fn router(&self) -> Router {
-        api::routes(self.clone())
-            .merge(crate::admin::routes(Arc::clone(&self.state.faults), self.state.journal.clone()))
-            .merge(crate::callbacks::routes(Arc::clone(&self.state.callbacks)))
-    }
-
-    /// The account this emulator accepts.
-    #[must_use]
-    pub fn account(&self) -> &PlivoAccount {
-        &self.state.account
-    }
-
-    /// Replaces the faults in force.
-    ///
-    /// # Panics
-    /// If [`Faults::check`] refuses them.
-    pub fn set_faults(&self, faults: Faults) {
-        self.state.faults.set(faults);
-    }
-
-    /// The faults in force.
-    #[must_use]
-    pub fn faults(&self) -> Faults {
-        self.state.faults.get()
-    }
-
-    /// Sets what the receipts of later sends say.
-    pub fn set_receipts(&self, receipts: Receipts) {
-        self.state.callbacks.set_receipts(receipts);
-    }
-
-    /// The receipt policy in force.
-    #[must_use]
-    pub fn receipts(&self) -> Receipts {
-        self.state.callbacks.receipts()
-    }
-
-    /// Every send received so far, oldest first.
-    #[must_use]
-    pub fn received(&self) -> Vec<ReceivedSend> {
-        self.state.journal.snapshot()
-    }
-
-    /// Every receipt posted so far, with the answer it got.
-    #[must_use]
-    pub fn callbacks(&self) -> Vec<SentCallback> {
-        self.state.callbacks.sent()
-    }
-
     /// The call scripts fetched from answer URLs so far (the XML is in `response_body`).
     #[must_use]
     pub fn answer_fetches(&self) -> Vec<SentCallback> {
         self.callbacks().into_iter().filter(|c| c.kind == CallbackKind::AnswerFetch).collect()
-    }
-
-    /// Waits until `n` callbacks (receipts and answer fetches) were made (and answered or failed); bound it with a timeout.
-    pub async fn wait_for_callbacks(&self, n: usize) -> Vec<SentCallback> {
-        self.state.callbacks.wait_for(n).await
-    }
-
-    /// Forgets the received sends and posted receipts.
-    pub fn clear(&self) {
-        self.state.journal.clear();
-        self.state.callbacks.clear();
-    }
-
-    fn record(&self, send: ReceivedSend) {
-        self.state.journal.push(send);
-    }
-
-    fn fault_injector(&self) -> &FaultInjector {
-        &self.state.faults
-    }
-
-    fn callback_log(&self) -> Arc<CallbackLog> {
-        Arc::clone(&self.state.callbacks)
-    }
-
-    /// A UUID-shaped id, like Plivo's message, request and call uuids.
-    fn new_id(&self) -> String {
-        let value: u128 = self.state.rng.lock().unwrap_or_else(PoisonError::into_inner).random();
-        let hex = format!("{value:032x}");
-        format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-    }
-}
-
-/// An emulator serving on a loopback port; stops on [`RunningEmulator::shutdown`] or drop.
-#[derive(Debug)]
-#[must_use = "dropping the handle stops the emulator"]
-pub struct RunningEmulator {
-    emulator: PlivoEmulator,
-    server: RunningServer,
-}
-
-impl RunningEmulator {
-    /// `http://127.0.0.1:PORT`, to use as the adapter's `base_url`.
-    #[must_use]
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.addr())
-    }
-
-    /// The bound address.
-    #[must_use]
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The emulator handle (shares faults, receipts and records with this server).
-    #[must_use]
-    pub fn emulator(&self) -> &PlivoEmulator {
-        &self.emulator
-    }
-
-    /// See [`PlivoEmulator::set_faults`].
-    pub fn set_faults(&self, faults: Faults) {
-        self.emulator.set_faults(faults);
-    }
-
-    /// See [`PlivoEmulator::set_receipts`].
-    pub fn set_receipts(&self, receipts: Receipts) {
-        self.emulator.set_receipts(receipts);
-    }
-
-    /// See [`PlivoEmulator::received`].
-    #[must_use]
-    pub fn received(&self) -> Vec<ReceivedSend> {
-        self.emulator.received()
-    }
-
-    /// See [`PlivoEmulator::callbacks`].
-    #[must_use]
-    pub fn callbacks(&self) -> Vec<SentCallback> {
-        self.emulator.callbacks()
-    }
-
-    /// See [`PlivoEmulator::answer_fetches`].
-    #[must_use]
-    pub fn answer_fetches(&self) -> Vec<SentCallback> {
-        self.emulator.answer_fetches()
-    }
-
-    /// See [`PlivoEmulator::wait_for_callbacks`].
-    pub async fn wait_for_callbacks(&self, n: usize) -> Vec<SentCallback> {
-        self.emulator.wait_for_callbacks(n).await
-    }
-
-    /// See [`PlivoEmulator::clear`].
-    pub fn clear(&self) {
-        self.emulator.clear();
-    }
-
-    /// Stops accepting, drops open connections and waits for the server task to end.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
     }
 }

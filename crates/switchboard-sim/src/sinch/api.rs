@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use super::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
 use crate::faults::InjectedAnswer;
 use crate::receipts::{OutgoingReceipt, ReceiptOutcome};
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 const MAX_BODY_CHARS: usize = 1600;
 const MAX_TTS_CHARS: usize = 600;
@@ -46,23 +46,6 @@ pub(super) fn routes(emulator: SinchEmulator) -> Router {
         .with_state(emulator)
 }
 
-type Connection = Option<Extension<ConnectionControl>>;
-
-async fn play_faults(emulator: &SinchEmulator, connection: Connection) -> Option<InjectedAnswer> {
-    let decision = emulator.fault_injector().draw();
-    decision.play(connection.as_ref().map(|Extension(control)| control)).await
-}
-
-fn html(status: StatusCode) -> Response {
-    let page = format!("<html><body><h1>{status}</h1></body></html>");
-    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-}
-
-fn with_retry_after(mut response: Response, seconds: u64) -> Response {
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
-}
-
 // ---------------------------------------------------------------------------------------------
 // SMS
 
@@ -72,21 +55,10 @@ fn sms_error(status: StatusCode, code: &str, text: &str) -> Response {
 }
 
 fn injected_sms(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    sms_error(status, "internal_error", &format!("Injected error {code}"))
-                }
-                None => html(status),
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => with_retry_after(
-            sms_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests"),
-            retry_after_s,
-        ),
-    }
+    answer.render(
+        |status, code| sms_error(status, "internal_error", &format!("Injected error {code}")),
+        || sms_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests"),
+    )
 }
 
 fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
@@ -125,7 +97,7 @@ async fn send_batch(
         content_type: content_type(&headers),
         received_at: std::time::SystemTime::now(),
     });
-    if let Some(answer) = play_faults(&emulator, connection).await {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return injected_sms(answer);
     }
     if !is_authenticated {
@@ -280,7 +252,7 @@ async fn list_batches(
     connection: Connection,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(answer) = play_faults(&emulator, connection).await {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return injected_sms(answer);
     }
     let account = emulator.account();
@@ -298,7 +270,7 @@ fn send_delivery_report(
     recipient: &str,
     client_reference: Option<&Value>,
 ) {
-    let plan = emulator.receipts().plan();
+    let plan = emulator.receipt_poster().plan();
     let (status, code) = match &plan.outcome {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("Delivered", 0),
@@ -322,7 +294,7 @@ fn send_delivery_report(
         headers: vec![("content-type".into(), "application/json".into())],
         body: serde_json::to_vec(&report).unwrap_or_default(),
     };
-    emulator.receipts().post(receipt, Duration::from_millis(plan.delay_ms));
+    emulator.receipt_poster().post(receipt, Duration::from_millis(plan.delay_ms));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -342,19 +314,17 @@ fn voice_error(status: StatusCode, code: &str, message: &str, reference: String)
 }
 
 fn injected_voice(answer: InjectedAnswer, reference: String) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => voice_error(status, &code.to_string(), "Injected error", reference),
-                None => html(status),
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => with_retry_after(
-            voice_error(StatusCode::TOO_MANY_REQUESTS, "42900", "Too many requests", reference),
-            retry_after_s,
-        ),
-    }
+    answer.render(
+        |status, code| voice_error(status, &code.to_string(), "Injected error", reference.clone()),
+        || {
+            voice_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "42900",
+                "Too many requests",
+                reference.clone(),
+            )
+        },
+    )
 }
 
 /// Sinch's application signature (see the adapter's `sign` module for the scheme).
@@ -423,8 +393,8 @@ async fn callout(
         content_type: content_type(&headers),
         received_at: std::time::SystemTime::now(),
     });
-    let reference = emulator.new_uuid();
-    if let Some(answer) = play_faults(&emulator, connection).await {
+    let reference = emulator.new_uuid_v4();
+    if let Some(answer) = emulator.play_faults(connection).await {
         return injected_voice(answer, reference);
     }
     if auth.is_none() {
@@ -436,7 +406,7 @@ async fn callout(
     if tts["destination"]["endpoint"] == "+15005550005" {
         return voice_error(StatusCode::PAYMENT_REQUIRED, "40200", "Payment required", reference);
     }
-    let call_id = emulator.new_uuid();
+    let call_id = emulator.new_uuid_v4();
     if tts["enableDice"] == true {
         if let Some(url) = emulator.voice_callback_url() {
             send_dice(&emulator, &url, &call_id, tts);
@@ -475,7 +445,7 @@ fn is_valid_callout(body: &Value) -> bool {
 
 /// Posts a signed DiCE event for a call, as Sinch does when the call ends.
 fn send_dice(emulator: &SinchEmulator, url: &str, call_id: &str, tts: &Value) {
-    let plan = emulator.receipts().plan();
+    let plan = emulator.receipt_poster().plan();
     let (result, reason) = match &plan.outcome {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("ANSWERED".to_owned(), "CALLEEHANGUP"),
@@ -518,7 +488,7 @@ fn send_dice(emulator: &SinchEmulator, url: &str, call_id: &str, tts: &Value) {
     }
     let receipt =
         OutgoingReceipt { url: url.to_owned(), message_id: call_id.to_owned(), headers, body };
-    emulator.receipts().post(receipt, Duration::from_millis(plan.delay_ms));
+    emulator.receipt_poster().post(receipt, Duration::from_millis(plan.delay_ms));
 }
 
 fn now_rfc3339(with_millis: bool) -> String {

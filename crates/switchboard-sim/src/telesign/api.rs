@@ -18,10 +18,10 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ use sha2::Sha256;
 use super::{AuthScheme, ReceivedSend, SendKind, TelesignEmulator};
 use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome, rfc3339_now};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 /// Telesign's cap on `message`.
 const MAX_MESSAGE_CHARS: usize = 1600;
@@ -100,8 +100,6 @@ impl IntoResponse for TelesignAnswer {
         (self.http, Json(body)).into_response()
     }
 }
-
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn send_message(
     State(emulator): State<TelesignEmulator>,
@@ -211,34 +209,19 @@ async fn not_found() -> Response {
 }
 
 async fn play_faults(emulator: &TelesignEmulator, connection: Connection) -> Option<Response> {
-    let decision = emulator.fault_injector().draw();
-    let answer = decision.play(connection.as_ref().map(|Extension(control)| control)).await?;
+    let answer = emulator.play_faults(connection).await?;
     Some(injected_response(answer))
 }
 
 fn injected_response(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    let reason = status.canonical_reason().unwrap_or("Injected error");
-                    TelesignAnswer::status(status, i64::from(code), reason).into_response()
-                }
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response =
-                TelesignAnswer::status(StatusCode::TOO_MANY_REQUESTS, 3204, "Rate limit exceeded")
-                    .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        TelesignAnswer::status(status, i64::from(code), reason).into_response()
+    };
+    answer.render(error, || {
+        TelesignAnswer::status(StatusCode::TOO_MANY_REQUESTS, 3204, "Rate limit exceeded")
+            .into_response()
+    })
 }
 
 /// Checks the request's authentication as Telesign does.

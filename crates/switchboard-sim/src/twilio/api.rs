@@ -19,14 +19,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{Value, json};
 
 use super::callbacks::{self, Created, Delivery};
 use super::{ReceivedSend, SendKind, TwilioAccount, TwilioEmulator};
 use crate::faults::InjectedAnswer;
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 pub(super) const API_VERSION: &str = "2010-04-01";
 
@@ -86,9 +86,6 @@ impl IntoResponse for TwilioError {
         response
     }
 }
-
-/// The connection control the server put in the request, if this router runs on it.
-type Connection = Option<Extension<ConnectionControl>>;
 
 async fn create_message(
     State(emulator): State<TwilioEmulator>,
@@ -227,9 +224,7 @@ async fn gate(
     account_sid: &str,
     is_authenticated: bool,
 ) -> Result<(), Response> {
-    let decision = emulator.fault_injector().draw();
-    if let Some(answer) = decision.play(connection.as_ref().map(|Extension(control)| control)).await
-    {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return Err(injected_response(answer));
     }
     if !is_authenticated {
@@ -265,29 +260,13 @@ fn is_authenticated(headers: &HeaderMap, account: &TwilioAccount) -> bool {
 }
 
 fn injected_response(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            // `Faults::check` keeps the status in 100..=599.
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    let reason = status.canonical_reason().unwrap_or("Injected error");
-                    TwilioError::new(status, code, reason).into_response()
-                }
-                None => {
-                    let page = format!("<html><body><h1>{status}</h1></body></html>");
-                    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-                }
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response =
-                TwilioError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests")
-                    .into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        TwilioError::new(status, code, reason).into_response()
+    };
+    answer.render(error, || {
+        TwilioError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests").into_response()
+    })
 }
 
 fn validate_message(send: &ReceivedSend) -> Result<(), TwilioError> {

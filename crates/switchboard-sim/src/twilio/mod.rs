@@ -21,22 +21,15 @@ mod api;
 mod callbacks;
 
 use std::fmt;
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use axum::Router;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 pub use self::callbacks::{Delivery, SentCallback, signature};
-use crate::faults::{FaultInjector, Faults};
+use crate::emulator::{AccountApi, Api, Emulator, Running};
 use crate::journal::Journal;
-use crate::server::{self, RunningServer};
 
 /// The credentials the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -97,7 +90,7 @@ pub struct ReceivedSend {
     /// Every form parameter, in the order sent.
     pub params: Vec<(String, String)>,
     /// When the request was read.
-    #[serde(serialize_with = "serialize_rfc3339")]
+    #[serde(serialize_with = "crate::serialize_rfc3339")]
     pub received_at: SystemTime,
 }
 
@@ -109,30 +102,10 @@ impl ReceivedSend {
     }
 }
 
-fn serialize_rfc3339<S: serde::Serializer>(
-    at: &SystemTime,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let text = time::OffsetDateTime::from(*at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(serde::ser::Error::custom)?;
-    serializer.serialize_str(&text)
-}
-
-/// A Twilio emulator: cheap to clone, every clone shares faults and the request record.
-#[derive(Clone, Debug)]
-pub struct TwilioEmulator {
-    state: Arc<EmulatorState>,
-}
-
+/// Twilio's half of a [`TwilioEmulator`]: the account and the status callbacks.
 #[derive(Debug)]
-struct EmulatorState {
+pub struct Twilio {
     account: TwilioAccount,
-    faults: Arc<FaultInjector>,
-    journal: Journal<ReceivedSend>,
-    /// Separate from the faults' RNG so that successful sends do not shift the fault sequence.
-    /// A std mutex: held only to draw one number.
-    sid_rng: Mutex<StdRng>,
     /// What status callbacks report. A std mutex: held only to copy the value.
     delivery: Mutex<Delivery>,
     callbacks: Journal<SentCallback>,
@@ -140,201 +113,69 @@ struct EmulatorState {
     callback_client: reqwest::Client,
 }
 
-impl TwilioEmulator {
-    /// An emulator for `account` whose randomness is seeded with 0.
-    #[must_use]
-    pub fn new(account: TwilioAccount) -> TwilioEmulator {
-        TwilioEmulator::with_seed(account, 0)
-    }
+/// A Twilio emulator: cheap to clone, every clone shares faults and the request record.
+pub type TwilioEmulator = Emulator<Twilio>;
 
-    /// An emulator for `account` whose randomness (fault draws, sids) is seeded with `seed`.
-    #[must_use]
-    pub fn with_seed(account: TwilioAccount, seed: u64) -> TwilioEmulator {
-        TwilioEmulator {
-            state: Arc::new(EmulatorState {
-                account,
-                faults: Arc::new(FaultInjector::new(seed)),
-                journal: Journal::new(),
-                sid_rng: Mutex::new(StdRng::seed_from_u64(seed.wrapping_add(1))),
-                delivery: Mutex::new(Delivery::default()),
-                callbacks: Journal::new(),
-                callback_client: reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(std::time::Duration::from_secs(5))
-                    .build()
-                    .unwrap_or_default(),
-            }),
+/// A Twilio emulator serving on a loopback port; stops on shutdown or drop.
+pub type RunningEmulator = Running<Twilio>;
+
+impl Api for Twilio {
+    type Received = ReceivedSend;
+
+    fn routes(emulator: &TwilioEmulator) -> Router {
+        api::routes(emulator.clone())
+    }
+}
+
+impl AccountApi for Twilio {
+    type Account = TwilioAccount;
+
+    fn for_account(account: TwilioAccount) -> Twilio {
+        Twilio {
+            account,
+            delivery: Mutex::new(Delivery::default()),
+            callbacks: Journal::new(),
+            callback_client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
         }
     }
 
-    /// Binds `127.0.0.1:0` and serves a new emulator for `account` on a background task.
-    pub async fn start(account: TwilioAccount) -> io::Result<RunningEmulator> {
-        TwilioEmulator::new(account).spawn().await
+    fn account(&self) -> &TwilioAccount {
+        &self.account
     }
+}
 
-    /// Binds `127.0.0.1:0` and serves this emulator on a background task.
-    pub async fn spawn(self) -> io::Result<RunningEmulator> {
-        let server = RunningServer::start(self.router()).await?;
-        Ok(RunningEmulator { emulator: self, server })
-    }
-
-    /// Serves this emulator on `listener` until `shutdown` completes (for a standalone process).
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
-        server::serve(listener, self.router(), shutdown).await;
-    }
-
-    /// The Twilio API and `/__sim/*` routes. Served by anything other than [`TwilioEmulator::serve`]
-    /// or [`TwilioEmulator::spawn`], an injected reset degrades to a hang.
-    pub fn router(&self) -> Router {
-        api::routes(self.clone())
-            .merge(crate::admin::routes(Arc::clone(&self.state.faults), self.state.journal.clone()))
-    }
-
-    /// The account this emulator accepts.
-    #[must_use]
-    pub fn account(&self) -> &TwilioAccount {
-        &self.state.account
-    }
-
-    /// Replaces the faults in force.
-    ///
-    /// # Panics
-    /// If [`Faults::check`] refuses them.
-    pub fn set_faults(&self, faults: Faults) {
-        self.state.faults.set(faults);
-    }
-
-    /// The faults in force.
-    #[must_use]
-    pub fn faults(&self) -> Faults {
-        self.state.faults.get()
-    }
-
-    /// Every send received so far, oldest first.
-    #[must_use]
-    pub fn received(&self) -> Vec<ReceivedSend> {
-        self.state.journal.snapshot()
-    }
-
-    /// Forgets the received sends.
-    pub fn clear(&self) {
-        self.state.journal.clear();
-    }
-
-    /// Completes once `n` sends have been received in all (clearing does not reset the count):
-    /// what tests await instead of sleeping.
-    pub async fn wait_for_sends(&self, n: usize) {
-        self.state.journal.wait_for_pushed(n).await;
-    }
-
+impl TwilioEmulator {
     /// Sets what the status callbacks of later sends report (default: delivered).
     pub fn set_delivery(&self, delivery: Delivery) {
-        *self.state.delivery.lock().unwrap_or_else(PoisonError::into_inner) = delivery;
+        *self.api().delivery.lock().unwrap_or_else(PoisonError::into_inner) = delivery;
     }
 
     /// What the status callbacks of later sends report.
     #[must_use]
     pub fn delivery(&self) -> Delivery {
-        *self.state.delivery.lock().unwrap_or_else(PoisonError::into_inner)
+        *self.api().delivery.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every status callback posted so far, oldest first (recorded once answered).
     #[must_use]
     pub fn callbacks(&self) -> Vec<SentCallback> {
-        self.state.callbacks.snapshot()
-    }
-
-    fn record(&self, send: ReceivedSend) {
-        self.state.journal.push(send);
+        self.api().callbacks.snapshot()
     }
 
     fn record_callback(&self, callback: SentCallback) {
-        self.state.callbacks.push(callback);
+        self.api().callbacks.push(callback);
     }
 
     fn callback_client(&self) -> &reqwest::Client {
-        &self.state.callback_client
-    }
-
-    fn fault_injector(&self) -> &FaultInjector {
-        &self.state.faults
+        &self.api().callback_client
     }
 
     /// `prefix` followed by 32 random hex digits, like Twilio's sids.
     fn new_sid(&self, prefix: &str) -> String {
-        let value: u128 =
-            self.state.sid_rng.lock().unwrap_or_else(PoisonError::into_inner).random();
-        format!("{prefix}{value:032x}")
-    }
-}
-
-/// An emulator serving on a loopback port; stops on [`RunningEmulator::shutdown`] or drop.
-#[derive(Debug)]
-#[must_use = "dropping the handle stops the emulator"]
-pub struct RunningEmulator {
-    emulator: TwilioEmulator,
-    server: RunningServer,
-}
-
-impl RunningEmulator {
-    /// `http://127.0.0.1:PORT`, to use as the adapter's `base_url`.
-    #[must_use]
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.addr())
-    }
-
-    /// The bound address.
-    #[must_use]
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The emulator handle (shares faults and the record with this server).
-    #[must_use]
-    pub fn emulator(&self) -> &TwilioEmulator {
-        &self.emulator
-    }
-
-    /// See [`TwilioEmulator::set_faults`].
-    pub fn set_faults(&self, faults: Faults) {
-        self.emulator.set_faults(faults);
-    }
-
-    /// See [`TwilioEmulator::faults`].
-    #[must_use]
-    pub fn faults(&self) -> Faults {
-        self.emulator.faults()
-    }
-
-    /// See [`TwilioEmulator::received`].
-    #[must_use]
-    pub fn received(&self) -> Vec<ReceivedSend> {
-        self.emulator.received()
-    }
-
-    /// See [`TwilioEmulator::set_delivery`].
-    pub fn set_delivery(&self, delivery: Delivery) {
-        self.emulator.set_delivery(delivery);
-    }
-
-    /// See [`TwilioEmulator::callbacks`].
-    #[must_use]
-    pub fn callbacks(&self) -> Vec<SentCallback> {
-        self.emulator.callbacks()
-    }
-
-    /// See [`TwilioEmulator::clear`].
-    pub fn clear(&self) {
-        self.emulator.clear();
-    }
-
-    /// See [`TwilioEmulator::wait_for_sends`].
-    pub async fn wait_for_sends(&self, n: usize) {
-        self.emulator.wait_for_sends(n).await;
-    }
-
-    /// Stops accepting, drops open connections and waits for the server task to end.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
+        format!("{prefix}{:032x}", self.random_u128())
     }
 }

@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -40,9 +40,9 @@ use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
 use super::{ReceivedSend, SendKind, SignatureMethod, VonageAccount, VonageEmulator};
-use crate::faults::InjectedAnswer;
+use crate::faults::{InjectedAnswer, html_page};
 use crate::receipts::{OutgoingReceipt, ReceiptOutcome};
-use crate::server::ConnectionControl;
+use crate::server::Connection;
 
 /// The NCCO `talk` languages (`ncco-schema.json` `definitions.languages`).
 const TALK_LANGUAGES: &[&str] = &[
@@ -113,14 +113,6 @@ pub(super) fn routes(emulator: VonageEmulator) -> Router {
         .with_state(emulator)
 }
 
-type Connection = Option<Extension<ConnectionControl>>;
-
-/// Plays the faults; `Some` is the injected answer to send instead.
-async fn play_faults(emulator: &VonageEmulator, connection: Connection) -> Option<InjectedAnswer> {
-    let decision = emulator.fault_injector().draw();
-    decision.play(connection.as_ref().map(|Extension(control)| control)).await
-}
-
 // ---------------------------------------------------------------------------------------------
 // SMS API
 
@@ -134,36 +126,15 @@ fn sms_error(code: u32, text: &str) -> Response {
     sms_answer(StatusCode::OK, vec![json!({"status": code.to_string(), "error-text": text})])
 }
 
-fn html(status: StatusCode) -> Response {
-    let page = format!("<html><body><h1>{status}</h1></body></html>");
-    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
-}
-
 fn injected_sms(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => sms_answer(
-                    status,
-                    vec![
-                        json!({"status": code.to_string(), "error-text": status.canonical_reason().unwrap_or("Injected error")}),
-                    ],
-                ),
-                None => html(status),
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response = sms_answer(
-                StatusCode::TOO_MANY_REQUESTS,
-                vec![
-                    json!({"status": "1", "error-text": "Throughput Rate Exceeded - please wait and retry"}),
-                ],
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code: u32| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        sms_answer(status, vec![json!({"status": code.to_string(), "error-text": reason})])
+    };
+    answer.render(error, || {
+        let text = "Throughput Rate Exceeded - please wait and retry";
+        sms_answer(StatusCode::TOO_MANY_REQUESTS, vec![json!({"status": "1", "error-text": text})])
+    })
 }
 
 async fn send_sms(
@@ -188,12 +159,12 @@ async fn send_sms(
         content_type: content_type(&headers),
         received_at: std::time::SystemTime::now(),
     });
-    if let Some(answer) = play_faults(&emulator, connection).await {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return injected_sms(answer);
     }
     if format != "json" {
         // The XML flavour is not emulated.
-        return html(StatusCode::NOT_FOUND);
+        return html_page(StatusCode::NOT_FOUND);
     }
     if let Err((code, text)) = auth.and_then(|()| validate_sms(&params)) {
         return sms_error(code, text);
@@ -369,7 +340,7 @@ fn send_sms_receipt(
     message_id: &str,
     params: &[(String, String)],
 ) {
-    let plan = emulator.receipts().plan();
+    let plan = emulator.receipt_poster().plan();
     let (status, err_code) = match &plan.outcome {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("delivered", "0".to_owned()),
@@ -420,7 +391,7 @@ fn send_sms_receipt(
     }
     if let Some(secret) = &account.signature_secret {
         fields.insert("timestamp".into(), now.unix_timestamp().to_string());
-        fields.insert("nonce".into(), emulator.new_uuid());
+        fields.insert("nonce".into(), emulator.new_uuid_v4());
         let view: BTreeMap<&str, &str> =
             fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let sig = signature(&view, secret, account.signature_method);
@@ -433,7 +404,7 @@ fn send_sms_receipt(
         headers: vec![("content-type".into(), "application/json".into())],
         body,
     };
-    emulator.receipts().post(receipt, Duration::from_millis(plan.delay_ms));
+    emulator.receipt_poster().post(receipt, Duration::from_millis(plan.delay_ms));
 }
 
 async fn get_balance(
@@ -442,7 +413,7 @@ async fn get_balance(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(answer) = play_faults(&emulator, connection).await {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return injected_api(answer);
     }
     let account = emulator.account();
@@ -514,29 +485,14 @@ fn invalid_parameter(name: &str, reason: &str) -> Response {
 }
 
 fn injected_api(answer: InjectedAnswer) -> Response {
-    match answer {
-        InjectedAnswer::Status { status, code } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            match code {
-                Some(code) => {
-                    let reason = status.canonical_reason().unwrap_or("Injected error");
-                    problem(status, &code.to_string(), reason, reason, None)
-                }
-                None => html(status),
-            }
-        }
-        InjectedAnswer::RateLimit { retry_after_s } => {
-            let mut response = problem(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                "Too Many Requests",
-                "Rate limit exceeded",
-                None,
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-            response
-        }
-    }
+    let error = |status: StatusCode, code: u32| {
+        let reason = status.canonical_reason().unwrap_or("Injected error");
+        problem(status, &code.to_string(), reason, reason, None)
+    };
+    answer.render(error, || {
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        problem(status, "throttled", "Too Many Requests", "Rate limit exceeded", None)
+    })
 }
 
 /// Whether `Authorization: Bearer` carries a JWT the application's public key verifies, for
@@ -575,7 +531,7 @@ async fn list_calls(
     connection: Connection,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(answer) = play_faults(&emulator, connection).await {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return injected_api(answer);
     }
     if !is_jwt_valid(&headers, emulator.account()) {
@@ -614,7 +570,7 @@ async fn create_call(
         content_type: content_type(&headers),
         received_at: std::time::SystemTime::now(),
     });
-    if let Some(answer) = play_faults(&emulator, connection).await {
+    if let Some(answer) = emulator.play_faults(connection).await {
         return injected_api(answer);
     }
     if !is_authenticated {
@@ -650,8 +606,8 @@ async fn create_call(
         }
         _ => {}
     }
-    let uuid = emulator.new_uuid();
-    let conversation_uuid = format!("CON-{}", emulator.new_uuid());
+    let uuid = emulator.new_uuid_v4();
+    let conversation_uuid = format!("CON-{}", emulator.new_uuid_v4());
     if let Some(event_url) = parsed["event_url"][0].as_str() {
         send_call_event(&emulator, event_url, &uuid, &conversation_uuid, &parsed);
     }
@@ -787,7 +743,7 @@ fn send_call_event(
     conversation_uuid: &str,
     call: &Value,
 ) {
-    let plan = emulator.receipts().plan();
+    let plan = emulator.receipt_poster().plan();
     let status = match &plan.outcome {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => "answered".to_owned(),
@@ -810,7 +766,7 @@ fn send_call_event(
     if let Some(secret) = &account.signature_secret {
         let claims = json!({
             "iat": now.unix_timestamp(),
-            "jti": emulator.new_uuid(),
+            "jti": emulator.new_uuid_v4(),
             "iss": "Vonage",
             "payload_hash": hex::encode(sha2::Sha256::digest(&body)),
             "api_key": account.api_key,
@@ -827,7 +783,7 @@ fn send_call_event(
     }
     let receipt =
         OutgoingReceipt { url: event_url.to_owned(), message_id: uuid.to_owned(), headers, body };
-    emulator.receipts().post(receipt, Duration::from_millis(plan.delay_ms));
+    emulator.receipt_poster().post(receipt, Duration::from_millis(plan.delay_ms));
 }
 
 async fn not_found() -> Response {

@@ -22,22 +22,14 @@
 mod api;
 
 use std::fmt;
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
 
-use crate::faults::{FaultInjector, Faults};
-use crate::journal::Journal;
+use crate::emulator::{AccountApi, Api, Emulator, Running};
 use crate::receipts::{ReceiptPlan, ReceiptPoster, SentReceipt};
-use crate::server::{self, RunningServer};
 
 /// A 2048-bit RSA private key for tests and the demo (never for a real application).
 pub const TEST_PRIVATE_KEY_PEM: &str = include_str!("../../testdata/vonage-test-private-key.pem");
@@ -171,202 +163,59 @@ impl ReceivedSend {
     }
 }
 
-/// A Vonage emulator: cheap to clone, every clone shares faults, receipts and the record.
-#[derive(Clone, Debug)]
-pub struct VonageEmulator {
-    state: Arc<EmulatorState>,
+/// Vonage's half of a [`VonageEmulator`]: the account and the receipts it posts.
+#[derive(Debug)]
+pub struct Vonage {
+    account: VonageAccount,
+    receipts: Arc<ReceiptPoster>,
 }
 
-#[derive(Debug)]
-struct EmulatorState {
-    account: VonageAccount,
-    faults: Arc<FaultInjector>,
-    journal: Journal<ReceivedSend>,
-    receipts: Arc<ReceiptPoster>,
-    /// Separate from the faults' RNG so that successful sends do not shift the fault sequence.
-    /// A std mutex: held only to draw one number.
-    id_rng: Mutex<StdRng>,
+/// A Vonage emulator: cheap to clone, every clone shares faults, receipts and the record.
+pub type VonageEmulator = Emulator<Vonage>;
+
+/// A Vonage emulator serving on a loopback port (use its base URL as the adapter's
+/// `sms_base_url` and `voice_base_url`); stops on shutdown or drop.
+pub type RunningEmulator = Running<Vonage>;
+
+impl Api for Vonage {
+    type Received = ReceivedSend;
+
+    fn routes(emulator: &VonageEmulator) -> Router {
+        api::routes(emulator.clone())
+    }
+}
+
+impl AccountApi for Vonage {
+    type Account = VonageAccount;
+
+    fn for_account(account: VonageAccount) -> Vonage {
+        Vonage { account, receipts: Arc::new(ReceiptPoster::new()) }
+    }
+
+    fn account(&self) -> &VonageAccount {
+        &self.account
+    }
 }
 
 impl VonageEmulator {
-    /// An emulator for `account` whose randomness is seeded with 0.
-    #[must_use]
-    pub fn new(account: VonageAccount) -> VonageEmulator {
-        VonageEmulator::with_seed(account, 0)
-    }
-
-    /// An emulator for `account` whose randomness (fault draws, ids) is seeded with `seed`.
-    #[must_use]
-    pub fn with_seed(account: VonageAccount, seed: u64) -> VonageEmulator {
-        VonageEmulator {
-            state: Arc::new(EmulatorState {
-                account,
-                faults: Arc::new(FaultInjector::new(seed)),
-                journal: Journal::new(),
-                receipts: Arc::new(ReceiptPoster::new()),
-                id_rng: Mutex::new(StdRng::seed_from_u64(seed.wrapping_add(1))),
-            }),
-        }
-    }
-
-    /// Binds `127.0.0.1:0` and serves a new emulator for `account` on a background task.
-    pub async fn start(account: VonageAccount) -> io::Result<RunningEmulator> {
-        VonageEmulator::new(account).spawn().await
-    }
-
-    /// Binds `127.0.0.1:0` and serves this emulator on a background task.
-    pub async fn spawn(self) -> io::Result<RunningEmulator> {
-        let server = RunningServer::start(self.router()).await?;
-        Ok(RunningEmulator { emulator: self, server })
-    }
-
-    /// Serves this emulator on `listener` until `shutdown` completes (for a standalone process).
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
-        server::serve(listener, self.router(), shutdown).await;
-    }
-
-    /// The Vonage APIs and `/__sim/*` routes.
-    pub fn router(&self) -> Router {
-        api::routes(self.clone())
-            .merge(crate::admin::routes(Arc::clone(&self.state.faults), self.state.journal.clone()))
-    }
-
-    /// The account this emulator accepts.
-    #[must_use]
-    pub fn account(&self) -> &VonageAccount {
-        &self.state.account
-    }
-
-    /// Replaces the faults in force.
-    ///
-    /// # Panics
-    /// If [`Faults::check`] refuses them.
-    pub fn set_faults(&self, faults: Faults) {
-        self.state.faults.set(faults);
-    }
-
-    /// The faults in force.
-    #[must_use]
-    pub fn faults(&self) -> Faults {
-        self.state.faults.get()
-    }
-
     /// Sets what receipts report from now on (err-code for SMS, call status for calls).
     pub fn set_receipts(&self, plan: ReceiptPlan) {
-        self.state.receipts.set_plan(plan);
+        self.api().receipts.set_plan(plan);
     }
 
     /// Every receipt posted so far (recorded once its POST finished), oldest first.
     #[must_use]
     pub fn receipts_sent(&self) -> Vec<SentReceipt> {
-        self.state.receipts.sent()
+        self.api().receipts.sent()
     }
 
-    /// Every send received so far, oldest first.
-    #[must_use]
-    pub fn received(&self) -> Vec<ReceivedSend> {
-        self.state.journal.snapshot()
-    }
-
-    /// Forgets the received sends.
-    pub fn clear(&self) {
-        self.state.journal.clear();
-    }
-
-    fn record(&self, send: ReceivedSend) {
-        self.state.journal.push(send);
-    }
-
-    fn fault_injector(&self) -> &FaultInjector {
-        &self.state.faults
-    }
-
-    fn receipts(&self) -> &Arc<ReceiptPoster> {
-        &self.state.receipts
-    }
-
-    fn random_u128(&self) -> u128 {
-        self.state.id_rng.lock().unwrap_or_else(PoisonError::into_inner).random()
+    fn receipt_poster(&self) -> &Arc<ReceiptPoster> {
+        &self.api().receipts
     }
 
     /// A message id like Vonage's (`0A0000000123ABCD1`: `0A` and 15 upper-case hex digits).
     fn new_message_id(&self) -> String {
         let value = self.random_u128() & ((1 << 60) - 1);
         format!("0A{value:015X}")
-    }
-
-    /// A version 4 UUID.
-    fn new_uuid(&self) -> String {
-        let mut bytes = self.random_u128().to_be_bytes();
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        let hex = hex::encode(bytes);
-        format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
-    }
-}
-
-/// An emulator serving on a loopback port; stops on [`RunningEmulator::shutdown`] or drop.
-#[derive(Debug)]
-#[must_use = "dropping the handle stops the emulator"]
-pub struct RunningEmulator {
-    emulator: VonageEmulator,
-    server: RunningServer,
-}
-
-impl RunningEmulator {
-    /// `http://127.0.0.1:PORT`, to use as the adapter's `sms_base_url` and `voice_base_url`.
-    #[must_use]
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.addr())
-    }
-
-    /// The bound address.
-    #[must_use]
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The emulator handle (shares faults, receipts and the record with this server).
-    #[must_use]
-    pub fn emulator(&self) -> &VonageEmulator {
-        &self.emulator
-    }
-
-    /// See [`VonageEmulator::set_faults`].
-    pub fn set_faults(&self, faults: Faults) {
-        self.emulator.set_faults(faults);
-    }
-
-    /// See [`VonageEmulator::faults`].
-    #[must_use]
-    pub fn faults(&self) -> Faults {
-        self.emulator.faults()
-    }
-
-    /// See [`VonageEmulator::set_receipts`].
-    pub fn set_receipts(&self, plan: ReceiptPlan) {
-        self.emulator.set_receipts(plan);
-    }
-
-    /// See [`VonageEmulator::receipts_sent`].
-    #[must_use]
-    pub fn receipts_sent(&self) -> Vec<SentReceipt> {
-        self.emulator.receipts_sent()
-    }
-
-    /// See [`VonageEmulator::received`].
-    #[must_use]
-    pub fn received(&self) -> Vec<ReceivedSend> {
-        self.emulator.received()
-    }
-
-    /// See [`VonageEmulator::clear`].
-    pub fn clear(&self) {
-        self.emulator.clear();
-    }
-
-    /// Stops accepting, drops open connections and waits for the server task to end.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
     }
 }
