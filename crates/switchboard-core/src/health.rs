@@ -848,28 +848,27 @@ impl PeakEwma {
     }
 }
 
-/// Good and bad outcomes as exponentially decayed counts, so old ones fade: delivery receipts,
-/// and the recent attempts that show a brownout within seconds.
+/// Delivery receipts as exponentially decayed counts, so old receipts fade.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Decayed {
-    good: f64,
-    bad: f64,
+struct Receipts {
+    delivered: f64,
+    undelivered: f64,
     updated: Option<Instant>,
 }
 
-impl Decayed {
+impl Receipts {
     fn at(&self, half_life: Duration, now: Instant) -> (f64, f64) {
         let elapsed = self
             .updated
             .map_or(0.0, |updated| now.saturating_duration_since(updated).as_secs_f64());
         let factor = 0.5f64.powf(elapsed / half_life.as_secs_f64());
-        (self.good * factor, self.bad * factor)
+        (self.delivered * factor, self.undelivered * factor)
     }
 
-    fn add(&mut self, is_good: bool, half_life: Duration, now: Instant) {
-        let (good, bad) = self.at(half_life, now);
-        self.good = good + if is_good { 1.0 } else { 0.0 };
-        self.bad = bad + if is_good { 0.0 } else { 1.0 };
+    fn add(&mut self, is_delivered: bool, half_life: Duration, now: Instant) {
+        let (delivered, undelivered) = self.at(half_life, now);
+        self.delivered = delivered + if is_delivered { 1.0 } else { 0.0 };
+        self.undelivered = undelivered + if is_delivered { 0.0 } else { 1.0 };
         self.updated = Some(self.updated.map_or(now, |updated| updated.max(now)));
     }
 }
@@ -918,8 +917,8 @@ struct KeyHealth {
     recovered_at: Option<Instant>,
     window: Window,
     latency: PeakEwma,
-    receipts: Decayed,
-    /// Attempts, decaying with a half-life of one window bucket.
+    receipts: Receipts,
+    /// The latest attempts, their weight halving every window bucket.
     recent: Fading,
 }
 
@@ -1061,7 +1060,7 @@ impl KeyHealth {
     fn clear_counts(&mut self) {
         self.window.clear_counts();
         self.recent = Fading::default();
-        self.receipts = Decayed::default();
+        self.receipts = Receipts::default();
     }
 
     fn release_trial(&mut self, now: Instant) {
