@@ -166,7 +166,7 @@ fn render_text(
         );
         let _ = writeln!(
             out,
-            "               {status}; success ranked at {:.0}% (window {:.0}% over {} attempts, recent {:.0}%, provider-wide {:.0}%), delivery {:.0}%, latency {} ms{}, price {price}{}",
+            "               {status}; success {:.0}% as ranked (cautious, from: window {:.0}% over {} attempts, latest attempts {:.0}%, provider-wide {:.0}%), delivery {:.0}%, latency {} ms{}, price {price}{}",
             estimate.success_lower * 100.0,
             estimate.success_rate * 100.0,
             estimate.requests,
