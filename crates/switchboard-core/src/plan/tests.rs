@@ -374,7 +374,8 @@ proptest! {
 
     /// Plans never repeat a provider, never include a disabled, drained or incapable one, are
     /// never empty while the rule has a usable provider, and are the same for the same seed;
-    /// ejection ends only through probation; the budget never goes negative.
+    /// ejection ends only through probation; the budget never goes negative; the success rate
+    /// ranking reads stays within its bounds and moves the right way with each outcome.
     #[test]
     fn planning_and_health_invariants(
         policy in policy(),
@@ -398,7 +399,19 @@ proptest! {
                     if is_success && episode.until.is_some_and(|until| now >= until) {
                         episode.is_trial_passed = true;
                     }
+                    let before = (book.status(&key(index), now), book.estimate(&key(index), now));
                     book.record(&key(index), &outcome, Duration::from_millis(millis), now);
+                    let after = (book.status(&key(index), now), book.estimate(&key(index), now));
+                    // Outside ejection episodes (which clear a key's counts), a success never
+                    // lowers the success rate ranking reads, and a counted failure never raises it.
+                    if before.0 == HealthStatus::Healthy && after.0 == HealthStatus::Healthy {
+                        let (was, is) = (before.1.success_lower, after.1.success_lower);
+                        if is_success {
+                            prop_assert!(is >= was - 1e-12, "a success lowered {was} to {is}");
+                        } else {
+                            prop_assert!(is <= was + 1e-12, "a failure raised {was} to {is}");
+                        }
+                    }
                 }
                 Op::Receipt(index, delivered) => {
                     let delivery = if delivered { Delivery::Delivered } else { Delivery::Undelivered(ErrorClass::Transient) };
@@ -434,6 +447,11 @@ proptest! {
                 check_plan(&table, &book, &RouteQuery::new(country, channel), now, seed)?;
             }
             for (index, name) in PROVIDERS.iter().enumerate() {
+                let estimate = book.estimate(&key(index), now);
+                prop_assert!(0.0 <= estimate.success_lower, "{estimate:?}");
+                prop_assert!(estimate.success_lower <= estimate.success_rate + 1e-12, "{estimate:?}");
+                prop_assert!(estimate.success_lower <= estimate.success_upper + 1e-12, "{estimate:?}");
+                prop_assert!(estimate.success_upper <= 1.0, "{estimate:?}");
                 let episode = episodes.entry(name).or_default();
                 match book.status(&key(index), now) {
                     HealthStatus::Ejected { until, .. } => {
