@@ -137,3 +137,41 @@ async fn the_spend_cap_stops_sends_at_its_amount() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_reload_keeps_the_counters_of_an_unchanged_limit_and_restarts_a_changed_one() {
+    let app = spawn_app_with(AppOptions {
+        extra: "[guard.sms]\nper_number = \"2/1h\"",
+        ..AppOptions::default()
+    })
+    .await;
+    let phone = "+447700900555";
+    let status = |answer: &serde_json::Value| action(answer)["status"].as_str().unwrap().to_owned();
+    for index in 0..2 {
+        let (_, answer) = app
+            .hook_json(&okta_request(&format!("evt-keep-{index}"), phone, "482915", "SMS"))
+            .await;
+        assert_eq!(status(&answer), "SUCCESSFUL");
+    }
+    let original = std::fs::read_to_string(&app.config_path).unwrap();
+    let reload = || async {
+        let response = app.admin(reqwest::Method::POST, "/admin/reload").send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    };
+
+    // Another setting changes, the limit does not: the number has used its allowance.
+    let edited = original.replace("deadline_ms = 2500", "deadline_ms = 2400");
+    assert_ne!(edited, original, "the edit must change the file");
+    std::fs::write(&app.config_path, &edited).unwrap();
+    reload().await;
+    let (_, answer) = app.hook_json(&okta_request("evt-keep-2", phone, "482915", "SMS")).await;
+    assert_eq!(status(&answer), "FAILED", "a reload must not grant a fresh allowance");
+
+    // The limit itself changes: it counts afresh under the new quota.
+    std::fs::write(&app.config_path, edited.replace("\"2/1h\"", "\"3/1h\"")).unwrap();
+    reload().await;
+    let (_, answer) = app.hook_json(&okta_request("evt-keep-3", phone, "482915", "SMS")).await;
+    assert_eq!(status(&answer), "SUCCESSFUL");
+    // Resends to one number alternate providers; the refused one reached neither.
+    assert_eq!(app.primary.received().len() + app.backup.received().len(), 3);
+}

@@ -15,6 +15,7 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::DefaultClock;
@@ -223,11 +224,23 @@ type Limiter<K> =
 
 struct Limit<K: Clone + std::hash::Hash + Eq> {
     rule: Rule,
-    limiter: Limiter<K>,
+    /// Shared with the configuration this one replaced when the quota did not change.
+    limiter: Arc<Limiter<K>>,
     burst: u32,
+    /// The quota as configured, to tell whether a reload changed it.
+    window: Duration,
 }
 
 impl<K: Clone + std::hash::Hash + Eq> Limit<K> {
+    /// Takes over `old`'s counters when the quota is the same: a reload must not hand a pumping
+    /// campaign a fresh allowance (a changed quota starts afresh; counting under the old one
+    /// would mean something else).
+    fn keep_counters_of(&mut self, old: &Limit<K>) {
+        if self.burst == old.burst && self.window == old.window {
+            self.limiter = Arc::clone(&old.limiter);
+        }
+    }
+
     /// `Some(true)` when allowed near the limit, `Some(false)` allowed, `None` blocked.
     fn check(&self, key: &K) -> Option<bool> {
         match self.limiter.check_key(key) {
@@ -292,6 +305,13 @@ impl Guard {
             sms: ChannelGuard::try_new("guard.sms", &config.sms, Channel::Sms)?,
             voice: ChannelGuard::try_new("guard.voice", &config.voice, Channel::Voice)?,
         })
+    }
+
+    /// Carries the rate-limit counters of the guard this one replaces across a reload, limit by
+    /// limit, wherever the quota is unchanged.
+    pub(crate) fn keep_counters_of(&mut self, old: &Guard) {
+        self.sms.keep_counters_of(&old.sms);
+        self.voice.keep_counters_of(&old.voice);
     }
 
     pub(crate) fn mode_label(&self) -> &'static str {
@@ -384,7 +404,25 @@ impl Guard {
     }
 }
 
+/// [`Limit::keep_counters_of`] for an optional limit on both sides.
+fn keep<K: Clone + std::hash::Hash + Eq>(new: &mut Option<Limit<K>>, old: &Option<Limit<K>>) {
+    if let (Some(new), Some(old)) = (new, old) {
+        new.keep_counters_of(old);
+    }
+}
+
 impl ChannelGuard {
+    fn keep_counters_of(&mut self, old: &ChannelGuard) {
+        keep(&mut self.number, &old.number);
+        // Prefix keys hide a number of digits; with another count they are other keys.
+        if self.hidden_digits == old.hidden_digits {
+            keep(&mut self.prefix, &old.prefix);
+        }
+        keep(&mut self.user, &old.user);
+        keep(&mut self.ip, &old.ip);
+        keep(&mut self.country, &old.country);
+    }
+
     fn try_new(
         key: &str,
         config: &ChannelGuardConfig,
@@ -465,7 +503,7 @@ fn limit<K: Clone + std::hash::Hash + Eq>(
         .ok_or_else(|| ConfigError::invalid(format!("{key}.{field}"), "window too short"))?
         .allow_burst(count);
     let limiter = RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
-    Ok(Some(Limit { rule, limiter, burst: count.get() }))
+    Ok(Some(Limit { rule, limiter: Arc::new(limiter), burst: count.get(), window }))
 }
 
 /// `"5/1h"` → (5, one hour). Units: s, m, h, d.

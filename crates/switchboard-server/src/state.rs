@@ -115,6 +115,8 @@ impl Shared {
         // would fail every valid token until Okta is back.
         let previous = self.runtime.load();
         runtime.okta.auth = runtime.okta.auth.keeping_keys_of(&previous.okta.auth);
+        // And the guard's counters, or every reload would reset what a pumping campaign used.
+        runtime.guard.keep_counters_of(&previous.guard);
         // Swap while holding the health lock so no attempt records into the old book after
         // the new runtime is visible.
         self.runtime.store(Arc::new(runtime));
