@@ -29,6 +29,8 @@ pub(crate) struct AppOptions {
     pub(crate) panicking_primary: bool,
     /// Replaces the `[okta.auth]` table (header secret mode by default).
     pub(crate) okta_auth: Option<String>,
+    /// Seeds the planner's RNG (exploration draws), for tests that count explorations.
+    pub(crate) rng_seed: Option<u64>,
 }
 
 impl Default for AppOptions {
@@ -44,6 +46,7 @@ impl Default for AppOptions {
             route: "",
             panicking_primary: false,
             okta_auth: None,
+            rng_seed: None,
         }
     }
 }
@@ -176,7 +179,10 @@ providers = ["twilio-primary", "twilio-backup"]
     let hook_url = format!("http://{}{path}", hook_listener.local_addr().unwrap());
     let admin_url = format!("http://{}", admin_listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::new(settings).with_source(config_path.clone());
+    let mut server = Server::new(settings).with_source(config_path.clone());
+    if let Some(seed) = options.rng_seed {
+        server = server.with_rng_seed(seed);
+    }
     let handle = server.clone();
     tokio::spawn(server.run(hook_listener, admin_listener, Duration::from_secs(1), async move {
         let _ = stopped.await;

@@ -128,3 +128,31 @@ async fn a_panicking_adapter_leaks_no_passcode_and_okta_still_gets_an_answer() {
     assert!(!logs.contains(CANARY), "{logs}");
     assert!(!app.metrics().await.contains(CANARY));
 }
+
+#[tokio::test]
+async fn explorations_are_counted_and_bounded_per_provider() {
+    let app = spawn_app_with(AppOptions {
+        route: "optimize = \"cost\"\nexploration = 0.5",
+        // Twenty codes from one user to one range would trip the fraud guard: watch only.
+        extra: "[guard]\nmode = \"monitor\"\n[prices.twilio-primary]\ndefault = { sms = 0.010 }\n[prices.twilio-backup]\ndefault = { sms = 0.011 }",
+        rng_seed: Some(1),
+        ..AppOptions::default()
+    })
+    .await;
+    for index in 0..20 {
+        let phone = format!("+1415555{:04}", 2000 + index);
+        let (_, answer) = app
+            .hook_json(&okta_request(&format!("evt-explore-{index}"), &phone, "482915", "SMS"))
+            .await;
+        assert_eq!(action(&answer)["status"], "SUCCESSFUL");
+    }
+    // Half the plans would explore, but a provider is explored at most once per 10 s, and the
+    // cheaper primary soon proves itself beyond what the backup could hope to reach.
+    assert_eq!(app.backup.received().len(), 1);
+    assert_eq!(app.primary.received().len(), 19);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(r#"switchboard_explorations_total{provider="twilio-backup"} 1"#),
+        "{metrics}"
+    );
+}

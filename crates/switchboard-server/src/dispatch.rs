@@ -414,6 +414,9 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
         };
         let admission = self.shared.health().begin_attempt(candidate, kind, now.into_std());
         match admission {
+            Admission::Go if candidate.is_exploration => {
+                self.shared.metrics.exploration(candidate.provider());
+            }
             Admission::Go => {}
             admission if admission.is_budget() => {
                 tracing::info!(provider = %candidate.provider(), kind = kind.as_str(), refusal = admission.as_str(), "extra send refused by the budget");

@@ -19,6 +19,7 @@ const HOOK_DURATION: &str = "switchboard_hook_duration_seconds";
 const ATTEMPTS: &str = "switchboard_provider_attempts_total";
 const ATTEMPT_DURATION: &str = "switchboard_provider_attempt_duration_seconds";
 const POSSIBLE_DUPLICATES: &str = "switchboard_possible_duplicates_total";
+const EXPLORATIONS: &str = "switchboard_explorations_total";
 const PROVIDER_HEALTH: &str = "switchboard_provider_health";
 const REFUSED: &str = "switchboard_hook_refused_total";
 const REPEATED: &str = "switchboard_hook_repeated_total";
@@ -96,6 +97,11 @@ impl Metrics {
             POSSIBLE_DUPLICATES,
             None,
             "Failovers after an attempt that may have been accepted: the user may get two messages.",
+        );
+        describe(
+            EXPLORATIONS,
+            None,
+            "First attempts sent by exploration to a provider that did not rank first, by provider.",
         );
         describe(REFUSED, None, "Hook requests refused before dispatch, by reason.");
         describe(
@@ -235,6 +241,13 @@ impl Metrics {
         ];
         self.counter(ATTEMPTS, labels).increment(1);
         self.histogram(ATTEMPT_DURATION, vec![provider_label]).record(elapsed.as_secs_f64());
+    }
+
+    /// A send made to learn whether a lower-ranked provider recovered or improved: the share of
+    /// traffic that exploration costs.
+    pub(crate) fn exploration(&self, provider: &ProviderId) {
+        let labels = vec![Label::new("provider", provider.as_str().to_owned())];
+        self.counter(EXPLORATIONS, labels).increment(1);
     }
 
     pub(crate) fn possible_duplicate(&self, provider: &ProviderId) {
