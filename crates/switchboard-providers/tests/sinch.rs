@@ -14,7 +14,7 @@ use switchboard_providers::{
     BuildContext, CallbackError, DeliveryState, Provider, ProviderError, Sinch, SinchConfig,
 };
 use switchboard_sim::sinch::{RunningEmulator, SendKind, SinchAccount, SinchEmulator};
-use switchboard_sim::{Fault, Faults, ReceiptPlan};
+use switchboard_sim::{Fault, Faults, Receipts};
 
 const PLAN: &str = "jd63jf88477ll";
 const TOKEN: &str = "emulator-api-token";
@@ -236,7 +236,7 @@ async fn with_receipts() -> (RunningEmulator, Arc<Sinch>, CallbackEndpoint) {
 #[tokio::test]
 async fn delivery_reports_arrive_at_the_secret_url_and_are_read() {
     let (sinch, provider, mut endpoint) = with_receipts().await;
-    sinch.set_receipts(ReceiptPlan::delivered());
+    sinch.set_receipts(Receipts::delivered());
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let batch = &sinch.received()[0].body;
     assert_eq!(batch["delivery_report"], "per_recipient");
@@ -248,7 +248,7 @@ async fn delivery_reports_arrive_at_the_secret_url_and_are_read() {
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
 
-    sinch.set_receipts(ReceiptPlan::undelivered("402"));
+    sinch.set_receipts(Receipts::undelivered("402"));
     provider.send(&sms(TO)).await.unwrap();
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].state, DeliveryState::Undelivered(ErrorClass::InvalidNumber));
@@ -257,13 +257,13 @@ async fn delivery_reports_arrive_at_the_secret_url_and_are_read() {
 #[tokio::test]
 async fn signed_dice_events_arrive_and_are_read() {
     let (sinch, provider, mut endpoint) = with_receipts().await;
-    sinch.set_receipts(ReceiptPlan::delivered());
+    sinch.set_receipts(Receipts::delivered());
     let accepted = provider.send(&call(TO)).await.unwrap();
     assert_eq!(sinch.received()[0].body["ttsCallout"]["enableDice"], true);
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
-    sinch.set_receipts(ReceiptPlan::undelivered("NOANSWER"));
+    sinch.set_receipts(Receipts::undelivered("NOANSWER"));
     provider.send(&call(TO)).await.unwrap();
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].state, DeliveryState::Undelivered(ErrorClass::Transient));

@@ -15,7 +15,7 @@ use switchboard_core::{
 };
 use switchboard_providers::sinch::VoiceAuth;
 use switchboard_providers::{BuildContext, Provider, Sinch, SinchConfig};
-use switchboard_sim::ReceiptPlan;
+use switchboard_sim::Receipts;
 use switchboard_sim::sinch::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
 
 const APP_KEY: &str = "669E367E-6BBA-48AB-AF15-266871C28135";
@@ -74,7 +74,7 @@ async fn capture() -> (Vec<ReceivedSend>, Vec<Value>) {
         );
         if wants_receipts {
             endpoint.serve(provider.clone());
-            sinch.set_receipts(ReceiptPlan::delivered());
+            sinch.set_receipts(Receipts::delivered());
         }
         for (text, locale) in [("Your code is 918273", "sv-SE"), ("Votre code : 918273 ✓", "fr-CA")]
         {

@@ -17,7 +17,7 @@ use switchboard_sim::vonage::{
     RunningEmulator, SendKind, TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM, VonageAccount,
     VonageEmulator,
 };
-use switchboard_sim::{Fault, Faults, ReceiptPlan};
+use switchboard_sim::{Fault, Faults, Receipts};
 
 const API_KEY: &str = "abcd1234";
 const API_SECRET: &str = "emulator-secret";
@@ -311,7 +311,7 @@ async fn with_receipts(adapter_secret: &str) -> (RunningEmulator, Arc<Vonage>, C
 #[tokio::test]
 async fn signed_sms_receipts_arrive_and_are_read() {
     let (vonage, provider, mut endpoint) = with_receipts(SIGNATURE_SECRET).await;
-    vonage.set_receipts(ReceiptPlan::delivered());
+    vonage.set_receipts(Receipts::delivered());
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let sent = &vonage.received()[0];
     assert_eq!(sent.param("status-report-req"), Some("true"));
@@ -325,7 +325,7 @@ async fn signed_sms_receipts_arrive_and_are_read() {
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
 
-    vonage.set_receipts(ReceiptPlan::undelivered("6"));
+    vonage.set_receipts(Receipts::undelivered("6"));
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].message_id, accepted.message_id);
@@ -336,7 +336,7 @@ async fn signed_sms_receipts_arrive_and_are_read() {
 #[tokio::test]
 async fn signed_call_events_arrive_and_are_read() {
     let (vonage, provider, mut endpoint) = with_receipts(SIGNATURE_SECRET).await;
-    vonage.set_receipts(ReceiptPlan::delivered());
+    vonage.set_receipts(Receipts::delivered());
     let accepted = provider.send(&call(TO)).await.unwrap();
     let event_url = vonage.received()[0].body["event_url"][0].as_str().unwrap().to_owned();
     assert_eq!(event_url, format!("{}/voice", endpoint.base("vonage-eu")));
@@ -344,7 +344,7 @@ async fn signed_call_events_arrive_and_are_read() {
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
 
-    vonage.set_receipts(ReceiptPlan::undelivered("busy"));
+    vonage.set_receipts(Receipts::undelivered("busy"));
     provider.send(&call(TO)).await.unwrap();
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].state, DeliveryState::Undelivered(ErrorClass::Transient));
@@ -363,7 +363,7 @@ async fn receipts_signed_with_another_secret_are_refused() {
         Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), &config, &context).unwrap(),
     );
     endpoint.serve(provider.clone());
-    vonage.set_receipts(ReceiptPlan::delivered());
+    vonage.set_receipts(Receipts::delivered());
     // Signed with the wrong secret, the SMS itself is refused (status 14): use a call.
     provider.send(&call(TO)).await.unwrap();
     let arrival = endpoint.next().await;

@@ -15,7 +15,7 @@ use switchboard_core::{
 };
 use switchboard_providers::vonage::SignatureMethod;
 use switchboard_providers::{BuildContext, Provider, Vonage, VonageConfig};
-use switchboard_sim::ReceiptPlan;
+use switchboard_sim::Receipts;
 use switchboard_sim::vonage::{
     TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM, VonageAccount, VonageEmulator,
 };
@@ -81,7 +81,7 @@ async fn capture() -> (Vec<switchboard_sim::vonage::ReceivedSend>, Vec<Value>) {
         );
         if signed {
             endpoint.serve(provider.clone());
-            vonage.set_receipts(ReceiptPlan::delivered());
+            vonage.set_receipts(Receipts::delivered());
         }
         for (text, locale) in [
             ("Your code is 918273", "en-GB"),
