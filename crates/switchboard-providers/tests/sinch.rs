@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use support::{CODE, CallbackEndpoint};
+use support::{CODE, CallbackServer};
 use switchboard_core::{Certainty, Channel, ErrorClass, OutboundMessage, ProviderId};
 use switchboard_providers::sinch::VoiceAuth;
 use switchboard_providers::{
@@ -218,16 +218,16 @@ async fn probe_lists_batches_without_sending() {
     assert!(sinch.received().is_empty());
 }
 
-async fn with_receipts() -> (RunningEmulator, Arc<Sinch>, CallbackEndpoint) {
+async fn with_receipts() -> (RunningEmulator, Arc<Sinch>, CallbackServer) {
     let sinch = SinchEmulator::start(account()).await.unwrap();
-    let endpoint = CallbackEndpoint::start().await;
+    let endpoint = CallbackServer::bind().await;
     let mut config = config(&sinch.base_url());
     config.callback_token = Some(SecretString::from(CALLBACK_TOKEN));
     let context = BuildContext { callback_base: Some(endpoint.base("sinch-us")) };
     let provider = Arc::new(
         Sinch::try_new(ProviderId::parse("sinch-us").unwrap(), &config, &context).unwrap(),
     );
-    endpoint.serve(provider.clone());
+    endpoint.attach(provider.clone());
     // The application's callback URL is a dashboard setting; the operator points it here.
     sinch.set_voice_callback_url(Some(format!("{}/voice", endpoint.base("sinch-us"))));
     (sinch, provider, endpoint)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::{CallbackEndpoint, assert_valid, load_spec, openapi_validator, operation};
+use support::{CallbackServer, assert_valid, load_spec, openapi_validator, operation};
 use switchboard_core::{
     Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
 };
@@ -56,7 +56,7 @@ async fn capture() -> (Vec<ReceivedSend>, Vec<Value>) {
         SinchEmulator::start(SinchAccount::new("jd63jf88477ll", "token", APP_KEY, APP_SECRET))
             .await
             .unwrap();
-    let mut endpoint = CallbackEndpoint::start().await;
+    let mut endpoint = CallbackServer::bind().await;
     sinch.set_voice_callback_url(Some(format!("{}/voice", endpoint.base("sinch-eu"))));
     let mut reports = Vec::new();
     for (auth, context) in [
@@ -73,7 +73,7 @@ async fn capture() -> (Vec<ReceivedSend>, Vec<Value>) {
             .unwrap(),
         );
         if wants_receipts {
-            endpoint.serve(provider.clone());
+            endpoint.attach(provider.clone());
             sinch.set_receipts(Receipts::delivered());
         }
         for (text, locale) in [("Your code is 918273", "sv-SE"), ("Votre code : 918273 ✓", "fr-CA")]

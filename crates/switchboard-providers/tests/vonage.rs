@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use support::{CODE, CallbackEndpoint};
+use support::{CODE, CallbackServer};
 use switchboard_core::{Certainty, Channel, ErrorClass, MessageText, OutboundMessage, ProviderId};
 use switchboard_providers::vonage::SignatureMethod;
 use switchboard_providers::{
@@ -294,9 +294,9 @@ async fn probe_checks_credentials_without_sending() {
 
 /// A provider with receipts: the emulator posts them to an endpoint that runs the adapter's
 /// `handle_callback`.
-async fn with_receipts(adapter_secret: &str) -> (RunningEmulator, Arc<Vonage>, CallbackEndpoint) {
+async fn with_receipts(adapter_secret: &str) -> (RunningEmulator, Arc<Vonage>, CallbackServer) {
     let vonage = VonageEmulator::start(account()).await.unwrap();
-    let endpoint = CallbackEndpoint::start().await;
+    let endpoint = CallbackServer::bind().await;
     let mut config = config(&vonage.base_url());
     config.signature_secret = Some(SecretString::from(adapter_secret));
     config.api_secret = None;
@@ -304,7 +304,7 @@ async fn with_receipts(adapter_secret: &str) -> (RunningEmulator, Arc<Vonage>, C
     let provider = Arc::new(
         Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), &config, &context).unwrap(),
     );
-    endpoint.serve(provider.clone());
+    endpoint.attach(provider.clone());
     (vonage, provider, endpoint)
 }
 
@@ -355,14 +355,14 @@ async fn receipts_signed_with_another_secret_are_refused() {
     // The adapter signs its SMS with a secret the emulator does not know, so use the secret
     // auth for sends and a wrong signature secret only for verifying receipts.
     let vonage = VonageEmulator::start(account()).await.unwrap();
-    let mut endpoint = CallbackEndpoint::start().await;
+    let mut endpoint = CallbackServer::bind().await;
     let mut config = config(&vonage.base_url());
     config.signature_secret = Some(SecretString::from("a-different-secret"));
     let context = BuildContext { callback_base: Some(endpoint.base("vonage-eu")) };
     let provider = Arc::new(
         Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), &config, &context).unwrap(),
     );
-    endpoint.serve(provider.clone());
+    endpoint.attach(provider.clone());
     vonage.set_receipts(Receipts::delivered());
     // Signed with the wrong secret, the SMS itself is refused (status 14): use a call.
     provider.send(&call(TO)).await.unwrap();
