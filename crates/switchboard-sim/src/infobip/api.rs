@@ -367,6 +367,8 @@ fn schedule_report(
             };
             (status(5), error)
         }
+        // Infobip's status ids are numbers; a word (another provider's code) reports id 0,
+        // which renders as a generic "not delivered".
         ReceiptOutcome::Undelivered { code } => (
             status(code.parse::<u32>().unwrap_or_default()),
             json!({"groupId": 1, "groupName": "HANDSET_ERRORS", "id": 27, "name": "EC_ABSENT_SUBSCRIBER", "description": "Absent Subscriber", "permanent": false}),

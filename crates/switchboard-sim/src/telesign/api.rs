@@ -434,6 +434,7 @@ fn schedule_receipt(
         (ReceiptOutcome::None, _) => return,
         (ReceiptOutcome::Delivered, SendKind::Message) => (200, "Delivered to handset".to_owned()),
         (ReceiptOutcome::Delivered, SendKind::Call) => (100, "Call answered".to_owned()),
+        // Telesign's codes are numbers; a word (another provider's code) reports 0.
         (ReceiptOutcome::Undelivered { code }, _) => {
             (code.parse::<i64>().unwrap_or_default(), "Not delivered".to_owned())
         }
