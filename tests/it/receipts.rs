@@ -3,7 +3,7 @@
 //! refused and changes nothing.
 
 use reqwest::Method;
-use switchboard_sim::twilio::Delivery;
+use switchboard_sim::Receipts;
 
 use crate::helpers::{okta_request, spawn_app, within};
 
@@ -29,7 +29,7 @@ async fn delivery_rate(app: &crate::helpers::TestApp, provider: &str) -> f64 {
 async fn signed_undelivered_receipts_lower_the_providers_delivery_rate() {
     let app = spawn_app().await;
     let before = delivery_rate(&app, "twilio-primary").await;
-    app.primary.set_delivery(Delivery::Undelivered { error_code: 30003 });
+    app.primary.set_receipts(Receipts::undelivered(30003));
 
     for index in 0..3 {
         app.hook_json(&okta_request(

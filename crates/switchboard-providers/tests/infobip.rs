@@ -204,13 +204,13 @@ async fn reports_reach_the_adapter_on_the_secret_path() {
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let report_url = infobip.received()[0].report_url.clone().unwrap();
     assert_eq!(report_url, format!("{}/reports/{TOKEN}", callbacks.base("infobip-1")));
-    let reply = callbacks.next().await.unwrap();
+    let reply = callbacks.next().await.outcome.unwrap();
     assert_eq!(reply.receipts[0].message_id, accepted.message_id);
     assert_eq!(reply.receipts[0].state, DeliveryState::Delivered);
 
     infobip.set_receipts(Receipts::undelivered(14));
     let accepted = provider.send(&message(Channel::Voice, TO)).await.unwrap();
-    let reply = callbacks.next().await.unwrap();
+    let reply = callbacks.next().await.outcome.unwrap();
     assert_eq!(reply.receipts[0].message_id, accepted.message_id);
     assert_eq!(reply.receipts[0].state, DeliveryState::Undelivered(ErrorClass::InvalidNumber));
     assert_eq!(reply.receipts[0].provider_code.as_deref(), Some("REJECTED_DESTINATION"));
@@ -231,13 +231,13 @@ async fn forged_reports_are_refused() {
     for path in [format!("/reports/{wrong}"), "/reports/".to_owned(), format!("/reports/{TOKEN}x")]
     {
         let response = client.post(format!("{base}{path}")).body(report).send().await.unwrap();
-        assert_eq!(response.status(), 403, "{path}");
-        assert_eq!(callbacks.next().await.unwrap_err(), CallbackError::BadSignature);
+        assert_eq!(response.status(), 401, "{path}");
+        assert_eq!(callbacks.next().await.outcome.unwrap_err(), CallbackError::BadSignature);
     }
     let response =
         client.post(format!("{base}/reports/{TOKEN}")).body(report).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(callbacks.next().await.unwrap().receipts[0].state, DeliveryState::Delivered);
+    assert_eq!(callbacks.next().await.outcome.unwrap().receipts[0].state, DeliveryState::Delivered);
 }
 
 #[tokio::test]
@@ -255,6 +255,6 @@ async fn without_a_token_no_reports_are_asked_for_or_accepted() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 403);
-    assert_eq!(callbacks.next().await.unwrap_err(), CallbackError::BadSignature);
+    assert_eq!(response.status(), 401);
+    assert_eq!(callbacks.next().await.outcome.unwrap_err(), CallbackError::BadSignature);
 }

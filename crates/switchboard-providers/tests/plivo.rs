@@ -147,7 +147,7 @@ async fn a_call_fetches_its_script_once_from_the_answer_url() {
     assert_eq!(call.body["answer_method"], "POST");
 
     // Plivo (the emulator) fetches the answer URL with a V3 signature and gets the script.
-    let served = callbacks.next().await.unwrap();
+    let served = callbacks.next().await.outcome.unwrap();
     assert_eq!(served.content_type, "application/xml");
     let fetched = plivo.wait_for_callbacks(1).await;
     assert_eq!(fetched[0].kind, CallbackKind::AnswerFetch);
@@ -162,7 +162,7 @@ async fn a_call_fetches_its_script_once_from_the_answer_url() {
     let response =
         post_signed(&answer_url, &params, &sign(&answer_url, &params, "0123456789")).await;
     assert_eq!(response.status(), 404);
-    assert_eq!(callbacks.next().await.unwrap_err(), CallbackError::NotFound);
+    assert_eq!(callbacks.next().await.outcome.unwrap_err(), CallbackError::NotFound);
 }
 
 #[tokio::test]
@@ -171,7 +171,7 @@ async fn a_bad_signature_never_serves_or_burns_the_script() {
     // "Undelivered": the callee never answers, so the emulator does not fetch the script.
     plivo.set_receipts(Receipts::undelivered(3010));
     provider.send(&message(Channel::Voice, TO)).await.unwrap();
-    let hangup = callbacks.next().await.unwrap();
+    let hangup = callbacks.next().await.outcome.unwrap();
     assert_eq!(hangup.receipts[0].state, DeliveryState::Undelivered(ErrorClass::Transient));
     let answer_url = plivo.received()[0].answer_url.clone().unwrap();
 
@@ -183,19 +183,19 @@ async fn a_bad_signature_never_serves_or_burns_the_script() {
         &sign(&answer_url, &params[..1], "0123456789"),
     ] {
         let response = post_signed(&answer_url, &params, signature).await;
-        assert_eq!(response.status(), 403, "{signature:?}");
+        assert_eq!(response.status(), 401, "{signature:?}");
         assert!(response.text().await.unwrap().is_empty(), "no script in a refusal");
-        assert_eq!(callbacks.next().await.unwrap_err(), CallbackError::BadSignature);
+        assert_eq!(callbacks.next().await.outcome.unwrap_err(), CallbackError::BadSignature);
     }
     let response = reqwest::Client::new().post(&answer_url).form(&params).send().await.unwrap();
-    assert_eq!(response.status(), 403, "unsigned");
-    assert_eq!(callbacks.next().await.unwrap_err(), CallbackError::BadSignature);
+    assert_eq!(response.status(), 401, "unsigned");
+    assert_eq!(callbacks.next().await.outcome.unwrap_err(), CallbackError::BadSignature);
 
     // The script is still there for the genuine fetch, and only once.
     let response = post_signed(&answer_url, &params, &format!("bogus,{good}")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap().matches("9, 1, 8, 2, 7, 3").count(), 2);
-    callbacks.next().await.unwrap();
+    callbacks.next().await.outcome.unwrap();
     assert_eq!(post_signed(&answer_url, &params, &good).await.status(), 404);
 }
 
@@ -208,13 +208,13 @@ async fn receipts_become_delivery_states() {
         plivo.received()[0].callback_url,
         Some(format!("{}/status", callbacks.base("plivo-1")))
     );
-    let reply = callbacks.next().await.unwrap();
+    let reply = callbacks.next().await.outcome.unwrap();
     assert_eq!(reply.receipts[0].message_id, accepted.message_id);
     assert_eq!(reply.receipts[0].state, DeliveryState::Delivered);
 
     plivo.set_receipts(Receipts::undelivered(50));
     let accepted = provider.send(&sms(TO)).await.unwrap();
-    let reply = callbacks.next().await.unwrap();
+    let reply = callbacks.next().await.outcome.unwrap();
     assert_eq!(reply.receipts[0].message_id, accepted.message_id);
     assert_eq!(reply.receipts[0].state, DeliveryState::Undelivered(ErrorClass::InvalidNumber));
     assert_eq!(reply.receipts[0].provider_code.as_deref(), Some("50"));
@@ -222,8 +222,8 @@ async fn receipts_become_delivery_states() {
     // A delivered call: the script is fetched, then the hangup says "completed".
     plivo.set_receipts(Receipts::delivered());
     let accepted = provider.send(&message(Channel::Voice, TO)).await.unwrap();
-    assert!(callbacks.next().await.unwrap().receipts.is_empty(), "the answer fetch");
-    let hangup = callbacks.next().await.unwrap();
+    assert!(callbacks.next().await.outcome.unwrap().receipts.is_empty(), "the answer fetch");
+    let hangup = callbacks.next().await.outcome.unwrap();
     assert_eq!(hangup.receipts[0].message_id, accepted.message_id);
     assert_eq!(hangup.receipts[0].state, DeliveryState::Delivered);
 }
@@ -235,11 +235,11 @@ async fn forged_receipts_are_refused() {
     let url = format!("{}/status", callbacks.base("plivo-1"));
     let params = [("MessageUUID", "m1"), ("Status", "delivered")];
     let signed_other = sign(&url, &[("MessageUUID", "m1"), ("Status", "failed")], "0123456789");
-    assert_eq!(post_signed(&url, &params, &signed_other).await.status(), 403);
-    assert_eq!(callbacks.next().await.unwrap_err(), CallbackError::BadSignature);
+    assert_eq!(post_signed(&url, &params, &signed_other).await.status(), 401);
+    assert_eq!(callbacks.next().await.outcome.unwrap_err(), CallbackError::BadSignature);
     let response = post_signed(&url, &params, &sign(&url, &params, "0123456789")).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(callbacks.next().await.unwrap().receipts[0].state, DeliveryState::Delivered);
+    assert_eq!(callbacks.next().await.outcome.unwrap().receipts[0].state, DeliveryState::Delivered);
 }
 
 #[tokio::test]

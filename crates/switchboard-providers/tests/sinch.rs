@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use support::{CODE, CallbackEndpoint};
+use support::{CODE, CallbackServer};
 use switchboard_core::{Certainty, Channel, ErrorClass, OutboundMessage, ProviderId};
 use switchboard_providers::sinch::VoiceAuth;
 use switchboard_providers::{
     BuildContext, CallbackError, DeliveryState, Provider, ProviderError, Sinch, SinchConfig,
 };
 use switchboard_sim::sinch::{RunningEmulator, SendKind, SinchAccount, SinchEmulator};
-use switchboard_sim::{Fault, Faults, ReceiptPlan};
+use switchboard_sim::{Fault, Faults, Receipts};
 
 const PLAN: &str = "jd63jf88477ll";
 const TOKEN: &str = "emulator-api-token";
@@ -218,16 +218,16 @@ async fn probe_lists_batches_without_sending() {
     assert!(sinch.received().is_empty());
 }
 
-async fn with_receipts() -> (RunningEmulator, Arc<Sinch>, CallbackEndpoint) {
+async fn with_receipts() -> (RunningEmulator, Arc<Sinch>, CallbackServer) {
     let sinch = SinchEmulator::start(account()).await.unwrap();
-    let endpoint = CallbackEndpoint::start().await;
+    let endpoint = CallbackServer::bind().await;
     let mut config = config(&sinch.base_url());
     config.callback_token = Some(SecretString::from(CALLBACK_TOKEN));
     let context = BuildContext { callback_base: Some(endpoint.base("sinch-us")) };
     let provider = Arc::new(
         Sinch::try_new(ProviderId::parse("sinch-us").unwrap(), &config, &context).unwrap(),
     );
-    endpoint.serve(provider.clone());
+    endpoint.attach(provider.clone());
     // The application's callback URL is a dashboard setting; the operator points it here.
     sinch.set_voice_callback_url(Some(format!("{}/voice", endpoint.base("sinch-us"))));
     (sinch, provider, endpoint)
@@ -236,7 +236,7 @@ async fn with_receipts() -> (RunningEmulator, Arc<Sinch>, CallbackEndpoint) {
 #[tokio::test]
 async fn delivery_reports_arrive_at_the_secret_url_and_are_read() {
     let (sinch, provider, mut endpoint) = with_receipts().await;
-    sinch.set_receipts(ReceiptPlan::delivered());
+    sinch.set_receipts(Receipts::delivered());
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let batch = &sinch.received()[0].body;
     assert_eq!(batch["delivery_report"], "per_recipient");
@@ -248,7 +248,7 @@ async fn delivery_reports_arrive_at_the_secret_url_and_are_read() {
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
 
-    sinch.set_receipts(ReceiptPlan::undelivered("402"));
+    sinch.set_receipts(Receipts::undelivered("402"));
     provider.send(&sms(TO)).await.unwrap();
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].state, DeliveryState::Undelivered(ErrorClass::InvalidNumber));
@@ -257,13 +257,13 @@ async fn delivery_reports_arrive_at_the_secret_url_and_are_read() {
 #[tokio::test]
 async fn signed_dice_events_arrive_and_are_read() {
     let (sinch, provider, mut endpoint) = with_receipts().await;
-    sinch.set_receipts(ReceiptPlan::delivered());
+    sinch.set_receipts(Receipts::delivered());
     let accepted = provider.send(&call(TO)).await.unwrap();
     assert_eq!(sinch.received()[0].body["ttsCallout"]["enableDice"], true);
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
-    sinch.set_receipts(ReceiptPlan::undelivered("NOANSWER"));
+    sinch.set_receipts(Receipts::undelivered("NOANSWER"));
     provider.send(&call(TO)).await.unwrap();
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].state, DeliveryState::Undelivered(ErrorClass::Transient));

@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::{CallbackEndpoint, assert_valid, load_spec, openapi_validator, operation};
+use support::{CallbackServer, assert_valid, load_spec, openapi_validator, operation};
 use switchboard_core::{
     Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
 };
 use switchboard_providers::sinch::VoiceAuth;
 use switchboard_providers::{BuildContext, Provider, Sinch, SinchConfig};
-use switchboard_sim::ReceiptPlan;
+use switchboard_sim::Receipts;
 use switchboard_sim::sinch::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
 
 const APP_KEY: &str = "669E367E-6BBA-48AB-AF15-266871C28135";
@@ -56,7 +56,7 @@ async fn capture() -> (Vec<ReceivedSend>, Vec<Value>) {
         SinchEmulator::start(SinchAccount::new("jd63jf88477ll", "token", APP_KEY, APP_SECRET))
             .await
             .unwrap();
-    let mut endpoint = CallbackEndpoint::start().await;
+    let mut endpoint = CallbackServer::bind().await;
     sinch.set_voice_callback_url(Some(format!("{}/voice", endpoint.base("sinch-eu"))));
     let mut reports = Vec::new();
     for (auth, context) in [
@@ -73,8 +73,8 @@ async fn capture() -> (Vec<ReceivedSend>, Vec<Value>) {
             .unwrap(),
         );
         if wants_receipts {
-            endpoint.serve(provider.clone());
-            sinch.set_receipts(ReceiptPlan::delivered());
+            endpoint.attach(provider.clone());
+            sinch.set_receipts(Receipts::delivered());
         }
         for (text, locale) in [("Your code is 918273", "sv-SE"), ("Votre code : 918273 ✓", "fr-CA")]
         {

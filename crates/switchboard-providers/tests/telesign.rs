@@ -258,7 +258,7 @@ async fn signed_receipts_become_delivery_states() {
         sent.callback_url.as_deref(),
         Some(format!("{}/status", callbacks.base("telesign-1")).as_str())
     );
-    let reply = callbacks.next().await.unwrap();
+    let reply = callbacks.next().await.outcome.unwrap();
     assert_eq!(reply.receipts.len(), 1);
     assert_eq!(reply.receipts[0].message_id, accepted.message_id);
     assert_eq!(reply.receipts[0].state, DeliveryState::Delivered);
@@ -266,7 +266,7 @@ async fn signed_receipts_become_delivery_states() {
 
     telesign.set_receipts(Receipts::undelivered(211));
     let accepted = provider.send(&sms(TO)).await.unwrap();
-    let reply = callbacks.next().await.unwrap();
+    let reply = callbacks.next().await.outcome.unwrap();
     assert_eq!(reply.receipts[0].message_id, accepted.message_id);
     assert_eq!(reply.receipts[0].state, DeliveryState::Undelivered(ErrorClass::InvalidNumber));
     assert_eq!(reply.receipts[0].provider_code.as_deref(), Some("211"));
@@ -283,7 +283,7 @@ async fn voice_receipts_arrive_on_the_accounts_callback_url() {
     callbacks.attach(provider.clone());
     telesign.set_receipts(Receipts::undelivered(107));
     let accepted = provider.send(&message(Channel::Voice, TO)).await.unwrap();
-    let reply = callbacks.next().await.unwrap();
+    let reply = callbacks.next().await.outcome.unwrap();
     assert_eq!(reply.receipts[0].message_id, accepted.message_id);
     assert_eq!(reply.receipts[0].state, DeliveryState::Undelivered(ErrorClass::Transient));
 }
@@ -305,8 +305,8 @@ async fn forged_receipts_are_refused() {
             request = request.header("Authorization", value);
         }
         let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 403, "{authorization:?}");
-        assert_eq!(callbacks.next().await.unwrap_err(), CallbackError::BadSignature);
+        assert_eq!(response.status(), 401, "{authorization:?}");
+        assert_eq!(callbacks.next().await.outcome.unwrap_err(), CallbackError::BadSignature);
     }
     // A valid signature over another body does not carry over.
     use base64::Engine;
@@ -323,8 +323,8 @@ async fn forged_receipts_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 403);
-    assert_eq!(callbacks.next().await.unwrap_err(), CallbackError::BadSignature);
+    assert_eq!(response.status(), 401);
+    assert_eq!(callbacks.next().await.outcome.unwrap_err(), CallbackError::BadSignature);
     // The genuine body with that signature is accepted.
     let response = client
         .post(&url)
@@ -334,6 +334,6 @@ async fn forged_receipts_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(callbacks.next().await.unwrap().receipts[0].state, DeliveryState::Delivered);
+    assert_eq!(callbacks.next().await.outcome.unwrap().receipts[0].state, DeliveryState::Delivered);
     let _ = provider;
 }

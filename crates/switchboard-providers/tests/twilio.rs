@@ -269,7 +269,7 @@ mod callbacks {
     use switchboard_providers::{
         BuildContext, Callback, CallbackError, DeliveryState, Receipt, SharedProvider,
     };
-    use switchboard_sim::twilio::Delivery;
+    use switchboard_sim::Receipts;
 
     use super::*;
     use crate::support::CallbackReceiver;
@@ -325,7 +325,7 @@ mod callbacks {
     #[tokio::test]
     async fn an_undelivered_sms_carries_its_error_class() {
         let Setup { twilio, provider, mut receiver } = setup().await;
-        twilio.set_delivery(Delivery::Undelivered { error_code: 30005 });
+        twilio.set_receipts(Receipts::undelivered(30005));
         let accepted = provider.send(&sms(TO)).await.unwrap();
         receiver.next(ID).await;
         let last = receipt(&provider, &receiver.next(ID).await).await;
@@ -357,7 +357,7 @@ mod callbacks {
             assert_eq!(receipt.provider_code.as_deref(), Some(expected_status));
         }
 
-        twilio.set_delivery(Delivery::Undelivered { error_code: 30003 });
+        twilio.set_receipts(Receipts::undelivered(30003));
         provider.send(&message(Channel::Voice, TO)).await.unwrap();
         let failed = receipt(&provider, &receiver.next(ID).await).await;
         assert_eq!(failed.state, DeliveryState::Undelivered(ErrorClass::Transient));

@@ -13,7 +13,8 @@ use switchboard_core::{
     Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
 };
 use switchboard_providers::{BuildContext, Provider, Twilio, TwilioConfig};
-use switchboard_sim::twilio::{Delivery, ReceivedSend, TwilioAccount, TwilioEmulator};
+use switchboard_sim::Receipts;
+use switchboard_sim::twilio::{ReceivedSend, TwilioAccount, TwilioEmulator};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "emulator-token";
@@ -161,7 +162,7 @@ fn config(base_url: String, from: Option<&str>, service: Option<&str>) -> Twilio
 /// calls, each with and without status callbacks.
 async fn every_form() -> Vec<ReceivedSend> {
     let twilio = TwilioEmulator::start(TwilioAccount::new(SID, TOKEN)).await.unwrap();
-    twilio.set_delivery(Delivery::Silent);
+    twilio.set_receipts(Receipts::none());
     let receiver = support::CallbackReceiver::start().await;
     let with_callbacks = BuildContext { callback_base: Some(receiver.callback_base("t")) };
     let service = "MG0123456789abcdef0123456789abcdef";

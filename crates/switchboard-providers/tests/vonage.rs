@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use support::{CODE, CallbackEndpoint};
+use support::{CODE, CallbackServer};
 use switchboard_core::{Certainty, Channel, ErrorClass, MessageText, OutboundMessage, ProviderId};
 use switchboard_providers::vonage::SignatureMethod;
 use switchboard_providers::{
@@ -17,7 +17,7 @@ use switchboard_sim::vonage::{
     RunningEmulator, SendKind, TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM, VonageAccount,
     VonageEmulator,
 };
-use switchboard_sim::{Fault, Faults, ReceiptPlan};
+use switchboard_sim::{Fault, Faults, Receipts};
 
 const API_KEY: &str = "abcd1234";
 const API_SECRET: &str = "emulator-secret";
@@ -294,9 +294,9 @@ async fn probe_checks_credentials_without_sending() {
 
 /// A provider with receipts: the emulator posts them to an endpoint that runs the adapter's
 /// `handle_callback`.
-async fn with_receipts(adapter_secret: &str) -> (RunningEmulator, Arc<Vonage>, CallbackEndpoint) {
+async fn with_receipts(adapter_secret: &str) -> (RunningEmulator, Arc<Vonage>, CallbackServer) {
     let vonage = VonageEmulator::start(account()).await.unwrap();
-    let endpoint = CallbackEndpoint::start().await;
+    let endpoint = CallbackServer::bind().await;
     let mut config = config(&vonage.base_url());
     config.signature_secret = Some(SecretString::from(adapter_secret));
     config.api_secret = None;
@@ -304,14 +304,14 @@ async fn with_receipts(adapter_secret: &str) -> (RunningEmulator, Arc<Vonage>, C
     let provider = Arc::new(
         Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), &config, &context).unwrap(),
     );
-    endpoint.serve(provider.clone());
+    endpoint.attach(provider.clone());
     (vonage, provider, endpoint)
 }
 
 #[tokio::test]
 async fn signed_sms_receipts_arrive_and_are_read() {
     let (vonage, provider, mut endpoint) = with_receipts(SIGNATURE_SECRET).await;
-    vonage.set_receipts(ReceiptPlan::delivered());
+    vonage.set_receipts(Receipts::delivered());
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let sent = &vonage.received()[0];
     assert_eq!(sent.param("status-report-req"), Some("true"));
@@ -325,7 +325,7 @@ async fn signed_sms_receipts_arrive_and_are_read() {
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
 
-    vonage.set_receipts(ReceiptPlan::undelivered("6"));
+    vonage.set_receipts(Receipts::undelivered("6"));
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].message_id, accepted.message_id);
@@ -336,7 +336,7 @@ async fn signed_sms_receipts_arrive_and_are_read() {
 #[tokio::test]
 async fn signed_call_events_arrive_and_are_read() {
     let (vonage, provider, mut endpoint) = with_receipts(SIGNATURE_SECRET).await;
-    vonage.set_receipts(ReceiptPlan::delivered());
+    vonage.set_receipts(Receipts::delivered());
     let accepted = provider.send(&call(TO)).await.unwrap();
     let event_url = vonage.received()[0].body["event_url"][0].as_str().unwrap().to_owned();
     assert_eq!(event_url, format!("{}/voice", endpoint.base("vonage-eu")));
@@ -344,7 +344,7 @@ async fn signed_call_events_arrive_and_are_read() {
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
 
-    vonage.set_receipts(ReceiptPlan::undelivered("busy"));
+    vonage.set_receipts(Receipts::undelivered("busy"));
     provider.send(&call(TO)).await.unwrap();
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].state, DeliveryState::Undelivered(ErrorClass::Transient));
@@ -355,15 +355,15 @@ async fn receipts_signed_with_another_secret_are_refused() {
     // The adapter signs its SMS with a secret the emulator does not know, so use the secret
     // auth for sends and a wrong signature secret only for verifying receipts.
     let vonage = VonageEmulator::start(account()).await.unwrap();
-    let mut endpoint = CallbackEndpoint::start().await;
+    let mut endpoint = CallbackServer::bind().await;
     let mut config = config(&vonage.base_url());
     config.signature_secret = Some(SecretString::from("a-different-secret"));
     let context = BuildContext { callback_base: Some(endpoint.base("vonage-eu")) };
     let provider = Arc::new(
         Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), &config, &context).unwrap(),
     );
-    endpoint.serve(provider.clone());
-    vonage.set_receipts(ReceiptPlan::delivered());
+    endpoint.attach(provider.clone());
+    vonage.set_receipts(Receipts::delivered());
     // Signed with the wrong secret, the SMS itself is refused (status 14): use a call.
     provider.send(&call(TO)).await.unwrap();
     let arrival = endpoint.next().await;

@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use support::{CallbackEndpoint, assert_valid, load_spec, openapi_validator, operation};
+use support::{CallbackServer, assert_valid, load_spec, openapi_validator, operation};
 use switchboard_core::{
     Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
 };
 use switchboard_providers::vonage::SignatureMethod;
 use switchboard_providers::{BuildContext, Provider, Vonage, VonageConfig};
-use switchboard_sim::ReceiptPlan;
+use switchboard_sim::Receipts;
 use switchboard_sim::vonage::{
     TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM, VonageAccount, VonageEmulator,
 };
@@ -67,7 +67,7 @@ fn message(channel: Channel, text: &str, locale: &str) -> OutboundMessage {
 /// Sends SMS and calls in several languages, with receipts, and returns the emulator's record.
 async fn capture() -> (Vec<switchboard_sim::vonage::ReceivedSend>, Vec<Value>) {
     let vonage = VonageEmulator::start(account()).await.unwrap();
-    let mut endpoint = CallbackEndpoint::start().await;
+    let mut endpoint = CallbackServer::bind().await;
     let context = BuildContext { callback_base: Some(endpoint.base("vonage-eu")) };
     let mut receipts = Vec::new();
     for signed in [false, true] {
@@ -80,8 +80,8 @@ async fn capture() -> (Vec<switchboard_sim::vonage::ReceivedSend>, Vec<Value>) {
             .unwrap(),
         );
         if signed {
-            endpoint.serve(provider.clone());
-            vonage.set_receipts(ReceiptPlan::delivered());
+            endpoint.attach(provider.clone());
+            vonage.set_receipts(Receipts::delivered());
         }
         for (text, locale) in [
             ("Your code is 918273", "en-GB"),

@@ -1,11 +1,19 @@
 //! Requests an emulator makes *to* the system under test, as the real provider does after a
-//! send: delivery receipts to the callback URL the send named, and (Plivo) the fetch of a call's
-//! answer URL. Shared by every provider emulator.
+//! send: delivery receipts and status callbacks to the URL the send (or the account) named, and
+//! (Plivo) the fetch of a call's answer URL. Shared by every emulator that posts them (Twilio,
+//! Vonage, Sinch, Telesign, Infobip, Plivo).
+//!
+//! Why one mechanism: the policy (what to report, after what delay), the client that never
+//! follows redirects, the task that posts in order and the record of what was posted are the
+//! same for every provider; only the wire format differs. So each provider module renders its
+//! own [`Outgoing`] requests (body, signature, headers) from the [`ReceiptOutcome`] and hands
+//! them to [`CallbackLog::schedule`].
 //!
 //! What receipts say is set at runtime, in-process or with `PUT /__sim/receipts`: none (the
-//! default), delivered, or undelivered with a provider code, after an optional delay. Every
-//! callback made is recorded with the answer it got, and tests wait for them with
-//! `wait_for_callbacks` instead of sleeping.
+//! default for all but Twilio, whose emulator starts with "delivered"), delivered, or
+//! undelivered with the provider's own code, after an optional delay. Every callback made is
+//! recorded with the answer it got, and tests wait for them with `wait_for_callbacks` instead of
+//! sleeping.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -35,7 +43,7 @@ pub struct Receipts {
 }
 
 /// The final state a receipt reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ReceiptOutcome {
     /// Send no receipts.
@@ -43,11 +51,14 @@ pub enum ReceiptOutcome {
     None,
     /// Delivered to the handset (SMS) or answered (calls).
     Delivered,
-    /// Not delivered, with the provider's own code (Telesign `status.code` such as 211,
-    /// Infobip `status.id` such as 14, Plivo `ErrorCode` such as 50).
+    /// Not delivered, with the provider's own code, as its receipt carries it: a string,
+    /// because some are words (Twilio `ErrorCode` such as 30003, Vonage `err-code` such as 6
+    /// or a call status such as `busy`, Sinch report code 402 or DiCE result `NOANSWER`,
+    /// Telesign `status.code` such as 211, Infobip `status.id` such as 14, Plivo `ErrorCode`
+    /// such as 50).
     Undelivered {
         /// The provider's code for why.
-        code: u32,
+        code: String,
     },
 }
 
@@ -64,10 +75,10 @@ impl Receipts {
         Receipts { outcome: ReceiptOutcome::Delivered, delay_ms: 0 }
     }
 
-    /// Every send gets an "undelivered" receipt with the provider's `code`.
+    /// Every send gets an "undelivered" receipt with the provider's `code` (a number or a word).
     #[must_use]
-    pub fn undelivered(code: u32) -> Receipts {
-        Receipts { outcome: ReceiptOutcome::Undelivered { code }, delay_ms: 0 }
+    pub fn undelivered(code: impl ToString) -> Receipts {
+        Receipts { outcome: ReceiptOutcome::Undelivered { code: code.to_string() }, delay_ms: 0 }
     }
 
     /// Posts receipts `delay` after the send.
@@ -117,9 +128,9 @@ pub(crate) struct Outgoing {
     pub(crate) body: String,
 }
 
-/// An [`Api`] whose emulator makes its callbacks through a [`CallbackLog`] (Telesign, Infobip,
-/// Plivo): its emulator gets the receipt methods below, and serves `/__sim/receipts` and
-/// `/__sim/callbacks` when the provider's routes merge this module's `routes`.
+/// An [`Api`] whose emulator makes its callbacks through a [`CallbackLog`]: its emulator gets
+/// the receipt methods below, and serves `/__sim/receipts` and `/__sim/callbacks` when the
+/// provider's routes merge this module's `routes`.
 pub trait CallbackApi: Api {
     /// The provider's log.
     fn callback_log(&self) -> &Arc<CallbackLog>;
@@ -166,14 +177,15 @@ pub struct CallbackLog {
 }
 
 impl CallbackLog {
-    pub(crate) fn new() -> CallbackLog {
+    /// A log whose receipts start as `receipts`.
+    pub(crate) fn new(receipts: Receipts) -> CallbackLog {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
         CallbackLog {
-            receipts: Mutex::new(Receipts::none()),
+            receipts: Mutex::new(receipts),
             client,
             journal: Journal::new(),
             completed: watch::Sender::new(0),
@@ -247,18 +259,32 @@ impl CallbackLog {
         sent
     }
 
-    /// The delay before a receipt, as configured.
-    pub(crate) fn receipt_delay(&self) -> Duration {
-        Duration::from_millis(self.receipts().delay_ms)
+    /// Makes `outgoing` in order from a task of its own, after the configured delay: the
+    /// provider's answer to the send is built first, as the real provider answers before it
+    /// reports, and a test awaits the record instead of sleeping.
+    pub(crate) fn schedule(self: &Arc<Self>, outgoing: Vec<Outgoing>) {
+        if outgoing.is_empty() {
+            return;
+        }
+        let delay = Duration::from_millis(self.receipts().delay_ms);
+        let log = Arc::clone(self);
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            for outgoing in outgoing {
+                log.call(outgoing).await;
+            }
+        });
     }
 }
 
 /// `/__sim/receipts` (GET, PUT [`Receipts`]) and `/__sim/callbacks` (GET, DELETE).
-pub(crate) fn routes(log: &Arc<CallbackLog>) -> Router {
+pub(crate) fn routes<A: CallbackApi>(emulator: &Emulator<A>) -> Router {
     Router::new()
         .route("/__sim/receipts", get(get_receipts).put(put_receipts))
         .route("/__sim/callbacks", get(get_callbacks).delete(delete_callbacks))
-        .with_state(Arc::clone(log))
+        .with_state(emulator.callback_log())
 }
 
 async fn get_receipts(State(log): State<Arc<CallbackLog>>) -> Json<Receipts> {
@@ -296,7 +322,7 @@ mod tests {
     #[test]
     fn receipts_json_shape() {
         let receipts: Receipts =
-            serde_json::from_str(r#"{"outcome":{"kind":"undelivered","code":211},"delay_ms":5}"#)
+            serde_json::from_str(r#"{"outcome":{"kind":"undelivered","code":"211"},"delay_ms":5}"#)
                 .unwrap();
         assert_eq!(receipts, Receipts::undelivered(211).with_delay(Duration::from_millis(5)));
         assert_eq!(serde_json::from_str::<Receipts>("{}").unwrap(), Receipts::none());

@@ -12,10 +12,10 @@
 //! Layout: [`Emulator`] (the wrapper every emulator is, generic over the provider's [`Api`]),
 //! [`faults`] (what to do wrong), `server` (the accept loop that can reset a connection),
 //! `journal` and `admin` (the request log and `/__sim/*` routes), shared by every provider;
-//! `callbacks` (receipts and answer-URL fetches an emulator makes back to its caller);
+//! [`callbacks`] (receipts, status callbacks and answer-URL fetches an emulator makes back to
+//! its caller; each provider renders its own);
 //! provider-specific code lives in its own module ([`twilio`], [`aws`], [`webhook`], [`vonage`],
-//! [`sinch`], [`telesign`], [`infobip`], [`plivo`]); [`receipts`] posts the delivery receipts
-//! an emulator renders.
+//! [`sinch`], [`telesign`], [`infobip`], [`plivo`]).
 //! [`oauth`] emulates the other side of the hook: the Okta authorization server whose tokens
 //! the hook verifies.
 
@@ -28,7 +28,6 @@ pub mod infobip;
 mod journal;
 pub mod oauth;
 pub mod plivo;
-pub mod receipts;
 mod server;
 pub mod sinch;
 pub mod telesign;
@@ -39,7 +38,6 @@ pub mod webhook;
 pub use callbacks::{CallbackApi, CallbackKind, ReceiptOutcome, Receipts, SentCallback};
 pub use emulator::{AccountApi, Api, Emulator, Running};
 pub use faults::{Fault, Faults};
-pub use receipts::{ReceiptPlan, SentReceipt};
 
 /// Serialises a time as RFC 3339, for the journals' `received_at`.
 pub(crate) fn serialize_rfc3339<S: serde::Serializer>(

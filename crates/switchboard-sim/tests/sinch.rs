@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::Receiver;
 use switchboard_sim::sinch::{RunningEmulator, SendKind, SinchAccount, SinchEmulator};
-use switchboard_sim::{Fault, Faults, ReceiptPlan};
+use switchboard_sim::{Fault, Faults, Receipts};
 
 const KEY: &str = "669E367E-6BBA-48AB-AF15-266871C28135";
 const SECRET: &str = "BeIukql3pTKJ8RGL5zo0DA==";
@@ -159,7 +159,7 @@ async fn posts_reports_and_signed_dice_events() {
     let sinch = start().await;
     let mut receiver = Receiver::start().await;
 
-    sinch.set_receipts(ReceiptPlan::undelivered("402"));
+    sinch.set_receipts(Receipts::undelivered("402"));
     let mut body = batch("+46701234567");
     body["delivery_report"] = json!("per_recipient");
     body["callback_url"] = json!(format!("{}/dlr", receiver.base));
@@ -176,7 +176,7 @@ async fn posts_reports_and_signed_dice_events() {
     assert_eq!(report["client_reference"], "evt-1");
 
     sinch.set_voice_callback_url(Some(format!("{}/voice", receiver.base)));
-    sinch.set_receipts(ReceiptPlan::delivered());
+    sinch.set_receipts(Receipts::delivered());
     let mut with_dice = callout("+46701234567");
     with_dice["ttsCallout"]["enableDice"] = json!(true);
     let answered = post_callout(&sinch, SECRET, &with_dice).await.1;

@@ -124,7 +124,9 @@ async fn receipts_are_set_over_the_admin_api() {
     let client = reqwest::Client::new();
     let put = client
         .put(&url)
-        .json(&serde_json::json!({"outcome": {"kind": "undelivered", "code": 211}, "delay_ms": 0}))
+        .json(
+            &serde_json::json!({"outcome": {"kind": "undelivered", "code": "211"}, "delay_ms": 0}),
+        )
         .send()
         .await
         .unwrap();

@@ -303,7 +303,8 @@ async fn shutdown_closes_the_port() {
 
 #[tokio::test]
 async fn posts_signed_status_callbacks_after_a_send() {
-    use switchboard_sim::twilio::{Delivery, signature};
+    use switchboard_sim::Receipts;
+    use switchboard_sim::twilio::signature;
     let twilio = start().await;
     let mut receiver = Receiver::start().await;
     let status_callback = format!("{}/cb/status?tenant=1", receiver.base);
@@ -327,15 +328,15 @@ async fn posts_signed_status_callbacks_after_a_send() {
     assert_eq!(statuses, ["sent", "delivered"]);
 
     // Set over HTTP, as the demo would.
-    let delivery_url = format!("{}/__sim/delivery", twilio.base_url());
+    let receipts_url = format!("{}/__sim/receipts", twilio.base_url());
     let put = reqwest::Client::new()
-        .put(&delivery_url)
-        .json(&serde_json::json!({"outcome": "undelivered", "error_code": 30007}))
+        .put(&receipts_url)
+        .json(&serde_json::json!({"outcome": {"kind": "undelivered", "code": "30007"}}))
         .send()
         .await
         .unwrap();
     assert_eq!(put.status(), 200);
-    assert_eq!(twilio.emulator().delivery(), Delivery::Undelivered { error_code: 30007 });
+    assert_eq!(twilio.emulator().receipts(), Receipts::undelivered(30007));
     post(&messages_url(&twilio), TOKEN, &form).await;
     receiver.next().await;
     let params = receiver.next().await.form();
@@ -346,9 +347,9 @@ async fn posts_signed_status_callbacks_after_a_send() {
     // A silent emulator sends nothing after this send's 201; the next delivered one proves the
     // silent send's callbacks were not merely late (callbacks of one send are posted in order,
     // and the two sends' tasks both start before their 201s).
-    twilio.set_delivery(Delivery::Silent);
+    twilio.set_receipts(Receipts::none());
     let (_, silent) = post(&messages_url(&twilio), TOKEN, &form).await;
-    twilio.set_delivery(Delivery::Delivered);
+    twilio.set_receipts(Receipts::delivered());
     let (_, loud) = post(&messages_url(&twilio), TOKEN, &form).await;
     for _ in 0..2 {
         let params = receiver.next().await.form();

@@ -11,7 +11,7 @@ use switchboard_sim::vonage::{
     RunningEmulator, SendKind, TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM, VonageAccount,
     VonageEmulator,
 };
-use switchboard_sim::{Fault, Faults, ReceiptPlan};
+use switchboard_sim::{Fault, Faults, Receipts};
 
 const APP: &str = "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab";
 
@@ -262,7 +262,7 @@ async fn posts_signed_receipts_to_the_callback() {
     let vonage = start().await;
     let mut receiver = Receiver::start().await;
 
-    vonage.set_receipts(ReceiptPlan::undelivered("6"));
+    vonage.set_receipts(Receipts::undelivered("6"));
     let callback = format!("{}/dlr", receiver.base);
     let mut form = sms("447700900123");
     form.push(("callback", &callback));
@@ -280,7 +280,7 @@ async fn posts_signed_receipts_to_the_callback() {
     );
     assert!(receipt["sig"].as_str().unwrap().len() == 32 && receipt["nonce"].is_string());
 
-    vonage.set_receipts(ReceiptPlan::delivered());
+    vonage.set_receipts(Receipts::delivered());
     let mut body = call_body();
     body["event_url"] = json!([format!("{}/event", receiver.base)]);
     let created = post_call(&vonage, &jwt(APP), &body).await.1;
@@ -292,7 +292,7 @@ async fn posts_signed_receipts_to_the_callback() {
     );
     assert!(arrival.header("authorization").starts_with("Bearer "));
 
-    vonage.set_receipts(ReceiptPlan::default());
+    vonage.set_receipts(Receipts::none());
     post_sms(&vonage, &form).await;
     assert!(receiver.try_next().is_none(), "no receipt is planned");
 }

@@ -1,6 +1,8 @@
-//! What the adapter integration tests share: a stand-in for the server's callback route, so an
-//! emulator's receipts and answer-URL fetches reach the adapter's `handle_callback` over a real
-//! loopback socket, as they would in production.
+//! A stand-in for the server's callback route, so an emulator's receipts and answer-URL fetches
+//! reach the adapter's `handle_callback` over a real loopback socket, as they would in
+//! production. It answers as `switchboard-server/src/callbacks.rs` does (the reply's status,
+//! content type and body; 401 for a bad signature, 400 malformed, 404 otherwise), so a test
+//! asserting the status a provider sees asserts what the real server would say.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -9,26 +11,32 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use switchboard_providers::{Callback, CallbackError, CallbackReply, Provider};
+use switchboard_providers::{Callback, CallbackError, CallbackReply, SharedProvider};
 use tokio::sync::mpsc;
 
-/// What one callback produced in the adapter.
-pub type Handled = Result<CallbackReply, CallbackError>;
+/// What one callback brought: the request as handed to the adapter, and the adapter's verdict.
+#[derive(Debug)]
+pub struct Delivered {
+    pub callback: Callback,
+    pub outcome: Result<CallbackReply, CallbackError>,
+}
 
 /// `/callbacks/{id}/...` on a loopback port, handing each request to the adapter.
 pub struct CallbackServer {
     addr: SocketAddr,
-    provider: Arc<OnceLock<Arc<dyn Provider>>>,
-    handled: mpsc::UnboundedReceiver<Handled>,
+    provider: Arc<OnceLock<SharedProvider>>,
+    arrivals: mpsc::UnboundedReceiver<Delivered>,
+    _task: tokio::task::JoinHandle<()>,
 }
 
 #[derive(Clone)]
 struct RouteState {
-    provider: Arc<OnceLock<Arc<dyn Provider>>>,
-    handled: mpsc::UnboundedSender<Handled>,
+    addr: SocketAddr,
+    provider: Arc<OnceLock<SharedProvider>>,
+    sender: mpsc::UnboundedSender<Delivered>,
 }
 
 impl CallbackServer {
@@ -38,15 +46,13 @@ impl CallbackServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let provider = Arc::new(OnceLock::new());
-        let (sender, handled) = mpsc::unbounded_channel();
-        let state = RouteState { provider: Arc::clone(&provider), handled: sender };
+        let (sender, arrivals) = mpsc::unbounded_channel();
+        let state = RouteState { addr, provider: Arc::clone(&provider), sender };
         let router = axum::Router::new().fallback(route).with_state(state);
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                eprintln!("callback server stopped: {error}");
-            }
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
         });
-        CallbackServer { addr, provider, handled }
+        CallbackServer { addr, provider, arrivals, _task: task }
     }
 
     /// `http://127.0.0.1:PORT/callbacks/{id}`, the adapter's `callback_base`.
@@ -54,63 +60,59 @@ impl CallbackServer {
         format!("http://{}/callbacks/{id}", self.addr)
     }
 
-    pub fn attach(&self, provider: Arc<dyn Provider>) {
+    /// The adapter that handles every callback from now on.
+    pub fn attach(&self, provider: SharedProvider) {
         assert!(self.provider.set(provider).is_ok(), "attached twice");
     }
 
-    /// The next callback's outcome in the adapter (fails the test after 5 s).
-    pub async fn next(&mut self) -> Handled {
-        tokio::time::timeout(Duration::from_secs(5), self.handled.recv())
+    /// The next callback and its outcome in the adapter. Waits for the callback itself; the
+    /// bound only turns a lost callback into a failure instead of a hang.
+    pub async fn next(&mut self) -> Delivered {
+        tokio::time::timeout(Duration::from_secs(10), self.arrivals.recv())
             .await
-            .expect("no callback within 5 s")
+            .expect("no callback arrived")
             .expect("callback server gone")
     }
 }
 
-async fn route(State(state): State<RouteState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body: Bytes = match axum::body::to_bytes(body, 64 * 1024).await {
-        Ok(body) => body,
-        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-    };
-    let host = header(&parts.headers, "host");
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+async fn route(
+    State(state): State<RouteState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     // `/callbacks/{id}/rest` -> subpath `/rest`.
-    let subpath = parts
-        .uri
+    let subpath = uri
         .path()
         .strip_prefix("/callbacks/")
         .and_then(|rest| rest.find('/').map(|slash| rest[slash..].to_owned()))
         .unwrap_or_default();
     let callback = Callback {
-        method: parts.method.as_str().to_owned(),
-        url: format!("http://{host}{path_and_query}"),
+        method: method.as_str().to_owned(),
+        url: format!("http://{}{uri}", state.addr),
         subpath,
-        headers: parts.headers.clone(),
+        headers,
         body,
     };
-    let provider = state.provider.get().expect("provider attached").clone();
-    let handled = provider.handle_callback(&callback).await;
-    let response = match &handled {
+    let Some(provider) = state.provider.get() else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let outcome = provider.handle_callback(&callback).await;
+    let response = match &outcome {
         Ok(reply) => (
-            StatusCode::from_u16(reply.status).unwrap(),
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
             [("content-type", reply.content_type)],
             reply.body.clone(),
         )
             .into_response(),
-        Err(CallbackError::BadSignature) => StatusCode::FORBIDDEN.into_response(),
+        Err(CallbackError::BadSignature) => StatusCode::UNAUTHORIZED.into_response(),
         Err(CallbackError::Malformed(_)) => StatusCode::BAD_REQUEST.into_response(),
         Err(CallbackError::NotFound | CallbackError::Unsupported) => {
             StatusCode::NOT_FOUND.into_response()
         }
     };
-    // The test may have finished with the channel; nothing to do then.
-    if state.handled.send(handled).is_err() {
-        eprintln!("callback outcome dropped: test no longer listening");
-    }
+    // A test that stopped listening has its answer already.
+    let _ignored = state.sender.send(Delivered { callback, outcome });
     response
-}
-
-fn header(headers: &HeaderMap, name: &str) -> String {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }

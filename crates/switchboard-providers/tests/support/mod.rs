@@ -1,31 +1,20 @@
-//! Shared by the provider integration tests: a loopback callback endpoint that hands each
-//! request to the adapter's `handle_callback`, as the server does, and reports the outcome on a
-//! channel, so a test awaits the receipt itself instead of sleeping.
+//! Shared by the provider integration tests: a loopback callback server that hands each request
+//! to the adapter's `handle_callback`, as the server does, and reports the outcome on a channel,
+//! so a test awaits the receipt itself instead of sleeping; a raw receiver; spec helpers.
 
+// Each test binary uses part of this module; `Delivered` is re-exported for the ones that name it.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 mod callback_server;
 mod receiver;
-pub(crate) use callback_server::{CallbackServer, Handled};
+pub(crate) use callback_server::{CallbackServer, Delivered};
 pub(crate) use receiver::CallbackReceiver;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
-
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::IntoResponse;
 use switchboard_core::{
     Certainty, Channel, Country, Destination, ErrorClass, Locale, MessageText, OutboundMessage,
     Passcode,
 };
-use switchboard_providers::{
-    Callback, CallbackError, CallbackReply, ProviderError, SharedProvider,
-};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use switchboard_providers::ProviderError;
 
 /// The passcode the adapter tests send; [`verdict`] checks that no error shows it.
 pub const CODE: &str = "918273";
@@ -58,94 +47,6 @@ pub fn refused_base_url() -> String {
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     base_url
-}
-
-/// What the endpoint saw: the request as handed to the adapter, and the adapter's verdict.
-#[derive(Debug)]
-pub struct Delivered {
-    pub callback: Callback,
-    pub outcome: Result<CallbackReply, CallbackError>,
-}
-
-/// A callback endpoint bound before the provider exists (the provider needs its URL).
-pub struct CallbackEndpoint {
-    pub addr: SocketAddr,
-    provider: Arc<OnceLock<SharedProvider>>,
-    pub arrivals: mpsc::UnboundedReceiver<Delivered>,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-#[derive(Clone)]
-struct EndpointState {
-    addr: SocketAddr,
-    provider: Arc<OnceLock<SharedProvider>>,
-    sender: mpsc::UnboundedSender<Delivered>,
-}
-
-impl CallbackEndpoint {
-    pub async fn start() -> CallbackEndpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let provider = Arc::new(OnceLock::new());
-        let (sender, arrivals) = mpsc::unbounded_channel();
-        let state = EndpointState { addr, provider: Arc::clone(&provider), sender };
-        let router = axum::Router::new()
-            .route("/callbacks/{id}/{*rest}", axum::routing::any(handle))
-            .with_state(state);
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
-        CallbackEndpoint { addr, provider, arrivals, _task: task }
-    }
-
-    /// `{public_base_url}/callbacks/{id}` for `BuildContext::callback_base`.
-    pub fn base(&self, id: &str) -> String {
-        format!("http://{}/callbacks/{id}", self.addr)
-    }
-
-    pub fn serve(&self, provider: SharedProvider) {
-        assert!(self.provider.set(provider).is_ok(), "one provider per endpoint");
-    }
-
-    /// The next callback, or a panic after a generous bound (never reached when it works).
-    pub async fn next(&mut self) -> Delivered {
-        tokio::time::timeout(Duration::from_secs(10), self.arrivals.recv())
-            .await
-            .expect("no callback arrived")
-            .expect("endpoint closed")
-    }
-}
-
-async fn handle(
-    State(state): State<EndpointState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> impl IntoResponse {
-    let path = uri.path();
-    // `/callbacks/{id}{subpath}`
-    let subpath = path.splitn(4, '/').nth(3).map(|rest| format!("/{rest}")).unwrap_or_default();
-    let callback = Callback {
-        method: method.as_str().to_owned(),
-        url: format!("http://{}{uri}", state.addr),
-        subpath,
-        headers,
-        body,
-    };
-    let Some(provider) = state.provider.get() else {
-        return StatusCode::SERVICE_UNAVAILABLE;
-    };
-    let outcome = provider.handle_callback(&callback).await;
-    let status = match &outcome {
-        Ok(reply) => StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
-        Err(CallbackError::BadSignature) => StatusCode::UNAUTHORIZED,
-        Err(CallbackError::Malformed(_)) => StatusCode::BAD_REQUEST,
-        Err(_) => StatusCode::NOT_FOUND,
-    };
-    // A test that stopped listening has its answer already.
-    let _ignored = state.sender.send(Delivered { callback, outcome });
-    status
 }
 
 /// The published specs, `shared/specs` beside the repository (see its README).

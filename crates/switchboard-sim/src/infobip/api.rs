@@ -367,8 +367,10 @@ fn schedule_report(
             };
             (status(5), error)
         }
+        // Infobip's status ids are numbers; a word (another provider's code) reports id 0,
+        // which renders as a generic "not delivered".
         ReceiptOutcome::Undelivered { code } => (
-            status(code),
+            status(code.parse::<u32>().unwrap_or_default()),
             json!({"groupId": 1, "groupName": "HANDSET_ERRORS", "id": 27, "name": "EC_ABSENT_SUBSCRIBER", "description": "Absent Subscriber", "permanent": false}),
         ),
     };
@@ -413,11 +415,5 @@ fn schedule_report(
         content_type: "application/json",
         body: json!({"results": [result]}).to_string(),
     };
-    let delay = log.receipt_delay();
-    tokio::spawn(async move {
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        log.call(outgoing).await;
-    });
+    log.schedule(vec![outgoing]);
 }

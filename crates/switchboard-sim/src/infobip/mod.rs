@@ -25,7 +25,7 @@ use axum::Router;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::callbacks::{CallbackApi, CallbackLog};
+use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
 use crate::emulator::{AccountApi, Api, Emulator, Running};
 
 /// The credentials the emulator accepts.
@@ -107,7 +107,7 @@ impl Api for Infobip {
     type Received = ReceivedRequest;
 
     fn routes(emulator: &InfobipEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(&emulator.api().callbacks))
+        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
     }
 
     fn clear(&self) {
@@ -119,7 +119,7 @@ impl AccountApi for Infobip {
     type Account = InfobipAccount;
 
     fn for_account(account: InfobipAccount) -> Infobip {
-        Infobip { account, callbacks: Arc::new(CallbackLog::new()) }
+        Infobip { account, callbacks: Arc::new(CallbackLog::new(Receipts::none())) }
     }
 
     fn account(&self) -> &InfobipAccount {

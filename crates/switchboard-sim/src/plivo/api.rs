@@ -346,7 +346,7 @@ fn schedule_status(
     let (status, error_code) = match log.receipts().outcome {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("delivered", String::new()),
-        ReceiptOutcome::Undelivered { code } => ("undelivered", code.to_string()),
+        ReceiptOutcome::Undelivered { code } => ("undelivered", code),
     };
     let mut params = pairs(&[
         ("MessageUUID", message_uuid.clone()),
@@ -364,13 +364,7 @@ fn schedule_status(
         params.push(("ErrorCode".to_owned(), error_code));
     }
     let outgoing = signed_outgoing(emulator, CallbackKind::Receipt, url, message_uuid, params);
-    let delay = log.receipt_delay();
-    tokio::spawn(async move {
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        log.call(outgoing).await;
-    });
+    log.schedule(vec![outgoing]);
 }
 
 fn schedule_call(emulator: &PlivoEmulator, send: &ReceivedSend, request_uuid: String) {
@@ -411,25 +405,14 @@ fn schedule_call(emulator: &PlivoEmulator, send: &ReceivedSend, request_uuid: St
             params.extend(pairs(&[
                 ("CallStatus", "no-answer".to_owned()),
                 ("HangupCauseName", "No Answer".to_owned()),
-                ("HangupCauseCode", code.to_string()),
+                ("HangupCauseCode", code),
                 ("Duration", "0".to_owned()),
                 ("BillDuration", "0".to_owned()),
             ]));
             Some(signed_outgoing(emulator, CallbackKind::Receipt, url, request_uuid, params))
         }
     };
-    let delay = log.receipt_delay();
-    tokio::spawn(async move {
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        if let Some(answer) = answer {
-            log.call(answer).await;
-        }
-        if let Some(hangup) = hangup {
-            log.call(hangup).await;
-        }
-    });
+    log.schedule(answer.into_iter().chain(hangup).collect());
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use axum::Router;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::callbacks::{CallbackApi, CallbackKind, CallbackLog, SentCallback};
+use crate::callbacks::{CallbackApi, CallbackKind, CallbackLog, Receipts, SentCallback};
 use crate::emulator::{AccountApi, Api, Emulator, Running};
 
 /// The credentials the emulator accepts; the token also signs its callbacks.
@@ -105,7 +105,7 @@ impl Api for Plivo {
     type Received = ReceivedSend;
 
     fn routes(emulator: &PlivoEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(&emulator.api().callbacks))
+        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
     }
 
     fn clear(&self) {
@@ -117,7 +117,7 @@ impl AccountApi for Plivo {
     type Account = PlivoAccount;
 
     fn for_account(account: PlivoAccount) -> Plivo {
-        Plivo { account, callbacks: Arc::new(CallbackLog::new()) }
+        Plivo { account, callbacks: Arc::new(CallbackLog::new(Receipts::none())) }
     }
 
     fn account(&self) -> &PlivoAccount {

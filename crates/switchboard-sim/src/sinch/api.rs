@@ -15,8 +15,6 @@
 //! the enum, no `destination`, a number that is not E.164, neither `text` nor `prompts`, `text`
 //! over 600 characters); 200 `{"callId"}`. Magic: +15005550005 402 `40200`.
 
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -30,8 +28,8 @@ use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
 use super::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
+use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
 use crate::faults::InjectedAnswer;
-use crate::receipts::{OutgoingReceipt, ReceiptOutcome};
 use crate::server::Connection;
 
 const MAX_BODY_CHARS: usize = 1600;
@@ -270,8 +268,8 @@ fn send_delivery_report(
     recipient: &str,
     client_reference: Option<&Value>,
 ) {
-    let plan = emulator.receipt_poster().plan();
-    let (status, code) = match &plan.outcome {
+    let log = emulator.callback_log();
+    let (status, code) = match log.receipts().outcome {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("Delivered", 0),
         ReceiptOutcome::Undelivered { code } => ("Failed", code.parse::<u32>().unwrap_or(0)),
@@ -288,13 +286,14 @@ fn send_delivery_report(
     if let Some(reference) = client_reference {
         report["client_reference"] = reference.clone();
     }
-    let receipt = OutgoingReceipt {
+    log.schedule(vec![Outgoing {
+        kind: CallbackKind::Receipt,
         url: url.to_owned(),
         message_id: batch_id.to_owned(),
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: serde_json::to_vec(&report).unwrap_or_default(),
-    };
-    emulator.receipt_poster().post(receipt, Duration::from_millis(plan.delay_ms));
+        headers: Vec::new(),
+        content_type: "application/json",
+        body: report.to_string(),
+    }]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -445,11 +444,11 @@ fn is_valid_callout(body: &Value) -> bool {
 
 /// Posts a signed DiCE event for a call, as Sinch does when the call ends.
 fn send_dice(emulator: &SinchEmulator, url: &str, call_id: &str, tts: &Value) {
-    let plan = emulator.receipt_poster().plan();
-    let (result, reason) = match &plan.outcome {
+    let log = emulator.callback_log();
+    let (result, reason) = match log.receipts().outcome {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("ANSWERED".to_owned(), "CALLEEHANGUP"),
-        ReceiptOutcome::Undelivered { code } => (code.clone(), "CALLEENOTAVAILABLE"),
+        ReceiptOutcome::Undelivered { code } => (code, "CALLEENOTAVAILABLE"),
     };
     let account = emulator.account();
     let timestamp = now_rfc3339(false);
@@ -466,7 +465,7 @@ fn send_dice(emulator: &SinchEmulator, url: &str, call_id: &str, tts: &Value) {
     if let Some(custom) = tts.get("custom") {
         event["custom"] = custom.clone();
     }
-    let body = serde_json::to_vec(&event).unwrap_or_default();
+    let body = event.to_string();
     let content_type = "application/json; charset=utf-8";
     let path = reqwest::Url::parse(url).map_or_else(
         |_| "/".to_owned(),
@@ -475,20 +474,29 @@ fn send_dice(emulator: &SinchEmulator, url: &str, call_id: &str, tts: &Value) {
             None => url.path().to_owned(),
         },
     );
-    let mut headers = vec![
-        ("content-type".to_owned(), content_type.to_owned()),
-        ("x-timestamp".to_owned(), timestamp.clone()),
-    ];
-    match sign(&account.application_secret, "POST", &body, content_type, &timestamp, &path) {
+    let mut headers = vec![("x-timestamp".to_owned(), timestamp.clone())];
+    match sign(
+        &account.application_secret,
+        "POST",
+        body.as_bytes(),
+        content_type,
+        &timestamp,
+        &path,
+    ) {
         Some(signature) => headers.push((
             "authorization".to_owned(),
             format!("Application {}:{signature}", account.application_key),
         )),
         None => tracing::warn!("emulator application secret is not base64; DiCE goes unsigned"),
     }
-    let receipt =
-        OutgoingReceipt { url: url.to_owned(), message_id: call_id.to_owned(), headers, body };
-    emulator.receipt_poster().post(receipt, Duration::from_millis(plan.delay_ms));
+    log.schedule(vec![Outgoing {
+        kind: CallbackKind::Receipt,
+        url: url.to_owned(),
+        message_id: call_id.to_owned(),
+        headers,
+        content_type,
+        body,
+    }]);
 }
 
 fn now_rfc3339(with_millis: bool) -> String {

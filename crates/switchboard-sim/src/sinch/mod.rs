@@ -7,11 +7,11 @@
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use switchboard_sim::sinch::{SinchAccount, SinchEmulator};
-//! use switchboard_sim::ReceiptPlan;
+//! use switchboard_sim::Receipts;
 //!
 //! let account = SinchAccount::new("plan1", "token", "669E367E-6BBA-48AB", "BeIukql3pTKJ8RGL5zo0DA==");
 //! let sinch = SinchEmulator::start(account).await?;
-//! sinch.set_receipts(ReceiptPlan::delivered());
+//! sinch.set_receipts(Receipts::delivered());
 //! // point an adapter's sms_base_url and voice_base_url at sinch.base_url() ...
 //! # Ok(()) }
 //! ```
@@ -25,8 +25,8 @@ use std::time::SystemTime;
 use axum::Router;
 use serde::Serialize;
 
+use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
 use crate::emulator::{AccountApi, Api, Emulator, Running};
-use crate::receipts::{ReceiptPlan, ReceiptPoster, SentReceipt};
 
 /// The credentials the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub struct ReceivedSend {
 #[derive(Debug)]
 pub struct Sinch {
     account: SinchAccount,
-    receipts: Arc<ReceiptPoster>,
+    callbacks: Arc<CallbackLog>,
     /// The application's callback URL (a dashboard setting), where DiCE events go.
     /// A std mutex: sections only clone or assign it.
     voice_callback_url: Mutex<Option<String>>,
@@ -127,7 +127,11 @@ impl Api for Sinch {
     type Received = ReceivedSend;
 
     fn routes(emulator: &SinchEmulator) -> Router {
-        api::routes(emulator.clone())
+        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
+    }
+
+    fn clear(&self) {
+        self.callbacks.clear();
     }
 }
 
@@ -137,7 +141,7 @@ impl AccountApi for Sinch {
     fn for_account(account: SinchAccount) -> Sinch {
         Sinch {
             account,
-            receipts: Arc::new(ReceiptPoster::new()),
+            callbacks: Arc::new(CallbackLog::new(Receipts::none())),
             voice_callback_url: Mutex::new(None),
         }
     }
@@ -147,18 +151,15 @@ impl AccountApi for Sinch {
     }
 }
 
+/// Receipts report a delivery report code for SMS and a DiCE result (such as `NOANSWER`) for
+/// calls.
+impl CallbackApi for Sinch {
+    fn callback_log(&self) -> &Arc<CallbackLog> {
+        &self.callbacks
+    }
+}
+
 impl SinchEmulator {
-    /// Sets what receipts report from now on (report code for SMS, DiCE result for calls).
-    pub fn set_receipts(&self, plan: ReceiptPlan) {
-        self.api().receipts.set_plan(plan);
-    }
-
-    /// Every receipt posted so far (recorded once its POST finished), oldest first.
-    #[must_use]
-    pub fn receipts_sent(&self) -> Vec<SentReceipt> {
-        self.api().receipts.sent()
-    }
-
     /// Sets the Voice application's callback URL (Sinch's dashboard setting): where DiCE events
     /// of callouts that enable them are posted.
     pub fn set_voice_callback_url(&self, url: Option<String>) {
@@ -167,10 +168,6 @@ impl SinchEmulator {
 
     fn voice_callback_url(&self) -> Option<String> {
         self.api().voice_callback_url.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    fn receipt_poster(&self) -> &Arc<ReceiptPoster> {
-        &self.api().receipts
     }
 
     /// A batch id like Sinch's: a 26-character ULID (Crockford base 32).

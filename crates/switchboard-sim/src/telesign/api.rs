@@ -430,11 +430,14 @@ fn schedule_receipt(
     reference_id: String,
 ) {
     let log = emulator.callback_log();
-    let (code, description) = match (log.receipts().outcome, kind) {
+    let (code, description) = match (&log.receipts().outcome, kind) {
         (ReceiptOutcome::None, _) => return,
         (ReceiptOutcome::Delivered, SendKind::Message) => (200, "Delivered to handset".to_owned()),
         (ReceiptOutcome::Delivered, SendKind::Call) => (100, "Call answered".to_owned()),
-        (ReceiptOutcome::Undelivered { code }, _) => (i64::from(code), "Not delivered".to_owned()),
+        // Telesign's codes are numbers; a word (another provider's code) reports 0.
+        (ReceiptOutcome::Undelivered { code }, _) => {
+            (code.parse::<i64>().unwrap_or_default(), "Not delivered".to_owned())
+        }
     };
     let sub_resource = match kind {
         SendKind::Message => "sms",
@@ -467,13 +470,7 @@ fn schedule_receipt(
         content_type: "application/json",
         body,
     };
-    let delay = log.receipt_delay();
-    tokio::spawn(async move {
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        log.call(outgoing).await;
-    });
+    log.schedule(vec![outgoing]);
 }
 
 #[cfg(test)]

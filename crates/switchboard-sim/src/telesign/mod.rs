@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use axum::Router;
 use serde::Serialize;
 
-use crate::callbacks::{CallbackApi, CallbackLog};
+use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
 use crate::emulator::{AccountApi, Api, Emulator, Running};
 
 /// The credentials the emulator accepts, and where the account's voice receipts go.
@@ -149,7 +149,7 @@ impl Api for Telesign {
     type Received = ReceivedSend;
 
     fn routes(emulator: &TelesignEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(&emulator.api().callbacks))
+        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
     }
 
     fn clear(&self) {
@@ -163,7 +163,7 @@ impl AccountApi for Telesign {
     fn for_account(account: TelesignAccount) -> Telesign {
         Telesign {
             account,
-            callbacks: Arc::new(CallbackLog::new()),
+            callbacks: Arc::new(CallbackLog::new(Receipts::none())),
             nonces: Mutex::new((HashSet::new(), VecDeque::new())),
         }
     }

@@ -23,7 +23,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::callbacks::{self, Created, Delivery};
+use super::callbacks::{self, Created};
 use super::{ReceivedSend, SendKind, TwilioAccount, TwilioEmulator};
 use crate::faults::InjectedAnswer;
 use crate::server::Connection;
@@ -40,7 +40,6 @@ pub(super) fn routes(emulator: TwilioEmulator) -> Router {
         // `{AccountSid}.json`: the router matches whole segments, so the suffix is checked in
         // the handler.
         .route("/2010-04-01/Accounts/{account_resource}", get(fetch_account))
-        .route("/__sim/delivery", get(get_delivery).put(put_delivery))
         .fallback(not_found)
         .with_state(emulator)
 }
@@ -139,7 +138,7 @@ fn created(emulator: &TwilioEmulator, send: &ReceivedSend, resource: Value) -> R
             .collect();
         callbacks::spawn(
             emulator,
-            Created {
+            &Created {
                 kind: send.kind,
                 sid: sid.to_owned(),
                 account_sid: send.account_sid.clone(),
@@ -151,18 +150,6 @@ fn created(emulator: &TwilioEmulator, send: &ReceivedSend, resource: Value) -> R
         );
     }
     (StatusCode::CREATED, Json(resource)).into_response()
-}
-
-async fn get_delivery(State(emulator): State<TwilioEmulator>) -> Json<Delivery> {
-    Json(emulator.delivery())
-}
-
-async fn put_delivery(
-    State(emulator): State<TwilioEmulator>,
-    Json(delivery): Json<Delivery>,
-) -> Json<Delivery> {
-    emulator.set_delivery(delivery);
-    Json(emulator.delivery())
 }
 
 async fn fetch_account(

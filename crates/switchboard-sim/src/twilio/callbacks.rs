@@ -2,52 +2,19 @@
 //! message's or call's progress there, signed with `X-Twilio-Signature` as Twilio does
 //! (HMAC-SHA1 with the auth token over the URL and the sorted form parameters).
 //!
-//! What the callbacks say is set at runtime ([`Delivery`]); they are posted in order from one
-//! task per send, after the 201 was built, so a test that awaits the receipt sees it arrive
-//! without any sleep.
+//! What the callbacks say is set at runtime with the shared [`Receipts`](crate::Receipts):
+//! delivered (the default: messages report `sent`, then `delivered`; calls `in-progress` if
+//! `answered` was asked for, then `completed`), undelivered with Twilio's `ErrorCode` (messages
+//! `sent`, then `undelivered`; calls `failed`), or none (a lost receipt). One send's callbacks
+//! are posted in order from one task, after the 201 was built, so a test that awaits the
+//! receipt sees it arrive without any sleep.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 
 use super::{SendKind, TwilioEmulator};
-
-/// What the status callbacks of the next sends report.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Delivery {
-    /// Messages: `sent`, then `delivered`. Calls: `in-progress` (if `answered` was asked
-    /// for), then `completed`.
-    #[default]
-    Delivered,
-    /// Messages: `sent`, then `undelivered` with `ErrorCode`. Calls: `failed` with `ErrorCode`.
-    Undelivered {
-        /// Twilio's error code (`30003` unreachable handset, `30005` unknown handset, ...).
-        error_code: u32,
-    },
-    /// No callback at all (a lost receipt).
-    Silent,
-}
-
-/// One callback the emulator posted, recorded once the receiver answered (or failed to).
-#[derive(Clone, Debug, Serialize)]
-pub struct SentCallback {
-    /// The `StatusCallback` URL.
-    pub url: String,
-    /// The form parameters sent.
-    pub params: Vec<(String, String)>,
-    /// The receiver's HTTP status; `None` when the POST failed.
-    pub status: Option<u16>,
-}
-
-impl SentCallback {
-    /// The first value of form parameter `name`.
-    #[must_use]
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
-    }
-}
+use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
 
 /// `base64(HMAC-SHA1(auth_token, url + sorted name/value pairs))`, as twilio-python's
 /// `RequestValidator.compute_signature`.
@@ -79,34 +46,29 @@ pub(super) struct Created {
 }
 
 /// Posts the callbacks for `created` on a background task, in order.
-pub(super) fn spawn(emulator: &TwilioEmulator, created: Created) {
-    let delivery = emulator.delivery();
-    let statuses = statuses(created.kind, delivery, &created.events);
-    if statuses.is_empty() {
-        return;
-    }
-    let emulator = emulator.clone();
-    tokio::spawn(async move {
-        for (status, error_code) in statuses {
-            let params = form(&created, status, error_code);
-            post(&emulator, &created.status_callback, params).await;
-        }
-    });
+pub(super) fn spawn(emulator: &TwilioEmulator, created: &Created) {
+    let log = emulator.callback_log();
+    let outcome = log.receipts().outcome;
+    let outgoing = statuses(created.kind, &outcome, &created.events)
+        .into_iter()
+        .map(|(status, error_code)| signed(emulator, created, form(created, status, error_code)))
+        .collect();
+    log.schedule(outgoing);
 }
 
 /// The `(status, ErrorCode)` sequence one send reports.
-fn statuses(
+fn statuses<'a>(
     kind: SendKind,
-    delivery: Delivery,
+    outcome: &'a ReceiptOutcome,
     events: &[String],
-) -> Vec<(&'static str, Option<u32>)> {
-    match (kind, delivery) {
-        (_, Delivery::Silent) => vec![],
-        (SendKind::Message, Delivery::Delivered) => vec![("sent", None), ("delivered", None)],
-        (SendKind::Message, Delivery::Undelivered { error_code }) => {
-            vec![("sent", None), ("undelivered", Some(error_code))]
+) -> Vec<(&'static str, Option<&'a str>)> {
+    match (kind, outcome) {
+        (_, ReceiptOutcome::None) => vec![],
+        (SendKind::Message, ReceiptOutcome::Delivered) => vec![("sent", None), ("delivered", None)],
+        (SendKind::Message, ReceiptOutcome::Undelivered { code }) => {
+            vec![("sent", None), ("undelivered", Some(code))]
         }
-        (SendKind::Call, Delivery::Delivered) => {
+        (SendKind::Call, ReceiptOutcome::Delivered) => {
             let mut statuses = vec![];
             if events.iter().any(|event| event == "answered") {
                 statuses.push(("in-progress", None));
@@ -115,13 +77,11 @@ fn statuses(
             statuses.push(("completed", None));
             statuses
         }
-        (SendKind::Call, Delivery::Undelivered { error_code }) => {
-            vec![("failed", Some(error_code))]
-        }
+        (SendKind::Call, ReceiptOutcome::Undelivered { code }) => vec![("failed", Some(code))],
     }
 }
 
-fn form(created: &Created, status: &str, error_code: Option<u32>) -> Vec<(String, String)> {
+fn form(created: &Created, status: &str, error_code: Option<&str>) -> Vec<(String, String)> {
     let mut params: Vec<(String, String)> = Vec::new();
     let mut push = |name: &str, value: &str| params.push((name.to_owned(), value.to_owned()));
     match created.kind {
@@ -147,29 +107,26 @@ fn form(created: &Created, status: &str, error_code: Option<u32>) -> Vec<(String
         push("From", from);
     }
     if let Some(code) = error_code {
-        push("ErrorCode", &code.to_string());
+        push("ErrorCode", code);
     }
     params
 }
 
-async fn post(emulator: &TwilioEmulator, url: &str, params: Vec<(String, String)>) {
-    let signature = signature(&emulator.account().auth_token, url, &params);
-    let result = emulator
-        .callback_client()
-        .post(url)
-        .header("X-Twilio-Signature", signature)
-        .header("User-Agent", "TwilioProxy/1.1")
-        .form(&params)
-        .send()
-        .await;
-    let status = match result {
-        Ok(response) => Some(response.status().as_u16()),
-        Err(error) => {
-            tracing::debug!(%error, "twilio emulator callback failed");
-            None
-        }
-    };
-    emulator.record_callback(SentCallback { url: url.to_owned(), params, status });
+/// One status callback form, signed as Twilio signs it.
+fn signed(emulator: &TwilioEmulator, created: &Created, params: Vec<(String, String)>) -> Outgoing {
+    let url = created.status_callback.clone();
+    let signature = signature(&emulator.account().auth_token, &url, &params);
+    Outgoing {
+        kind: CallbackKind::Receipt,
+        url,
+        message_id: created.sid.clone(),
+        headers: vec![
+            ("X-Twilio-Signature".to_owned(), signature),
+            ("User-Agent".to_owned(), "TwilioProxy/1.1".to_owned()),
+        ],
+        content_type: "application/x-www-form-urlencoded",
+        body: serde_urlencoded::to_string(&params).unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
@@ -197,19 +154,12 @@ mod tests {
     #[test]
     fn calls_report_answered_only_when_asked() {
         let answered = vec!["answered".to_owned(), "completed".to_owned()];
+        let delivered = ReceiptOutcome::Delivered;
         assert_eq!(
-            statuses(SendKind::Call, Delivery::Delivered, &answered),
+            statuses(SendKind::Call, &delivered, &answered),
             [("in-progress", None), ("completed", None)]
         );
-        assert_eq!(statuses(SendKind::Call, Delivery::Delivered, &[]), [("completed", None)]);
-        assert!(statuses(SendKind::Message, Delivery::Silent, &[]).is_empty());
-    }
-
-    #[test]
-    fn delivery_json_shape() {
-        let undelivered: Delivery =
-            serde_json::from_str(r#"{"outcome":"undelivered","error_code":30003}"#).unwrap();
-        assert_eq!(undelivered, Delivery::Undelivered { error_code: 30003 });
-        assert!(serde_json::from_str::<Delivery>(r#"{"outcome":"lost"}"#).is_err());
+        assert_eq!(statuses(SendKind::Call, &delivered, &[]), [("completed", None)]);
+        assert!(statuses(SendKind::Message, &ReceiptOutcome::None, &[]).is_empty());
     }
 }

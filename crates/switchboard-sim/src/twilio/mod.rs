@@ -2,7 +2,8 @@
 //! resource, with Twilio's Basic auth, required parameters, error bodies and documented magic
 //! test numbers (`To` `+15005550001` gives 21211, and so on; the full table is in `api.rs`),
 //! and signed status callbacks to a send's `StatusCallback` (what they report is set with
-//! [`TwilioEmulator::set_delivery`] or `PUT /__sim/delivery`).
+//! `set_receipts` or `PUT /__sim/receipts`; unlike the other emulators, Twilio's starts with
+//! "delivered", as the demo and the end-to-end tests expect callbacks without asking).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -21,15 +22,15 @@ mod api;
 mod callbacks;
 
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
 use serde::Serialize;
 
-pub use self::callbacks::{Delivery, SentCallback, signature};
+pub use self::callbacks::signature;
+use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
 use crate::emulator::{AccountApi, Api, Emulator, Running};
-use crate::journal::Journal;
 
 /// The credentials the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -106,11 +107,7 @@ impl ReceivedSend {
 #[derive(Debug)]
 pub struct Twilio {
     account: TwilioAccount,
-    /// What status callbacks report. A std mutex: held only to copy the value.
-    delivery: Mutex<Delivery>,
-    callbacks: Journal<SentCallback>,
-    /// Posts status callbacks; never follows redirects.
-    callback_client: reqwest::Client,
+    callbacks: Arc<CallbackLog>,
 }
 
 /// A Twilio emulator: cheap to clone, every clone shares faults and the request record.
@@ -123,7 +120,11 @@ impl Api for Twilio {
     type Received = ReceivedSend;
 
     fn routes(emulator: &TwilioEmulator) -> Router {
-        api::routes(emulator.clone())
+        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
+    }
+
+    fn clear(&self) {
+        self.callbacks.clear();
     }
 }
 
@@ -131,16 +132,7 @@ impl AccountApi for Twilio {
     type Account = TwilioAccount;
 
     fn for_account(account: TwilioAccount) -> Twilio {
-        Twilio {
-            account,
-            delivery: Mutex::new(Delivery::default()),
-            callbacks: Journal::new(),
-            callback_client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(std::time::Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
-        }
+        Twilio { account, callbacks: Arc::new(CallbackLog::new(Receipts::delivered())) }
     }
 
     fn account(&self) -> &TwilioAccount {
@@ -148,32 +140,14 @@ impl AccountApi for Twilio {
     }
 }
 
+/// Receipts report Twilio's `ErrorCode` (such as 30003) when undelivered.
+impl CallbackApi for Twilio {
+    fn callback_log(&self) -> &Arc<CallbackLog> {
+        &self.callbacks
+    }
+}
+
 impl TwilioEmulator {
-    /// Sets what the status callbacks of later sends report (default: delivered).
-    pub fn set_delivery(&self, delivery: Delivery) {
-        *self.api().delivery.lock().unwrap_or_else(PoisonError::into_inner) = delivery;
-    }
-
-    /// What the status callbacks of later sends report.
-    #[must_use]
-    pub fn delivery(&self) -> Delivery {
-        *self.api().delivery.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Every status callback posted so far, oldest first (recorded once answered).
-    #[must_use]
-    pub fn callbacks(&self) -> Vec<SentCallback> {
-        self.api().callbacks.snapshot()
-    }
-
-    fn record_callback(&self, callback: SentCallback) {
-        self.api().callbacks.push(callback);
-    }
-
-    fn callback_client(&self) -> &reqwest::Client {
-        &self.api().callback_client
-    }
-
     /// `prefix` followed by 32 random hex digits, like Twilio's sids.
     fn new_sid(&self, prefix: &str) -> String {
         format!("{prefix}{:032x}", self.random_u128())

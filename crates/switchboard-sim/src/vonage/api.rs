@@ -25,7 +25,6 @@
 //! rate limit is 429 with `Retry-After`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -40,8 +39,8 @@ use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
 use super::{ReceivedSend, SendKind, SignatureMethod, VonageAccount, VonageEmulator};
+use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
 use crate::faults::{InjectedAnswer, html_page};
-use crate::receipts::{OutgoingReceipt, ReceiptOutcome};
 use crate::server::Connection;
 
 /// The NCCO `talk` languages (`ncco-schema.json` `definitions.languages`).
@@ -340,11 +339,11 @@ fn send_sms_receipt(
     message_id: &str,
     params: &[(String, String)],
 ) {
-    let plan = emulator.receipt_poster().plan();
-    let (status, err_code) = match &plan.outcome {
+    let log = emulator.callback_log();
+    let (status, err_code) = match log.receipts().outcome {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("delivered", "0".to_owned()),
-        ReceiptOutcome::Undelivered { code } => ("failed", code.clone()),
+        ReceiptOutcome::Undelivered { code } => ("failed", code),
     };
     let first =
         |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
@@ -397,14 +396,14 @@ fn send_sms_receipt(
         let sig = signature(&view, secret, account.signature_method);
         fields.insert("sig".into(), sig.to_uppercase());
     }
-    let body = serde_json::to_vec(&fields).unwrap_or_default();
-    let receipt = OutgoingReceipt {
+    log.schedule(vec![Outgoing {
+        kind: CallbackKind::Receipt,
         url: callback.to_owned(),
         message_id: message_id.to_owned(),
-        headers: vec![("content-type".into(), "application/json".into())],
-        body,
-    };
-    emulator.receipt_poster().post(receipt, Duration::from_millis(plan.delay_ms));
+        headers: Vec::new(),
+        content_type: "application/json",
+        body: serde_json::to_string(&fields).unwrap_or_default(),
+    }]);
 }
 
 async fn get_balance(
@@ -743,11 +742,11 @@ fn send_call_event(
     conversation_uuid: &str,
     call: &Value,
 ) {
-    let plan = emulator.receipt_poster().plan();
-    let status = match &plan.outcome {
+    let log = emulator.callback_log();
+    let status = match log.receipts().outcome {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => "answered".to_owned(),
-        ReceiptOutcome::Undelivered { code } => code.clone(),
+        ReceiptOutcome::Undelivered { code } => code,
     };
     let now = time::OffsetDateTime::now_utc();
     let timestamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
@@ -760,8 +759,8 @@ fn send_call_event(
         "to": call["to"][0]["number"],
         "timestamp": timestamp,
     });
-    let body = serde_json::to_vec(&event).unwrap_or_default();
-    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    let body = event.to_string();
+    let mut headers = Vec::new();
     let account = emulator.account();
     if let Some(secret) = &account.signature_secret {
         let claims = json!({
@@ -781,9 +780,14 @@ fn send_call_event(
             Err(error) => tracing::warn!(%error, "emulator could not sign a call event"),
         }
     }
-    let receipt =
-        OutgoingReceipt { url: event_url.to_owned(), message_id: uuid.to_owned(), headers, body };
-    emulator.receipt_poster().post(receipt, Duration::from_millis(plan.delay_ms));
+    log.schedule(vec![Outgoing {
+        kind: CallbackKind::Receipt,
+        url: event_url.to_owned(),
+        message_id: uuid.to_owned(),
+        headers,
+        content_type: "application/json",
+        body,
+    }]);
 }
 
 async fn not_found() -> Response {

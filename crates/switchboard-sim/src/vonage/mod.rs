@@ -8,13 +8,13 @@
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use switchboard_sim::vonage::{VonageAccount, VonageEmulator, TEST_PUBLIC_KEY_PEM};
-//! use switchboard_sim::ReceiptPlan;
+//! use switchboard_sim::Receipts;
 //!
 //! let account = VonageAccount::new("abcd1234", "s3cret")
 //!     .with_signature_secret("sig-secret")
 //!     .with_application("aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab", TEST_PUBLIC_KEY_PEM);
 //! let vonage = VonageEmulator::start(account).await?;
-//! vonage.set_receipts(ReceiptPlan::delivered());
+//! vonage.set_receipts(Receipts::delivered());
 //! // point an adapter's sms_base_url and voice_base_url at vonage.base_url() ...
 //! # Ok(()) }
 //! ```
@@ -28,8 +28,8 @@ use std::time::SystemTime;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
+use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
 use crate::emulator::{AccountApi, Api, Emulator, Running};
-use crate::receipts::{ReceiptPlan, ReceiptPoster, SentReceipt};
 
 /// A 2048-bit RSA private key for tests and the demo (never for a real application).
 pub const TEST_PRIVATE_KEY_PEM: &str = include_str!("../../testdata/vonage-test-private-key.pem");
@@ -167,7 +167,7 @@ impl ReceivedSend {
 #[derive(Debug)]
 pub struct Vonage {
     account: VonageAccount,
-    receipts: Arc<ReceiptPoster>,
+    callbacks: Arc<CallbackLog>,
 }
 
 /// A Vonage emulator: cheap to clone, every clone shares faults, receipts and the record.
@@ -181,7 +181,11 @@ impl Api for Vonage {
     type Received = ReceivedSend;
 
     fn routes(emulator: &VonageEmulator) -> Router {
-        api::routes(emulator.clone())
+        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
+    }
+
+    fn clear(&self) {
+        self.callbacks.clear();
     }
 }
 
@@ -189,7 +193,7 @@ impl AccountApi for Vonage {
     type Account = VonageAccount;
 
     fn for_account(account: VonageAccount) -> Vonage {
-        Vonage { account, receipts: Arc::new(ReceiptPoster::new()) }
+        Vonage { account, callbacks: Arc::new(CallbackLog::new(Receipts::none())) }
     }
 
     fn account(&self) -> &VonageAccount {
@@ -197,22 +201,14 @@ impl AccountApi for Vonage {
     }
 }
 
+/// Receipts report an `err-code` for SMS and a call status (such as `busy`) for calls.
+impl CallbackApi for Vonage {
+    fn callback_log(&self) -> &Arc<CallbackLog> {
+        &self.callbacks
+    }
+}
+
 impl VonageEmulator {
-    /// Sets what receipts report from now on (err-code for SMS, call status for calls).
-    pub fn set_receipts(&self, plan: ReceiptPlan) {
-        self.api().receipts.set_plan(plan);
-    }
-
-    /// Every receipt posted so far (recorded once its POST finished), oldest first.
-    #[must_use]
-    pub fn receipts_sent(&self) -> Vec<SentReceipt> {
-        self.api().receipts.sent()
-    }
-
-    fn receipt_poster(&self) -> &Arc<ReceiptPoster> {
-        &self.api().receipts
-    }
-
     /// A message id like Vonage's (`0A0000000123ABCD1`: `0A` and 15 upper-case hex digits).
     fn new_message_id(&self) -> String {
         let value = self.random_u128() & ((1 << 60) - 1);
