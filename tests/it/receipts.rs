@@ -99,3 +99,43 @@ async fn a_receipt_with_a_bad_signature_is_refused_and_changes_nothing() {
     assert!(!metrics.contains("switchboard_receipts_total"), "no receipt was counted: {metrics}");
     assert_eq!(delivery_rate(&app, "twilio-primary").await, before);
 }
+
+#[tokio::test]
+async fn a_replayed_final_receipt_counts_once() {
+    let app = spawn_app().await;
+    app.primary.set_receipts(Receipts::undelivered(30003));
+    app.hook_json(&okta_request("evt-replay", "+14155550240", "482915", "SMS")).await;
+    within(10, app.logs.wait_for("\"event_id\":\"evt-replay\",\"provider\":\"twilio-primary\""))
+        .await;
+    let once = delivery_rate(&app, "twilio-primary").await;
+
+    // The final callback exactly as Twilio signed it, posted again: Twilio's signature has no
+    // timestamp, so anyone who captured it can.
+    let last = app.primary.callbacks().into_iter().last().expect("a callback was posted");
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(&last.request_body).unwrap();
+    assert!(params.contains(&("MessageStatus".into(), "undelivered".into())), "{params:?}");
+    let signature = switchboard_sim::twilio::signature("primary-token", &last.url, &params);
+    for _ in 0..5 {
+        let response = app
+            .client
+            .post(&last.url)
+            .header("X-Twilio-Signature", &signature)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(last.request_body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "a genuine receipt is acknowledged");
+    }
+    // Each replay was handled before its response came back. Counted again, five more
+    // undelivered receipts would take the rate from 1/2 to 1/7; only the receipts' decay may
+    // move it between the two reads.
+    let after = delivery_rate(&app, "twilio-primary").await;
+    assert!((after - once).abs() < 0.01, "replays changed health: {once} -> {after}");
+    within(10, app.logs.wait_for("repeated final receipt; counted once")).await;
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(r#"switchboard_receipts_total{provider="twilio-primary",state="undelivered",matched="true"} 6"#),
+        "{metrics}"
+    );
+}

@@ -4,7 +4,8 @@
 //! provider the path names, which verifies and parses it. The server then correlates each receipt
 //! with the attempt that produced it (by the provider's message id) and feeds the outcome into
 //! that provider's health for the destination's country and channel, so an API that accepts but
-//! does not deliver loses traffic. A request that fails verification changes nothing.
+//! does not deliver loses traffic. A request that fails verification changes nothing, and a
+//! message's final receipt counts once, however often it is posted.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -43,7 +44,8 @@ pub(crate) struct SentMessages {
 
 #[derive(Debug, Default)]
 struct SentState {
-    by_id: HashMap<(ProviderId, String), (SentMessage, Instant)>,
+    /// The message, when its correlation expires, and whether a final receipt was counted.
+    by_id: HashMap<(ProviderId, String), (SentMessage, Instant, bool)>,
     order: VecDeque<(Instant, (ProviderId, String))>,
 }
 
@@ -67,7 +69,7 @@ impl SentMessages {
         }
         let key = (provider, message_id);
         state.order.push_back((now + CORRELATION_TTL, key.clone()));
-        state.by_id.insert(key, (sent, now + CORRELATION_TTL));
+        state.by_id.insert(key, (sent, now + CORRELATION_TTL, false));
     }
 
     pub(crate) fn get(
@@ -78,7 +80,26 @@ impl SentMessages {
     ) -> Option<SentMessage> {
         let mut state = self.lock();
         state.expire(now);
-        state.by_id.get(&(provider.clone(), message_id.to_owned())).map(|(sent, _)| sent.clone())
+        state.by_id.get(&(provider.clone(), message_id.to_owned())).map(|(sent, ..)| sent.clone())
+    }
+
+    /// The message a *final* receipt is about, and whether this is the first final receipt for
+    /// it. A message has one fate: a second final receipt (a provider retrying, or a captured
+    /// receipt replayed: most providers' signatures carry no timestamp) must not count again,
+    /// or a single undelivered receipt sent twenty times could eject a healthy provider.
+    pub(crate) fn settle(
+        &self,
+        provider: &ProviderId,
+        message_id: &str,
+        now: Instant,
+    ) -> Option<(SentMessage, bool)> {
+        let mut state = self.lock();
+        state.expire(now);
+        let (sent, _, is_settled) =
+            state.by_id.get_mut(&(provider.clone(), message_id.to_owned()))?;
+        let is_first = !*is_settled;
+        *is_settled = true;
+        Some((sent.clone(), is_first))
     }
 
     fn lock(&self) -> MutexGuard<'_, SentState> {
@@ -90,7 +111,7 @@ impl SentState {
     fn expire(&mut self, now: Instant) {
         while self.order.front().is_some_and(|(expires, _)| *expires <= now) {
             if let Some((expires, key)) = self.order.pop_front() {
-                if self.by_id.get(&key).is_some_and(|(_, e)| *e <= expires) {
+                if self.by_id.get(&key).is_some_and(|(_, e, _)| *e <= expires) {
                     self.by_id.remove(&key);
                 }
             }
@@ -135,19 +156,31 @@ pub(crate) async fn handle_callback(
                     DeliveryState::Undelivered(_) => "undelivered",
                     DeliveryState::Pending => "pending",
                 };
-                let sent = shared.sent.get(&id, &receipt.message_id, now);
-                shared.metrics.receipt(&id, state, sent.is_some());
-                let Some(sent) = sent else {
-                    tracing::info!(provider = %id, state, "receipt for an unknown or expired message");
-                    continue;
-                };
                 let delivery = match receipt.state {
                     DeliveryState::Delivered => Some(Delivery::Delivered),
                     DeliveryState::Undelivered(class) => Some(Delivery::Undelivered(class)),
                     DeliveryState::Pending => None,
                 };
-                if let Some(delivery) = delivery {
-                    shared.health().record_receipt(&sent.key, delivery, now.into_std());
+                let found = match delivery {
+                    Some(_) => shared.sent.settle(&id, &receipt.message_id, now),
+                    None => {
+                        shared.sent.get(&id, &receipt.message_id, now).map(|sent| (sent, false))
+                    }
+                };
+                shared.metrics.receipt(&id, state, found.is_some());
+                let Some((sent, is_first_final)) = found else {
+                    tracing::info!(provider = %id, state, "receipt for an unknown or expired message");
+                    continue;
+                };
+                match delivery {
+                    Some(delivery) if is_first_final => {
+                        shared.health().record_receipt(&sent.key, delivery, now.into_std());
+                    }
+                    Some(_) => {
+                        tracing::info!(event_id = %sent.event_id, provider = %id, state, "repeated final receipt; counted once");
+                        continue;
+                    }
+                    None => {}
                 }
                 let class = match receipt.state {
                     DeliveryState::Undelivered(class) => class.as_str(),
@@ -208,5 +241,20 @@ mod tests {
         messages.insert(twilio.clone(), "SM3".into(), sent("e3"), now);
         assert!(messages.get(&twilio, "SM1", now).is_none(), "the oldest went first");
         assert!(messages.get(&twilio, "SM3", now + CORRELATION_TTL).is_none(), "expired");
+    }
+
+    #[test]
+    fn a_message_settles_once() {
+        let messages = SentMessages::new(4);
+        let now = Instant::now();
+        let twilio = ProviderId::parse("twilio").unwrap();
+        messages.insert(twilio.clone(), "SM1".into(), sent("e1"), now);
+        assert!(messages.get(&twilio, "SM1", now).is_some(), "a pending receipt settles nothing");
+        assert_eq!(
+            messages.settle(&twilio, "SM1", now).map(|(s, first)| (s.event_id, first)),
+            Some(("e1".into(), true))
+        );
+        assert_eq!(messages.settle(&twilio, "SM1", now).map(|(_, first)| first), Some(false));
+        assert!(messages.settle(&twilio, "SM2", now).is_none());
     }
 }
