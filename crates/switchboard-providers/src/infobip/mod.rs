@@ -150,14 +150,7 @@ impl Provider for Infobip {
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let outcome = self.send_once(message).await;
         if let Err(error) = &outcome {
-            tracing::debug!(
-                provider = %self.id,
-                class = %error.class,
-                certainty = error.certainty.as_str(),
-                code = error.provider_code.as_deref().unwrap_or(""),
-                detail = %error.detail,
-                "infobip send failed",
-            );
+            error.trace(&self.id);
         }
         outcome
     }

@@ -238,13 +238,7 @@ impl Provider for Plivo {
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let outcome = self.send_once(message).await;
         if let Err(error) = &outcome {
-            tracing::debug!(
-                provider = %self.id,
-                class = %error.class,
-                certainty = error.certainty.as_str(),
-                detail = %error.detail,
-                "plivo send failed",
-            );
+            error.trace(&self.id);
         }
         outcome
     }

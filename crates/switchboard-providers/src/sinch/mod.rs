@@ -201,17 +201,6 @@ impl Sinch {
             }
         }
     }
-
-    fn log_failure(&self, error: &ProviderError) {
-        tracing::debug!(
-            provider = %self.id,
-            class = %error.class,
-            certainty = error.certainty.as_str(),
-            code = error.provider_code.as_deref().unwrap_or(""),
-            detail = %error.detail,
-            "sinch send failed",
-        );
-    }
 }
 
 /// Adds Basic auth, or the application signature over exactly the bytes sent.
@@ -259,7 +248,7 @@ impl Provider for Sinch {
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let outcome = self.send_once(message).await;
         if let Err(error) = &outcome {
-            self.log_failure(error);
+            error.trace(&self.id);
         }
         outcome
     }

@@ -141,18 +141,6 @@ impl Twilio {
         let answer = self.exchange(request).await?;
         classify::classify_send(&view(&answer), SystemTime::now())
     }
-
-    /// Logs what failed: class, certainty, status and code only (see [`ProviderError`]).
-    fn log_failure(&self, error: &ProviderError) {
-        tracing::debug!(
-            provider = %self.id,
-            class = %error.class,
-            certainty = error.certainty.as_str(),
-            code = error.provider_code.as_deref().unwrap_or(""),
-            detail = %error.detail,
-            "twilio send failed",
-        );
-    }
 }
 
 /// No sender configured for this destination on this channel: nothing was sent, and another
@@ -189,7 +177,7 @@ impl Provider for Twilio {
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let outcome = self.send_once(message).await;
         if let Err(error) = &outcome {
-            self.log_failure(error);
+            error.trace(&self.id);
         }
         outcome
     }

@@ -204,17 +204,6 @@ impl Vonage {
             }
         }
     }
-
-    fn log_failure(&self, error: &ProviderError) {
-        tracing::debug!(
-            provider = %self.id,
-            class = %error.class,
-            certainty = error.certainty.as_str(),
-            code = error.provider_code.as_deref().unwrap_or(""),
-            detail = %error.detail,
-            "vonage send failed",
-        );
-    }
 }
 
 fn unix_now() -> u64 {
@@ -242,7 +231,7 @@ impl Provider for Vonage {
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let outcome = self.send_once(message).await;
         if let Err(error) = &outcome {
-            self.log_failure(error);
+            error.trace(&self.id);
         }
         outcome
     }
