@@ -900,13 +900,6 @@ impl Fading {
     }
 }
 
-/// A key's prior: its provider's pooled success rate, and how many attempts that counts for.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Prior {
-    rate: f64,
-    weight: f64,
-}
-
 /// Everything remembered about one key.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct KeyHealth {
@@ -942,17 +935,17 @@ impl KeyHealth {
         self.ejection.as_mut().filter(|ejection| now >= ejection.until)
     }
 
-    /// The key's estimates, given its provider's pooled success rate and that rate's weight
-    /// (see [`HealthBook::prior`]).
-    fn estimate(&self, policy: &HealthPolicy, prior: Prior, now: Instant) -> KeyEstimate {
+    /// The key's estimates, given its prior: [`PRIOR_REQUESTS`] attempts at `prior` (its
+    /// provider's pooled rate, see [`HealthBook::prior`]).
+    fn estimate(&self, policy: &HealthPolicy, prior: f64, now: Instant) -> KeyEstimate {
         let totals = self.window.totals(policy.bucket_width(), now);
-        let counted = f64::from(totals.requests()) + prior.weight;
-        let success_rate = (f64::from(totals.successes) + prior.weight * prior.rate) / counted;
+        let counted = f64::from(totals.requests()) + PRIOR_REQUESTS;
+        let success_rate = (f64::from(totals.successes) + PRIOR_REQUESTS * prior) / counted;
         let (window_lower, window_upper) = wilson_interval(success_rate, counted);
         let (rate, weight) = self.recent.at(policy.bucket_width(), now);
         let recent_success_rate =
-            (rate * weight + prior.weight * prior.rate) / (weight + prior.weight);
-        let (_, recent_upper) = wilson_interval(recent_success_rate, weight + prior.weight);
+            (rate * weight + PRIOR_REQUESTS * prior) / (weight + PRIOR_REQUESTS);
+        let (_, recent_upper) = wilson_interval(recent_success_rate, weight + PRIOR_REQUESTS);
         let (delivered, undelivered) = self.receipts.at(policy.receipt_half_life, now);
         // One delivered receipt as the prior: no news is taken as good news, and a handful of
         // undelivered receipts already weigh.
@@ -960,7 +953,7 @@ impl KeyHealth {
         KeyEstimate {
             success_rate,
             recent_success_rate,
-            provider_success_rate: prior.rate,
+            provider_success_rate: prior,
             success_lower: window_lower.min(recent_success_rate),
             success_upper: window_upper.min(recent_upper),
             delivery_rate,
@@ -1319,15 +1312,11 @@ impl HealthBook {
     /// The prior of each of `provider`'s keys: [`PRIOR_REQUESTS`] attempts at its success rate
     /// over all its keys (the pool), topped up with the constant prior while the pool weighs
     /// less. Capped so that a busy key's own attempts always outweigh its provider's.
-    fn prior(&self, provider: &ProviderId, now: Instant) -> Prior {
+    fn prior(&self, provider: &ProviderId, now: Instant) -> f64 {
         let (rate, weight) =
             self.pools.get(provider).map_or((0.0, 0.0), |pool| pool.at(self.policy.window, now));
         let pooled = weight.min(PRIOR_REQUESTS);
-        let filler = PRIOR_REQUESTS - pooled;
-        Prior {
-            rate: (rate * pooled + PRIOR_SUCCESS_RATE * filler) / PRIOR_REQUESTS,
-            weight: PRIOR_REQUESTS,
-        }
+        (rate * pooled + PRIOR_SUCCESS_RATE * (PRIOR_REQUESTS - pooled)) / PRIOR_REQUESTS
     }
 
     /// The `quantile` of a key's accept latency over the window, when the window holds at least
