@@ -233,18 +233,16 @@ async fn background_passes_deliver_once_a_provider_recovers() {
     assert!(finished.contains("\"outcome\":\"delivered\""), "{finished}");
     let accepted: Vec<_> = app.backup.received();
     assert_eq!(accepted.len(), 2, "one failed send in the first pass, one delivered in the second");
-    assert!(
-        app.metrics()
-            .await
-            .contains("switchboard_deliveries_total{outcome=\"delivered\",channel=\"sms\"} 1")
-    );
+    assert!(app.metrics().await.contains(
+        "switchboard_deliveries_total{outcome=\"delivered\",reason=\"-\",channel=\"sms\"} 1"
+    ));
 }
 
 #[tokio::test]
-async fn background_attempts_are_bounded() {
+async fn background_sends_to_dead_providers_stop_at_their_ejection() {
     let app = spawn_app_with(AppOptions {
         retry_backoff_ms: 100,
-        max_attempts: 5,
+        consecutive_failures: 3,
         ..AppOptions::default()
     })
     .await;
@@ -252,14 +250,56 @@ async fn background_attempts_are_bounded() {
     app.primary.set_faults(down.clone());
     app.backup.set_faults(down);
 
-    app.hook_json(&okta_request("evt-bounded", "+14155550100", "482915", "SMS")).await;
-    within(10, app.logs.wait_for("delivery finished after answering")).await;
+    // A code that lives 6 s: definite refusals do not use up `max_attempts`, so only the
+    // ejections (30 s by default) stop the passes, and then the delivery waits for a provider
+    // until the code expires.
+    let mut request = okta_request("evt-bounded", "+14155550100", "482915", "SMS");
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
+    request["data"]["messageProfile"]["otpExpires"] =
+        expires.format(&time::format_description::well_known::Rfc3339).unwrap().into();
+    app.hook_json(&request).await;
+    within(15, app.logs.wait_for("delivery finished after answering")).await;
 
     let (primary, backup) = app.sends();
-    assert_eq!(primary.len() + backup.len(), 5, "max_attempts sends in all, then it stops");
+    assert_eq!(primary.len(), 3, "consecutive_failures sends, then ejected");
+    assert_eq!(backup.len(), 3, "consecutive_failures sends, then ejected");
+    let logs = app.logs.text();
+    let finished = logs.lines().find(|l| l.contains("delivery finished after answering")).unwrap();
+    assert!(finished.contains("\"outcome\":\"undelivered_expired\""), "{finished}");
+    assert!(finished.contains("twilio-primary:ejected"), "the last exclusions say why: {finished}");
     let metrics = app.metrics().await;
     assert!(
-        metrics.contains("switchboard_deliveries_total{outcome=\"undelivered\",channel=\"sms\"} 1"),
+        metrics.contains(
+            "switchboard_deliveries_total{outcome=\"undelivered\",reason=\"expired\",channel=\"sms\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn unconfirmed_sends_are_capped_by_max_attempts() {
+    let app = spawn_app_with(AppOptions {
+        retry_backoff_ms: 100,
+        max_attempts: 3,
+        consecutive_failures: 50,
+        ..AppOptions::default()
+    })
+    .await;
+    // Both providers take the request and never answer: every send may have been accepted.
+    app.primary.set_faults(Faults::always(Fault::Hang));
+    app.backup.set_faults(Faults::always(Fault::Hang));
+
+    app.hook_json(&okta_request("evt-capped", "+14155550100", "482915", "SMS")).await;
+    within(20, app.logs.wait_for("delivery finished after answering")).await;
+
+    let (primary, backup) = app.sends();
+    assert_eq!(primary.len() + backup.len(), 3, "max_attempts unconfirmed sends, then it stops");
+    assert_eq!(primary.len(), 2, "the possible duplicate went back to the first provider last");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(
+            "switchboard_deliveries_total{outcome=\"undelivered\",reason=\"attempts_exhausted\",channel=\"sms\"} 1"
+        ),
         "{metrics}"
     );
 }

@@ -281,7 +281,7 @@ pub(crate) fn okta_request(
 ) -> serde_json::Value {
     serde_json::json!({
         "eventId": event_id,
-        "eventTime": "2022-01-28T21:43:40.000Z",
+        "eventTime": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("a current time formats"),
         "eventType": "com.okta.telephony.provider",
         "eventTypeVersion": "1.0",
         "contentType": "application/json",

@@ -1,20 +1,32 @@
-//! The retry budget: how many second-provider sends (failovers, hedges, race extras) may run.
+//! The retry budget: how many speculative sends (hedges, race extras) may run.
 //!
 //! # Why a budget and not a maximum number of attempts?
 //!
-//! A per-request limit ("at most 3 providers") bounds one request, not the fleet: when a provider
-//! browns out, every request spends its extra attempts at once, doubling the load on the other
-//! providers and the bill, exactly when both hurt most (Twilio's 2021-02-26 incident was
-//! prolonged by client retries). A budget bounds extra sends to a share of live traffic, as
-//! Envoy's retry budget (`budget_percent` 20 %, at least `min_retry_concurrency` 3) and tower's
-//! `retry::budget` do: every hook request deposits `percent`/100 of a token, every extra send
-//! withdraws a whole one, and a floor of `min_per_second` tokens keeps failover possible when
+//! A per-request limit ("hedge every request") bounds one request, not the fleet: when a provider
+//! slows down, every request hedges at once, doubling the load on the other providers and the
+//! bill, exactly when both hurt most (Twilio's 2021-02-26 incident was prolonged by client
+//! retries). A budget bounds speculative sends to a share of live traffic, as Envoy's retry
+//! budget (`budget_percent` 20 %, at least `min_retry_concurrency` 3) and tower's
+//! `retry::budget` do: every hook request deposits `percent`/100 of a token, every speculative
+//! send withdraws a whole one, and a floor of `min_per_second` tokens keeps hedging possible when
 //! traffic is light. The balance is capped at `burst`, so quiet hours cannot save up a storm.
 //!
-//! Extra sends cost money as well as load, and a pumping attack that makes the first provider
-//! refuse would otherwise pay for a second send per fraudulent request. So a country may also
-//! have a spend cap for extra sends, per hour (`extra_spend_per_hour`, in the units of
-//! `[prices]`), as a second bucket that refills continuously. An unpriced extra send is not
+//! # Why failover is not paid from it
+//!
+//! A failover follows an attempt that has *ended* without an acceptance: it replaces a send, it
+//! does not add one. Refusing it cannot protect anybody, it can only lose the user's code, and a
+//! budget that refills with traffic refills slowest exactly when a burst of codes all need their
+//! failover (100 codes at once against a dead primary once lost a quarter of them). Failover
+//! cannot turn into a storm without the budget either: a code has at most one attempt in flight
+//! while it cascades, each pass offers each provider once, a failing provider is ejected after a
+//! few failures and then sees one probation trial per ejection (background deliveries wait for
+//! a provider to come back rather than sending to the fail-open one), and the sends that may
+//! have been accepted are capped per code by `delivery.max_attempts`.
+//!
+//! Speculative sends cost money as well as load, and a pumping attack that makes the first
+//! provider slow would otherwise pay for a second send per fraudulent request. So a country may
+//! also have a spend cap for them, per hour (`extra_spend_per_hour`, in the units of
+//! `[prices]`), as a second bucket that refills continuously. An unpriced speculative send is not
 //! bounded by it: it cannot be counted.
 //!
 //! Everything here is a token bucket read at an injected `now`: withdrawals only succeed when a
@@ -33,16 +45,16 @@ use crate::domain::Country;
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
-    /// Extra sends allowed per 100 hook requests (Envoy's default: 20).
+    /// Speculative sends (hedges, race extras) allowed per 100 hook requests (Envoy's default: 20).
     #[serde(default = "default_percent")]
     pub percent: u32,
-    /// Extra sends allowed per second whatever the traffic, so failover works when it is light.
+    /// Speculative sends allowed per second whatever the traffic, so hedging works when it is light.
     #[serde(default = "default_min_per_second")]
     pub min_per_second: f64,
     /// Most extra sends that can be saved up.
     #[serde(default = "default_burst")]
     pub burst: u32,
-    /// Spend cap on extra sends per country per hour, in `[prices]` units; `"*"` for every
+    /// Spend cap on speculative sends per country per hour, in `[prices]` units; `"*"` for every
     /// country without its own entry. Default: no cap.
     #[serde(default)]
     pub extra_spend_per_hour: BTreeMap<String, f64>,

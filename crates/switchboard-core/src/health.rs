@@ -193,7 +193,7 @@ pub struct HealthConfig {
     /// ejection off (default 50). Receipts feed ranking either way.
     #[serde(default = "default_receipt_min_delivery_percent")]
     pub receipt_min_delivery_percent: u32,
-    /// The retry budget for failover, hedge and race sends.
+    /// The retry budget for speculative sends: hedges and race extras.
     #[serde(default = "BudgetConfig::defaults")]
     pub budget: BudgetConfig,
 }
@@ -625,10 +625,13 @@ pub enum AttemptKind {
 }
 
 impl AttemptKind {
-    /// Whether this send is a second-provider send, paid from the retry budget.
+    /// Whether this send is speculative, paid from the retry budget: a hedge or a race extra,
+    /// sent while another provider may still deliver the same code. A failover is not: the
+    /// attempt before it has ended without an acceptance, so it replaces that send rather than
+    /// adding to it, and refusing it could only lose the code (see `budget.rs`).
     #[must_use]
-    pub fn is_extra(self) -> bool {
-        self != AttemptKind::First
+    pub fn is_speculative(self) -> bool {
+        matches!(self, AttemptKind::Hedge | AttemptKind::Race)
     }
 
     /// Lower-case label for logs and metrics.
@@ -653,9 +656,9 @@ pub enum Admission {
     Disabled,
     /// The key is on probation and its one trial is already running.
     TrialInFlight,
-    /// Extra sends are over their share of traffic: stop adding providers for this request.
+    /// Speculative sends are over their share of traffic: no hedge or race extra now.
     RetryBudget,
-    /// Extra sends to this country spent their hourly cap: stop adding providers.
+    /// Speculative sends to this country spent their hourly cap: no hedge or race extra now.
     SpendBudget,
 }
 
@@ -1189,11 +1192,11 @@ impl HealthBook {
     }
 
     /// Called by dispatch right before sending to `candidate`: claims the probation trial, for
-    /// an extra send takes it from the retry budget, and for an exploration starts the
+    /// a speculative send (hedge, race) takes it from the retry budget, and for an exploration starts the
     /// provider's wait before the next one ([`HealthBook::may_explore`]).
     ///
     /// Refuses when the operator has disabled the provider since the plan was made, when the key
-    /// is on probation and its one trial is already running, or when an extra send is over
+    /// is on probation and its one trial is already running, or when a speculative send is over
     /// budget. A fail-open candidate is never refused for health: the planner chose it because
     /// nothing else is left. Nothing is claimed or taken when it refuses.
     pub fn begin_attempt(
@@ -1220,7 +1223,7 @@ impl HealthBook {
                 _ => true,
             },
         };
-        if kind.is_extra() {
+        if kind.is_speculative() {
             match self.budget.try_withdraw(key.country(), candidate.score.price, now) {
                 Ok(()) => {}
                 Err(BudgetRefusal::Retries) => return Admission::RetryBudget,

@@ -585,12 +585,26 @@ fn judge(
         OperatorState::Draining => return Err(ExclusionReason::Draining),
         OperatorState::Disabled => return Err(ExclusionReason::Disabled),
     }
+    match health_exclusion(health, key, now) {
+        Some(reason) => Err(reason),
+        None => Ok(matches!(health.status(key, now), HealthStatus::Probation { .. })),
+    }
+}
+
+/// Why health would leave `key` out of a plan at `now`, if it would (ejected, resting after a
+/// rate limit, or holding its probation trial): what a caller that sets a fail-open candidate
+/// aside reports instead.
+#[must_use]
+pub fn health_exclusion(
+    health: &HealthBook,
+    key: &HealthKey,
+    now: Instant,
+) -> Option<ExclusionReason> {
     match health.status(key, now) {
-        HealthStatus::Healthy => Ok(false),
-        HealthStatus::Probation { trial_in_flight: false } => Ok(true),
-        HealthStatus::Probation { trial_in_flight: true } => Err(ExclusionReason::TrialInFlight),
-        HealthStatus::Ejected { until, .. } => Err(ExclusionReason::Ejected { until }),
-        HealthStatus::RateLimited { until } => Err(ExclusionReason::RateLimited { until }),
+        HealthStatus::Healthy | HealthStatus::Probation { trial_in_flight: false } => None,
+        HealthStatus::Probation { trial_in_flight: true } => Some(ExclusionReason::TrialInFlight),
+        HealthStatus::Ejected { until, .. } => Some(ExclusionReason::Ejected { until }),
+        HealthStatus::RateLimited { until } => Some(ExclusionReason::RateLimited { until }),
     }
 }
 

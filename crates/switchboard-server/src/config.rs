@@ -89,6 +89,28 @@ pub struct ServerConfig {
     /// they ask for none.
     #[serde(default)]
     pub public_base_url: Option<String>,
+    /// Most connections open at once on the hook listener; past it, new connections wait in the
+    /// kernel's backlog. Needs a restart.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most hook requests between arrival and answer; past it, a request is shed (answered at
+    /// once with `okta.shed_answer`, nothing sent).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Most deliveries running at once, answered or not (background ones included); past it, a
+    /// new request is shed. Bounds memory whatever the load.
+    #[serde(default = "default_max_deliveries")]
+    pub max_deliveries: usize,
+}
+
+fn default_max_connections() -> usize {
+    4_096
+}
+fn default_max_in_flight() -> usize {
+    512
+}
+fn default_max_deliveries() -> usize {
+    50_000
 }
 
 /// `[okta]`.
@@ -107,8 +129,34 @@ pub struct OktaConfig {
     /// Region for numbers that arrive without a `+` country code (ISO alpha-2).
     #[serde(default)]
     pub default_region: Option<String>,
+    /// A request whose `eventTime` is further than this from our clock, in seconds, is refused
+    /// as a replay. 30..=3600, default 300 (Okta's default OTP lifetime).
+    #[serde(default = "default_event_time_tolerance_s")]
+    pub event_time_tolerance_s: u64,
+    /// What a request shed under overload gets: `failed` (Okta's FAILED at once, so Okta's own
+    /// providers send the code) or `retry` (HTTP 503, so Okta retries once, perhaps on another
+    /// replica, before falling back).
+    #[serde(default = "default_shed_answer")]
+    pub shed_answer: ShedAnswer,
     /// How Okta authenticates.
     pub auth: OktaAuthConfig,
+}
+
+/// `okta.shed_answer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShedAnswer {
+    /// HTTP 200 with status FAILED: Okta sends through its own providers at once.
+    Failed,
+    /// HTTP 503 with Okta's error object: Okta retries once, then falls back.
+    Retry,
+}
+
+fn default_event_time_tolerance_s() -> u64 {
+    300
+}
+fn default_shed_answer() -> ShedAnswer {
+    ShedAnswer::Failed
 }
 
 /// What Okta is told when every attempt failed.
@@ -391,6 +439,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Public base URL, without a trailing slash.
     pub public_base_url: Option<String>,
+    /// Overload limits.
+    pub overload: OverloadSettings,
     /// Okta-facing settings.
     pub okta: OktaSettings,
     /// Delivery settings.
@@ -424,7 +474,22 @@ pub struct OktaSettings {
     pub report: Report,
     /// Region for numbers without `+`.
     pub default_region: Option<Country>,
+    /// Largest distance between `eventTime` and our clock.
+    pub event_time_tolerance: Duration,
+    /// What a shed request gets.
+    pub shed_answer: ShedAnswer,
     pub(crate) auth: OktaAuth,
+}
+
+/// Validated overload limits from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct OverloadSettings {
+    /// Connections open at once on the hook listener.
+    pub max_connections: usize,
+    /// Hook requests between arrival and answer.
+    pub max_in_flight: usize,
+    /// Deliveries running, answered or not.
+    pub max_deliveries: usize,
 }
 
 /// Why a configuration could not be loaded.
@@ -491,6 +556,7 @@ impl Settings {
         let listen = parse_addr("server.listen", &file.server.listen)?;
         let admin_listen = parse_addr("server.admin_listen", &file.server.admin_listen)?;
         let okta = validate_okta(&file.okta)?;
+        let overload = validate_overload(&file.server)?;
         let health = HealthPolicy::try_new(&file.health)?;
         let delivery = validate_delivery(&file.delivery)?;
         let guard = crate::guard::Guard::try_new(&file.guard)?;
@@ -543,6 +609,7 @@ impl Settings {
             admin_listen,
             shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms),
             public_base_url,
+            overload,
             okta,
             delivery,
             guard,
@@ -612,6 +679,24 @@ fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|_| ConfigError::invalid(key, format!("`{text}` is not an IP address and port")))
 }
 
+fn validate_overload(server: &ServerConfig) -> Result<OverloadSettings, ConfigError> {
+    let check = |key: &str, value: usize, range: std::ops::RangeInclusive<usize>| {
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::invalid(
+                format!("server.{key}"),
+                format!("must be between {} and {}", range.start(), range.end()),
+            ))
+        }
+    };
+    Ok(OverloadSettings {
+        max_connections: check("max_connections", server.max_connections, 16..=1_000_000)?,
+        max_in_flight: check("max_in_flight", server.max_in_flight, 1..=1_000_000)?,
+        max_deliveries: check("max_deliveries", server.max_deliveries, 1..=10_000_000)?,
+    })
+}
+
 fn validate_okta(okta: &OktaConfig) -> Result<OktaSettings, ConfigError> {
     if !okta.path.starts_with('/') || okta.path.contains(char::is_whitespace) {
         return Err(ConfigError::invalid("okta.path", "must start with / and contain no spaces"));
@@ -631,11 +716,19 @@ fn validate_okta(okta: &OktaConfig) -> Result<OktaSettings, ConfigError> {
         })?),
         None => None,
     };
+    if !(30..=3_600).contains(&okta.event_time_tolerance_s) {
+        return Err(ConfigError::invalid(
+            "okta.event_time_tolerance_s",
+            "must be between 30 and 3600",
+        ));
+    }
     Ok(OktaSettings {
         path: okta.path.clone(),
         deadline: Duration::from_millis(okta.deadline_ms),
         report: okta.report,
         default_region,
+        event_time_tolerance: Duration::from_secs(okta.event_time_tolerance_s),
+        shed_answer: okta.shed_answer,
         auth: validate_okta_auth(&okta.auth)?,
     })
 }

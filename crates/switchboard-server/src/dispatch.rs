@@ -1,27 +1,45 @@
 //! Dispatch: carry one delivery through the planned candidates, on time.
 //!
 //! Two clocks bound a delivery. Okta must be answered by the *answer deadline*
-//! (`okta.deadline_ms`); the handler takes care of that, reading the progress this module
-//! publishes. Attempts themselves run until the *attempt deadline*: the answer deadline when
-//! switchboard reports truthfully (Okta may then send through its own providers, so nothing may
-//! go on afterwards), or the OTP's expiry when it always answers SUCCESSFUL (it then owns the
-//! failure, and keeps delivering in the background).
+//! (`okta.deadline_ms` from the request's arrival); the handler takes care of that, reading the
+//! progress this module publishes. Attempts themselves run until the *attempt deadline*: the
+//! answer deadline when switchboard reports truthfully (Okta may then send through its own
+//! providers, so nothing may go on afterwards), or the OTP's expiry when it always answers
+//! SUCCESSFUL (it then owns the failure, and keeps delivering in the background).
 //!
 //! Within a pass the cascade tries one provider at a time, each attempt bounded by the
 //! provider's own timeout and by the attempt deadline. Number-level verdicts (invalid, blocked,
 //! fraud block) stop the delivery: every other provider would refuse too, and trying them costs
 //! money or launders pumping traffic. An attempt that may have been accepted (timeout, broken
-//! connection) still fails over, because a missing code is worse than a duplicate one, but it is
-//! counted as a possible duplicate and never retried on the same provider. When a whole pass
-//! fails, the next one starts after a growing backoff, re-planned from fresh health, until the
-//! attempt budget or the deadline runs out.
+//! connection) still fails over, because a missing code is worse than a duplicate one; it is
+//! counted as a possible duplicate and that provider goes last in later passes.
+//!
+//! # A code answered SUCCESSFUL is delivered while any provider can take it
+//!
+//! In the background a delivery ends only when a provider accepts the code, a provider refuses
+//! the number itself, the OTP expires, or `delivery.max_attempts` sends that may have reached a
+//! provider (accepted or cut off) have gone unconfirmed. Nothing else abandons it:
+//!
+//! - failover is never refused by the retry budget (it replaces a send that ended; see
+//!   `switchboard_core::budget`), so a burst of codes against a dead primary all reach the
+//!   backup at once;
+//! - definite refusals (an error answer, a refused connection) do not count against
+//!   `max_attempts`: they cost nothing and cannot duplicate the code;
+//! - when a pass finds no provider it may send to (every one ejected, resting after a 429, or
+//!   holding its probation trial), the delivery waits and plans again, rather than ending, and
+//!   picks the provider up the moment its ejection ends. It fails open only for its first
+//!   send: a thousand waiting codes failing open would each hit the dead provider; instead
+//!   health's single probation trial decides, and the waiting codes follow it.
+//!
+//! When a whole pass fails, the next one starts after a growing backoff, re-planned from fresh
+//! health.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use switchboard_core::plan::{Candidate, Exclusion, RouteQuery, Strategy, plan};
+use switchboard_core::plan::{Candidate, Exclusion, RouteQuery, Strategy, health_exclusion, plan};
 use switchboard_core::{
     Admission, AttemptKind, AttemptOutcome, Certainty, ErrorClass, Failure, OutboundMessage,
     ProviderId, Purpose,
@@ -35,8 +53,14 @@ use crate::state::{Runtime, Shared};
 /// Below this much time left, another attempt cannot finish.
 const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(50);
 
-/// Backoff between passes never grows past this.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Backoff between passes never grows past this: an OTP lives minutes, and a provider that
+/// recovers should get the waiting codes within seconds. Failing providers are shielded by
+/// ejection, not by the backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How often a background delivery with no provider it may send to looks again. Planning is
+/// cheap and sends nothing, so this only bounds how late a recovered provider is noticed.
+const WAIT_FOR_PROVIDER: Duration = Duration::from_millis(500);
 
 /// One attempt, for the log line and the answer's metadata.
 #[derive(Debug, Clone)]
@@ -64,12 +88,17 @@ pub(crate) enum Undelivered {
     NoRoute,
     /// The rule matched but every provider is disabled or cannot use the channel.
     NoCandidate,
-    /// Extra sends were refused by the retry or spend budget with candidates left.
-    RetryBudget,
-    /// The attempt budget ran out, or every candidate was tried and failed.
+    /// One pass only (truthful reporting, or no time left after the answer): every candidate
+    /// was tried and failed.
     AllFailed,
-    /// Time ran out with candidates left.
+    /// One pass only: the answer deadline came with candidates left.
     DeadlineReached,
+    /// `delivery.max_attempts` sends may have reached a provider (timed out or cut off) and none
+    /// was confirmed: more would risk more duplicates than it could save codes.
+    AttemptsExhausted,
+    /// The OTP expired before any provider took it. The log line's attempts and exclusions say
+    /// what every provider was doing.
+    Expired,
 }
 
 impl Undelivered {
@@ -77,14 +106,25 @@ impl Undelivered {
         match self {
             Undelivered::NoRoute => "no_route",
             Undelivered::NoCandidate => "no_candidate",
-            Undelivered::RetryBudget => "retry_budget",
             Undelivered::AllFailed => "all_failed",
             Undelivered::DeadlineReached => "deadline_reached",
+            Undelivered::AttemptsExhausted => "attempts_exhausted",
+            Undelivered::Expired => "expired",
         }
     }
 }
 
 impl DispatchResult {
+    /// The metric labels: outcome and reason (the error class of a rejection, why nothing was
+    /// delivered, `-` for a delivery).
+    pub(crate) fn metric_labels(&self) -> (&'static str, &'static str) {
+        match self {
+            DispatchResult::Delivered { .. } => ("delivered", "-"),
+            DispatchResult::Rejected { class } => ("rejected", class.as_str()),
+            DispatchResult::Undelivered { reason } => ("undelivered", reason.as_str()),
+        }
+    }
+
     /// `delivered`, `rejected_<class>` or `undelivered_<reason>`.
     pub(crate) fn label(&self) -> String {
         match self {
@@ -115,10 +155,10 @@ pub(crate) struct Progress {
 pub(crate) struct Limits {
     /// Attempts end by this time.
     pub(crate) attempt_deadline: Instant,
-    /// Sends at most, across passes.
+    /// Sends that may have reached a provider (accepted, timed out, cut off) at most.
     pub(crate) max_attempts: u32,
-    /// At most this many passes over the candidates.
-    pub(crate) max_passes: u32,
+    /// Whether passes go on after the first (background delivery until `attempt_deadline`).
+    pub(crate) is_background: bool,
     /// Pause before the second pass; doubles after each further pass.
     pub(crate) retry_backoff: Duration,
     /// The provider that took the previous code for this number (a resend): ranked last.
@@ -145,6 +185,18 @@ pub(crate) async fn deliver(
     result
 }
 
+/// What a delivery has spent so far, across passes.
+#[derive(Debug, Default)]
+struct Spent {
+    /// Providers that may already have the message: they go last in later passes.
+    possibly_accepted: HashSet<ProviderId>,
+    /// Sends launched.
+    attempts: u32,
+    /// Sends that may have reached a provider without being confirmed (counted against
+    /// `max_attempts`).
+    unconfirmed: u32,
+}
+
 async fn run(
     shared: &Shared,
     runtime: &Runtime,
@@ -158,42 +210,51 @@ async fn run(
     if let Some(avoid) = &limits.avoid {
         query = query.with_avoid(avoid.clone());
     }
-    // Providers that may already have the message: never sent to again in this delivery.
-    let mut possibly_accepted: HashSet<ProviderId> = HashSet::new();
-    let mut n_attempts: u32 = 0;
+    let mut spent = Spent::default();
     let mut backoff = limits.retry_backoff;
     {
         // One request, one deposit into the retry budget, however many passes it takes.
         shared.health().begin_request(Instant::now().into_std());
     }
 
-    for pass in 0..limits.max_passes.max(1) {
+    let mut is_first_pass = true;
+    loop {
+        let now = Instant::now();
         let plan = {
             let health = shared.health();
             let mut rng = shared.rng();
-            plan(&runtime.routes, &health, &query, Instant::now().into_std(), &mut *rng)
+            plan(&runtime.routes, &health, &query, now.into_std(), &mut *rng)
         };
-        if pass == 0 {
+        let (candidates, held_back) =
+            pass_order(plan.candidates, &spent.possibly_accepted, spent.attempts == 0);
+        let mut excluded = plan.excluded;
+        if !held_back.is_empty() {
+            let health = shared.health();
+            excluded.extend(held_back.iter().filter_map(|candidate| {
+                let reason = health_exclusion(&health, &candidate.key, now.into_std())?;
+                Some(Exclusion { provider: candidate.provider().clone(), reason })
+            }));
+        }
+        if is_first_pass {
+            is_first_pass = false;
             let rule = plan.rule.as_ref().map(|rule| rule.name.to_string());
             let is_unrouted = rule.is_none();
             let strategy = plan.strategy.as_str();
             progress.send_modify(|p| {
                 p.rule = rule;
                 p.strategy = strategy;
-                p.excluded = plan.excluded.clone();
+                p.excluded = excluded;
             });
             if is_unrouted {
                 return DispatchResult::Undelivered { reason: Undelivered::NoRoute };
             }
-            if plan.candidates.is_empty() {
+            if candidates.is_empty() {
                 return DispatchResult::Undelivered { reason: Undelivered::NoCandidate };
             }
+        } else {
+            // The last exclusions are what the final log line explains an ending with.
+            progress.send_modify(|p| p.excluded = excluded);
         }
-        let candidates: Vec<Candidate> = plan
-            .candidates
-            .into_iter()
-            .filter(|c| !possibly_accepted.contains(c.provider()))
-            .collect();
         let mut pass_run = Pass {
             shared,
             runtime,
@@ -203,54 +264,72 @@ async fn run(
             next: 0,
             in_flight: FuturesUnordered::new(),
             running: HashSet::new(),
-            n_attempts: &mut n_attempts,
+            spent: &mut spent,
             max_attempts: limits.max_attempts,
             segments: limits.segments,
         };
-        let end = pass_run.execute(plan.strategy, progress, &mut possibly_accepted).await;
+        let end = pass_run.execute(plan.strategy, progress).await;
         // Dropping the pass drops any attempt still running (they were abandoned already).
         drop(pass_run);
-        match end {
-            // The budget refills with traffic: with passes left (background delivery), a refused
-            // extra send waits for the next pass instead of giving up on the code.
-            PassEnd::Finished(DispatchResult::Undelivered { reason: Undelivered::RetryBudget })
-                if pass + 1 < limits.max_passes =>
-            {
-                tracing::info!(event_id = %message.reference, "retry budget spent; trying again in the next pass");
-                let next_pass = Instant::now() + backoff;
-                if next_pass + MIN_ATTEMPT_TIME > limits.attempt_deadline
-                    || n_attempts >= limits.max_attempts
-                {
-                    return DispatchResult::Undelivered { reason: Undelivered::RetryBudget };
-                }
-                progress.send_modify(|p| p.is_waiting = true);
-                tokio::time::sleep_until(next_pass).await;
-                progress.send_modify(|p| p.is_waiting = false);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+        let n_tried = match end {
+            PassEnd::Finished(DispatchResult::Undelivered {
+                reason: Undelivered::DeadlineReached,
+            }) if limits.is_background => {
+                return DispatchResult::Undelivered { reason: Undelivered::Expired };
             }
             PassEnd::Finished(result) => return result,
-            PassEnd::Exhausted { n_tried } => {
-                let next_pass = Instant::now() + backoff;
-                let is_last_pass = pass + 1 >= limits.max_passes
-                    || n_tried == 0
-                    || n_attempts >= limits.max_attempts
-                    || next_pass + MIN_ATTEMPT_TIME > limits.attempt_deadline;
-                if is_last_pass {
-                    break;
-                }
-                progress.send_modify(|p| p.is_waiting = true);
-                tokio::time::sleep_until(next_pass).await;
-                progress.send_modify(|p| p.is_waiting = false);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+            PassEnd::Exhausted { n_tried } => n_tried,
+        };
+        if !limits.is_background {
+            return DispatchResult::Undelivered { reason: Undelivered::AllFailed };
         }
+        if spent.unconfirmed >= limits.max_attempts {
+            return DispatchResult::Undelivered { reason: Undelivered::AttemptsExhausted };
+        }
+        // A pass that sent and failed backs off; a pass that found nobody to send to looks
+        // again soon, so a provider whose ejection ends is used at once.
+        let wait = if n_tried > 0 {
+            let wait = backoff;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            wait
+        } else {
+            WAIT_FOR_PROVIDER.min(backoff)
+        };
+        let next_pass = Instant::now() + wait;
+        if next_pass + MIN_ATTEMPT_TIME > limits.attempt_deadline {
+            return DispatchResult::Undelivered { reason: Undelivered::Expired };
+        }
+        progress.send_modify(|p| p.is_waiting = true);
+        tokio::time::sleep_until(next_pass).await;
+        progress.send_modify(|p| p.is_waiting = false);
     }
-    DispatchResult::Undelivered { reason: Undelivered::AllFailed }
+}
+
+/// The order a pass tries the plan's candidates in: providers that may already have the message
+/// go last (a fresh provider is the better bet, and their duplicate is the worse cost). A
+/// fail-open candidate is tried only before the delivery's first send: the user is waiting for
+/// that one, and Okta is answered as soon as a pass has failed. After that, rather than every
+/// waiting code hitting the provider that recovers soonest, the delivery waits for health's
+/// single probation trial to bring one back.
+///
+/// Returns the candidates in order, and those held back.
+fn pass_order(
+    candidates: Vec<Candidate>,
+    possibly_accepted: &HashSet<ProviderId>,
+    is_first_send: bool,
+) -> (Vec<Candidate>, Vec<Candidate>) {
+    let (candidates, held_back): (Vec<Candidate>, Vec<Candidate>) =
+        candidates.into_iter().partition(|candidate| is_first_send || !candidate.is_fail_open);
+    let (mut fresh, tried): (Vec<Candidate>, Vec<Candidate>) = candidates
+        .into_iter()
+        .partition(|candidate| !possibly_accepted.contains(candidate.provider()));
+    fresh.extend(tried);
+    (fresh, held_back)
 }
 
 /// How a pass over the candidates ended.
 enum PassEnd {
-    /// Delivered, rejected, or out of time or budget: the delivery is over.
+    /// Delivered, rejected, or out of time or attempts: the delivery is over.
     Finished(DispatchResult),
     /// Every candidate was tried (or skipped) and failed.
     Exhausted { n_tried: u32 },
@@ -271,44 +350,53 @@ struct Pass<'a, F> {
     in_flight: FuturesUnordered<F>,
     /// Candidates launched and not finished, to abandon when the pass ends early.
     running: HashSet<usize>,
-    n_attempts: &'a mut u32,
+    spent: &'a mut Spent,
     max_attempts: u32,
     /// SMS parts, for pricing what was accepted.
     segments: u32,
 }
 
-/// Why a candidate could not be launched.
+/// What trying to launch the next candidate came to.
 enum Launch {
     Started,
     /// Skipped (disabled since planning, trial taken); try the next one.
     Skipped,
-    /// The budget, the attempt cap or the clock says no more providers.
+    /// A speculative send (hedge, race extra) the retry budget refused: carry on without it.
+    Declined,
+    /// The clock or the attempt cap says no more sends.
     Stop(Undelivered),
     /// No candidates left.
     Exhausted,
 }
 
+/// How [`Pass::launch_next`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Started,
+    /// Nothing was launched, and nothing later will be in this pass.
+    Stop(Undelivered),
+    /// No candidate left to launch; attempts in flight go on.
+    NoneLeft,
+    /// The budget declined a speculative send; attempts in flight go on.
+    Declined,
+}
+
 impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> + Send + 'a>>> {
-    async fn execute(
-        &mut self,
-        strategy: Strategy,
-        progress: &watch::Sender<Progress>,
-        possibly_accepted: &mut HashSet<ProviderId>,
-    ) -> PassEnd {
+    async fn execute(&mut self, strategy: Strategy, progress: &watch::Sender<Progress>) -> PassEnd {
         let mut n_tried = 0;
         let mut stopped: Option<Undelivered> = None;
-        // The first send of the delivery is free; every further one draws on the budget.
+        // Only a delivery's first send is `First`; every later one replaces a failed one.
         let first_kind =
-            if *self.n_attempts == 0 { AttemptKind::First } else { AttemptKind::Failover };
-        let initial = match strategy {
-            Strategy::Race { width } => width.max(1),
-            Strategy::Cascade | Strategy::Hedge { .. } => 1,
-        };
-        for index in 0..initial {
-            let kind = if index == 0 { first_kind } else { AttemptKind::Race };
-            if let Some(reason) = self.launch_next(kind) {
-                stopped = Some(reason);
-                break;
+            if self.spent.attempts == 0 { AttemptKind::First } else { AttemptKind::Failover };
+        match self.launch_next(first_kind) {
+            Next::Stop(reason) => stopped = Some(reason),
+            Next::Started | Next::NoneLeft | Next::Declined => {}
+        }
+        if let Strategy::Race { width } = strategy {
+            for _ in 1..width.max(1) {
+                if stopped.is_some() || self.launch_next(AttemptKind::Race) != Next::Started {
+                    break;
+                }
             }
         }
         let hedge_delay = match strategy {
@@ -323,11 +411,9 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
 
         loop {
             if self.in_flight.is_empty() {
-                let reason = stopped.unwrap_or(Undelivered::AllFailed);
-                return if reason == Undelivered::AllFailed {
-                    PassEnd::Exhausted { n_tried }
-                } else {
-                    PassEnd::Finished(DispatchResult::Undelivered { reason })
+                return match stopped {
+                    Some(reason) => PassEnd::Finished(DispatchResult::Undelivered { reason }),
+                    None => PassEnd::Exhausted { n_tried },
                 };
             }
             tokio::select! {
@@ -354,11 +440,12 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
                         AttemptOutcome::Failed(failure) => {
                             if failure.certainty == Certainty::PossiblyAccepted {
                                 self.shared.metrics.possible_duplicate(candidate.provider());
-                                possibly_accepted.insert(candidate.provider().clone());
+                                self.spent.possibly_accepted.insert(candidate.provider().clone());
+                                self.spent.unconfirmed += 1;
                             }
                             // A failure frees a slot: the next candidate takes it.
                             if stopped.is_none() {
-                                if let Some(reason) = self.launch_next(AttemptKind::Failover) {
+                                if let Next::Stop(reason) = self.launch_next(AttemptKind::Failover) {
                                     stopped = Some(reason);
                                 }
                             }
@@ -367,13 +454,11 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
                 }
                 () = &mut hedge_timer, if is_hedge_armed => {
                     // Hedge once: the cost of a second send is bounded, and the budget guards it.
+                    // Nobody left to hedge to, or a budget that declines, is no reason to stop.
                     is_hedge_armed = false;
                     if stopped.is_none() {
-                        if let Some(reason) = self.launch_next(AttemptKind::Hedge) {
-                            // Running out of candidates to hedge to is not a reason to stop.
-                            if reason != Undelivered::AllFailed {
-                                stopped = Some(reason);
-                            }
+                        if let Next::Stop(reason) = self.launch_next(AttemptKind::Hedge) {
+                            stopped = Some(reason);
                         }
                     }
                 }
@@ -385,23 +470,25 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
         }
     }
 
-    /// Launches the next admissible candidate; `Some(reason)` when no more may be launched
-    /// (`AllFailed` meaning none are left).
-    fn launch_next(&mut self, kind: AttemptKind) -> Option<Undelivered> {
+    /// Launches the next admissible candidate.
+    fn launch_next(&mut self, kind: AttemptKind) -> Next {
         loop {
             match self.launch(kind) {
-                Launch::Started => return None,
+                Launch::Started => return Next::Started,
                 Launch::Skipped => {}
-                Launch::Stop(reason) => return Some(reason),
-                Launch::Exhausted => return Some(Undelivered::AllFailed),
+                Launch::Declined => return Next::Declined,
+                Launch::Stop(reason) => return Next::Stop(reason),
+                Launch::Exhausted => return Next::NoneLeft,
             }
         }
     }
 
     fn launch(&mut self, kind: AttemptKind) -> Launch {
         let Some(candidate) = self.candidates.get(self.next) else { return Launch::Exhausted };
-        if *self.n_attempts >= self.max_attempts {
-            return Launch::Stop(Undelivered::AllFailed);
+        // Attempts in flight may end unconfirmed too: they count against the cap already.
+        let n_running = u32::try_from(self.running.len()).unwrap_or(u32::MAX);
+        if self.spent.unconfirmed.saturating_add(n_running) >= self.max_attempts {
+            return Launch::Stop(Undelivered::AttemptsExhausted);
         }
         let now = Instant::now();
         if self.deadline.saturating_duration_since(now) < MIN_ATTEMPT_TIME {
@@ -419,8 +506,10 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
             }
             Admission::Go => {}
             admission if admission.is_budget() => {
-                tracing::info!(provider = %candidate.provider(), kind = kind.as_str(), refusal = admission.as_str(), "extra send refused by the budget");
-                return Launch::Stop(Undelivered::RetryBudget);
+                // Only speculative sends draw on the budget; the candidate stays for failover.
+                tracing::info!(provider = %candidate.provider(), kind = kind.as_str(), refusal = admission.as_str(), "speculative send declined by the budget");
+                self.shared.metrics.speculation_declined(kind.as_str(), admission.as_str());
+                return Launch::Declined;
             }
             _ => {
                 self.next += 1;
@@ -429,7 +518,7 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
         }
         let index = self.next;
         self.next += 1;
-        *self.n_attempts += 1;
+        self.spent.attempts += 1;
         self.running.insert(index);
         let shared = self.shared;
         let runtime = self.runtime;

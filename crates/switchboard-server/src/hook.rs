@@ -9,22 +9,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use switchboard_core::{Destination, MessageText, OutboundMessage, Purpose};
+use switchboard_core::{Channel, Destination, MessageText, OutboundMessage, Purpose};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::config::Report;
+use crate::MAX_BODY_BYTES;
+use crate::config::{Report, ShedAnswer};
 use crate::dispatch::{DispatchResult, Limits, Progress, deliver};
 use crate::guard::{BlockedAnswer, GuardInput, ip_key, prefix_of};
 use crate::ledger::{Admission, Answer, Fingerprint};
+use crate::listener::Arrival;
 use crate::metrics::HookOutcome;
 use crate::okta::{ActionStatus, ErrorResponse, HookRequest, HookResponse};
+use crate::overload::{Permit, Shed};
 use crate::state::{Runtime, Shared};
 
 /// Checks Okta's credentials before the body is read: a forged call costs one header compare
@@ -64,15 +66,37 @@ pub(crate) async fn require_okta_auth(
 /// Clock skew tolerated between Okta's `otpExpires` and our clock.
 const EXPIRY_SKEW: Duration = Duration::from_secs(30);
 
-/// `POST {okta.path}`.
-pub(crate) async fn handle_hook(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let received = Instant::now();
+/// `POST {okta.path}`. The answer deadline runs from the request's arrival (its first byte), so
+/// everything here, reading the body included, spends Okta's 3 seconds.
+pub(crate) async fn handle_hook(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let arrival = Arrival::of(&request);
     let runtime = shared.runtime();
-    if !is_json(&headers) {
+    let deadline = arrival + runtime.okta.deadline;
+    let overload = runtime.overload;
+    let _permit = match shared.load.admit(
+        arrival,
+        runtime.okta.deadline,
+        overload.max_in_flight,
+        overload.max_deliveries,
+    ) {
+        Ok(permit) => permit,
+        Err(reason) => return shed(&shared, &runtime, reason),
+    };
+    let response = answer(&shared, &runtime, arrival, deadline, request).await;
+    shared.metrics.hook_duration(arrival.elapsed());
+    response
+}
+
+/// Everything between admission and the answer.
+async fn answer(
+    shared: &Arc<Shared>,
+    runtime: &Arc<Runtime>,
+    arrival: Instant,
+    deadline: Instant,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    if !is_json(&parts.headers) {
         shared.metrics.hook_refused("content_type");
         let body = ErrorResponse::new(
             "Content-Type must be application/json",
@@ -81,21 +105,30 @@ pub(crate) async fn handle_hook(
         );
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Json(body)).into_response();
     }
-
-    let request: HookRequest =
-        match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)) {
-            Ok(request) => request,
-            Err(error) => {
-                let location = error.path().to_string();
-                // serde_json's message names the missing field or the type mismatch, and never
-                // quotes the input's values.
-                let summary = format!("invalid request body: {}", error.inner());
-                shared.metrics.hook_refused("malformed_body");
-                tracing::warn!(location = %location, "hook request refused: malformed body");
-                let location = (location != ".").then_some(location);
-                return bad_request(&summary, location);
-            }
-        };
+    // Half the deadline for the body: a request that needs longer to arrive leaves too little
+    // time to deliver, and a client dribbling bytes cannot hold the connection.
+    let body_deadline = arrival + runtime.okta.deadline / 2;
+    let body = match crate::body::read(body, MAX_BODY_BYTES, body_deadline).await {
+        Ok(body) => body,
+        Err(error) => {
+            shared.metrics.hook_refused(error.as_str());
+            tracing::warn!(reason = error.as_str(), "hook request refused: body");
+            let summary = error.summary(MAX_BODY_BYTES);
+            let body = ErrorResponse::new(&summary, "INVALID_REQUEST", None);
+            return (error.status(), Json(body)).into_response();
+        }
+    };
+    let request = match HookRequest::parse(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            shared.metrics.hook_refused("malformed_body");
+            tracing::warn!(
+                location = error.location.as_deref().unwrap_or("."),
+                "hook request refused: malformed body"
+            );
+            return bad_request(&error.summary, error.location);
+        }
+    };
     let delivery = match request.into_delivery() {
         Ok(delivery) => delivery,
         Err(error) => {
@@ -105,30 +138,18 @@ pub(crate) async fn handle_hook(
             return bad_request(&summary, Some(error.location.to_owned()));
         }
     };
-    let destination = match Destination::parse(&delivery.phone_number, runtime.okta.default_region)
-    {
-        Ok(destination) => destination,
-        Err(error) => {
-            return refuse(&shared, &delivery.event_id, "invalid_phone_number", &error.to_string());
-        }
+    let screening = Screening {
+        phone_number: &delivery.phone_number,
+        channel: delivery.channel,
+        otp_expires: delivery.otp_expires,
+        event_time: delivery.event_time,
     };
-
-    if !destination.kind().takes_otp(delivery.channel) {
-        return refuse(
-            &shared,
-            &delivery.event_id,
-            "number_type",
-            &format!("{} numbers take no {} OTP", destination.kind(), delivery.channel),
-        );
-    }
-    let is_expired = delivery
-        .otp_expires
-        .is_some_and(|expires| expires + EXPIRY_SKEW < time::OffsetDateTime::now_utc());
-    if is_expired {
-        return refuse(&shared, &delivery.event_id, "otp_expired", "otpExpires is in the past");
-    }
+    let destination = match screening.screen(runtime, time::OffsetDateTime::now_utc()) {
+        Ok(destination) => destination,
+        Err(refusal) => return refuse(shared, &delivery.event_id, &refusal),
+    };
     let lifetime = runtime.delivery.otp_lifetime(delivery.otp_expires);
-    let text = sms_text(&runtime, &shared, &delivery);
+    let text = sms_text(runtime, shared, &delivery);
     let message = OutboundMessage {
         reference: delivery.event_id.clone(),
         destination,
@@ -138,12 +159,12 @@ pub(crate) async fn handle_hook(
         locale: delivery.locale,
     };
     // The ledger keeps the event at least as long as Okta could retry it.
-    let remember_until = received + lifetime.unwrap_or_default().max(Duration::from_secs(60));
+    let remember_until = arrival + lifetime.unwrap_or_default().max(Duration::from_secs(60));
     let answer = match shared.ledger.admit(
         &message.reference,
         fingerprint(&message),
         remember_until,
-        received,
+        arrival,
     ) {
         Admission::Conflict => {
             shared.metrics.hook_refused("event_id_reused");
@@ -163,8 +184,8 @@ pub(crate) async fn handle_hook(
         Admission::New(publish) => {
             let answer = publish.subscribe();
             if let Some(blocked) = check_guard(
-                &shared,
-                &runtime,
+                shared,
+                runtime,
                 &message,
                 delivery.user_id.as_deref(),
                 delivery.ip_address,
@@ -173,19 +194,126 @@ pub(crate) async fn handle_hook(
                 publish.send_replace(Some(Arc::new(blocked)));
                 return wait_for_answer(answer).await;
             }
+            let Some(running) = shared.load.start_delivery(runtime.overload.max_deliveries) else {
+                // Raced past admission with the last slot taken: shed, and say so to a retry.
+                let shed = shed_answer(runtime, Shed::Deliveries);
+                shared.metrics.shed(Shed::Deliveries.as_str());
+                publish.send_replace(Some(Arc::new(Answer { body: shed.1.clone() })));
+                return shed.into_response_parts();
+            };
             let job = Job {
-                shared: Arc::clone(&shared),
-                runtime,
+                shared: Arc::clone(shared),
+                runtime: Arc::clone(runtime),
                 message,
                 purpose: delivery.purpose,
-                received,
+                arrival,
+                deadline,
                 lifetime,
             };
-            shared.tracker.spawn(job.run(publish));
+            shared.tracker.spawn(job.run(publish, running));
             answer
         }
     };
     wait_for_answer(answer).await
+}
+
+/// The checks that decide whether a number may get a code at all, before any ledger, guard or
+/// provider: shared with `explain`, so that it never shows a route for a number the hook
+/// would refuse.
+pub(crate) struct Screening<'a> {
+    /// The number as Okta sent it.
+    pub(crate) phone_number: &'a str,
+    pub(crate) channel: Channel,
+    /// Okta's `otpExpires`, when sent.
+    pub(crate) otp_expires: Option<time::OffsetDateTime>,
+    /// Okta's `eventTime`, when sent.
+    pub(crate) event_time: Option<time::OffsetDateTime>,
+}
+
+/// Why a request was refused before any send. `detail` never holds the number or the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) reason: &'static str,
+    pub(crate) detail: String,
+}
+
+impl Screening<'_> {
+    /// The destination, or why no code may go to it: an unreadable number, a line type that
+    /// takes no OTP on this channel, an expired code, or an event too old (or too far in the
+    /// future) to be anything but a replay.
+    pub(crate) fn screen(
+        &self,
+        runtime: &Runtime,
+        now: time::OffsetDateTime,
+    ) -> Result<Destination, Refusal> {
+        let refusal = |reason, detail: String| Refusal { reason, detail };
+        let destination = Destination::parse(self.phone_number, runtime.okta.default_region)
+            .map_err(|error| refusal("invalid_phone_number", error.to_string()))?;
+        if !destination.kind().takes_otp(self.channel) {
+            let detail = format!("{} numbers take no {} OTP", destination.kind(), self.channel);
+            return Err(refusal("number_type", detail));
+        }
+        if self.otp_expires.is_some_and(|expires| expires + EXPIRY_SKEW < now) {
+            return Err(refusal("otp_expired", "otpExpires is in the past".into()));
+        }
+        if let Some(event_time) = self.event_time {
+            let tolerance = runtime.okta.event_time_tolerance;
+            let distance = (now - event_time).unsigned_abs();
+            if distance > tolerance {
+                let when = if event_time < now { "before" } else { "after" };
+                let detail = format!(
+                    "eventTime is {}s {when} our clock, more than okta.event_time_tolerance_s ({}s): a replay, or a clock that is off",
+                    distance.as_secs(),
+                    tolerance.as_secs()
+                );
+                return Err(refusal("event_time", detail));
+            }
+        }
+        Ok(destination)
+    }
+}
+
+/// What a shed request gets, as status and body.
+fn shed_answer(runtime: &Runtime, reason: Shed) -> ShedResponse {
+    match runtime.okta.shed_answer {
+        ShedAnswer::Failed => {
+            let response = HookResponse::new(
+                ActionStatus::Failed,
+                "switchboard".into(),
+                "-".into(),
+                format!("refused=overloaded; reason={}", reason.as_str()),
+            );
+            ShedResponse(StatusCode::OK, serde_json::to_string(&response).unwrap_or_default())
+        }
+        ShedAnswer::Retry => {
+            let body = ErrorResponse::new("switchboard is overloaded; retry", "OVERLOADED", None);
+            ShedResponse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::to_string(&body).unwrap_or_default(),
+            )
+        }
+    }
+}
+
+/// A shed answer: status and JSON body.
+struct ShedResponse(StatusCode, String);
+
+impl ShedResponse {
+    fn into_response_parts(self) -> Response {
+        (self.0, [(axum::http::header::CONTENT_TYPE, "application/json")], self.1).into_response()
+    }
+}
+
+/// Answers a request the server cannot serve in time, at once and without reading its body.
+fn shed(shared: &Shared, runtime: &Runtime, reason: Shed) -> Response {
+    shared.metrics.shed(reason.as_str());
+    tracing::warn!(
+        reason = reason.as_str(),
+        in_flight = shared.load.in_flight(),
+        deliveries = shared.load.deliveries(),
+        "hook request shed: overloaded"
+    );
+    shed_answer(runtime, reason).into_response_parts()
 }
 
 /// Okta's SMS parts cap when no `[sms_text]` says otherwise (threat T12: a long or UCS-2
@@ -238,14 +366,20 @@ struct Job {
     runtime: Arc<Runtime>,
     message: OutboundMessage,
     purpose: Purpose,
-    received: Instant,
+    /// When Okta's request arrived.
+    arrival: Instant,
+    /// When Okta must have its answer.
+    deadline: Instant,
     lifetime: Option<Duration>,
 }
 
 impl Job {
-    async fn run(self, publish: watch::Sender<Option<Arc<Answer>>>) {
-        let Job { shared, runtime, message, purpose, received, lifetime } = self;
-        let answer_deadline = received + runtime.okta.deadline;
+    /// Delivers, publishing Okta's answer by the deadline; `_running` holds the delivery's slot
+    /// in the server's load until the delivery ends.
+    async fn run(self, publish: watch::Sender<Option<Arc<Answer>>>, _running: Permit) {
+        let Job { shared, runtime, message, purpose, arrival, deadline, lifetime } = self;
+        let received = arrival;
+        let answer_deadline = deadline;
         // Prices are per SMS part (a call counts as one minute).
         let segments = match message.channel {
             switchboard_core::Channel::Sms => {
@@ -258,25 +392,18 @@ impl Job {
         // providers stay silent) and the code has not expired yet.
         let background =
             runtime.okta.report == Report::AlwaysSuccess && runtime.delivery.background;
-        let limits = match lifetime {
-            Some(lifetime) if background => Limits {
-                attempt_deadline: (received + lifetime).max(answer_deadline),
-                max_attempts: runtime.delivery.max_attempts,
-                max_passes: u32::MAX,
-                retry_backoff: runtime.delivery.retry_backoff,
-                avoid: None,
-                purpose,
-                segments,
-            },
-            _ => Limits {
-                attempt_deadline: answer_deadline,
-                max_attempts: runtime.delivery.max_attempts,
-                max_passes: 1,
-                retry_backoff: runtime.delivery.retry_backoff,
-                avoid: None,
-                purpose,
-                segments,
-            },
+        let (attempt_deadline, is_background) = match lifetime {
+            Some(lifetime) if background => ((received + lifetime).max(answer_deadline), true),
+            _ => (answer_deadline, false),
+        };
+        let limits = Limits {
+            attempt_deadline,
+            max_attempts: runtime.delivery.max_attempts,
+            is_background,
+            retry_backoff: runtime.delivery.retry_backoff,
+            avoid: None,
+            purpose,
+            segments,
         };
         let phone_key = shared.phones.key(&message.destination);
         let limits =
@@ -286,7 +413,7 @@ impl Job {
         let (progress, mut watching) = watch::channel(Progress::default());
         let delivery = deliver(&shared, &runtime, &message, &limits, &progress);
         tokio::pin!(delivery);
-        let early_result = if limits.max_passes == 1 {
+        let early_result = if !limits.is_background {
             // Bounded by the answer deadline already.
             Some((&mut delivery).await)
         } else {
@@ -311,7 +438,7 @@ impl Job {
             remember(result);
         }
         let snapshot = progress.borrow().clone();
-        let elapsed = received.elapsed();
+        let elapsed = arrival.elapsed();
         let (outcome, outcome_label) = match &early_result {
             Some(DispatchResult::Delivered { .. }) => {
                 (HookOutcome::Delivered, "delivered".to_owned())
@@ -346,7 +473,7 @@ impl Job {
         let response = HookResponse::new(status, provider, transaction_id, metadata);
         let body = serde_json::to_string(&response).unwrap_or_default();
         publish.send_replace(Some(Arc::new(Answer { body })));
-        shared.metrics.hook_answered(outcome, status.as_str(), message.channel, purpose, elapsed);
+        shared.metrics.hook_answered(outcome, status.as_str(), message.channel, purpose);
 
         let phone = shared.phones.reference(&message.destination);
         let log = LogLine { message: &message, purpose, phone: &phone, is_resend };
@@ -377,7 +504,8 @@ impl Job {
                 result
             }
         };
-        shared.metrics.delivery_finished(&result, message.channel);
+        let (outcome, reason) = result.metric_labels();
+        shared.metrics.delivery_finished(outcome, reason, message.channel);
     }
 }
 
@@ -509,7 +637,8 @@ fn check_guard(
 }
 
 /// An authenticated request refused on its content: Okta's FAILED shape, no provider call.
-fn refuse(shared: &Shared, event_id: &str, reason: &'static str, detail: &str) -> Response {
+fn refuse(shared: &Shared, event_id: &str, refusal: &Refusal) -> Response {
+    let (reason, detail) = (refusal.reason, refusal.detail.as_str());
     shared.metrics.hook_refused(reason);
     tracing::warn!(event_id, reason, detail, "hook request refused");
     let response = HookResponse::new(
@@ -534,3 +663,6 @@ fn bad_request(summary: &str, location: Option<String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(ErrorResponse::new(summary, "INVALID_REQUEST", location)))
         .into_response()
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,7 @@
 
 mod admin;
 mod auth;
+mod body;
 mod callbacks;
 pub mod config;
 mod dispatch;
@@ -18,8 +19,11 @@ mod ledger;
 mod listener;
 mod metrics;
 mod okta;
+mod overload;
 mod phone;
 mod state;
+#[cfg(test)]
+mod testing;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -27,19 +31,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, post};
 use tokio::net::TcpListener;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use config::{LoadError, Settings};
 
 use crate::state::Shared;
 
-/// Largest hook body accepted. Okta's requests are about 1.5 KiB.
-const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Time allowed to read a request body once the head has arrived.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest body accepted on the hook listener. Okta's requests are about 1.5 KiB.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Time from a provider callback's arrival by which its whole body must be in.
+const CALLBACK_BODY_TIME: Duration = Duration::from_secs(5);
+/// Connections open at once on the admin listener.
+const ADMIN_MAX_CONNECTIONS: usize = 256;
 
 /// A configured server, ready to serve.
 #[derive(Clone, Debug)]
@@ -56,6 +60,8 @@ impl Server {
     /// The router Okta calls.
     pub fn hook_router(&self) -> Router {
         let runtime = self.shared.runtime();
+        // The hook reads its own body (within the deadline, with Okta-shaped refusals), after
+        // authentication and admission control.
         let okta = Router::new().route(&runtime.okta.path, post(hook::handle_hook)).route_layer(
             axum::middleware::from_fn_with_state(Arc::clone(&self.shared), hook::require_okta_auth),
         );
@@ -63,11 +69,12 @@ impl Server {
         // adapter, so they sit outside Okta's authentication.
         let callbacks = Router::new()
             .route("/callbacks/{provider}", any(callbacks::handle_callback))
-            .route("/callbacks/{provider}/{*rest}", any(callbacks::handle_callback));
-        okta.merge(callbacks)
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
-            .with_state(Arc::clone(&self.shared))
+            .route("/callbacks/{provider}/{*rest}", any(callbacks::handle_callback))
+            .route_layer(axum::middleware::from_fn_with_state(
+                (MAX_BODY_BYTES, CALLBACK_BODY_TIME),
+                body::buffer,
+            ));
+        okta.merge(callbacks).with_state(Arc::clone(&self.shared))
     }
 
     /// The admin router: `/metrics`, `/healthz`, `/readyz` and the admin API.
@@ -158,8 +165,19 @@ impl Server {
             // Err means the sender is gone, which also means stop.
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let hook = listener::serve(hook_listener, self.hook_router(), stopped(stop_rx.clone()));
-        let admin = listener::serve(admin_listener, self.admin_router(), stopped(stop_rx.clone()));
+        let max_connections = self.shared.runtime().overload.max_connections;
+        let hook = listener::serve(
+            hook_listener,
+            self.hook_router(),
+            max_connections,
+            stopped(stop_rx.clone()),
+        );
+        let admin = listener::serve(
+            admin_listener,
+            self.admin_router(),
+            ADMIN_MAX_CONNECTIONS,
+            stopped(stop_rx.clone()),
+        );
         let serving = async { tokio::try_join!(hook, admin).map(|_| ()) };
         let result = tokio::select! {
             result = serving => result,

@@ -29,6 +29,8 @@ const GUARD_NEAR_MISSES: &str = "switchboard_guard_near_misses_total";
 const RELOADS: &str = "switchboard_config_reloads_total";
 const RECEIPTS: &str = "switchboard_receipts_total";
 const CALLBACKS_REFUSED: &str = "switchboard_callbacks_refused_total";
+const SPECULATION_DECLINED: &str = "switchboard_speculative_sends_declined_total";
+const SHED: &str = "switchboard_hook_shed_total";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -112,12 +114,22 @@ impl Metrics {
         describe(
             DELIVERIES,
             None,
-            "Deliveries finished (after any background attempts), by final outcome and channel.",
+            "Deliveries finished (after any background attempts), by final outcome, reason and channel.",
+        );
+        describe(
+            SPECULATION_DECLINED,
+            None,
+            "Hedges and race extras not sent because the retry or spend budget was empty.",
+        );
+        describe(
+            SHED,
+            None,
+            "Hook requests answered at once, unsent, because the server was overloaded, by reason.",
         );
         recorder.describe_histogram(
             HOOK_DURATION.into(),
             Some(Unit::Seconds),
-            "Time from receiving Okta's request to answering it.".into(),
+            "Time from the arrival of Okta's request (its first byte) to the answer.".into(),
         );
         recorder.describe_histogram(
             ATTEMPT_DURATION.into(),
@@ -148,7 +160,6 @@ impl Metrics {
         okta_status: &'static str,
         channel: Channel,
         purpose: Purpose,
-        elapsed: Duration,
     ) {
         let labels = [
             Label::new("outcome", outcome.as_str()),
@@ -157,8 +168,12 @@ impl Metrics {
             Label::new("request_type", purpose.as_str()),
         ];
         self.counter(HOOK_REQUESTS, labels.to_vec()).increment(1);
-        self.histogram(HOOK_DURATION, vec![Label::new("channel", channel.as_str())])
-            .record(elapsed.as_secs_f64());
+    }
+
+    /// Time from a hook request's arrival to its answer, for every answer the handler gives
+    /// (sent, refused or shed), so that a late answer shows whatever caused it.
+    pub(crate) fn hook_duration(&self, elapsed: Duration) {
+        self.histogram(HOOK_DURATION, Vec::new()).record(elapsed.as_secs_f64());
     }
 
     pub(crate) fn receipt(&self, provider: &ProviderId, state: &'static str, is_matched: bool) {
@@ -208,18 +223,33 @@ impl Metrics {
         self.counter(REPEATED, Vec::new()).increment(1);
     }
 
+    /// A delivery ended: `outcome` is `delivered`, `rejected` or `undelivered`, and `reason`
+    /// the error class of a rejection or why nothing was delivered (`-` for a delivery).
     pub(crate) fn delivery_finished(
         &self,
-        result: &crate::dispatch::DispatchResult,
+        outcome: &'static str,
+        reason: &'static str,
         channel: Channel,
     ) {
-        let outcome = match result {
-            crate::dispatch::DispatchResult::Delivered { .. } => "delivered",
-            crate::dispatch::DispatchResult::Rejected { .. } => "rejected",
-            crate::dispatch::DispatchResult::Undelivered { .. } => "undelivered",
-        };
-        let labels = vec![Label::new("outcome", outcome), Label::new("channel", channel.as_str())];
+        let labels = vec![
+            Label::new("outcome", outcome),
+            Label::new("reason", reason),
+            Label::new("channel", channel.as_str()),
+        ];
         self.counter(DELIVERIES, labels).increment(1);
+    }
+
+    /// A hedge or race extra the retry budget declined (`refusal`: `retry_budget` or
+    /// `spend_budget`).
+    pub(crate) fn speculation_declined(&self, kind: &'static str, refusal: &'static str) {
+        let labels = vec![Label::new("kind", kind), Label::new("refusal", refusal)];
+        self.counter(SPECULATION_DECLINED, labels).increment(1);
+    }
+
+    /// A hook request answered at once because the server could not have answered it in time
+    /// (`reason`: `in_flight`, `queued`, `deliveries`).
+    pub(crate) fn shed(&self, reason: &'static str) {
+        self.counter(SHED, vec![Label::new("reason", reason)]).increment(1);
     }
 
     pub(crate) fn hook_refused(&self, reason: &'static str) {

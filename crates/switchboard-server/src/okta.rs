@@ -2,7 +2,8 @@
 //! JSON: field names (`messageProfile`, `otpCode`, `deliveryChannel`) stop here, and the rest of
 //! the server sees core types.
 //!
-//! Contract: `shared/research/okta-hook-contract.md`. Two details are easy to get wrong and make
+//! Contract: Okta's telephony inline hook reference,
+//! <https://developer.okta.com/docs/reference/telephony-hook/>. Two details are easy to get wrong and make
 //! Okta silently skip the hook (and send through its own rate-limited providers): `value` is an
 //! array, and `status` is exactly `SUCCESSFUL`, `PENDING` or `FAILED`.
 
@@ -16,6 +17,8 @@ use time::format_description::well_known::Rfc3339;
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HookRequest {
     pub(crate) event_id: String,
+    #[serde(default)]
+    pub(crate) event_time: Option<String>,
     #[serde(default)]
     pub(crate) request_type: Option<String>,
     pub(crate) data: HookData,
@@ -105,6 +108,8 @@ pub(crate) struct Delivery {
     pub(crate) text: Option<MessageText>,
     pub(crate) locale: Option<Locale>,
     pub(crate) otp_expires: Option<OffsetDateTime>,
+    /// When Okta sent the event, to refuse replays of old requests.
+    pub(crate) event_time: Option<OffsetDateTime>,
     /// Okta's user id, for per-user velocity limits.
     pub(crate) user_id: Option<String>,
     /// The end user's IP address as Okta saw it, for per-address velocity limits.
@@ -122,7 +127,36 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
+/// Why a body is not a hook request: a summary for Okta's error object that never quotes the
+/// input, and the JSON path at fault when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BodyError {
+    pub(crate) summary: String,
+    pub(crate) location: Option<String>,
+}
+
 impl HookRequest {
+    /// Parses a body: exactly one JSON object (whitespace around it, nothing after it).
+    ///
+    /// serde's messages quote the values they could not use (`invalid type: integer
+    /// `123456`, expected a string`), and those values are passcodes and phone numbers, so they
+    /// are rebuilt from the error's category, its path and the part that comes from our own
+    /// types (the field that is missing, the type that was expected).
+    pub(crate) fn parse(body: &[u8]) -> Result<HookRequest, BodyError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let request: HookRequest =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+                let path = error.path().to_string();
+                let location = (path != ".").then_some(path);
+                BodyError { summary: describe(error.inner()), location }
+            })?;
+        deserializer.end().map_err(|_| BodyError {
+            summary: "invalid request body: text after the JSON object".into(),
+            location: None,
+        })?;
+        Ok(request)
+    }
+
     /// Checks the values and converts to core types. The phone number stays text: parsing it
     /// needs the configured default region, which is the server's business.
     pub(crate) fn into_delivery(self) -> Result<Delivery, FieldError> {
@@ -141,13 +175,15 @@ impl HookRequest {
             location: "data.messageProfile.otpCode",
             reason: "must be 4 to 10 digits".into(),
         })?;
-        let otp_expires = match &profile.otp_expires {
-            Some(text) => Some(OffsetDateTime::parse(text, &Rfc3339).map_err(|_| FieldError {
-                location: "data.messageProfile.otpExpires",
+        let timestamp = |text: &Option<String>, location: &'static str| match text {
+            Some(text) => OffsetDateTime::parse(text, &Rfc3339).map(Some).map_err(|_| FieldError {
+                location,
                 reason: "must be an RFC 3339 timestamp".into(),
-            })?),
-            None => None,
+            }),
+            None => Ok(None),
         };
+        let otp_expires = timestamp(&profile.otp_expires, "data.messageProfile.otpExpires")?;
+        let event_time = timestamp(&self.event_time, "eventTime")?;
         // Okta puts the code into the template; without one (always for CALL), or with one that
         // lost the code, we write our own.
         let text = match &profile.msg_template {
@@ -165,6 +201,7 @@ impl HookRequest {
             text,
             locale: profile.locale.as_deref().and_then(Locale::parse),
             otp_expires,
+            event_time,
             user_id: self
                 .data
                 .user_profile
@@ -179,6 +216,37 @@ impl HookRequest {
                 .and_then(|request| request.ip_address)
                 .and_then(|text| text.trim().parse().ok()),
         })
+    }
+}
+
+/// What went wrong in serde_json's terms, without any of the input.
+fn describe(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax => format!(
+            "invalid request body: not valid JSON at line {}, column {}",
+            error.line(),
+            error.column()
+        ),
+        Category::Eof => "invalid request body: the JSON ends too early".into(),
+        Category::Io => "invalid request body: it could not be read".into(),
+        Category::Data => {
+            // serde's data messages are `missing field `x``, `duplicate field `x`` (a name from
+            // our own types either way), `invalid type: <input>, expected
+            // <our type>`, `invalid value: <input>, expected <ours>`, `invalid length <n>,
+            // expected <ours>`. Only the parts from our types are kept.
+            let message = error.to_string();
+            let message = message.split(" at line ").next().unwrap_or_default();
+            if let Some(field) = message.strip_prefix("missing field ") {
+                format!("invalid request body: missing field {field}")
+            } else if let Some(field) = message.strip_prefix("duplicate field ") {
+                format!("invalid request body: duplicate field {field}")
+            } else if let Some((_, expected)) = message.split_once(", expected ") {
+                format!("invalid request body: wrong type or value, expected {expected}")
+            } else {
+                "invalid request body: wrong type or value".into()
+            }
+        }
     }
 }
 
@@ -222,8 +290,6 @@ fn parse_purpose(request_type: Option<&str>) -> Purpose {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub(crate) enum ActionStatus {
     Successful,
-    #[allow(dead_code)] // Part of Okta's contract; used once asynchronous answers exist.
-    Pending,
     Failed,
 }
 
@@ -231,7 +297,6 @@ impl ActionStatus {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ActionStatus::Successful => "SUCCESSFUL",
-            ActionStatus::Pending => "PENDING",
             ActionStatus::Failed => "FAILED",
         }
     }
@@ -391,7 +456,7 @@ mod tests {
                 "transactionId": "SM49a8ece2822d44e4adaccd7ed268f954",
                 "transactionMetadata": "attempts=1"}]}]})
         );
-        for status in [ActionStatus::Successful, ActionStatus::Pending, ActionStatus::Failed] {
+        for status in [ActionStatus::Successful, ActionStatus::Failed] {
             assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
         }
     }
@@ -403,5 +468,72 @@ mod tests {
         assert!(!printed.contains("11111"));
         let delivery = request.into_delivery().unwrap();
         assert!(!format!("{delivery:?}").contains("11111"));
+    }
+
+    /// A body with `otp` as the passcode, `phone` as the phone number and `profile` replacing
+    /// the message profile when given.
+    fn body_with(otp: &str, phone: &str, profile: Option<&str>) -> String {
+        let profile = profile.map_or_else(
+            || format!(r#"{{"phoneNumber": {phone}, "deliveryChannel": "SMS", "otpCode": {otp}}}"#),
+            str::to_owned,
+        );
+        format!(r#"{{"eventId": "e1", "data": {{"messageProfile": {profile}}}}}"#)
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_never_quote_the_input() {
+        let cases = [
+            (body_with("483920", "\"+14155550100\"", None), "data.messageProfile.otpCode"),
+            (body_with("\"483920\"", "14155550100", None), "data.messageProfile.phoneNumber"),
+            (body_with("[483920]", "\"+14155550100\"", None), "data.messageProfile.otpCode"),
+            (body_with("", "", Some("\"+14155550100 483920\"")), "data.messageProfile"),
+        ];
+        for (body, location) in cases {
+            let error = HookRequest::parse(body.as_bytes()).err().expect(&body);
+            assert_eq!(error.location.as_deref(), Some(location), "{body}");
+            for secret in ["483920", "4155550100"] {
+                assert!(!error.summary.contains(secret), "{} quotes the input", error.summary);
+            }
+            assert!(error.summary.contains("expected"), "{}", error.summary);
+        }
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let body = r#"{"eventId": "e1", "data": {"messageProfile": {"phoneNumber": "+14155550100", "deliveryChannel": "SMS"}}}"#;
+        let error = HookRequest::parse(body.as_bytes()).err().unwrap();
+        assert_eq!(error.summary, "invalid request body: missing field `otpCode`");
+        assert_eq!(error.location.as_deref(), Some("data.messageProfile"));
+    }
+
+    #[test]
+    fn text_after_the_object_is_refused_and_whitespace_is_not() {
+        assert!(HookRequest::parse(format!("{SAMPLE} \n").as_bytes()).is_ok());
+        for trailing in [" {}", "{}", " x", ",", "]"] {
+            let body = format!("{SAMPLE}{trailing}");
+            let error = HookRequest::parse(body.as_bytes()).err().expect(trailing);
+            assert!(error.summary.contains("after the JSON object"), "{}", error.summary);
+        }
+    }
+
+    #[test]
+    fn broken_json_says_where_without_the_text() {
+        let error = HookRequest::parse(br#"{"eventId": "483920"#).err().unwrap();
+        assert!(!error.summary.contains("483920"), "{}", error.summary);
+        let error = HookRequest::parse(br#"{"eventId": "e1" 483920}"#).err().unwrap();
+        assert!(error.summary.contains("line 1"), "{}", error.summary);
+        assert!(!error.summary.contains("483920"), "{}", error.summary);
+    }
+
+    #[test]
+    fn event_time_is_read_and_a_bad_one_is_named() {
+        let mut value: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
+        value["eventTime"] = "2022-01-28T21:43:40.000Z".into();
+        let request = HookRequest::parse(value.to_string().as_bytes()).unwrap();
+        let delivery = request.into_delivery().unwrap();
+        assert_eq!(delivery.event_time.unwrap().unix_timestamp(), 1_643_406_220);
+        value["eventTime"] = "yesterday".into();
+        let request = HookRequest::parse(value.to_string().as_bytes()).unwrap();
+        assert_eq!(request.into_delivery().err().unwrap().location, "eventTime");
     }
 }

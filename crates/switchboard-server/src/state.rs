@@ -19,7 +19,7 @@ use switchboard_core::route::RouteTable;
 use switchboard_providers::SharedProvider;
 
 use crate::callbacks::SentMessages;
-use crate::config::{DeliverySettings, OktaSettings, Settings};
+use crate::config::{DeliverySettings, OktaSettings, OverloadSettings, Settings};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::phone::PhoneHasher;
@@ -28,11 +28,12 @@ use crate::phone::PhoneHasher;
 #[derive(Debug)]
 pub(crate) struct Runtime {
     pub(crate) okta: OktaSettings,
+    /// When to shed hook requests.
+    pub(crate) overload: OverloadSettings,
     /// `{public_base_url}/callbacks`, when configured.
     pub(crate) callback_base: Option<String>,
     pub(crate) delivery: DeliverySettings,
-    /// Counters restart on reload: a reload is rare, and old counters under new limits would
-    /// mislead more than they protect.
+    /// Its counters carry over a reload wherever a limit's quota is unchanged.
     pub(crate) guard: crate::guard::Guard,
     pub(crate) sms_text: Option<switchboard_core::text::TemplateSet>,
     /// Checks `Authorization: Bearer` for the admin API; `None` turns the API off.
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) spend: crate::guard::SpendMeter,
     /// Every delivery task, so shutdown can wait for those still running.
     pub(crate) tracker: tokio_util::task::TaskTracker,
+    /// Hook requests awaiting answers and deliveries running, for admission control.
+    pub(crate) load: crate::overload::Load,
     is_draining: AtomicBool,
     /// The configuration file, when the server was started from one.
     source: Mutex<Option<std::path::PathBuf>>,
@@ -84,6 +87,7 @@ impl Shared {
             sent,
             spend: crate::guard::SpendMeter::default(),
             tracker: tokio_util::task::TaskTracker::new(),
+            load: crate::overload::Load::default(),
             is_draining: AtomicBool::new(false),
             source: Mutex::new(None),
             rng: Mutex::new(StdRng::from_os_rng()),
@@ -182,6 +186,7 @@ impl Runtime {
         let providers = settings.providers.into_iter().map(|p| (p.id().clone(), p)).collect();
         Runtime {
             okta: settings.okta,
+            overload: settings.overload,
             callback_base: settings.public_base_url.map(|base| format!("{base}/callbacks")),
             delivery: settings.delivery,
             guard: settings.guard,

@@ -310,7 +310,7 @@ fn okta_request(sequence: u64) -> serde_json::Value {
     let channel = if sequence % 10 == 0 { "CALL" } else { "SMS" };
     serde_json::json!({
         "eventId": format!("demo-{sequence:08}"),
-        "eventTime": "2026-11-24T12:00:00.000Z",
+        "eventTime": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("a current time formats"),
         "eventType": "com.okta.telephony.provider",
         "requestType": "com.okta.user.telephony.mfa-verification",
         "data": {

@@ -346,7 +346,7 @@ fn okta_request(index: usize, arrival: &Arrival) -> String {
     };
     serde_json::json!({
         "eventId": event_id(index),
-        "eventTime": "2026-11-24T12:00:00.000Z",
+        "eventTime": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("a current time formats"),
         "eventType": "com.okta.telephony.provider",
         "requestType": "com.okta.user.telephony.mfa-verification",
         "data": {

@@ -155,7 +155,7 @@ providers = ["twilio-us"]
 
     let sample = serde_json::json!({
         "eventId": "uS5871kJThSsU8qlA1LTcg",
-        "eventTime": "2022-01-28T21:43:40.000Z",
+        "eventTime": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("a current time formats"),
         "eventType": "com.okta.telephony.provider",
         "requestType": "com.okta.user.telephony.pre-enrollment",
         "data": {"messageProfile": {

@@ -156,13 +156,17 @@ const SCRIPTS: &[&str] = &[
     "policy delivery=0; t=0 twilio undelivered x30; status twilio -> healthy; rates twilio -> s=0.90 d=0.03 n=0",
     // Receipt counts decay with their half-life.
     "policy halflife=60 delivery=0; t=0 twilio undelivered x4; rates twilio -> s=0.90 d=0.20 n=0; t=60 rates twilio -> s=0.90 d=0.33 n=0",
-    // The retry budget: extra sends are a share of requests plus a floor, the first send is free.
-    "policy budget_pct=20 budget_min=0 budget_burst=2; begin twilio failover; begin backup hedge; begin twilio failover -> budget; begin twilio; request x4; begin twilio race -> budget; request; budget -> 1.0; begin twilio race; budget -> 0.0",
-    "policy budget_pct=0 budget_min=2 budget_burst=1; t=0 begin twilio failover; begin twilio failover -> budget; t=0.5 begin twilio failover",
+    // The retry budget: speculative sends (hedge, race) are a share of requests plus a floor; the
+    // first send is free.
+    "policy budget_pct=20 budget_min=0 budget_burst=2; begin twilio hedge; begin backup hedge; begin twilio hedge -> budget; begin twilio; request x4; begin twilio race -> budget; request; budget -> 1.0; begin twilio race; budget -> 0.0",
+    "policy budget_pct=0 budget_min=2 budget_burst=1; t=0 begin twilio hedge; begin twilio hedge -> budget; t=0.5 begin twilio hedge",
+    // A failover replaces a send that ended without an acceptance: it never draws on the budget,
+    // however empty it is, so a burst of codes against a dead primary all reach the backup.
+    "policy budget_pct=0 budget_min=0 budget_burst=1; t=0 begin twilio hedge; begin twilio hedge -> budget; begin backup failover; begin backup failover; begin twilio failover; budget -> 0.0",
     // A budget refusal claims nothing: the trial is still there for the next attempt.
-    "policy budget_min=0 budget_burst=1; t=0 twilio 5xx x3; t=10 begin backup failover; begin twilio failover -> budget; status twilio -> probation; begin twilio; status twilio -> probation(trial)",
-    // A country's spend cap bounds priced extra sends.
-    "policy spend=US:0.015 budget_min=0; price twilio 0.01; begin twilio failover; begin twilio failover -> spend; begin twilio@GB failover",
+    "policy budget_min=0 budget_burst=1; t=0 twilio 5xx x3; t=10 begin backup hedge; begin twilio hedge -> budget; status twilio -> probation; begin twilio; status twilio -> probation(trial)",
+    // A country's spend cap bounds priced speculative sends, and never a failover.
+    "policy spend=US:0.015 budget_min=0; price twilio 0.01; begin twilio hedge; begin twilio hedge -> spend; begin twilio failover; begin twilio@GB hedge",
     // Abandoning an attempt frees the trial it held, and records nothing.
     "t=0 twilio 5xx x3; t=10 begin twilio; status twilio -> probation(trial); abandon twilio; status twilio -> probation; begin twilio; status twilio -> probation(trial)",
 ];

@@ -433,10 +433,10 @@ proptest! {
                         prop_assert!(!admission.is_go(), "a second trial started");
                     }
                     if admission.is_budget() {
-                        prop_assert!(kind.is_extra());
+                        prop_assert!(kind.is_speculative());
                         prop_assert_eq!(book.status(&candidate.key, now), status_before, "a refused attempt claimed the trial");
                     }
-                    if admission.is_go() && kind.is_extra() {
+                    if admission.is_go() && kind.is_speculative() {
                         prop_assert!(budget_before >= 1.0);
                     }
                 }

@@ -1,0 +1,222 @@
+//! The request path on tokio's paused clock: admission, the deadline from arrival, shedding,
+//! and background delivery against scripted providers. Virtual time makes the timing claims
+//! exact, and every test runs in milliseconds of real time.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::testing::{Mode, metadata, okta_body, post, server, server_with, status};
+
+const OK: Mode = Mode::Accept { latency: Duration::from_millis(100) };
+const LIFE: Duration = Duration::from_secs(300);
+
+/// Waits until every delivery, background ones included, has ended.
+async fn drain(server: &crate::Server) {
+    server.shared.tracker.close();
+    server.shared.tracker.wait().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_against_a_dead_primary_reaches_the_backup_whatever_the_budget() {
+    // The budget's floor and burst are tiny: failover must not draw on it.
+    let extra = "[health.budget]\nmin_per_second = 0.1\nburst = 1\npercent = 0";
+    let (server, primary, backup) = server(extra, Mode::Refuse, OK);
+    let router = server.hook_router();
+    let answers = futures::future::join_all((0..100).map(|i| {
+        let body = okta_body(&format!("burst-{i}"), &format!("+1415555{i:04}"), LIFE);
+        post(&router, body, None)
+    }))
+    .await;
+    for (code, answer) in &answers {
+        assert_eq!(*code, 200);
+        assert_eq!(status(answer), "SUCCESSFUL");
+    }
+    drain(&server).await;
+    let delivered: std::collections::HashSet<String> =
+        backup.sends().into_iter().map(|(_, event)| event).collect();
+    assert_eq!(delivered.len(), 100, "every code reached the backup");
+    assert_eq!(backup.sends().len(), 100, "once each");
+    assert!(primary.sends().len() <= 100);
+    let metrics = server.shared.metrics.render();
+    assert!(
+        metrics.contains(
+            r#"switchboard_deliveries_total{outcome="delivered",reason="-",channel="sms"} 100"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_codes_outlive_an_ejection_and_do_not_storm_the_dead_providers() {
+    let (server, primary, backup) = server("", Mode::Refuse, Mode::Refuse);
+    let router = server.hook_router();
+    let started = Instant::now();
+    for i in 0..20 {
+        let body = okta_body(&format!("wait-{i}"), &format!("+1415555{i:04}"), LIFE);
+        let (_, answer) = post(&router, body, None).await;
+        assert_eq!(status(&answer), "SUCCESSFUL");
+    }
+    // Both are ejected after five failures each. A new code still fails open for its first
+    // send (the user is waiting for it), but the twenty waiting codes do not: they send
+    // nothing until health's probation trial brings a provider back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sends_after_answers = primary.sends().len() + backup.sends().len();
+    assert!(sends_after_answers <= 2 * 5 + 20, "{sends_after_answers} sends");
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    assert_eq!(
+        primary.sends().len() + backup.sends().len(),
+        sends_after_answers,
+        "waiting codes sent nothing to the ejected providers"
+    );
+    backup.set(OK);
+    drain(&server).await;
+    let delivered: std::collections::HashSet<String> = backup
+        .sends()
+        .into_iter()
+        .filter(|(at, _)| *at > started + Duration::from_secs(20))
+        .map(|(_, event)| event)
+        .collect();
+    assert_eq!(delivered.len(), 20, "every waiting code went out once the backup came back");
+    // The first sends after the repair wait for the ejection (30 s) and its one trial.
+    let first = backup
+        .sends()
+        .iter()
+        .map(|(at, _)| *at)
+        .filter(|at| *at > started + Duration::from_secs(20))
+        .min()
+        .unwrap();
+    assert!(first >= started + Duration::from_secs(30), "{:?}", first - started);
+    assert!(first <= started + Duration::from_secs(32), "{:?}", first - started);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_code_whose_other_providers_may_have_it_waits_for_the_ejected_one() {
+    // The backup is ejected by a first code's failures; the primary then hangs on a second
+    // code. Nothing is left but a provider that may have the message: the code waits for the
+    // backup's ejection to end instead of giving up.
+    let (server, primary, backup) =
+        server("[health]\nconsecutive_failures = 1", Mode::Refuse, Mode::Refuse);
+    let router = server.hook_router();
+    post(&router, okta_body("first", "+14155550100", LIFE), None).await;
+    primary.set(Mode::Hang);
+    backup.set(OK);
+    let started = Instant::now();
+    let (_, answer) = post(&router, okta_body("second", "+14155550199", LIFE), None).await;
+    assert_eq!(status(&answer), "SUCCESSFUL");
+    drain(&server).await;
+    let second: Vec<Instant> =
+        backup.sends().into_iter().filter(|(_, e)| e == "second").map(|(at, _)| at).collect();
+    assert_eq!(second.len(), 1, "delivered by the backup once it came back");
+    assert!(second[0] >= started + Duration::from_secs(25), "{:?}", second[0] - started);
+    let metrics = server.shared.metrics.render();
+    assert!(
+        metrics.contains(
+            r#"switchboard_deliveries_total{outcome="delivered",reason="-",channel="sms"} 2"#
+        ),
+        "the first code, refused by both, waited too and went out after the ejections: {metrics}"
+    );
+    assert!(!metrics.contains(r#"outcome="undelivered""#), "{metrics}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_answer_deadline_runs_from_the_first_byte() {
+    let (server, _, _) = server("", Mode::Hang, Mode::Hang);
+    let router = server.hook_router();
+    // The request's first byte arrived 1 s ago (a slow body, a busy runtime).
+    let arrival = Instant::now();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let (_, answer) =
+        post(&router, okta_body("late-body", "+14155550100", LIFE), Some(arrival)).await;
+    assert_eq!(Instant::now() - arrival, Duration::from_millis(2_500), "answered at the deadline");
+    assert_eq!(metadata(&answer, "outcome"), "pending");
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_in_flight_limit_requests_are_answered_at_once_and_nothing_is_sent() {
+    let (server, primary, backup) =
+        server_with("max_in_flight = 2", "", "", Mode::Hang, Mode::Hang);
+    let router = server.hook_router();
+    // Two requests hold the only two slots (their providers hang); a third is shed.
+    let holding: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|id| {
+            let router = router.clone();
+            tokio::spawn(
+                async move { post(&router, okta_body(id, "+14155550100", LIFE), None).await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let before = Instant::now();
+    let (code, answer) = post(&router, okta_body("c", "+14155550111", LIFE), None).await;
+    assert_eq!(Instant::now(), before, "answered at once");
+    assert_eq!(code, 200);
+    assert_eq!(status(&answer), "FAILED", "Okta's own providers send this one");
+    assert_eq!(metadata(&answer, "refused"), "overloaded");
+    assert_eq!(metadata(&answer, "reason"), "in_flight");
+    for held in holding {
+        let (_, answer) = held.await.unwrap();
+        assert_eq!(status(&answer), "SUCCESSFUL");
+    }
+    // Once they are answered, the slots are free again.
+    let (_, answer) = post(&router, okta_body("d", "+14155550122", LIFE), None).await;
+    assert_eq!(status(&answer), "SUCCESSFUL");
+    let sent: Vec<String> =
+        primary.sends().into_iter().chain(backup.sends()).map(|(_, e)| e).collect();
+    assert!(!sent.contains(&"c".to_owned()), "the shed request sent nothing");
+    assert!(
+        server
+            .shared
+            .metrics
+            .render()
+            .contains(r#"switchboard_hook_shed_total{reason="in_flight"} 1"#)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_queued_for_half_its_deadline_is_shed_with_the_configured_answer() {
+    let (server, primary, _) = server_with("", "shed_answer = \"retry\"", "", OK, OK);
+    let router = server.hook_router();
+    let arrival = Instant::now();
+    tokio::time::advance(Duration::from_millis(1_300)).await;
+    let (code, answer) =
+        post(&router, okta_body("queued", "+14155550100", LIFE), Some(arrival)).await;
+    assert_eq!(code, 503, "Okta retries once, perhaps on another replica");
+    assert_eq!(answer["error"]["errorCauses"][0]["reason"], "OVERLOADED");
+    assert!(primary.sends().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_deliveries_bound_memory_by_shedding_new_requests() {
+    let (server, _, _) = server_with("max_deliveries = 3", "", "", Mode::Refuse, Mode::Refuse);
+    let router = server.hook_router();
+    for i in 0..3 {
+        let (_, answer) =
+            post(&router, okta_body(&format!("bg-{i}"), "+14155550100", LIFE), None).await;
+        assert_eq!(status(&answer), "SUCCESSFUL", "answered; delivery goes on in the background");
+    }
+    let (_, answer) = post(&router, okta_body("bg-3", "+14155550100", LIFE), None).await;
+    assert_eq!(status(&answer), "FAILED");
+    assert_eq!(metadata(&answer, "reason"), "deliveries");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_event_far_from_our_clock_is_refused_as_a_replay() {
+    let (server, primary, _) = server_with("", "event_time_tolerance_s = 60", "", OK, OK);
+    let router = server.hook_router();
+    for offset in [-61i64, 61] {
+        let mut body: serde_json::Value =
+            serde_json::from_str(&okta_body("replayed", "+14155550100", LIFE)).unwrap();
+        let when = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset);
+        body["eventTime"] =
+            when.format(&time::format_description::well_known::Rfc3339).unwrap().into();
+        let (code, answer) = post(&router, body.to_string(), None).await;
+        assert_eq!(code, 200);
+        assert_eq!(status(&answer), "FAILED");
+        assert_eq!(metadata(&answer, "refused"), "event_time");
+    }
+    assert!(primary.sends().is_empty());
+    let (_, answer) = post(&router, okta_body("fresh", "+14155550100", LIFE), None).await;
+    assert_eq!(status(&answer), "SUCCESSFUL");
+}
