@@ -1,10 +1,12 @@
 //! Conformance with the botocore model of AWS End User Messaging SMS and Voice v2
-//! (`pinpoint-sms-voice-v2.service-2.json`): the adapter's requests, as the emulator received
+//! (`botocore/data/pinpoint-sms-voice-v2/2022-03-31/service-2.json` of
+//! <https://github.com/boto/botocore>, distilled into `fixtures/specs/`): the adapter's requests, as the emulator received
 //! them off the wire, name an operation the model has, with the model's protocol, and bodies
 //! that hold every required member, no unknown member, and values of the declared types,
 //! lengths, enums and patterns.
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::OnceLock;
 
 use secrecy::SecretString;
@@ -17,13 +19,7 @@ use switchboard_sim::aws::{AwsAccount, AwsEmulator, ReceivedCall};
 
 fn model() -> &'static Value {
     static MODEL: OnceLock<Value> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/specs/pinpoint-sms-voice-v2.service-2.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
-        serde_json::from_str(&text).unwrap()
-    })
+    MODEL.get_or_init(|| support::load_spec("pinpoint-sms-voice-v2.service-2.json"))
 }
 
 /// The model's patterns for the members the adapter sends, checked by hand (several use

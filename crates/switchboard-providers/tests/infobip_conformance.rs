@@ -1,4 +1,5 @@
-//! Conformance with Infobip's published OpenAPI 3.1 (v3.210.0, `shared/specs/infobip-*.json`):
+//! Conformance with Infobip's published OpenAPI 3.1 (v3.210.0, `infobip-{sms,voice}-openapi.json`
+//! of <https://github.com/api-evangelist/infobip>, distilled into `fixtures/specs/`):
 //! what the adapter puts on the wire, and what the emulator answers and reports, must satisfy
 //! the spec: the operation exists for the method and path and is not deprecated, the auth
 //! scheme is one the operation accepts, query parameters are declared, and bodies validate
@@ -9,7 +10,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use secrecy::SecretString;
@@ -25,20 +25,9 @@ use switchboard_sim::{Fault, Faults, Receipts};
 const KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3d9a";
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
-fn spec_path(file: &str) -> PathBuf {
-    // `shared/` sits beside the repository (a symlink in worktrees, a sibling clone in CI).
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs").join(file)
-}
-
-fn load(file: &str) -> Value {
-    let path = spec_path(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-static SMS_SPEC: LazyLock<Value> = LazyLock::new(|| load("infobip-sms-openapi.json"));
-static VOICE_SPEC: LazyLock<Value> = LazyLock::new(|| load("infobip-voice-openapi.json"));
+static SMS_SPEC: LazyLock<Value> = LazyLock::new(|| support::load_spec("infobip-sms-openapi.json"));
+static VOICE_SPEC: LazyLock<Value> =
+    LazyLock::new(|| support::load_spec("infobip-voice-openapi.json"));
 
 /// Follows a local `$ref` (`#/components/responses/...`), once.
 fn deref<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {

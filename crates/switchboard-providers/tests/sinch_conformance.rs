@@ -1,6 +1,7 @@
 //! What the Sinch adapter actually sends, and what the emulator answers and reports, checked
-//! against Sinch's published specs (`shared/specs`: `APIs_sinch.sms_v1_openapi.yaml`,
-//! `APIs_sinch.voice_1.0.0_openapi.yaml`).
+//! against Sinch's published specs (`APIs/sinch.sms/v1/openapi.yaml` and
+//! `APIs/sinch.voice/1.0.0/openapi.yaml` of <https://github.com/ballerina-platform/openapi-connectors>,
+//! distilled into `fixtures/specs/`).
 
 mod support;
 
@@ -96,7 +97,7 @@ async fn capture() -> (Vec<ReceivedSend>, Vec<Value>) {
 
 #[tokio::test]
 async fn batches_and_reports_satisfy_the_sms_spec() {
-    let spec = load_spec("APIs_sinch.sms_v1_openapi.yaml");
+    let spec = load_spec("sinch-sms-v1-openapi.json");
     let send = operation(&spec, "/xms/v1/{service_plan_id}/batches", "post");
     assert_eq!(spec["security"][0]["BearerAuth"], json!([]));
     let request =
@@ -173,7 +174,7 @@ async fn batches_and_reports_satisfy_the_sms_spec() {
 
 #[tokio::test]
 async fn callouts_satisfy_the_voice_spec() {
-    let spec = load_spec("APIs_sinch.voice_1.0.0_openapi.yaml");
+    let spec = load_spec("sinch-voice-1.0.0-openapi.json");
     // The spec writes the path with a trailing slash; Sinch's SDKs post without it, and the
     // emulator serves both.
     let callouts = operation(&spec, "/calling/v1/callouts/", "post");

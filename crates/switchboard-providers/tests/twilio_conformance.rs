@@ -1,10 +1,9 @@
-//! Conformance with Twilio's published OpenAPI description (`twilio_api_v2010.json`, from
-//! twilio/twilio-oai): the adapter's form parameters for CreateMessage and CreateCall, as the
+//! Conformance with Twilio's published OpenAPI description (`twilio_api_v2010.json` of
+//! <https://github.com/twilio/twilio-oai>, distilled into `fixtures/specs/`): the adapter's form parameters for CreateMessage and CreateCall, as the
 //! emulator received them off the wire, and the emulator's 201 bodies.
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use secrecy::SecretString;
@@ -23,13 +22,7 @@ const CALLS: &str = "/2010-04-01/Accounts/{AccountSid}/Calls.json";
 
 fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/specs/twilio_api_v2010.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
-        serde_json::from_str(&text).unwrap()
-    })
+    SPEC.get_or_init(|| support::load_spec("twilio_api_v2010.json"))
 }
 
 /// `#/components/schemas/x` to its schema; anything else as is.

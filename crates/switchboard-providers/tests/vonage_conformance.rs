@@ -1,6 +1,7 @@
 //! What the Vonage adapter actually sends, and what the emulator answers, checked against
-//! Vonage's published specs (`shared/specs`: `sms.yml`, `APIs_vonage.voice_1.3.6_openapi.yml`,
-//! `ncco-schema.json`).
+//! Vonage's published specs (`definitions/sms.yml` and `json-schemas/ncco-schema.json` of
+//! <https://github.com/Nexmo/api-specification>, Voice API 1.3.6 from
+//! <https://github.com/ballerina-platform/openapi-connectors>), distilled into `fixtures/specs/`.
 
 mod support;
 
@@ -109,7 +110,7 @@ async fn capture() -> (Vec<switchboard_sim::vonage::ReceivedSend>, Vec<Value>) {
 
 #[tokio::test]
 async fn sms_requests_satisfy_sms_yml() {
-    let spec = load_spec("sms.yml");
+    let spec = load_spec("vonage-sms-openapi.json");
     assert_eq!(spec["servers"][0]["url"], "https://rest.nexmo.com/sms");
     let send = operation(&spec, "/{format}", "post");
     let format_enum = &send["parameters"][0]["schema"]["enum"];
@@ -175,7 +176,7 @@ async fn sms_requests_satisfy_sms_yml() {
 
 #[tokio::test]
 async fn emulator_sms_answers_and_receipts_satisfy_sms_yml() {
-    let spec = load_spec("sms.yml");
+    let spec = load_spec("vonage-sms-openapi.json");
     let vonage = VonageEmulator::start(account()).await.unwrap();
     let url = format!("{}/sms/json", vonage.base_url());
     let client = reqwest::Client::new();
@@ -262,7 +263,7 @@ async fn emulator_sms_answers_and_receipts_satisfy_sms_yml() {
 
 #[tokio::test]
 async fn calls_satisfy_the_voice_spec_and_the_ncco_schema() {
-    let voice = load_spec("APIs_vonage.voice_1.3.6_openapi.yml");
+    let voice = load_spec("vonage-voice-1.3.6-openapi.json");
     assert_eq!(
         voice["servers"][0]["url"], "https://api.nexmo.com/v1/calls",
         "we post {{voice_base_url}}/v1/calls"
@@ -283,7 +284,7 @@ async fn calls_satisfy_the_voice_spec_and_the_ncco_schema() {
         openapi_validator(&spec, &json!({"$ref": "#/components/schemas/EndpointPhoneTo"}));
     let ncco_schema = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft4)
-        .build(&load_spec("ncco-schema.json"))
+        .build(&load_spec("vonage-ncco-schema.json"))
         .unwrap();
 
     let (received, _) = capture().await;
@@ -306,7 +307,7 @@ async fn calls_satisfy_the_voice_spec_and_the_ncco_schema() {
 
 #[tokio::test]
 async fn emulator_call_answers_satisfy_the_voice_spec() {
-    let voice = load_spec("APIs_vonage.voice_1.3.6_openapi.yml");
+    let voice = load_spec("vonage-voice-1.3.6-openapi.json");
     let vonage = VonageEmulator::start(account()).await.unwrap();
     let provider = Vonage::try_new(
         ProviderId::parse("vonage-eu").unwrap(),

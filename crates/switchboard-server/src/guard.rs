@@ -8,10 +8,13 @@
 //! address (Okta passes it), and per country. Limits are GCRA buckets from `governor`, keyed and
 //! bounded in memory by periodic pruning.
 //!
-//! Defaults follow published figures (`shared/research/threats-and-faults.md` c-2): Okta allows
-//! one challenge per number per 30 s, Twilio Verify five sends per verification, Google 50 SMS per
-//! minute per IP; voice gets about half of SMS, as voice fraud costs more. `monitor` mode counts
-//! and logs what would be blocked and blocks nothing, for a safe rollout.
+//! Defaults follow published figures: Okta allows one SMS or call challenge per number per 30 s
+//! (<https://developer.okta.com/docs/reference/rl-additional-limits/>), Twilio Verify five sends
+//! per verification (error 60203, <https://www.twilio.com/docs/api/errors/60203>), Google
+//! Identity Platform 50 verification SMS per minute per IP
+//! (<https://cloud.google.com/identity-platform/quotas>); voice gets about half of SMS, as voice
+//! fraud costs more. `monitor` mode counts and logs what would be blocked and blocks nothing, for
+//! a safe rollout.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

@@ -2,10 +2,9 @@
 //! JSON: field names (`messageProfile`, `otpCode`, `deliveryChannel`) stop here, and the rest of
 //! the server sees core types.
 //!
-//! Contract: Okta's telephony inline hook reference,
-//! <https://developer.okta.com/docs/reference/telephony-hook/>. Two details are easy to get wrong and make
-//! Okta silently skip the hook (and send through its own rate-limited providers): `value` is an
-//! array, and `status` is exactly `SUCCESSFUL`, `PENDING` or `FAILED`.
+//! Contract: <https://developer.okta.com/docs/reference/telephony-hook/>. Two details are easy
+//! to get wrong and make Okta silently skip the hook (and send through its own rate-limited
+//! providers): `value` is an array, and `status` is exactly `SUCCESSFUL`, `PENDING` or `FAILED`.
 
 use serde::{Deserialize, Serialize};
 use switchboard_core::{Channel, Locale, MessageText, Passcode, Purpose};

@@ -1,6 +1,7 @@
 //! Shared by the provider integration tests: a loopback callback server that hands each request
 //! to the adapter's `handle_callback`, as the server does, and reports the outcome on a channel,
-//! so a test awaits the receipt itself instead of sleeping; a raw receiver; spec helpers.
+//! so a test awaits the receipt itself instead of sleeping; a raw receiver; the spec fixtures
+//! and their helpers.
 
 // Each test binary uses part of this module; `Delivered` is re-exported for the ones that name it.
 #![allow(dead_code, unreachable_pub, unused_imports)]
@@ -49,22 +50,31 @@ pub fn refused_base_url() -> String {
     base_url
 }
 
-/// The published specs, `shared/specs` beside the repository (see its README).
+/// A fixture of `tests/fixtures/specs/`: a provider's published spec, distilled by `distil.py`
+/// there to what the conformance tests read. Each names its source in `x-distilled-from`.
 pub fn spec_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/specs").join(name)
 }
 
-/// A YAML or JSON spec as JSON.
+/// The spec fixture `name`. A missing or unreadable fixture fails the test that asked for it,
+/// naming the file: a conformance test never passes without its spec.
 pub fn load_spec(name: &str) -> serde_json::Value {
     let path = spec_path(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
-        panic!("{}: {error} (shared/specs must sit beside the repo)", path.display())
+        panic!(
+            "spec fixture {}: {error} (the fixtures are committed; distil.py beside them \
+             regenerates them from the published specs)",
+            path.display()
+        )
     });
-    if name.ends_with(".json") {
-        serde_json::from_str(&text).unwrap()
-    } else {
-        serde_yaml_ng::from_str(&text).unwrap()
-    }
+    let spec: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("spec fixture {}: {error}", path.display()));
+    assert!(
+        spec["x-distilled-from"]["url"].is_string(),
+        "spec fixture {} does not name its source in x-distilled-from",
+        path.display()
+    );
+    spec
 }
 
 /// A validator for `schema` (a fragment of an OpenAPI 3.0 document), with `#/components/...`

@@ -239,14 +239,18 @@ mod tests {
 
     use super::*;
 
-    /// The table above, against the botocore model in `shared/specs`.
+    /// The table above, against the botocore model (`pinpoint-sms-voice-v2/2022-03-31` of
+    /// <https://github.com/boto/botocore>), as distilled for the providers' conformance tests:
+    /// one fixture, in the repository, for both.
     #[test]
     fn matches_the_botocore_model() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/specs/pinpoint-sms-voice-v2.service-2.json");
+            .join("../switchboard-providers/tests/fixtures/specs")
+            .join("pinpoint-sms-voice-v2.service-2.json");
         let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
-        let model: Value = serde_json::from_str(&text).unwrap();
+            .unwrap_or_else(|error| panic!("spec fixture {}: {error}", path.display()));
+        let model: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("spec fixture {}: {error}", path.display()));
         let shapes = &model["shapes"];
         for (operation, members) in OPERATIONS {
             let input = model["operations"][operation]["input"]["shape"].as_str().unwrap();
