@@ -3,18 +3,28 @@
 //! Okta sends whatever the user typed at enrolment, normalised to E.164 in production but not in
 //! its preview (`9876543210`, no `+`). Routing needs the ISO country, and fraud and cost rules
 //! later need the line type (premium rate, toll free), so both are decided once here, from
-//! libphonenumber's metadata (the `phonenumber` crate), and carried on the [`Destination`].
+//! libphonenumber's metadata (the `rlibphonenumber` port, which follows the upstream C++ and Java
+//! parser; the `phonenumber` crate used before stripped national prefixes and leading zeros from
+//! international numbers, so Italian, Belgian, Lithuanian, Russian toll-free and other valid
+//! numbers were refused or misfiled).
+//!
+//! A country is only given when the metadata proves it. A number in no known range is still sent
+//! (the metadata lags new ranges) but its country is [`Country::UNKNOWN`] when its calling code is
+//! shared by several countries and nothing places it: filing an unknown +1 range of Jamaica as US
+//! would hand a toll-fraud destination the US allow-list, limits and prices.
 //!
 //! Errors never contain the number: they end up in logs, and phone numbers are personal data.
 
 use std::fmt;
-use std::str::FromStr;
 
-use phonenumber::country::Id;
-use phonenumber::metadata::DATABASE;
-use phonenumber::{Mode, ParseError, PhoneNumber, Type};
+use rlibphonenumber::{
+    NumberLengthType, PHONE_NUMBER_UTIL, ParseError, PhoneNumber, PhoneNumberFormat,
+    PhoneNumberType, Region,
+};
 
 use crate::domain::{Channel, Country, Destination};
+
+mod nanp_area_codes;
 
 /// The longest text worth handing to the parser; a formatted international number is far
 /// shorter, and the cap keeps hostile input away from the parser's regexes.
@@ -91,27 +101,20 @@ impl NumberKind {
         }
     }
 
-    fn from_library(kind: Type) -> NumberKind {
+    fn from_library(kind: PhoneNumberType) -> NumberKind {
         match kind {
-            Type::Mobile => NumberKind::Mobile,
-            Type::FixedLine => NumberKind::FixedLine,
-            Type::FixedLineOrMobile => NumberKind::FixedLineOrMobile,
-            Type::TollFree => NumberKind::TollFree,
-            Type::PremiumRate => NumberKind::PremiumRate,
-            Type::SharedCost => NumberKind::SharedCost,
-            Type::Voip => NumberKind::Voip,
-            Type::PersonalNumber => NumberKind::PersonalNumber,
-            Type::Pager => NumberKind::Pager,
-            Type::Uan => NumberKind::Uan,
-            Type::Voicemail => NumberKind::Voicemail,
-            // Emergency, short codes and carrier-specific numbers are not reachable end-user
-            // lines; calling them Unknown keeps the core enum to what routing can act on.
-            Type::Emergency
-            | Type::ShortCode
-            | Type::StandardRate
-            | Type::Carrier
-            | Type::NoInternational
-            | Type::Unknown => NumberKind::Unknown,
+            PhoneNumberType::Mobile => NumberKind::Mobile,
+            PhoneNumberType::FixedLine => NumberKind::FixedLine,
+            PhoneNumberType::FixedLineOrMobile => NumberKind::FixedLineOrMobile,
+            PhoneNumberType::TollFree => NumberKind::TollFree,
+            PhoneNumberType::PremiumRate => NumberKind::PremiumRate,
+            PhoneNumberType::SharedCost => NumberKind::SharedCost,
+            PhoneNumberType::VoIP => NumberKind::Voip,
+            PhoneNumberType::PersonalNumber => NumberKind::PersonalNumber,
+            PhoneNumberType::Pager => NumberKind::Pager,
+            PhoneNumberType::UAN => NumberKind::Uan,
+            PhoneNumberType::VoiceMail => NumberKind::Voicemail,
+            PhoneNumberType::Unknown => NumberKind::Unknown,
         }
     }
 }
@@ -179,6 +182,25 @@ pub enum DestinationError {
     },
 }
 
+/// How the parser placed a number in its country: the evidence behind
+/// [`Destination::country`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Placement {
+    /// The number is valid in the country's numbering plan.
+    Valid,
+    /// In no known range, but its calling code is this country's alone and its length is
+    /// possible there (the metadata lags new ranges).
+    CallingCode,
+    /// In no known range of a calling code shared by several countries, but its leading digits
+    /// (a NANP area code, the Isle of Man's `7624`, ...) belong to this country alone.
+    LeadingDigits,
+    /// In no known range of a calling code shared by several countries, and nothing in the
+    /// metadata places it: the country is [`Country::UNKNOWN`].
+    Unknown,
+    /// Built with [`Destination::new`]: the caller said the country, nothing was looked up.
+    Given,
+}
+
 impl Destination {
     /// Parses E.164 (`+14155550100`), formatted (`+1 (415) 555-0100`) or national text
     /// (`9876543210`, read in `default_region`) into a normalised, validated destination.
@@ -186,14 +208,15 @@ impl Destination {
         text: &str,
         default_region: Option<Country>,
     ) -> Result<Destination, DestinationError> {
+        let util = &*PHONE_NUMBER_UTIL;
         let text = text.trim();
         check_shape(text)?;
-        // The parser trips over some separator positions (`+4915-1234...` reads as an unknown
-        // calling code), so it only ever sees `+` and digits.
+        // The parser only ever sees `+` and digits: `check_shape` allowed a few separators, which
+        // carry nothing libphonenumber needs.
         let compact: String = text.chars().filter(|c| *c == '+' || c.is_ascii_digit()).collect();
         let region = match default_region {
             Some(region) => {
-                Some(library_id(region).ok_or(DestinationError::UnsupportedRegion { region })?)
+                Some(library_region(region).ok_or(DestinationError::UnsupportedRegion { region })?)
             }
             None => None,
         };
@@ -201,56 +224,140 @@ impl Destination {
         if !compact.starts_with('+') && region.is_none() {
             return Err(DestinationError::NoCountry);
         }
-        let number = phonenumber::parse(region, &compact).map_err(from_library_error)?;
-        let calling_code = number.country().code();
-        let e164 = number.format().mode(Mode::E164).to_string();
+        let number = util.parse(&compact, region).map_err(from_library_error)?;
+        let calling_code =
+            u16::try_from(number.country_code).map_err(|_| DestinationError::UnknownCallingCode)?;
+        let e164 = util.format(&number, PhoneNumberFormat::E164).into_owned();
         if e164.len() - 1 > MAX_E164_DIGITS {
             return Err(DestinationError::TooLong);
         }
-        if number.is_valid() {
-            let country =
-                country_of(&number).ok_or(DestinationError::NonGeographic { calling_code })?;
-            let kind = NumberKind::from_library(number.number_type(&DATABASE));
-            return Ok(Destination::from_parts(e164, country, kind));
+        if util.is_valid_number(&number) {
+            let country = country_of(util.get_region_for_number(&number))
+                .ok_or(DestinationError::NonGeographic { calling_code })?;
+            let kind = NumberKind::from_library(util.get_number_type(&number));
+            return Ok(Destination::from_parts(
+                e164,
+                country,
+                kind,
+                calling_code,
+                Placement::Valid,
+            ));
         }
         // Not valid by the bundled metadata. Metadata lags new number ranges by months, and
         // refusing a real user's new number would lock them out, while sending to a truly
         // invalid one costs one provider answer of "invalid number" (which never fails over).
-        // So a number whose length is possible in its calling code's main country is accepted,
-        // as that country, with an unknown line type.
-        let national_digits = e164.len() - 1 - calling_code.to_string().len();
-        let main_region = DATABASE.by_code(&calling_code).and_then(|regions| {
-            regions.into_iter().find(|meta| meta.is_main_country_for_code() || meta.id() == "US")
-        });
-        let Some(meta) = main_region else {
-            return Err(DestinationError::UnknownCallingCode);
-        };
-        let country =
-            Country::parse(meta.id()).ok_or(DestinationError::NonGeographic { calling_code })?;
-        let is_possible_length = u16::try_from(national_digits).is_ok_and(|n| {
-            // The metadata keeps possible lengths on each line type, not on the general entry.
-            let descriptors = meta.descriptors();
-            [
-                descriptors.fixed_line(),
-                descriptors.mobile(),
-                descriptors.voip(),
-                descriptors.personal_number(),
-            ]
-            .into_iter()
-            .flatten()
-            .any(|descriptor| descriptor.possible_length().contains(&n))
-        });
-        if !is_possible_length {
+        // So a number of a possible length is accepted, with an unknown line type, in the
+        // country the metadata can prove, or none.
+        if util.is_possible_number_with_reason(&number) != Ok(NumberLengthType::IsPossible) {
             return Err(DestinationError::Invalid { calling_code });
         }
-        Ok(Destination::from_parts(e164, country, NumberKind::Unknown))
+        let (country, placement) = place_unknown_range(&number, calling_code)?;
+        Ok(Destination::from_parts(e164, country, NumberKind::Unknown, calling_code, placement))
     }
+
+    /// Why the number has the country it has, when the metadata did not validate it: for
+    /// `explain` and operators (`"country unknown: +1 area code 999 is not in the metadata of
+    /// any NANP country"`). `None` for a valid number. Never more of the number than its calling
+    /// code and, for +1, its area code (which is not personal data).
+    #[must_use]
+    pub fn country_reason(&self) -> Option<String> {
+        let calling_code = self.calling_code();
+        let national = &self.digits()[calling_code.to_string().len()..];
+        let area_code = national.get(..3).unwrap_or(national);
+        let country = self.country();
+        match self.placement() {
+            Placement::Valid | Placement::Given => None,
+            Placement::CallingCode => Some(format!(
+                "{country} by calling code +{calling_code} alone: the number is in no range of \
+                 the metadata"
+            )),
+            Placement::LeadingDigits if calling_code == 1 => Some(format!(
+                "{country} by area code {area_code}: the number is in no range of the metadata"
+            )),
+            Placement::LeadingDigits => Some(format!(
+                "{country} by its leading digits: the number is in no range of the metadata \
+                 under +{calling_code}"
+            )),
+            Placement::Unknown if calling_code == 1 => Some(format!(
+                "country unknown: +1 area code {area_code} is not in the metadata of any NANP \
+                 country"
+            )),
+            Placement::Unknown => Some(format!(
+                "country unknown: +{calling_code} is shared by {} and the number is in none of \
+                 their ranges",
+                regions_of(calling_code).join(", ")
+            )),
+        }
+    }
+}
+
+/// The country of a possible but invalid number, and the evidence for it.
+fn place_unknown_range(
+    number: &PhoneNumber,
+    calling_code: u16,
+) -> Result<(Country, Placement), DestinationError> {
+    let util = &*PHONE_NUMBER_UTIL;
+    let regions: Vec<Region> = util
+        .get_regions_for_country_calling_code(number.country_code)
+        .ok_or(DestinationError::UnknownCallingCode)?
+        .collect();
+    match regions.as_slice() {
+        [] => Err(DestinationError::UnknownCallingCode),
+        [only] => {
+            let country =
+                country_of(Some(*only)).ok_or(DestinationError::NonGeographic { calling_code })?;
+            Ok((country, Placement::CallingCode))
+        }
+        _ => {
+            // libphonenumber's region choice for a shared calling code: the first region whose
+            // `leadingDigits` match (every NANP region but US and CA lists its area codes there).
+            if let Some(country) = country_of(util.get_region_for_number(number)) {
+                return Ok((country, Placement::LeadingDigits));
+            }
+            // US and CA list their area codes only inside their number patterns.
+            if calling_code == 1 {
+                if let Some(country) = nanp_country_of_area_code(number) {
+                    return Ok((country, Placement::LeadingDigits));
+                }
+            }
+            Ok((Country::UNKNOWN, Placement::Unknown))
+        }
+    }
+}
+
+/// The country of a +1 number by its area code, for the NANP regions without `leadingDigits`.
+fn nanp_country_of_area_code(number: &PhoneNumber) -> Option<Country> {
+    // National NANP numbers are ten digits, the first three the area code.
+    let area_code = u16::try_from(number.national_number / 10_000_000).ok()?;
+    [("US", nanp_area_codes::US), ("CA", nanp_area_codes::CA)]
+        .into_iter()
+        .find(|(_, area_codes)| area_codes.binary_search(&area_code).is_ok())
+        .and_then(|(region, _)| Country::parse(region))
+}
+
+/// The ISO codes of the regions sharing `calling_code`, main country first.
+fn regions_of(calling_code: u16) -> Vec<String> {
+    PHONE_NUMBER_UTIL
+        .get_regions_for_country_calling_code(i32::from(calling_code))
+        .map(|regions| regions.map(|region| region.as_region_str().as_str().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The calling code an E.164 string starts with, for destinations built from parts.
+pub(crate) fn calling_code_of(e164: &str) -> u16 {
+    let digits = e164.trim_start_matches('+');
+    (1..=3)
+        .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())
+        .find(|code| {
+            PHONE_NUMBER_UTIL.get_regions_for_country_calling_code(i32::from(*code)).is_some()
+        })
+        .unwrap_or(0)
 }
 
 /// Whether libphonenumber knows a numbering plan for this region (used to validate route
 /// countries, so a rule for a code that no number can have is refused at load time).
 pub(crate) fn has_numbering_plan(country: Country) -> bool {
-    library_id(country).is_some()
+    library_region(country).is_some()
 }
 
 /// Refuses text that cannot be a phone number before the parser sees it.
@@ -272,20 +379,26 @@ fn check_shape(text: &str) -> Result<(), DestinationError> {
     Ok(())
 }
 
-fn library_id(country: Country) -> Option<Id> {
-    Id::from_str(country.as_str()).ok()
+fn library_region(country: Country) -> Option<Region> {
+    if country.is_unknown() {
+        return None;
+    }
+    let region = Region::from_code(country.as_str()).ok()?;
+    // Every two letters make a `Region`; only those with metadata have a numbering plan.
+    PHONE_NUMBER_UTIL.get_country_code_for_region(region).is_some().then_some(region)
 }
 
-fn country_of(number: &PhoneNumber) -> Option<Country> {
-    number.country().id().and_then(|id| Country::parse(id.as_ref()))
+/// The ISO country of a region; `None` for none or the non-geographic "001" (`+800`, `+882`).
+fn country_of(region: Option<Region>) -> Option<Country> {
+    region.and_then(|region| Country::parse(region.as_region_str().as_str()))
 }
 
 fn from_library_error(error: ParseError) -> DestinationError {
     match error {
-        ParseError::NoNumber | ParseError::MalformedInteger(_) => DestinationError::NotANumber,
+        ParseError::NotANumber(_) => DestinationError::NotANumber,
         ParseError::InvalidCountryCode => DestinationError::UnknownCallingCode,
         ParseError::TooShortAfterIdd | ParseError::TooShortNsn => DestinationError::TooShort,
-        ParseError::TooLong => DestinationError::TooLong,
+        ParseError::TooLongNsn => DestinationError::TooLong,
     }
 }
 

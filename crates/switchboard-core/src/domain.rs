@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::destination::NumberKind;
+use crate::destination::{NumberKind, Placement, calling_code_of};
 
 /// How a passcode reaches the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,11 +50,22 @@ impl fmt::Display for Channel {
     }
 }
 
-/// An ISO 3166-1 alpha-2 country code, upper case (`US`, `GB`).
+/// An ISO 3166-1 alpha-2 country code, upper case (`US`, `GB`), or [`Country::UNKNOWN`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Country([u8; 2]);
 
 impl Country {
+    /// The country of a number the metadata cannot place (an unknown range under a calling code
+    /// several countries share, like +1). Printed `unknown`; no configuration can name it, so no
+    /// country list, price or cap ever applies to it by mistake.
+    pub const UNKNOWN: Country = Country(*b"??");
+
+    /// Whether this is [`Country::UNKNOWN`].
+    #[must_use]
+    pub fn is_unknown(self) -> bool {
+        self == Country::UNKNOWN
+    }
+
     /// Parses two ASCII letters, any case.
     pub fn parse(text: &str) -> Option<Country> {
         let bytes = text.as_bytes();
@@ -65,11 +76,14 @@ impl Country {
         }
     }
 
-    /// The two upper-case letters.
+    /// The two upper-case letters, or `unknown`.
     #[must_use]
     pub fn as_str(&self) -> &str {
+        if self.is_unknown() {
+            return "unknown";
+        }
         // Constructed only from ASCII letters, so this cannot fail.
-        std::str::from_utf8(&self.0).unwrap_or("??")
+        std::str::from_utf8(&self.0).unwrap_or("unknown")
     }
 }
 
@@ -170,19 +184,34 @@ pub struct Destination {
     e164: String,
     country: Country,
     kind: NumberKind,
+    calling_code: u16,
+    placement: Placement,
 }
 
 impl Destination {
     /// Builds a destination from an already-normalised E.164 string and its country; its kind is
-    /// [`NumberKind::Unknown`] (nothing was looked up).
+    /// [`NumberKind::Unknown`] and its placement [`Placement::Given`] (nothing was looked up).
     #[must_use]
     pub fn new(e164: String, country: Country) -> Destination {
-        Destination { e164, country, kind: NumberKind::Unknown }
+        let calling_code = calling_code_of(&e164);
+        Destination {
+            e164,
+            country,
+            kind: NumberKind::Unknown,
+            calling_code,
+            placement: Placement::Given,
+        }
     }
 
     /// Builds a destination from parts the parser has already checked.
-    pub(crate) fn from_parts(e164: String, country: Country, kind: NumberKind) -> Destination {
-        Destination { e164, country, kind }
+    pub(crate) fn from_parts(
+        e164: String,
+        country: Country,
+        kind: NumberKind,
+        calling_code: u16,
+        placement: Placement,
+    ) -> Destination {
+        Destination { e164, country, kind, calling_code, placement }
     }
 
     /// `+` followed by the digits.
@@ -197,10 +226,23 @@ impl Destination {
         self.e164.trim_start_matches('+')
     }
 
-    /// The number's country.
+    /// The number's country; [`Country::UNKNOWN`] when the metadata cannot place it (see
+    /// [`Destination::country_reason`]).
     #[must_use]
     pub fn country(&self) -> Country {
         self.country
+    }
+
+    /// The country calling code (`1`, `44`); not personal data.
+    #[must_use]
+    pub fn calling_code(&self) -> u16 {
+        self.calling_code
+    }
+
+    /// The evidence for [`Destination::country`].
+    #[must_use]
+    pub fn placement(&self) -> Placement {
+        self.placement
     }
 
     /// What kind of line the numbering plan says this is (mobile, fixed line, ...).
@@ -383,6 +425,14 @@ mod tests {
     #[test]
     fn ids_and_countries_validate() {
         assert_eq!(Country::parse("gb").unwrap().as_str(), "GB");
+        // The unknown country prints plainly and no spelling parses to it.
+        assert_eq!(Country::UNKNOWN.to_string(), "unknown");
+        assert!(Country::UNKNOWN.is_unknown() && !Country::parse("US").unwrap().is_unknown());
+        assert!(
+            ["??", "unknown", "ZZ"]
+                .iter()
+                .all(|text| Country::parse(text) != Some(Country::UNKNOWN))
+        );
         assert!(Country::parse("GBR").is_none());
         assert!(ProviderId::parse("twilio-us_1").is_some());
         assert!(ProviderId::parse("twilio us").is_none());

@@ -22,7 +22,7 @@ pub mod text;
 
 pub use budget::{BudgetConfig, BudgetPolicy, BudgetSnapshot, RetryBudget};
 pub use config::ConfigError;
-pub use destination::{DestinationError, NumberKind};
+pub use destination::{DestinationError, NumberKind, Placement};
 pub use domain::{
     Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
     Purpose,

@@ -122,6 +122,11 @@ impl PriceTable {
         country: Country,
         channel: Channel,
     ) -> Option<f64> {
+        // A number of unknown country has no price: a provider's `default` is for the countries
+        // an operator priced by omission, not for ranges nobody can place.
+        if country.is_unknown() {
+            return None;
+        }
         let prices = self.providers.get(provider)?;
         let field = |entry: &PriceEntryConfig| match channel {
             Channel::Sms => entry.sms,
@@ -203,6 +208,8 @@ mod tests {
         assert_eq!(prices.message_price(&twilio, us, Channel::Voice, 3), Some(0.02));
         let vonage = ProviderId::parse("vonage").unwrap();
         assert_eq!(prices.unit_price(&vonage, us, Channel::Sms), None, "unpriced");
+        // The default never prices a number whose country nobody knows.
+        assert_eq!(prices.unit_price(&twilio, Country::UNKNOWN, Channel::Sms), None);
     }
 
     #[test]

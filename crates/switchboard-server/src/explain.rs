@@ -105,6 +105,9 @@ fn render_text(
         destination.kind(),
         query.channel
     );
+    if let Some(reason) = destination.country_reason() {
+        let _ = writeln!(out, "             {reason}");
+    }
     let _ = writeln!(
         out,
         "health       {}",

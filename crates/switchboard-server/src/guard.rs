@@ -8,6 +8,11 @@
 //! address (Okta passes it), and per country. Limits are GCRA buckets from `governor`, keyed and
 //! bounded in memory by periodic pruning.
 //!
+//! A number whose country the metadata cannot prove (an unknown range under a calling code several
+//! countries share, like +1) has the country `unknown`: no allow-list contains it unless it names
+//! `"unknown"`, a deny-list blocks it only when it names `"unknown"`, and per-country limits count
+//! all such numbers in one bucket of their own, never in the main country's (US for +1).
+//!
 //! Defaults follow published figures: Okta allows one SMS or call challenge per number per 30 s
 //! (<https://developer.okta.com/docs/reference/rl-additional-limits/>), Twilio Verify five sends
 //! per verification (error 60203, <https://www.twilio.com/docs/api/errors/60203>), Google
@@ -102,10 +107,11 @@ pub enum BlockedAnswer {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelGuardConfig {
-    /// When not empty, only these countries (ISO alpha-2) are allowed.
+    /// When not empty, only these countries (ISO alpha-2) are allowed; numbers of unknown country
+    /// are refused unless the list names `"unknown"`.
     #[serde(default)]
     pub allow_countries: Vec<String>,
-    /// Countries always refused.
+    /// Countries always refused; `"unknown"` refuses numbers no country can be proven for.
     #[serde(default)]
     pub deny_countries: Vec<String>,
     /// Per destination number.
@@ -436,10 +442,13 @@ impl ChannelGuard {
                 .iter()
                 .enumerate()
                 .map(|(index, code)| {
+                    if code.eq_ignore_ascii_case("unknown") {
+                        return Ok(Country::UNKNOWN);
+                    }
                     Country::parse(code).ok_or_else(|| {
                         ConfigError::invalid(
                             format!("{key}.{field}[{index}]"),
-                            format!("`{code}` is not an ISO 3166-1 alpha-2 code"),
+                            format!("`{code}` is not an ISO 3166-1 alpha-2 code or \"unknown\""),
                         )
                     })
                 })
@@ -647,7 +656,11 @@ mod tests {
     fn input(channel: Channel, country: &str, number: u8, prefix: u8) -> GuardInput {
         GuardInput {
             channel,
-            country: Country::parse(country).unwrap(),
+            country: if country == "unknown" {
+                Country::UNKNOWN
+            } else {
+                Country::parse(country).unwrap()
+            },
             number: [number; 32],
             prefix: [prefix; 32],
             user: None,
@@ -714,6 +727,40 @@ mod tests {
             Some(Rule::CountryDenied)
         );
         assert!(!guard.check_fresh(&input(Channel::Voice, "LV", 1, 1)).is_blocked);
+    }
+
+    #[test]
+    fn a_number_of_unknown_country_is_never_treated_as_the_main_country() {
+        // An unknown +1 range (a Jamaican pumping range the metadata lacks, say) is not US.
+        let us_only = guard("[sms]\nallow_countries = [\"US\"]");
+        assert_eq!(
+            us_only.check_fresh(&input(Channel::Sms, "unknown", 1, 1)).blocked_by,
+            Some(Rule::CountryNotAllowed)
+        );
+        let allowing = guard("[sms]\nallow_countries = [\"US\", \"unknown\"]");
+        assert!(!allowing.check_fresh(&input(Channel::Sms, "unknown", 1, 1)).is_blocked);
+        // A deny-list blocks it only by name.
+        let denying_us = guard("[sms]\ndeny_countries = [\"US\"]");
+        assert!(!denying_us.check_fresh(&input(Channel::Sms, "unknown", 1, 1)).is_blocked);
+        let denying = guard("[sms]\ndeny_countries = [\"unknown\"]");
+        assert_eq!(
+            denying.check_fresh(&input(Channel::Sms, "unknown", 1, 1)).blocked_by,
+            Some(Rule::CountryDenied)
+        );
+        assert!(!denying.check_fresh(&input(Channel::Sms, "US", 2, 2)).is_blocked);
+        // Per-country limits count unknown numbers in their own bucket, not the US one.
+        let limited =
+            guard("[sms]\nper_number = \"off\"\nper_prefix = \"off\"\nper_country = \"2/1h\"");
+        for number in 0..2 {
+            assert!(
+                !limited.check_fresh(&input(Channel::Sms, "unknown", number, number)).is_blocked
+            );
+        }
+        assert_eq!(
+            limited.check_fresh(&input(Channel::Sms, "unknown", 9, 9)).blocked_by,
+            Some(Rule::PerCountry)
+        );
+        assert!(!limited.check_fresh(&input(Channel::Sms, "US", 9, 9)).is_blocked);
     }
 
     #[test]

@@ -1,5 +1,3 @@
-use phonenumber::Type;
-use phonenumber::metadata::DATABASE;
 use proptest::prelude::*;
 
 use super::*;
@@ -88,12 +86,83 @@ fn refuses_with_a_specific_error() {
 
 #[test]
 fn accepts_numbers_the_metadata_does_not_know_when_their_length_is_possible() {
-    // Fictional ranges (and new ranges the bundled metadata does not have yet) are not "valid",
-    // but refusing them would lock out real users of new ranges; the provider has the last word.
-    for (text, country_code) in [("+44 7700 900123", "GB"), ("+1 123 456 7890", "US")] {
+    // New ranges the bundled metadata does not have yet are not "valid", but refusing them would
+    // lock out real users; the provider has the last word. +55 is Brazil's alone, so an unknown
+    // range of it is still Brazilian.
+    let destination = Destination::parse("+55 11 1234 5678", None).unwrap();
+    assert_eq!(destination.country(), country("BR"));
+    assert_eq!(destination.kind(), NumberKind::Unknown);
+    assert_eq!(destination.placement(), Placement::CallingCode);
+}
+
+#[test]
+fn an_unknown_range_of_a_shared_calling_code_has_no_country() {
+    // Before, these were filed under the main country of the calling code (US, GB). Area codes
+    // 999 and 123 are in no NANP region's metadata; 7700 900xxx is Ofcom's drama range, in none
+    // of GB, GG, IM or JE.
+    for (text, calling_code) in
+        [("+1 999 555 0123", 1), ("+1 123 456 7890", 1), ("+44 7700 900123", 44)]
+    {
         let destination = Destination::parse(text, None).unwrap();
-        assert_eq!(destination.country(), country(country_code), "{text}");
+        assert_eq!(destination.country(), Country::UNKNOWN, "{text}");
+        assert_eq!(destination.country().to_string(), "unknown");
+        assert_eq!(destination.placement(), Placement::Unknown, "{text}");
+        assert_eq!(destination.calling_code(), calling_code, "{text}");
         assert_eq!(destination.kind(), NumberKind::Unknown, "{text}");
+    }
+    assert_eq!(
+        Destination::parse("+1 999 555 0123", None).unwrap().country_reason().as_deref(),
+        Some("country unknown: +1 area code 999 is not in the metadata of any NANP country")
+    );
+    assert_eq!(
+        Destination::parse("+44 7700 900123", None).unwrap().country_reason().as_deref(),
+        Some(
+            "country unknown: +44 is shared by GB, GG, IM, JE and the number is in none of their ranges"
+        )
+    );
+}
+
+#[test]
+fn an_unknown_nanp_range_is_placed_by_its_area_code_only() {
+    // 876 is Jamaica's (its leadingDigits), 650 the US's and 204 Canada's (their number
+    // patterns); exchanges starting with 0 are in no range of any of them.
+    for (text, expected) in
+        [("+1 876 000 1234", "JM"), ("+1 650 011 1234", "US"), ("+1 204 011 1234", "CA")]
+    {
+        let destination = Destination::parse(text, None).unwrap();
+        assert_eq!(destination.country(), country(expected), "{text}");
+        assert_eq!(destination.placement(), Placement::LeadingDigits, "{text}");
+        assert_eq!(destination.kind(), NumberKind::Unknown, "{text}");
+    }
+    assert_eq!(
+        Destination::parse("+1 876 000 1234", None).unwrap().country_reason().as_deref(),
+        Some("JM by area code 876: the number is in no range of the metadata")
+    );
+    // A valid Jamaican number (the metadata's example mobile) is Jamaican, not American.
+    let jamaican = Destination::parse("+1 876 210 1234", None).unwrap();
+    assert_eq!((jamaican.country(), jamaican.kind()), (country("JM"), NumberKind::Mobile));
+    assert_eq!((jamaican.placement(), jamaican.country_reason()), (Placement::Valid, None));
+}
+
+#[test]
+fn real_numbers_the_old_parser_refused_are_read() {
+    // The `phonenumber` crate stripped a leading 0 or a national prefix from international
+    // numbers: Italian landlines came out non-geographic, Russian toll-free numbers invalid.
+    for (text, expected, kind) in [
+        ("+39 06 1234 5678", "IT", NumberKind::FixedLine),
+        ("+7 800 123 4567", "RU", NumberKind::TollFree),
+        ("+370 800 12345", "LT", NumberKind::TollFree),
+        ("+55 11 91234-5678", "BR", NumberKind::Mobile),
+        ("+82 10 1234 5678", "KR", NumberKind::Mobile),
+        ("+20 10 1234 5678", "EG", NumberKind::Mobile),
+        ("+60 12 345 6789", "MY", NumberKind::Mobile),
+    ] {
+        let destination = Destination::parse(text, None).unwrap();
+        assert_eq!(
+            (destination.country(), destination.kind()),
+            (country(expected), kind),
+            "{text}"
+        );
     }
 }
 
@@ -129,28 +198,31 @@ const REGIONS: &[&str] = &[
     "PR",
 ];
 
-const KINDS: &[Type] = &[
-    Type::Mobile,
-    Type::FixedLine,
-    Type::TollFree,
-    Type::PremiumRate,
-    Type::SharedCost,
-    Type::Voip,
-    Type::PersonalNumber,
-    Type::Pager,
-    Type::Uan,
-    Type::Voicemail,
+const KINDS: &[NumberKind] = &[
+    NumberKind::Mobile,
+    NumberKind::FixedLine,
+    NumberKind::TollFree,
+    NumberKind::PremiumRate,
+    NumberKind::SharedCost,
+    NumberKind::Voip,
+    NumberKind::PersonalNumber,
+    NumberKind::Pager,
+    NumberKind::Uan,
+    NumberKind::Voicemail,
 ];
 
 /// libphonenumber's example number of `kind` in `region`, national digits.
-fn example(region: &str, kind: Type) -> Option<&'static str> {
-    DATABASE.by_id(region)?.descriptors().get(kind)?.example()
+fn example(region: &str, kind: NumberKind) -> Option<&'static str> {
+    examples()
+        .into_iter()
+        .find(|example| example.region == region && example.kind == kind.as_str())
+        .map(|example| example.national)
 }
 
 #[test]
 fn every_example_mobile_number_parses() {
     for region in REGIONS {
-        let national = example(region, Type::Mobile).unwrap();
+        let national = example(region, NumberKind::Mobile).unwrap();
         let destination = Destination::parse(national, Some(country(region)))
             .unwrap_or_else(|error| panic!("{region}: {error}"));
         assert_eq!(destination.country(), country(region));
@@ -205,4 +277,99 @@ fn premium_and_special_lines_never_take_an_otp() {
     for kind in [NumberKind::Mobile, NumberKind::FixedLineOrMobile, NumberKind::Unknown] {
         assert!(kind.takes_otp(Channel::Sms), "{kind}");
     }
+}
+
+/// libphonenumber's example numbers, one line per (region, type), with the region and type the
+/// metadata itself gives them; `tests/fixtures/extract_example_numbers.py` writes it.
+const EXAMPLE_NUMBERS: &str = include_str!("../../tests/fixtures/example_numbers.tsv");
+
+struct Example<'a> {
+    region: &'a str,
+    calling_code: u16,
+    kind: &'a str,
+    national: &'a str,
+    national_prefix: Option<&'a str>,
+    expected_region: &'a str,
+    expected_kind: &'a str,
+}
+
+fn examples() -> Vec<Example<'static>> {
+    EXAMPLE_NUMBERS
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.starts_with("region\t"))
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 7, "{line}");
+            Example {
+                region: fields[0],
+                calling_code: fields[1].parse().unwrap(),
+                kind: fields[2],
+                national: fields[3],
+                national_prefix: Some(fields[4]).filter(|prefix| *prefix != "-"),
+                expected_region: fields[5],
+                expected_kind: fields[6],
+            }
+        })
+        .collect()
+}
+
+/// What `Destination::parse` should give for an example: its country and kind, or
+/// `NonGeographic` for the global services of region 001.
+fn expectation(example: &Example<'_>) -> Result<(String, String), DestinationError> {
+    if example.expected_region == "001" {
+        return Err(DestinationError::NonGeographic { calling_code: example.calling_code });
+    }
+    Ok((example.expected_region.to_owned(), example.expected_kind.to_owned()))
+}
+
+fn outcome(
+    destination: Result<Destination, DestinationError>,
+) -> Result<(String, String), DestinationError> {
+    destination.map(|d| (d.country().to_string(), d.kind().as_str().to_owned()))
+}
+
+#[test]
+fn every_example_number_of_the_metadata_parses_to_its_region_and_type() {
+    let examples = examples();
+    assert!(examples.len() > 1000, "the fixture lost its lines: {}", examples.len());
+    let mut failures = Vec::new();
+    for example in &examples {
+        let e164 = format!("+{}{}", example.calling_code, example.national);
+        let got = outcome(Destination::parse(&e164, None));
+        if got != expectation(example) {
+            failures.push(format!("{} {} {e164}: {got:?}", example.region, example.kind));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} example numbers misread:\n{}",
+        failures.len(),
+        examples.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_example_number_written_nationally_parses_in_its_region() {
+    // As a user of the region writes it: with the national prefix where the region has one.
+    let mut failures = Vec::new();
+    let mut n_checked = 0;
+    for example in examples()
+        .iter()
+        .filter(|example| example.region == example.expected_region && example.region != "001")
+    {
+        let text = format!("{}{}", example.national_prefix.unwrap_or(""), example.national);
+        let got = outcome(Destination::parse(&text, Some(country(example.region))));
+        n_checked += 1;
+        if got != expectation(example) {
+            failures.push(format!("{} {} {text}: {got:?}", example.region, example.kind));
+        }
+    }
+    assert!(n_checked > 900, "{n_checked}");
+    assert!(
+        failures.is_empty(),
+        "{} of {n_checked} national example numbers misread:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -388,3 +388,12 @@ fn catalog_answers_channel_questions() {
     assert!(!catalog.supports(&ProviderId::parse("nobody").unwrap(), Channel::Sms));
     assert_eq!(catalog.providers().count(), 4);
 }
+
+#[test]
+fn only_a_star_rule_matches_a_number_of_unknown_country() {
+    let any = validate_countries("routes[0]", &["*".to_owned()]).unwrap();
+    let listed = validate_countries("routes[1]", &["US".to_owned(), "JM".to_owned()]).unwrap();
+    assert!(any.contains(Country::UNKNOWN));
+    assert!(!listed.contains(Country::UNKNOWN));
+    assert!(validate_countries("routes[2]", &["unknown".to_owned()]).is_err());
+}

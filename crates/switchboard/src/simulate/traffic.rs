@@ -30,7 +30,8 @@ pub(crate) struct Arrival {
 /// it). Room for a million numbers or more each.
 const NUMBER_PLANS: &[(&str, &str, u32)] = &[
     ("US", "+1", 10),
-    ("GB", "+447700", 6),
+    // 7400: a mobile range of GB alone (7700 is partly unassigned, so of no provable country).
+    ("GB", "+447400", 6),
     ("DE", "+49151", 8),
     ("FR", "+336", 8),
     ("IN", "+9198", 8),
