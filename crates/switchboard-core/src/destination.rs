@@ -315,10 +315,10 @@ fn place_unknown_range(
                 return Ok((country, Placement::LeadingDigits));
             }
             // US and CA list their area codes only inside their number patterns.
-            if calling_code == 1 {
-                if let Some(country) = nanp_country_of_area_code(number) {
-                    return Ok((country, Placement::LeadingDigits));
-                }
+            if calling_code == 1
+                && let Some(country) = nanp_country_of_area_code(number)
+            {
+                return Ok((country, Placement::LeadingDigits));
             }
             Ok((Country::UNKNOWN, Placement::Unknown))
         }

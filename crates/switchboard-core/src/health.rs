@@ -1233,11 +1233,10 @@ impl HealthBook {
         if candidate.is_exploration {
             self.providers.entry(key.provider.clone()).or_default().explored_at = Some(now);
         }
-        if claims_trial {
-            if let Some(probation) = self.keys.get_mut(key).and_then(|health| health.probation(now))
-            {
-                probation.trial_lease = Some(later(now, trial_timeout));
-            }
+        if claims_trial
+            && let Some(probation) = self.keys.get_mut(key).and_then(|health| health.probation(now))
+        {
+            probation.trial_lease = Some(later(now, trial_timeout));
         }
         Admission::Go
     }

@@ -390,17 +390,17 @@ pub fn plan(
             Err(reason) => excluded.push(Exclusion { provider: provider.clone(), reason }),
         }
     }
-    if admitted.is_empty() {
-        if let Some(index) = soonest_health_exclusion(health, query, &excluded, now) {
-            let exclusion = excluded.remove(index);
-            let position = rule
-                .providers()
-                .iter()
-                .position(|provider| *provider == exclusion.provider)
-                .unwrap_or(0);
-            let key = HealthKey::new(exclusion.provider, query.country, query.channel);
-            admitted.push((position, key, false, true));
-        }
+    if admitted.is_empty()
+        && let Some(index) = soonest_health_exclusion(health, query, &excluded, now)
+    {
+        let exclusion = excluded.remove(index);
+        let position = rule
+            .providers()
+            .iter()
+            .position(|provider| *provider == exclusion.provider)
+            .unwrap_or(0);
+        let key = HealthKey::new(exclusion.provider, query.country, query.channel);
+        admitted.push((position, key, false, true));
     }
     let mut candidates = score(table, health, rule, query, admitted, now);
     if rule.optimize().is_scored() {
@@ -409,16 +409,13 @@ pub fn plan(
     }
     let mut candidates: Vec<Candidate> =
         candidates.into_iter().map(|(_, candidate)| candidate).collect();
-    if let Some(avoid) = &query.avoid {
-        if candidates.len() > 1 {
-            if let Some(index) =
-                candidates.iter().position(|candidate| candidate.provider() == avoid)
-            {
-                let mut avoided = candidates.remove(index);
-                avoided.score.notes.push(RankNote::Avoided);
-                candidates.push(avoided);
-            }
-        }
+    if let Some(avoid) = &query.avoid
+        && candidates.len() > 1
+        && let Some(index) = candidates.iter().position(|candidate| candidate.provider() == avoid)
+    {
+        let mut avoided = candidates.remove(index);
+        avoided.score.notes.push(RankNote::Avoided);
+        candidates.push(avoided);
     }
     explore(rule, query, health, now, &mut candidates, rng);
     let strategy = resolve_strategy(rule.strategy(), health, &candidates, now);

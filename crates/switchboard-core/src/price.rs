@@ -154,13 +154,13 @@ impl PriceTable {
 
 fn validate_entry(key: &str, entry: &PriceEntryConfig) -> Result<PriceEntryConfig, ConfigError> {
     for (field, value) in [("sms", entry.sms), ("voice_minute", entry.voice_minute)] {
-        if let Some(value) = value {
-            if !(value.is_finite() && (0.0..=MAX_PRICE).contains(&value)) {
-                return Err(ConfigError::invalid(
-                    format!("{key}.{field}"),
-                    format!("must be a number between 0 and {MAX_PRICE}"),
-                ));
-            }
+        if let Some(value) = value
+            && !(value.is_finite() && (0.0..=MAX_PRICE).contains(&value))
+        {
+            return Err(ConfigError::invalid(
+                format!("{key}.{field}"),
+                format!("must be a number between 0 and {MAX_PRICE}"),
+            ));
         }
     }
     if entry.sms.is_none() && entry.voice_minute.is_none() {

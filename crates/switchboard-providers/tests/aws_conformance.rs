@@ -80,15 +80,15 @@ fn shape_violations(path: &str, shape_name: &str, value: &Value, problems: &mut 
             {
                 problems.push(format!("{path} length {length} outside {shape_name}'s bounds"));
             }
-            if let Some(allowed) = shape["enum"].as_array() {
-                if !allowed.iter().any(|allowed| allowed == text) {
-                    problems.push(format!("{path}={text} not in {shape_name}'s enum"));
-                }
+            if let Some(allowed) = shape["enum"].as_array()
+                && !allowed.iter().any(|allowed| allowed == text)
+            {
+                problems.push(format!("{path}={text} not in {shape_name}'s enum"));
             }
-            if let Some(pattern) = shape["pattern"].as_str() {
-                if !matches_pattern(pattern, text) {
-                    problems.push(format!("{path} does not match {pattern}"));
-                }
+            if let Some(pattern) = shape["pattern"].as_str()
+                && !matches_pattern(pattern, text)
+            {
+                problems.push(format!("{path} does not match {pattern}"));
             }
         }
         ("integer", Value::Number(number)) => {

@@ -88,10 +88,10 @@ fn violations(operation: &Value, send: &ReceivedSend) -> Vec<String> {
         if !is_repeated && send.params.iter().filter(|(other, _)| other == name).count() > 1 {
             problems.push(format!("{name} repeated but not an array"));
         }
-        if let Some(allowed) = property["enum"].as_array() {
-            if !allowed.iter().any(|allowed| allowed == value) {
-                problems.push(format!("{name}={value} not in {allowed:?}"));
-            }
+        if let Some(allowed) = property["enum"].as_array()
+            && !allowed.iter().any(|allowed| allowed == value)
+        {
+            problems.push(format!("{name}={value} not in {allowed:?}"));
         }
         let is_typed = match property["type"].as_str() {
             Some("integer") => value.parse::<i64>().is_ok(),

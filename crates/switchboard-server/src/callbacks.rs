@@ -110,10 +110,10 @@ impl SentMessages {
 impl SentState {
     fn expire(&mut self, now: Instant) {
         while self.order.front().is_some_and(|(expires, _)| *expires <= now) {
-            if let Some((expires, key)) = self.order.pop_front() {
-                if self.by_id.get(&key).is_some_and(|(_, e, _)| *e <= expires) {
-                    self.by_id.remove(&key);
-                }
+            if let Some((expires, key)) = self.order.pop_front()
+                && self.by_id.get(&key).is_some_and(|(_, e, _)| *e <= expires)
+            {
+                self.by_id.remove(&key);
             }
         }
     }

@@ -444,11 +444,10 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
                                 self.spent.unconfirmed += 1;
                             }
                             // A failure frees a slot: the next candidate takes it.
-                            if stopped.is_none() {
-                                if let Next::Stop(reason) = self.launch_next(AttemptKind::Failover) {
+                            if stopped.is_none()
+                                && let Next::Stop(reason) = self.launch_next(AttemptKind::Failover) {
                                     stopped = Some(reason);
                                 }
-                            }
                         }
                     }
                 }
@@ -456,11 +455,10 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
                     // Hedge once: the cost of a second send is bounded, and the budget guards it.
                     // Nobody left to hedge to, or a budget that declines, is no reason to stop.
                     is_hedge_armed = false;
-                    if stopped.is_none() {
-                        if let Next::Stop(reason) = self.launch_next(AttemptKind::Hedge) {
+                    if stopped.is_none()
+                        && let Next::Stop(reason) = self.launch_next(AttemptKind::Hedge) {
                             stopped = Some(reason);
                         }
-                    }
                 }
                 () = &mut deadline => {
                     self.abandon_in_flight();

@@ -100,10 +100,10 @@ impl Faults {
         if !(0.0..=1.0).contains(&self.error_rate) {
             return Err(format!("error_rate: must be between 0 and 1, got {}", self.error_rate));
         }
-        if let Some(Fault::Status { status, .. }) = self.error {
-            if !(100..=599).contains(&status) {
-                return Err(format!("error.status: must be an HTTP status, got {status}"));
-            }
+        if let Some(Fault::Status { status, .. }) = self.error
+            && !(100..=599).contains(&status)
+        {
+            return Err(format!("error.status: must be an HTTP status, got {status}"));
         }
         Ok(())
     }

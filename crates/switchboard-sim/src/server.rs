@@ -118,10 +118,10 @@ struct ResettableStream {
 
 impl Drop for ResettableStream {
     fn drop(&mut self) {
-        if self.control.is_reset() {
-            if let Err(error) = self.stream.set_zero_linger() {
-                tracing::warn!(%error, "emulator could not set SO_LINGER for a reset");
-            }
+        if self.control.is_reset()
+            && let Err(error) = self.stream.set_zero_linger()
+        {
+            tracing::warn!(%error, "emulator could not set SO_LINGER for a reset");
         }
     }
 }

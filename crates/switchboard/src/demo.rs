@@ -307,7 +307,7 @@ fn okta_request(sequence: u64) -> serde_json::Value {
     let prefix = NUMBERS[(sequence as usize) % NUMBERS.len()];
     let phone = format!("{prefix}{:03}", sequence % 1000);
     let code = format!("{:06}", (sequence * 7_919 + 104_729) % 1_000_000);
-    let channel = if sequence % 10 == 0 { "CALL" } else { "SMS" };
+    let channel = if sequence.is_multiple_of(10) { "CALL" } else { "SMS" };
     serde_json::json!({
         "eventId": format!("demo-{sequence:08}"),
         "eventTime": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("a current time formats"),

@@ -175,13 +175,13 @@ impl AwsSmsVoiceConfig {
                 "must be between 5 and 259200",
             ));
         }
-        if let Some(voice) = &self.voice_id {
-            if !VOICE_IDS.contains(&voice.as_str()) {
-                return Err(ConfigError::invalid(
-                    key("voice_id"),
-                    "must be an AWS VoiceId in capitals, such as JOANNA or AMY",
-                ));
-            }
+        if let Some(voice) = &self.voice_id
+            && !VOICE_IDS.contains(&voice.as_str())
+        {
+            return Err(ConfigError::invalid(
+                key("voice_id"),
+                "must be an AWS VoiceId in capitals, such as JOANNA or AMY",
+            ));
         }
         self.endpoint(key_prefix)?;
         if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {

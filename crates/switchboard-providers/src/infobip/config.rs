@@ -92,13 +92,13 @@ impl InfobipConfig {
                 ));
             }
         }
-        if let Some(minutes) = self.validity_period_min {
-            if !(1..=2880).contains(&minutes) {
-                return Err(ConfigError::invalid(
-                    key("validity_period_min"),
-                    "must be between 1 and 2880",
-                ));
-            }
+        if let Some(minutes) = self.validity_period_min
+            && !(1..=2880).contains(&minutes)
+        {
+            return Err(ConfigError::invalid(
+                key("validity_period_min"),
+                "must be between 1 and 2880",
+            ));
         }
         if let Some(token) = &self.callback_token {
             let token = token.expose_secret();

@@ -124,13 +124,13 @@ impl TwilioConfig {
                 ));
             }
         }
-        if let Some(period) = self.validity_period_s {
-            if !(1..=36_000).contains(&period) {
-                return Err(ConfigError::invalid(
-                    key("validity_period_s"),
-                    "must be between 1 and 36000",
-                ));
-            }
+        if let Some(period) = self.validity_period_s
+            && !(1..=36_000).contains(&period)
+        {
+            return Err(ConfigError::invalid(
+                key("validity_period_s"),
+                "must be between 1 and 36000",
+            ));
         }
         Ok(())
     }

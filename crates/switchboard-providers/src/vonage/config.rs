@@ -214,13 +214,13 @@ impl VonageConfig {
         transport::check_base_url(&key("sms_base_url"), &self.sms_base_url)?;
         transport::check_base_url(&key("voice_base_url"), &self.voice_base_url)?;
         transport::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
-        if let Some(ttl) = self.sms_ttl_ms {
-            if !(20_000..=604_800_000).contains(&ttl) {
-                return Err(ConfigError::invalid(
-                    key("sms_ttl_ms"),
-                    "must be between 20000 and 604800000",
-                ));
-            }
+        if let Some(ttl) = self.sms_ttl_ms
+            && !(20_000..=604_800_000).contains(&ttl)
+        {
+            return Err(ConfigError::invalid(
+                key("sms_ttl_ms"),
+                "must be between 20000 and 604800000",
+            ));
         }
         if !(1..=120).contains(&self.ringing_timer_s) {
             return Err(ConfigError::invalid(key("ringing_timer_s"), "must be between 1 and 120"));

@@ -225,10 +225,10 @@ impl WebhookConfig {
             })?;
             status_classes.insert(status, class);
         }
-        if let Some(secret) = &self.signing_secret {
-            if secret.expose_secret().is_empty() {
-                return Err(ConfigError::invalid(key("signing_secret"), "must not be empty"));
-            }
+        if let Some(secret) = &self.signing_secret
+            && secret.expose_secret().is_empty()
+        {
+            return Err(ConfigError::invalid(key("signing_secret"), "must not be empty"));
         }
         reqwest::header::HeaderName::from_bytes(self.signature_header.as_bytes())
             .map_err(|_| ConfigError::invalid(key("signature_header"), "is not a header name"))?;

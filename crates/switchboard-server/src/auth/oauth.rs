@@ -113,10 +113,10 @@ impl OAuthVerifier {
         if !claims.has_scope(&self.settings.scope) {
             return Err(AuthFailure::MissingScope);
         }
-        if let Some(client_id) = &self.settings.client_id {
-            if claims.cid.as_deref() != Some(client_id.as_str()) {
-                return Err(AuthFailure::WrongClient);
-            }
+        if let Some(client_id) = &self.settings.client_id
+            && claims.cid.as_deref() != Some(client_id.as_str())
+        {
+            return Err(AuthFailure::WrongClient);
         }
         Ok(())
     }

@@ -406,10 +406,10 @@ async fn callout(
         return voice_error(StatusCode::PAYMENT_REQUIRED, "40200", "Payment required", reference);
     }
     let call_id = emulator.new_uuid_v4();
-    if tts["enableDice"] == true {
-        if let Some(url) = emulator.voice_callback_url() {
-            send_dice(&emulator, &url, &call_id, tts);
-        }
+    if tts["enableDice"] == true
+        && let Some(url) = emulator.voice_callback_url()
+    {
+        send_dice(&emulator, &url, &call_id, tts);
     }
     Json(json!({"callId": call_id})).into_response()
 }

@@ -193,10 +193,10 @@ impl TelesignEmulator {
             return false;
         }
         order.push_back(nonce.to_owned());
-        if order.len() > NONCE_MEMORY {
-            if let Some(oldest) = order.pop_front() {
-                seen.remove(&oldest);
-            }
+        if order.len() > NONCE_MEMORY
+            && let Some(oldest) = order.pop_front()
+        {
+            seen.remove(&oldest);
         }
         true
     }

@@ -252,18 +252,18 @@ fn validate_sms(params: &[(String, String)]) -> Result<(), (u32, &'static str)> 
     if from.chars().count() > 15 {
         return Err((3, "Invalid from param"));
     }
-    if let Some(ttl) = first("ttl") {
-        if !ttl.parse::<u64>().is_ok_and(|ttl| (20_000..=604_800_000).contains(&ttl)) {
-            return Err((3, "Invalid ttl param"));
-        }
+    if let Some(ttl) = first("ttl")
+        && !ttl.parse::<u64>().is_ok_and(|ttl| (20_000..=604_800_000).contains(&ttl))
+    {
+        return Err((3, "Invalid ttl param"));
     }
     if first("client-ref").is_some_and(|reference| reference.chars().count() > 40) {
         return Err((3, "Invalid client-ref param"));
     }
-    if let Some(flag) = first("status-report-req") {
-        if !["true", "false", "1", "0"].contains(&flag) {
-            return Err((3, "Invalid status-report-req param"));
-        }
+    if let Some(flag) = first("status-report-req")
+        && !["true", "false", "1", "0"].contains(&flag)
+    {
+        return Err((3, "Invalid status-report-req param"));
     }
     if let Some(callback) = first("callback") {
         let is_url = callback.len() <= 2048
@@ -713,10 +713,10 @@ fn validate_ncco(ncco: &Value) -> Result<(), Response> {
         {
             return Err(invalid_parameter("ncco.text", "is required, up to 1500 characters"));
         }
-        if let Some(language) = action.get("language") {
-            if !language.as_str().is_some_and(|language| TALK_LANGUAGES.contains(&language)) {
-                return Err(invalid_parameter("ncco.language", "is not a supported language"));
-            }
+        if let Some(language) = action.get("language")
+            && !language.as_str().is_some_and(|language| TALK_LANGUAGES.contains(&language))
+        {
+            return Err(invalid_parameter("ncco.language", "is not a supported language"));
         }
         for field in ["loop", "style"] {
             if action.get(field).is_some_and(|value| value.as_u64().is_none()) {

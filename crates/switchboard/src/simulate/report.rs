@@ -212,15 +212,15 @@ impl ScenarioReport {
             let got = switchboard.duplicates_per_1000();
             checks.push((format!("duplicates {got:.2}/1k <= {most}/1k"), got <= most));
         }
-        if targets.beat_priority {
-            if let Some(priority) = self.policy("priority") {
-                let (ours, theirs) =
-                    (switchboard.within_deadline_pct(), priority.within_deadline_pct());
-                checks.push((
-                    format!("beats priority within deadline ({ours:.2}% vs {theirs:.2}%)"),
-                    ours > theirs,
-                ));
-            }
+        if targets.beat_priority
+            && let Some(priority) = self.policy("priority")
+        {
+            let (ours, theirs) =
+                (switchboard.within_deadline_pct(), priority.within_deadline_pct());
+            checks.push((
+                format!("beats priority within deadline ({ours:.2}% vs {theirs:.2}%)"),
+                ours > theirs,
+            ));
         }
         if let (Some(most_pct), Some((cheapest, reference)), Some(cost)) =
             (targets.cost_within_pct_of_cheapest, self.cheapest(), switchboard.cost_per_delivered())
