@@ -3,6 +3,12 @@
 //! The core produces the [`Explanation`] as data; this module renders it, as JSON for the admin
 //! API and as text for `switchboard explain`. Neither rendering holds the number itself: only its
 //! country and line type.
+//!
+//! Before any route, a number goes through the hook's own admission steps, by the same code:
+//! [`Screening::screen`] (number, line type) and the guard's country rules
+//! ([`Guard::country_rule`]: allow and deny lists, spend caps). So `explain` never shows a
+//! provider as chosen for a number the hook would refuse. Only the velocity limits are left
+//! out: checking them would spend the number's allowance.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -12,7 +18,9 @@ use switchboard_core::health::{HealthBook, HealthStatus};
 use switchboard_core::plan::{RouteQuery, Strategy};
 use switchboard_core::{Channel, Destination, Purpose};
 
-use crate::config::Settings;
+use crate::config::{OktaSettings, Settings};
+use crate::guard::{Guard, SpendMeter};
+use crate::hook::{Refusal, Screening};
 use crate::state::Shared;
 
 /// What an operator asks about.
@@ -35,7 +43,13 @@ pub fn parse_purpose(text: &str) -> Option<Purpose> {
 /// Explains against a fresh health book: what the configuration alone decides (no live health).
 pub fn explain_offline(settings: &Settings, query: &ExplainQuery) -> Result<String, String> {
     let book = HealthBook::new(settings.health.clone());
-    let (destination, route_query) = route_query(settings.okta.default_region, query)?;
+    let spend = SpendMeter::default();
+    let (destination, route_query) = match admit(&settings.okta, &settings.guard, &spend, query)? {
+        Admitted::Yes(destination, route_query) => (destination, route_query),
+        Admitted::Refused(destination, refusal) => {
+            return Ok(render_refusal(destination.as_ref(), query, &refusal));
+        }
+    };
     let explanation =
         explain(&settings.routes, &book, &route_query, Instant::now(), &mut rand::rng());
     Ok(render_text(&destination, query, &explanation, false))
@@ -47,7 +61,19 @@ pub(crate) fn explain_live(
     query: &ExplainQuery,
 ) -> Result<(String, serde_json::Value), String> {
     let runtime = shared.runtime();
-    let (destination, route_query) = route_query(runtime.okta.default_region, query)?;
+    let (destination, route_query) =
+        match admit(&runtime.okta, &runtime.guard, &shared.spend, query)? {
+            Admitted::Yes(destination, route_query) => (destination, route_query),
+            Admitted::Refused(destination, refusal) => {
+                let json = serde_json::json!({
+                    "country": destination.as_ref().map(|d| d.country().to_string()),
+                    "line_type": destination.as_ref().map(|d| d.kind().as_str()),
+                    "refused": {"reason": refusal.reason, "detail": refusal.detail},
+                    "candidates": [],
+                });
+                return Ok((render_refusal(destination.as_ref(), query, &refusal), json));
+            }
+        };
     let explanation = {
         let health = shared.health();
         explain(&runtime.routes, &health, &route_query, Instant::now(), &mut rand::rng())
@@ -58,17 +84,79 @@ pub(crate) fn explain_live(
     ))
 }
 
-fn route_query(
-    default_region: Option<switchboard_core::Country>,
+/// What the hook's admission steps make of a number.
+enum Admitted {
+    /// It may be routed.
+    Yes(Destination, RouteQuery),
+    /// The hook would refuse it before any provider (with the destination, when it parsed).
+    Refused(Option<Destination>, Refusal),
+}
+
+/// The hook's own screening and the guard's country rules, as the hook runs them.
+fn admit(
+    okta: &OktaSettings,
+    guard: &Guard,
+    spend: &SpendMeter,
     query: &ExplainQuery,
-) -> Result<(Destination, RouteQuery), String> {
-    let destination =
-        Destination::parse(&query.number, default_region).map_err(|e| e.to_string())?;
+) -> Result<Admitted, String> {
+    let screening = Screening {
+        phone_number: &query.number,
+        channel: query.channel,
+        otp_expires: None,
+        event_time: None,
+    };
+    let destination = match screening.screen(okta, time::OffsetDateTime::now_utc()) {
+        Ok(destination) => destination,
+        Err(refusal) if refusal.reason == "invalid_phone_number" => return Err(refusal.detail),
+        Err(refusal) => {
+            // Parsed, but refused for its line type: show what it is.
+            let destination = Destination::parse(&query.number, okta.default_region).ok();
+            return Ok(Admitted::Refused(destination, refusal));
+        }
+    };
+    if let Some(rule) = guard.country_rule(query.channel, destination.country(), spend)
+        && guard.is_enforcing()
+    {
+        let detail = format!(
+            "the fraud guard refuses {} numbers on {} ({})",
+            destination.country(),
+            query.channel,
+            rule.as_str()
+        );
+        return Ok(Admitted::Refused(Some(destination), Refusal { reason: "guard", detail }));
+    }
     let mut route_query = RouteQuery::for_destination(&destination, query.channel);
     if let Some(purpose) = query.purpose {
         route_query = route_query.with_purpose(purpose);
     }
-    Ok((destination, route_query))
+    Ok(Admitted::Yes(destination, route_query))
+}
+
+/// The text for a number the hook would refuse: what it is, and why no provider is tried.
+fn render_refusal(
+    destination: Option<&Destination>,
+    query: &ExplainQuery,
+    refusal: &Refusal,
+) -> String {
+    let mut out = String::new();
+    if let Some(destination) = destination {
+        let _ = writeln!(
+            out,
+            "destination  country {}, {} line, channel {}",
+            destination.country(),
+            destination.kind(),
+            query.channel
+        );
+        if let Some(reason) = destination.country_reason() {
+            let _ = writeln!(out, "             {reason}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "result       refused before any provider ({}): {}; the hook sends nothing",
+        refusal.reason, refusal.detail
+    );
+    out
 }
 
 fn status_text(status: &HealthStatus, now: Instant) -> String {

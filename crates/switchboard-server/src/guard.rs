@@ -341,22 +341,7 @@ impl Guard {
     pub(crate) fn check(&self, input: &GuardInput, spend: &SpendMeter) -> Verdict {
         let guard = self.channel(input.channel);
         let mut verdict = Verdict::default();
-        let (spent_total, spent_country) = spend.spent_today(input.country);
-        let country_rule = if !guard.allow.is_empty() && !guard.allow.contains(&input.country) {
-            Some(Rule::CountryNotAllowed)
-        } else if guard.deny.contains(&input.country) {
-            Some(Rule::CountryDenied)
-        } else if self.daily_cap.is_some_and(|cap| spent_total >= cap) {
-            Some(Rule::SpendCap)
-        } else if self
-            .country_daily_caps
-            .get(&input.country)
-            .is_some_and(|cap| spent_country >= *cap)
-        {
-            Some(Rule::CountrySpendCap)
-        } else {
-            None
-        };
+        let country_rule = self.country_rule(input.channel, input.country, spend);
         verdict.blocked_by = country_rule;
         let is_enforcing = self.mode == GuardMode::Enforce;
         let note = |rule: Rule, outcome: Option<bool>, verdict: &mut Verdict| match outcome {
@@ -382,6 +367,35 @@ impl Guard {
         limit!(guard.country, Some(&input.country));
         verdict.is_blocked = is_enforcing && verdict.blocked_by.is_some();
         verdict
+    }
+
+    /// The rules that depend on the destination's country and today's spending alone (allow
+    /// and deny lists, spend caps): what `explain` can check without using up any velocity
+    /// allowance, through the same code as the hook. Blocks only in enforce mode.
+    pub(crate) fn country_rule(
+        &self,
+        channel: Channel,
+        country: Country,
+        spend: &SpendMeter,
+    ) -> Option<Rule> {
+        let guard = self.channel(channel);
+        let (spent_total, spent_country) = spend.spent_today(country);
+        if !guard.allow.is_empty() && !guard.allow.contains(&country) {
+            Some(Rule::CountryNotAllowed)
+        } else if guard.deny.contains(&country) {
+            Some(Rule::CountryDenied)
+        } else if self.daily_cap.is_some_and(|cap| spent_total >= cap) {
+            Some(Rule::SpendCap)
+        } else if self.country_daily_caps.get(&country).is_some_and(|cap| spent_country >= *cap) {
+            Some(Rule::CountrySpendCap)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a rule that matches blocks (enforce) or is only counted (monitor).
+    pub(crate) fn is_enforcing(&self) -> bool {
+        self.mode == GuardMode::Enforce
     }
 
     /// Forgets keys whose buckets are full again, so memory follows recent traffic.

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::MAX_BODY_BYTES;
-use crate::config::{Report, ShedAnswer};
+use crate::config::{OktaSettings, Report, ShedAnswer};
 use crate::dispatch::{DispatchResult, Limits, Progress, deliver};
 use crate::guard::{BlockedAnswer, GuardInput, ip_key, prefix_of};
 use crate::ledger::{Admission, Answer, Fingerprint};
@@ -144,7 +144,7 @@ async fn answer(
         otp_expires: delivery.otp_expires,
         event_time: delivery.event_time,
     };
-    let destination = match screening.screen(runtime, time::OffsetDateTime::now_utc()) {
+    let destination = match screening.screen(&runtime.okta, time::OffsetDateTime::now_utc()) {
         Ok(destination) => destination,
         Err(refusal) => return refuse(shared, &delivery.event_id, &refusal),
     };
@@ -243,11 +243,11 @@ impl Screening<'_> {
     /// future) to be anything but a replay.
     pub(crate) fn screen(
         &self,
-        runtime: &Runtime,
+        okta: &OktaSettings,
         now: time::OffsetDateTime,
     ) -> Result<Destination, Refusal> {
         let refusal = |reason, detail: String| Refusal { reason, detail };
-        let destination = Destination::parse(self.phone_number, runtime.okta.default_region)
+        let destination = Destination::parse(self.phone_number, okta.default_region)
             .map_err(|error| refusal("invalid_phone_number", error.to_string()))?;
         if !destination.kind().takes_otp(self.channel) {
             let detail = format!("{} numbers take no {} OTP", destination.kind(), self.channel);
@@ -257,7 +257,7 @@ impl Screening<'_> {
             return Err(refusal("otp_expired", "otpExpires is in the past".into()));
         }
         if let Some(event_time) = self.event_time {
-            let tolerance = runtime.okta.event_time_tolerance;
+            let tolerance = okta.event_time_tolerance;
             let distance = (now - event_time).unsigned_abs();
             if distance > tolerance {
                 let when = if event_time < now { "before" } else { "after" };

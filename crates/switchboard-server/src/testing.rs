@@ -94,17 +94,36 @@ impl Provider for Fake {
 /// A server in front of fakes named `primary` and `backup` (one cascade rule, in that order),
 /// with `extra` TOML appended to a realistic configuration.
 pub(crate) fn server(extra: &str, primary: Mode, backup: Mode) -> (Server, Arc<Fake>, Arc<Fake>) {
-    server_with("", "", extra, primary, backup)
+    server_with(Config { extra, ..Config::default() }, primary, backup)
 }
 
-/// [`server`], with more keys for `[server]` and `[okta]`.
+/// Additions to the harness's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config<'a> {
+    /// Keys for `[server]`.
+    pub(crate) server: &'a str,
+    /// Keys for `[okta]`.
+    pub(crate) okta: &'a str,
+    /// Keys for `[guard]` (by default it only watches: it counts on the real clock, and most
+    /// of these tests are about delivery).
+    pub(crate) guard: &'a str,
+    /// Whole sections appended at the end.
+    pub(crate) extra: &'a str,
+}
+
+impl Default for Config<'_> {
+    fn default() -> Self {
+        Config { server: "", okta: "", guard: "mode = \"monitor\"", extra: "" }
+    }
+}
+
+/// [`server`], with more configuration.
 pub(crate) fn server_with(
-    server_keys: &str,
-    okta_keys: &str,
-    extra: &str,
+    config: Config<'_>,
     primary: Mode,
     backup: Mode,
 ) -> (Server, Arc<Fake>, Arc<Fake>) {
+    let Config { server: server_keys, okta: okta_keys, guard, extra } = config;
     let config = format!(
         r#"
 [server]
@@ -120,9 +139,8 @@ secrets = ["{SECRET}"]
 [logging]
 phone_hash_key = "paused-clock-phone-key"
 
-# The guard counts on the real clock; these tests are about delivery, so it only watches.
 [guard]
-mode = "monitor"
+{guard}
 
 [providers.primary]
 kind = "twilio"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::testing::{Mode, metadata, okta_body, post, server, server_with, status};
+use crate::testing::{Config, Mode, metadata, okta_body, post, server, server_with, status};
 
 const OK: Mode = Mode::Accept { latency: Duration::from_millis(100) };
 const LIFE: Duration = Duration::from_secs(300);
@@ -134,8 +134,11 @@ async fn the_answer_deadline_runs_from_the_first_byte() {
 
 #[tokio::test(start_paused = true)]
 async fn past_the_in_flight_limit_requests_are_answered_at_once_and_nothing_is_sent() {
-    let (server, primary, backup) =
-        server_with("max_in_flight = 2", "", "", Mode::Hang, Mode::Hang);
+    let (server, primary, backup) = server_with(
+        Config { server: "max_in_flight = 2", ..Config::default() },
+        Mode::Hang,
+        Mode::Hang,
+    );
     let router = server.hook_router();
     // Two requests hold the only two slots (their providers hang); a third is shed.
     let holding: Vec<_> = ["a", "b"]
@@ -176,7 +179,8 @@ async fn past_the_in_flight_limit_requests_are_answered_at_once_and_nothing_is_s
 
 #[tokio::test(start_paused = true)]
 async fn a_request_that_queued_for_half_its_deadline_is_shed_with_the_configured_answer() {
-    let (server, primary, _) = server_with("", "shed_answer = \"retry\"", "", OK, OK);
+    let (server, primary, _) =
+        server_with(Config { okta: "shed_answer = \"retry\"", ..Config::default() }, OK, OK);
     let router = server.hook_router();
     let arrival = Instant::now();
     tokio::time::advance(Duration::from_millis(1_300)).await;
@@ -189,7 +193,11 @@ async fn a_request_that_queued_for_half_its_deadline_is_shed_with_the_configured
 
 #[tokio::test(start_paused = true)]
 async fn running_deliveries_bound_memory_by_shedding_new_requests() {
-    let (server, _, _) = server_with("max_deliveries = 3", "", "", Mode::Refuse, Mode::Refuse);
+    let (server, _, _) = server_with(
+        Config { server: "max_deliveries = 3", ..Config::default() },
+        Mode::Refuse,
+        Mode::Refuse,
+    );
     let router = server.hook_router();
     for i in 0..3 {
         let (_, answer) =
@@ -203,7 +211,8 @@ async fn running_deliveries_bound_memory_by_shedding_new_requests() {
 
 #[tokio::test(start_paused = true)]
 async fn an_event_far_from_our_clock_is_refused_as_a_replay() {
-    let (server, primary, _) = server_with("", "event_time_tolerance_s = 60", "", OK, OK);
+    let (server, primary, _) =
+        server_with(Config { okta: "event_time_tolerance_s = 60", ..Config::default() }, OK, OK);
     let router = server.hook_router();
     for offset in [-61i64, 61] {
         let mut body: serde_json::Value =
@@ -219,4 +228,37 @@ async fn an_event_far_from_our_clock_is_refused_as_a_replay() {
     assert!(primary.sends().is_empty());
     let (_, answer) = post(&router, okta_body("fresh", "+14155550100", LIFE), None).await;
     assert_eq!(status(&answer), "SUCCESSFUL");
+}
+
+#[tokio::test(start_paused = true)]
+async fn explain_refuses_exactly_the_numbers_the_hook_refuses() {
+    let guard = "mode = \"enforce\"\n[guard.sms]\nallow_countries = [\"US\", \"GB\"]\nper_number = \"1000/1h\"\nper_prefix = \"1000/1h\"\nper_user = \"1000/1h\"\nper_ip = \"1000/1h\"\nper_country = \"1000/1h\"";
+    let (server, primary, backup) = server_with(Config { guard, ..Config::default() }, OK, OK);
+    let router = server.hook_router();
+    let numbers = [
+        ("+14155550100", false),  // a US number
+        ("+442079460123", false), // a London landline
+        ("+33612345678", true),   // France: not on the allow-list
+        ("+19005550100", true),   // US premium rate: no OTP to such lines
+        ("+19995550100", true),   // +1 area code no NANP country has: country unknown
+        ("+18765550100", true),   // Jamaica, by its area code: not on the allow-list
+    ];
+    for (index, (number, is_refused)) in numbers.into_iter().enumerate() {
+        let query = crate::explain::ExplainQuery {
+            number: number.to_owned(),
+            channel: switchboard_core::Channel::Sms,
+            purpose: None,
+        };
+        let (text, json) = crate::explain::explain_live(&server.shared, &query).unwrap();
+        let event = format!("explain-{index}");
+        let before = primary.sends().len() + backup.sends().len();
+        let (_, answer) = post(&router, okta_body(&event, number, LIFE), None).await;
+        let sent = primary.sends().len() + backup.sends().len() > before;
+        let hook_refused = !metadata(&answer, "refused").is_empty();
+        assert_eq!(hook_refused, is_refused, "{number}: {answer}");
+        assert_eq!(sent, !is_refused, "{number}");
+        assert_eq!(json.get("refused").is_some(), is_refused, "{number}: {text}");
+        assert_eq!(text.contains("chosen"), !is_refused, "{number}: {text}");
+        assert!(!text.contains(&number[2..]), "explain never prints the number: {text}");
+    }
 }
