@@ -136,6 +136,7 @@ async fn a_valid_token_is_accepted_and_the_code_sent() {
         ("nbf passed", with(claims(&okta), json!({"nbf": now - 10}))),
         ("expired inside the leeway", with(claims(&okta), json!({"exp": now - 30}))),
         ("nbf inside the leeway", with(claims(&okta), json!({"nbf": now + 30}))),
+        ("iat inside the leeway", with(claims(&okta), json!({"iat": now + 30}))),
     ];
     for (n, (case, claims)) in valid.iter().enumerate() {
         let (status, answer) = send(&app, Some(&okta.mint(claims)), &format!("evt-ok-{n}")).await;
@@ -250,6 +251,11 @@ async fn forged_tokens_get_401_and_no_provider_call() {
             "nbf in the future",
             Some(okta.mint(&with(good.clone(), json!({"nbf": now + 3600})))),
             "token_not_yet_valid",
+        ),
+        (
+            "iat beyond the leeway in the future",
+            Some(okta.mint(&with(good.clone(), json!({"iat": now + 90})))),
+            "token_issued_in_future",
         ),
         ("no exp", Some(okta.mint(&with(good.clone(), json!({"exp": null})))), "missing_claim"),
         (

@@ -113,6 +113,9 @@ pub(crate) enum AuthFailure {
     Expired,
     /// `nbf` not reached (beyond the leeway).
     NotYetValid,
+    /// `iat` is in the future (beyond the leeway): minted by a clock that is off, or forged
+    /// to outlive its `exp` window.
+    IssuedInFuture,
     /// `iss` differs.
     WrongIssuer,
     /// `aud` differs.
@@ -138,6 +141,7 @@ impl AuthFailure {
             AuthFailure::BadSignature => "bad_signature",
             AuthFailure::Expired => "token_expired",
             AuthFailure::NotYetValid => "token_not_yet_valid",
+            AuthFailure::IssuedInFuture => "token_issued_in_future",
             AuthFailure::WrongIssuer => "wrong_issuer",
             AuthFailure::WrongAudience => "wrong_audience",
             AuthFailure::MissingClaim => "missing_claim",

@@ -5,8 +5,9 @@
 //! size and shape; the header's `alg`, which must be RS256 (RFC 8725 section 3.1: `none`, HMAC
 //! and everything else are refused before any key is looked at, so "HS256 signed with the RSA
 //! public key" cannot work); the key named by `kid`, from the issuer's JWKS only ([`super::jwks`]);
-//! the signature; then `exp`/`nbf` (with leeway), exact `iss` and `aud`, the required scope and,
-//! when configured, `cid`. Verification is done by `jsonwebtoken` with an allow-list of one
+//! the signature; then `exp`/`nbf`/`iat` (with leeway: an `iat` in the future is refused, as
+//! RFC 7519 section 4.1.6 makes it the token's age), exact `iss` and `aud`, the required scope
+//! and, when configured, `cid`. Verification is done by `jsonwebtoken` with an allow-list of one
 //! algorithm; the header is pre-read here only to choose the key and to refuse early.
 //!
 //! A reused `jti` is not refused: Okta reuses its access token until it expires.
@@ -110,6 +111,14 @@ impl OAuthVerifier {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
             .map_err(|error| classify(error.kind()))?
             .claims;
+        if let Some(issued_at) = claims.iat {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs());
+            if issued_at > now.saturating_add(self.settings.leeway.as_secs()) {
+                return Err(AuthFailure::IssuedInFuture);
+            }
+        }
         if !claims.has_scope(&self.settings.scope) {
             return Err(AuthFailure::MissingScope);
         }
@@ -188,6 +197,9 @@ fn classify(kind: &ErrorKind) -> AuthFailure {
 /// The claims checked here; `jsonwebtoken` checks `exp`, `nbf`, `iss` and `aud`.
 #[derive(Deserialize)]
 struct AccessClaims {
+    /// When the token was minted (seconds since the epoch).
+    #[serde(default)]
+    iat: Option<u64>,
     /// Okta's scopes: an array (also accepted as a space-separated string).
     #[serde(default)]
     scp: Option<Scopes>,
