@@ -162,11 +162,6 @@ impl Member {
             self.stop().await;
             return Ok(());
         }
-        if self.serving.is_none() {
-            let listener = bind(self.addr)
-                .with_context(|| format!("{}: listening again on {}", self.id, self.addr))?;
-            self.serve(listener);
-        }
         let is_twilio = matches!(self.api, Api::Twilio(_));
         let faults = match condition {
             Condition::Healthy | Condition::Refused => {
@@ -193,6 +188,12 @@ impl Member {
         match &self.api {
             Api::Twilio(emulator) => emulator.set_faults(faults),
             Api::Sinch(emulator) => emulator.set_faults(faults),
+        }
+        // Listening again only now: the first connection must meet the new faults.
+        if self.serving.is_none() {
+            let listener = bind(self.addr)
+                .with_context(|| format!("{}: listening again on {}", self.id, self.addr))?;
+            self.serve(listener);
         }
         Ok(())
     }

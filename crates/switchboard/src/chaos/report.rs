@@ -410,3 +410,96 @@ impl ChaosReport {
 fn per_1k(n: u64, of: u64) -> f64 {
     if of == 0 { 0.0 } else { 1000.0 * n as f64 / of as f64 }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::schedule::Phase;
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn code(sent_at: f64, life: f64, repeat_sent_at: Option<f64>) -> CodeRecord {
+        CodeRecord {
+            code: String::new(),
+            sent_at: secs(sent_at),
+            expires_at: secs(sent_at + life),
+            repeat_sent_at: repeat_sent_at.map(secs),
+        }
+    }
+
+    fn answer(code_index: usize, latency_ms: u64, outcome: AnswerOutcome) -> Answer {
+        Answer { code_index, is_repeat: false, latency: Duration::from_millis(latency_ms), outcome }
+    }
+
+    fn send(applied: &[Timeline], provider: usize, code_index: usize, at: f64) -> Send {
+        Send {
+            provider,
+            code_index: Some(code_index),
+            at: secs(at),
+            condition: condition_of(applied, provider, secs(at)),
+        }
+    }
+
+    #[test]
+    fn sets_answers_against_sends_and_the_schedule() {
+        let phase = |start: f64, condition| Phase { start: secs(start), condition };
+        let applied = vec![
+            vec![phase(0.0, Condition::Healthy), phase(10.0, Condition::Hang)],
+            vec![phase(0.0, Condition::Hang), phase(25.0, Condition::Healthy)],
+        ];
+        let codes = vec![
+            code(0.5, 5.0, None),         // accepted by the healthy provider 0
+            code(1.0, 5.0, None),         // never sent while provider 0 was healthy: lost
+            code(12.0, 8.0, None),        // everything broken over its life: lost, not a target
+            code(26.0, 10.0, Some(26.8)), // accepted, repeated, accepted again after the repeat
+            code(26.0, 10.0, None),       // refused by the hanging provider, then accepted
+        ];
+        let successful = || AnswerOutcome::Status("SUCCESSFUL".to_owned());
+        let answers = vec![
+            answer(0, 100, successful()),
+            answer(1, 2_600, successful()),
+            answer(2, 3_100, successful()),
+            answer(3, 200, successful()),
+            Answer { is_repeat: true, ..answer(3, 150, successful()) },
+            answer(4, 900, AnswerOutcome::NoAnswer),
+        ];
+        let sends = vec![
+            send(&applied, 0, 0, 0.6),
+            send(&applied, 1, 3, 26.1),
+            send(&applied, 1, 3, 27.0),
+            send(&applied, 0, 4, 26.1),
+            send(&applied, 1, 4, 27.0),
+        ];
+        let ids = vec!["a".to_owned(), "b".to_owned()];
+        let report = account(&RunRecord {
+            codes: &codes,
+            answers: &answers,
+            sends: &sends,
+            provider_ids: &ids,
+            applied: &applied,
+            horizon: secs(40.0),
+            deadline: Duration::from_millis(2_500),
+        });
+
+        assert_eq!((report.codes, report.requests, report.repeats), (5, 6, 1));
+        assert_eq!(report.answers.get("SUCCESSFUL"), Some(&5));
+        assert_eq!(report.answers.get("no answer"), Some(&1));
+        assert_eq!((report.late_deadline, report.late_okta), (3, 2));
+        assert_eq!(report.latency_max, Duration::from_millis(3_100));
+        assert_eq!((report.sends, report.sends_accepted), (5, 4));
+        assert_eq!(report.accepted_before_expiry, 3);
+        assert_eq!(report.accepted_within_deadline, 3);
+        // Code 4 was never answered SUCCESSFUL, and was accepted anyway: not lost either way.
+        assert_eq!((report.lost_while_able, report.lost_while_unable), (1, 1));
+        assert_eq!(report.accepted_only_after_expiry, 0);
+        assert_eq!(report.duplicates, 1);
+        assert_eq!(report.duplicates_repeated, 1);
+        assert_eq!(report.second_sends_from_repeats, 1);
+        assert_eq!(report.providers[1].distinct_codes_accepted, 2);
+        assert_eq!(report.providers[0].received, 2);
+        assert_eq!(report.providers[0].accepted, 1);
+        assert!((report.providers[0].time_share[&Condition::Healthy] - 0.25).abs() < 1e-9);
+    }
+}
