@@ -418,23 +418,29 @@ async fn post(
     started: Instant,
 ) -> (Answer, Duration) {
     let sent = Instant::now();
-    let outcome =
+    let (outcome, detail) =
         match client.post(url).header("Authorization", HOOK_SECRET).json(body).send().await {
             Ok(response) if response.status() == reqwest::StatusCode::OK => {
                 match response.json::<serde_json::Value>().await {
-                    Ok(answer) => AnswerOutcome::Status(
-                        answer["commands"][0]["value"][0]["status"]
-                            .as_str()
-                            .unwrap_or("malformed")
-                            .to_owned(),
-                    ),
-                    Err(_) => AnswerOutcome::NoAnswer,
+                    Ok(answer) => {
+                        let value = &answer["commands"][0]["value"][0];
+                        let status = value["status"].as_str().unwrap_or("malformed").to_owned();
+                        // `outcome=…; attempts=…`: what switchboard tells Okta's System Log.
+                        let detail = value["transactionMetadata"].as_str().and_then(|metadata| {
+                            metadata
+                                .split("; ")
+                                .find_map(|part| part.strip_prefix("outcome="))
+                                .map(str::to_owned)
+                        });
+                        (AnswerOutcome::Status(status), detail)
+                    }
+                    Err(_) => (AnswerOutcome::NoAnswer, None),
                 }
             }
-            Ok(response) => AnswerOutcome::Http(response.status().as_u16()),
-            Err(_) => AnswerOutcome::NoAnswer,
+            Ok(response) => (AnswerOutcome::Http(response.status().as_u16()), None),
+            Err(_) => (AnswerOutcome::NoAnswer, None),
         };
-    let answer = Answer { code_index, is_repeat, latency: sent.elapsed(), outcome };
+    let answer = Answer { code_index, is_repeat, latency: sent.elapsed(), outcome, detail };
     (answer, sent.duration_since(started))
 }
 

@@ -63,6 +63,8 @@ pub struct Answer {
     pub latency: Duration,
     /// What came back.
     pub outcome: AnswerOutcome,
+    /// The `outcome=` of its `transactionMetadata` (`delivered`, `pending`, `retrying`, …).
+    pub detail: Option<String>,
 }
 
 /// One send an emulator read, placed in the run's time and the provider's condition.
@@ -110,6 +112,10 @@ pub struct ChaosReport {
     pub repeats: u64,
     /// Answers by outcome (`SUCCESSFUL`, `FAILED`, `HTTP 409`, `no answer`).
     pub answers: BTreeMap<String, u64>,
+    /// Answers by the `outcome=` switchboard wrote in `transactionMetadata`.
+    pub answer_details: BTreeMap<String, u64>,
+    /// Lost codes (both kinds) by the `outcome=` of their first answer.
+    pub lost_by_answer: BTreeMap<String, u64>,
     /// Answer latency percentiles and maximum, over every request.
     pub latency_p50: Duration,
     /// See `latency_p50`.
@@ -131,6 +137,9 @@ pub struct ChaosReport {
     pub lost_while_unable: u64,
     /// Of the lost codes (both kinds), those accepted only after they expired.
     pub accepted_only_after_expiry: u64,
+    /// Lost codes (both kinds) by what their last send before expiry met: a condition label,
+    /// or `never sent`.
+    pub lost_by_last_send: BTreeMap<&'static str, u64>,
     /// Codes accepted by more than one send.
     pub duplicates: u64,
     /// Duplicates among the codes whose `eventId` was repeated.
@@ -181,8 +190,14 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
 
     let mut latencies: Vec<Duration> = Vec::with_capacity(run.answers.len());
     let mut is_successful = vec![false; run.codes.len()];
+    let mut first_detail: Vec<Option<&str>> = vec![None; run.codes.len()];
     for answer in run.answers {
         *report.answers.entry(answer.outcome.label()).or_default() += 1;
+        let detail = answer.detail.as_deref().unwrap_or("none");
+        *report.answer_details.entry(detail.to_owned()).or_default() += 1;
+        if !answer.is_repeat {
+            first_detail[answer.code_index] = Some(detail);
+        }
         let is_unanswered = answer.outcome == AnswerOutcome::NoAnswer;
         if is_unanswered || answer.latency > run.deadline {
             report.late_deadline += 1;
@@ -219,6 +234,7 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
             ..ProviderFigures::default()
         })
         .collect();
+    let mut last_send: HashMap<usize, &Send> = HashMap::new();
     for send in run.sends {
         report.sends += 1;
         report.providers[send.provider].received += 1;
@@ -226,6 +242,11 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
             report.sends_unmatched += 1;
             continue;
         };
+        if send.at <= run.codes[code_index].expires_at
+            && last_send.get(&code_index).is_none_or(|last| last.at <= send.at)
+        {
+            last_send.insert(code_index, send);
+        }
         if send.is_accepted() {
             report.sends_accepted += 1;
             report.providers[send.provider].accepted += 1;
@@ -255,6 +276,10 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
             if first.is_some() {
                 report.accepted_only_after_expiry += 1;
             }
+            let met = last_send.get(&index).map_or("never sent", |send| send.condition.label());
+            *report.lost_by_last_send.entry(met).or_default() += 1;
+            let said = first_detail[index].unwrap_or("none").to_owned();
+            *report.lost_by_answer.entry(said).or_default() += 1;
             let is_able = run.applied.iter().any(|timeline| {
                 longest_overlap(timeline, Condition::Healthy, code.sent_at, code.expires_at)
                     >= ABLE_WINDOW
@@ -329,6 +354,9 @@ impl ChaosReport {
         for (outcome, count) in &self.answers {
             writeln!(out, "  {:<30} {count:>7}", format!("answered {outcome}"))?;
         }
+        let details: Vec<String> =
+            self.answer_details.iter().map(|(detail, n)| format!("{detail} {n}")).collect();
+        writeln!(out, "  transactionMetadata outcome    {}", details.join(", "))?;
         writeln!(
             out,
             "  latency p50 / p99 / max        {} / {} / {} ms",
@@ -359,6 +387,14 @@ impl ChaosReport {
         writeln!(out, "  lost, a provider could take it {:>7}", self.lost_while_able)?;
         writeln!(out, "  lost, no provider could        {:>7}", self.lost_while_unable)?;
         writeln!(out, "    of lost: accepted after expiry {:>5}", self.accepted_only_after_expiry)?;
+        if !self.lost_by_last_send.is_empty() {
+            let met: Vec<String> =
+                self.lost_by_last_send.iter().map(|(met, n)| format!("{met} {n}")).collect();
+            writeln!(out, "    of lost, last send met:      {}", met.join(", "))?;
+            let said: Vec<String> =
+                self.lost_by_answer.iter().map(|(said, n)| format!("{said} {n}")).collect();
+            writeln!(out, "    of lost, first answer said:  {}", said.join(", "))?;
+        }
         writeln!(
             out,
             "  duplicates                     {:>7}  {:.2} per 1,000 codes",
@@ -430,7 +466,8 @@ mod tests {
     }
 
     fn answer(code_index: usize, latency_ms: u64, outcome: AnswerOutcome) -> Answer {
-        Answer { code_index, is_repeat: false, latency: Duration::from_millis(latency_ms), outcome }
+        let latency = Duration::from_millis(latency_ms);
+        Answer { code_index, is_repeat: false, latency, outcome, detail: None }
     }
 
     fn send(applied: &[Timeline], provider: usize, code_index: usize, at: f64) -> Send {
@@ -494,6 +531,7 @@ mod tests {
         // Code 4 was never answered SUCCESSFUL, and was accepted anyway: not lost either way.
         assert_eq!((report.lost_while_able, report.lost_while_unable), (1, 1));
         assert_eq!(report.accepted_only_after_expiry, 0);
+        assert_eq!(report.lost_by_last_send.get("never sent"), Some(&2));
         assert_eq!(report.duplicates, 1);
         assert_eq!(report.duplicates_repeated, 1);
         assert_eq!(report.second_sends_from_repeats, 1);
