@@ -145,7 +145,9 @@ pub struct ChaosReport {
     /// Duplicates among the codes whose `eventId` was repeated.
     pub duplicates_repeated: u64,
     /// Repeated codes sent again after a clean acceptance: the first acceptance was by a
-    /// healthy provider (so switchboard had its answer) and a later one came after the repeat.
+    /// provider that stayed healthy for [`ABLE_WINDOW`] after it (so switchboard had its
+    /// answer), and a later acceptance came after the repeat was sent. A heuristic: the
+    /// journals cannot say which request caused a send.
     pub second_sends_from_repeats: u64,
     /// Every send the emulators read, failed ones included.
     pub sends: u64,
@@ -294,7 +296,15 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
             report.duplicates += 1;
             if let Some(repeat_at) = code.repeat_sent_at {
                 report.duplicates_repeated += 1;
-                let is_clean_first = sends[0].condition == Condition::Healthy;
+                // Healthy for a second after reading it: the answer reached switchboard, and
+                // no phase switch (a refused connection, say) cut it off.
+                let first = sends[0];
+                let is_clean_first = longest_overlap(
+                    &run.applied[first.provider],
+                    Condition::Healthy,
+                    first.at,
+                    first.at + ABLE_WINDOW,
+                ) >= ABLE_WINDOW;
                 if is_clean_first && sends[1..].iter().any(|send| send.at >= repeat_at) {
                     report.second_sends_from_repeats += 1;
                 }
