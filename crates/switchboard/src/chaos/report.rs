@@ -142,6 +142,10 @@ pub struct ChaosReport {
     pub lost_by_last_send: BTreeMap<&'static str, u64>,
     /// Codes accepted by more than one send.
     pub duplicates: u64,
+    /// Duplicates by what their first acceptance was: `slow` (switchboard saw a timeout),
+    /// `healthy` (switchboard should have seen the acceptance) or `healthy, cut off` (the
+    /// provider's condition changed within a second, so its answer may never have come).
+    pub duplicates_by_first: BTreeMap<&'static str, u64>,
     /// Duplicates among the codes whose `eventId` was repeated.
     pub duplicates_repeated: u64,
     /// Repeated codes sent again after a clean acceptance: the first acceptance was by a
@@ -294,17 +298,23 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
         }
         if sends.len() > 1 {
             report.duplicates += 1;
+            // Healthy for a second after reading it: the answer reached switchboard, and no
+            // phase switch (a refused connection, say) cut it off.
+            let first = sends[0];
+            let is_clean_first = longest_overlap(
+                &run.applied[first.provider],
+                Condition::Healthy,
+                first.at,
+                first.at + ABLE_WINDOW,
+            ) >= ABLE_WINDOW;
+            let kind = match first.condition {
+                Condition::Healthy if is_clean_first => "healthy",
+                Condition::Healthy => "healthy, cut off",
+                other => other.label(),
+            };
+            *report.duplicates_by_first.entry(kind).or_default() += 1;
             if let Some(repeat_at) = code.repeat_sent_at {
                 report.duplicates_repeated += 1;
-                // Healthy for a second after reading it: the answer reached switchboard, and
-                // no phase switch (a refused connection, say) cut it off.
-                let first = sends[0];
-                let is_clean_first = longest_overlap(
-                    &run.applied[first.provider],
-                    Condition::Healthy,
-                    first.at,
-                    first.at + ABLE_WINDOW,
-                ) >= ABLE_WINDOW;
                 if is_clean_first && sends[1..].iter().any(|send| send.at >= repeat_at) {
                     report.second_sends_from_repeats += 1;
                 }
@@ -411,6 +421,11 @@ impl ChaosReport {
             self.duplicates,
             self.duplicates_per_1k()
         )?;
+        if !self.duplicates_by_first.is_empty() {
+            let first: Vec<String> =
+                self.duplicates_by_first.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+            writeln!(out, "    by first acceptance:         {}", first.join(", "))?;
+        }
         writeln!(out, "    of repeated eventIds         {:>7}", self.duplicates_repeated)?;
         writeln!(out, "  second sends from repeats      {:>7}", self.second_sends_from_repeats)?;
         let per_code = |n: u64| if self.codes == 0 { 0.0 } else { n as f64 / self.codes as f64 };
@@ -545,6 +560,7 @@ mod tests {
         assert_eq!(report.duplicates, 1);
         assert_eq!(report.duplicates_repeated, 1);
         assert_eq!(report.second_sends_from_repeats, 1);
+        assert_eq!(report.duplicates_by_first.get("healthy"), Some(&1));
         assert_eq!(report.providers[1].distinct_codes_accepted, 2);
         assert_eq!(report.providers[0].received, 2);
         assert_eq!(report.providers[0].accepted, 1);
