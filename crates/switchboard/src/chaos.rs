@@ -81,19 +81,6 @@ pub struct ChaosOptions {
     pub retry_share: f64,
 }
 
-impl Default for ChaosOptions {
-    fn default() -> Self {
-        ChaosOptions {
-            mix: Mix::Mild,
-            seed: 1,
-            requests: 3_000,
-            rate: 100,
-            otp_life_s: 30,
-            retry_share: 0.1,
-        }
-    }
-}
-
 /// How a code's request is repeated.
 #[derive(Clone, Copy, Debug)]
 enum Repeat {
