@@ -130,6 +130,13 @@ impl<A: Api> Emulator<A> {
         self.journal().snapshot()
     }
 
+    /// Every request received since the last call, oldest first, and forgets them (atomically):
+    /// what a long run drains periodically, since the journal keeps only the newest 10,000.
+    #[must_use]
+    pub fn take_received(&self) -> Vec<A::Received> {
+        self.journal().take()
+    }
+
     /// Forgets the received requests (and, where the provider posts callbacks, those).
     pub fn clear(&self) {
         self.journal().clear();

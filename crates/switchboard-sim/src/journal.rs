@@ -57,6 +57,12 @@ impl<T: Clone> Journal<T> {
         self.lock().clear();
     }
 
+    /// Every kept record, oldest first, removed in the same lock section: a reader that drains
+    /// periodically sees each record exactly once and never hits the capacity.
+    pub(crate) fn take(&self) -> Vec<T> {
+        self.lock().drain(..).collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
         // Every section leaves the deque whole, so a poisoned lock is still consistent.
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
@@ -78,5 +84,16 @@ mod tests {
         assert_eq!(records.first(), Some(&3));
         journal.clear();
         assert!(journal.snapshot().is_empty());
+    }
+
+    #[test]
+    fn take_returns_each_record_once() {
+        let journal = Journal::new();
+        journal.push(1);
+        journal.push(2);
+        assert_eq!(journal.take(), vec![1, 2]);
+        journal.push(3);
+        assert_eq!(journal.take(), vec![3]);
+        assert!(journal.take().is_empty());
     }
 }

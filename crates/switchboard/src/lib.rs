@@ -1,6 +1,7 @@
-//! The `switchboard` binary's subcommands that are more than a few lines: the demo, the
-//! standalone emulator and the simulator. Kept in a library so tests can drive them.
+//! The `switchboard` binary's subcommands that are more than a few lines: the demo, the chaos
+//! benchmark, the standalone emulator and the simulator. Kept in a library so tests can drive them.
 
+pub mod chaos;
 pub mod demo;
 pub mod emulate;
 pub mod simulate;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use switchboard::{demo, emulate, simulate};
+use switchboard::{chaos, demo, emulate, simulate};
 use switchboard_server::config::LogFormat;
 use switchboard_server::{Server, Settings};
 
@@ -57,6 +57,10 @@ enum Command {
     },
     /// Run switchboard against emulated providers, break one, and watch traffic fail over.
     Demo(demo::DemoOptions),
+    /// Benchmark the real server against emulated providers whose faults change every few
+    /// seconds: lost codes, duplicates, late answers and second sends, from the emulators'
+    /// journals.
+    Chaos(chaos::ChaosOptions),
     /// Run a provider emulator (for trying switchboard without accounts).
     Emulate(emulate::EmulateOptions),
     /// Replay a scenario in virtual time through the real server and two baselines.
@@ -82,6 +86,11 @@ fn main() -> ExitCode {
             Command::Demo(options) => {
                 init_logging(LogFormat::Text, "warn");
                 demo::run(options, std::io::stdout()).await.map(|_| ())
+            }
+            Command::Chaos(options) => {
+                // The server logs every failed attempt; under chaos that is thousands of lines.
+                init_logging(LogFormat::Text, "error");
+                chaos::run(options, std::io::stdout()).await.map(|_| ())
             }
             Command::Emulate(options) => {
                 init_logging(LogFormat::Text, "info");
