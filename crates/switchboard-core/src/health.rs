@@ -134,6 +134,9 @@ const LATENCY_BOUNDS_MS: [u32; 13] =
 /// What the histogram reports for samples above its last bound.
 const LATENCY_OVERFLOW_MS: u32 = 3_200;
 
+/// Shortest time between two early trials of one ejected key ([`HealthBook::claim_early_trial`]).
+pub const EARLY_TRIAL_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A learned hedge delay needs this many samples in the window; below, the Peak-EWMA estimate
 /// stands in for the quantile.
 pub const MIN_QUANTILE_SAMPLES: u32 = 10;
@@ -696,6 +699,8 @@ struct Ejection {
     cause: EjectionCause,
     /// Expiry of the lease held by the running probation trial.
     trial_lease: Option<Instant>,
+    /// When the last early trial started ([`HealthBook::claim_early_trial`]).
+    early_trial: Option<Instant>,
 }
 
 /// One time slice of the window.
@@ -973,7 +978,14 @@ impl KeyHealth {
                 self.consecutive_failures = 0;
                 self.count(true, policy, now);
             }
-            Some(ejection) if now >= ejection.until => {
+            // Probation's trial, or an early trial (every provider was excluded and deliveries
+            // were waiting), succeeded: the key is back.
+            Some(ejection)
+                if now >= ejection.until
+                    || ejection.early_trial.is_some_and(|at| {
+                        now.saturating_duration_since(at) <= policy.trial_timeout
+                    }) =>
+            {
                 self.ejection = None;
                 self.consecutive_failures = 0;
                 self.recovered_at = Some(now);
@@ -981,7 +993,7 @@ impl KeyHealth {
                 self.count(true, policy, now);
             }
             // Still ejected: an attempt that started earlier, or a fail-open one, succeeded.
-            // Ejection ends only through probation, so this changes nothing.
+            // Ejection ends only through a trial, so this changes nothing.
             Some(_) => {}
         }
     }
@@ -1037,7 +1049,7 @@ impl KeyHealth {
         self.times_ejected = self.times_ejected.saturating_sub(forgiven).saturating_add(1);
         self.recovered_at = None;
         let until = later(now, policy.ejection_for(self.times_ejected));
-        self.ejection = Some(Ejection { until, cause, trial_lease: None });
+        self.ejection = Some(Ejection { until, cause, trial_lease: None, early_trial: None });
         self.clear_counts();
     }
 
@@ -1239,6 +1251,34 @@ impl HealthBook {
             probation.trial_lease = Some(later(now, trial_timeout));
         }
         Admission::Go
+    }
+
+    /// Claims an early trial of an ejected `key`: at most one per [`EARLY_TRIAL_INTERVAL`],
+    /// across every delivery. Dispatch asks for one when every provider a delivery could use is
+    /// excluded and the delivery would otherwise wait for the soonest ejection to end (30 s and
+    /// more): the trial's success ends the ejection at once, as probation's would, and every
+    /// waiting delivery follows. One send per key per interval is all a dead provider sees,
+    /// whatever the number of waiting codes. Keys that are not ejected (resting after a
+    /// `Retry-After`, which the provider asked for, or on probation) are never claimed.
+    pub fn claim_early_trial(&mut self, key: &HealthKey, now: Instant) -> bool {
+        let Some(ejection) = self.keys.get_mut(key).and_then(|health| health.ejection.as_mut())
+        else {
+            return false;
+        };
+        let is_due = now < ejection.until
+            && ejection
+                .early_trial
+                .is_none_or(|at| now.saturating_duration_since(at) >= EARLY_TRIAL_INTERVAL);
+        if is_due {
+            ejection.early_trial = Some(now);
+        }
+        is_due
+    }
+
+    /// When the last early trial of `key` started, if it is ejected and has had one.
+    #[must_use]
+    pub fn early_trial_at(&self, key: &HealthKey) -> Option<Instant> {
+        self.keys.get(key).and_then(|health| health.ejection).and_then(|e| e.early_trial)
     }
 
     /// Dispatch gave up on an attempt it began without an outcome (a hedge cancelled because

@@ -257,6 +257,11 @@ impl World {
                 self.book.abandon(&key, now);
                 Ok(())
             }
+            (["early", key], Some(expected)) => {
+                let key = parse_key(key)?;
+                let got = if self.book.claim_early_trial(&key, now) { "yes" } else { "no" };
+                check(got, expected)
+            }
             ([switch @ ("enable" | "drain" | "disable"), name], None) => {
                 let state = match *switch {
                     "enable" => OperatorState::Enabled,

@@ -39,7 +39,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use switchboard_core::plan::{Candidate, Exclusion, RouteQuery, Strategy, health_exclusion, plan};
+use switchboard_core::health::HealthKey;
+use switchboard_core::plan::{
+    Candidate, Exclusion, ExclusionReason, RouteQuery, Strategy, health_exclusion, plan,
+};
 use switchboard_core::{
     Admission, AttemptKind, AttemptOutcome, Certainty, ErrorClass, Failure, OutboundMessage,
     ProviderId, Purpose,
@@ -53,10 +56,14 @@ use crate::state::{Runtime, Shared};
 /// Below this much time left, another attempt cannot finish.
 const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(50);
 
+/// The last pass of a background delivery starts at least this long before the code expires,
+/// whatever the backoff says, so a provider has time to answer it.
+const LAST_PASS_LEAD: Duration = Duration::from_secs(1);
+
 /// Backoff between passes never grows past this: an OTP lives minutes, and a provider that
 /// recovers should get the waiting codes within seconds. Failing providers are shielded by
 /// ejection, not by the backoff.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How often a background delivery with no provider it may send to looks again. Planning is
 /// cheap and sends nothing, so this only bounds how late a recovered provider is noticed.
@@ -225,9 +232,22 @@ async fn run(
             let mut rng = shared.rng();
             plan(&runtime.routes, &health, &query, now.into_std(), &mut *rng)
         };
-        let (candidates, held_back) =
+        let (mut candidates, mut held_back) =
             pass_order(plan.candidates, &spent.possibly_accepted, spent.attempts == 0);
         let mut excluded = plan.excluded;
+        if candidates.is_empty()
+            && let Some(fail_open) = held_back.first()
+            && let Some(trial) = early_trial(
+                shared,
+                fail_open,
+                &mut excluded,
+                &spent.possibly_accepted,
+                now.into_std(),
+            )
+        {
+            held_back.retain(|candidate| candidate.key != trial.key);
+            candidates.push(trial);
+        }
         if !held_back.is_empty() {
             let health = shared.health();
             excluded.extend(held_back.iter().filter_map(|candidate| {
@@ -295,14 +315,53 @@ async fn run(
         } else {
             WAIT_FOR_PROVIDER.min(backoff)
         };
-        let next_pass = Instant::now() + wait;
-        if next_pass + MIN_ATTEMPT_TIME > limits.attempt_deadline {
+        // A wait that would outlast the code is cut short for one last pass, with time left
+        // for a provider to answer.
+        let last_chance = limits.attempt_deadline.checked_sub(LAST_PASS_LEAD);
+        let now = Instant::now();
+        let next_pass = last_chance.map_or(now, |last| (now + wait).min(last));
+        if next_pass <= now {
             return DispatchResult::Undelivered { reason: Undelivered::Expired };
         }
         progress.send_modify(|p| p.is_waiting = true);
         tokio::time::sleep_until(next_pass).await;
         progress.send_modify(|p| p.is_waiting = false);
     }
+}
+
+/// With every provider excluded, a waiting delivery asks health for an early trial of one of
+/// the ejected ones (those that may not have the message first, then the one tried longest
+/// ago): at most one per provider a second across all deliveries, and its success brings
+/// the provider back for every waiting code at once. Without it they would all wait for the
+/// soonest ejection to end, 30 s or more. The chosen provider leaves `excluded`.
+fn early_trial(
+    shared: &Shared,
+    fail_open: &Candidate,
+    excluded: &mut Vec<Exclusion>,
+    possibly_accepted: &HashSet<ProviderId>,
+    now: std::time::Instant,
+) -> Option<Candidate> {
+    let key_of = |provider: &ProviderId| {
+        HealthKey::new(provider.clone(), fail_open.key.country(), fail_open.key.channel())
+    };
+    let mut health = shared.health();
+    // The ejected providers, those that may not have the message first, then the one tried
+    // longest ago: a provider that keeps failing its trials does not starve the others.
+    let mut options: Vec<ProviderId> = std::iter::once(fail_open.provider().clone())
+        .chain(
+            excluded
+                .iter()
+                .filter(|exclusion| matches!(exclusion.reason, ExclusionReason::Ejected { .. }))
+                .map(|exclusion| exclusion.provider.clone()),
+        )
+        .collect();
+    options.sort_by_key(|provider| {
+        (possibly_accepted.contains(provider), health.early_trial_at(&key_of(provider)))
+    });
+    let chosen =
+        options.into_iter().find(|provider| health.claim_early_trial(&key_of(provider), now))?;
+    excluded.retain(|exclusion| exclusion.provider != chosen);
+    Some(Candidate { key: key_of(&chosen), is_trial: true, ..fail_open.clone() })
 }
 
 /// The order a pass tries the plan's candidates in: providers that may already have the message

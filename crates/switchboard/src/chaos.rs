@@ -96,7 +96,7 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
         (1..=100_000).contains(&options.requests),
         "--requests must be between 1 and 100000"
     );
-    anyhow::ensure!((1..=1_000).contains(&options.rate), "--rate must be between 1 and 1000");
+    anyhow::ensure!((1..=20_000).contains(&options.rate), "--rate must be between 1 and 20000");
     anyhow::ensure!(
         (2..=600).contains(&options.otp_life_s),
         "--otp-life-s must be between 2 and 600"
@@ -213,6 +213,7 @@ fn mix_name(mix: Mix) -> &'static str {
         Mix::Mild => "mild",
         Mix::Harsh => "harsh",
         Mix::PrimarySlow => "primary-slow",
+        Mix::AllHang => "all-hang",
     }
 }
 

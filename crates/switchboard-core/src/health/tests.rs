@@ -167,6 +167,11 @@ const SCRIPTS: &[&str] = &[
     "policy budget_min=0 budget_burst=1; t=0 twilio 5xx x3; t=10 begin backup hedge; begin twilio hedge -> budget; status twilio -> probation; begin twilio; status twilio -> probation(trial)",
     // A country's spend cap bounds priced speculative sends, and never a failover.
     "policy spend=US:0.015 budget_min=0; price twilio 0.01; begin twilio hedge; begin twilio hedge -> spend; begin twilio failover; begin twilio@GB hedge",
+    // Early trials of an ejected key: one a second across every caller, none for a healthy,
+    // rate-limited or probation key; a success ends the ejection at once, a failure does not.
+    "t=0 twilio 5xx x3; status twilio -> ejected@10x1; early twilio -> yes; early twilio -> no; t=0.9 early twilio -> no; t=1 early twilio -> yes; twilio 5xx; status twilio -> ejected@10x1; t=2 early twilio -> yes; twilio ok; status twilio -> healthy",
+    "t=0 early twilio -> no; twilio 429/5; early twilio -> no",
+    "t=0 twilio 5xx x3; t=11 status twilio -> probation; early twilio -> no",
     // Abandoning an attempt frees the trial it held, and records nothing.
     "t=0 twilio 5xx x3; t=10 begin twilio; status twilio -> probation(trial); abandon twilio; status twilio -> probation; begin twilio; status twilio -> probation(trial)",
 ];

@@ -78,6 +78,9 @@ pub enum Mix {
     /// The first provider slower than its timeout throughout, the others healthy: every send to
     /// it is a possible duplicate (a calibration run for the duplicate accounting).
     PrimarySlow,
+    /// Every provider takes requests and never answers, throughout: with a high `--rate`, the
+    /// overload run (every answer waits for the deadline, or is shed).
+    AllHang,
 }
 
 /// A condition from an offset on, until the next phase.
@@ -134,6 +137,7 @@ pub(super) fn build(mix: Mix, seed: u64, n_providers: usize, horizon: Duration) 
                 let condition = if provider == 0 { Condition::Slow } else { Condition::Healthy };
                 vec![Phase { start: Duration::ZERO, condition }]
             }
+            Mix::AllHang => vec![Phase { start: Duration::ZERO, condition: Condition::Hang }],
             // Healthy 5-12 s, then a fault of 1-3 s.
             Mix::Mild => alternate(&mut rng, horizon, (5_000, 12_000), (1_000, 3_000)),
             // Healthy 1-3 s, then a fault of 3-8 s.
@@ -217,7 +221,7 @@ mod tests {
 
     #[test]
     fn timelines_are_ordered_and_start_healthy_at_zero() {
-        for mix in [Mix::None, Mix::Mild, Mix::Harsh, Mix::PrimarySlow] {
+        for mix in [Mix::None, Mix::Mild, Mix::Harsh, Mix::PrimarySlow, Mix::AllHang] {
             for seed in 0..20 {
                 for timeline in build(mix, seed, 3, HORIZON) {
                     assert_eq!(timeline[0].start, Duration::ZERO);
