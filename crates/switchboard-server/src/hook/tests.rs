@@ -129,7 +129,11 @@ async fn the_answer_deadline_runs_from_the_first_byte() {
     tokio::time::advance(Duration::from_secs(1)).await;
     let (_, answer) =
         post(&router, okta_body("late-body", "+14155550100", LIFE), Some(arrival)).await;
-    assert_eq!(Instant::now() - arrival, Duration::from_millis(2_500), "answered at the deadline");
+    assert_eq!(
+        Instant::now() - arrival,
+        Duration::from_millis(2_400),
+        "published 100 ms before the 2,500 ms deadline, so it is on the wire by then"
+    );
     assert_eq!(metadata(&answer, "outcome"), "pending");
 }
 
