@@ -132,6 +132,19 @@ fn admit(
     Ok(Admitted::Yes(destination, route_query))
 }
 
+/// The `destination` line (with `more` appended) and, when its country is unknown, why.
+fn write_destination(out: &mut String, destination: &Destination, channel: Channel, more: &str) {
+    let _ = writeln!(
+        out,
+        "destination  country {}, {} line, channel {channel}{more}",
+        destination.country(),
+        destination.kind(),
+    );
+    if let Some(reason) = destination.country_reason() {
+        let _ = writeln!(out, "             {reason}");
+    }
+}
+
 /// The text for a number the hook would refuse: what it is, and why no provider is tried.
 fn render_refusal(
     destination: Option<&Destination>,
@@ -140,16 +153,7 @@ fn render_refusal(
 ) -> String {
     let mut out = String::new();
     if let Some(destination) = destination {
-        let _ = writeln!(
-            out,
-            "destination  country {}, {} line, channel {}",
-            destination.country(),
-            destination.kind(),
-            query.channel
-        );
-        if let Some(reason) = destination.country_reason() {
-            let _ = writeln!(out, "             {reason}");
-        }
+        write_destination(&mut out, destination, query.channel, "");
     }
     let _ = writeln!(
         out,
@@ -186,16 +190,7 @@ fn render_text(
     let now = Instant::now();
     let mut out = String::new();
     let purpose = query.purpose.map_or("any", Purpose::as_str);
-    let _ = writeln!(
-        out,
-        "destination  country {}, {} line, channel {}, request type {purpose}",
-        destination.country(),
-        destination.kind(),
-        query.channel
-    );
-    if let Some(reason) = destination.country_reason() {
-        let _ = writeln!(out, "             {reason}");
-    }
+    write_destination(&mut out, destination, query.channel, &format!(", request type {purpose}"));
     let _ = writeln!(
         out,
         "health       {}",

@@ -388,8 +388,6 @@ impl Job {
     /// in the server's load until the delivery ends.
     async fn run(self, publish: watch::Sender<Option<Arc<Answer>>>, _running: Permit) {
         let Job { shared, runtime, message, purpose, arrival, deadline, lifetime } = self;
-        let received = arrival;
-        let answer_deadline = deadline;
         // Prices are per SMS part (a call counts as one minute).
         let segments = match message.channel {
             switchboard_core::Channel::Sms => {
@@ -403,8 +401,8 @@ impl Job {
         let background =
             runtime.okta.report == Report::AlwaysSuccess && runtime.delivery.background;
         let (attempt_deadline, is_background) = match lifetime {
-            Some(lifetime) if background => ((received + lifetime).max(answer_deadline), true),
-            _ => (answer_deadline, false),
+            Some(lifetime) if background => ((arrival + lifetime).max(deadline), true),
+            _ => (deadline, false),
         };
         let limits = Limits {
             attempt_deadline,
@@ -417,7 +415,7 @@ impl Job {
         };
         let phone_key = shared.phones.key(&message.destination);
         let limits =
-            Limits { avoid: shared.ledger.previous_provider(&phone_key, received), ..limits };
+            Limits { avoid: shared.ledger.previous_provider(&phone_key, arrival), ..limits };
         let is_resend = limits.avoid.is_some();
 
         let (progress, mut watching) = watch::channel(Progress::default());
@@ -432,7 +430,7 @@ impl Job {
                 biased;
                 result = &mut delivery => Some(result),
                 _ = watching.wait_for(|p| p.is_waiting) => None,
-                () = tokio::time::sleep_until(answer_deadline) => None,
+                () = tokio::time::sleep_until(deadline) => None,
             }
         };
 
@@ -440,7 +438,7 @@ impl Job {
         // it is recognised.
         let remember = |result: &DispatchResult| {
             if let DispatchResult::Delivered { provider, .. } = result {
-                let expires = received + lifetime.unwrap_or_default();
+                let expires = arrival + lifetime.unwrap_or_default();
                 shared.ledger.record_accepted(phone_key, provider.clone(), expires);
             }
         };
@@ -508,7 +506,7 @@ impl Job {
                     &snapshot,
                     &result.label(),
                     None,
-                    received.elapsed(),
+                    arrival.elapsed(),
                     !is_delivered,
                 );
                 result
