@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use switchboard_core::health::{AttemptKind, HealthBook, HealthConfig, HealthKey, HealthPolicy};
+use switchboard_core::budget::RetryBudget;
+use switchboard_core::health::{HealthBook, HealthConfig, HealthKey, HealthPolicy};
 use switchboard_core::plan::{RouteQuery, plan};
 use switchboard_core::price::PriceConfig;
 use switchboard_core::route::{Optimize, ProviderCatalog, RouteConfig, RouteTable, StrategyName};
+use switchboard_core::{AttemptKind, begin_attempt};
 use switchboard_core::{
     AttemptOutcome, Certainty, Channel, Country, Delivery, Destination, ErrorClass, Failure,
     ProviderId, explain,
@@ -126,8 +128,9 @@ fn bench_plan(c: &mut Criterion) {
         b.iter(|| plan(black_box(&table), &health, black_box(&query), later, &mut rng))
     });
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Voice);
+    let budget = RetryBudget::new(health.policy().budget().clone());
     c.bench_function("explain/scored_six_providers", |b| {
-        b.iter(|| explain(black_box(&table), &health, black_box(&query), later, &mut rng))
+        b.iter(|| explain(black_box(&table), &health, &budget, black_box(&query), later, &mut rng))
     });
 }
 
@@ -160,14 +163,21 @@ fn bench_begin_attempt(c: &mut Criterion) {
     let table = table();
     let mut now = Instant::now();
     let mut health = book(now);
+    let mut budget = RetryBudget::new(health.policy().budget().clone());
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Voice);
     let candidate =
         plan(&table, &health, &query, now, &mut StdRng::seed_from_u64(1)).candidates.swap_remove(1);
     c.bench_function("health/begin_request_and_failover", |b| {
         b.iter(|| {
             now += Duration::from_millis(1);
-            health.begin_request(now);
-            health.begin_attempt(black_box(&candidate), AttemptKind::Failover, now)
+            budget.deposit(now);
+            begin_attempt(
+                &mut health,
+                &mut budget,
+                black_box(&candidate),
+                AttemptKind::Failover,
+                now,
+            )
         })
     });
 }

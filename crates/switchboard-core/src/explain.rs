@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
-use crate::budget::BudgetSnapshot;
+use crate::budget::{BudgetSnapshot, RetryBudget};
 use crate::domain::ProviderId;
 use crate::health::{HealthBook, HealthKey, HealthSnapshot};
 use crate::plan::{Plan, RouteQuery, Strategy, plan};
@@ -55,6 +55,7 @@ pub struct Explanation {
 pub fn explain(
     table: &RouteTable,
     health: &HealthBook,
+    budget: &RetryBudget,
     query: &RouteQuery,
     now: Instant,
     rng: &mut impl RngCore,
@@ -94,8 +95,8 @@ pub fn explain(
         rules,
         plan,
         health: health_rows,
-        budget: health.budget(now),
-        spend_balance: health.spend_balance(query.country, now),
+        budget: budget.snapshot(now),
+        spend_balance: budget.spend_balance(query.country, now),
     }
 }
 

@@ -1,8 +1,7 @@
 //! Observed health per (provider, country, channel): ejection with growing cooldowns and a single
 //! probation trial, windowed, recent and provider-wide success rates, Peak-EWMA accept latency
-//! and delivery receipts, kept
-//! apart from the operator's switch. The retry budget lives here too, so that everything dispatch
-//! updates per attempt sits behind one lock.
+//! and delivery receipts, kept apart from the operator's switch. The retry budget is not here:
+//! it is its own state (`budget.rs`), and [`crate::attempt::begin_attempt`] asks both.
 //!
 //! # Why per (provider, country, channel)?
 //!
@@ -112,7 +111,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::budget::{BudgetConfig, BudgetPolicy, BudgetRefusal, BudgetSnapshot, RetryBudget};
+use crate::budget::{BudgetConfig, BudgetPolicy};
 use crate::config::ConfigError;
 use crate::domain::{Channel, Country, ProviderId};
 use crate::outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass};
@@ -290,6 +289,12 @@ pub struct HealthPolicy {
 }
 
 impl HealthPolicy {
+    /// The retry budget's policy (`[health.budget]`), for the budget kept beside the book.
+    #[must_use]
+    pub fn budget(&self) -> &BudgetPolicy {
+        &self.budget
+    }
+
     /// Validates a `[health]` section, naming the offending key.
     pub fn try_new(config: &HealthConfig) -> Result<HealthPolicy, ConfigError> {
         let at_least_one = |key: &str, value: u32| {
@@ -614,82 +619,22 @@ pub struct ProviderSnapshot {
     pub rate_limited_until: Option<Instant>,
 }
 
-/// What dispatch is about to send, for [`HealthBook::begin_attempt`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AttemptKind {
-    /// The first send of a hook request.
-    First,
-    /// The next provider after a failure.
-    Failover,
-    /// Another provider while an earlier one is still unanswered.
-    Hedge,
-    /// One of the extra providers a race sends to at once.
-    Race,
+/// What [`HealthBook::admit`] let go, to be claimed with [`HealthBook::claim`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "an admitted attempt claims its trial with `HealthBook::claim`"]
+pub struct HealthClaim {
+    key: HealthKey,
+    claims_trial: bool,
+    is_exploration: bool,
 }
 
-impl AttemptKind {
-    /// Whether this send is speculative, paid from the retry budget: a hedge or a race extra,
-    /// sent while another provider may still deliver the same code. A failover is not: the
-    /// attempt before it has ended without an acceptance, so it replaces that send rather than
-    /// adding to it, and refusing it could only lose the code (see `budget.rs`).
-    #[must_use]
-    pub fn is_speculative(self) -> bool {
-        matches!(self, AttemptKind::Hedge | AttemptKind::Race)
-    }
-
-    /// Lower-case label for logs and metrics.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptKind::First => "first",
-            AttemptKind::Failover => "failover",
-            AttemptKind::Hedge => "hedge",
-            AttemptKind::Race => "race",
-        }
-    }
-}
-
-/// Whether dispatch may send to a candidate now.
+/// Why health refused an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[must_use = "dispatch must skip the candidate unless this is `Go`"]
-pub enum Admission {
-    /// Send.
-    Go,
+pub enum HealthRefusal {
     /// The operator disabled the provider since the plan was made.
     Disabled,
     /// The key is on probation and its one trial is already running.
     TrialInFlight,
-    /// Speculative sends are over their share of traffic: no hedge or race extra now.
-    RetryBudget,
-    /// Speculative sends to this country spent their hourly cap: no hedge or race extra now.
-    SpendBudget,
-}
-
-impl Admission {
-    /// Whether dispatch may send.
-    #[must_use]
-    pub fn is_go(self) -> bool {
-        self == Admission::Go
-    }
-
-    /// Whether the refusal is the budget's: no later candidate will be admitted either, as an
-    /// extra send, until traffic earns more.
-    #[must_use]
-    pub fn is_budget(self) -> bool {
-        matches!(self, Admission::RetryBudget | Admission::SpendBudget)
-    }
-
-    /// Lower-case label for logs and metrics.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Admission::Go => "go",
-            Admission::Disabled => "disabled",
-            Admission::TrialInFlight => "trial_in_flight",
-            Admission::RetryBudget => "retry_budget",
-            Admission::SpendBudget => "spend_budget",
-        }
-    }
 }
 
 /// An ejection in force or awaiting its probation trial.
@@ -1107,7 +1052,7 @@ fn later(now: Instant, duration: Duration) -> Instant {
     now.checked_add(duration).unwrap_or(now)
 }
 
-/// Observed health of every key, the operators' switches and the retry budget. One per running
+/// Observed health of every key and the operators' switches. One per running
 /// config; the server keeps it behind a lock and passes `now` in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HealthBook {
@@ -1115,20 +1060,17 @@ pub struct HealthBook {
     keys: BTreeMap<HealthKey, KeyHealth>,
     providers: BTreeMap<ProviderId, ProviderState>,
     pools: BTreeMap<ProviderId, Fading>,
-    budget: RetryBudget,
 }
 
 impl HealthBook {
-    /// An empty book: every key healthy, every provider enabled, the budget full.
+    /// An empty book: every key healthy, every provider enabled.
     #[must_use]
     pub fn new(policy: HealthPolicy) -> HealthBook {
-        let budget = RetryBudget::new(policy.budget.clone());
         HealthBook {
             policy,
             keys: BTreeMap::new(),
             providers: BTreeMap::new(),
             pools: BTreeMap::new(),
-            budget,
         }
     }
 
@@ -1136,12 +1078,6 @@ impl HealthBook {
     #[must_use]
     pub fn policy(&self) -> &HealthPolicy {
         &self.policy
-    }
-
-    /// Called once per hook request, before planning: the request earns its share of extra
-    /// sends in the retry budget.
-    pub fn begin_request(&mut self, now: Instant) {
-        self.budget.deposit(now);
     }
 
     /// Takes in the outcome of one attempt on `key` that ended at `now`, `elapsed` after it
@@ -1203,31 +1139,29 @@ impl HealthBook {
         self.keys.entry(key.clone()).or_default().on_receipt(is_delivered, policy, now);
     }
 
-    /// Called by dispatch right before sending to `candidate`: claims the probation trial, for
-    /// a speculative send (hedge, race) takes it from the retry budget, and for an exploration starts the
-    /// provider's wait before the next one ([`HealthBook::may_explore`]).
+    /// Called by dispatch right before sending to `candidate`: whether health lets it go.
     ///
-    /// Refuses when the operator has disabled the provider since the plan was made, when the key
-    /// is on probation and its one trial is already running, or when a speculative send is over
-    /// budget. A fail-open candidate is never refused for health: the planner chose it because
-    /// nothing else is left. Nothing is claimed or taken when it refuses.
-    pub fn begin_attempt(
+    /// Refuses when the operator has disabled the provider since the plan was made, or when the
+    /// key is on probation and its one trial is already running. A fail-open candidate is never
+    /// refused for health: the planner chose it because nothing else is left. Nothing is claimed
+    /// here: the returned [`HealthClaim`] is handed to [`HealthBook::claim`] once every other
+    /// gate (the retry budget, for a speculative send) has let the attempt go, so a refusal
+    /// anywhere claims nothing. See [`crate::attempt::begin_attempt`], which does both.
+    pub fn admit(
         &mut self,
         candidate: &Candidate,
-        kind: AttemptKind,
         now: Instant,
-    ) -> Admission {
+    ) -> Result<HealthClaim, HealthRefusal> {
         let key = &candidate.key;
         if self.operator_state(key.provider()) == OperatorState::Disabled {
-            return Admission::Disabled;
+            return Err(HealthRefusal::Disabled);
         }
-        let trial_timeout = self.policy.trial_timeout;
         let claims_trial = match self.keys.get_mut(key).and_then(|health| health.probation(now)) {
             None => false,
             Some(probation) => match probation.trial_lease {
                 Some(lease) if now < lease => {
                     if !candidate.is_fail_open {
-                        return Admission::TrialInFlight;
+                        return Err(HealthRefusal::TrialInFlight);
                     }
                     false
                 }
@@ -1235,22 +1169,23 @@ impl HealthBook {
                 _ => true,
             },
         };
-        if kind.is_speculative() {
-            match self.budget.try_withdraw(key.country(), candidate.score.price, now) {
-                Ok(()) => {}
-                Err(BudgetRefusal::Retries) => return Admission::RetryBudget,
-                Err(BudgetRefusal::Spend) => return Admission::SpendBudget,
-            }
-        }
-        if candidate.is_exploration {
+        Ok(HealthClaim { key: key.clone(), claims_trial, is_exploration: candidate.is_exploration })
+    }
+
+    /// Makes what [`HealthBook::admit`] found true: claims the probation trial, and for an
+    /// exploration starts the provider's wait before the next one ([`HealthBook::may_explore`]).
+    pub fn claim(&mut self, claim: HealthClaim, now: Instant) {
+        let HealthClaim { key, claims_trial, is_exploration } = claim;
+        if is_exploration {
             self.providers.entry(key.provider.clone()).or_default().explored_at = Some(now);
         }
+        let trial_timeout = self.policy.trial_timeout;
         if claims_trial
-            && let Some(probation) = self.keys.get_mut(key).and_then(|health| health.probation(now))
+            && let Some(probation) =
+                self.keys.get_mut(&key).and_then(|health| health.probation(now))
         {
             probation.trial_lease = Some(later(now, trial_timeout));
         }
-        Admission::Go
     }
 
     /// Claims an early trial of an ejected `key`: at most one per [`EARLY_TRIAL_INTERVAL`],
@@ -1423,21 +1358,9 @@ impl HealthBook {
             .collect()
     }
 
-    /// The retry budget's state at `now`.
-    #[must_use]
-    pub fn budget(&self, now: Instant) -> BudgetSnapshot {
-        self.budget.snapshot(now)
-    }
-
-    /// What extra sends to `country` may still spend at `now`; `None` when it has no cap.
-    #[must_use]
-    pub fn spend_balance(&self, country: Country, now: Instant) -> Option<f64> {
-        self.budget.spend_balance(country, now)
-    }
-
     /// A book for a reloaded config: the new policy, and the health, switches and rate limits of
     /// the providers still configured (matched by id, every key of theirs). Ejections in force
-    /// keep their end time; the budget keeps its balance.
+    /// keep their end time.
     #[must_use]
     pub fn carry_over<'p>(
         &self,
@@ -1445,7 +1368,6 @@ impl HealthBook {
         providers: impl IntoIterator<Item = &'p ProviderId>,
     ) -> HealthBook {
         let mut book = HealthBook::new(policy);
-        book.budget = self.budget.carry_over(book.policy.budget.clone());
         for provider in providers {
             for (key, health) in self.keys.iter().filter(|(key, _)| key.provider() == provider) {
                 book.keys.insert(key.clone(), health.clone());

@@ -5,6 +5,7 @@
 //! a decision is randomised, an RNG), so every routing decision can be replayed deterministically
 //! in tests and in the simulator. Its manifest has no tokio, reqwest or axum.
 
+pub mod attempt;
 pub mod budget;
 pub mod config;
 pub mod destination;
@@ -20,6 +21,7 @@ mod script;
 pub mod speech;
 pub mod text;
 
+pub use attempt::{Admission, AttemptKind, begin_attempt};
 pub use budget::{BudgetConfig, BudgetPolicy, BudgetSnapshot, RetryBudget};
 pub use config::ConfigError;
 pub use destination::{DestinationError, NumberKind, Placement};
@@ -29,8 +31,8 @@ pub use domain::{
 };
 pub use explain::{DecisionRecord, Explanation, RecordedCandidate, RuleCheck, explain};
 pub use health::{
-    Admission, AttemptKind, EjectionCause, HealthBook, HealthConfig, HealthKey, HealthPolicy,
-    HealthSnapshot, HealthStatus, KeyEstimate, OperatorState, ProviderSnapshot,
+    EjectionCause, HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthSnapshot, HealthStatus,
+    KeyEstimate, OperatorState, ProviderSnapshot,
 };
 pub use outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass, Failure};
 pub use plan::{

@@ -4,7 +4,7 @@
 //! Selection and use are separate steps (pingora's `selection/mod.rs`): [`plan`] only decides
 //! which providers may be tried and in what order, and hands dispatch the rule's strategy
 //! (cascade, hedge with its delay, race with its width); dispatch decides how to spend the
-//! deadline on them and calls [`HealthBook::begin_attempt`] right before each send.
+//! deadline on them and calls [`crate::attempt::begin_attempt`] right before each send.
 //!
 //! # Ranking
 //!

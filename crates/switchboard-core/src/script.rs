@@ -56,10 +56,12 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use crate::attempt::{Admission, AttemptKind, begin_attempt};
+use crate::budget::RetryBudget;
 use crate::config::ConfigError;
 use crate::domain::{Channel, Country, ProviderId, Purpose};
 use crate::health::{
-    AttemptKind, HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthStatus, OperatorState,
+    HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthStatus, OperatorState,
 };
 use crate::outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass, Failure};
 use crate::plan::{
@@ -134,6 +136,7 @@ struct World {
     routes: Vec<RouteConfig>,
     prices: PriceConfig,
     table: Option<RouteTable>,
+    budget: RetryBudget,
     book: HealthBook,
     rng: StdRng,
 }
@@ -147,6 +150,7 @@ impl World {
             routes: Vec::new(),
             prices: PriceConfig::empty(),
             table: None,
+            budget: RetryBudget::new(script_policy().budget().clone()),
             book: HealthBook::new(script_policy()),
             rng: StdRng::seed_from_u64(0),
         }
@@ -175,12 +179,14 @@ impl World {
                 if self.table.is_some() {
                     return Err("policy must come before any event".into());
                 }
-                self.book =
-                    HealthBook::new(policy_from(&words[1..].join(" ")).map_err(|e| e.to_string())?);
+                let policy = policy_from(&words[1..].join(" ")).map_err(|e| e.to_string())?;
+                self.budget = RetryBudget::new(policy.budget().clone());
+                self.book = HealthBook::new(policy);
                 Ok(())
             }
             (["reload", ..], None) => {
                 let policy = policy_from(&words[1..].join(" ")).map_err(|e| e.to_string())?;
+                self.budget = self.budget.carry_over(policy.budget().clone());
                 self.book = self.book.carry_over(policy, catalog().providers());
                 Ok(())
             }
@@ -228,7 +234,7 @@ impl World {
             }
             (["request", repeat @ ..], None) => {
                 for _ in 0..parse_repeat(repeat.first().copied())? {
-                    self.book.begin_request(now);
+                    self.budget.deposit(now);
                 }
                 Ok(())
             }
@@ -242,13 +248,13 @@ impl World {
                     _ => return Err("unknown attempt kind".into()),
                 };
                 let candidate = self.candidate(key)?;
-                let admission = self.book.begin_attempt(&candidate, kind, now);
+                let admission =
+                    begin_attempt(&mut self.book, &mut self.budget, &candidate, kind, now);
                 let got = match admission {
-                    crate::health::Admission::Go => "go",
-                    crate::health::Admission::Disabled
-                    | crate::health::Admission::TrialInFlight => "skip",
-                    crate::health::Admission::RetryBudget => "budget",
-                    crate::health::Admission::SpendBudget => "spend",
+                    Admission::Go => "go",
+                    Admission::Disabled | Admission::TrialInFlight => "skip",
+                    Admission::RetryBudget => "budget",
+                    Admission::SpendBudget => "spend",
                 };
                 check(got, expected.unwrap_or("go"))
             }
@@ -313,7 +319,7 @@ impl World {
                 check(&got, expected)
             }
             (["budget"], Some(expected)) => {
-                check(&format!("{:.1}", self.book.budget(now).balance), expected)
+                check(&format!("{:.1}", self.budget.balance(now)), expected)
             }
             (["plan", query @ ..], Some(expected)) => {
                 let query = parse_query(query)?;

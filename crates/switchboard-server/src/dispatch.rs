@@ -45,7 +45,7 @@ use switchboard_core::plan::{
 };
 use switchboard_core::{
     Admission, AttemptKind, AttemptOutcome, Certainty, ErrorClass, Failure, OutboundMessage,
-    ProviderId, Purpose,
+    ProviderId, Purpose, begin_attempt,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -221,7 +221,7 @@ async fn run(
     let mut backoff = limits.retry_backoff;
     {
         // One request, one deposit into the retry budget, however many passes it takes.
-        shared.health().begin_request(Instant::now().into_std());
+        shared.budget().deposit(Instant::now().into_std());
     }
 
     let mut is_first_pass = true;
@@ -556,7 +556,11 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
             self.next += 1;
             return Launch::Skipped;
         };
-        let admission = self.shared.health().begin_attempt(candidate, kind, now.into_std());
+        let admission = {
+            let mut health = self.shared.health();
+            let mut budget = self.shared.budget();
+            begin_attempt(&mut health, &mut budget, candidate, kind, now.into_std())
+        };
         match admission {
             Admission::Go if candidate.is_exploration => {
                 self.shared.metrics.exploration(candidate.provider());

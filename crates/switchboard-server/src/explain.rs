@@ -13,6 +13,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
+use switchboard_core::budget::RetryBudget;
 use switchboard_core::explain::{Explanation, explain};
 use switchboard_core::health::{HealthBook, HealthStatus};
 use switchboard_core::plan::{RouteQuery, Strategy};
@@ -43,6 +44,7 @@ pub fn parse_purpose(text: &str) -> Option<Purpose> {
 /// Explains against a fresh health book: what the configuration alone decides (no live health).
 pub fn explain_offline(settings: &Settings, query: &ExplainQuery) -> Result<String, String> {
     let book = HealthBook::new(settings.health.clone());
+    let budget = RetryBudget::new(settings.health.budget().clone());
     let spend = SpendMeter::default();
     let (destination, route_query) = match admit(&settings.okta, &settings.guard, &spend, query)? {
         Admitted::Yes(destination, route_query) => (destination, route_query),
@@ -51,7 +53,7 @@ pub fn explain_offline(settings: &Settings, query: &ExplainQuery) -> Result<Stri
         }
     };
     let explanation =
-        explain(&settings.routes, &book, &route_query, Instant::now(), &mut rand::rng());
+        explain(&settings.routes, &book, &budget, &route_query, Instant::now(), &mut rand::rng());
     Ok(render_text(&destination, query, &explanation, false))
 }
 
@@ -76,7 +78,8 @@ pub(crate) fn explain_live(
         };
     let explanation = {
         let health = shared.health();
-        explain(&runtime.routes, &health, &route_query, Instant::now(), &mut rand::rng())
+        let budget = shared.budget();
+        explain(&runtime.routes, &health, &budget, &route_query, Instant::now(), &mut rand::rng())
     };
     Ok((
         render_text(&destination, query, &explanation, true),

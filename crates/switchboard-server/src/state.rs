@@ -3,7 +3,8 @@
 //! Configuration that changes on reload lives in one `ArcSwap<Runtime>`, swapped atomically: a
 //! request loads it once and sees one consistent version throughout. Provider health is mutable
 //! on every attempt, so it lives apart, behind a std mutex (sections are a few map operations and
-//! never span an `.await`), and is carried over by provider id when the runtime is swapped.
+//! never span an `.await`), and is carried over by provider id when the runtime is swapped. The
+//! retry budget is its own state beside it, carried over with its balance.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use secrecy::ExposeSecret;
 use switchboard_core::ProviderId;
+use switchboard_core::budget::RetryBudget;
 use switchboard_core::health::HealthBook;
 use switchboard_core::route::RouteTable;
 use switchboard_providers::SharedProvider;
@@ -49,6 +51,8 @@ pub(crate) struct Runtime {
 pub(crate) struct Shared {
     runtime: ArcSwap<Runtime>,
     health: Mutex<HealthBook>,
+    /// The retry budget for speculative sends. Locked after `health` when both are held.
+    budget: Mutex<RetryBudget>,
     pub(crate) metrics: Metrics,
     pub(crate) phones: PhoneHasher,
     pub(crate) ledger: Ledger,
@@ -76,11 +80,13 @@ impl Shared {
             None => PhoneHasher::random(),
         };
         let health = HealthBook::new(settings.health.clone());
+        let budget = RetryBudget::new(settings.health.budget().clone());
         let ledger = Ledger::new(settings.delivery.ledger_capacity);
         let sent = SentMessages::new(settings.delivery.ledger_capacity);
         Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
             health: Mutex::new(health),
+            budget: Mutex::new(budget),
             metrics: Metrics::new(),
             phones,
             ledger,
@@ -114,6 +120,10 @@ impl Shared {
             settings.providers.iter().map(|p| p.id().clone()).collect();
         let mut health = self.health();
         *health = health.carry_over(settings.health.clone(), providers.iter());
+        {
+            let mut budget = self.budget();
+            *budget = budget.carry_over(settings.health.budget().clone());
+        }
         let mut runtime = Runtime::from_settings(settings);
         // Keep the fetched Okta signing keys: refetching is wasted, and during a JWKS outage it
         // would fail every valid token until Okta is back.
@@ -130,6 +140,12 @@ impl Shared {
     /// updated in a way that matters more than losing it, so poisoning is ignored.
     pub(crate) fn health(&self) -> MutexGuard<'_, HealthBook> {
         self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Locks the retry budget; after `health` when both are held. Poisoning is ignored, as for
+    /// health.
+    pub(crate) fn budget(&self) -> MutexGuard<'_, RetryBudget> {
+        self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn set_source(&self, path: std::path::PathBuf) {

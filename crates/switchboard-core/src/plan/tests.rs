@@ -6,8 +6,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
+use crate::attempt::{AttemptKind, begin_attempt};
+use crate::budget::RetryBudget;
 use crate::domain::Country;
-use crate::health::{AttemptKind, HealthConfig, HealthPolicy};
+use crate::health::{HealthConfig, HealthPolicy};
 use crate::outcome::{AttemptOutcome, Delivery, ErrorClass};
 use crate::price::PriceConfig;
 use crate::route::RouteConfig;
@@ -192,8 +194,14 @@ fn explain_lists_the_rules_checked_and_the_health_rows() {
     book.record(&script::us_sms("twilio"), &failure, Duration::from_millis(5), now);
     let destination = crate::domain::Destination::new("+12125550100".into(), script::us());
     let query = RouteQuery::for_destination(&destination, Channel::Sms);
-    let explanation =
-        crate::explain::explain(&table, &book, &query, now, &mut StdRng::seed_from_u64(0));
+    let explanation = crate::explain::explain(
+        &table,
+        &book,
+        &RetryBudget::new(book.policy().budget().clone()),
+        &query,
+        now,
+        &mut StdRng::seed_from_u64(0),
+    );
     let checks: Vec<(&str, Option<&str>)> = explanation
         .rules
         .iter()
@@ -384,6 +392,7 @@ proptest! {
         ops in prop::collection::vec(op(), 1..80),
     ) {
         let table = RouteTable::try_new(&[route], &PriceConfig::empty(), &catalog()).unwrap();
+        let mut budget = RetryBudget::new(policy.budget().clone());
         let mut book = HealthBook::new(policy);
         let mut now = Instant::now();
         let mut episodes: BTreeMap<&str, Episode> = BTreeMap::new();
@@ -417,7 +426,7 @@ proptest! {
                     let delivery = if delivered { Delivery::Delivered } else { Delivery::Undelivered(ErrorClass::Transient) };
                     book.record_receipt(&key(index), delivery, now);
                 }
-                Op::Request => book.begin_request(now),
+                Op::Request => budget.deposit(now),
                 Op::Begin(index, kind) => {
                     let query = RouteQuery::new(country, Channel::Sms);
                     let candidate = plan(&table, &book, &query, now, &mut StdRng::seed_from_u64(seed))
@@ -426,8 +435,8 @@ proptest! {
                         .find(|candidate| candidate.provider().as_str() == PROVIDERS[index])
                         .unwrap_or_else(|| plain_candidate(&book, key(index), now));
                     let status_before = book.status(&candidate.key, now);
-                    let budget_before = book.budget(now).balance;
-                    let admission = book.begin_attempt(&candidate, kind, now);
+                    let budget_before = budget.balance(now);
+                    let admission = begin_attempt(&mut book, &mut budget, &candidate, kind, now);
                     let is_trial_running = status_before == (HealthStatus::Probation { trial_in_flight: true });
                     if is_trial_running && !candidate.is_fail_open {
                         prop_assert!(!admission.is_go(), "a second trial started");
@@ -442,7 +451,7 @@ proptest! {
                 }
                 Op::Operator(index, state) => book.set_operator_state(&provider(PROVIDERS[index]), state),
             }
-            prop_assert!(book.budget(now).balance >= 0.0, "the budget went negative");
+            prop_assert!(budget.balance(now) >= 0.0, "the budget went negative");
             for channel in Channel::ALL {
                 check_plan(&table, &book, &RouteQuery::new(country, channel), now, seed)?;
             }
@@ -484,6 +493,7 @@ fn a_provider_is_explored_at_most_once_per_window_bucket() {
         toml::from_str("[twilio]\ndefault = { sms = 0.01 }\n[backup]\ndefault = { sms = 0.011 }\n")
             .unwrap();
     let table = RouteTable::try_new(&[route], &prices, &catalog()).unwrap();
+    let mut budget = RetryBudget::new(script::script_policy().budget().clone());
     let mut book = HealthBook::new(script::script_policy());
     let mut rng = StdRng::seed_from_u64(0);
     let query = RouteQuery::new(script::us(), Channel::Sms);
@@ -495,7 +505,7 @@ fn a_provider_is_explored_at_most_once_per_window_bucket() {
         let now = start + Duration::from_millis(100) * tick;
         let plan = plan(&table, &book, &query, now, &mut rng);
         let first = &plan.candidates[0];
-        assert!(book.begin_attempt(first, AttemptKind::First, now).is_go());
+        assert!(begin_attempt(&mut book, &mut budget, first, AttemptKind::First, now).is_go());
         if first.is_exploration {
             explorations.push(now - start);
         }
