@@ -163,7 +163,7 @@ async fn every_form() -> Vec<ReceivedSend> {
         for context in [BuildContext::default(), with_callbacks.clone()] {
             let config = config(twilio.base_url(), from, service);
             let provider =
-                Twilio::try_new_with(ProviderId::parse("t").unwrap(), &config, &context).unwrap();
+                Twilio::try_new(ProviderId::parse("t").unwrap(), &config, &context).unwrap();
             provider.send(&message(Channel::Sms)).await.unwrap();
             provider.send(&message(Channel::Voice)).await.unwrap();
         }

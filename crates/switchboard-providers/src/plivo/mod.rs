@@ -19,7 +19,7 @@ mod answers;
 mod classify;
 mod config;
 mod request;
-mod signature;
+mod sign;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,7 +31,6 @@ use self::answers::AnswerBook;
 use self::classify::Created;
 pub use self::config::PlivoConfig;
 use crate::senders::Senders;
-use crate::transport;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
     Receipt,
@@ -75,7 +74,7 @@ impl Plivo {
         let callback_base = context
             .callback_base
             .as_deref()
-            .map(|base| transport::callback_base(&key_prefix, base))
+            .map(|base| crate::url::callback_base(&key_prefix, base))
             .transpose()?;
         if callback_base.is_none() && validated.senders.supports(Channel::Voice) {
             tracing::warn!(
@@ -85,7 +84,7 @@ impl Plivo {
         }
         let account_root = format!("{}/v1/Account/{}", validated.base_url, config.auth_id);
         Ok(Plivo {
-            client: transport::client(&key_prefix, config.connect_timeout())?,
+            client: crate::http::client(&key_prefix, config.connect_timeout())?,
             id,
             auth_id: config.auth_id.clone(),
             auth_token: config.auth_token.clone(),
@@ -116,7 +115,7 @@ impl Plivo {
             .post(url)
             .basic_auth(&self.auth_id, Some(self.auth_token.expose_secret()))
             .json(body);
-        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_send(&answer, created, SystemTime::now())
     }
 
@@ -194,7 +193,7 @@ impl Plivo {
         } else {
             Vec::new()
         };
-        let is_valid = signature::verify(
+        let is_valid = sign::verify(
             self.auth_token.expose_secret().as_bytes(),
             &callback.method.to_ascii_uppercase(),
             &callback.url,
@@ -235,12 +234,9 @@ impl Provider for Plivo {
         }
     }
 
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let outcome = self.send_once(message).await;
-        if let Err(error) = &outcome {
-            error.trace(&self.id);
-        }
-        outcome
+        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {
@@ -248,7 +244,7 @@ impl Provider for Plivo {
             .client
             .get(&self.account_url)
             .basic_auth(&self.auth_id, Some(self.auth_token.expose_secret()));
-        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_probe(&answer, SystemTime::now())
     }
 
