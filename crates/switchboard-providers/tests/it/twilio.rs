@@ -1,6 +1,6 @@
 //! The real Twilio adapter against `switchboard-sim`'s Twilio emulator, over loopback sockets.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

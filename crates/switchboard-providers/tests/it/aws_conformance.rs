@@ -5,7 +5,7 @@
 //! that hold every required member, no unknown member, and values of the declared types,
 //! lengths, enums and patterns.
 
-mod support;
+use crate::support;
 
 use std::sync::OnceLock;
 

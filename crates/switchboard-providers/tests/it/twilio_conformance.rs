@@ -2,7 +2,7 @@
 //! <https://github.com/twilio/twilio-oai>, distilled into `fixtures/specs/`): the adapter's form parameters for CreateMessage and CreateCall, as the
 //! emulator received them off the wire, and the emulator's 201 bodies.
 
-mod support;
+use crate::support;
 
 use std::sync::OnceLock;
 

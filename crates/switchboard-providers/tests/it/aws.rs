@@ -1,7 +1,7 @@
 //! The real AWS SMS and Voice v2 adapter against `switchboard-sim`'s emulator, which verifies
 //! SigV4 by recomputing it, over loopback sockets.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
