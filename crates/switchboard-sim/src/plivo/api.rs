@@ -16,7 +16,6 @@
 //! the hangup callback when receipts are on.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -129,7 +128,7 @@ fn record(
 ) -> ReceivedSend {
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let text = |name: &str| json[name].as_str().map(str::to_owned);
-    let send = match kind {
+    emulator.record(|received_at| match kind {
         SendKind::Message => ReceivedSend {
             kind,
             auth_id,
@@ -140,7 +139,7 @@ fn record(
             answer_url: None,
             callback_url: text("url"),
             body: json.clone(),
-            received_at: SystemTime::now(),
+            received_at,
         },
         SendKind::Call => ReceivedSend {
             kind,
@@ -152,11 +151,9 @@ fn record(
             answer_url: text("answer_url"),
             callback_url: text("hangup_url"),
             body: json.clone(),
-            received_at: SystemTime::now(),
+            received_at,
         },
-    };
-    emulator.record(send.clone());
-    send
+    })
 }
 
 async fn gate(

@@ -83,7 +83,7 @@ async fn send_batch(
     let account = emulator.account();
     let is_authenticated =
         bearer_matches(&headers, &account.api_token) && service_plan_id == account.service_plan_id;
-    emulator.record(ReceivedSend {
+    emulator.record(|received_at| ReceivedSend {
         kind: SendKind::Batch,
         service_plan_id: Some(service_plan_id),
         is_authenticated,
@@ -93,7 +93,7 @@ async fn send_batch(
         text: value["body"].as_str().map(str::to_owned),
         body: value.clone(),
         content_type: content_type(&headers),
-        received_at: std::time::SystemTime::now(),
+        received_at,
     });
     if let Some(answer) = emulator.play_faults(connection).await {
         return injected_sms(answer);
@@ -380,7 +380,7 @@ async fn callout(
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let auth = callout_auth(&headers, &uri, &body, emulator.account());
     let tts = &parsed["ttsCallout"];
-    emulator.record(ReceivedSend {
+    emulator.record(|received_at| ReceivedSend {
         kind: SendKind::Callout,
         service_plan_id: None,
         is_authenticated: auth.is_some(),
@@ -390,7 +390,7 @@ async fn callout(
         text: tts["text"].as_str().map(str::to_owned),
         body: parsed.clone(),
         content_type: content_type(&headers),
-        received_at: std::time::SystemTime::now(),
+        received_at,
     });
     let reference = emulator.new_uuid_v4();
     if let Some(answer) = emulator.play_faults(connection).await {

@@ -186,7 +186,7 @@ fn record(
     let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let first =
         |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
-    let send = ReceivedSend {
+    emulator.record(|received_at| ReceivedSend {
         kind,
         account_sid,
         is_authenticated: is_authenticated(headers, emulator.account()),
@@ -196,11 +196,9 @@ fn record(
         body: first("Body"),
         twiml: first("Twiml"),
         url: first("Url"),
-        params,
-        received_at: std::time::SystemTime::now(),
-    };
-    emulator.record(send.clone());
-    send
+        params: params.clone(),
+        received_at,
+    })
 }
 
 /// Faults, then auth, then the path's account: what every API request goes through.

@@ -147,7 +147,7 @@ async fn send_sms(
     let first =
         |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
     let auth = sms_auth(&params, emulator.account());
-    emulator.record(ReceivedSend {
+    emulator.record(|received_at| ReceivedSend {
         kind: SendKind::Sms,
         is_authenticated: auth.is_ok(),
         to: first("to"),
@@ -156,7 +156,7 @@ async fn send_sms(
         params: params.clone(),
         body: Value::Null,
         content_type: content_type(&headers),
-        received_at: std::time::SystemTime::now(),
+        received_at,
     });
     if let Some(answer) = emulator.play_faults(connection).await {
         return injected_sms(answer);
@@ -558,7 +558,7 @@ async fn create_call(
 ) -> Response {
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let is_authenticated = is_jwt_valid(&headers, emulator.account());
-    emulator.record(ReceivedSend {
+    emulator.record(|received_at| ReceivedSend {
         kind: SendKind::Call,
         is_authenticated,
         to: parsed["to"][0]["number"].as_str().map(str::to_owned),
@@ -567,7 +567,7 @@ async fn create_call(
         params: Vec::new(),
         body: parsed.clone(),
         content_type: content_type(&headers),
-        received_at: std::time::SystemTime::now(),
+        received_at,
     });
     if let Some(answer) = emulator.play_faults(connection).await {
         return injected_api(answer);
