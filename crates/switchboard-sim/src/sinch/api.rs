@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use super::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
 use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
 use crate::faults::InjectedAnswer;
+use crate::request::{bearer_matches, content_type};
 use crate::server::Connection;
 
 const MAX_BODY_CHARS: usize = 1600;
@@ -57,18 +58,6 @@ fn injected_sms(answer: InjectedAnswer) -> Response {
         |status, code| sms_error(status, "internal_error", &format!("Injected error {code}")),
         || sms_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests"),
     )
-}
-
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|given| given.trim() == token)
-}
-
-fn content_type(headers: &HeaderMap) -> Option<String> {
-    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 async fn send_batch(

@@ -20,12 +20,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use serde_json::{Value, json};
 
 use super::callbacks::{self, Created};
 use super::{ReceivedSend, SendKind, TwilioAccount, TwilioEmulator};
 use crate::faults::InjectedAnswer;
+use crate::request::basic_credentials;
 use crate::server::Connection;
 
 pub(super) const API_VERSION: &str = "2010-04-01";
@@ -224,22 +224,7 @@ async fn gate(
 }
 
 fn is_authenticated(headers: &HeaderMap, account: &TwilioAccount) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some((scheme, encoded)) = value.split_once(' ') else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
-    }
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return false;
-    };
-    let Ok(credentials) = String::from_utf8(decoded) else {
-        return false;
-    };
-    credentials.split_once(':').is_some_and(|(user, password)| {
+    basic_credentials(headers).is_some_and(|(user, password)| {
         user == account.account_sid && password == account.auth_token
     })
 }
