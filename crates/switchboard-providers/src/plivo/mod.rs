@@ -14,10 +14,19 @@
 //! serves (or burns) a call's script. Receipts: SMS status at `{callback_base}/status`
 //! (`MessageUUID`, `Status`, `ErrorCode`), calls at `{callback_base}/hangup` (`RequestUUID`,
 //! the id `send` returned, and `CallStatus`).
+//!
+//! - `config`: [`PlivoConfig`] and its validation
+//! - `request`: the message and call bodies, and the call's answer XML
+//! - `classify`: answers to acceptance or a classified error, callback statuses to states
+//! - `sign`: Plivo's V3 signature on the requests it makes to us
+//! - `receipt`: those requests: the signature check first, then the status and hangup receipts
+//! - `answers`: the call scripts waiting for Plivo's signed fetch of the answer URL (Plivo's
+//!   own: no other provider fetches its script from us)
 
 mod answers;
 mod classify;
 mod config;
+mod receipt;
 mod request;
 mod sign;
 
@@ -33,14 +42,10 @@ pub use self::config::PlivoConfig;
 use crate::senders::Senders;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
-    Receipt,
 };
 
 /// The provider kind, as written in config.
 const KIND: &str = "plivo";
-
-/// The largest callback body accepted; Plivo's forms are well under 4 KiB.
-const MAX_CALLBACK_BYTES: usize = 16 * 1024;
 
 /// One Plivo account.
 #[derive(Debug)]
@@ -174,47 +179,6 @@ impl Plivo {
             }
         }
     }
-
-    /// The request's parameters and whether its V3 signature verifies.
-    fn verified_params(&self, callback: &Callback) -> Result<Vec<(String, String)>, CallbackError> {
-        let header = |name: &str| callback.headers.get(name).and_then(|value| value.to_str().ok());
-        let (Some(signatures), Some(nonce)) =
-            (header("X-Plivo-Signature-V3"), header("X-Plivo-Signature-V3-Nonce"))
-        else {
-            return Err(CallbackError::BadSignature);
-        };
-        let is_post = callback.method.eq_ignore_ascii_case("POST");
-        if callback.body.len() > MAX_CALLBACK_BYTES {
-            return Err(CallbackError::Malformed("callback body too large".into()));
-        }
-        let signed_params: Vec<(String, String)> = if is_post {
-            serde_urlencoded::from_bytes(&callback.body)
-                .map_err(|_| CallbackError::Malformed("not a form body".into()))?
-        } else {
-            Vec::new()
-        };
-        let is_valid = sign::verify(
-            self.auth_token.expose_secret().as_bytes(),
-            &callback.method.to_ascii_uppercase(),
-            &callback.url,
-            &signed_params,
-            nonce,
-            signatures,
-        );
-        if !is_valid {
-            return Err(CallbackError::BadSignature);
-        }
-        if is_post {
-            return Ok(signed_params);
-        }
-        let query = callback.url.split_once('?').map_or("", |(_, query)| query);
-        serde_urlencoded::from_str(query.split('#').next().unwrap_or(""))
-            .map_err(|_| CallbackError::Malformed("bad query".into()))
-    }
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
 }
 
 #[async_trait]
@@ -256,7 +220,7 @@ impl Provider for Plivo {
             return Err(CallbackError::NotFound);
         }
         // The signature first: nothing about a forged request is looked up or consumed.
-        let params = self.verified_params(callback)?;
+        let params = receipt::verified_params(&self.auth_token, callback)?;
         if let Some(token) = subpath.strip_prefix("/answer/") {
             let xml = self.answers.take(token, Instant::now()).ok_or(CallbackError::NotFound)?;
             return Ok(CallbackReply {
@@ -267,36 +231,9 @@ impl Provider for Plivo {
             });
         }
         let receipt = if subpath == "/status" {
-            let (Some(uuid), Some(status)) =
-                (param(&params, "MessageUUID"), param(&params, "Status"))
-            else {
-                return Err(CallbackError::Malformed(
-                    "status without MessageUUID or Status".into(),
-                ));
-            };
-            let error_code = param(&params, "ErrorCode").filter(|code| !code.is_empty());
-            Receipt {
-                message_id: uuid.to_owned(),
-                state: classify::message_state(status, error_code),
-                provider_code: error_code
-                    .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
-                    .map(str::to_owned),
-            }
+            receipt::message_receipt(&params)?
         } else {
-            let (Some(uuid), Some(status)) =
-                (param(&params, "RequestUUID"), param(&params, "CallStatus"))
-            else {
-                return Err(CallbackError::Malformed(
-                    "hangup without RequestUUID or CallStatus".into(),
-                ));
-            };
-            Receipt {
-                message_id: uuid.to_owned(),
-                state: classify::call_state(status),
-                provider_code: param(&params, "HangupCauseCode")
-                    .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
-                    .map(str::to_owned),
-            }
+            receipt::call_receipt(&params)?
         };
         Ok(CallbackReply::receipts(vec![receipt]))
     }

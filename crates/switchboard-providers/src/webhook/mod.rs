@@ -1,7 +1,10 @@
 //! A generic JSON webhook for in-house SMS and voice gateways (`kind = "webhook"`).
 //!
 //! - `config`: the config struct ([`WebhookConfig`]) and its validation
-//! - `template`: the body template and its JSON-escaped placeholders
+//! - `request`: the body template and its JSON-escaped placeholders
+//! - `sign`: `sha256=<hex>` signatures on our requests and on the gateway's receipts
+//! - this module: the adapter, the status classification (configurable per status, so it lives
+//!   beside the config it reads) and the receipt reading (JSON pointers from the config)
 //!
 //! The contract, all of it configurable: switchboard sends one request per message with the
 //! configured method, URL, headers and rendered body. The answer is acceptance when its status
