@@ -22,13 +22,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::API_VERSION;
 use super::callbacks::{self, Created};
 use super::{ReceivedSend, SendKind, TwilioAccount, TwilioEmulator};
 use crate::faults::InjectedAnswer;
 use crate::request::basic_credentials;
 use crate::server::Connection;
-
-pub(super) const API_VERSION: &str = "2010-04-01";
 
 /// Twilio's cap on a message body.
 const MAX_BODY_CHARS: usize = 1600;
