@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_core::{Certainty, ErrorClass, Failure, ProviderId};
+use switchboard_core::{Certainty, ErrorClass, Failure};
 
 /// A failed send or probe: which class of failure, whether the provider may have taken the
 /// message, and a detail that is safe to log.
@@ -27,20 +27,6 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
-    /// The adapters' one debug line for a failed send by `provider`. Every field is log-safe by
-    /// construction (see the type's docs); the server logs each attempt's outcome itself.
-    pub fn trace(&self, provider: &ProviderId) {
-        tracing::debug!(
-            provider = %provider,
-            kind = self.provider_kind,
-            class = %self.class,
-            certainty = self.certainty.as_str(),
-            code = self.provider_code.as_deref().unwrap_or(""),
-            detail = %self.detail,
-            "provider send failed",
-        );
-    }
-
     /// A failure before anything reached the provider.
     pub fn not_sent(
         provider_kind: &'static str,

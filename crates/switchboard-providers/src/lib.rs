@@ -12,13 +12,16 @@
 pub mod aws;
 pub mod callback;
 mod error;
+mod http;
 pub mod infobip;
 pub mod plivo;
+mod refusal;
+mod secret;
 pub mod senders;
 pub mod sinch;
 pub mod telesign;
-mod transport;
 pub mod twilio;
+mod url;
 pub mod vonage;
 pub mod webhook;
 
@@ -84,79 +87,80 @@ pub trait Provider: Send + Sync + fmt::Debug {
 /// A shared provider handle.
 pub type SharedProvider = Arc<dyn Provider>;
 
-/// One `[providers.NAME]` table: `kind` picks the adapter, the other keys are its config.
+/// The registry of provider kinds: one line per provider. From it [`kinds!`] generates the
+/// [`ProviderConfig`] enum (serde tag `kind`), [`ProviderConfig::kind`],
+/// [`ProviderConfig::validate`], [`ProviderConfig::KINDS`] and [`build`].
 ///
-/// Unknown keys are refused: the inner structs' `deny_unknown_fields` holds through serde's
-/// internally tagged representation (tested below), so a typo such as `auth_tokn` is an error.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ProviderConfig {
+/// Each line is `Variant("kind", ConfigType, AdapterType)`, with the kind's doc line above it.
+/// The config type has `validate(&self, key_prefix)`; the adapter has the kit's constructor
+/// `try_new(id, &config, &BuildContext)` and implements [`Provider`].
+macro_rules! kinds {
+    ($( $(#[doc = $doc:literal])* $variant:ident($kind:literal, $config:ty, $adapter:ty), )*) => {
+        /// One `[providers.NAME]` table: `kind` picks the adapter, the other keys are its config.
+        ///
+        /// Unknown keys are refused: the inner structs' `deny_unknown_fields` holds through
+        /// serde's internally tagged representation (tested below), so a typo such as
+        /// `auth_tokn` is an error.
+        #[derive(Clone, Debug, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum ProviderConfig {
+            $( $(#[doc = $doc])* #[serde(rename = $kind)] $variant($config), )*
+        }
+
+        impl ProviderConfig {
+            /// Every kind, as written in config, in registry order.
+            pub const KINDS: &'static [&'static str] = &[$($kind),*];
+
+            /// The `kind` as written in config.
+            #[must_use]
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( ProviderConfig::$variant(_) => $kind, )*
+                }
+            }
+
+            /// Checks the provider's settings; errors name keys under `key_prefix`
+            /// (`providers.NAME`).
+            pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {
+                match self {
+                    $( ProviderConfig::$variant(config) => config.validate(key_prefix), )*
+                }
+            }
+        }
+
+        /// Validates `config` and builds the adapter for provider `id`.
+        pub fn build(
+            id: ProviderId,
+            config: &ProviderConfig,
+            context: &BuildContext,
+        ) -> Result<SharedProvider, ConfigError> {
+            match config {
+                $( ProviderConfig::$variant(config) => {
+                    Ok(Arc::new(<$adapter>::try_new(id, config, context)?))
+                } )*
+            }
+        }
+    };
+}
+
+kinds! {
     /// Twilio Programmable Messaging and Voice.
-    Twilio(TwilioConfig),
-    /// AWS End User Messaging SMS and Voice v2.
-    AwsSmsVoice(AwsSmsVoiceConfig),
+    Twilio("twilio", TwilioConfig, Twilio),
+    /// AWS End User Messaging SMS and Voice v2 (no callbacks: delivery events go to the
+    /// configuration set's destinations).
+    AwsSmsVoice("aws_sms_voice", AwsSmsVoiceConfig, AwsSmsVoice),
     /// A generic JSON webhook (an in-house gateway).
-    Webhook(WebhookConfig),
+    Webhook("webhook", WebhookConfig, Webhook),
     /// Vonage SMS API and Voice API.
-    Vonage(VonageConfig),
+    Vonage("vonage", VonageConfig, Vonage),
     /// Sinch SMS (xms batches) and Voice callouts.
-    Sinch(SinchConfig),
+    Sinch("sinch", SinchConfig, Sinch),
     /// Telesign Messaging and Voice.
-    Telesign(TelesignConfig),
+    Telesign("telesign", TelesignConfig, Telesign),
     /// Infobip SMS and voice (text to speech).
-    Infobip(InfobipConfig),
+    Infobip("infobip", InfobipConfig, Infobip),
     /// Plivo Messaging and Voice.
-    Plivo(PlivoConfig),
-}
-
-impl ProviderConfig {
-    /// The `kind` as written in config.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ProviderConfig::Twilio(_) => "twilio",
-            ProviderConfig::AwsSmsVoice(_) => "aws_sms_voice",
-            ProviderConfig::Webhook(_) => "webhook",
-            ProviderConfig::Vonage(_) => "vonage",
-            ProviderConfig::Sinch(_) => "sinch",
-            ProviderConfig::Telesign(_) => "telesign",
-            ProviderConfig::Infobip(_) => "infobip",
-            ProviderConfig::Plivo(_) => "plivo",
-        }
-    }
-
-    /// Checks the provider's settings; errors name keys under `key_prefix` (`providers.NAME`).
-    pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {
-        match self {
-            ProviderConfig::Twilio(config) => config.validate(key_prefix),
-            ProviderConfig::AwsSmsVoice(config) => config.validate(key_prefix),
-            ProviderConfig::Webhook(config) => config.validate(key_prefix),
-            ProviderConfig::Vonage(config) => config.validate(key_prefix),
-            ProviderConfig::Sinch(config) => config.validate(key_prefix),
-            ProviderConfig::Telesign(config) => config.validate(key_prefix),
-            ProviderConfig::Infobip(config) => config.validate(key_prefix),
-            ProviderConfig::Plivo(config) => config.validate(key_prefix),
-        }
-    }
-}
-
-/// Validates `config` and builds the adapter for provider `id`.
-pub fn build(
-    id: ProviderId,
-    config: &ProviderConfig,
-    context: &BuildContext,
-) -> Result<SharedProvider, ConfigError> {
-    match config {
-        ProviderConfig::Twilio(config) => Ok(Arc::new(Twilio::try_new_with(id, config, context)?)),
-        // AWS has no callbacks: delivery events go to the configuration set's destinations.
-        ProviderConfig::AwsSmsVoice(config) => Ok(Arc::new(AwsSmsVoice::try_new(id, config)?)),
-        ProviderConfig::Webhook(config) => Ok(Arc::new(Webhook::try_new(id, config, context)?)),
-        ProviderConfig::Vonage(config) => Ok(Arc::new(Vonage::try_new(id, config, context)?)),
-        ProviderConfig::Sinch(config) => Ok(Arc::new(Sinch::try_new(id, config, context)?)),
-        ProviderConfig::Telesign(config) => Ok(Arc::new(Telesign::try_new(id, config, context)?)),
-        ProviderConfig::Infobip(config) => Ok(Arc::new(Infobip::try_new(id, config, context)?)),
-        ProviderConfig::Plivo(config) => Ok(Arc::new(Plivo::try_new(id, config, context)?)),
-    }
+    Plivo("plivo", PlivoConfig, Plivo),
 }
 
 #[cfg(test)]
@@ -196,6 +200,15 @@ mod tests {
         assert!(toml::from_str::<Providers>(&unknown_kind).is_err());
         let missing_kind = TWILIO.replace("kind = \"twilio\"", "");
         assert!(toml::from_str::<Providers>(&missing_kind).is_err());
+    }
+
+    #[test]
+    fn the_registry_lists_every_kind_once() {
+        let mut kinds = ProviderConfig::KINDS.to_vec();
+        assert_eq!(kinds.len(), 8);
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), ProviderConfig::KINDS.len());
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use axum::Router;
 use rand::rngs::StdRng;
@@ -155,9 +156,14 @@ impl<A: Api> Emulator<A> {
     }
 
     /// Adds a request to the journal (before auth, validation and faults are applied, so tests
-    /// see what the adapter sent even when the emulator refused it).
-    pub(crate) fn record(&self, received: A::Received) {
-        self.journal().push(received);
+    /// see what the adapter sent even when the emulator refused it) and returns it.
+    ///
+    /// The one place a request's `received_at` is taken: `build` gets it and puts it in the
+    /// record, so every emulator's journal carries it, stamped the same way.
+    pub(crate) fn record(&self, build: impl FnOnce(SystemTime) -> A::Received) -> A::Received {
+        let received = build(SystemTime::now());
+        self.journal().push(received.clone());
+        received
     }
 
     /// Draws and plays this request's faults: the delay, hang or reset happens here; an error

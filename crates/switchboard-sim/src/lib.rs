@@ -28,6 +28,7 @@ pub mod infobip;
 mod journal;
 pub mod oauth;
 pub mod plivo;
+mod request;
 mod server;
 pub mod sinch;
 pub mod telesign;

@@ -51,7 +51,7 @@ pub struct ReceivedRequest {
     /// The raw body (lossy UTF-8).
     pub body: String,
     /// When it was read.
-    #[serde(skip)]
+    #[serde(serialize_with = "crate::serialize_rfc3339")]
     pub received_at: SystemTime,
 }
 
@@ -145,7 +145,7 @@ async fn endpoint(
     body: Bytes,
 ) -> Response {
     let n = emulator.api().n_requests.fetch_add(1, Ordering::Relaxed) + 1;
-    emulator.record(ReceivedRequest {
+    emulator.record(|received_at| ReceivedRequest {
         method: method.as_str().to_owned(),
         path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
         headers: headers
@@ -155,7 +155,7 @@ async fn endpoint(
             })
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
-        received_at: SystemTime::now(),
+        received_at,
     });
     if let Some(injected) = emulator.play_faults(connection).await {
         return injected_response(injected);

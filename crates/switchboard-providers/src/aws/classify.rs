@@ -20,28 +20,19 @@
 use std::time::SystemTime;
 
 use serde::Deserialize;
-use switchboard_core::{Certainty, ErrorClass};
+use switchboard_core::ErrorClass;
 
 use super::KIND;
-use crate::transport::parse_retry_after;
+use crate::http::RawAnswer;
+use crate::refusal::class_for_status;
 use crate::{Accepted, ProviderError};
-
-/// The parts of an HTTP answer the classifier reads.
-#[derive(Debug)]
-pub(crate) struct Answer<'a> {
-    pub(crate) status: u16,
-    pub(crate) retry_after: Option<&'a str>,
-    /// `x-amzn-ErrorType`, when present.
-    pub(crate) error_type: Option<&'a str>,
-    pub(crate) body: &'a [u8],
-}
 
 /// Classifies the answer to `SendTextMessage` or `SendVoiceMessage`.
 pub(crate) fn classify_send(
-    answer: &Answer<'_>,
+    answer: &RawAnswer,
     now: SystemTime,
 ) -> Result<Accepted, ProviderError> {
-    if !(200..300).contains(&answer.status) {
+    if !answer.is_success() {
         return Err(refusal(answer, now));
     }
     #[derive(Deserialize)]
@@ -50,7 +41,7 @@ pub(crate) fn classify_send(
         message_id: Option<String>,
     }
     let message_id =
-        serde_json::from_slice::<Sent>(answer.body).ok().and_then(|sent| sent.message_id);
+        serde_json::from_slice::<Sent>(&answer.body).ok().and_then(|sent| sent.message_id);
     match message_id.filter(|id| is_message_id(id)) {
         Some(message_id) => Ok(Accepted { message_id }),
         None => Err(ProviderError::possibly_accepted(
@@ -62,8 +53,8 @@ pub(crate) fn classify_send(
 }
 
 /// Classifies the answer to the probe (`DescribeAccountAttributes`).
-pub(crate) fn classify_probe(answer: &Answer<'_>, now: SystemTime) -> Result<(), ProviderError> {
-    if (200..300).contains(&answer.status) { Ok(()) } else { Err(refusal(answer, now)) }
+pub(crate) fn classify_probe(answer: &RawAnswer, now: SystemTime) -> Result<(), ProviderError> {
+    if answer.is_success() { Ok(()) } else { Err(refusal(answer, now)) }
 }
 
 /// A message id is opaque; bound it so a garbled body is not taken for one.
@@ -88,12 +79,12 @@ struct Field {
     name: Option<String>,
 }
 
-fn refusal(answer: &Answer<'_>, now: SystemTime) -> ProviderError {
-    let parsed = serde_json::from_slice::<ErrorBody>(answer.body).ok();
+fn refusal(answer: &RawAnswer, now: SystemTime) -> ProviderError {
+    let parsed = serde_json::from_slice::<ErrorBody>(&answer.body).ok();
     let error_type = parsed
         .as_ref()
         .and_then(|body| body.error_type.as_deref())
-        .or(answer.error_type)
+        .or(answer.amzn_error_type.as_deref())
         .map(short_type)
         .filter(|name| is_word(name));
     let reason =
@@ -114,14 +105,8 @@ fn refusal(answer: &Answer<'_>, now: SystemTime) -> ProviderError {
         Some(code) => format!("http {}, {code}", answer.status),
         None => format!("http {}", answer.status),
     };
-    let certainty =
-        if answer.status == 504 { Certainty::PossiblyAccepted } else { Certainty::NotSent };
-    let retry_after = if class == ErrorClass::RateLimited {
-        answer.retry_after.and_then(|value| parse_retry_after(value, now))
-    } else {
-        None
-    };
-    ProviderError { provider_kind: KIND, class, certainty, retry_after, provider_code, detail }
+    // AWS's detail names the type and reason without the word `code`.
+    ProviderError { detail, ..crate::refusal::refusal(KIND, answer, class, provider_code, now) }
 }
 
 /// `com.amazonaws.pinpointsmsvoicev2#ThrottlingException` or
@@ -218,26 +203,14 @@ fn class_for(
     Some(class)
 }
 
-fn class_for_status(status: u16) -> ErrorClass {
-    match status {
-        401 | 403 | 404 => ErrorClass::AuthConfig,
-        429 => ErrorClass::RateLimited,
-        504 => ErrorClass::Timeout,
-        // Redirects are not followed: one means `endpoint_url` points at the wrong place.
-        300..=399 => ErrorClass::AuthConfig,
-        _ => ErrorClass::Transient,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use switchboard_core::Certainty;
+
     use super::*;
 
     fn send(status: u16, body: &str) -> Result<Accepted, ProviderError> {
-        classify_send(
-            &Answer { status, retry_after: None, error_type: None, body: body.as_bytes() },
-            SystemTime::UNIX_EPOCH,
-        )
+        classify_send(&RawAnswer::new(status, body), SystemTime::UNIX_EPOCH)
     }
 
     fn aws_error(error_type: &str, reason: Option<&str>) -> String {
@@ -295,6 +268,9 @@ mod tests {
             (504, "<html>Gateway Timeout</html>".to_owned(), Timeout, Certainty::PossiblyAccepted),
             (429, String::new(), RateLimited, Certainty::NotSent),
             (301, String::new(), AuthConfig, Certainty::NotSent),
+            // Through the shared status fallback: AWS's private copy lacked 402.
+            (402, String::new(), Funds, Certainty::NotSent),
+            (402, "<html>Payment Required</html>".to_owned(), Funds, Certainty::NotSent),
         ];
         for (status, body, class, certainty) in cases {
             let error = send(status, &body).unwrap_err();
@@ -322,11 +298,10 @@ mod tests {
 
     #[test]
     fn the_error_type_header_is_a_fallback() {
-        let answer = Answer {
-            status: 400,
-            retry_after: Some("2"),
-            error_type: Some("ThrottlingException:http://internal.amazon.com/"),
-            body: b"",
+        let answer = RawAnswer {
+            retry_after: Some("2".into()),
+            amzn_error_type: Some("ThrottlingException:http://internal.amazon.com/".into()),
+            ..RawAnswer::new(400, "")
         };
         let error = classify_send(&answer, SystemTime::UNIX_EPOCH).unwrap_err();
         assert_eq!(error.class, ErrorClass::RateLimited);

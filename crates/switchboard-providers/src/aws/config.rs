@@ -212,9 +212,7 @@ impl AwsSmsVoiceConfig {
     /// The API root without a trailing `/`.
     pub(crate) fn endpoint(&self, key_prefix: &str) -> Result<String, ConfigError> {
         match &self.endpoint_url {
-            Some(url) => {
-                crate::transport::check_base_url(&format!("{key_prefix}.endpoint_url"), url)
-            }
+            Some(url) => crate::url::check_base_url(&format!("{key_prefix}.endpoint_url"), url),
             None => Ok(format!("https://sms-voice.{}.amazonaws.com", self.region)),
         }
     }

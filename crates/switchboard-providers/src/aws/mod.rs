@@ -24,12 +24,11 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use switchboard_core::{Channel, ConfigError, ErrorClass, OutboundMessage, ProviderId};
 
-use self::classify::Answer;
 pub use self::config::AwsSmsVoiceConfig;
 use self::request::Options;
 use self::sign::Signer;
-use crate::transport::RawAnswer;
-use crate::{Accepted, Provider, ProviderError, Senders};
+use crate::http::RawAnswer;
+use crate::{Accepted, BuildContext, Provider, ProviderError, Senders};
 
 /// The provider kind, as written in config.
 const KIND: &str = "aws_sms_voice";
@@ -58,17 +57,25 @@ pub struct AwsSmsVoice {
 
 impl AwsSmsVoice {
     /// Validates `config` (keys named under `providers.{id}`), resolves credentials from the
-    /// config or the process environment, and builds the client.
-    pub fn try_new(id: ProviderId, config: &AwsSmsVoiceConfig) -> Result<AwsSmsVoice, ConfigError> {
-        AwsSmsVoice::try_new_with_env(id, config, |name| std::env::var(name).ok())
+    /// config or the process environment, and builds the client. `context` is unused: AWS has
+    /// no callbacks (delivery events go to the configuration set's destinations).
+    pub fn try_new(
+        id: ProviderId,
+        config: &AwsSmsVoiceConfig,
+        context: &BuildContext,
+    ) -> Result<AwsSmsVoice, ConfigError> {
+        AwsSmsVoice::try_new_with_env(id, config, context, |name| std::env::var(name).ok())
     }
 
-    /// As [`AwsSmsVoice::try_new`], reading environment variables through `env`.
+    /// As [`AwsSmsVoice::try_new`], reading environment variables through `env` (tests pass a
+    /// fixed environment instead of the process's).
     pub fn try_new_with_env(
         id: ProviderId,
         config: &AwsSmsVoiceConfig,
+        context: &BuildContext,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<AwsSmsVoice, ConfigError> {
+        let _ = context;
         let key_prefix = format!("providers.{id}");
         config.validate(&key_prefix)?;
         let credentials = config.credentials(&key_prefix, env)?;
@@ -81,7 +88,7 @@ impl AwsSmsVoice {
             (None, _) => return Err(ConfigError::invalid(endpoint_key, "must have a host")),
         };
         Ok(AwsSmsVoice {
-            client: crate::transport::client(&key_prefix, config.connect_timeout())?,
+            client: crate::http::client(&key_prefix, config.connect_timeout())?,
             signer: Signer::new(credentials, config.region.clone()),
             url,
             host,
@@ -130,7 +137,7 @@ impl AwsSmsVoice {
         for (name, value) in signed {
             request = request.header(name, value);
         }
-        crate::transport::exchange(KIND, request, self.timeout).await
+        crate::http::exchange(KIND, request, self.timeout).await
     }
 
     async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
@@ -155,16 +162,7 @@ impl AwsSmsVoice {
             }
         };
         let answer = self.call(operation, &body).await?;
-        classify::classify_send(&view(&answer), SystemTime::now())
-    }
-}
-
-fn view(answer: &RawAnswer) -> Answer<'_> {
-    Answer {
-        status: answer.status,
-        retry_after: answer.retry_after.as_deref(),
-        error_type: answer.amzn_error_type.as_deref(),
-        body: &answer.body,
+        classify::classify_send(&answer, SystemTime::now())
     }
 }
 
@@ -186,16 +184,13 @@ impl Provider for AwsSmsVoice {
         }
     }
 
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let outcome = self.send_once(message).await;
-        if let Err(error) = &outcome {
-            error.trace(&self.id);
-        }
-        outcome
+        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {
         let answer = self.call("DescribeAccountAttributes", &serde_json::json!({})).await?;
-        classify::classify_probe(&view(&answer), SystemTime::now())
+        classify::classify_probe(&answer, SystemTime::now())
     }
 }

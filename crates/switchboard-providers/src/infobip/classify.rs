@@ -17,7 +17,8 @@ use serde::Deserialize;
 use switchboard_core::{Certainty, ErrorClass};
 
 use super::KIND;
-use crate::transport::{RawAnswer, parse_retry_after};
+use crate::http::RawAnswer;
+use crate::refusal::parse_retry_after;
 use crate::{Accepted, DeliveryState, ProviderError, Receipt};
 
 /// `{groupId, groupName, id, name, description}` of a message status.

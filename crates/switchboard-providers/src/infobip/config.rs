@@ -8,7 +8,6 @@ use serde::Deserialize;
 use switchboard_core::ConfigError;
 
 use crate::senders::{CountrySenderConfig, Senders};
-use crate::transport;
 
 /// One Infobip account as written in the config file.
 #[derive(Clone, Debug, Deserialize)]
@@ -75,7 +74,7 @@ impl InfobipConfig {
                 "must be a non-empty key without spaces",
             ));
         }
-        let base_url = transport::base_url(key_prefix, &self.base_url)?;
+        let base_url = crate::url::base_url(key_prefix, &self.base_url)?;
         let senders = Senders::try_new(
             key_prefix,
             self.from.as_deref(),
@@ -111,7 +110,7 @@ impl InfobipConfig {
                 ));
             }
         }
-        transport::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
+        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
         Ok(Validated { senders, base_url })
     }
 

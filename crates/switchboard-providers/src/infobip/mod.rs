@@ -25,7 +25,6 @@ use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
 pub use self::config::InfobipConfig;
 use crate::senders::Senders;
-use crate::transport;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
 };
@@ -72,7 +71,7 @@ impl Infobip {
         let callback_base = context
             .callback_base
             .as_deref()
-            .map(|base| transport::callback_base(&key_prefix, base))
+            .map(|base| crate::url::callback_base(&key_prefix, base))
             .transpose()?;
         let report_url = match (&callback_base, &config.callback_token) {
             (Some(base), Some(token)) => {
@@ -81,7 +80,7 @@ impl Infobip {
             _ => None,
         };
         Ok(Infobip {
-            client: transport::client(&key_prefix, config.connect_timeout())?,
+            client: crate::http::client(&key_prefix, config.connect_timeout())?,
             id,
             api_key: config.api_key.clone(),
             senders: validated.senders,
@@ -126,7 +125,7 @@ impl Infobip {
         };
         let request =
             self.authorized(self.client.post(format!("{}{path}", self.base_url))).json(&body);
-        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_send(&answer, SystemTime::now())
     }
 }
@@ -147,18 +146,16 @@ impl Provider for Infobip {
         true
     }
 
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let outcome = self.send_once(message).await;
-        if let Err(error) = &outcome {
-            error.trace(&self.id);
-        }
-        outcome
+        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {
         let url = format!("{}{PROBE_PATH}?limit=1", self.base_url);
         let answer =
-            transport::exchange(KIND, self.authorized(self.client.get(url)), self.timeout).await?;
+            crate::http::exchange(KIND, self.authorized(self.client.get(url)), self.timeout)
+                .await?;
         classify::classify_probe(&answer, SystemTime::now())
     }
 
@@ -167,7 +164,7 @@ impl Provider for Infobip {
             return Err(CallbackError::NotFound);
         };
         let is_authentic = self.callback_token.as_ref().is_some_and(|expected| {
-            transport::constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes())
+            crate::secret::constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes())
         });
         if !is_authentic {
             return Err(CallbackError::BadSignature);

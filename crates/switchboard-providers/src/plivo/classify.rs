@@ -13,7 +13,8 @@ use serde::Deserialize;
 use switchboard_core::{Certainty, ErrorClass};
 
 use super::KIND;
-use crate::transport::{RawAnswer, parse_retry_after};
+use crate::http::RawAnswer;
+use crate::refusal::parse_retry_after;
 use crate::{Accepted, DeliveryState, ProviderError};
 
 /// Which create call an answer is for.

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use switchboard_core::ConfigError;
 
 use crate::senders::{CountrySenderConfig, Senders};
-use crate::transport;
 
 /// One Plivo account as written in the config file.
 #[derive(Clone, Debug, Deserialize)]
@@ -136,8 +135,8 @@ impl PlivoConfig {
                 ));
             }
         }
-        let base_url = transport::base_url(key_prefix, &self.base_url)?;
-        transport::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
+        let base_url = crate::url::base_url(key_prefix, &self.base_url)?;
+        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
         Ok(Validated { senders, base_url })
     }
 

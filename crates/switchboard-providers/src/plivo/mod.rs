@@ -14,12 +14,21 @@
 //! serves (or burns) a call's script. Receipts: SMS status at `{callback_base}/status`
 //! (`MessageUUID`, `Status`, `ErrorCode`), calls at `{callback_base}/hangup` (`RequestUUID`,
 //! the id `send` returned, and `CallStatus`).
+//!
+//! - `config`: [`PlivoConfig`] and its validation
+//! - `request`: the message and call bodies, and the call's answer XML
+//! - `classify`: answers to acceptance or a classified error, callback statuses to states
+//! - `sign`: Plivo's V3 signature on the requests it makes to us
+//! - `receipt`: those requests: the signature check first, then the status and hangup receipts
+//! - `answers`: the call scripts waiting for Plivo's signed fetch of the answer URL (Plivo's
+//!   own: no other provider fetches its script from us)
 
 mod answers;
 mod classify;
 mod config;
+mod receipt;
 mod request;
-mod signature;
+mod sign;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,17 +40,12 @@ use self::answers::AnswerBook;
 use self::classify::Created;
 pub use self::config::PlivoConfig;
 use crate::senders::Senders;
-use crate::transport;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
-    Receipt,
 };
 
 /// The provider kind, as written in config.
 const KIND: &str = "plivo";
-
-/// The largest callback body accepted; Plivo's forms are well under 4 KiB.
-const MAX_CALLBACK_BYTES: usize = 16 * 1024;
 
 /// One Plivo account.
 #[derive(Debug)]
@@ -75,7 +79,7 @@ impl Plivo {
         let callback_base = context
             .callback_base
             .as_deref()
-            .map(|base| transport::callback_base(&key_prefix, base))
+            .map(|base| crate::url::callback_base(&key_prefix, base))
             .transpose()?;
         if callback_base.is_none() && validated.senders.supports(Channel::Voice) {
             tracing::warn!(
@@ -85,7 +89,7 @@ impl Plivo {
         }
         let account_root = format!("{}/v1/Account/{}", validated.base_url, config.auth_id);
         Ok(Plivo {
-            client: transport::client(&key_prefix, config.connect_timeout())?,
+            client: crate::http::client(&key_prefix, config.connect_timeout())?,
             id,
             auth_id: config.auth_id.clone(),
             auth_token: config.auth_token.clone(),
@@ -116,7 +120,7 @@ impl Plivo {
             .post(url)
             .basic_auth(&self.auth_id, Some(self.auth_token.expose_secret()))
             .json(body);
-        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_send(&answer, created, SystemTime::now())
     }
 
@@ -175,47 +179,6 @@ impl Plivo {
             }
         }
     }
-
-    /// The request's parameters and whether its V3 signature verifies.
-    fn verified_params(&self, callback: &Callback) -> Result<Vec<(String, String)>, CallbackError> {
-        let header = |name: &str| callback.headers.get(name).and_then(|value| value.to_str().ok());
-        let (Some(signatures), Some(nonce)) =
-            (header("X-Plivo-Signature-V3"), header("X-Plivo-Signature-V3-Nonce"))
-        else {
-            return Err(CallbackError::BadSignature);
-        };
-        let is_post = callback.method.eq_ignore_ascii_case("POST");
-        if callback.body.len() > MAX_CALLBACK_BYTES {
-            return Err(CallbackError::Malformed("callback body too large".into()));
-        }
-        let signed_params: Vec<(String, String)> = if is_post {
-            serde_urlencoded::from_bytes(&callback.body)
-                .map_err(|_| CallbackError::Malformed("not a form body".into()))?
-        } else {
-            Vec::new()
-        };
-        let is_valid = signature::verify(
-            self.auth_token.expose_secret().as_bytes(),
-            &callback.method.to_ascii_uppercase(),
-            &callback.url,
-            &signed_params,
-            nonce,
-            signatures,
-        );
-        if !is_valid {
-            return Err(CallbackError::BadSignature);
-        }
-        if is_post {
-            return Ok(signed_params);
-        }
-        let query = callback.url.split_once('?').map_or("", |(_, query)| query);
-        serde_urlencoded::from_str(query.split('#').next().unwrap_or(""))
-            .map_err(|_| CallbackError::Malformed("bad query".into()))
-    }
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
 }
 
 #[async_trait]
@@ -235,12 +198,9 @@ impl Provider for Plivo {
         }
     }
 
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let outcome = self.send_once(message).await;
-        if let Err(error) = &outcome {
-            error.trace(&self.id);
-        }
-        outcome
+        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {
@@ -248,7 +208,7 @@ impl Provider for Plivo {
             .client
             .get(&self.account_url)
             .basic_auth(&self.auth_id, Some(self.auth_token.expose_secret()));
-        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_probe(&answer, SystemTime::now())
     }
 
@@ -260,7 +220,7 @@ impl Provider for Plivo {
             return Err(CallbackError::NotFound);
         }
         // The signature first: nothing about a forged request is looked up or consumed.
-        let params = self.verified_params(callback)?;
+        let params = receipt::verified_params(&self.auth_token, callback)?;
         if let Some(token) = subpath.strip_prefix("/answer/") {
             let xml = self.answers.take(token, Instant::now()).ok_or(CallbackError::NotFound)?;
             return Ok(CallbackReply {
@@ -271,36 +231,9 @@ impl Provider for Plivo {
             });
         }
         let receipt = if subpath == "/status" {
-            let (Some(uuid), Some(status)) =
-                (param(&params, "MessageUUID"), param(&params, "Status"))
-            else {
-                return Err(CallbackError::Malformed(
-                    "status without MessageUUID or Status".into(),
-                ));
-            };
-            let error_code = param(&params, "ErrorCode").filter(|code| !code.is_empty());
-            Receipt {
-                message_id: uuid.to_owned(),
-                state: classify::message_state(status, error_code),
-                provider_code: error_code
-                    .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
-                    .map(str::to_owned),
-            }
+            receipt::message_receipt(&params)?
         } else {
-            let (Some(uuid), Some(status)) =
-                (param(&params, "RequestUUID"), param(&params, "CallStatus"))
-            else {
-                return Err(CallbackError::Malformed(
-                    "hangup without RequestUUID or CallStatus".into(),
-                ));
-            };
-            Receipt {
-                message_id: uuid.to_owned(),
-                state: classify::call_state(status),
-                provider_code: param(&params, "HangupCauseCode")
-                    .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
-                    .map(str::to_owned),
-            }
+            receipt::call_receipt(&params)?
         };
         Ok(CallbackReply::receipts(vec![receipt]))
     }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use switchboard_core::ErrorClass;
 
 use super::KIND;
-use crate::transport::{self, RawAnswer};
+use crate::http::RawAnswer;
 use crate::{Accepted, DeliveryState, ProviderError};
 
 /// Classifies the answer to `POST /xms/v1/{plan}/batches`.
@@ -86,9 +86,9 @@ fn sms_refusal(answer: &RawAnswer, now: SystemTime) -> ProviderError {
             | "unauthorized"
             | "forbidden",
         ) => ErrorClass::AuthConfig,
-        _ => transport::class_for_status(answer.status),
+        _ => crate::refusal::class_for_status(answer.status),
     };
-    transport::refusal(KIND, answer, class, code, now)
+    crate::refusal::refusal(KIND, answer, class, code, now)
 }
 
 /// Classifies the answer to `POST /calling/v1/callouts`.
@@ -126,9 +126,9 @@ pub(crate) fn classify_callout(
         (Some(40200), _) => ErrorClass::Funds,
         // Invalid request or parameters: a request we built.
         (Some(40000..=40099), _) | (None, 400) => ErrorClass::AuthConfig,
-        _ => transport::class_for_status(answer.status),
+        _ => crate::refusal::class_for_status(answer.status),
     };
-    Err(transport::refusal(KIND, answer, class, code.map(|c| c.to_string()), now))
+    Err(crate::refusal::refusal(KIND, answer, class, code.map(|c| c.to_string()), now))
 }
 
 /// What a delivery report's `status` and `code` say about one recipient.

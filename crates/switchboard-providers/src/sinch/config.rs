@@ -12,7 +12,6 @@ use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError};
 
 use crate::senders::{CountrySenderConfig, Senders};
-use crate::transport;
 
 /// One Sinch account as written in the config file.
 #[derive(Clone, Debug, Deserialize)]
@@ -180,9 +179,9 @@ impl SinchConfig {
                 "voice needs a caller id: an E.164 `voice_from` or `from`",
             ));
         }
-        transport::check_base_url(&key("sms_base_url"), &self.sms_base_url)?;
-        transport::check_base_url(&key("voice_base_url"), &self.voice_base_url)?;
-        transport::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)
+        crate::url::check_base_url(&key("sms_base_url"), &self.sms_base_url)?;
+        crate::url::check_base_url(&key("voice_base_url"), &self.voice_base_url)?;
+        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)
     }
 
     pub(crate) fn senders(&self, key_prefix: &str) -> Result<Senders, ConfigError> {

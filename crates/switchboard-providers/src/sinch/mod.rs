@@ -36,7 +36,6 @@ use switchboard_core::{Channel, ConfigError, ErrorClass, OutboundMessage, Provid
 
 pub use self::config::{SinchConfig, VoiceAuth};
 use crate::senders::Senders;
-use crate::transport;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
 };
@@ -92,9 +91,11 @@ impl Sinch {
     ) -> Result<Sinch, ConfigError> {
         let key_prefix = format!("providers.{id}");
         config.validate(&key_prefix)?;
-        let sms_base =
-            transport::check_base_url(&format!("{key_prefix}.sms_base_url"), &config.sms_base_url)?;
-        let voice_base = transport::check_base_url(
+        let sms_base = crate::url::check_base_url(
+            &format!("{key_prefix}.sms_base_url"),
+            &config.sms_base_url,
+        )?;
+        let voice_base = crate::url::check_base_url(
             &format!("{key_prefix}.voice_base_url"),
             &config.voice_base_url,
         )?;
@@ -142,7 +143,7 @@ impl Sinch {
             _ => None,
         };
         Ok(Sinch {
-            client: transport::client(&key_prefix, config.connect_timeout())?,
+            client: crate::http::client(&key_prefix, config.connect_timeout())?,
             id,
             sms,
             voice,
@@ -177,7 +178,7 @@ impl Sinch {
                     .post(&sms.batches_url)
                     .bearer_auth(sms.api_token.expose_secret())
                     .json(&body);
-                let answer = transport::exchange(KIND, request, self.timeout).await?;
+                let answer = crate::http::exchange(KIND, request, self.timeout).await?;
                 classify::classify_batch(&answer, SystemTime::now())
             }
             Channel::Voice => {
@@ -196,7 +197,7 @@ impl Sinch {
                 let request = authorise_callout(request, voice, &bytes)?
                     .header(reqwest::header::CONTENT_TYPE, JSON)
                     .body(bytes);
-                let answer = transport::exchange(KIND, request, self.timeout).await?;
+                let answer = crate::http::exchange(KIND, request, self.timeout).await?;
                 classify::classify_callout(&answer, SystemTime::now())
             }
         }
@@ -245,12 +246,9 @@ impl Provider for Sinch {
         has_account && self.senders.supports(channel)
     }
 
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let outcome = self.send_once(message).await;
-        if let Err(error) = &outcome {
-            error.trace(&self.id);
-        }
-        outcome
+        self.send_once(message).await
     }
 
     /// A one-batch listing of the service plan (`GET .../batches?page_size=1`). The Voice API
@@ -265,7 +263,7 @@ impl Provider for Sinch {
             .get(&sms.batches_url)
             .query(&[("page_size", "1")])
             .bearer_auth(sms.api_token.expose_secret());
-        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_probe(&answer, SystemTime::now())
     }
 
@@ -275,7 +273,10 @@ impl Provider for Sinch {
             else {
                 return Err(CallbackError::BadSignature);
             };
-            if !transport::constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes()) {
+            if !crate::secret::constant_time_eq(
+                token.as_bytes(),
+                expected.expose_secret().as_bytes(),
+            ) {
                 return Err(CallbackError::BadSignature);
             }
             return Ok(CallbackReply::receipts(receipt::delivery_report(callback)?));

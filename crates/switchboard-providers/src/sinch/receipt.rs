@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::classify::{dice_state, report_state};
 use super::sign;
-use crate::transport::constant_time_eq;
+use crate::secret::constant_time_eq;
 use crate::{Callback, CallbackError, Receipt};
 
 /// How far a signed callback's timestamp may be from our clock.

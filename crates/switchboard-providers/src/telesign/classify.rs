@@ -18,7 +18,8 @@ use serde::Deserialize;
 use switchboard_core::{Certainty, ErrorClass};
 
 use super::KIND;
-use crate::transport::{RawAnswer, parse_retry_after};
+use crate::http::RawAnswer;
+use crate::refusal::parse_retry_after;
 use crate::{Accepted, DeliveryState, ProviderError};
 
 /// The parts of Telesign's JSON the classifier reads.

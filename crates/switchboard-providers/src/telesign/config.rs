@@ -9,7 +9,6 @@ use serde::Deserialize;
 use switchboard_core::ConfigError;
 
 use crate::senders::{CountrySenderConfig, Senders};
-use crate::transport;
 
 /// One Telesign account as written in the config file.
 #[derive(Clone, Debug, Deserialize)]
@@ -113,8 +112,8 @@ impl TelesignConfig {
                 ));
             }
         }
-        let base_url = transport::base_url(key_prefix, &self.base_url)?;
-        transport::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
+        let base_url = crate::url::base_url(key_prefix, &self.base_url)?;
+        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
         Ok(Validated { signing_key: SecretBytes(signing_key), senders, base_url })
     }
 

@@ -29,8 +29,8 @@ use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
 use self::config::SecretBytes;
 pub use self::config::{TelesignAuth, TelesignConfig};
+use crate::http::RawAnswer;
 use crate::senders::Senders;
-use crate::transport::{self, RawAnswer};
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
     Receipt,
@@ -75,11 +75,11 @@ impl Telesign {
         let callback_url = context
             .callback_base
             .as_deref()
-            .map(|base| transport::callback_base(&key_prefix, base))
+            .map(|base| crate::url::callback_base(&key_prefix, base))
             .transpose()?
             .map(|base| format!("{base}/status"));
         Ok(Telesign {
-            client: transport::client(&key_prefix, config.connect_timeout())?,
+            client: crate::http::client(&key_prefix, config.connect_timeout())?,
             id,
             customer_id: config.customer_id.clone(),
             api_key: config.api_key.clone(),
@@ -131,7 +131,7 @@ impl Telesign {
         if let Some(body) = body {
             builder = builder.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
-        transport::exchange(KIND, builder, self.timeout).await
+        crate::http::exchange(KIND, builder, self.timeout).await
     }
 
     async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
@@ -165,9 +165,9 @@ impl Telesign {
         let expected = request::signature(&self.signing_key.0, &callback.body);
         // Both comparisons always run, so timing says nothing about which part was wrong.
         let is_customer =
-            transport::constant_time_eq(customer_id.as_bytes(), self.customer_id.as_bytes());
+            crate::secret::constant_time_eq(customer_id.as_bytes(), self.customer_id.as_bytes());
         let is_signature =
-            transport::constant_time_eq(signature.trim().as_bytes(), expected.as_bytes());
+            crate::secret::constant_time_eq(signature.trim().as_bytes(), expected.as_bytes());
         is_customer & is_signature
     }
 }
@@ -200,12 +200,9 @@ impl Provider for Telesign {
         true
     }
 
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let outcome = self.send_once(message).await;
-        if let Err(error) = &outcome {
-            error.trace(&self.id);
-        }
-        outcome
+        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {

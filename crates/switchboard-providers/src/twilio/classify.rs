@@ -15,34 +15,26 @@
 use std::time::SystemTime;
 
 use serde::Deserialize;
-use switchboard_core::{Certainty, ErrorClass};
+use switchboard_core::ErrorClass;
 
 use super::KIND;
-use crate::transport::parse_retry_after;
+use crate::http::RawAnswer;
+use crate::refusal::class_for_status;
 use crate::{Accepted, ProviderError};
-
-/// The parts of an HTTP answer the classifier reads.
-#[derive(Debug)]
-pub(crate) struct Answer<'a> {
-    pub(crate) status: u16,
-    /// The raw `Retry-After` header.
-    pub(crate) retry_after: Option<&'a str>,
-    pub(crate) body: &'a [u8],
-}
 
 /// Classifies the answer to a `Messages.json` or `Calls.json` POST.
 pub(crate) fn classify_send(
-    answer: &Answer<'_>,
+    answer: &RawAnswer,
     now: SystemTime,
 ) -> Result<Accepted, ProviderError> {
-    if !is_success(answer.status) {
+    if !answer.is_success() {
         return Err(refusal(answer, now));
     }
     #[derive(Deserialize)]
     struct Created {
         sid: Option<String>,
     }
-    let sid = serde_json::from_slice::<Created>(answer.body).ok().and_then(|created| created.sid);
+    let sid = serde_json::from_slice::<Created>(&answer.body).ok().and_then(|created| created.sid);
     match sid.filter(|sid| is_resource_sid(sid)) {
         Some(message_id) => Ok(Accepted { message_id }),
         None => Err(ProviderError::possibly_accepted(
@@ -54,12 +46,8 @@ pub(crate) fn classify_send(
 }
 
 /// Classifies the answer to the account-resource GET of a probe.
-pub(crate) fn classify_probe(answer: &Answer<'_>, now: SystemTime) -> Result<(), ProviderError> {
-    if is_success(answer.status) { Ok(()) } else { Err(refusal(answer, now)) }
-}
-
-fn is_success(status: u16) -> bool {
-    (200..300).contains(&status)
+pub(crate) fn classify_probe(answer: &RawAnswer, now: SystemTime) -> Result<(), ProviderError> {
+    if answer.is_success() { Ok(()) } else { Err(refusal(answer, now)) }
 }
 
 /// Two upper-case letters and 32 hex digits (`SM…`, `MM…`, `CA…`).
@@ -69,29 +57,11 @@ fn is_resource_sid(sid: &str) -> bool {
         && sid.as_bytes()[2..].iter().all(u8::is_ascii_hexdigit)
 }
 
-/// A non-2xx answer.
-fn refusal(answer: &Answer<'_>, now: SystemTime) -> ProviderError {
-    let code = error_code(answer.body);
+/// A non-2xx answer: the class from Twilio's code when we know it, else from the status.
+fn refusal(answer: &RawAnswer, now: SystemTime) -> ProviderError {
+    let code = error_code(&answer.body);
     let class = code.and_then(class_for_code).unwrap_or_else(|| class_for_status(answer.status));
-    let detail = match code {
-        Some(code) => format!("http {}, code {code}", answer.status),
-        None => format!("http {}", answer.status),
-    };
-    let certainty =
-        if answer.status == 504 { Certainty::PossiblyAccepted } else { Certainty::NotSent };
-    let retry_after = if class == ErrorClass::RateLimited {
-        answer.retry_after.and_then(|value| parse_retry_after(value, now))
-    } else {
-        None
-    };
-    ProviderError {
-        provider_kind: KIND,
-        class,
-        certainty,
-        retry_after,
-        provider_code: code.map(|code| code.to_string()),
-        detail,
-    }
+    crate::refusal::refusal(KIND, answer, class, code.map(|code| code.to_string()), now)
 }
 
 /// `code` from Twilio's error body (a number; tolerated as a numeric string). `None` for HTML
@@ -128,25 +98,10 @@ pub(crate) fn class_for_code(code: u64) -> Option<ErrorClass> {
     Some(class)
 }
 
-fn class_for_status(status: u16) -> ErrorClass {
-    match status {
-        401 | 403 | 404 => ErrorClass::AuthConfig,
-        402 => ErrorClass::Funds,
-        429 => ErrorClass::RateLimited,
-        504 => ErrorClass::Timeout,
-        // Redirects are not followed (they would re-send credentials elsewhere); Twilio's API
-        // never redirects, so one means `base_url` points at the wrong place.
-        300..=399 => ErrorClass::AuthConfig,
-        // 5xx, and 4xx answers whose code we do not know: Twilio refused this request without
-        // saying the number is at fault. Transient lets another provider try; if it repeats,
-        // health tracking ejects this provider. Reading it as a number-level verdict would fail
-        // the user's sign-in on a code we do not understand.
-        _ => ErrorClass::Transient,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use switchboard_core::Certainty;
+
     use std::time::Duration;
 
     use super::*;
@@ -154,10 +109,7 @@ mod tests {
     const SID: &str = "SM0123456789abcdef0123456789abcdef";
 
     fn send(status: u16, body: &str) -> Result<Accepted, ProviderError> {
-        classify_send(
-            &Answer { status, retry_after: None, body: body.as_bytes() },
-            SystemTime::UNIX_EPOCH,
-        )
+        classify_send(&RawAnswer::new(status, body), SystemTime::UNIX_EPOCH)
     }
 
     fn twilio_error(status: u16, code: u64) -> String {
@@ -261,13 +213,14 @@ mod tests {
             ("-5", None),
         ] {
             let body = twilio_error(429, 20429);
-            let answer = Answer { status: 429, retry_after: Some(header), body: body.as_bytes() };
+            let answer =
+                RawAnswer { retry_after: Some(header.into()), ..RawAnswer::new(429, body) };
             let error = classify_send(&answer, now).unwrap_err();
             assert_eq!(error.class, ErrorClass::RateLimited);
             assert_eq!(error.retry_after, expected, "{header}");
         }
         let body = twilio_error(500, 20500);
-        let answer = Answer { status: 500, retry_after: Some("3"), body: body.as_bytes() };
+        let answer = RawAnswer { retry_after: Some("3".into()), ..RawAnswer::new(500, body) };
         assert_eq!(
             classify_send(&answer, now).unwrap_err().retry_after,
             None,
@@ -277,10 +230,10 @@ mod tests {
 
     #[test]
     fn probe_accepts_any_2xx() {
-        let answer = Answer { status: 200, retry_after: None, body: b"<not json>" };
+        let answer = RawAnswer::new(200, "<not json>");
         assert_eq!(classify_probe(&answer, SystemTime::UNIX_EPOCH), Ok(()));
         let body = twilio_error(401, 20003);
-        let answer = Answer { status: 401, retry_after: None, body: body.as_bytes() };
+        let answer = RawAnswer::new(401, body);
         assert_eq!(
             classify_probe(&answer, SystemTime::UNIX_EPOCH).unwrap_err().class,
             ErrorClass::AuthConfig

@@ -137,7 +137,7 @@ impl TwilioConfig {
 
     /// The API root without a trailing `/`.
     pub(crate) fn base_url(&self, key_prefix: &str) -> Result<String, ConfigError> {
-        crate::transport::check_base_url(&format!("{key_prefix}.base_url"), &self.base_url)
+        crate::url::check_base_url(&format!("{key_prefix}.base_url"), &self.base_url)
     }
 
     /// The validated senders (`from`, `voice_from`, `senders`).

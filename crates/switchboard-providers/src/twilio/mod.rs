@@ -8,7 +8,7 @@
 //! - `config`: the raw config struct ([`TwilioConfig`]) and its validation
 //! - `request`: the form bodies and TwiML
 //! - `classify`: Twilio's answer to acceptance or a classified error
-//! - `signature`: `X-Twilio-Signature` on the requests Twilio makes to us
+//! - `sign`: `X-Twilio-Signature` on the requests Twilio makes to us
 //! - `receipt`: status callbacks to receipts
 //!
 //! Status callbacks: when the server has a public URL (`BuildContext::callback_base`), every
@@ -24,7 +24,7 @@ mod classify;
 mod config;
 mod receipt;
 mod request;
-mod signature;
+mod sign;
 
 use std::time::{Duration, SystemTime};
 
@@ -32,10 +32,9 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use switchboard_core::{Channel, ConfigError, ErrorClass, OutboundMessage, ProviderId};
 
-use self::classify::Answer;
 pub use self::config::TwilioConfig;
 use self::request::SmsSender;
-use crate::transport::RawAnswer;
+use crate::http::RawAnswer;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
     Senders,
@@ -68,13 +67,8 @@ pub struct Twilio {
 
 impl Twilio {
     /// Validates `config` (keys named under `providers.{id}`) and builds the account's client,
-    /// without status callbacks.
-    pub fn try_new(id: ProviderId, config: &TwilioConfig) -> Result<Twilio, ConfigError> {
-        Twilio::try_new_with(id, config, &BuildContext::default())
-    }
-
-    /// As [`Twilio::try_new`], asking for status callbacks when `context` has a callback base.
-    pub fn try_new_with(
+    /// asking for status callbacks when `context` has a callback base.
+    pub fn try_new(
         id: ProviderId,
         config: &TwilioConfig,
         context: &BuildContext,
@@ -83,7 +77,7 @@ impl Twilio {
         config.validate(&key_prefix)?;
         let senders = config.senders(&key_prefix)?;
         let base_url = config.base_url(&key_prefix)?;
-        let client = crate::transport::client(&key_prefix, config.connect_timeout())?;
+        let client = crate::http::client(&key_prefix, config.connect_timeout())?;
         let account_root = format!("{base_url}/2010-04-01/Accounts/{}", config.account_sid);
         Ok(Twilio {
             id,
@@ -110,7 +104,7 @@ impl Twilio {
         let request = request
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
             .timeout(self.timeout);
-        crate::transport::exchange(KIND, request, self.timeout).await
+        crate::http::exchange(KIND, request, self.timeout).await
     }
 
     async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
@@ -139,7 +133,7 @@ impl Twilio {
             }
         };
         let answer = self.exchange(request).await?;
-        classify::classify_send(&view(&answer), SystemTime::now())
+        classify::classify_send(&answer, SystemTime::now())
     }
 }
 
@@ -151,10 +145,6 @@ fn no_sender(channel: Channel) -> ProviderError {
         Channel::Voice => "no caller id for this destination (an E.164 from, voice_from, senders)",
     };
     ProviderError::not_sent(KIND, ErrorClass::AuthConfig, detail)
-}
-
-fn view(answer: &RawAnswer) -> Answer<'_> {
-    Answer { status: answer.status, retry_after: answer.retry_after.as_deref(), body: &answer.body }
 }
 
 #[async_trait]
@@ -174,17 +164,14 @@ impl Provider for Twilio {
         }
     }
 
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let outcome = self.send_once(message).await;
-        if let Err(error) = &outcome {
-            error.trace(&self.id);
-        }
-        outcome
+        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {
         let answer = self.exchange(self.client.get(&self.account_url)).await?;
-        classify::classify_probe(&view(&answer), SystemTime::now())
+        classify::classify_probe(&answer, SystemTime::now())
     }
 
     /// A status callback: verified against `X-Twilio-Signature` before anything is read from it.
@@ -203,7 +190,7 @@ impl Provider for Twilio {
         let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&callback.body)
             .map_err(|_| CallbackError::Malformed("body is not a form".into()))?;
         let token = self.auth_token.expose_secret();
-        if !signature::is_valid(token, &callback.url, &params, signature) {
+        if !sign::is_valid(token, &callback.url, &params, signature) {
             tracing::debug!(provider = %self.id, "twilio callback with a bad signature");
             return Err(CallbackError::BadSignature);
         }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use switchboard_core::{Certainty, ErrorClass};
 
 use super::KIND;
-use crate::transport::{self, RawAnswer};
+use crate::http::RawAnswer;
 use crate::{Accepted, DeliveryState, ProviderError};
 
 /// The class of an SMS API `status` other than `"0"`.
@@ -80,9 +80,9 @@ pub(crate) fn classify_sms(answer: &RawAnswer, now: SystemTime) -> Result<Accept
             .filter(|code| *code != 0);
         let class = match code {
             Some(code) if answer.status != 429 => class_for_sms_status(code),
-            _ => transport::class_for_status(answer.status),
+            _ => crate::refusal::class_for_status(answer.status),
         };
-        return Err(transport::refusal(KIND, answer, class, code.map(|c| c.to_string()), now));
+        return Err(crate::refusal::refusal(KIND, answer, class, code.map(|c| c.to_string()), now));
     }
     let unreadable = || {
         ProviderError::possibly_accepted(
@@ -181,9 +181,9 @@ fn api_refusal(answer: &RawAnswer, now: SystemTime) -> ProviderError {
         Some("unauthorized" | "forbidden" | "invalid-credentials") => ErrorClass::AuthConfig,
         Some("low-balance" | "insufficient-funds") => ErrorClass::Funds,
         Some("throttled" | "rate-limit") => ErrorClass::RateLimited,
-        _ => transport::class_for_status(answer.status),
+        _ => crate::refusal::class_for_status(answer.status),
     };
-    transport::refusal(KIND, answer, class, fragment, now)
+    crate::refusal::refusal(KIND, answer, class, fragment, now)
 }
 
 /// What an SMS delivery receipt's `status` and `err-code` say.

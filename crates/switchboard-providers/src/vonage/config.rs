@@ -13,7 +13,6 @@ use serde::Deserialize;
 use switchboard_core::ConfigError;
 
 use crate::senders::{CountrySenderConfig, Senders};
-use crate::transport;
 
 /// One Vonage account as written in the config file.
 #[derive(Clone, Debug, Deserialize)]
@@ -211,9 +210,9 @@ impl VonageConfig {
                 "voice needs a caller id: an E.164 `voice_from` or `from`",
             ));
         }
-        transport::check_base_url(&key("sms_base_url"), &self.sms_base_url)?;
-        transport::check_base_url(&key("voice_base_url"), &self.voice_base_url)?;
-        transport::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
+        crate::url::check_base_url(&key("sms_base_url"), &self.sms_base_url)?;
+        crate::url::check_base_url(&key("voice_base_url"), &self.voice_base_url)?;
+        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
         if let Some(ttl) = self.sms_ttl_ms
             && !(20_000..=604_800_000).contains(&ttl)
         {

@@ -33,7 +33,6 @@ pub use self::config::{SignatureMethod, VonageConfig};
 use self::config::{SmsAccount, SmsAuth};
 use self::request::{ApplicationClaims, CallSettings, JWT_LIFETIME_S};
 use crate::senders::Senders;
-use crate::transport;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
 };
@@ -112,14 +111,16 @@ impl Vonage {
         if context.callback_base.is_some() && callback_base.is_none() {
             tracing::info!(provider = %id, "vonage receipts need signature_secret; not asking for them");
         }
-        let sms_base =
-            transport::check_base_url(&format!("{key_prefix}.sms_base_url"), &config.sms_base_url)?;
-        let voice_base = transport::check_base_url(
+        let sms_base = crate::url::check_base_url(
+            &format!("{key_prefix}.sms_base_url"),
+            &config.sms_base_url,
+        )?;
+        let voice_base = crate::url::check_base_url(
             &format!("{key_prefix}.voice_base_url"),
             &config.voice_base_url,
         )?;
         Ok(Vonage {
-            client: transport::client(&key_prefix, config.connect_timeout())?,
+            client: crate::http::client(&key_prefix, config.connect_timeout())?,
             id,
             sms: config.sms_account(),
             voice,
@@ -147,7 +148,7 @@ impl Vonage {
             application_id: &voice.application_id,
             iat,
             exp: iat + JWT_LIFETIME_S,
-            jti: transport::random_uuid(),
+            jti: crate::secret::random_uuid(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &voice.key)
             .map_err(|_| Self::unsupported("could not sign the application jwt"))
@@ -173,7 +174,7 @@ impl Vonage {
                     message,
                     unix_now(),
                 );
-                let answer = transport::exchange(
+                let answer = crate::http::exchange(
                     KIND,
                     self.client.post(&self.sms_url).form(&form),
                     self.timeout,
@@ -199,7 +200,7 @@ impl Vonage {
                 let body = request::call_body(&settings, message);
                 let token = self.application_jwt(voice)?;
                 let request = self.client.post(&self.calls_url).bearer_auth(token).json(&body);
-                let answer = transport::exchange(KIND, request, self.timeout).await?;
+                let answer = crate::http::exchange(KIND, request, self.timeout).await?;
                 classify::classify_call(&answer, SystemTime::now())
             }
         }
@@ -228,12 +229,9 @@ impl Provider for Vonage {
         has_account && self.senders.supports(channel)
     }
 
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let outcome = self.send_once(message).await;
-        if let Err(error) = &outcome {
-            error.trace(&self.id);
-        }
-        outcome
+        self.send_once(message).await
     }
 
     /// The account balance (Account API, Basic auth) when SMS has an `api_secret`, else a
@@ -252,7 +250,7 @@ impl Provider for Vonage {
                 .bearer_auth(self.application_jwt(voice)?),
             _ => return Ok(()),
         };
-        let answer = transport::exchange(KIND, request, self.timeout).await?;
+        let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_probe(&answer, SystemTime::now())
     }
 

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::classify::{call_event_state, sms_receipt_state};
 use super::config::SignatureMethod;
 use super::request::signature;
-use crate::transport::constant_time_eq;
+use crate::secret::constant_time_eq;
 use crate::{Callback, CallbackError, Receipt};
 
 /// Verifies and reads one SMS delivery receipt.

@@ -15,7 +15,16 @@ use serde_json::{Value, json};
 use switchboard_core::{OutboundMessage, speak_passcode};
 
 use super::config::{SignatureMethod, SmsAccount, SmsAuth};
-use crate::transport::is_gsm7;
+use switchboard_core::text::{Encoding, encoding};
+
+/// Vonage's `type`: `text` when the text encodes in GSM-7, else `unicode`. The alphabet is the
+/// core's (`switchboard_core::text::encoding`), the one segment counts and prices use.
+pub(crate) fn sms_type(text: &str) -> &'static str {
+    match encoding(text) {
+        Encoding::Gsm7 => "text",
+        Encoding::Ucs2 => "unicode",
+    }
+}
 
 /// One form body, as `(field, value)` pairs in the order sent.
 pub(crate) type Form = Vec<(&'static str, String)>;
@@ -49,7 +58,7 @@ pub(crate) fn sms_form(
     form.push(("to", digits(message.destination.e164())));
     form.push(("text", text.to_owned()));
     // Without `unicode`, Vonage sends non-GSM characters as `?`.
-    form.push(("type", if is_gsm7(text) { "text" } else { "unicode" }.to_owned()));
+    form.push(("type", sms_type(text).to_owned()));
     if let Some(ttl) = ttl_ms {
         form.push(("ttl", ttl.to_string()));
     }
@@ -240,6 +249,16 @@ pub(crate) const JWT_LIFETIME_S: u64 = 300;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn recognises_gsm7() {
+        let is_gsm7 = |text: &str| super::sms_type(text) == "text";
+        assert!(is_gsm7("Your Acme code is 123456 {€}"));
+        assert!(!is_gsm7("Votre code: 123456 ✓"));
+        assert!(!is_gsm7("確認コード 123456"));
+        assert!(is_gsm7("Code: 123456 é ñ Ç"));
+        assert!(!is_gsm7("código ó"), "ó is not in the GSM default alphabet");
+    }
+
     use secrecy::SecretString;
     use switchboard_core::{Channel, Country, Destination, Locale, MessageText, Passcode};
 

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError, ErrorClass};
 
-use super::template::BodyTemplate;
+use super::request::BodyTemplate;
 
 /// An in-house gateway as written in the config file.
 #[derive(Clone, Debug, Deserialize)]

@@ -1,7 +1,10 @@
 //! A generic JSON webhook for in-house SMS and voice gateways (`kind = "webhook"`).
 //!
 //! - `config`: the config struct ([`WebhookConfig`]) and its validation
-//! - `template`: the body template and its JSON-escaped placeholders
+//! - `request`: the body template and its JSON-escaped placeholders
+//! - `sign`: `sha256=<hex>` signatures on our requests and on the gateway's receipts
+//! - this module: the adapter, the status classification (configurable per status, so it lives
+//!   beside the config it reads) and the receipt reading (JSON pointers from the config)
 //!
 //! The contract, all of it configurable: switchboard sends one request per message with the
 //! configured method, URL, headers and rendered body. The answer is acceptance when its status
@@ -23,23 +26,22 @@
 //! receipts secret); the id and status are read by JSON pointers.
 
 mod config;
-mod template;
+mod request;
+mod sign;
 
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use switchboard_core::{
     Certainty, Channel, ConfigError, ErrorClass, OutboundMessage, ProviderId, speak_passcode,
 };
 
 use self::config::{Checked, CheckedReceipts};
 pub use self::config::{ReceiptConfig, WebhookConfig};
-use self::template::Placeholder;
-use crate::transport::{RawAnswer, parse_retry_after};
+use self::request::Placeholder;
+use crate::http::RawAnswer;
+use crate::refusal::{certainty_for_status, class_for_status};
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Provider,
     ProviderError, Receipt,
@@ -93,7 +95,7 @@ impl Webhook {
             .as_deref()
             .map(|base| format!("{}{RECEIPT_SUBPATH}", base.trim_end_matches('/')));
         Ok(Webhook {
-            client: crate::transport::client(&key_prefix, config.connect_timeout())?,
+            client: crate::http::client(&key_prefix, config.connect_timeout())?,
             success_statuses: config.success_statuses.clone(),
             success: config.success_pointer.clone().zip(config.success_value.clone()),
             message_id_pointer: config.message_id_pointer.clone(),
@@ -147,9 +149,9 @@ impl Webhook {
             request = request.header(name, value);
         }
         if let Some((header, secret)) = &self.signing {
-            request = request.header(header, signature(secret, body.as_bytes()));
+            request = request.header(header, sign::signature(secret, body.as_bytes()));
         }
-        let answer = crate::transport::exchange(KIND, request.body(body), self.timeout).await?;
+        let answer = crate::http::exchange(KIND, request.body(body), self.timeout).await?;
         self.classify(&answer, &message.reference, SystemTime::now())
     }
 
@@ -191,29 +193,22 @@ impl Webhook {
                 }
             };
         }
+        // A generic gateway's 400 and 422 mean the template does not fit its contract (see the
+        // module docs); every other status takes the shared fallback.
         let class = self.checked.status_classes.get(&status).copied().unwrap_or(match status {
-            401 | 403 | 404 | 400 | 422 => ErrorClass::AuthConfig,
-            300..=399 => ErrorClass::AuthConfig,
-            402 => ErrorClass::Funds,
-            429 => ErrorClass::RateLimited,
-            504 => ErrorClass::Timeout,
-            _ => ErrorClass::Transient,
+            400 | 422 => ErrorClass::AuthConfig,
+            _ => class_for_status(status),
         });
-        let is_possibly_accepted = status == 504 || (200..300).contains(&status);
-        let retry_after = (class == ErrorClass::RateLimited)
-            .then(|| answer.retry_after.as_deref().and_then(|value| parse_retry_after(value, now)))
-            .flatten();
+        // A 2xx outside `success_statuses` may still have been taken.
+        let certainty = if answer.is_success() {
+            Certainty::PossiblyAccepted
+        } else {
+            certainty_for_status(status)
+        };
         Err(ProviderError {
-            provider_kind: KIND,
-            class,
-            certainty: if is_possibly_accepted {
-                Certainty::PossiblyAccepted
-            } else {
-                Certainty::NotSent
-            },
-            retry_after,
+            certainty,
             provider_code: Some(status.to_string()),
-            detail: format!("http {status}"),
+            ..crate::refusal::refusal(KIND, answer, class, None, now)
         })
     }
 
@@ -254,20 +249,6 @@ fn id_text(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// `sha256=<hex HMAC-SHA256(secret, body)>`.
-fn signature(secret: &SecretString, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-        .unwrap_or_else(|_| unreachable!("hmac takes any key length"));
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-fn is_signed(secret: &SecretString, body: &[u8], header: Option<&str>) -> bool {
-    header.is_some_and(|header| {
-        bool::from(signature(secret, body).as_bytes().ct_eq(header.trim().as_bytes()))
-    })
-}
-
 #[async_trait]
 impl Provider for Webhook {
     fn id(&self) -> &ProviderId {
@@ -282,12 +263,9 @@ impl Provider for Webhook {
         self.checked.channels.contains(&channel)
     }
 
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let outcome = self.send_once(message).await;
-        if let Err(error) = &outcome {
-            error.trace(&self.id);
-        }
-        outcome
+        self.send_once(message).await
     }
 
     /// A generic gateway has no side-effect-free endpoint we could know of, so the probe only
@@ -318,29 +296,9 @@ impl Provider for Webhook {
         }
         let header =
             callback.headers.get(&receipts.signature_header).and_then(|value| value.to_str().ok());
-        if !is_signed(&receipts.secret, &callback.body, header) {
+        if !sign::is_signed(&receipts.secret, &callback.body, header) {
             return Err(CallbackError::BadSignature);
         }
         Ok(CallbackReply::receipts(vec![self.receipt(receipts, &callback.body)?]))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_is_hex_hmac_sha256_of_the_body() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
-        let secret = SecretString::from("Jefe");
-        assert_eq!(
-            signature(&secret, b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        let signed = signature(&secret, b"{}");
-        assert!(is_signed(&secret, b"{}", Some(&signed)));
-        assert!(!is_signed(&secret, b"{ }", Some(&signed)));
-        assert!(!is_signed(&SecretString::from("other"), b"{}", Some(&signed)));
-        assert!(!is_signed(&secret, b"{}", None));
     }
 }

@@ -96,13 +96,13 @@ async fn handle(
     );
     let target = text("x-amz-target");
     let json_body: Option<Value> = serde_json::from_slice(&body).ok();
-    emulator.record(ReceivedCall {
+    emulator.record(|received_at| ReceivedCall {
         operation: target.as_deref().and_then(|t| t.strip_prefix(TARGET_PREFIX)).map(str::to_owned),
         target: target.clone(),
         content_type: text("content-type"),
         is_signature_valid: auth.is_ok(),
         body: json_body.clone().unwrap_or(Value::Null),
-        received_at: std::time::SystemTime::now(),
+        received_at,
     });
     if let Some(answer) = emulator.play_faults(connection).await {
         return injected_response(answer);

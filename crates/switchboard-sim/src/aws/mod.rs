@@ -88,7 +88,7 @@ pub struct ReceivedCall {
     /// The JSON body (`null` when it was not JSON).
     pub body: serde_json::Value,
     /// When the request was read.
-    #[serde(skip)]
+    #[serde(serialize_with = "crate::serialize_rfc3339")]
     pub received_at: SystemTime,
 }
 

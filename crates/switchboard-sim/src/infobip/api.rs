@@ -14,8 +14,6 @@
 //! UNDELIVERABLE_REJECTED_OPERATOR, 9 UNDELIVERABLE_NOT_DELIVERED, 15 EXPIRED_EXPIRED, and the
 //! REJECTED ids 6, 8, 10, 11, 12, 13, 14; any other id reports UNDELIVERABLE with that id.
 
-use std::time::SystemTime;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -172,22 +170,21 @@ fn record(
         }
         RequestKind::Logs => (None, None, None),
     };
-    let request = ReceivedRequest {
+    let to = text(&message["destinations"][0]["to"]);
+    emulator.record(|received_at| ReceivedRequest {
         kind,
         method: method.as_str().to_owned(),
         path: uri.path().to_owned(),
         query: uri.query().map(str::to_owned),
         auth_scheme,
         is_authenticated,
-        to: text(&message["destinations"][0]["to"]),
+        to,
         text: content,
         sender,
         report_url,
         body: json,
-        received_at: SystemTime::now(),
-    };
-    emulator.record(request.clone());
-    request
+        received_at,
+    })
 }
 
 async fn gate(

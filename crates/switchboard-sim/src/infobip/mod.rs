@@ -86,7 +86,7 @@ pub struct ReceivedRequest {
     /// Where the report was asked for (`webhooks.delivery.url` or `notifyUrl`).
     pub report_url: Option<String>,
     /// When the request was read.
-    #[serde(skip)]
+    #[serde(serialize_with = "crate::serialize_rfc3339")]
     pub received_at: SystemTime,
 }
 

@@ -71,11 +71,7 @@ async fn gate(
     kind: FetchKind,
     uri: &Uri,
 ) -> Result<(), Response> {
-    emulator.record(ReceivedFetch {
-        kind,
-        path: uri.path().to_owned(),
-        received_at: std::time::SystemTime::now(),
-    });
+    emulator.record(|received_at| ReceivedFetch { kind, path: uri.path().to_owned(), received_at });
     match emulator.play_faults(connection).await {
         Some(answer) => Err(injected_response(answer)),
         None => Ok(()),

@@ -57,7 +57,7 @@ pub struct ReceivedFetch {
     /// The request path.
     pub path: String,
     /// When the request was read.
-    #[serde(skip)]
+    #[serde(serialize_with = "crate::serialize_rfc3339")]
     pub received_at: SystemTime,
 }
 

@@ -16,11 +16,10 @@
 //! the hangup callback when receipts are on.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -33,6 +32,7 @@ use sha2::Sha256;
 use super::{PlivoAccount, PlivoEmulator, ReceivedSend, SendKind};
 use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
 use crate::faults::InjectedAnswer;
+use crate::request::basic_credentials;
 use crate::server::Connection;
 
 pub(super) fn routes(emulator: PlivoEmulator) -> Router {
@@ -129,7 +129,7 @@ fn record(
 ) -> ReceivedSend {
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let text = |name: &str| json[name].as_str().map(str::to_owned);
-    let send = match kind {
+    emulator.record(|received_at| match kind {
         SendKind::Message => ReceivedSend {
             kind,
             auth_id,
@@ -140,7 +140,7 @@ fn record(
             answer_url: None,
             callback_url: text("url"),
             body: json.clone(),
-            received_at: SystemTime::now(),
+            received_at,
         },
         SendKind::Call => ReceivedSend {
             kind,
@@ -152,11 +152,9 @@ fn record(
             answer_url: text("answer_url"),
             callback_url: text("hangup_url"),
             body: json.clone(),
-            received_at: SystemTime::now(),
+            received_at,
         },
-    };
-    emulator.record(send.clone());
-    send
+    })
 }
 
 async fn gate(
@@ -185,22 +183,8 @@ fn injected_response(emulator: &PlivoEmulator, answer: InjectedAnswer) -> Respon
 }
 
 fn is_authenticated(headers: &HeaderMap, account: &PlivoAccount) -> bool {
-    let Some(encoded) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic "))
-    else {
-        return false;
-    };
-    base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .is_some_and(|credentials| {
-            credentials.split_once(':').is_some_and(|(user, password)| {
-                user == account.auth_id && password == account.auth_token
-            })
-        })
+    basic_credentials(headers)
+        .is_some_and(|(user, password)| user == account.auth_id && password == account.auth_token)
 }
 
 fn validate(send: &ReceivedSend) -> Result<(), (StatusCode, &'static str)> {

@@ -84,7 +84,7 @@ pub struct ReceivedSend {
     /// The JSON body as sent.
     pub body: Value,
     /// When the request was read.
-    #[serde(skip)]
+    #[serde(serialize_with = "crate::serialize_rfc3339")]
     pub received_at: SystemTime,
 }
 

@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use super::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
 use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
 use crate::faults::InjectedAnswer;
+use crate::request::{bearer_matches, content_type};
 use crate::server::Connection;
 
 const MAX_BODY_CHARS: usize = 1600;
@@ -59,18 +60,6 @@ fn injected_sms(answer: InjectedAnswer) -> Response {
     )
 }
 
-fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|given| given.trim() == token)
-}
-
-fn content_type(headers: &HeaderMap) -> Option<String> {
-    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
 async fn send_batch(
     State(emulator): State<SinchEmulator>,
     Path(service_plan_id): Path<String>,
@@ -83,7 +72,7 @@ async fn send_batch(
     let account = emulator.account();
     let is_authenticated =
         bearer_matches(&headers, &account.api_token) && service_plan_id == account.service_plan_id;
-    emulator.record(ReceivedSend {
+    emulator.record(|received_at| ReceivedSend {
         kind: SendKind::Batch,
         service_plan_id: Some(service_plan_id),
         is_authenticated,
@@ -93,7 +82,7 @@ async fn send_batch(
         text: value["body"].as_str().map(str::to_owned),
         body: value.clone(),
         content_type: content_type(&headers),
-        received_at: std::time::SystemTime::now(),
+        received_at,
     });
     if let Some(answer) = emulator.play_faults(connection).await {
         return injected_sms(answer);
@@ -380,7 +369,7 @@ async fn callout(
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let auth = callout_auth(&headers, &uri, &body, emulator.account());
     let tts = &parsed["ttsCallout"];
-    emulator.record(ReceivedSend {
+    emulator.record(|received_at| ReceivedSend {
         kind: SendKind::Callout,
         service_plan_id: None,
         is_authenticated: auth.is_some(),
@@ -390,7 +379,7 @@ async fn callout(
         text: tts["text"].as_str().map(str::to_owned),
         body: parsed.clone(),
         content_type: content_type(&headers),
-        received_at: std::time::SystemTime::now(),
+        received_at,
     });
     let reference = emulator.new_uuid_v4();
     if let Some(answer) = emulator.play_faults(connection).await {

@@ -133,7 +133,7 @@ async fn handle_send(
     let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let first =
         |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
-    let send = ReceivedSend {
+    let send = emulator.record(|received_at| ReceivedSend {
         kind,
         auth_scheme,
         is_authenticated: auth.is_ok(),
@@ -144,9 +144,8 @@ async fn handle_send(
         voice: first("voice"),
         callback_url: first("callback_url"),
         params: params.clone(),
-        received_at: SystemTime::now(),
-    };
-    emulator.record(send.clone());
+        received_at,
+    });
     if let Some(response) = play_faults(emulator, connection).await {
         return response;
     }

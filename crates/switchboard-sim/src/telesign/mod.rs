@@ -114,7 +114,7 @@ pub struct ReceivedSend {
     /// Every form parameter, in the order sent.
     pub params: Vec<(String, String)>,
     /// When the request was read.
-    #[serde(skip)]
+    #[serde(serialize_with = "crate::serialize_rfc3339")]
     pub received_at: SystemTime,
 }
 

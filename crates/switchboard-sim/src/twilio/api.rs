@@ -20,15 +20,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use serde_json::{Value, json};
 
+use super::API_VERSION;
 use super::callbacks::{self, Created};
 use super::{ReceivedSend, SendKind, TwilioAccount, TwilioEmulator};
 use crate::faults::InjectedAnswer;
+use crate::request::basic_credentials;
 use crate::server::Connection;
-
-pub(super) const API_VERSION: &str = "2010-04-01";
 
 /// Twilio's cap on a message body.
 const MAX_BODY_CHARS: usize = 1600;
@@ -186,7 +185,7 @@ fn record(
     let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let first =
         |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
-    let send = ReceivedSend {
+    emulator.record(|received_at| ReceivedSend {
         kind,
         account_sid,
         is_authenticated: is_authenticated(headers, emulator.account()),
@@ -196,11 +195,9 @@ fn record(
         body: first("Body"),
         twiml: first("Twiml"),
         url: first("Url"),
-        params,
-        received_at: std::time::SystemTime::now(),
-    };
-    emulator.record(send.clone());
-    send
+        params: params.clone(),
+        received_at,
+    })
 }
 
 /// Faults, then auth, then the path's account: what every API request goes through.
@@ -226,22 +223,7 @@ async fn gate(
 }
 
 fn is_authenticated(headers: &HeaderMap, account: &TwilioAccount) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some((scheme, encoded)) = value.split_once(' ') else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
-    }
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return false;
-    };
-    let Ok(credentials) = String::from_utf8(decoded) else {
-        return false;
-    };
-    credentials.split_once(':').is_some_and(|(user, password)| {
+    basic_credentials(headers).is_some_and(|(user, password)| {
         user == account.account_sid && password == account.auth_token
     })
 }

@@ -99,7 +99,7 @@ fn form(created: &Created, status: &str, error_code: Option<&str>) -> Vec<(Strin
         }
     }
     push("AccountSid", &created.account_sid);
-    push("ApiVersion", super::api::API_VERSION);
+    push("ApiVersion", super::API_VERSION);
     if let Some(to) = &created.to {
         push("To", to);
     }

@@ -32,6 +32,9 @@ pub use self::callbacks::signature;
 use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
 use crate::emulator::{AccountApi, Api, Emulator, Running};
 
+/// The REST API version in every path and answer; `api` and `callbacks` both name it.
+const API_VERSION: &str = "2010-04-01";
+
 /// The credentials the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TwilioAccount {

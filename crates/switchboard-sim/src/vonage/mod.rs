@@ -18,8 +18,14 @@
 //! // point an adapter's sms_base_url and voice_base_url at vonage.base_url() ...
 //! # Ok(()) }
 //! ```
+//!
+//! Files: `api` (the routes, and the wire behaviour in its docs), `sms` (the SMS API and its
+//! receipts), `voice` (the Voice API, its JWT check and call events); this module holds the
+//! account and what the journal records.
 
 mod api;
+mod sms;
+mod voice;
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The generic webhook adapter against `switchboard-sim`'s configurable JSON endpoint.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The real Twilio adapter against `switchboard-sim`'s Twilio emulator, over loopback sockets.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use support::CODE;
 use switchboard_core::{
     Certainty, Channel, Country, Destination, ErrorClass, OutboundMessage, ProviderId,
 };
-use switchboard_providers::{Provider, ProviderError, Twilio, TwilioConfig};
+use switchboard_providers::{BuildContext, Provider, ProviderError, Twilio, TwilioConfig};
 use switchboard_sim::twilio::{RunningEmulator, SendKind, TwilioAccount, TwilioEmulator};
 use switchboard_sim::{Fault, Faults};
 
@@ -47,7 +47,9 @@ async fn harness_with(tweak: impl FnOnce(&mut TwilioConfig)) -> Harness {
     let twilio = TwilioEmulator::start(TwilioAccount::new(SID, TOKEN)).await.unwrap();
     let mut config = config(twilio.base_url());
     tweak(&mut config);
-    let provider = Twilio::try_new(ProviderId::parse("twilio-us").unwrap(), &config).unwrap();
+    let provider =
+        Twilio::try_new(ProviderId::parse("twilio-us").unwrap(), &config, &BuildContext::default())
+            .unwrap();
     Harness { twilio, provider }
 }
 
@@ -218,8 +220,12 @@ async fn a_reset_after_the_request_is_possibly_accepted() {
 #[tokio::test]
 async fn a_refused_connection_is_not_sent() {
     let base_url = support::refused_base_url();
-    let provider =
-        Twilio::try_new(ProviderId::parse("twilio-us").unwrap(), &config(base_url)).unwrap();
+    let provider = Twilio::try_new(
+        ProviderId::parse("twilio-us").unwrap(),
+        &config(base_url),
+        &BuildContext::default(),
+    )
+    .unwrap();
     let error = provider.send(&sms(TO)).await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
 }

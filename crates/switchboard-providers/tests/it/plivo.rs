@@ -1,7 +1,7 @@
 //! The real Plivo adapter against `switchboard-sim`'s Plivo emulator, over loopback: sends,
 //! classification, receipts, and the answer URL Plivo fetches a call's script from.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The real Sinch adapter against `switchboard-sim`'s Sinch emulator, over loopback sockets.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! that hold every required member, no unknown member, and values of the declared types,
 //! lengths, enums and patterns.
 
-mod support;
+use crate::support;
 
 use std::sync::OnceLock;
 
@@ -14,7 +14,7 @@ use serde_json::Value;
 use switchboard_core::{
     Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
 };
-use switchboard_providers::{AwsSmsVoice, AwsSmsVoiceConfig, Provider};
+use switchboard_providers::{AwsSmsVoice, AwsSmsVoiceConfig, BuildContext, Provider};
 use switchboard_sim::aws::{AwsAccount, AwsEmulator, ReceivedCall};
 
 fn model() -> &'static Value {
@@ -169,9 +169,13 @@ async fn every_request_the_adapter_makes_fits_the_model() {
         ..minimal.clone()
     };
     for config in [minimal, everything] {
-        let provider =
-            AwsSmsVoice::try_new_with_env(ProviderId::parse("aws").unwrap(), &config, |_| None)
-                .unwrap();
+        let provider = AwsSmsVoice::try_new_with_env(
+            ProviderId::parse("aws").unwrap(),
+            &config,
+            &BuildContext::default(),
+            |_| None,
+        )
+        .unwrap();
         for locale in ["en-US", "de-DE", "ja-JP", "xx"] {
             provider.send(&message(Channel::Sms, locale)).await.unwrap();
             provider.send(&message(Channel::Voice, locale)).await.unwrap();

@@ -2,7 +2,7 @@
 //! spec it was distilled from, and pruning left no reference dangling, so a validator never
 //! compiles a schema with a hole in it.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 

@@ -8,7 +8,7 @@
 //!
 //! Each spec is loaded once per test binary.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, LazyLock};
 

@@ -12,7 +12,8 @@
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-use subtle::ConstantTimeEq;
+
+use crate::secret::constant_time_eq;
 
 /// The signature Twilio would send for a request to `url` with form `params`.
 #[must_use]
@@ -45,7 +46,7 @@ pub(crate) fn is_valid(
     // Both candidates are always computed, so timing does not tell which one matched.
     candidates.iter().flatten().fold(false, |matched, candidate| {
         let expected = sign(auth_token, candidate, params);
-        matched | bool::from(expected.as_bytes().ct_eq(signature.trim().as_bytes()))
+        matched | constant_time_eq(expected.as_bytes(), signature.trim().as_bytes())
     })
 }
 

@@ -1,6 +1,6 @@
 //! The Sinch emulator over real loopback sockets, driven by a plain HTTP client.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

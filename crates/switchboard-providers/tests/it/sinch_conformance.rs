@@ -3,7 +3,7 @@
 //! `APIs/sinch.voice/1.0.0/openapi.yaml` of <https://github.com/ballerina-platform/openapi-connectors>,
 //! distilled into `fixtures/specs/`).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

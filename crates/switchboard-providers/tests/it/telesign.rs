@@ -1,6 +1,6 @@
 //! The real Telesign adapter against `switchboard-sim`'s Telesign emulator, over loopback.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! <https://github.com/Nexmo/api-specification>, Voice API 1.3.6 from
 //! <https://github.com/ballerina-platform/openapi-connectors>), distilled into `fixtures/specs/`.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The real Infobip adapter against `switchboard-sim`'s Infobip emulator, over loopback.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

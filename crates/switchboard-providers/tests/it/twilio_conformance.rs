@@ -2,7 +2,7 @@
 //! <https://github.com/twilio/twilio-oai>, distilled into `fixtures/specs/`): the adapter's form parameters for CreateMessage and CreateCall, as the
 //! emulator received them off the wire, and the emulator's 201 bodies.
 
-mod support;
+use crate::support;
 
 use std::sync::OnceLock;
 
@@ -163,7 +163,7 @@ async fn every_form() -> Vec<ReceivedSend> {
         for context in [BuildContext::default(), with_callbacks.clone()] {
             let config = config(twilio.base_url(), from, service);
             let provider =
-                Twilio::try_new_with(ProviderId::parse("t").unwrap(), &config, &context).unwrap();
+                Twilio::try_new(ProviderId::parse("t").unwrap(), &config, &context).unwrap();
             provider.send(&message(Channel::Sms)).await.unwrap();
             provider.send(&message(Channel::Voice)).await.unwrap();
         }

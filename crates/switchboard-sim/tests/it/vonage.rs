@@ -1,6 +1,6 @@
 //! The Vonage emulator over real loopback sockets, driven by a plain HTTP client.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,6 +1,6 @@
 //! The real Vonage adapter against `switchboard-sim`'s Vonage emulator, over loopback sockets.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The real AWS SMS and Voice v2 adapter against `switchboard-sim`'s emulator, which verifies
 //! SigV4 by recomputing it, over loopback sockets.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use switchboard_core::{
     Certainty, Channel, Country, Destination, ErrorClass, OutboundMessage, ProviderId,
 };
 use switchboard_providers::{
-    AwsSmsVoice, AwsSmsVoiceConfig, Callback, CallbackError, Provider, ProviderError,
+    AwsSmsVoice, AwsSmsVoiceConfig, BuildContext, Callback, CallbackError, Provider, ProviderError,
 };
 use switchboard_sim::aws::{AwsAccount, AwsEmulator, RunningEmulator};
 use switchboard_sim::{Fault, Faults};
@@ -53,9 +53,13 @@ async fn harness_with(account: AwsAccount, tweak: impl FnOnce(&mut AwsSmsVoiceCo
     let mut config = config(aws.base_url());
     tweak(&mut config);
     // No environment: the test must not depend on the machine's AWS variables.
-    let provider =
-        AwsSmsVoice::try_new_with_env(ProviderId::parse("aws-eu").unwrap(), &config, |_| None)
-            .unwrap();
+    let provider = AwsSmsVoice::try_new_with_env(
+        ProviderId::parse("aws-eu").unwrap(),
+        &config,
+        &BuildContext::default(),
+        |_| None,
+    )
+    .unwrap();
     Harness { aws, provider }
 }
 
@@ -308,12 +312,14 @@ fn credentials_may_come_from_the_environment_only() {
     config.access_key_id = None;
     config.secret_access_key = None;
     let id = ProviderId::parse("aws-eu").unwrap();
-    let error = AwsSmsVoice::try_new_with_env(id.clone(), &config, |_| None).unwrap_err();
+    let error =
+        AwsSmsVoice::try_new_with_env(id.clone(), &config, &BuildContext::default(), |_| None)
+            .unwrap_err();
     assert!(error.to_string().starts_with("providers.aws-eu.access_key_id: "), "{error}");
     let env = |name: &str| match name {
         "AWS_ACCESS_KEY_ID" => Some(KEY_ID.to_owned()),
         "AWS_SECRET_ACCESS_KEY" => Some(SECRET.to_owned()),
         _ => None,
     };
-    assert!(AwsSmsVoice::try_new_with_env(id, &config, env).is_ok());
+    assert!(AwsSmsVoice::try_new_with_env(id, &config, &BuildContext::default(), env).is_ok());
 }

@@ -19,7 +19,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::transport::constant_time_eq;
+use crate::secret::constant_time_eq;
 
 /// `base64(HMAC-SHA256(auth_token, string_to_sign(...) + "." + nonce))`.
 #[must_use]
