@@ -7,14 +7,17 @@
 
 pub mod attempt;
 pub mod budget;
+pub mod catalog;
 pub mod config;
 pub mod destination;
 pub mod domain;
 pub mod explain;
 pub mod health;
+pub mod message;
 pub mod outcome;
 pub mod plan;
 pub mod price;
+pub mod query;
 pub mod route;
 #[cfg(test)]
 mod script;
@@ -24,16 +27,15 @@ pub mod text;
 pub use attempt::{Admission, AttemptKind, begin_attempt};
 pub use budget::{BudgetConfig, BudgetPolicy, BudgetSnapshot, RetryBudget};
 pub use config::ConfigError;
+pub use destination::Destination;
 pub use destination::{DestinationError, NumberKind, Placement};
-pub use domain::{
-    Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
-    Purpose,
-};
+pub use domain::{Channel, Country, Locale, MessageText, Passcode, ProviderId, Purpose};
 pub use explain::{DecisionRecord, Explanation, RecordedCandidate, RuleCheck, explain};
 pub use health::{
     EjectionCause, HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthSnapshot, HealthStatus,
     KeyEstimate, OperatorState, ProviderSnapshot,
 };
+pub use message::OutboundMessage;
 pub use outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass, Failure};
 pub use plan::{
     Candidate, Exclusion, ExclusionReason, NumberDigits, Plan, RankNote, RouteQuery, Score,

@@ -21,11 +21,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::catalog::ProviderCatalog;
 use crate::config::ConfigError;
 use crate::destination::has_numbering_plan;
 use crate::domain::{Channel, Country, ProviderId, Purpose};
-use crate::plan::{MAX_NUMBER_DIGITS, NumberDigits, RouteQuery};
 use crate::price::{PriceConfig, PriceTable};
+use crate::query::{MAX_NUMBER_DIGITS, NumberDigits, RouteQuery};
 
 /// One `[[routes]]` entry as written in the config file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -207,51 +208,6 @@ pub enum StrategyPolicy {
         /// At least 2.
         width: u32,
     },
-}
-
-/// The configured providers and the channels each can carry; what routes are checked against.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProviderCatalog {
-    channels: BTreeMap<ProviderId, Vec<Channel>>,
-}
-
-impl ProviderCatalog {
-    /// Builds a catalog; a provider listed twice keeps its last entry.
-    #[must_use]
-    pub fn new(providers: impl IntoIterator<Item = (ProviderId, Vec<Channel>)>) -> ProviderCatalog {
-        let channels = providers
-            .into_iter()
-            .map(|(provider, mut channels)| {
-                channels.sort_unstable();
-                channels.dedup();
-                (provider, channels)
-            })
-            .collect();
-        ProviderCatalog { channels }
-    }
-
-    /// Whether the provider is configured.
-    #[must_use]
-    pub fn contains(&self, provider: &ProviderId) -> bool {
-        self.channels.contains_key(provider)
-    }
-
-    /// Whether the provider is configured and can carry `channel`.
-    #[must_use]
-    pub fn supports(&self, provider: &ProviderId, channel: Channel) -> bool {
-        self.channels.get(provider).is_some_and(|channels| channels.contains(&channel))
-    }
-
-    /// The channels a configured provider can carry.
-    #[must_use]
-    pub fn channels(&self, provider: &ProviderId) -> Option<&[Channel]> {
-        self.channels.get(provider).map(Vec::as_slice)
-    }
-
-    /// Every configured provider, in id order.
-    pub fn providers(&self) -> impl Iterator<Item = &ProviderId> {
-        self.channels.keys()
-    }
 }
 
 /// Which countries a rule covers.

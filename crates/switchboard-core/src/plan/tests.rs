@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::attempt::{AttemptKind, begin_attempt};
 use crate::budget::RetryBudget;
-use crate::domain::Country;
+use crate::domain::{Channel, Country};
 use crate::health::{HealthConfig, HealthPolicy};
 use crate::outcome::{AttemptOutcome, Delivery, ErrorClass};
 use crate::price::PriceConfig;
@@ -192,7 +192,7 @@ fn explain_lists_the_rules_checked_and_the_health_rows() {
     let now = Instant::now();
     let failure = parse_outcome("5xx").unwrap();
     book.record(&script::us_sms("twilio"), &failure, Duration::from_millis(5), now);
-    let destination = crate::domain::Destination::new("+12125550100".into(), script::us());
+    let destination = crate::destination::Destination::new("+12125550100".into(), script::us());
     let query = RouteQuery::for_destination(&destination, Channel::Sms);
     let explanation = crate::explain::explain(
         &table,

@@ -1,7 +1,7 @@
 use serde::Deserialize;
 
 use super::*;
-use crate::plan::NumberDigits;
+use crate::query::NumberDigits;
 
 /// The shape the server embeds: `[[routes]]` at the top of the file.
 #[derive(Debug, Deserialize)]
