@@ -22,10 +22,11 @@ pub fn begin_attempt(
     kind: AttemptKind,
     now: Instant,
 ) -> Admission {
-    let claim = match health.admit(candidate, now) {
-        Ok(claim) => claim,
-        Err(refusal) => return refusal.into(),
-    };
+    let claim =
+        match health.admit(&candidate.key, candidate.is_fail_open, candidate.is_exploration, now) {
+            Ok(claim) => claim,
+            Err(refusal) => return refusal.into(),
+        };
     if kind.is_speculative()
         && let Err(refusal) =
             budget.try_withdraw(candidate.key.country(), candidate.score.price, now)

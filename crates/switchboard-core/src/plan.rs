@@ -19,7 +19,7 @@
 //! ```
 //!
 //! where `success` is the pessimistic success rate of [`KeyEstimate::success_lower`] (the
-//! lower of the window's Wilson bound and the recent rate; see `health.rs`).
+//! lower of the window's Wilson bound and the recent rate; see `health/estimators.rs`).
 //!
 //! `optimize` picks the emphasis `(a_h, a_l, a_c)`: reliability (8, 0.5, 0.25), latency
 //! (4, 2, 0.25), cost (2, 0.1, 1). With cost emphasis and `a_h` over `a_c`, a provider must be

@@ -1,6 +1,10 @@
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use super::*;
+use crate::domain::{Channel, Country};
+use crate::outcome::Delivery;
 use crate::script::{self, provider, script_policy, us_sms};
 
 #[derive(Debug, Deserialize)]
