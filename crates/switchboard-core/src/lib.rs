@@ -22,6 +22,7 @@ pub mod route;
 #[cfg(test)]
 mod script;
 pub mod speech;
+pub mod switch;
 pub mod text;
 
 pub use attempt::{Admission, AttemptKind, begin_attempt};
@@ -33,7 +34,7 @@ pub use domain::{Channel, Country, Locale, MessageText, Passcode, ProviderId, Pu
 pub use explain::{DecisionRecord, Explanation, RecordedCandidate, RuleCheck, explain};
 pub use health::{
     EjectionCause, HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthSnapshot, HealthStatus,
-    KeyEstimate, OperatorState, ProviderSnapshot,
+    KeyEstimate, ProviderSnapshot,
 };
 pub use message::OutboundMessage;
 pub use outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass, Failure};
@@ -47,4 +48,5 @@ pub use route::{
     RuleMatch,
 };
 pub use speech::{Speech, speak_passcode};
+pub use switch::{OperatorState, OperatorSwitches};
 pub use text::{Encoding, Segments, Template, TemplateConfig, TemplateSet};

@@ -73,9 +73,10 @@ use std::time::{Duration, Instant};
 use rand_core::RngCore;
 
 use crate::domain::ProviderId;
-use crate::health::{HealthBook, HealthKey, HealthStatus, KeyEstimate, OperatorState};
+use crate::health::{HealthBook, HealthKey, HealthStatus, KeyEstimate};
 pub use crate::query::{MAX_NUMBER_DIGITS, NumberDigits, RouteQuery};
 use crate::route::{HedgeDelay, Optimize, RouteRule, RouteTable, RuleId, StrategyPolicy};
+use crate::switch::{OperatorState, OperatorSwitches};
 
 /// A note on why a candidate scored or sits where it does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -270,11 +271,12 @@ const EPSILON: f64 = 1e-9;
 
 /// Plans one delivery: the matched rule's providers, filtered by channel, operator switch and
 /// health at `now`, ranked, failing open when health alone would leave nothing. Draws from `rng`
-/// only to explore, so the same book, query, `now` and RNG state give the same plan.
+/// only to explore, so the same book, switches, query, `now` and RNG state give the same plan.
 #[must_use]
 pub fn plan(
     table: &RouteTable,
     health: &HealthBook,
+    switches: &OperatorSwitches,
     query: &RouteQuery,
     now: Instant,
     rng: &mut impl RngCore,
@@ -294,7 +296,7 @@ pub fn plan(
     let mut excluded = Vec::new();
     for (position, provider) in rule.providers().iter().enumerate() {
         let key = HealthKey::new(provider.clone(), query.country, query.channel);
-        match judge(table, health, &key, now) {
+        match judge(table, health, switches, &key, now) {
             Ok(is_trial) => admitted.push((position, key, is_trial, false)),
             Err(reason) => excluded.push(Exclusion { provider: provider.clone(), reason }),
         }
@@ -480,13 +482,14 @@ fn resolve_strategy(
 fn judge(
     table: &RouteTable,
     health: &HealthBook,
+    switches: &OperatorSwitches,
     key: &HealthKey,
     now: Instant,
 ) -> Result<bool, ExclusionReason> {
     if !table.catalog().supports(key.provider(), key.channel()) {
         return Err(ExclusionReason::ChannelUnsupported);
     }
-    match health.operator_state(key.provider()) {
+    match switches.state(key.provider()) {
         OperatorState::Enabled => {}
         OperatorState::Draining => return Err(ExclusionReason::Draining),
         OperatorState::Disabled => return Err(ExclusionReason::Disabled),

@@ -11,6 +11,7 @@ use super::estimators::{FADING_ATTEMPTS, Fading, PRIOR_REQUESTS, PRIOR_SUCCESS_R
 use super::key::{EjectionCause, HealthKey, HealthStatus, KeyEstimate, KeyHealth};
 use crate::domain::ProviderId;
 use crate::outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass};
+use crate::switch::{OperatorState, OperatorSwitches};
 
 /// Shortest time between two early trials of one ejected key ([`HealthBook::claim_early_trial`]).
 pub const EARLY_TRIAL_INTERVAL: Duration = Duration::from_secs(1);
@@ -18,36 +19,6 @@ pub const EARLY_TRIAL_INTERVAL: Duration = Duration::from_secs(1);
 /// A learned hedge delay needs this many samples in the window; below, the Peak-EWMA estimate
 /// stands in for the quantile.
 pub const MIN_QUANTILE_SAMPLES: u32 = 10;
-
-/// The operator's switch for one provider, independent of observed health.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum OperatorState {
-    /// Planned when healthy (the default).
-    #[default]
-    Enabled,
-    /// Not planned any more; attempts from plans made earlier may still start.
-    Draining,
-    /// Never planned, and [`crate::attempt::begin_attempt`] refuses it.
-    Disabled,
-}
-
-impl OperatorState {
-    /// Whether new plans may include the provider.
-    #[must_use]
-    pub fn is_enabled(self) -> bool {
-        self == OperatorState::Enabled
-    }
-
-    /// Lower-case label for the admin API and metrics.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OperatorState::Enabled => "enabled",
-            OperatorState::Draining => "draining",
-            OperatorState::Disabled => "disabled",
-        }
-    }
-}
 
 /// One row of [`HealthBook::snapshot`].
 #[derive(Clone, Debug, PartialEq)]
@@ -97,23 +68,20 @@ pub struct HealthClaim {
 /// Why health refused an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HealthRefusal {
-    /// The operator disabled the provider since the plan was made.
-    Disabled,
     /// The key is on probation and its one trial is already running.
     TrialInFlight,
 }
 
-/// Provider-wide state: the operator's switch and a rate limit.
+/// Provider-wide state: a rate limit and the last exploration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct ProviderState {
-    operator: OperatorState,
     rate_limited_until: Option<Instant>,
     /// When the last exploration attempt started.
     explored_at: Option<Instant>,
 }
 
-/// Observed health of every key and the operators' switches. One per running
-/// config; the server keeps it behind a lock and passes `now` in.
+/// Observed health of every key and provider. One per running config; the server keeps it
+/// behind a lock and passes `now` in. The operator's switch is not here ([`OperatorSwitches`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HealthBook {
     policy: HealthPolicy,
@@ -123,7 +91,7 @@ pub struct HealthBook {
 }
 
 impl HealthBook {
-    /// An empty book: every key healthy, every provider enabled.
+    /// An empty book: every key healthy.
     #[must_use]
     pub fn new(policy: HealthPolicy) -> HealthBook {
         HealthBook {
@@ -203,8 +171,8 @@ impl HealthBook {
     /// the planned candidate's ([`crate::plan::Candidate`]): `is_fail_open` when the planner
     /// offered it because nothing else is left, `is_exploration` when exploration put it first.
     ///
-    /// Refuses when the operator has disabled the provider since the plan was made, or when the
-    /// key is on probation and its one trial is already running. A fail-open candidate is never
+    /// Refuses when the key is on probation and its one trial is already running (the
+    /// operator's switch is asked before, by [`crate::attempt::begin_attempt`]). A fail-open candidate is never
     /// refused for health: the planner chose it because nothing else is left. Nothing is claimed
     /// here: the returned [`HealthClaim`] is handed to [`HealthBook::claim`] once every other
     /// gate (the retry budget, for a speculative send) has let the attempt go, so a refusal
@@ -216,9 +184,6 @@ impl HealthBook {
         is_exploration: bool,
         now: Instant,
     ) -> Result<HealthClaim, HealthRefusal> {
-        if self.operator_state(key.provider()) == OperatorState::Disabled {
-            return Err(HealthRefusal::Disabled);
-        }
         let claims_trial = match self.keys.get_mut(key).and_then(|health| health.probation(now)) {
             None => false,
             Some(probation) => match probation.trial_lease {
@@ -297,17 +262,6 @@ impl HealthBook {
             .is_none_or(|at| now.saturating_duration_since(at) >= self.policy.bucket_width())
     }
 
-    /// Sets the operator's switch for a provider.
-    pub fn set_operator_state(&mut self, provider: &ProviderId, state: OperatorState) {
-        self.providers.entry(provider.clone()).or_default().operator = state;
-    }
-
-    /// The operator's switch for a provider (enabled unless set otherwise).
-    #[must_use]
-    pub fn operator_state(&self, provider: &ProviderId) -> OperatorState {
-        self.providers.get(provider).map(|state| state.operator).unwrap_or_default()
-    }
-
     fn rate_limited_until(&self, provider: &ProviderId) -> Option<Instant> {
         self.providers.get(provider).and_then(|state| state.rate_limited_until)
     }
@@ -381,10 +335,10 @@ impl HealthBook {
         ejection.trial_lease.filter(|lease| now >= ejection.until && now < *lease)
     }
 
-    /// Every key the book has state for, in key order. Keys never seen are healthy and do not
-    /// appear.
+    /// Every key the book has state for, in key order, with its provider's switch from
+    /// `switches`. Keys never seen are healthy and do not appear.
     #[must_use]
-    pub fn snapshot(&self, now: Instant) -> Vec<HealthSnapshot> {
+    pub fn snapshot(&self, switches: &OperatorSwitches, now: Instant) -> Vec<HealthSnapshot> {
         let width = self.policy.bucket_width();
         self.keys
             .iter()
@@ -395,7 +349,7 @@ impl HealthBook {
                 HealthSnapshot {
                     key: key.clone(),
                     status: health.status(self.rate_limited_until(key.provider()), now),
-                    operator: self.operator_state(key.provider()),
+                    operator: switches.state(key.provider()),
                     consecutive_failures: health.consecutive_failures,
                     ejection_cause: health.ejection.map(|ejection| ejection.cause),
                     successes: totals.successes,
@@ -408,21 +362,26 @@ impl HealthBook {
             .collect()
     }
 
-    /// Providers with a provider-wide state (an operator switch set, a rate limit), in id order.
+    /// Providers with a provider-wide state (an operator switch set in `switches`, a rate
+    /// limit), in id order.
     #[must_use]
-    pub fn providers(&self, now: Instant) -> Vec<ProviderSnapshot> {
-        self.providers
-            .iter()
-            .map(|(provider, state)| ProviderSnapshot {
+    pub fn providers(&self, switches: &OperatorSwitches, now: Instant) -> Vec<ProviderSnapshot> {
+        let mut providers: Vec<&ProviderId> =
+            self.providers.keys().chain(switches.iter().map(|(provider, _)| provider)).collect();
+        providers.sort();
+        providers.dedup();
+        providers
+            .into_iter()
+            .map(|provider| ProviderSnapshot {
                 provider: provider.clone(),
-                operator: state.operator,
-                rate_limited_until: state.rate_limited_until.filter(|until| now < *until),
+                operator: switches.state(provider),
+                rate_limited_until: self.rate_limited_until(provider).filter(|until| now < *until),
             })
             .collect()
     }
 
-    /// A book for a reloaded config: the new policy, and the health, switches and rate limits of
-    /// the providers still configured (matched by id, every key of theirs). Ejections in force
+    /// A book for a reloaded config: the new policy, and the health and rate limits of the
+    /// providers still configured (matched by id, every key of theirs). Ejections in force
     /// keep their end time.
     #[must_use]
     pub fn carry_over<'p>(

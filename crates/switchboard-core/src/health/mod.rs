@@ -1,7 +1,8 @@
 //! Observed health per (provider, country, channel): ejection with growing cooldowns and a single
 //! probation trial, windowed, recent and provider-wide success rates, Peak-EWMA accept latency
-//! and delivery receipts, kept apart from the operator's switch. The retry budget is not here:
-//! it is its own state (`budget.rs`), and [`crate::attempt::begin_attempt`] asks both.
+//! and delivery receipts, kept apart from the operator's switch (`switch.rs`). The retry budget
+//! is not here either: it is its own state (`budget.rs`), and [`crate::attempt::begin_attempt`]
+//! asks all three.
 //!
 //! # Why per (provider, country, channel)?
 //!
@@ -24,20 +25,19 @@
 //!
 //! # The operator's switch
 //!
-//! [`OperatorState`] is separate from observed health (pingora's `enabled` flag beside its
-//! health check): draining or disabling a provider does not touch its failure history, and
-//! enabling it again does not pretend it is healthy. The planner never plans a provider that is
-//! not enabled, whatever its health. Health here never decides to use a provider: "never eject
-//! the last candidate" is the planner's rule (see `plan.rs`).
+//! The operator's switch is not health: it is its own state (`switch.rs`), and health's
+//! snapshots take it as an argument to report it beside each key. [`OperatorState`] is
+//! re-exported here for the paths that name it `health::OperatorState`.
 
 mod book;
 mod config;
 mod estimators;
 mod key;
 
+pub use crate::switch::OperatorState;
 pub use book::{
     EARLY_TRIAL_INTERVAL, HealthBook, HealthClaim, HealthRefusal, HealthSnapshot,
-    MIN_QUANTILE_SAMPLES, OperatorState, ProviderSnapshot,
+    MIN_QUANTILE_SAMPLES, ProviderSnapshot,
 };
 pub use config::{HealthConfig, HealthPolicy};
 pub use key::{EjectionCause, HealthKey, HealthStatus, KeyEstimate};
