@@ -8,13 +8,13 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::attempt::{AttemptKind, begin_attempt};
 use crate::budget::RetryBudget;
-use crate::domain::{Channel, Country};
-use crate::health::{HealthConfig, HealthPolicy};
+use crate::domain::{Channel, Country, ProviderId};
+use crate::health::{HealthConfig, HealthPolicy, HealthStatus};
 use crate::outcome::{AttemptOutcome, Delivery, ErrorClass};
 use crate::price::PriceConfig;
 use crate::route::RouteConfig;
 use crate::script::{self, catalog, parse_outcome, plain_candidate, provider};
-use crate::switch::OperatorSwitches;
+use crate::switch::{OperatorState, OperatorSwitches};
 
 /// One line per case; see `script.rs` for the language. Default route: every country, both
 /// channels, `twilio` then `backup`; policy: 3 failures, 10 s base, 60 s cap, 5 s trial lease.
