@@ -49,6 +49,12 @@
 //!
 //! Providers: `twilio`, `backup`, `vonage` (sms and voice) and `textonly` (sms only).
 //! Times in expectations are seconds from the script's start.
+//!
+//! One file on purpose, though it is over 600 lines: it is one interpreter, compiled for tests
+//! only. `World::step` is a single `match` over the grammar above, and the helpers below it
+//! parse that grammar's words; split up, the grammar would be spread over several files with no
+//! part usable on its own. It sits above every other file (it drives health, the budget, the
+//! switches, planning and attempts), and only `health/tests.rs` and `plan/tests.rs` use it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

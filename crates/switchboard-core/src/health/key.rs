@@ -35,9 +35,10 @@
 //!
 //! # What counts
 //!
-//! Only [`ErrorClass::is_provider_fault`] failures count. A number-level verdict (invalid,
-//! blocked, fraud block) says nothing about the provider, so it neither counts nor resets the run;
-//! during probation it only frees the trial for another attempt. The same holds for receipts.
+//! Only [`ErrorClass::is_provider_fault`](crate::outcome::ErrorClass::is_provider_fault)
+//! failures count. A number-level verdict (invalid, blocked, fraud block) says nothing about the
+//! provider, so it neither counts nor resets the run; during probation it only frees the trial
+//! for another attempt. The same holds for receipts.
 //!
 //! A `RateLimited` failure that says when to come back (`retry_after`) marks the *provider*
 //! [`HealthStatus::RateLimited`] until then (clamped to `max_ejection`) and does not count toward
@@ -207,7 +208,7 @@ pub(super) struct Ejection {
     pub(super) cause: EjectionCause,
     /// Expiry of the lease held by the running probation trial.
     pub(super) trial_lease: Option<Instant>,
-    /// When the last early trial started ([`HealthBook::claim_early_trial`]).
+    /// When the last early trial started ([`HealthBook::claim_early_trial`](super::HealthBook::claim_early_trial)).
     pub(super) early_trial: Option<Instant>,
 }
 
@@ -247,7 +248,7 @@ impl KeyHealth {
     }
 
     /// The key's estimates, given its prior: [`PRIOR_REQUESTS`] attempts at `prior` (its
-    /// provider's pooled rate, see [`HealthBook::prior`]).
+    /// provider's pooled rate, see `HealthBook::prior`).
     pub(super) fn estimate(&self, policy: &HealthPolicy, prior: f64, now: Instant) -> KeyEstimate {
         let totals = self.window.totals(policy.bucket_width(), now);
         let counted = f64::from(totals.requests()) + PRIOR_REQUESTS;
