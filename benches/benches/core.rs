@@ -14,6 +14,7 @@ use switchboard_core::health::{HealthBook, HealthConfig, HealthKey, HealthPolicy
 use switchboard_core::plan::{RouteQuery, plan};
 use switchboard_core::price::PriceConfig;
 use switchboard_core::route::{Optimize, ProviderCatalog, RouteConfig, RouteTable, StrategyName};
+use switchboard_core::switch::OperatorSwitches;
 use switchboard_core::{AttemptKind, begin_attempt};
 use switchboard_core::{
     AttemptOutcome, Certainty, Channel, Country, Delivery, Destination, ErrorClass, Failure,
@@ -111,26 +112,39 @@ fn bench_plan(c: &mut Criterion) {
     let table = table();
     let now = Instant::now();
     let health = book(now);
+    let switches = OperatorSwitches::new();
     let later = now + Duration::from_secs(6);
     let mut rng = StdRng::seed_from_u64(7);
     // Priority order: one provider ejected, so planning walks the exclusion path too.
     let query = RouteQuery::new(Country::parse("BR").unwrap(), Channel::Sms);
     c.bench_function("plan/priority_last_country_rule_one_ejected", |b| {
-        b.iter(|| plan(black_box(&table), black_box(&health), black_box(&query), now, &mut rng))
+        b.iter(|| {
+            plan(black_box(&table), black_box(&health), &switches, black_box(&query), now, &mut rng)
+        })
     });
     // Scoring over six providers with history, prices, exploration and a learned hedge delay.
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Voice);
     c.bench_function("plan/scored_six_providers_cost_hedge_auto", |b| {
-        b.iter(|| plan(black_box(&table), &health, black_box(&query), later, &mut rng))
+        b.iter(|| plan(black_box(&table), &health, &switches, black_box(&query), later, &mut rng))
     });
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Sms).with_segments(2);
     c.bench_function("plan/scored_six_providers_no_history", |b| {
-        b.iter(|| plan(black_box(&table), &health, black_box(&query), later, &mut rng))
+        b.iter(|| plan(black_box(&table), &health, &switches, black_box(&query), later, &mut rng))
     });
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Voice);
     let budget = RetryBudget::new(health.policy().budget().clone());
     c.bench_function("explain/scored_six_providers", |b| {
-        b.iter(|| explain(black_box(&table), &health, &budget, black_box(&query), later, &mut rng))
+        b.iter(|| {
+            explain(
+                black_box(&table),
+                &health,
+                &switches,
+                &budget,
+                black_box(&query),
+                later,
+                &mut rng,
+            )
+        })
     });
 }
 
@@ -164,9 +178,11 @@ fn bench_begin_attempt(c: &mut Criterion) {
     let mut now = Instant::now();
     let mut health = book(now);
     let mut budget = RetryBudget::new(health.policy().budget().clone());
+    let switches = OperatorSwitches::new();
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Voice);
-    let candidate =
-        plan(&table, &health, &query, now, &mut StdRng::seed_from_u64(1)).candidates.swap_remove(1);
+    let candidate = plan(&table, &health, &switches, &query, now, &mut StdRng::seed_from_u64(1))
+        .candidates
+        .swap_remove(1);
     c.bench_function("health/begin_request_and_failover", |b| {
         b.iter(|| {
             now += Duration::from_millis(1);
@@ -174,6 +190,7 @@ fn bench_begin_attempt(c: &mut Criterion) {
             begin_attempt(
                 &mut health,
                 &mut budget,
+                &switches,
                 black_box(&candidate),
                 AttemptKind::Failover,
                 now,

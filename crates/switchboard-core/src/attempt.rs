@@ -1,31 +1,40 @@
-//! Whether one attempt may go: provider health, then the retry budget for a speculative send.
+//! Whether one attempt may go: the operator's switch, provider health, then the retry budget for
+//! a speculative send.
 //!
-//! Health ([`HealthBook`]) and the budget ([`RetryBudget`]) are separate state with separate
-//! owners: health changes with every attempt's outcome per (provider, country, channel), the
-//! budget with the fleet's traffic. An attempt needs both to agree, and a refusal by either must
-//! claim nothing from the other: health admits first (without claiming its probation trial), the
-//! budget pays for a speculative send, and only then is the trial claimed.
+//! Health ([`HealthBook`]), the budget ([`RetryBudget`]) and the operator's switches
+//! ([`OperatorSwitches`]) are separate state with separate owners: health changes with every
+//! attempt's outcome per (provider, country, channel), the budget with the fleet's traffic, the
+//! switches with the operator. An attempt needs all to agree, and a refusal by any must claim
+//! nothing from the others: the switch is asked first (a provider disabled since the plan was
+//! made), health admits next (without claiming its probation trial), the budget pays for a
+//! speculative send, and only then is the trial claimed.
 
 use std::time::Instant;
 
 use crate::budget::{BudgetRefusal, RetryBudget};
 use crate::health::{HealthBook, HealthRefusal};
 use crate::plan::Candidate;
+use crate::switch::{OperatorState, OperatorSwitches};
 
-/// Asks health and, for a speculative send, the retry budget whether `candidate` may be sent to
-/// now; on `Go` the probation trial is claimed and the budget paid. Nothing is claimed or taken
-/// when it refuses.
+/// Asks the operator's switch, health and, for a speculative send, the retry budget whether
+/// `candidate` may be sent to now; on `Go` the probation trial is claimed and the budget paid.
+/// Nothing is claimed or taken when it refuses.
 pub fn begin_attempt(
     health: &mut HealthBook,
     budget: &mut RetryBudget,
+    switches: &OperatorSwitches,
     candidate: &Candidate,
     kind: AttemptKind,
     now: Instant,
 ) -> Admission {
-    let claim = match health.admit(candidate, now) {
-        Ok(claim) => claim,
-        Err(refusal) => return refusal.into(),
-    };
+    if switches.state(candidate.provider()) == OperatorState::Disabled {
+        return Admission::Disabled;
+    }
+    let claim =
+        match health.admit(&candidate.key, candidate.is_fail_open, candidate.is_exploration, now) {
+            Ok(claim) => claim,
+            Err(refusal) => return refusal.into(),
+        };
     if kind.is_speculative()
         && let Err(refusal) =
             budget.try_withdraw(candidate.key.country(), candidate.score.price, now)
@@ -117,7 +126,6 @@ impl Admission {
 impl From<HealthRefusal> for Admission {
     fn from(refusal: HealthRefusal) -> Admission {
         match refusal {
-            HealthRefusal::Disabled => Admission::Disabled,
             HealthRefusal::TrialInFlight => Admission::TrialInFlight,
         }
     }

@@ -180,7 +180,7 @@ impl Bucket {
     }
 }
 
-/// The live budget: one per server, kept in the [`HealthBook`](crate::HealthBook).
+/// The live budget: one per server, kept beside the [`HealthBook`](crate::HealthBook).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryBudget {
     policy: BudgetPolicy,

@@ -1,4 +1,6 @@
-//! Parsing untrusted phone-number text into a [`Destination`].
+//! A destination phone number ([`Destination`]): the type, and the parsing of untrusted
+//! phone-number text into it, with its line type ([`NumberKind`]) and the evidence for its
+//! country ([`Placement`]).
 //!
 //! Okta sends whatever the user typed at enrolment, normalised to E.164 in production but not in
 //! its preview (`9876543210`, no `+`). Routing needs the ISO country, and fraud and cost rules
@@ -22,7 +24,7 @@ use rlibphonenumber::{
     PhoneNumberType, Region,
 };
 
-use crate::domain::{Channel, Country, Destination};
+use crate::domain::{Channel, Country};
 
 mod nanp_area_codes;
 
@@ -201,6 +203,90 @@ pub enum Placement {
     Given,
 }
 
+/// A destination phone number, normalised to E.164, with the country it belongs to.
+///
+/// Build one from untrusted text with [`Destination::parse`].
+/// `Debug` never prints the number: phone numbers are personal data and appear in logs only as
+/// country plus a keyed hash (computed by the server, which holds the key).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Destination {
+    e164: String,
+    country: Country,
+    kind: NumberKind,
+    calling_code: u16,
+    placement: Placement,
+}
+
+impl Destination {
+    /// Builds a destination from an already-normalised E.164 string and its country; its kind is
+    /// [`NumberKind::Unknown`] and its placement [`Placement::Given`] (nothing was looked up).
+    #[must_use]
+    pub fn new(e164: String, country: Country) -> Destination {
+        let calling_code = calling_code_of(&e164);
+        Destination {
+            e164,
+            country,
+            kind: NumberKind::Unknown,
+            calling_code,
+            placement: Placement::Given,
+        }
+    }
+
+    /// Builds a destination from parts the parser has already checked.
+    fn from_parts(
+        e164: String,
+        country: Country,
+        kind: NumberKind,
+        calling_code: u16,
+        placement: Placement,
+    ) -> Destination {
+        Destination { e164, country, kind, calling_code, placement }
+    }
+
+    /// `+` followed by the digits.
+    #[must_use]
+    pub fn e164(&self) -> &str {
+        &self.e164
+    }
+
+    /// The digits without the leading `+` (the form several providers want).
+    #[must_use]
+    pub fn digits(&self) -> &str {
+        self.e164.trim_start_matches('+')
+    }
+
+    /// The number's country; [`Country::UNKNOWN`] when the metadata cannot place it (see
+    /// [`Destination::country_reason`]).
+    #[must_use]
+    pub fn country(&self) -> Country {
+        self.country
+    }
+
+    /// The country calling code (`1`, `44`); not personal data.
+    #[must_use]
+    pub fn calling_code(&self) -> u16 {
+        self.calling_code
+    }
+
+    /// The evidence for [`Destination::country`].
+    #[must_use]
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// What kind of line the numbering plan says this is (mobile, fixed line, ...).
+    #[must_use]
+    pub fn kind(&self) -> NumberKind {
+        self.kind
+    }
+}
+
+impl fmt::Debug for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Destination({}, {}, ***)", self.country, self.kind)
+    }
+}
+
 impl Destination {
     /// Parses E.164 (`+14155550100`), formatted (`+1 (415) 555-0100`) or national text
     /// (`9876543210`, read in `default_region`) into a normalised, validated destination.
@@ -344,7 +430,7 @@ fn regions_of(calling_code: u16) -> Vec<String> {
 }
 
 /// The calling code an E.164 string starts with, for destinations built from parts.
-pub(crate) fn calling_code_of(e164: &str) -> u16 {
+fn calling_code_of(e164: &str) -> u16 {
     let digits = e164.trim_start_matches('+');
     (1..=3)
         .filter_map(|len| digits.get(..len)?.parse::<u16>().ok())

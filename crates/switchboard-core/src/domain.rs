@@ -1,5 +1,6 @@
-//! Domain nouns shared by every crate: channels, countries, provider ids, destinations and the
-//! secrets that travel with a delivery.
+//! Domain nouns shared by every crate: channels, countries, provider ids, purposes, locales and
+//! the secrets that travel with a delivery (passcode, message text). A destination number is in
+//! `destination.rs`, the message an adapter sends in `message.rs`.
 //!
 //! None of these is a wire type: Okta's JSON lives in the server, provider JSON in the adapters.
 
@@ -7,8 +8,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
-
-use crate::destination::{NumberKind, Placement, calling_code_of};
 
 /// How a passcode reaches the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,90 +173,6 @@ impl Purpose {
     }
 }
 
-/// A destination phone number, normalised to E.164, with the country it belongs to.
-///
-/// Build one from untrusted text with [`Destination::parse`] (in `destination.rs`).
-/// `Debug` never prints the number: phone numbers are personal data and appear in logs only as
-/// country plus a keyed hash (computed by the server, which holds the key).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Destination {
-    e164: String,
-    country: Country,
-    kind: NumberKind,
-    calling_code: u16,
-    placement: Placement,
-}
-
-impl Destination {
-    /// Builds a destination from an already-normalised E.164 string and its country; its kind is
-    /// [`NumberKind::Unknown`] and its placement [`Placement::Given`] (nothing was looked up).
-    #[must_use]
-    pub fn new(e164: String, country: Country) -> Destination {
-        let calling_code = calling_code_of(&e164);
-        Destination {
-            e164,
-            country,
-            kind: NumberKind::Unknown,
-            calling_code,
-            placement: Placement::Given,
-        }
-    }
-
-    /// Builds a destination from parts the parser has already checked.
-    pub(crate) fn from_parts(
-        e164: String,
-        country: Country,
-        kind: NumberKind,
-        calling_code: u16,
-        placement: Placement,
-    ) -> Destination {
-        Destination { e164, country, kind, calling_code, placement }
-    }
-
-    /// `+` followed by the digits.
-    #[must_use]
-    pub fn e164(&self) -> &str {
-        &self.e164
-    }
-
-    /// The digits without the leading `+` (the form several providers want).
-    #[must_use]
-    pub fn digits(&self) -> &str {
-        self.e164.trim_start_matches('+')
-    }
-
-    /// The number's country; [`Country::UNKNOWN`] when the metadata cannot place it (see
-    /// [`Destination::country_reason`]).
-    #[must_use]
-    pub fn country(&self) -> Country {
-        self.country
-    }
-
-    /// The country calling code (`1`, `44`); not personal data.
-    #[must_use]
-    pub fn calling_code(&self) -> u16 {
-        self.calling_code
-    }
-
-    /// The evidence for [`Destination::country`].
-    #[must_use]
-    pub fn placement(&self) -> Placement {
-        self.placement
-    }
-
-    /// What kind of line the numbering plan says this is (mobile, fixed line, ...).
-    #[must_use]
-    pub fn kind(&self) -> NumberKind {
-        self.kind
-    }
-}
-
-impl fmt::Debug for Destination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Destination({}, {}, ***)", self.country, self.kind)
-    }
-}
-
 /// A one-time passcode. Only digits; `Debug` and `Display` redact it.
 #[derive(Clone)]
 pub struct Passcode(SecretString);
@@ -368,41 +283,9 @@ impl Locale {
     }
 }
 
-/// Everything an adapter needs to deliver one passcode through one provider.
-#[derive(Clone, Debug)]
-pub struct OutboundMessage {
-    /// Correlates the attempt with the hook request (Okta's `eventId`); safe to log.
-    pub reference: String,
-    /// Where to send.
-    pub destination: Destination,
-    /// SMS or voice.
-    pub channel: Channel,
-    /// The code itself (voice reads it digit by digit).
-    pub passcode: Passcode,
-    /// The SMS body (Okta's template with the code in it); unused for voice.
-    pub text: MessageText,
-    /// The user's locale, when Okta sent a usable one.
-    pub locale: Option<Locale>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_never_print() {
-        let passcode = Passcode::parse("918273").unwrap();
-        let text = MessageText::new("Your code is 918273".into());
-        let destination = Destination::new("+14155550100".into(), Country::parse("us").unwrap());
-        for printed in [
-            format!("{passcode:?} {passcode}"),
-            format!("{text:?} {text}"),
-            format!("{destination:?}"),
-        ] {
-            assert!(!printed.contains("918273"), "{printed}");
-            assert!(!printed.contains("4155550100"), "{printed}");
-        }
-    }
 
     #[test]
     fn passcode_accepts_four_to_ten_digits_only() {

@@ -21,6 +21,7 @@ use crate::domain::ProviderId;
 use crate::health::{HealthBook, HealthKey, HealthSnapshot};
 use crate::plan::{Plan, RouteQuery, Strategy, plan};
 use crate::route::{Mismatch, Optimize, RouteTable, RuleId};
+use crate::switch::OperatorSwitches;
 
 /// One rule looked at while matching, in config order, up to the one that matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +56,7 @@ pub struct Explanation {
 pub fn explain(
     table: &RouteTable,
     health: &HealthBook,
+    switches: &OperatorSwitches,
     budget: &RetryBudget,
     query: &RouteQuery,
     now: Instant,
@@ -68,8 +70,8 @@ pub fn explain(
             break;
         }
     }
-    let plan = plan(table, health, query, now, rng);
-    let snapshot = health.snapshot(now);
+    let plan = plan(table, health, switches, query, now, rng);
+    let snapshot = health.snapshot(switches, now);
     let matched = table.find(query);
     let providers = matched.map_or(&[][..], |found| found.rule.providers());
     let health_rows = providers
@@ -78,7 +80,7 @@ pub fn explain(
             let key = HealthKey::new(provider.clone(), query.country, query.channel);
             snapshot.iter().find(|row| row.key == key).cloned().unwrap_or_else(|| HealthSnapshot {
                 status: health.status(&key, now),
-                operator: health.operator_state(provider),
+                operator: switches.state(provider),
                 consecutive_failures: 0,
                 ejection_cause: None,
                 successes: 0,

@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::catalog::ProviderCatalog;
 use crate::config::ConfigError;
 use crate::destination::has_numbering_plan;
 use crate::domain::{Channel, Country, ProviderId};
-use crate::route::ProviderCatalog;
 
 /// Highest price accepted; anything above is a typo (a price in cents written as units).
 const MAX_PRICE: f64 = 1_000.0;

@@ -49,6 +49,12 @@
 //!
 //! Providers: `twilio`, `backup`, `vonage` (sms and voice) and `textonly` (sms only).
 //! Times in expectations are seconds from the script's start.
+//!
+//! One file on purpose, though it is over 600 lines: it is one interpreter, compiled for tests
+//! only. `World::step` is a single `match` over the grammar above, and the helpers below it
+//! parse that grammar's words; split up, the grammar would be spread over several files with no
+//! part usable on its own. It sits above every other file (it drives health, the budget, the
+//! switches, planning and attempts), and only `health/tests.rs` and `plan/tests.rs` use it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -60,9 +66,7 @@ use crate::attempt::{Admission, AttemptKind, begin_attempt};
 use crate::budget::RetryBudget;
 use crate::config::ConfigError;
 use crate::domain::{Channel, Country, ProviderId, Purpose};
-use crate::health::{
-    HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthStatus, OperatorState,
-};
+use crate::health::{HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthStatus};
 use crate::outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass, Failure};
 use crate::plan::{
     Candidate, ExclusionReason, NumberDigits, Plan, RouteQuery, Score, Strategy, plan,
@@ -71,6 +75,7 @@ use crate::price::{PriceConfig, PriceEntryConfig, ProviderPriceConfig};
 use crate::route::{
     HedgeDelayName, Optimize, ProviderCatalog, RouteConfig, RouteTable, StrategyName,
 };
+use crate::switch::{OperatorState, OperatorSwitches};
 
 /// Runs one script line, panicking with the step that failed.
 pub(crate) fn run(script: &str) {
@@ -138,6 +143,7 @@ struct World {
     table: Option<RouteTable>,
     budget: RetryBudget,
     book: HealthBook,
+    switches: OperatorSwitches,
     rng: StdRng,
 }
 
@@ -152,6 +158,7 @@ impl World {
             table: None,
             budget: RetryBudget::new(script_policy().budget().clone()),
             book: HealthBook::new(script_policy()),
+            switches: OperatorSwitches::new(),
             rng: StdRng::seed_from_u64(0),
         }
     }
@@ -188,6 +195,7 @@ impl World {
                 let policy = policy_from(&words[1..].join(" ")).map_err(|e| e.to_string())?;
                 self.budget = self.budget.carry_over(policy.budget().clone());
                 self.book = self.book.carry_over(policy, catalog().providers());
+                self.switches = self.switches.carry_over(catalog().providers());
                 Ok(())
             }
             (["route", countries, channels, providers, options @ ..], None) => {
@@ -248,8 +256,14 @@ impl World {
                     _ => return Err("unknown attempt kind".into()),
                 };
                 let candidate = self.candidate(key)?;
-                let admission =
-                    begin_attempt(&mut self.book, &mut self.budget, &candidate, kind, now);
+                let admission = begin_attempt(
+                    &mut self.book,
+                    &mut self.budget,
+                    &self.switches,
+                    &candidate,
+                    kind,
+                    now,
+                );
                 let got = match admission {
                     Admission::Go => "go",
                     Admission::Disabled | Admission::TrialInFlight => "skip",
@@ -274,7 +288,7 @@ impl World {
                     "drain" => OperatorState::Draining,
                     _ => OperatorState::Disabled,
                 };
-                self.book.set_operator_state(&provider(name), state);
+                self.switches.set(&provider(name), state);
                 self.table()?;
                 Ok(())
             }
@@ -284,7 +298,8 @@ impl World {
             }
             (["cause", key], Some(expected)) => {
                 let key = parse_key(key)?;
-                let row = self.book.snapshot(now).into_iter().find(|row| row.key == key);
+                let row =
+                    self.book.snapshot(&self.switches, now).into_iter().find(|row| row.key == key);
                 let cause =
                     row.and_then(|row| row.ejection_cause).map_or("none", |cause| cause.as_str());
                 check(cause, expected)
@@ -406,7 +421,7 @@ impl World {
 
     fn plan(&mut self, query: &RouteQuery) -> Result<Plan, String> {
         let table = self.table()?.clone();
-        Ok(plan(&table, &self.book, query, self.now, &mut self.rng))
+        Ok(plan(&table, &self.book, &self.switches, query, self.now, &mut self.rng))
     }
 
     /// The candidate dispatch would hold for `key`: from the current plan for its country and

@@ -80,6 +80,7 @@ async fn reload(State(shared): State<Arc<Shared>>) -> Response {
 async fn providers(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let runtime = shared.runtime();
     let health = shared.health();
+    let switches = shared.switches();
     let now = tokio::time::Instant::now().into_std();
     let mut rows: Vec<_> = runtime
         .providers
@@ -95,7 +96,7 @@ async fn providers(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
                 "id": id.as_str(),
                 "kind": provider.kind(),
                 "channels": channels,
-                "operator_state": health.operator_state(id).as_str(),
+                "operator_state": switches.state(id).as_str(),
                 "health": health_json(&health.provider_status(id, now), now),
             })
         })
@@ -146,7 +147,7 @@ async fn set_state(
                 .into_response();
         }
     };
-    shared.health().set_operator_state(&id, state);
+    shared.switches().set(&id, state);
     tracing::warn!(provider = %id, state = state.as_str(), "operator changed provider state");
     Json(serde_json::json!({"id": id.as_str(), "operator_state": state.as_str()})).into_response()
 }
@@ -200,11 +201,12 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let snapshot = {
         let runtime = shared.runtime();
         let health = shared.health();
+        let switches = shared.switches();
         let now = tokio::time::Instant::now().into_std();
         let mut rows: Vec<_> = runtime
             .providers
             .keys()
-            .map(|id| (id.clone(), health.provider_status(id, now), health.operator_state(id)))
+            .map(|id| (id.clone(), health.provider_status(id, now), switches.state(id)))
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows

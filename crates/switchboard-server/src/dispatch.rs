@@ -229,8 +229,9 @@ async fn run(
         let now = Instant::now();
         let plan = {
             let health = shared.health();
+            let switches = shared.switches();
             let mut rng = shared.rng();
-            plan(&runtime.routes, &health, &query, now.into_std(), &mut *rng)
+            plan(&runtime.routes, &health, &switches, &query, now.into_std(), &mut *rng)
         };
         let (mut candidates, mut held_back) =
             pass_order(plan.candidates, &spent.possibly_accepted, spent.attempts == 0);
@@ -559,7 +560,8 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
         let admission = {
             let mut health = self.shared.health();
             let mut budget = self.shared.budget();
-            begin_attempt(&mut health, &mut budget, candidate, kind, now.into_std())
+            let switches = self.shared.switches();
+            begin_attempt(&mut health, &mut budget, &switches, candidate, kind, now.into_std())
         };
         match admission {
             Admission::Go if candidate.is_exploration => {

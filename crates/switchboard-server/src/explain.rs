@@ -17,6 +17,7 @@ use switchboard_core::budget::RetryBudget;
 use switchboard_core::explain::{Explanation, explain};
 use switchboard_core::health::{HealthBook, HealthStatus};
 use switchboard_core::plan::{RouteQuery, Strategy};
+use switchboard_core::switch::OperatorSwitches;
 use switchboard_core::{Channel, Destination, Purpose};
 
 use crate::config::{OktaSettings, Settings};
@@ -52,8 +53,16 @@ pub fn explain_offline(settings: &Settings, query: &ExplainQuery) -> Result<Stri
             return Ok(render_refusal(destination.as_ref(), query, &refusal));
         }
     };
-    let explanation =
-        explain(&settings.routes, &book, &budget, &route_query, Instant::now(), &mut rand::rng());
+    let switches = OperatorSwitches::new();
+    let explanation = explain(
+        &settings.routes,
+        &book,
+        &switches,
+        &budget,
+        &route_query,
+        Instant::now(),
+        &mut rand::rng(),
+    );
     Ok(render_text(&destination, query, &explanation, false))
 }
 
@@ -79,7 +88,16 @@ pub(crate) fn explain_live(
     let explanation = {
         let health = shared.health();
         let budget = shared.budget();
-        explain(&runtime.routes, &health, &budget, &route_query, Instant::now(), &mut rand::rng())
+        let switches = shared.switches();
+        explain(
+            &runtime.routes,
+            &health,
+            &switches,
+            &budget,
+            &route_query,
+            Instant::now(),
+            &mut rand::rng(),
+        )
     };
     Ok((
         render_text(&destination, query, &explanation, true),

@@ -18,6 +18,7 @@ use switchboard_core::ProviderId;
 use switchboard_core::budget::RetryBudget;
 use switchboard_core::health::HealthBook;
 use switchboard_core::route::RouteTable;
+use switchboard_core::switch::OperatorSwitches;
 use switchboard_providers::SharedProvider;
 
 use crate::callbacks::SentMessages;
@@ -53,6 +54,9 @@ pub(crate) struct Shared {
     health: Mutex<HealthBook>,
     /// The retry budget for speculative sends. Locked after `health` when both are held.
     budget: Mutex<RetryBudget>,
+    /// The operator's switch per provider. Locked after `health` and `budget` when held with
+    /// them.
+    switches: Mutex<OperatorSwitches>,
     pub(crate) metrics: Metrics,
     pub(crate) phones: PhoneHasher,
     pub(crate) ledger: Ledger,
@@ -87,6 +91,7 @@ impl Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
             health: Mutex::new(health),
             budget: Mutex::new(budget),
+            switches: Mutex::new(OperatorSwitches::new()),
             metrics: Metrics::new(),
             phones,
             ledger,
@@ -124,6 +129,10 @@ impl Shared {
             let mut budget = self.budget();
             *budget = budget.carry_over(settings.health.budget().clone());
         }
+        {
+            let mut switches = self.switches();
+            *switches = switches.carry_over(providers.iter());
+        }
         let mut runtime = Runtime::from_settings(settings);
         // Keep the fetched Okta signing keys: refetching is wasted, and during a JWKS outage it
         // would fail every valid token until Okta is back.
@@ -146,6 +155,12 @@ impl Shared {
     /// health.
     pub(crate) fn budget(&self) -> MutexGuard<'_, RetryBudget> {
         self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Locks the operator's switches; after `health` and `budget` when held with them.
+    /// Poisoning is ignored, as for health.
+    pub(crate) fn switches(&self) -> MutexGuard<'_, OperatorSwitches> {
+        self.switches.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn set_source(&self, path: std::path::PathBuf) {

@@ -1,7 +1,12 @@
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use super::*;
+use crate::domain::{Channel, Country};
+use crate::outcome::Delivery;
 use crate::script::{self, provider, script_policy, us_sms};
+use crate::switch::OperatorSwitches;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,8 +201,9 @@ fn snapshot_lists_known_keys_in_order() {
     let timeout = script::parse_outcome("timeout").unwrap();
     book.record(&us_sms("twilio"), &timeout, Duration::from_millis(1_200), now);
     book.record_receipt(&us_sms("backup"), Delivery::Delivered, now);
-    book.set_operator_state(&provider("backup"), OperatorState::Draining);
-    let rows = book.snapshot(now);
+    let mut switches = OperatorSwitches::new();
+    switches.set(&provider("backup"), OperatorState::Draining);
+    let rows = book.snapshot(&switches, now);
     let summary: Vec<(String, &str, &str, u32, u32)> = rows
         .iter()
         .map(|row| {
@@ -223,7 +229,7 @@ fn snapshot_lists_known_keys_in_order() {
         Duration::from_millis(1_200),
         "a timeout peaks the estimate"
     );
-    let providers = book.providers(now);
+    let providers = book.providers(&switches, now);
     assert_eq!(providers.len(), 1);
     assert_eq!(providers[0].operator, OperatorState::Draining);
 }
@@ -254,17 +260,20 @@ fn carry_over_keeps_only_providers_still_configured() {
         book.record(&gb_voice, &failure, Duration::from_millis(5), now);
         book.record(&us_sms("vonage"), &failure, Duration::from_millis(5), now);
     }
-    book.set_operator_state(&provider("backup"), OperatorState::Disabled);
-    book.set_operator_state(&provider("vonage"), OperatorState::Disabled);
+    let mut switches = OperatorSwitches::new();
+    switches.set(&provider("backup"), OperatorState::Disabled);
+    switches.set(&provider("vonage"), OperatorState::Disabled);
     let policy = HealthPolicy::try_new(&HealthConfig::defaults()).unwrap();
     let kept = [provider("twilio"), provider("backup")];
+    // A reload carries health and the operator's switches over alike.
     let reloaded = book.carry_over(policy.clone(), &kept);
+    let reloaded_switches = switches.carry_over(&kept);
     assert_eq!(reloaded.policy(), &policy);
     for key in [us_sms("twilio"), gb_voice] {
         assert!(matches!(reloaded.status(&key, now), HealthStatus::Ejected { times: 1, .. }));
     }
-    assert_eq!(reloaded.operator_state(&provider("backup")), OperatorState::Disabled);
+    assert_eq!(reloaded_switches.state(&provider("backup")), OperatorState::Disabled);
     // vonage was removed from the config: a later config that adds it back starts fresh.
     assert_eq!(reloaded.status(&us_sms("vonage"), now), HealthStatus::Healthy);
-    assert_eq!(reloaded.operator_state(&provider("vonage")), OperatorState::Enabled);
+    assert_eq!(reloaded_switches.state(&provider("vonage")), OperatorState::Enabled);
 }

@@ -8,12 +8,13 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::attempt::{AttemptKind, begin_attempt};
 use crate::budget::RetryBudget;
-use crate::domain::Country;
-use crate::health::{HealthConfig, HealthPolicy};
+use crate::domain::{Channel, Country, ProviderId};
+use crate::health::{HealthConfig, HealthPolicy, HealthStatus};
 use crate::outcome::{AttemptOutcome, Delivery, ErrorClass};
 use crate::price::PriceConfig;
 use crate::route::RouteConfig;
 use crate::script::{self, catalog, parse_outcome, plain_candidate, provider};
+use crate::switch::{OperatorState, OperatorSwitches};
 
 /// One line per case; see `script.rs` for the language. Default route: every country, both
 /// channels, `twilio` then `backup`; policy: 3 failures, 10 s base, 60 s cap, 5 s trial lease.
@@ -126,7 +127,9 @@ fn plan_names_the_rule() {
     let table = RouteTable::try_new(&[route], &PriceConfig::empty(), &catalog()).unwrap();
     let book = HealthBook::new(script::script_policy());
     let query = RouteQuery::new(Country::parse("NZ").unwrap(), Channel::Sms);
-    let plan = plan(&table, &book, &query, Instant::now(), &mut StdRng::seed_from_u64(0));
+    let switches = OperatorSwitches::new();
+    let plan =
+        plan(&table, &book, &switches, &query, Instant::now(), &mut StdRng::seed_from_u64(0));
     let rule = plan.rule.unwrap();
     assert_eq!((rule.index, &*rule.name), (0, "everywhere"));
     assert_eq!(ExclusionReason::TrialInFlight.as_str(), "trial_in_flight");
@@ -151,6 +154,7 @@ fn the_score_breakdown_adds_up_and_notes_priors() {
     let plan = plan(
         &table,
         &book,
+        &OperatorSwitches::new(),
         &RouteQuery::new(script::us(), Channel::Sms),
         now,
         &mut StdRng::seed_from_u64(0),
@@ -192,11 +196,12 @@ fn explain_lists_the_rules_checked_and_the_health_rows() {
     let now = Instant::now();
     let failure = parse_outcome("5xx").unwrap();
     book.record(&script::us_sms("twilio"), &failure, Duration::from_millis(5), now);
-    let destination = crate::domain::Destination::new("+12125550100".into(), script::us());
+    let destination = crate::destination::Destination::new("+12125550100".into(), script::us());
     let query = RouteQuery::for_destination(&destination, Channel::Sms);
     let explanation = crate::explain::explain(
         &table,
         &book,
+        &OperatorSwitches::new(),
         &RetryBudget::new(book.policy().budget().clone()),
         &query,
         now,
@@ -304,13 +309,14 @@ struct Episode {
 fn check_plan(
     table: &RouteTable,
     book: &HealthBook,
+    switches: &OperatorSwitches,
     query: &RouteQuery,
     now: Instant,
     seed: u64,
 ) -> Result<(), TestCaseError> {
-    let plan = plan(table, book, query, now, &mut StdRng::seed_from_u64(seed));
+    let plan = plan(table, book, switches, query, now, &mut StdRng::seed_from_u64(seed));
     // Same seed, same plan.
-    let again = super::plan(table, book, query, now, &mut StdRng::seed_from_u64(seed));
+    let again = super::plan(table, book, switches, query, now, &mut StdRng::seed_from_u64(seed));
     prop_assert_eq!(&plan, &again);
     let rule = table.find(query).expect("the rule covers everything").rule;
     let mut seen: Vec<&ProviderId> = plan.candidates.iter().map(Candidate::provider).collect();
@@ -327,11 +333,7 @@ fn check_plan(
         prop_assert_eq!(candidate.key.country(), query.country);
         prop_assert_eq!(candidate.key.channel(), query.channel);
         prop_assert!(candidate.score.total.is_finite(), "{:?}", candidate.score);
-        prop_assert!(
-            book.operator_state(candidate.provider()).is_enabled(),
-            "not enabled: {:?}",
-            plan
-        );
+        prop_assert!(switches.state(candidate.provider()).is_enabled(), "not enabled: {:?}", plan);
         prop_assert!(
             table.catalog().supports(candidate.provider(), query.channel),
             "cannot carry: {:?}",
@@ -370,8 +372,7 @@ fn check_plan(
     prop_assert_eq!(accounted, expected);
     // Never empty while an enabled provider can carry the channel.
     let has_usable = rule.providers().iter().any(|provider| {
-        book.operator_state(provider).is_enabled()
-            && table.catalog().supports(provider, query.channel)
+        switches.state(provider).is_enabled() && table.catalog().supports(provider, query.channel)
     });
     prop_assert_eq!(!plan.candidates.is_empty(), has_usable, "{:?}", plan);
     Ok(())
@@ -394,6 +395,7 @@ proptest! {
         let table = RouteTable::try_new(&[route], &PriceConfig::empty(), &catalog()).unwrap();
         let mut budget = RetryBudget::new(policy.budget().clone());
         let mut book = HealthBook::new(policy);
+        let mut switches = OperatorSwitches::new();
         let mut now = Instant::now();
         let mut episodes: BTreeMap<&str, Episode> = BTreeMap::new();
         let country = Country::parse("BR").unwrap();
@@ -429,14 +431,14 @@ proptest! {
                 Op::Request => budget.deposit(now),
                 Op::Begin(index, kind) => {
                     let query = RouteQuery::new(country, Channel::Sms);
-                    let candidate = plan(&table, &book, &query, now, &mut StdRng::seed_from_u64(seed))
+                    let candidate = plan(&table, &book, &switches, &query, now, &mut StdRng::seed_from_u64(seed))
                         .candidates
                         .into_iter()
                         .find(|candidate| candidate.provider().as_str() == PROVIDERS[index])
                         .unwrap_or_else(|| plain_candidate(&book, key(index), now));
                     let status_before = book.status(&candidate.key, now);
                     let budget_before = budget.balance(now);
-                    let admission = begin_attempt(&mut book, &mut budget, &candidate, kind, now);
+                    let admission = begin_attempt(&mut book, &mut budget, &switches, &candidate, kind, now);
                     let is_trial_running = status_before == (HealthStatus::Probation { trial_in_flight: true });
                     if is_trial_running && !candidate.is_fail_open {
                         prop_assert!(!admission.is_go(), "a second trial started");
@@ -449,11 +451,11 @@ proptest! {
                         prop_assert!(budget_before >= 1.0);
                     }
                 }
-                Op::Operator(index, state) => book.set_operator_state(&provider(PROVIDERS[index]), state),
+                Op::Operator(index, state) => switches.set(&provider(PROVIDERS[index]), state),
             }
             prop_assert!(budget.balance(now) >= 0.0, "the budget went negative");
             for channel in Channel::ALL {
-                check_plan(&table, &book, &RouteQuery::new(country, channel), now, seed)?;
+                check_plan(&table, &book, &switches, &RouteQuery::new(country, channel), now, seed)?;
             }
             for (index, name) in PROVIDERS.iter().enumerate() {
                 let estimate = book.estimate(&key(index), now);
@@ -495,6 +497,7 @@ fn a_provider_is_explored_at_most_once_per_window_bucket() {
     let table = RouteTable::try_new(&[route], &prices, &catalog()).unwrap();
     let mut budget = RetryBudget::new(script::script_policy().budget().clone());
     let mut book = HealthBook::new(script::script_policy());
+    let switches = OperatorSwitches::new();
     let mut rng = StdRng::seed_from_u64(0);
     let query = RouteQuery::new(script::us(), Channel::Sms);
     let start = Instant::now();
@@ -503,9 +506,12 @@ fn a_provider_is_explored_at_most_once_per_window_bucket() {
     let mut explorations: Vec<Duration> = Vec::new();
     for tick in 0..600u32 {
         let now = start + Duration::from_millis(100) * tick;
-        let plan = plan(&table, &book, &query, now, &mut rng);
+        let plan = plan(&table, &book, &switches, &query, now, &mut rng);
         let first = &plan.candidates[0];
-        assert!(begin_attempt(&mut book, &mut budget, first, AttemptKind::First, now).is_go());
+        assert!(
+            begin_attempt(&mut book, &mut budget, &switches, first, AttemptKind::First, now)
+                .is_go()
+        );
         if first.is_exploration {
             explorations.push(now - start);
         }

@@ -1,7 +1,13 @@
+use std::time::Duration;
+
 use serde::Deserialize;
 
+use super::config::validate_countries;
 use super::*;
-use crate::plan::NumberDigits;
+use crate::config::ConfigError;
+use crate::domain::{Channel, Country, ProviderId, Purpose};
+use crate::price::PriceConfig;
+use crate::query::{NumberDigits, RouteQuery};
 
 /// The shape the server embeds: `[[routes]]` at the top of the file.
 #[derive(Debug, Deserialize)]

@@ -1,31 +1,24 @@
-//! Route rules: which providers may carry a destination, and how dispatch should use them.
+//! `[[routes]]` as written ([`RouteConfig`]) and its validation into [`RouteRule`]s: every key
+//! checked in one step, each error naming the offending key (`routes[2].race_width`), keys that
+//! only make sense for another strategy or for a scored rule refused, and a rule that earlier
+//! rules already cover entirely ("shadowed") refused as an ordering mistake.
 //!
-//! Operators ask for per-country provider choice (RestComm-Connect#41, Cal-ID#1313 and others in
-//! the research notes), so a rule names countries, channels, optionally purposes (Okta's
-//! `requestType`) and E.164 number prefixes, and a provider list; the first rule that matches
-//! wins, as in a firewall: the file reads top to bottom the way it is applied. The raw
-//! [`RouteConfig`] is what serde reads from `[[routes]]`; [`RouteTable::try_new`] validates every
-//! rule in one step, naming the offending key, so a typo is refused at load time instead of
-//! silently never matching.
-//!
-//! A rule also says how its providers are ranked (`optimize`, see `plan.rs`) and used
-//! (`strategy`: cascade, hedge or race; dispatch carries it out). The default, `priority` with
-//! `cascade`, is the configured order tried one at a time, which is what a file written before
-//! ranking existed meant. Keys that only make sense for another strategy or for a scored rule
-//! are refused rather than ignored, so an operator is never misled about what the rule does.
+//! At about 520 lines this is the longest file of the folder, and one concern: each
+//! `validate_*` function checks one key of [`RouteConfig`], in the order the struct lists them.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::rule::{CountrySet, RouteRule, RuleId};
+use super::strategy::{HedgeDelay, Optimize, StrategyPolicy};
+use crate::catalog::ProviderCatalog;
 use crate::config::ConfigError;
 use crate::destination::has_numbering_plan;
 use crate::domain::{Channel, Country, ProviderId, Purpose};
-use crate::plan::{MAX_NUMBER_DIGITS, NumberDigits, RouteQuery};
-use crate::price::{PriceConfig, PriceTable};
+use crate::query::MAX_NUMBER_DIGITS;
 
 /// One `[[routes]]` entry as written in the config file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -146,377 +139,7 @@ pub enum HedgeDelayName {
     Auto,
 }
 
-/// What a rule's ranking favours.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Optimize {
-    /// The configured order; health only excludes (static priority with failover).
-    Priority,
-    /// Success and delivery rates first.
-    Reliability,
-    /// Accept latency first, then success.
-    Latency,
-    /// Expected price per delivered message.
-    Cost,
-}
-
-impl Optimize {
-    /// Lower-case label for explain output and logs.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Optimize::Priority => "priority",
-            Optimize::Reliability => "reliability",
-            Optimize::Latency => "latency",
-            Optimize::Cost => "cost",
-        }
-    }
-
-    /// Whether candidates are ordered by score rather than by configuration.
-    #[must_use]
-    pub fn is_scored(self) -> bool {
-        self != Optimize::Priority
-    }
-}
-
-/// How a validated rule's hedge delay is chosen.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum HedgeDelay {
-    /// Always this long.
-    Fixed(Duration),
-    /// A quantile of the first candidate's observed accept latency, clamped.
-    Learned {
-        /// Which quantile, in (0, 1).
-        quantile: f64,
-        /// Shortest delay.
-        floor: Duration,
-        /// Longest delay.
-        ceiling: Duration,
-    },
-}
-
-/// A validated rule's strategy.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum StrategyPolicy {
-    /// One provider at a time.
-    Cascade,
-    /// Start the next provider after the hedge delay; keep the first acceptance.
-    Hedge(HedgeDelay),
-    /// Send to `width` providers at once.
-    Race {
-        /// At least 2.
-        width: u32,
-    },
-}
-
-/// The configured providers and the channels each can carry; what routes are checked against.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProviderCatalog {
-    channels: BTreeMap<ProviderId, Vec<Channel>>,
-}
-
-impl ProviderCatalog {
-    /// Builds a catalog; a provider listed twice keeps its last entry.
-    #[must_use]
-    pub fn new(providers: impl IntoIterator<Item = (ProviderId, Vec<Channel>)>) -> ProviderCatalog {
-        let channels = providers
-            .into_iter()
-            .map(|(provider, mut channels)| {
-                channels.sort_unstable();
-                channels.dedup();
-                (provider, channels)
-            })
-            .collect();
-        ProviderCatalog { channels }
-    }
-
-    /// Whether the provider is configured.
-    #[must_use]
-    pub fn contains(&self, provider: &ProviderId) -> bool {
-        self.channels.contains_key(provider)
-    }
-
-    /// Whether the provider is configured and can carry `channel`.
-    #[must_use]
-    pub fn supports(&self, provider: &ProviderId, channel: Channel) -> bool {
-        self.channels.get(provider).is_some_and(|channels| channels.contains(&channel))
-    }
-
-    /// The channels a configured provider can carry.
-    #[must_use]
-    pub fn channels(&self, provider: &ProviderId) -> Option<&[Channel]> {
-        self.channels.get(provider).map(Vec::as_slice)
-    }
-
-    /// Every configured provider, in id order.
-    pub fn providers(&self) -> impl Iterator<Item = &ProviderId> {
-        self.channels.keys()
-    }
-}
-
-/// Which countries a rule covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CountrySet {
-    /// `["*"]`: every country.
-    Any,
-    /// The listed countries, in config order.
-    Only(Vec<Country>),
-}
-
-impl CountrySet {
-    /// Whether `country` is covered.
-    #[must_use]
-    pub fn contains(&self, country: Country) -> bool {
-        match self {
-            CountrySet::Any => true,
-            CountrySet::Only(countries) => countries.contains(&country),
-        }
-    }
-}
-
-/// A rule's identity for explain output, logs and metrics: its position and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RuleId {
-    /// Position in the `[[routes]]` list, from 0.
-    pub index: usize,
-    /// The configured name, or `routes[i]`.
-    pub name: Arc<str>,
-}
-
-impl fmt::Display for RuleId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
-    }
-}
-
-/// One validated route rule.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RouteRule {
-    id: RuleId,
-    countries: CountrySet,
-    channels: Vec<Channel>,
-    providers: Vec<ProviderId>,
-    /// `None`: every purpose.
-    purposes: Option<Vec<Purpose>>,
-    /// E.164 digits; empty: every number.
-    prefixes: Vec<String>,
-    strategy: StrategyPolicy,
-    optimize: Optimize,
-    /// One per provider, in provider order.
-    weights: Vec<f64>,
-    exploration: f64,
-}
-
-impl RouteRule {
-    /// Position and name.
-    #[must_use]
-    pub fn id(&self) -> &RuleId {
-        &self.id
-    }
-
-    /// The countries it covers.
-    #[must_use]
-    pub fn countries(&self) -> &CountrySet {
-        &self.countries
-    }
-
-    /// The channels it covers, in config order.
-    #[must_use]
-    pub fn channels(&self) -> &[Channel] {
-        &self.channels
-    }
-
-    /// The providers to try, best first; never empty, never a repeat.
-    #[must_use]
-    pub fn providers(&self) -> &[ProviderId] {
-        &self.providers
-    }
-
-    /// The purposes it covers; `None` for every purpose.
-    #[must_use]
-    pub fn purposes(&self) -> Option<&[Purpose]> {
-        self.purposes.as_deref()
-    }
-
-    /// The E.164 digit prefixes it covers; empty for every number.
-    #[must_use]
-    pub fn prefixes(&self) -> &[String] {
-        &self.prefixes
-    }
-
-    /// How dispatch uses the ranked providers.
-    #[must_use]
-    pub fn strategy(&self) -> StrategyPolicy {
-        self.strategy
-    }
-
-    /// What ranking favours.
-    #[must_use]
-    pub fn optimize(&self) -> Optimize {
-        self.optimize
-    }
-
-    /// The operator's weight for the provider at `position` in [`RouteRule::providers`].
-    #[must_use]
-    pub fn weight(&self, position: usize) -> f64 {
-        self.weights.get(position).copied().unwrap_or(1.0)
-    }
-
-    /// Share of plans that explore (always 0 with `priority`).
-    #[must_use]
-    pub fn exploration(&self) -> f64 {
-        self.exploration
-    }
-
-    /// Why this rule does not cover the query, or `None` when it does.
-    #[must_use]
-    pub fn mismatch(&self, query: &RouteQuery) -> Option<Mismatch> {
-        if !self.countries.contains(query.country) {
-            Some(Mismatch::Country)
-        } else if !self.channels.contains(&query.channel) {
-            Some(Mismatch::Channel)
-        } else if !self.is_purpose_match(query.purpose) {
-            Some(Mismatch::Purpose)
-        } else if !self.is_prefix_match(query.number.as_ref()) {
-            Some(Mismatch::Prefix)
-        } else {
-            None
-        }
-    }
-
-    /// Whether this rule covers the query.
-    #[must_use]
-    pub fn is_match(&self, query: &RouteQuery) -> bool {
-        self.mismatch(query).is_none()
-    }
-
-    fn is_purpose_match(&self, purpose: Option<Purpose>) -> bool {
-        match (&self.purposes, purpose) {
-            (None, _) => true,
-            (Some(purposes), Some(purpose)) => purposes.contains(&purpose),
-            // A query that does not say why cannot match a rule that asks.
-            (Some(_), None) => false,
-        }
-    }
-
-    fn is_prefix_match(&self, number: Option<&NumberDigits>) -> bool {
-        if self.prefixes.is_empty() {
-            return true;
-        }
-        number.is_some_and(|number| {
-            self.prefixes.iter().any(|prefix| number.as_str().starts_with(prefix.as_str()))
-        })
-    }
-}
-
-/// Why a rule does not cover a query, checked in this order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mismatch {
-    /// The destination's country is not listed.
-    Country,
-    /// The channel is not listed.
-    Channel,
-    /// The purpose is not listed (or the query has none).
-    Purpose,
-    /// No prefix matches the number (or the query has none).
-    Prefix,
-}
-
-impl Mismatch {
-    /// Lower-case label for explain output.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mismatch::Country => "country",
-            Mismatch::Channel => "channel",
-            Mismatch::Purpose => "purpose",
-            Mismatch::Prefix => "prefix",
-        }
-    }
-}
-
-/// The rule that matched a lookup.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RuleMatch<'t> {
-    /// Position of the rule in the table.
-    pub index: usize,
-    /// The rule itself.
-    pub rule: &'t RouteRule,
-}
-
-/// Validated route rules, in config order, with the catalog and prices they were checked
-/// against.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RouteTable {
-    rules: Vec<RouteRule>,
-    catalog: ProviderCatalog,
-    prices: PriceTable,
-}
-
-impl RouteTable {
-    /// Validates `[[routes]]` and `[prices]` against the configured providers.
-    pub fn try_new(
-        routes: &[RouteConfig],
-        prices: &PriceConfig,
-        catalog: &ProviderCatalog,
-    ) -> Result<RouteTable, ConfigError> {
-        let prices = PriceTable::try_new(prices, catalog)?;
-        if routes.is_empty() {
-            return Err(ConfigError::invalid("routes", "at least one [[routes]] rule is required"));
-        }
-        let mut rules: Vec<RouteRule> = Vec::with_capacity(routes.len());
-        for (index, route) in routes.iter().enumerate() {
-            let rule = validate_rule(index, route, catalog)?;
-            if let Some(earlier) = rules.iter().find(|earlier| earlier.id.name == rule.id.name) {
-                return Err(ConfigError::invalid(
-                    format!("routes[{index}].name"),
-                    format!(
-                        "{:?} is already the name of routes[{}]",
-                        &*rule.id.name, earlier.id.index
-                    ),
-                ));
-            }
-            if is_shadowed(&rule, &rules) {
-                return Err(ConfigError::invalid(
-                    format!("routes[{index}]"),
-                    "never matches: earlier rules already cover all of its countries and channels",
-                ));
-            }
-            rules.push(rule);
-        }
-        Ok(RouteTable { rules, catalog: catalog.clone(), prices })
-    }
-
-    /// The first rule, in config order, that covers the query.
-    #[must_use]
-    pub fn find(&self, query: &RouteQuery) -> Option<RuleMatch<'_>> {
-        self.rules
-            .iter()
-            .enumerate()
-            .find(|(_, rule)| rule.is_match(query))
-            .map(|(index, rule)| RuleMatch { index, rule })
-    }
-
-    /// The validated prices.
-    #[must_use]
-    pub fn prices(&self) -> &PriceTable {
-        &self.prices
-    }
-
-    /// Every rule, in config order.
-    #[must_use]
-    pub fn rules(&self) -> &[RouteRule] {
-        &self.rules
-    }
-
-    /// The providers and channels the rules were validated against.
-    #[must_use]
-    pub fn catalog(&self) -> &ProviderCatalog {
-        &self.catalog
-    }
-}
-
-fn validate_rule(
+pub(super) fn validate_rule(
     index: usize,
     route: &RouteConfig,
     catalog: &ProviderCatalog,
@@ -755,7 +378,10 @@ fn validate_weights(
     Ok(weights)
 }
 
-fn validate_countries(key: &str, countries: &[String]) -> Result<CountrySet, ConfigError> {
+pub(super) fn validate_countries(
+    key: &str,
+    countries: &[String],
+) -> Result<CountrySet, ConfigError> {
     if countries.is_empty() {
         return Err(ConfigError::invalid(
             format!("{key}.countries"),
@@ -860,7 +486,7 @@ fn validate_providers(
 /// Whether every (country, channel) `rule` covers is already taken by an earlier rule, so it can
 /// never be the first match: almost always an ordering mistake (a `"*"` rule placed first). Only
 /// earlier rules that cover all of this rule's purposes and numbers count as covering.
-fn is_shadowed(rule: &RouteRule, earlier_rules: &[RouteRule]) -> bool {
+pub(super) fn is_shadowed(rule: &RouteRule, earlier_rules: &[RouteRule]) -> bool {
     let wider: Vec<&RouteRule> = earlier_rules
         .iter()
         .filter(|earlier| covers_purposes(earlier, rule) && covers_prefixes(earlier, rule))
@@ -899,6 +525,3 @@ fn covers_prefixes(earlier: &RouteRule, rule: &RouteRule) -> bool {
             .iter()
             .all(|narrow| earlier.prefixes.iter().any(|wide| narrow.starts_with(wide.as_str())))
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,0 +1,46 @@
+//! Observed health per (provider, country, channel): ejection with growing cooldowns and a single
+//! probation trial, windowed, recent and provider-wide success rates, Peak-EWMA accept latency
+//! and delivery receipts, kept apart from the operator's switch (`switch.rs`). The retry budget
+//! is not here either: it is its own state (`budget.rs`), and [`crate::attempt::begin_attempt`]
+//! asks all three.
+//!
+//! # Why per (provider, country, channel)?
+//!
+//! A provider is rarely down everywhere: a carrier route in one country browns out, voice breaks
+//! while SMS works, a sender id is refused in one market. Keying health by [`HealthKey`] keeps a
+//! failure in one place from costing traffic everywhere else. Account-wide answers are the
+//! exception: a rate limit (`Retry-After`) and the operator's switch apply to the provider as a
+//! whole.
+//!
+//! # Reading order
+//!
+//! - `config.rs`: the `[health]` section ([`HealthConfig`]) and its validated form
+//!   ([`HealthPolicy`]).
+//! - `estimators.rs`: the estimators a key is judged by: the time-bucketed window, Peak-EWMA
+//!   latency, fading rates (a key's recent rate, a provider's pool) and delivery receipts.
+//! - `key.rs`: what health is kept per ([`HealthKey`]) and the per-key state machine: ejection,
+//!   probation and its trial, early trials, and the estimate ranking reads ([`KeyEstimate`]).
+//! - `book.rs`: the [`HealthBook`], every key plus provider-wide state (rate limits,
+//!   exploration), what dispatch records into and the planner reads.
+//!
+//! # The operator's switch
+//!
+//! The operator's switch is not health: it is its own state (`switch.rs`), and health's
+//! snapshots take it as an argument to report it beside each key. [`OperatorState`] is
+//! re-exported here for the paths that name it `health::OperatorState`.
+
+mod book;
+mod config;
+mod estimators;
+mod key;
+
+pub use crate::switch::OperatorState;
+pub use book::{
+    EARLY_TRIAL_INTERVAL, HealthBook, HealthClaim, HealthRefusal, HealthSnapshot,
+    MIN_QUANTILE_SAMPLES, ProviderSnapshot,
+};
+pub use config::{HealthConfig, HealthPolicy};
+pub use key::{EjectionCause, HealthKey, HealthStatus, KeyEstimate};
+
+#[cfg(test)]
+mod tests;
