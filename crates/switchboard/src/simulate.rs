@@ -18,6 +18,7 @@
 
 mod baseline;
 mod emulated;
+mod numbers;
 mod report;
 mod scenario;
 mod traffic;

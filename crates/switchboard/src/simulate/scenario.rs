@@ -222,7 +222,7 @@ fn validate_countries(weights: &BTreeMap<String, f64>) -> anyhow::Result<Vec<(Co
             let country = Country::parse(code)
                 .with_context(|| format!("traffic.countries.{code}: not an ISO alpha-2 code"))?;
             ensure!(
-                super::traffic::has_number_plan(country),
+                super::numbers::has_number_plan(country),
                 "traffic.countries.{code}: the simulator has no number range for this country"
             );
             cumulative += weight / total;
