@@ -316,6 +316,10 @@ async fn drive_server(
 }
 
 /// Runs every arrival through a baseline over the same emulated providers.
+///
+/// Its arrival loop looks like `drive_server`'s on purpose, and is not shared: the baseline has
+/// no price reloads, no HTTP answers to time and no hook router to drain, so a common loop
+/// would take all three as hooks that only one side uses.
 async fn drive_baseline(
     scenario: &Arc<Scenario>,
     world: &Arc<World>,
