@@ -5,6 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use switchboard_server::okta::{OktaAnswer, OktaRequest, metadata_item};
 use switchboard_server::{Server, Settings};
 use switchboard_sim::twilio::{ReceivedSend, RunningEmulator, TwilioAccount, TwilioEmulator};
 
@@ -272,56 +273,53 @@ impl switchboard_providers::Provider for PanickingProvider {
 }
 
 /// Okta's documented sample, with an E.164 number (as real traffic sends it), a given code and
-/// channel, and a fresh event id.
+/// channel (spelled as given: `SMS`, `CALL`, `voice call`), and a fresh event id.
 pub(crate) fn okta_request(
     event_id: &str,
     phone: &str,
     code: &str,
     channel: &str,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "eventId": event_id,
-        "eventTime": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("a current time formats"),
-        "eventType": "com.okta.telephony.provider",
-        "eventTypeVersion": "1.0",
-        "contentType": "application/json",
-        "cloudEventVersion": "0.1",
-        "source": "https://example.okta.com/api/v1/inlineHooks/calz6lVQA77AwFeEe0g3",
-        "requestType": "com.okta.user.telephony.mfa-verification",
-        "data": {
-            "context": {"request": {"id": "reqRgSk8IBBRhuo0YdlEDTmUw", "method": "POST",
-                "url": {"value": "/api/internal/v1/inlineHooks/com.okta.telephony.provider/generatePreview"},
-                "ipAddress": "203.0.113.9"}},
-            "userProfile": {"firstName": "test", "lastName": "user", "login": "test.user@okta.com",
-                "userId": "00uyxxSknGtK8022w0g3"},
-            "messageProfile": {
-                "msgTemplate": format!("(HOOK)Your code is {code}"),
-                "phoneNumber": phone,
-                "otpExpires": "2099-01-28T21:48:34.321Z",
-                "deliveryChannel": channel,
-                "otpCode": code,
-                "locale": "EN-US"
-            }
-        }
-    })
+    let mut request = OktaRequest::sms(phone, code)
+        .delivery_channel(channel)
+        .event_id(event_id)
+        .template(format!("(HOOK)Your code is {code}"))
+        .expires(time::macros::datetime!(2099-01-28 21:48:34.321 UTC))
+        .user_id("00uyxxSknGtK8022w0g3")
+        .ip_address("203.0.113.9")
+        .to_json();
+    // The rest of Okta's sample: fields the hook does not read and must not trip over.
+    request["eventTypeVersion"] = "1.0".into();
+    request["contentType"] = "application/json".into();
+    request["cloudEventVersion"] = "0.1".into();
+    request["source"] = "https://example.okta.com/api/v1/inlineHooks/calz6lVQA77AwFeEe0g3".into();
+    let context = &mut request["data"]["context"]["request"];
+    context["id"] = "reqRgSk8IBBRhuo0YdlEDTmUw".into();
+    context["method"] = "POST".into();
+    context["url"] = serde_json::json!({
+        "value": "/api/internal/v1/inlineHooks/com.okta.telephony.provider/generatePreview"
+    });
+    let user = &mut request["data"]["userProfile"];
+    user["firstName"] = "test".into();
+    user["lastName"] = "user".into();
+    user["login"] = "test.user@okta.com".into();
+    request
 }
 
-/// The single action value of an Okta answer, after checking the envelope's exact shape.
+/// The single action value of an Okta answer, after checking the envelope's exact shape as
+/// Okta reads it: one command of type `com.okta.telephony.action` whose `value` is an array (not
+/// an object) of one action.
 pub(crate) fn action(answer: &serde_json::Value) -> &serde_json::Value {
-    let commands = answer["commands"].as_array().expect("commands is an array");
-    assert_eq!(commands.len(), 1, "{answer}");
-    assert_eq!(commands[0]["type"], "com.okta.telephony.action", "{answer}");
-    let value = commands[0]["value"].as_array().expect("value is an array, not an object");
-    assert_eq!(value.len(), 1, "{answer}");
-    &value[0]
+    if let Err(error) = OktaAnswer::from_json(answer) {
+        panic!("not an answer Okta reads ({error}): {answer}");
+    }
+    &answer["commands"][0]["value"][0]
 }
 
 /// Reads a `key=value` item from `transactionMetadata`.
 pub(crate) fn metadata<'a>(action: &'a serde_json::Value, key: &str) -> &'a str {
     let text = action["transactionMetadata"].as_str().expect("transactionMetadata is a string");
-    text.split("; ")
-        .find_map(|part| part.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {key} in {text}"))
+    metadata_item(text, key).unwrap_or_else(|| panic!("no {key} in {text}"))
 }
 
 /// Everything the server logged, as text, with a way to await a line.

@@ -18,7 +18,7 @@ mod hook;
 mod ledger;
 mod listener;
 mod metrics;
-mod okta;
+pub mod okta;
 mod overload;
 mod phone;
 mod state;

@@ -2,78 +2,94 @@
 //! JSON: field names (`messageProfile`, `otpCode`, `deliveryChannel`) stop here, and the rest of
 //! the server sees core types.
 //!
+//! Both directions are defined once, by the structs the server itself uses: [`HookRequest`]
+//! parses Okta's request and [`OktaRequest`] writes one by serialising it (for the traffic the
+//! demo, the simulator, the chaos harness and the tests make up); [`HookResponse`] writes the
+//! answer and [`OktaAnswer::from_json`] reads it back the way Okta does.
+//!
 //! Contract: <https://developer.okta.com/docs/reference/telephony-hook/>. Two details are easy
 //! to get wrong and make Okta silently skip the hook (and send through its own rate-limited
 //! providers): `value` is an array, and `status` is exactly `SUCCESSFUL`, `PENDING` or `FAILED`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use switchboard_core::{Channel, Locale, MessageText, Passcode, Purpose};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 /// Okta's request body. Unknown fields are ignored: Okta may add fields at any time.
-#[derive(Deserialize)]
+///
+/// Serialize is for [`OktaRequest`] only (made-up traffic): the server never writes out a
+/// request it received. Absent optional fields are left out, as Okta leaves them out.
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HookRequest {
     pub(crate) event_id: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) event_time: Option<String>,
-    #[serde(default)]
+    /// `com.okta.telephony.provider`. Written, never read: it says nothing the path does not,
+    /// and a value of the wrong type must not refuse a code.
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub(crate) event_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) request_type: Option<String>,
     pub(crate) data: HookData,
 }
 
 /// `data`; unknown fields are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HookData {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) context: Option<HookContext>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) user_profile: Option<UserProfile>,
     pub(crate) message_profile: MessageProfile,
 }
 
 /// `data.context`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub(crate) struct HookContext {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) request: Option<ContextRequest>,
 }
 
 /// `data.context.request`: the end user's request to Okta.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ContextRequest {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ip_address: Option<String>,
 }
 
 /// `data.userProfile`; only the id is read (names and logins are never needed).
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserProfile {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) user_id: Option<String>,
 }
 
 /// `data.messageProfile`. `msgTemplate` and `otpCode` are secrets from the moment they are read.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MessageProfile {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) msg_template: Option<SecretField>,
     pub(crate) phone_number: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) otp_expires: Option<String>,
     pub(crate) delivery_channel: String,
     pub(crate) otp_code: SecretField,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) locale: Option<String>,
 }
 
-/// A string field that must never be printed.
-#[derive(Deserialize)]
+/// A string field that must never be printed. It serialises (for [`OktaRequest`], whose codes
+/// are made up) but has no `Display`, and `Debug` hides it.
+#[derive(Deserialize, Serialize)]
 #[serde(transparent)]
 pub(crate) struct SecretField(String);
 
@@ -274,26 +290,206 @@ pub(crate) fn parse_purpose_name(text: &str) -> Option<Purpose> {
     }
 }
 
+/// Okta's `requestType` for each purpose it names; [`Purpose::Other`] has none.
+const REQUEST_TYPES: [(&str, Purpose); 4] = [
+    ("com.okta.user.telephony.pre-enrollment", Purpose::Enrollment),
+    ("com.okta.user.telephony.mfa-verification", Purpose::Verification),
+    ("com.okta.user.telephony.account-unlock", Purpose::AccountUnlock),
+    ("com.okta.user.telephony.password-reset", Purpose::PasswordReset),
+];
+
 fn parse_purpose(request_type: Option<&str>) -> Purpose {
-    match request_type.and_then(|t| t.strip_prefix("com.okta.user.telephony.")) {
-        Some("pre-enrollment") => Purpose::Enrollment,
-        Some("mfa-verification") => Purpose::Verification,
-        Some("account-unlock") => Purpose::AccountUnlock,
-        Some("password-reset") => Purpose::PasswordReset,
-        _ => Purpose::Other,
+    REQUEST_TYPES
+        .iter()
+        .find(|(name, _)| Some(*name) == request_type)
+        .map_or(Purpose::Other, |(_, purpose)| *purpose)
+}
+
+fn request_type(purpose: Purpose) -> Option<&'static str> {
+    REQUEST_TYPES.iter().find(|(_, p)| *p == purpose).map(|(name, _)| *name)
+}
+
+/// `eventType` of every telephony hook request.
+const EVENT_TYPE: &str = "com.okta.telephony.provider";
+
+/// An Okta telephony hook request, as Okta sends it, for traffic that is made up: the demo,
+/// the simulator, the chaos harness and the tests. It serialises [`HookRequest`], the struct
+/// the hook parses, so the two cannot drift apart.
+///
+/// Defaults: a fresh `eventId`, `eventTime` now, `requestType` MFA verification,
+/// `msgTemplate` `Your code is {code}` (on both channels), locale `EN-US`, no `otpExpires`
+/// (the server's default lifetime applies), and no user id or IP address.
+pub struct OktaRequest {
+    request: HookRequest,
+}
+
+impl OktaRequest {
+    /// A request for `code` by text message to `phone` (sent as given: E.164 or not).
+    pub fn sms(phone: impl Into<String>, code: impl Into<String>) -> OktaRequest {
+        OktaRequest::new(Channel::Sms, phone, code)
+    }
+
+    /// A request for `code` by voice call (`deliveryChannel` `CALL`).
+    pub fn voice(phone: impl Into<String>, code: impl Into<String>) -> OktaRequest {
+        OktaRequest::new(Channel::Voice, phone, code)
+    }
+
+    /// A request for `code` on `channel`.
+    pub fn new(channel: Channel, phone: impl Into<String>, code: impl Into<String>) -> OktaRequest {
+        static NEXT_EVENT: AtomicU64 = AtomicU64::new(0);
+        let now = OffsetDateTime::now_utc();
+        let code = code.into();
+        let delivery_channel = match channel {
+            Channel::Sms => "SMS",
+            Channel::Voice => "CALL",
+        };
+        OktaRequest {
+            request: HookRequest {
+                event_id: format!(
+                    "evt-{:x}-{}",
+                    now.unix_timestamp_nanos(),
+                    NEXT_EVENT.fetch_add(1, Ordering::Relaxed)
+                ),
+                event_time: Some(okta_time(now)),
+                event_type: Some(EVENT_TYPE.to_owned()),
+                request_type: request_type(Purpose::Verification).map(str::to_owned),
+                data: HookData {
+                    context: None,
+                    user_profile: None,
+                    message_profile: MessageProfile {
+                        msg_template: Some(SecretField(format!("Your code is {code}"))),
+                        phone_number: phone.into(),
+                        otp_expires: None,
+                        delivery_channel: delivery_channel.to_owned(),
+                        otp_code: SecretField(code),
+                        locale: Some("EN-US".to_owned()),
+                    },
+                },
+            },
+        }
+    }
+
+    /// `eventId`: Okta's id of this request, the same on its retries.
+    #[must_use]
+    pub fn event_id(mut self, event_id: impl Into<String>) -> OktaRequest {
+        self.request.event_id = event_id.into();
+        self
+    }
+
+    /// `eventTime`, when Okta sent the request.
+    #[must_use]
+    pub fn event_time(mut self, at: impl Into<OffsetDateTime>) -> OktaRequest {
+        self.request.event_time = Some(okta_time(at.into()));
+        self
+    }
+
+    /// `otpExpires`: when the code stops working.
+    #[must_use]
+    pub fn expires(mut self, at: impl Into<OffsetDateTime>) -> OktaRequest {
+        self.request.data.message_profile.otp_expires = Some(okta_time(at.into()));
+        self
+    }
+
+    /// `otpExpires` `life` from now.
+    #[must_use]
+    pub fn expires_in(self, life: Duration) -> OktaRequest {
+        self.expires(OffsetDateTime::now_utc() + life)
+    }
+
+    /// `requestType` for `purpose`; [`Purpose::Other`] leaves it out.
+    #[must_use]
+    pub fn purpose(mut self, purpose: Purpose) -> OktaRequest {
+        self.request.request_type = request_type(purpose).map(str::to_owned);
+        self
+    }
+
+    /// `locale`, as Okta writes it (`EN-US`) or as a BCP 47 tag.
+    #[must_use]
+    pub fn locale(mut self, locale: impl Into<String>) -> OktaRequest {
+        self.request.data.message_profile.locale = Some(locale.into());
+        self
+    }
+
+    /// `msgTemplate`: Okta's message text, with the code already in it.
+    #[must_use]
+    pub fn template(mut self, text: impl Into<String>) -> OktaRequest {
+        self.request.data.message_profile.msg_template = Some(SecretField(text.into()));
+        self
+    }
+
+    /// No `msgTemplate` (Okta sends none for voice; the server then writes its own text).
+    #[must_use]
+    pub fn without_template(mut self) -> OktaRequest {
+        self.request.data.message_profile.msg_template = None;
+        self
+    }
+
+    /// `deliveryChannel` spelled as given (`voice call` is the Admin Console preview's).
+    #[must_use]
+    pub fn delivery_channel(mut self, text: impl Into<String>) -> OktaRequest {
+        self.request.data.message_profile.delivery_channel = text.into();
+        self
+    }
+
+    /// `data.userProfile.userId`.
+    #[must_use]
+    pub fn user_id(mut self, user_id: impl Into<String>) -> OktaRequest {
+        self.request.data.user_profile = Some(UserProfile { user_id: Some(user_id.into()) });
+        self
+    }
+
+    /// `data.context.request.ipAddress`: the end user's address, as text.
+    #[must_use]
+    pub fn ip_address(mut self, address: impl Into<String>) -> OktaRequest {
+        let request = ContextRequest { ip_address: Some(address.into()) };
+        self.request.data.context = Some(HookContext { request: Some(request) });
+        self
+    }
+
+    /// The request as JSON, for a client's `.json(..)` or a test that bends its shape.
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.request).expect("a request of strings serialises")
     }
 }
 
+/// The body text (`to_string()`).
+impl std::fmt::Display for OktaRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_string(&self.request).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+/// A time as Okta writes it: UTC, milliseconds, `2022-01-28T21:48:34.321Z`.
+fn okta_time(at: OffsetDateTime) -> String {
+    let at = at.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
 /// The status Okta understands; anything else makes Okta skip the hook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub(crate) enum ActionStatus {
+pub enum ActionStatus {
+    /// The code went out (or, with `report = "always_success"`, Okta should not send it).
     Successful,
+    /// It did not: Okta may send it through its own providers.
     Failed,
 }
 
 impl ActionStatus {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// `SUCCESSFUL` or `FAILED`, as on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
         match self {
             ActionStatus::Successful => "SUCCESSFUL",
             ActionStatus::Failed => "FAILED",
@@ -301,26 +497,64 @@ impl ActionStatus {
     }
 }
 
-/// `{"commands":[{"type":"com.okta.telephony.action","value":[{...}]}]}`.
-#[derive(Debug, Serialize)]
+/// `{"commands":[{"type":"com.okta.telephony.action","value":[{...}]}]}`. Deserialize is the
+/// reading side of the same shape, for [`OktaAnswer::from_json`]: exactly one command, of the
+/// action type, whose `value` is an array of exactly one action.
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HookResponse {
     commands: [Command; 1],
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Command {
     #[serde(rename = "type")]
-    kind: &'static str,
-    value: [ActionValue; 1],
+    kind: CommandType,
+    value: [OktaAnswer; 1],
 }
 
-#[derive(Debug, Serialize)]
+/// The one command type of a telephony hook answer.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+enum CommandType {
+    #[serde(rename = "com.okta.telephony.action")]
+    Action,
+}
+
+/// The action in switchboard's answer: what Okta reads, and what a client of the hook (the
+/// demo, the simulator, the chaos harness, the tests) reads back with [`OktaAnswer::from_json`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ActionValue {
-    status: ActionStatus,
-    provider: String,
-    transaction_id: String,
-    transaction_metadata: String,
+pub struct OktaAnswer {
+    /// `status`.
+    pub status: ActionStatus,
+    /// `provider`: the provider that took the code, or a placeholder when none did.
+    pub provider: String,
+    /// `transactionId`: the provider's message id, or switchboard's own.
+    pub transaction_id: String,
+    /// `transactionMetadata`: `key=value` items separated by `; ` for Okta's System Log.
+    pub transaction_metadata: String,
+}
+
+impl OktaAnswer {
+    /// Reads an answer as Okta does: anything but one command of type
+    /// `com.okta.telephony.action` with one action of a known status is an error (Okta would
+    /// skip the hook). Unknown fields are ignored.
+    pub fn from_json(answer: &serde_json::Value) -> Result<OktaAnswer, serde_json::Error> {
+        let HookResponse { commands: [Command { value: [action], .. }] } =
+            HookResponse::deserialize(answer)?;
+        Ok(action)
+    }
+
+    /// An item of `transactionMetadata` (`outcome`, `attempts`, `refused`, ...).
+    #[must_use]
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        metadata_item(&self.transaction_metadata, key)
+    }
+}
+
+/// The value of `key` in a `transactionMetadata` text (`outcome=delivered; attempts=1`).
+#[must_use]
+pub fn metadata_item<'t>(text: &'t str, key: &str) -> Option<&'t str> {
+    text.split("; ").find_map(|item| item.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
 }
 
 impl HookResponse {
@@ -332,8 +566,8 @@ impl HookResponse {
     ) -> HookResponse {
         HookResponse {
             commands: [Command {
-                kind: "com.okta.telephony.action",
-                value: [ActionValue { status, provider, transaction_id, transaction_metadata }],
+                kind: CommandType::Action,
+                value: [OktaAnswer { status, provider, transaction_id, transaction_metadata }],
             }],
         }
     }
@@ -377,162 +611,4 @@ impl ErrorResponse {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Okta's documented sample request, verbatim.
-    pub(crate) const SAMPLE: &str = r#"{
-      "eventId": "uS5871kJThSsU8qlA1LTcg",
-      "eventTime": "2022-01-28T21:43:40.000Z",
-      "eventType": "com.okta.telephony.provider",
-      "eventTypeVersion": "1.0",
-      "contentType": "application/json",
-      "cloudEventVersion": "0.1",
-      "source": "https://{yourOktaDomain}/api/v1/inlineHooks/calz6lVQA77AwFeEe0g3",
-      "requestType": "com.okta.user.telephony.pre-enrollment",
-      "data": {
-        "context": { "request": { "id": "reqRgSk8IBBRhuo0YdlEDTmUw", "method": "POST",
-          "url": { "value": "/api/internal/v1/inlineHooks/com.okta.telephony.provider/generatePreview" },
-          "ipAddress": "127.0.0.1" } },
-        "userProfile": { "firstName": "test", "lastName": "user",
-          "login": "test.user@okta.com", "userId": "00uyxxSknGtK8022w0g3" },
-        "messageProfile": {
-          "msgTemplate": "(HOOK)Your code is 11111",
-          "phoneNumber": "9876543210",
-          "otpExpires": "2022-01-28T21:48:34.321Z",
-          "deliveryChannel": "SMS",
-          "otpCode": "11111",
-          "locale": "EN-US"
-        }
-      }
-    }"#;
-
-    fn parse(json: &str) -> Result<Delivery, FieldError> {
-        serde_json::from_str::<HookRequest>(json).unwrap().into_delivery()
-    }
-
-    #[test]
-    fn parses_oktas_sample() {
-        let delivery = parse(SAMPLE).unwrap();
-        assert_eq!(delivery.event_id, "uS5871kJThSsU8qlA1LTcg");
-        assert_eq!(delivery.purpose, Purpose::Enrollment);
-        assert_eq!(delivery.channel, Channel::Sms);
-        assert_eq!(delivery.phone_number, "9876543210");
-        assert_eq!(delivery.passcode.expose(), "11111");
-        assert_eq!(delivery.text.unwrap().expose(), "(HOOK)Your code is 11111");
-        assert_eq!(delivery.locale.unwrap().tag(), "en-US");
-        assert_eq!(delivery.otp_expires.unwrap().unix_timestamp(), 1_643_406_514);
-        assert_eq!(delivery.user_id.as_deref(), Some("00uyxxSknGtK8022w0g3"));
-        assert_eq!(delivery.ip_address, Some("127.0.0.1".parse().unwrap()));
-    }
-
-    #[test]
-    fn accepts_every_spelling_of_voice() {
-        for spelling in ["CALL", "call", "voice call", "Voice Call", "VOICE"] {
-            let json = SAMPLE.replace(
-                r#""deliveryChannel": "SMS""#,
-                &format!(r#""deliveryChannel": "{spelling}""#),
-            );
-            assert_eq!(parse(&json).unwrap().channel, Channel::Voice, "{spelling}");
-        }
-        let json = SAMPLE.replace(r#""deliveryChannel": "SMS""#, r#""deliveryChannel": "fax""#);
-        assert_eq!(parse(&json).unwrap_err().location, "data.messageProfile.deliveryChannel");
-    }
-
-    #[test]
-    fn response_has_oktas_exact_shape() {
-        let response = HookResponse::new(
-            ActionStatus::Successful,
-            "twilio-us".into(),
-            "SM49a8ece2822d44e4adaccd7ed268f954".into(),
-            "attempts=1".into(),
-        );
-        let json = serde_json::to_value(&response).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"commands": [{"type": "com.okta.telephony.action", "value": [{
-                "status": "SUCCESSFUL", "provider": "twilio-us",
-                "transactionId": "SM49a8ece2822d44e4adaccd7ed268f954",
-                "transactionMetadata": "attempts=1"}]}]})
-        );
-        for status in [ActionStatus::Successful, ActionStatus::Failed] {
-            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
-        }
-    }
-
-    #[test]
-    fn secrets_do_not_print_in_debug() {
-        let request: HookRequest = serde_json::from_str(SAMPLE).unwrap();
-        let printed = format!("{:?}", request.data.message_profile.otp_code);
-        assert!(!printed.contains("11111"));
-        let delivery = request.into_delivery().unwrap();
-        assert!(!format!("{delivery:?}").contains("11111"));
-    }
-
-    /// A body with `otp` as the passcode, `phone` as the phone number and `profile` replacing
-    /// the message profile when given.
-    fn body_with(otp: &str, phone: &str, profile: Option<&str>) -> String {
-        let profile = profile.map_or_else(
-            || format!(r#"{{"phoneNumber": {phone}, "deliveryChannel": "SMS", "otpCode": {otp}}}"#),
-            str::to_owned,
-        );
-        format!(r#"{{"eventId": "e1", "data": {{"messageProfile": {profile}}}}}"#)
-    }
-
-    #[test]
-    fn refusals_name_the_field_and_never_quote_the_input() {
-        let cases = [
-            (body_with("483920", "\"+14155550100\"", None), "data.messageProfile.otpCode"),
-            (body_with("\"483920\"", "14155550100", None), "data.messageProfile.phoneNumber"),
-            (body_with("[483920]", "\"+14155550100\"", None), "data.messageProfile.otpCode"),
-            (body_with("", "", Some("\"+14155550100 483920\"")), "data.messageProfile"),
-        ];
-        for (body, location) in cases {
-            let error = HookRequest::parse(body.as_bytes()).err().expect(&body);
-            assert_eq!(error.location.as_deref(), Some(location), "{body}");
-            for secret in ["483920", "4155550100"] {
-                assert!(!error.summary.contains(secret), "{} quotes the input", error.summary);
-            }
-            assert!(error.summary.contains("expected"), "{}", error.summary);
-        }
-    }
-
-    #[test]
-    fn a_missing_field_is_named() {
-        let body = r#"{"eventId": "e1", "data": {"messageProfile": {"phoneNumber": "+14155550100", "deliveryChannel": "SMS"}}}"#;
-        let error = HookRequest::parse(body.as_bytes()).err().unwrap();
-        assert_eq!(error.summary, "invalid request body: missing field `otpCode`");
-        assert_eq!(error.location.as_deref(), Some("data.messageProfile"));
-    }
-
-    #[test]
-    fn text_after_the_object_is_refused_and_whitespace_is_not() {
-        assert!(HookRequest::parse(format!("{SAMPLE} \n").as_bytes()).is_ok());
-        for trailing in [" {}", "{}", " x", ",", "]"] {
-            let body = format!("{SAMPLE}{trailing}");
-            let error = HookRequest::parse(body.as_bytes()).err().expect(trailing);
-            assert!(error.summary.contains("after the JSON object"), "{}", error.summary);
-        }
-    }
-
-    #[test]
-    fn broken_json_says_where_without_the_text() {
-        let error = HookRequest::parse(br#"{"eventId": "483920"#).err().unwrap();
-        assert!(!error.summary.contains("483920"), "{}", error.summary);
-        let error = HookRequest::parse(br#"{"eventId": "e1" 483920}"#).err().unwrap();
-        assert!(error.summary.contains("line 1"), "{}", error.summary);
-        assert!(!error.summary.contains("483920"), "{}", error.summary);
-    }
-
-    #[test]
-    fn event_time_is_read_and_a_bad_one_is_named() {
-        let mut value: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
-        value["eventTime"] = "2022-01-28T21:43:40.000Z".into();
-        let request = HookRequest::parse(value.to_string().as_bytes()).unwrap();
-        let delivery = request.into_delivery().unwrap();
-        assert_eq!(delivery.event_time.unwrap().unix_timestamp(), 1_643_406_220);
-        value["eventTime"] = "yesterday".into();
-        let request = HookRequest::parse(value.to_string().as_bytes()).unwrap();
-        assert_eq!(request.into_delivery().err().unwrap().location, "eventTime");
-    }
-}
+mod tests;

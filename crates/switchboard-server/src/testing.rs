@@ -181,20 +181,12 @@ providers = ["primary", "backup"]
 
 /// Okta's request for event `event_id`: an SMS code to a US number, expiring `life` from now.
 pub(crate) fn okta_body(event_id: &str, phone: &str, life: Duration) -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let rfc3339 = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339).expect("formats")
-    };
-    let expires = now + time::Duration::try_from(life).expect("a short life");
-    serde_json::json!({
-        "eventId": event_id,
-        "eventTime": rfc3339(now),
-        "requestType": "com.okta.user.telephony.mfa-verification",
-        "data": {"messageProfile": {
-            "phoneNumber": phone, "deliveryChannel": "SMS", "otpCode": "482915",
-            "otpExpires": rfc3339(expires), "locale": "en-US"}}
-    })
-    .to_string()
+    crate::okta::OktaRequest::sms(phone, "482915")
+        .event_id(event_id)
+        .without_template()
+        .locale("en-US")
+        .expires_in(life)
+        .to_string()
 }
 
 /// Posts `body` to the hook as Okta would, as if its first byte arrived at `arrival`; returns

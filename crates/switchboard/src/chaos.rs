@@ -31,6 +31,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use switchboard_core::Channel;
+use switchboard_server::okta::OktaAnswer;
 use switchboard_server::{Server, Settings};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
@@ -43,6 +45,7 @@ pub use self::report::{
 use self::report::{RunRecord, Send};
 pub use self::schedule::{Condition, Mix};
 use self::schedule::{Phase, Timeline};
+use crate::harness::{self, LoopbackServer};
 
 /// The configured `okta.deadline_ms`.
 const DEADLINE_MS: u64 = 2_500;
@@ -117,21 +120,9 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
         .map_err(|error| anyhow::anyhow!("chaos server config: {error}"))?;
     let deadline = settings.okta.deadline;
 
-    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let hook_url = format!("http://{}/okta/telephony", hook_listener.local_addr()?);
-    let (stop_server, server_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(Server::new(settings).with_rng_seed(options.seed).run(
-        hook_listener,
-        admin_listener,
-        Duration::from_secs(3),
-        async move {
-            // A sent value and a dropped sender both mean "stop".
-            match server_stopped.await {
-                Ok(()) | Err(_) => {}
-            }
-        },
-    ));
+    let path = settings.okta.path.clone();
+    let server =
+        LoopbackServer::start(Server::new(settings).with_rng_seed(options.seed), &path).await?;
 
     writeln!(
         out,
@@ -165,12 +156,11 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
     ));
 
     let (codes, answers) =
-        send_traffic(&options, &hook_url, otp_life, started, started_wall).await?;
+        send_traffic(&options, &server.hook_url, otp_life, started, started_wall).await?;
 
     // The schedule goes on through the last code's life; then background delivery has ended.
     tokio::time::sleep_until(started + horizon).await;
-    let _ = stop_server.send(());
-    server.await.context("server task")?.context("server")?;
+    server.stop().await?;
     let _ = finish_driver.send(());
     let (received, applied) = driver.await.context("fault driver task")??;
 
@@ -340,8 +330,7 @@ async fn send_traffic(
                 Repeat::AfterAnswer(Duration::from_millis(rng.random_range(0..1_000)))
             }
         });
-        // 7,919 is prime to 10^6, so codes are distinct for up to a million requests.
-        let code = format!("{:06}", (index as u64 * 7_919 + code_offset) % 1_000_000);
+        let code = harness::passcode(index as u64, code_offset);
         let sent_at = started.elapsed();
         let expires_wall = SystemTime::now() + otp_life;
         let expires_at = expires_wall.duration_since(started_wall).unwrap_or_default();
@@ -410,18 +399,14 @@ async fn post(
         match client.post(url).header("Authorization", HOOK_SECRET).json(body).send().await {
             Ok(response) if response.status() == reqwest::StatusCode::OK => {
                 match response.json::<serde_json::Value>().await {
-                    Ok(answer) => {
-                        let value = &answer["commands"][0]["value"][0];
-                        let status = value["status"].as_str().unwrap_or("malformed").to_owned();
-                        // `outcome=…; attempts=…`: what switchboard tells Okta's System Log.
-                        let detail = value["transactionMetadata"].as_str().and_then(|metadata| {
-                            metadata
-                                .split("; ")
-                                .find_map(|part| part.strip_prefix("outcome="))
-                                .map(str::to_owned)
-                        });
-                        (AnswerOutcome::Status(status), detail)
-                    }
+                    Ok(answer) => match OktaAnswer::from_json(&answer) {
+                        Ok(answer) => {
+                            // `outcome=…; attempts=…`: what switchboard tells Okta's System Log.
+                            let detail = answer.metadata("outcome").map(str::to_owned);
+                            (AnswerOutcome::Status(answer.status.as_str().to_owned()), detail)
+                        }
+                        Err(_) => (AnswerOutcome::Status("malformed".to_owned()), None),
+                    },
                     Err(_) => (AnswerOutcome::NoAnswer, None),
                 }
             }
@@ -440,60 +425,8 @@ fn okta_request(seed: u64, index: usize, code: &str, expires: SystemTime) -> ser
     } else {
         format!("+1415{:07}", 2_000_000 + index)
     };
-    serde_json::json!({
-        "eventId": format!("chaos-{seed}-{index:06}"),
-        "eventTime": rfc3339_millis(SystemTime::now()),
-        "eventType": "com.okta.telephony.provider",
-        "requestType": "com.okta.user.telephony.mfa-verification",
-        "data": {
-            "context": {"request": {"ipAddress": "198.51.100.7"}},
-            "userProfile": {"userId": format!("00u{index:017}")},
-            "messageProfile": {
-                "msgTemplate": format!("Your code is {code}"),
-                "phoneNumber": phone,
-                "otpExpires": rfc3339_millis(expires),
-                "deliveryChannel": "SMS",
-                "otpCode": code,
-                "locale": "EN-US"
-            }
-        }
-    })
-}
-
-/// `2026-11-24T12:00:00.000Z`, as Okta writes times.
-fn rfc3339_millis(at: SystemTime) -> String {
-    let since_epoch = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
-    // Howard Hinnant's days-to-civil, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        second_of_day / 3_600,
-        second_of_day / 60 % 60,
-        second_of_day % 60,
-        since_epoch.subsec_millis()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_times_as_okta_does() {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_643_406_514_321);
-        assert_eq!(rfc3339_millis(at), "2022-01-28T21:48:34.321Z");
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
-    }
+    harness::okta_request(index as u64, Channel::Sms, &phone, code)
+        .event_id(format!("chaos-{seed}-{index:06}"))
+        .expires(expires)
+        .to_json()
 }

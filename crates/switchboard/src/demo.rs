@@ -14,11 +14,16 @@ use std::time::Duration;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use secrecy::ExposeSecret;
+use switchboard_core::Channel;
 use switchboard_server::config::FileConfig;
+use switchboard_server::okta::OktaAnswer;
 use switchboard_server::{Server, Settings};
 use switchboard_sim::faults::{Fault, Faults};
 use switchboard_sim::twilio::{RunningEmulator, TwilioAccount, TwilioEmulator};
+use time::macros::datetime;
 use tokio::time::Instant;
+
+use crate::harness::{self, LoopbackServer};
 
 /// The bundled demo configuration, so `switchboard demo` works from any directory.
 const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
@@ -153,19 +158,9 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
     let settings = Settings::from_file(file).context("demo config")?;
     let deadline = settings.okta.deadline;
     let path = settings.okta.path.clone();
-    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let hook_url = format!("http://{}{}", hook_listener.local_addr()?, path);
-    let metrics_url = format!("http://{}/metrics", admin_listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(Server::new(settings).run(
-        hook_listener,
-        admin_listener,
-        Duration::from_secs(3),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = LoopbackServer::start(Server::new(settings), &path).await?;
+    let hook_url = server.hook_url.clone();
+    let metrics_url = format!("{}/metrics", server.admin_url);
 
     let duration = Duration::from_secs(options.duration_s);
     let break_at = duration.mul_f64(0.3);
@@ -245,7 +240,7 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
             let latency = sent.elapsed();
             let (status, provider, attempts) = match answer {
                 Ok(response) => match response.json::<serde_json::Value>().await {
-                    Ok(body) => read_answer(&body),
+                    Ok(body) => read_answer(OktaAnswer::from_json(&body).ok()),
                     Err(_) => ("error".to_owned(), None, 0),
                 },
                 Err(_) => ("error".to_owned(), None, 0),
@@ -290,8 +285,7 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
         }
     }
     while in_flight.join_next().await.is_some() {}
-    let _ = stop_tx.send(());
-    server.await.context("server task")??;
+    server.stop().await?;
 
     let summary = Arc::try_unwrap(summary)
         .map_err(|_| anyhow::anyhow!("demo tasks still running"))?
@@ -306,41 +300,22 @@ fn okta_request(sequence: u64) -> serde_json::Value {
     const NUMBERS: &[&str] = &["+14155550", "+447700900", "+33612345", "+4915112345", "+61412345"];
     let prefix = NUMBERS[(sequence as usize) % NUMBERS.len()];
     let phone = format!("{prefix}{:03}", sequence % 1000);
-    let code = format!("{:06}", (sequence * 7_919 + 104_729) % 1_000_000);
-    let channel = if sequence.is_multiple_of(10) { "CALL" } else { "SMS" };
-    serde_json::json!({
-        "eventId": format!("demo-{sequence:08}"),
-        "eventTime": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("a current time formats"),
-        "eventType": "com.okta.telephony.provider",
-        "requestType": "com.okta.user.telephony.mfa-verification",
-        "data": {
-            "context": {"request": {"ipAddress": "198.51.100.7"}},
-            "userProfile": {"userId": format!("00u{sequence:017}")},
-            "messageProfile": {
-                "msgTemplate": format!("Your code is {code}"),
-                "phoneNumber": phone,
-                "otpExpires": "2099-01-01T00:05:00.000Z",
-                "deliveryChannel": channel,
-                "otpCode": code,
-                "locale": "EN-US"
-            }
-        }
-    })
+    let code = harness::passcode(sequence, 104_729);
+    let channel = if sequence.is_multiple_of(10) { Channel::Voice } else { Channel::Sms };
+    harness::okta_request(sequence, channel, &phone, &code)
+        .event_id(format!("demo-{sequence:08}"))
+        .expires(datetime!(2099-01-01 00:05 UTC))
+        .to_json()
 }
 
-/// `(status, provider that accepted, attempts)` from Okta's answer shape.
-fn read_answer(body: &serde_json::Value) -> (String, Option<String>, u32) {
-    let value = &body["commands"][0]["value"][0];
-    let status = value["status"].as_str().unwrap_or("malformed").to_owned();
-    let metadata = value["transactionMetadata"].as_str().unwrap_or("");
-    let delivered = metadata.contains("outcome=delivered");
-    let attempts = metadata
-        .split("; ")
-        .find_map(|part| part.strip_prefix("attempts="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let provider = delivered.then(|| value["provider"].as_str().unwrap_or("?").to_owned());
-    (status, provider, attempts)
+/// `(status, provider that accepted, attempts)` from Okta's answer, `malformed` when it is not
+/// one Okta would read.
+fn read_answer(answer: Option<OktaAnswer>) -> (String, Option<String>, u32) {
+    let Some(answer) = answer else { return ("malformed".to_owned(), None, 0) };
+    let attempts = answer.metadata("attempts").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let delivered = answer.metadata("outcome") == Some("delivered");
+    let provider = delivered.then_some(answer.provider);
+    (answer.status.as_str().to_owned(), provider, attempts)
 }
 
 /// Each provider's health state, as the server's own `/metrics` reports it.
@@ -374,14 +349,7 @@ fn render_window(
         ));
     }
     window.latency_us.sort_unstable();
-    let percentile = |p: f64| {
-        if window.latency_us.is_empty() {
-            0
-        } else {
-            let index = ((window.latency_us.len() - 1) as f64 * p).round() as usize;
-            window.latency_us[index] / 1000
-        }
-    };
+    let percentile = |p: f64| harness::percentile(&window.latency_us, p) / 1000;
     line.push_str(&format!(" | answer p50 {:>4}ms p99 {:>4}ms", percentile(0.5), percentile(0.99)));
     let answers: Vec<String> =
         window.answers.iter().map(|(status, n)| format!("{status} {n}")).collect();

@@ -4,4 +4,5 @@
 pub mod chaos;
 pub mod demo;
 pub mod emulate;
+mod harness;
 pub mod simulate;

@@ -18,6 +18,7 @@
 
 mod baseline;
 mod emulated;
+mod numbers;
 mod report;
 mod scenario;
 mod traffic;
@@ -39,6 +40,7 @@ use tower::ServiceExt;
 pub use report::{PolicyReport, ScenarioReport};
 pub use scenario::{SHIPPED, Scenario};
 
+use crate::harness;
 use baseline::{Baseline, BaselineRouter};
 use emulated::{EmulatedProvider, World, event_id};
 use traffic::Arrival;
@@ -314,6 +316,10 @@ async fn drive_server(
 }
 
 /// Runs every arrival through a baseline over the same emulated providers.
+///
+/// Its arrival loop looks like `drive_server`'s on purpose, and is not shared: the baseline has
+/// no price reloads, no HTTP answers to time and no hook router to drain, so a common loop
+/// would take all three as hooks that only one side uses.
 async fn drive_baseline(
     scenario: &Arc<Scenario>,
     world: &Arc<World>,
@@ -339,27 +345,8 @@ async fn drive_baseline(
 /// An Okta telephony hook request for OTP `index`. No `otpExpires`: the server would compare it
 /// with the wall clock, which does not move here; the configured default lifetime applies.
 fn okta_request(index: usize, arrival: &Arrival) -> String {
-    let code = format!("{:06}", (index as u64 * 7_919 + 104_729) % 1_000_000);
-    let channel = match arrival.channel {
-        switchboard_core::Channel::Sms => "SMS",
-        switchboard_core::Channel::Voice => "CALL",
-    };
-    serde_json::json!({
-        "eventId": event_id(index),
-        "eventTime": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("a current time formats"),
-        "eventType": "com.okta.telephony.provider",
-        "requestType": "com.okta.user.telephony.mfa-verification",
-        "data": {
-            "context": {"request": {"ipAddress": "198.51.100.7"}},
-            "userProfile": {"userId": format!("00u{index:017}")},
-            "messageProfile": {
-                "msgTemplate": format!("Your code is {code}"),
-                "phoneNumber": arrival.phone,
-                "deliveryChannel": channel,
-                "otpCode": code,
-                "locale": "EN-US"
-            }
-        }
-    })
-    .to_string()
+    let code = harness::passcode(index as u64, 104_729);
+    harness::okta_request(index as u64, arrival.channel, &arrival.phone, &code)
+        .event_id(event_id(index))
+        .to_string()
 }

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::schedule::{Condition, Timeline, condition_at, longest_overlap};
+use crate::harness::percentile;
 
 /// Okta hangs up on the hook after this long, whatever `okta.deadline_ms` says.
 pub const OKTA_TIMEOUT: Duration = Duration::from_secs(3);
@@ -217,15 +218,8 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
         }
     }
     latencies.sort_unstable();
-    let percentile = |p: f64| {
-        if latencies.is_empty() {
-            Duration::ZERO
-        } else {
-            latencies[((latencies.len() - 1) as f64 * p).round() as usize]
-        }
-    };
-    report.latency_p50 = percentile(0.5);
-    report.latency_p99 = percentile(0.99);
+    report.latency_p50 = percentile(&latencies, 0.5);
+    report.latency_p99 = percentile(&latencies, 0.99);
     report.latency_max = latencies.last().copied().unwrap_or_default();
 
     // Accepted sends per code, in time order.

@@ -93,7 +93,8 @@ impl PolicyReport {
             }
         }
         to_acceptance.sort_unstable();
-        // Never-accepted OTPs rank above every accepted one.
+        // Never-accepted OTPs rank above every accepted one, so this is not the demo's and the
+        // chaos harness's `harness::percentile` over the samples there are.
         let quantile = |q: f64| {
             let rank = ((report.otps as f64 * q).ceil() as usize).max(1) - 1;
             to_acceptance.get(rank).copied()

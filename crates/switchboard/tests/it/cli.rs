@@ -5,6 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use switchboard_core::Purpose;
+use switchboard_server::okta::{ActionStatus, OktaAnswer, OktaRequest};
+use time::macros::datetime;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
 
 fn repo_file(path: &str) -> PathBuf {
@@ -153,16 +157,12 @@ providers = ["twilio-us"]
     let hook_url = format!("http://{}/okta/telephony", started["listen"].as_str().unwrap());
     let admin_url = format!("http://{}", started["admin_listen"].as_str().unwrap());
 
-    let sample = serde_json::json!({
-        "eventId": "uS5871kJThSsU8qlA1LTcg",
-        "eventTime": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("a current time formats"),
-        "eventType": "com.okta.telephony.provider",
-        "requestType": "com.okta.user.telephony.pre-enrollment",
-        "data": {"messageProfile": {
-            "msgTemplate": "(HOOK)Your code is 11111", "phoneNumber": "+14155550100",
-            "otpExpires": "2099-01-28T21:48:34.321Z", "deliveryChannel": "SMS",
-            "otpCode": "11111", "locale": "EN-US"}}
-    });
+    let sample = OktaRequest::sms("+14155550100", "11111")
+        .event_id("uS5871kJThSsU8qlA1LTcg")
+        .purpose(Purpose::Enrollment)
+        .template("(HOOK)Your code is 11111")
+        .expires(datetime!(2099-01-28 21:48:34.321 UTC))
+        .to_json();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let forged = client
         .post(&hook_url)
@@ -181,10 +181,10 @@ providers = ["twilio-us"]
         .unwrap();
     assert_eq!(response.status(), 200);
     let answer: serde_json::Value = response.json().await.unwrap();
-    let value = &answer["commands"][0]["value"][0];
-    assert_eq!(answer["commands"][0]["type"], "com.okta.telephony.action");
-    assert_eq!(value["status"], "SUCCESSFUL");
-    assert_eq!(value["provider"], "twilio-us");
+    // Reads the envelope as Okta does: one command of type `com.okta.telephony.action`, one value.
+    let value = OktaAnswer::from_json(&answer).unwrap_or_else(|error| panic!("{error}: {answer}"));
+    assert_eq!(value.status, ActionStatus::Successful);
+    assert_eq!(value.provider, "twilio-us");
 
     let journal: serde_json::Value = client
         .get(format!("{emulator_url}/__sim/requests"))
@@ -201,7 +201,7 @@ providers = ["twilio-us"]
     assert_eq!(sends[0]["to"], "+14155550100");
     assert_eq!(sends[0]["from"], "+15005550006");
     assert_eq!(sends[0]["body"], "(HOOK)Your code is 11111");
-    assert_eq!(value["transactionId"].as_str().unwrap().len(), 34);
+    assert_eq!(value.transaction_id.len(), 34);
 
     let metrics =
         client.get(format!("{admin_url}/metrics")).send().await.unwrap().text().await.unwrap();

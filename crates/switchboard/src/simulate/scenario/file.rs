@@ -1,0 +1,200 @@
+//! The scenario file as written: the structs serde reads, before [`Scenario::try_new`]
+//! validates them.
+//!
+//! [`Scenario::try_new`]: super::Scenario::try_new
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Short name, shown in the report.
+    pub name: String,
+    /// One sentence on what happens.
+    pub description: String,
+    /// Virtual seconds over which the OTPs arrive (a Poisson stream); faults are placed on the
+    /// same clock, so fewer OTPs means sparser traffic through the same story.
+    pub duration_s: u64,
+    /// Where the codes go.
+    pub traffic: TrafficConfig,
+    /// The emulated providers by id; every id needs one.
+    pub providers: BTreeMap<String, EmulatedProviderConfig>,
+    /// What goes wrong, and when.
+    #[serde(default)]
+    pub faults: Vec<FaultConfig>,
+    /// Prices that change during the run.
+    #[serde(default)]
+    pub price_changes: Vec<PriceChangeConfig>,
+    /// What switchboard should achieve here; printed as met or missed, never asserted.
+    #[serde(default = "default_targets")]
+    pub targets: TargetsConfig,
+    /// The switchboard configuration under test.
+    pub switchboard: toml::Table,
+}
+
+/// `[traffic]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficConfig {
+    /// Relative weight of each destination country (ISO alpha-2).
+    pub countries: BTreeMap<String, f64>,
+    /// Share of codes asked for by voice call rather than SMS.
+    #[serde(default)]
+    pub voice_share: f64,
+}
+
+/// `[providers.ID]`: how one emulated provider behaves when nothing is wrong.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmulatedProviderConfig {
+    /// Accept latency of the API call (log-normal, fitted to a median and a 99th percentile).
+    pub latency_ms: LatencyConfig,
+    /// Share of sends answered HTTP 503 on a good day.
+    #[serde(default)]
+    pub error_share: f64,
+    /// What one accepted message costs, in the core's `[prices]` shape.
+    pub prices: PricesConfig,
+}
+
+/// A log-normal latency.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyConfig {
+    /// Median, in milliseconds.
+    pub median: f64,
+    /// 99th percentile, in milliseconds; at least the median.
+    pub p99: f64,
+}
+
+/// Prices of one provider: a default and per-country overrides, field by field.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PricesConfig {
+    /// Prices for every country without its own entry.
+    pub default: PriceEntry,
+    /// Per-country overrides (ISO alpha-2).
+    #[serde(default)]
+    pub countries: BTreeMap<String, PriceEntry>,
+}
+
+/// One price entry.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PriceEntry {
+    /// One SMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<f64>,
+    /// One voice call (billed as one minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_minute: Option<f64>,
+}
+
+/// `[[faults]]`: one provider misbehaving for a while.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Which provider.
+    pub provider: String,
+    /// Start, in virtual seconds from the first OTP.
+    pub from_s: f64,
+    /// End (exclusive); defaults to the end of the run.
+    #[serde(default)]
+    pub until_s: Option<f64>,
+    /// Only sends to these countries are affected (a regional outage); defaults to all.
+    #[serde(default)]
+    pub countries: Option<Vec<String>>,
+    /// What the provider does meanwhile.
+    pub effect: Effect,
+}
+
+/// What a faulty provider does.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Effect {
+    /// Connection refused: nothing sent, known at once.
+    Refused,
+    /// Accepts the connection and never answers; nothing is sent.
+    Blackhole,
+    /// HTTP 503 for a share of sends (nothing sent); the rest behave normally.
+    ServerError {
+        /// Share of sends refused.
+        share: f64,
+    },
+    /// Slower by a factor; a share of sends hang without being sent. A send slower than the
+    /// caller's timeout is still accepted, late: that is how brownouts make duplicates.
+    Brownout {
+        /// Latency multiplier.
+        latency_factor: f64,
+        /// Share of sends that hang.
+        hang_share: f64,
+    },
+    /// HTTP 429 with `Retry-After` for a share of sends.
+    RateLimit {
+        /// Share of sends refused.
+        share: f64,
+        /// The `Retry-After` given, in seconds.
+        retry_after_s: u64,
+    },
+    /// Down for the first `down_s` of every `period_s`, failing as `failure` says; up otherwise.
+    Flapping {
+        /// Length of one down-and-up cycle, in seconds.
+        period_s: f64,
+        /// Down time at the start of each cycle, in seconds.
+        down_s: f64,
+        /// How it fails while down.
+        failure: DownFailure,
+    },
+}
+
+/// How a flapping provider fails while down.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DownFailure {
+    /// Connection refused.
+    Refused,
+    /// No answer.
+    Blackhole,
+}
+
+/// `[[price_changes]]`: a provider's prices change; the operator updates `[prices]` the same
+/// moment (a reload), so a cost-ranking policy can react.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceChangeConfig {
+    /// Which provider.
+    pub provider: String,
+    /// When, in virtual seconds from the first OTP.
+    pub at_s: f64,
+    /// The new prices.
+    pub prices: PricesConfig,
+}
+
+/// `[targets]`: what switchboard should achieve on this scenario.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsConfig {
+    /// Least share of OTPs accepted within the deadline, in percent.
+    #[serde(default)]
+    pub within_deadline_pct: Option<f64>,
+    /// Most OTPs accepted more than once, per 1,000.
+    #[serde(default)]
+    pub duplicates_per_1000: Option<f64>,
+    /// Deliver more OTPs within the deadline than static priority failover.
+    #[serde(default)]
+    pub beat_priority: bool,
+    /// Cost per delivered OTP at most this many percent above the cheapest single provider's.
+    #[serde(default)]
+    pub cost_within_pct_of_cheapest: Option<f64>,
+}
+
+fn default_targets() -> TargetsConfig {
+    TargetsConfig {
+        within_deadline_pct: None,
+        duplicates_per_1000: None,
+        beat_priority: false,
+        cost_within_pct_of_cheapest: None,
+    }
+}
