@@ -12,6 +12,7 @@ fn has_six_digit_run(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_healthy_accepts_every_code_exactly_once() {
+    let _turn = crate::WALL_CLOCK.lock().await;
     let options = ChaosOptions {
         mix: Mix::None,
         seed: 5,
@@ -43,6 +44,7 @@ async fn all_healthy_accepts_every_code_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_primary_makes_exactly_its_codes_duplicates() {
+    let _turn = crate::WALL_CLOCK.lock().await;
     let options = ChaosOptions {
         mix: Mix::PrimarySlow,
         seed: 9,

@@ -101,6 +101,7 @@ fn wait_for_line(child: &mut Child, marker: &str) -> String {
 
 #[tokio::test]
 async fn serve_delivers_oktas_sample_through_an_emulator_in_another_process() {
+    let _turn = crate::WALL_CLOCK.lock().await;
     let mut emulator = Command::new(BINARY)
         .args(["emulate", "twilio", "--listen", "127.0.0.1:0", "--account-sid"])
         .arg("AC0123456789abcdef0123456789abcdef")

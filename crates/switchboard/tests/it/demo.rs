@@ -5,6 +5,7 @@ use switchboard::demo::{DemoFault, DemoOptions, Phase, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_shows_failover_to_the_backup() {
+    let _turn = crate::WALL_CLOCK.lock().await;
     let mut out = Vec::new();
     let options = DemoOptions { duration_s: 4, rate: 25, fault: DemoFault::ServerError };
     let summary = run(options, &mut out).await.unwrap();

@@ -7,3 +7,8 @@ mod chaos;
 mod cli;
 mod demo;
 mod simulate;
+
+/// Held by every test that runs the real server on the wall clock (demo, chaos, `serve`): linked
+/// into one binary they would otherwise run at once and share the machine's cores, and their
+/// deadlines are real. The simulations run on paused time and need no turn.
+static WALL_CLOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
