@@ -14,6 +14,7 @@ use switchboard_core::health::{HealthBook, HealthConfig, HealthKey, HealthPolicy
 use switchboard_core::plan::{RouteQuery, plan};
 use switchboard_core::price::PriceConfig;
 use switchboard_core::route::{Optimize, ProviderCatalog, RouteConfig, RouteTable, StrategyName};
+use switchboard_core::spend::SpendBook;
 use switchboard_core::{AttemptKind, begin_attempt};
 use switchboard_core::{
     AttemptOutcome, Certainty, Channel, Country, Delivery, Destination, ErrorClass, Failure,
@@ -129,8 +130,11 @@ fn bench_plan(c: &mut Criterion) {
     });
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Voice);
     let budget = RetryBudget::new(health.policy().budget().clone());
+    let spend = SpendBook::default();
     c.bench_function("explain/scored_six_providers", |b| {
-        b.iter(|| explain(black_box(&table), &health, &budget, black_box(&query), later, &mut rng))
+        b.iter(|| {
+            explain(black_box(&table), &health, &budget, &spend, black_box(&query), later, &mut rng)
+        })
     });
 }
 
@@ -164,6 +168,7 @@ fn bench_begin_attempt(c: &mut Criterion) {
     let mut now = Instant::now();
     let mut health = book(now);
     let mut budget = RetryBudget::new(health.policy().budget().clone());
+    let mut spend = SpendBook::default();
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Voice);
     let candidate =
         plan(&table, &health, &query, now, &mut StdRng::seed_from_u64(1)).candidates.swap_remove(1);
@@ -174,6 +179,7 @@ fn bench_begin_attempt(c: &mut Criterion) {
             begin_attempt(
                 &mut health,
                 &mut budget,
+                &mut spend,
                 black_box(&candidate),
                 AttemptKind::Failover,
                 now,

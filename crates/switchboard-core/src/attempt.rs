@@ -11,13 +11,15 @@ use std::time::Instant;
 use crate::budget::{BudgetRefusal, RetryBudget};
 use crate::health::{HealthBook, HealthRefusal};
 use crate::plan::Candidate;
+use crate::spend::SpendBook;
 
-/// Asks health and, for a speculative send, the retry budget whether `candidate` may be sent to
-/// now; on `Go` the probation trial is claimed and the budget paid. Nothing is claimed or taken
-/// when it refuses.
+/// Asks health and, for a speculative send, the retry budget (and its spend cap, charged to the
+/// spend meter) whether `candidate` may be sent to now; on `Go` the probation trial is claimed
+/// and the budget paid. Nothing is claimed or taken when it refuses.
 pub fn begin_attempt(
     health: &mut HealthBook,
     budget: &mut RetryBudget,
+    spend: &mut SpendBook,
     candidate: &Candidate,
     kind: AttemptKind,
     now: Instant,
@@ -28,7 +30,7 @@ pub fn begin_attempt(
     };
     if kind.is_speculative()
         && let Err(refusal) =
-            budget.try_withdraw(candidate.key.country(), candidate.score.price, now)
+            budget.try_withdraw(spend, candidate.key.country(), candidate.score.price, now)
     {
         return refusal.into();
     }

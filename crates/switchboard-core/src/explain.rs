@@ -21,6 +21,7 @@ use crate::domain::ProviderId;
 use crate::health::{HealthBook, HealthKey, HealthSnapshot};
 use crate::plan::{Plan, RouteQuery, Strategy, plan};
 use crate::route::{Mismatch, Optimize, RouteTable, RuleId};
+use crate::spend::SpendBook;
 
 /// One rule looked at while matching, in config order, up to the one that matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +57,7 @@ pub fn explain(
     table: &RouteTable,
     health: &HealthBook,
     budget: &RetryBudget,
+    spend: &SpendBook,
     query: &RouteQuery,
     now: Instant,
     rng: &mut impl RngCore,
@@ -96,7 +98,7 @@ pub fn explain(
         plan,
         health: health_rows,
         budget: budget.snapshot(now),
-        spend_balance: budget.spend_balance(query.country, now),
+        spend_balance: budget.spend_balance(spend, query.country, now),
     }
 }
 

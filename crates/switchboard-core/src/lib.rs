@@ -19,6 +19,7 @@ pub mod route;
 #[cfg(test)]
 mod script;
 pub mod speech;
+pub mod spend;
 pub mod text;
 
 pub use attempt::{Admission, AttemptKind, begin_attempt};
@@ -45,4 +46,5 @@ pub use route::{
     RuleMatch,
 };
 pub use speech::{Speech, speak_passcode};
+pub use spend::SpendBook;
 pub use text::{Encoding, Segments, Template, TemplateConfig, TemplateSet};

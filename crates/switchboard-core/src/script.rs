@@ -71,6 +71,7 @@ use crate::price::{PriceConfig, PriceEntryConfig, ProviderPriceConfig};
 use crate::route::{
     HedgeDelayName, Optimize, ProviderCatalog, RouteConfig, RouteTable, StrategyName,
 };
+use crate::spend::SpendBook;
 
 /// Runs one script line, panicking with the step that failed.
 pub(crate) fn run(script: &str) {
@@ -137,6 +138,7 @@ struct World {
     prices: PriceConfig,
     table: Option<RouteTable>,
     budget: RetryBudget,
+    spend: SpendBook,
     book: HealthBook,
     rng: StdRng,
 }
@@ -151,6 +153,7 @@ impl World {
             prices: PriceConfig::empty(),
             table: None,
             budget: RetryBudget::new(script_policy().budget().clone()),
+            spend: SpendBook::default(),
             book: HealthBook::new(script_policy()),
             rng: StdRng::seed_from_u64(0),
         }
@@ -181,12 +184,14 @@ impl World {
                 }
                 let policy = policy_from(&words[1..].join(" ")).map_err(|e| e.to_string())?;
                 self.budget = RetryBudget::new(policy.budget().clone());
+                self.spend = SpendBook::default();
                 self.book = HealthBook::new(policy);
                 Ok(())
             }
             (["reload", ..], None) => {
                 let policy = policy_from(&words[1..].join(" ")).map_err(|e| e.to_string())?;
                 self.budget = self.budget.carry_over(policy.budget().clone());
+                self.spend.recap_extra(|country| policy.budget().extra_spend_cap(country));
                 self.book = self.book.carry_over(policy, catalog().providers());
                 Ok(())
             }
@@ -248,8 +253,14 @@ impl World {
                     _ => return Err("unknown attempt kind".into()),
                 };
                 let candidate = self.candidate(key)?;
-                let admission =
-                    begin_attempt(&mut self.book, &mut self.budget, &candidate, kind, now);
+                let admission = begin_attempt(
+                    &mut self.book,
+                    &mut self.budget,
+                    &mut self.spend,
+                    &candidate,
+                    kind,
+                    now,
+                );
                 let got = match admission {
                     Admission::Go => "go",
                     Admission::Disabled | Admission::TrialInFlight => "skip",

@@ -79,25 +79,26 @@ async fn reload(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn providers(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let runtime = shared.runtime();
-    let health = shared.health();
     let now = tokio::time::Instant::now().into_std();
+    let health = shared.health().providers(runtime.providers.keys(), now);
     let mut rows: Vec<_> = runtime
         .providers
         .values()
-        .map(|provider| {
+        .filter_map(|provider| {
             let id = provider.id();
+            let health = health.iter().find(|row| &row.id == id)?;
             let channels: Vec<&str> = Channel::ALL
                 .into_iter()
                 .filter(|c| provider.supports(*c))
                 .map(Channel::as_str)
                 .collect();
-            serde_json::json!({
+            Some(serde_json::json!({
                 "id": id.as_str(),
                 "kind": provider.kind(),
                 "channels": channels,
-                "operator_state": health.operator_state(id).as_str(),
-                "health": health_json(&health.provider_status(id, now), now),
-            })
+                "operator_state": health.operator.as_str(),
+                "health": health_json(&health.status, now),
+            }))
         })
         .collect();
     rows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
@@ -197,17 +198,15 @@ async fn explain(
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let snapshot = {
+    let snapshot: Vec<_> = {
         let runtime = shared.runtime();
-        let health = shared.health();
         let now = tokio::time::Instant::now().into_std();
-        let mut rows: Vec<_> = runtime
-            .providers
-            .keys()
-            .map(|id| (id.clone(), health.provider_status(id, now), health.operator_state(id)))
-            .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows
+        shared
+            .health()
+            .providers(runtime.providers.keys(), now)
+            .into_iter()
+            .map(|row| (row.id, row.status, row.operator))
+            .collect()
     };
     shared.metrics.provider_health(&snapshot);
     ([("content-type", "text/plain; version=0.0.4")], shared.metrics.render())

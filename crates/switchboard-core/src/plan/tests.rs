@@ -14,6 +14,7 @@ use crate::outcome::{AttemptOutcome, Delivery, ErrorClass};
 use crate::price::PriceConfig;
 use crate::route::RouteConfig;
 use crate::script::{self, catalog, parse_outcome, plain_candidate, provider};
+use crate::spend::SpendBook;
 
 /// One line per case; see `script.rs` for the language. Default route: every country, both
 /// channels, `twilio` then `backup`; policy: 3 failures, 10 s base, 60 s cap, 5 s trial lease.
@@ -198,6 +199,7 @@ fn explain_lists_the_rules_checked_and_the_health_rows() {
         &table,
         &book,
         &RetryBudget::new(book.policy().budget().clone()),
+        &SpendBook::default(),
         &query,
         now,
         &mut StdRng::seed_from_u64(0),
@@ -393,6 +395,7 @@ proptest! {
     ) {
         let table = RouteTable::try_new(&[route], &PriceConfig::empty(), &catalog()).unwrap();
         let mut budget = RetryBudget::new(policy.budget().clone());
+        let mut spend = SpendBook::default();
         let mut book = HealthBook::new(policy);
         let mut now = Instant::now();
         let mut episodes: BTreeMap<&str, Episode> = BTreeMap::new();
@@ -436,7 +439,7 @@ proptest! {
                         .unwrap_or_else(|| plain_candidate(&book, key(index), now));
                     let status_before = book.status(&candidate.key, now);
                     let budget_before = budget.balance(now);
-                    let admission = begin_attempt(&mut book, &mut budget, &candidate, kind, now);
+                    let admission = begin_attempt(&mut book, &mut budget, &mut spend, &candidate, kind, now);
                     let is_trial_running = status_before == (HealthStatus::Probation { trial_in_flight: true });
                     if is_trial_running && !candidate.is_fail_open {
                         prop_assert!(!admission.is_go(), "a second trial started");
@@ -494,6 +497,7 @@ fn a_provider_is_explored_at_most_once_per_window_bucket() {
             .unwrap();
     let table = RouteTable::try_new(&[route], &prices, &catalog()).unwrap();
     let mut budget = RetryBudget::new(script::script_policy().budget().clone());
+    let mut spend = SpendBook::default();
     let mut book = HealthBook::new(script::script_policy());
     let mut rng = StdRng::seed_from_u64(0);
     let query = RouteQuery::new(script::us(), Channel::Sms);
@@ -505,7 +509,10 @@ fn a_provider_is_explored_at_most_once_per_window_bucket() {
         let now = start + Duration::from_millis(100) * tick;
         let plan = plan(&table, &book, &query, now, &mut rng);
         let first = &plan.candidates[0];
-        assert!(begin_attempt(&mut book, &mut budget, first, AttemptKind::First, now).is_go());
+        assert!(
+            begin_attempt(&mut book, &mut budget, &mut spend, first, AttemptKind::First, now)
+                .is_go()
+        );
         if first.is_exploration {
             explorations.push(now - start);
         }
