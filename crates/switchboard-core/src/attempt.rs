@@ -4,7 +4,8 @@
 //! owners: health changes with every attempt's outcome per (provider, country, channel), the
 //! budget with the fleet's traffic. An attempt needs both to agree, and a refusal by either must
 //! claim nothing from the other: health admits first (without claiming its probation trial), the
-//! budget pays for a speculative send, and only then is the trial claimed.
+//! budget pays for a speculative send (its price charged to the spend meter, [`SpendBook`], when
+//! the country has an hourly cap), and only then is the trial claimed.
 
 use std::time::Instant;
 
