@@ -14,10 +14,11 @@ use switchboard_core::health::{HealthBook, HealthConfig, HealthKey, HealthPolicy
 use switchboard_core::plan::{RouteQuery, plan};
 use switchboard_core::price::PriceConfig;
 use switchboard_core::route::{Optimize, ProviderCatalog, RouteConfig, RouteTable, StrategyName};
+use switchboard_core::spend::SpendBook;
 use switchboard_core::switch::OperatorSwitches;
 use switchboard_core::{AttemptKind, begin_attempt};
 use switchboard_core::{
-    AttemptOutcome, Certainty, Channel, Country, Delivery, Destination, ErrorClass, Failure,
+    AttemptOutcome, Certainty, Channel, Country, Delivery, Destination, ErrorClass, Failure, Live,
     ProviderId, explain,
 };
 
@@ -133,17 +134,12 @@ fn bench_plan(c: &mut Criterion) {
     });
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Voice);
     let budget = RetryBudget::new(health.policy().budget().clone());
+    let spend = SpendBook::default();
     c.bench_function("explain/scored_six_providers", |b| {
         b.iter(|| {
-            explain(
-                black_box(&table),
-                &health,
-                &switches,
-                &budget,
-                black_box(&query),
-                later,
-                &mut rng,
-            )
+            let live =
+                Live { health: &health, switches: &switches, budget: &budget, spend: &spend };
+            explain(black_box(&table), live, black_box(&query), later, &mut rng)
         })
     });
 }
@@ -179,6 +175,7 @@ fn bench_begin_attempt(c: &mut Criterion) {
     let mut health = book(now);
     let mut budget = RetryBudget::new(health.policy().budget().clone());
     let switches = OperatorSwitches::new();
+    let mut spend = SpendBook::default();
     let query = RouteQuery::new(Country::parse("ZA").unwrap(), Channel::Voice);
     let candidate = plan(&table, &health, &switches, &query, now, &mut StdRng::seed_from_u64(1))
         .candidates
@@ -190,6 +187,7 @@ fn bench_begin_attempt(c: &mut Criterion) {
             begin_attempt(
                 &mut health,
                 &mut budget,
+                &mut spend,
                 &switches,
                 black_box(&candidate),
                 AttemptKind::Failover,

@@ -1,27 +1,31 @@
 //! Whether one attempt may go: the operator's switch, provider health, then the retry budget for
 //! a speculative send.
 //!
-//! Health ([`HealthBook`]), the budget ([`RetryBudget`]) and the operator's switches
-//! ([`OperatorSwitches`]) are separate state with separate owners: health changes with every
-//! attempt's outcome per (provider, country, channel), the budget with the fleet's traffic, the
-//! switches with the operator. An attempt needs all to agree, and a refusal by any must claim
-//! nothing from the others: the switch is asked first (a provider disabled since the plan was
-//! made), health admits next (without claiming its probation trial), the budget pays for a
-//! speculative send, and only then is the trial claimed.
+//! Health ([`HealthBook`]), the budget ([`RetryBudget`]), the spend meter ([`SpendBook`]) and
+//! the operator's switches ([`OperatorSwitches`]) are separate state with separate owners:
+//! health changes with every attempt's outcome per (provider, country, channel), the budget with
+//! the fleet's traffic, spending with every paid send, the switches with the operator. An
+//! attempt needs all to agree, and a refusal by any must claim nothing from the others: the
+//! switch is asked first (a provider disabled since the plan was made), health admits next
+//! (without claiming its probation trial), the budget pays for a speculative send (its price
+//! charged to the spend meter when the country has an hourly cap), and only then is the trial
+//! claimed.
 
 use std::time::Instant;
 
 use crate::budget::{BudgetRefusal, RetryBudget};
 use crate::health::{HealthBook, HealthRefusal};
 use crate::plan::Candidate;
+use crate::spend::SpendBook;
 use crate::switch::{OperatorState, OperatorSwitches};
 
-/// Asks the operator's switch, health and, for a speculative send, the retry budget whether
-/// `candidate` may be sent to now; on `Go` the probation trial is claimed and the budget paid.
-/// Nothing is claimed or taken when it refuses.
+/// Asks the operator's switch, health and, for a speculative send, the retry budget (and its
+/// spend cap, charged to the spend meter) whether `candidate` may be sent to now; on `Go` the
+/// probation trial is claimed and the budget paid. Nothing is claimed or taken when it refuses.
 pub fn begin_attempt(
     health: &mut HealthBook,
     budget: &mut RetryBudget,
+    spend: &mut SpendBook,
     switches: &OperatorSwitches,
     candidate: &Candidate,
     kind: AttemptKind,
@@ -37,7 +41,7 @@ pub fn begin_attempt(
         };
     if kind.is_speculative()
         && let Err(refusal) =
-            budget.try_withdraw(candidate.key.country(), candidate.score.price, now)
+            budget.try_withdraw(spend, candidate.key.country(), candidate.score.price, now)
     {
         return refusal.into();
     }

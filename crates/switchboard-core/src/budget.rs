@@ -30,7 +30,9 @@
 //! bounded by it: it cannot be counted.
 //!
 //! Everything here is a token bucket read at an injected `now`: withdrawals only succeed when a
-//! whole token (or the whole price) is there, so no balance ever goes below zero.
+//! whole token (or the whole price) is there, so no balance ever goes below zero. The spend caps'
+//! buckets live in the one spend meter ([`SpendBook`], which the fraud guard's daily caps read
+//! too); this budget owns the caps and the retry tokens.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -40,6 +42,7 @@ use serde::Deserialize;
 use crate::config::ConfigError;
 use crate::destination::has_numbering_plan;
 use crate::domain::Country;
+use crate::spend::{Bucket, SpendBook};
 
 /// `[health.budget]` as written.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -140,7 +143,9 @@ impl BudgetPolicy {
         })
     }
 
-    fn spend_cap(&self, country: Country) -> Option<f64> {
+    /// The hourly spend cap on speculative sends to `country`, if it has one.
+    #[must_use]
+    pub fn extra_spend_cap(&self, country: Country) -> Option<f64> {
         self.spend.get(&country).copied().or(self.spend_default)
     }
 }
@@ -154,38 +159,11 @@ pub enum BudgetRefusal {
     Spend,
 }
 
-/// A token bucket refilled at a rate and capped.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Bucket {
-    balance: f64,
-    updated: Option<Instant>,
-}
-
-impl Bucket {
-    fn full(capacity: f64) -> Bucket {
-        Bucket { balance: capacity, updated: None }
-    }
-
-    /// The balance at `now`; time only moves forward (an earlier `now` refills nothing).
-    fn balance_at(&self, per_second: f64, capacity: f64, now: Instant) -> f64 {
-        let elapsed = self
-            .updated
-            .map_or(0.0, |updated| now.saturating_duration_since(updated).as_secs_f64());
-        (self.balance + per_second * elapsed).min(capacity)
-    }
-
-    fn refill(&mut self, per_second: f64, capacity: f64, now: Instant) {
-        self.balance = self.balance_at(per_second, capacity, now);
-        self.updated = Some(self.updated.map_or(now, |updated| updated.max(now)));
-    }
-}
-
-/// The live budget: one per server, kept beside the [`HealthBook`](crate::HealthBook).
+/// The live budget: one per server, beside the [`HealthBook`](crate::HealthBook).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryBudget {
     policy: BudgetPolicy,
     retries: Bucket,
-    spend: BTreeMap<Country, Bucket>,
 }
 
 /// The budget's state, for explain and metrics.
@@ -202,22 +180,23 @@ impl RetryBudget {
     #[must_use]
     pub fn new(policy: BudgetPolicy) -> RetryBudget {
         let retries = Bucket::full(policy.burst);
-        RetryBudget { policy, retries, spend: BTreeMap::new() }
+        RetryBudget { policy, retries }
     }
 
-    /// The same balances under a new policy (clamped to its caps).
+    /// The same balance under a new policy (clamped to its cap). The spend meter's buckets
+    /// follow with [`SpendBook::recap_extra`] and [`BudgetPolicy::extra_spend_cap`].
     #[must_use]
     pub fn carry_over(&self, policy: BudgetPolicy) -> RetryBudget {
         let mut budget = self.clone();
         budget.retries.balance = budget.retries.balance.min(policy.burst);
-        budget.spend.retain(|country, _| policy.spend_cap(*country).is_some());
-        for (country, bucket) in &mut budget.spend {
-            if let Some(cap) = policy.spend_cap(*country) {
-                bucket.balance = bucket.balance.min(cap);
-            }
-        }
         budget.policy = policy;
         budget
+    }
+
+    /// The policy in force.
+    #[must_use]
+    pub fn policy(&self) -> &BudgetPolicy {
+        &self.policy
     }
 
     /// One hook request arrived: it earns `percent`/100 of an extra send.
@@ -227,10 +206,11 @@ impl RetryBudget {
         self.retries.balance = (self.retries.balance + policy.deposit).min(policy.burst);
     }
 
-    /// Takes one extra send (and its price from the country's spend cap), or says why not.
-    /// Nothing is taken when it refuses.
+    /// Takes one extra send (and its price from the country's spend cap, in `spend`), or says
+    /// why not. Nothing is taken from either when it refuses.
     pub fn try_withdraw(
         &mut self,
+        spend: &mut SpendBook,
         country: Country,
         price: Option<f64>,
         now: Instant,
@@ -240,14 +220,10 @@ impl RetryBudget {
         if self.retries.balance < 1.0 {
             return Err(BudgetRefusal::Retries);
         }
-        if let (Some(cap), Some(price)) = (policy.spend_cap(country), price) {
-            let per_second = cap / 3_600.0;
-            let bucket = self.spend.entry(country).or_insert_with(|| Bucket::full(cap));
-            bucket.refill(per_second, cap, now);
-            if bucket.balance < price {
-                return Err(BudgetRefusal::Spend);
-            }
-            bucket.balance -= price;
+        if let (Some(cap), Some(price)) = (policy.extra_spend_cap(country), price)
+            && !spend.try_spend_extra(country, price, cap, now)
+        {
+            return Err(BudgetRefusal::Spend);
         }
         self.retries.balance -= 1.0;
         Ok(())
@@ -259,15 +235,12 @@ impl RetryBudget {
         self.retries.balance_at(self.policy.min_per_second, self.policy.burst, now)
     }
 
-    /// What extra sends to `country` may still spend at `now`; `None` when it has no cap.
+    /// What extra sends to `country` may still spend at `now` (read from `spend`); `None` when
+    /// it has no cap.
     #[must_use]
-    pub fn spend_balance(&self, country: Country, now: Instant) -> Option<f64> {
-        let cap = self.policy.spend_cap(country)?;
-        Some(
-            self.spend
-                .get(&country)
-                .map_or(cap, |bucket| bucket.balance_at(cap / 3_600.0, cap, now)),
-        )
+    pub fn spend_balance(&self, spend: &SpendBook, country: Country, now: Instant) -> Option<f64> {
+        let cap = self.policy.extra_spend_cap(country)?;
+        Some(spend.extra_balance(country, cap, now))
     }
 
     /// The balance and cap at `now`.
@@ -302,23 +275,30 @@ mod tests {
     #[test]
     fn extra_sends_are_a_share_of_traffic_plus_a_floor() {
         let start = Instant::now();
+        let mut spend = SpendBook::default();
         let mut budget = RetryBudget::new(policy(20, 0.0, 2));
-        assert_eq!(budget.try_withdraw(us(), None, start), Ok(()));
-        assert_eq!(budget.try_withdraw(us(), None, start), Ok(()));
-        assert_eq!(budget.try_withdraw(us(), None, start), Err(BudgetRefusal::Retries));
+        assert_eq!(budget.try_withdraw(&mut spend, us(), None, start), Ok(()));
+        assert_eq!(budget.try_withdraw(&mut spend, us(), None, start), Ok(()));
+        assert_eq!(budget.try_withdraw(&mut spend, us(), None, start), Err(BudgetRefusal::Retries));
         // Five requests earn one extra send.
         for _ in 0..4 {
             budget.deposit(start);
         }
-        assert_eq!(budget.try_withdraw(us(), None, start), Err(BudgetRefusal::Retries));
+        assert_eq!(budget.try_withdraw(&mut spend, us(), None, start), Err(BudgetRefusal::Retries));
         budget.deposit(start);
-        assert_eq!(budget.try_withdraw(us(), None, start), Ok(()));
+        assert_eq!(budget.try_withdraw(&mut spend, us(), None, start), Ok(()));
         // The floor refills with time alone.
         let mut budget = RetryBudget::new(policy(0, 2.0, 2));
-        budget.try_withdraw(us(), None, start).unwrap();
-        budget.try_withdraw(us(), None, start).unwrap();
-        assert!(budget.try_withdraw(us(), None, start + Duration::from_millis(400)).is_err());
-        assert!(budget.try_withdraw(us(), None, start + Duration::from_millis(500)).is_ok());
+        budget.try_withdraw(&mut spend, us(), None, start).unwrap();
+        budget.try_withdraw(&mut spend, us(), None, start).unwrap();
+        assert!(
+            budget
+                .try_withdraw(&mut spend, us(), None, start + Duration::from_millis(400))
+                .is_err()
+        );
+        assert!(
+            budget.try_withdraw(&mut spend, us(), None, start + Duration::from_millis(500)).is_ok()
+        );
     }
 
     #[test]
@@ -326,14 +306,29 @@ mod tests {
         let start = Instant::now();
         let mut config = BudgetConfig::defaults();
         config.extra_spend_per_hour.insert("NG".into(), 0.10);
+        let mut spend = SpendBook::default();
         let mut budget = RetryBudget::new(BudgetPolicy::try_new(&config).unwrap());
         let ng = Country::parse("NG").unwrap();
-        assert_eq!(budget.try_withdraw(ng, Some(0.06), start), Ok(()));
-        assert_eq!(budget.try_withdraw(ng, Some(0.06), start), Err(BudgetRefusal::Spend));
-        assert_eq!(budget.try_withdraw(ng, None, start), Ok(()), "unpriced sends are not capped");
-        assert_eq!(budget.try_withdraw(us(), Some(5.0), start), Ok(()), "only NG has a cap");
+        assert_eq!(budget.try_withdraw(&mut spend, ng, Some(0.06), start), Ok(()));
+        assert_eq!(
+            budget.try_withdraw(&mut spend, ng, Some(0.06), start),
+            Err(BudgetRefusal::Spend)
+        );
+        assert_eq!(
+            budget.try_withdraw(&mut spend, ng, None, start),
+            Ok(()),
+            "unpriced sends are not capped"
+        );
+        assert_eq!(
+            budget.try_withdraw(&mut spend, us(), Some(5.0), start),
+            Ok(()),
+            "only NG has a cap"
+        );
         // 0.10 per hour refills 0.02 in 12 minutes.
-        assert_eq!(budget.try_withdraw(ng, Some(0.06), start + Duration::from_secs(720)), Ok(()));
+        assert_eq!(
+            budget.try_withdraw(&mut spend, ng, Some(0.06), start + Duration::from_secs(720)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -368,17 +363,18 @@ mod tests {
         ) {
             let mut config = BudgetConfig { percent, min_per_second, burst, extra_spend_per_hour: BTreeMap::new() };
             config.extra_spend_per_hour.insert("*".into(), cap);
+            let mut spend = SpendBook::default();
             let mut budget = RetryBudget::new(BudgetPolicy::try_new(&config).unwrap());
             let mut now = Instant::now();
             for (op, millis, price) in ops {
                 match op {
                     0 => budget.deposit(now),
-                    1 => { let _refused = budget.try_withdraw(us(), Some(price), now); }
+                    1 => { let _refused = budget.try_withdraw(&mut spend, us(), Some(price), now); }
                     _ => now += Duration::from_millis(millis),
                 }
                 let balance = budget.balance(now);
                 prop_assert!(balance >= 0.0 && balance <= f64::from(burst), "{}", balance);
-                let spend = budget.spend_balance(us(), now).unwrap();
+                let spend = budget.spend_balance(&spend, us(), now).unwrap();
                 prop_assert!(spend >= 0.0 && spend <= cap, "{}", spend);
             }
         }

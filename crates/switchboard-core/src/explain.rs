@@ -21,6 +21,7 @@ use crate::domain::ProviderId;
 use crate::health::{HealthBook, HealthKey, HealthSnapshot};
 use crate::plan::{Plan, RouteQuery, Strategy, plan};
 use crate::route::{Mismatch, Optimize, RouteTable, RuleId};
+use crate::spend::SpendBook;
 use crate::switch::OperatorSwitches;
 
 /// One rule looked at while matching, in config order, up to the one that matched.
@@ -50,18 +51,30 @@ pub struct Explanation {
     pub spend_balance: Option<f64>,
 }
 
+/// The live state an explanation reads, each piece from its own owner.
+#[derive(Clone, Copy, Debug)]
+pub struct Live<'a> {
+    /// Provider health.
+    pub health: &'a HealthBook,
+    /// The operator's switches.
+    pub switches: &'a OperatorSwitches,
+    /// The retry budget.
+    pub budget: &'a RetryBudget,
+    /// Spending, for the budget's hourly cap.
+    pub spend: &'a SpendBook,
+}
+
 /// Plans `query` and explains the plan. Draws from `rng` exactly as [`plan`] does, so with the
 /// same RNG state it explains the same plan.
 #[must_use]
 pub fn explain(
     table: &RouteTable,
-    health: &HealthBook,
-    switches: &OperatorSwitches,
-    budget: &RetryBudget,
+    live: Live<'_>,
     query: &RouteQuery,
     now: Instant,
     rng: &mut impl RngCore,
 ) -> Explanation {
+    let Live { health, switches, budget, spend } = live;
     let mut rules = Vec::new();
     for rule in table.rules() {
         let mismatch = rule.mismatch(query);
@@ -98,7 +111,7 @@ pub fn explain(
         plan,
         health: health_rows,
         budget: budget.snapshot(now),
-        spend_balance: budget.spend_balance(query.country, now),
+        spend_balance: budget.spend_balance(spend, query.country, now),
     }
 }
 

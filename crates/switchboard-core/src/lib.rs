@@ -41,6 +41,7 @@ pub mod route;
 #[cfg(test)]
 mod script;
 pub mod speech;
+pub mod spend;
 pub mod switch;
 pub mod text;
 
@@ -50,7 +51,7 @@ pub use config::ConfigError;
 pub use destination::Destination;
 pub use destination::{DestinationError, NumberKind, Placement};
 pub use domain::{Channel, Country, Locale, MessageText, Passcode, ProviderId, Purpose};
-pub use explain::{DecisionRecord, Explanation, RecordedCandidate, RuleCheck, explain};
+pub use explain::{DecisionRecord, Explanation, Live, RecordedCandidate, RuleCheck, explain};
 pub use health::{
     EjectionCause, HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthSnapshot, HealthStatus,
     KeyEstimate, ProviderSnapshot,
@@ -67,5 +68,6 @@ pub use route::{
     RuleMatch,
 };
 pub use speech::{Speech, speak_passcode};
+pub use spend::SpendBook;
 pub use switch::{OperatorState, OperatorSwitches};
 pub use text::{Encoding, Segments, Template, TemplateConfig, TemplateSet};

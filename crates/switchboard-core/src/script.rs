@@ -75,6 +75,7 @@ use crate::price::{PriceConfig, PriceEntryConfig, ProviderPriceConfig};
 use crate::route::{
     HedgeDelayName, Optimize, ProviderCatalog, RouteConfig, RouteTable, StrategyName,
 };
+use crate::spend::SpendBook;
 use crate::switch::{OperatorState, OperatorSwitches};
 
 /// Runs one script line, panicking with the step that failed.
@@ -142,6 +143,7 @@ struct World {
     prices: PriceConfig,
     table: Option<RouteTable>,
     budget: RetryBudget,
+    spend: SpendBook,
     book: HealthBook,
     switches: OperatorSwitches,
     rng: StdRng,
@@ -157,6 +159,7 @@ impl World {
             prices: PriceConfig::empty(),
             table: None,
             budget: RetryBudget::new(script_policy().budget().clone()),
+            spend: SpendBook::default(),
             book: HealthBook::new(script_policy()),
             switches: OperatorSwitches::new(),
             rng: StdRng::seed_from_u64(0),
@@ -188,12 +191,14 @@ impl World {
                 }
                 let policy = policy_from(&words[1..].join(" ")).map_err(|e| e.to_string())?;
                 self.budget = RetryBudget::new(policy.budget().clone());
+                self.spend = SpendBook::default();
                 self.book = HealthBook::new(policy);
                 Ok(())
             }
             (["reload", ..], None) => {
                 let policy = policy_from(&words[1..].join(" ")).map_err(|e| e.to_string())?;
                 self.budget = self.budget.carry_over(policy.budget().clone());
+                self.spend.recap_extra(|country| policy.budget().extra_spend_cap(country));
                 self.book = self.book.carry_over(policy, catalog().providers());
                 self.switches = self.switches.carry_over(catalog().providers());
                 Ok(())
@@ -259,6 +264,7 @@ impl World {
                 let admission = begin_attempt(
                     &mut self.book,
                     &mut self.budget,
+                    &mut self.spend,
                     &self.switches,
                     &candidate,
                     kind,

@@ -79,26 +79,26 @@ async fn reload(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn providers(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let runtime = shared.runtime();
-    let health = shared.health();
-    let switches = shared.switches();
     let now = tokio::time::Instant::now().into_std();
+    let health = shared.health().providers(runtime.providers.keys(), now);
     let mut rows: Vec<_> = runtime
         .providers
         .values()
-        .map(|provider| {
+        .filter_map(|provider| {
             let id = provider.id();
+            let health = health.iter().find(|row| &row.id == id)?;
             let channels: Vec<&str> = Channel::ALL
                 .into_iter()
                 .filter(|c| provider.supports(*c))
                 .map(Channel::as_str)
                 .collect();
-            serde_json::json!({
+            Some(serde_json::json!({
                 "id": id.as_str(),
                 "kind": provider.kind(),
                 "channels": channels,
-                "operator_state": switches.state(id).as_str(),
-                "health": health_json(&health.provider_status(id, now), now),
-            })
+                "operator_state": shared.switches.state(id).as_str(),
+                "health": health_json(&health.status, now),
+            }))
         })
         .collect();
     rows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
@@ -147,7 +147,7 @@ async fn set_state(
                 .into_response();
         }
     };
-    shared.switches().set(&id, state);
+    shared.switches.set(&id, state);
     tracing::warn!(provider = %id, state = state.as_str(), "operator changed provider state");
     Json(serde_json::json!({"id": id.as_str(), "operator_state": state.as_str()})).into_response()
 }
@@ -198,18 +198,18 @@ async fn explain(
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let snapshot = {
+    let snapshot: Vec<_> = {
         let runtime = shared.runtime();
-        let health = shared.health();
-        let switches = shared.switches();
         let now = tokio::time::Instant::now().into_std();
-        let mut rows: Vec<_> = runtime
-            .providers
-            .keys()
-            .map(|id| (id.clone(), health.provider_status(id, now), switches.state(id)))
-            .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows
+        shared
+            .health()
+            .providers(runtime.providers.keys(), now)
+            .into_iter()
+            .map(|row| {
+                let operator = shared.switches.state(&row.id);
+                (row.id, row.status, operator)
+            })
+            .collect()
     };
     shared.metrics.provider_health(&snapshot);
     ([("content-type", "text/plain; version=0.0.4")], shared.metrics.render())

@@ -41,16 +41,16 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use switchboard_core::health::HealthKey;
 use switchboard_core::plan::{
-    Candidate, Exclusion, ExclusionReason, RouteQuery, Strategy, health_exclusion, plan,
+    Candidate, Exclusion, ExclusionReason, RouteQuery, Strategy, health_exclusion,
 };
 use switchboard_core::{
     Admission, AttemptKind, AttemptOutcome, Certainty, ErrorClass, Failure, OutboundMessage,
-    ProviderId, Purpose, begin_attempt,
+    ProviderId, Purpose,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::callbacks::SentMessage;
+use crate::sent::SentMessage;
 use crate::state::{Runtime, Shared};
 
 /// Below this much time left, another attempt cannot finish.
@@ -227,12 +227,7 @@ async fn run(
     let mut is_first_pass = true;
     loop {
         let now = Instant::now();
-        let plan = {
-            let health = shared.health();
-            let switches = shared.switches();
-            let mut rng = shared.rng();
-            plan(&runtime.routes, &health, &switches, &query, now.into_std(), &mut *rng)
-        };
+        let plan = shared.plan(&runtime.routes, &query, now.into_std());
         let (mut candidates, mut held_back) =
             pass_order(plan.candidates, &spent.possibly_accepted, spent.attempts == 0);
         let mut excluded = plan.excluded;
@@ -250,11 +245,12 @@ async fn run(
             candidates.push(trial);
         }
         if !held_back.is_empty() {
-            let health = shared.health();
-            excluded.extend(held_back.iter().filter_map(|candidate| {
-                let reason = health_exclusion(&health, &candidate.key, now.into_std())?;
-                Some(Exclusion { provider: candidate.provider().clone(), reason })
-            }));
+            shared.health().read(|health| {
+                excluded.extend(held_back.iter().filter_map(|candidate| {
+                    let reason = health_exclusion(health, &candidate.key, now.into_std())?;
+                    Some(Exclusion { provider: candidate.provider().clone(), reason })
+                }));
+            });
         }
         if is_first_pass {
             is_first_pass = false;
@@ -345,22 +341,18 @@ fn early_trial(
     let key_of = |provider: &ProviderId| {
         HealthKey::new(provider.clone(), fail_open.key.country(), fail_open.key.channel())
     };
-    let mut health = shared.health();
     // The ejected providers, those that may not have the message first, then the one tried
     // longest ago: a provider that keeps failing its trials does not starve the others.
-    let mut options: Vec<ProviderId> = std::iter::once(fail_open.provider().clone())
+    let options: Vec<(bool, HealthKey)> = std::iter::once(fail_open.provider().clone())
         .chain(
             excluded
                 .iter()
                 .filter(|exclusion| matches!(exclusion.reason, ExclusionReason::Ejected { .. }))
                 .map(|exclusion| exclusion.provider.clone()),
         )
+        .map(|provider| (possibly_accepted.contains(&provider), key_of(&provider)))
         .collect();
-    options.sort_by_key(|provider| {
-        (possibly_accepted.contains(provider), health.early_trial_at(&key_of(provider)))
-    });
-    let chosen =
-        options.into_iter().find(|provider| health.claim_early_trial(&key_of(provider), now))?;
+    let chosen = shared.health().claim_early_trial(options, now)?.provider().clone();
     excluded.retain(|exclusion| exclusion.provider != chosen);
     Some(Candidate { key: key_of(&chosen), is_trial: true, ..fail_open.clone() })
 }
@@ -557,12 +549,7 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
             self.next += 1;
             return Launch::Skipped;
         };
-        let admission = {
-            let mut health = self.shared.health();
-            let mut budget = self.shared.budget();
-            let switches = self.shared.switches();
-            begin_attempt(&mut health, &mut budget, &switches, candidate, kind, now.into_std())
-        };
+        let admission = self.shared.begin_attempt(candidate, kind, now.into_std());
         match admission {
             Admission::Go if candidate.is_exploration => {
                 self.shared.metrics.exploration(candidate.provider());
@@ -613,7 +600,7 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
                     key.channel(),
                     segments,
                 );
-                shared.spend.add(key.country(), price.unwrap_or(0.0));
+                shared.spend.record(shared.today(), key.country(), price.unwrap_or(0.0));
                 let sent = SentMessage { key: key.clone(), event_id: message.reference.clone() };
                 shared.sent.insert(id.clone(), message_id.clone(), sent, Instant::now());
             }
@@ -629,9 +616,7 @@ impl<'a> Pass<'a, std::pin::Pin<Box<dyn std::future::Future<Output = Finished> +
     fn abandon_in_flight(&mut self) {
         self.in_flight = FuturesUnordered::new();
         let now = Instant::now().into_std();
-        let mut health = self.shared.health();
-        for index in self.running.drain() {
-            health.abandon(&self.candidates[index].key, now);
-        }
+        let candidates = self.candidates;
+        self.shared.health().abandon(self.running.drain().map(|index| &candidates[index].key), now);
     }
 }

@@ -14,15 +14,17 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use switchboard_core::budget::RetryBudget;
-use switchboard_core::explain::{Explanation, explain};
+use switchboard_core::explain::{Explanation, Live, explain};
 use switchboard_core::health::{HealthBook, HealthStatus};
 use switchboard_core::plan::{RouteQuery, Strategy};
+use switchboard_core::spend::SpendBook;
 use switchboard_core::switch::OperatorSwitches;
 use switchboard_core::{Channel, Destination, Purpose};
 
 use crate::config::{OktaSettings, Settings};
-use crate::guard::{Guard, SpendMeter};
+use crate::guard::Guard;
 use crate::hook::{Refusal, Screening};
+use crate::spend::SpentToday;
 use crate::state::Shared;
 
 /// What an operator asks about.
@@ -46,23 +48,18 @@ pub fn parse_purpose(text: &str) -> Option<Purpose> {
 pub fn explain_offline(settings: &Settings, query: &ExplainQuery) -> Result<String, String> {
     let book = HealthBook::new(settings.health.clone());
     let budget = RetryBudget::new(settings.health.budget().clone());
-    let spend = SpendMeter::default();
-    let (destination, route_query) = match admit(&settings.okta, &settings.guard, &spend, query)? {
+    let spend = SpendBook::default();
+    let spent = |_| SpentToday::default();
+    let (destination, route_query) = match admit(&settings.okta, &settings.guard, spent, query)? {
         Admitted::Yes(destination, route_query) => (destination, route_query),
         Admitted::Refused(destination, refusal) => {
             return Ok(render_refusal(destination.as_ref(), query, &refusal));
         }
     };
     let switches = OperatorSwitches::new();
-    let explanation = explain(
-        &settings.routes,
-        &book,
-        &switches,
-        &budget,
-        &route_query,
-        Instant::now(),
-        &mut rand::rng(),
-    );
+    let live = Live { health: &book, switches: &switches, budget: &budget, spend: &spend };
+    let explanation =
+        explain(&settings.routes, live, &route_query, Instant::now(), &mut rand::rng());
     Ok(render_text(&destination, query, &explanation, false))
 }
 
@@ -72,33 +69,30 @@ pub(crate) fn explain_live(
     query: &ExplainQuery,
 ) -> Result<(String, serde_json::Value), String> {
     let runtime = shared.runtime();
-    let (destination, route_query) =
-        match admit(&runtime.okta, &runtime.guard, &shared.spend, query)? {
-            Admitted::Yes(destination, route_query) => (destination, route_query),
-            Admitted::Refused(destination, refusal) => {
-                let json = serde_json::json!({
-                    "country": destination.as_ref().map(|d| d.country().to_string()),
-                    "line_type": destination.as_ref().map(|d| d.kind().as_str()),
-                    "refused": {"reason": refusal.reason, "detail": refusal.detail},
-                    "candidates": [],
-                });
-                return Ok((render_refusal(destination.as_ref(), query, &refusal), json));
-            }
-        };
-    let explanation = {
-        let health = shared.health();
-        let budget = shared.budget();
-        let switches = shared.switches();
-        explain(
-            &runtime.routes,
-            &health,
-            &switches,
-            &budget,
-            &route_query,
-            Instant::now(),
-            &mut rand::rng(),
-        )
+    let spent = |country| shared.spend.spent_on(shared.today(), country);
+    let (destination, route_query) = match admit(&runtime.okta, &runtime.guard, spent, query)? {
+        Admitted::Yes(destination, route_query) => (destination, route_query),
+        Admitted::Refused(destination, refusal) => {
+            let json = serde_json::json!({
+                "country": destination.as_ref().map(|d| d.country().to_string()),
+                "line_type": destination.as_ref().map(|d| d.kind().as_str()),
+                "refused": {"reason": refusal.reason, "detail": refusal.detail},
+                "candidates": [],
+            });
+            return Ok((render_refusal(destination.as_ref(), query, &refusal), json));
+        }
     };
+    let now = Instant::now();
+    let explanation = shared.health().read(|health| {
+        shared.budget().read(|budget| {
+            shared.spend.read(|spend| {
+                shared.switches.read(|switches| {
+                    let live = Live { health, switches, budget, spend };
+                    explain(&runtime.routes, live, &route_query, now, &mut rand::rng())
+                })
+            })
+        })
+    });
     Ok((
         render_text(&destination, query, &explanation, true),
         render_json(&destination, &explanation),
@@ -117,7 +111,7 @@ enum Admitted {
 fn admit(
     okta: &OktaSettings,
     guard: &Guard,
-    spend: &SpendMeter,
+    spent: impl Fn(switchboard_core::Country) -> SpentToday,
     query: &ExplainQuery,
 ) -> Result<Admitted, String> {
     let screening = Screening {
@@ -135,7 +129,8 @@ fn admit(
             return Ok(Admitted::Refused(destination, refusal));
         }
     };
-    if let Some(rule) = guard.country_rule(query.channel, destination.country(), spend)
+    if let Some(rule) =
+        guard.country_rule(query.channel, destination.country(), spent(destination.country()))
         && guard.is_enforcing()
     {
         let detail = format!(

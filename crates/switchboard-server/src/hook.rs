@@ -604,8 +604,14 @@ fn check_guard(
         user: user_id.map(|user| shared.phones.digest(user.as_bytes())),
         ip: ip_address.map(ip_key),
     };
-    let verdict = guard.check(&input, &shared.spend);
-    shared.metrics.guard(&verdict, message.channel, guard.mode_label());
+    let spent = shared.spend.spent_on(shared.today(), input.country);
+    let verdict = guard.check(&input, spent, &shared.guard_limits);
+    shared.metrics.guard(
+        verdict.blocked_label(),
+        &verdict.near_miss_labels(),
+        message.channel,
+        guard.mode_label(),
+    );
     let rule = verdict.blocked_by?;
     // A block is a warning; what monitor mode would have blocked is counted and noted at info.
     macro_rules! guard_line {

@@ -9,11 +9,14 @@
 mod admin;
 mod auth;
 mod body;
+mod budget;
 mod callbacks;
+mod clock;
 pub mod config;
 mod dispatch;
 pub mod explain;
 mod guard;
+mod health;
 mod hook;
 mod ledger;
 mod listener;
@@ -21,7 +24,10 @@ mod metrics;
 pub mod okta;
 mod overload;
 mod phone;
+mod sent;
+mod spend;
 mod state;
+mod switches;
 #[cfg(test)]
 mod testing;
 
@@ -157,7 +163,7 @@ impl Server {
             loop {
                 tick.tick().await;
                 upkeep_shared.metrics.upkeep();
-                upkeep_shared.runtime().guard.prune();
+                upkeep_shared.guard_limits.prune();
             }
         });
 

@@ -193,23 +193,25 @@ impl Metrics {
         self.counter(CALLBACKS_REFUSED, labels).increment(1);
     }
 
+    /// The guard's verdict: the rule that blocked (or would have, in monitor mode) and the
+    /// limits close to tripping, by their labels.
     pub(crate) fn guard(
         &self,
-        verdict: &crate::guard::Verdict,
+        blocked_by: Option<&'static str>,
+        near_misses: &[&'static str],
         channel: Channel,
         mode: &'static str,
     ) {
-        if let Some(rule) = verdict.blocked_by {
+        if let Some(rule) = blocked_by {
             let labels = vec![
-                Label::new("rule", rule.as_str()),
+                Label::new("rule", rule),
                 Label::new("channel", channel.as_str()),
                 Label::new("mode", mode),
             ];
             self.counter(GUARD_BLOCKED, labels).increment(1);
         }
-        for rule in &verdict.near_misses {
-            let labels =
-                vec![Label::new("rule", rule.as_str()), Label::new("channel", channel.as_str())];
+        for rule in near_misses {
+            let labels = vec![Label::new("rule", *rule), Label::new("channel", channel.as_str())];
             self.counter(GUARD_NEAR_MISSES, labels).increment(1);
         }
     }

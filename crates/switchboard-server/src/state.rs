@@ -1,31 +1,49 @@
 //! The server's shared state, and the one place that owns each piece of it.
 //!
 //! Configuration that changes on reload lives in one `ArcSwap<Runtime>`, swapped atomically: a
-//! request loads it once and sees one consistent version throughout. Provider health is mutable
-//! on every attempt, so it lives apart, behind a std mutex (sections are a few map operations and
-//! never span an `.await`), and is carried over by provider id when the runtime is swapped. The
-//! retry budget is its own state beside it, carried over with its balance.
+//! request loads it once and sees one consistent version throughout. Everything that changes
+//! with traffic is a store of its own, in its own file, that outlives reloads:
+//!
+//! | store | file | what it keeps |
+//! |---|---|---|
+//! | [`HealthStore`] | `health.rs` | provider health per (provider, country, channel) |
+//! | [`BudgetStore`] | `budget.rs` | the retry budget for speculative sends |
+//! | [`SpendMeter`] | `spend.rs` | what sends cost, for the guard's daily caps and the budget's hourly ones |
+//! | [`GuardLimits`] | `guard/limits.rs` | the fraud guard's velocity counters |
+//! | [`Ledger`] | `ledger.rs` | Okta events seen, and each phone's last provider |
+//! | [`SentMessages`] | `sent.rs` | accepted messages, for matching delivery receipts |
+//!
+//! Each takes `now` (or the UTC day) and values, and returns values: no lock guard or reference
+//! into a store leaves it, so a store shared between servers can replace one without touching
+//! its callers. The few steps that need several stores at once are methods here
+//! ([`Shared::plan`], [`Shared::begin_attempt`], [`Shared::reload`]); they lock in the order
+//! health, budget, spend. No store knows another, nor the request path.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use secrecy::ExposeSecret;
-use switchboard_core::ProviderId;
-use switchboard_core::budget::RetryBudget;
-use switchboard_core::health::HealthBook;
+use switchboard_core::plan::{Candidate, Plan, RouteQuery, plan};
 use switchboard_core::route::RouteTable;
-use switchboard_core::switch::OperatorSwitches;
+use switchboard_core::{Admission, AttemptKind, ProviderId, begin_attempt};
 use switchboard_providers::SharedProvider;
 
-use crate::callbacks::SentMessages;
+use crate::budget::BudgetStore;
+use crate::clock::WallClock;
 use crate::config::{DeliverySettings, OktaSettings, OverloadSettings, Settings};
+use crate::guard::GuardLimits;
+use crate::health::HealthStore;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::phone::PhoneHasher;
+use crate::sent::SentMessages;
+use crate::spend::SpendMeter;
+use crate::switches::SwitchStore;
 
 /// What a reload replaces.
 #[derive(Debug)]
@@ -36,7 +54,7 @@ pub(crate) struct Runtime {
     /// `{public_base_url}/callbacks`, when configured.
     pub(crate) callback_base: Option<String>,
     pub(crate) delivery: DeliverySettings,
-    /// Its counters carry over a reload wherever a limit's quota is unchanged.
+    /// The guard's rules; its counters are [`Shared::guard_limits`].
     pub(crate) guard: crate::guard::Guard,
     pub(crate) sms_text: Option<switchboard_core::text::TemplateSet>,
     /// Checks `Authorization: Bearer` for the admin API; `None` turns the API off.
@@ -51,23 +69,25 @@ pub(crate) struct Runtime {
 #[derive(Debug)]
 pub(crate) struct Shared {
     runtime: ArcSwap<Runtime>,
-    health: Mutex<HealthBook>,
-    /// The retry budget for speculative sends. Locked after `health` when both are held.
-    budget: Mutex<RetryBudget>,
-    /// The operator's switch per provider. Locked after `health` and `budget` when held with
-    /// them.
-    switches: Mutex<OperatorSwitches>,
+    health: HealthStore,
+    budget: BudgetStore,
+    /// The operator's switch per provider.
+    pub(crate) switches: SwitchStore,
+    /// What sends cost: the guard's daily caps and the budget's hourly ones.
+    pub(crate) spend: SpendMeter,
+    /// The guard's velocity counters; they outlive reloads wherever a quota is unchanged.
+    pub(crate) guard_limits: GuardLimits,
     pub(crate) metrics: Metrics,
     pub(crate) phones: PhoneHasher,
     pub(crate) ledger: Ledger,
     /// Accepted messages, for matching delivery receipts.
     pub(crate) sent: SentMessages,
-    /// Today's spending, for the guard's caps; survives reloads.
-    pub(crate) spend: crate::guard::SpendMeter,
     /// Every delivery task, so shutdown can wait for those still running.
     pub(crate) tracker: tokio_util::task::TaskTracker,
     /// Hook requests awaiting answers and deliveries running, for admission control.
     pub(crate) load: crate::overload::Load,
+    /// Where the UTC day of the daily spend caps comes from.
+    wall_clock: WallClock,
     is_draining: AtomicBool,
     /// The configuration file, when the server was started from one.
     source: Mutex<Option<std::path::PathBuf>>,
@@ -83,35 +103,40 @@ impl Shared {
             Some(key) => PhoneHasher::new(key.expose_secret().as_bytes()),
             None => PhoneHasher::random(),
         };
-        let health = HealthBook::new(settings.health.clone());
-        let budget = RetryBudget::new(settings.health.budget().clone());
+        let health = HealthStore::new(settings.health.clone());
+        let budget = BudgetStore::new(settings.health.budget().clone());
+        let guard_limits = GuardLimits::new(settings.guard.quotas());
         let ledger = Ledger::new(settings.delivery.ledger_capacity);
         let sent = SentMessages::new(settings.delivery.ledger_capacity);
         Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
-            health: Mutex::new(health),
-            budget: Mutex::new(budget),
-            switches: Mutex::new(OperatorSwitches::new()),
+            health,
+            budget,
+            spend: SpendMeter::default(),
+            switches: SwitchStore::default(),
+            guard_limits,
             metrics: Metrics::new(),
             phones,
             ledger,
             sent,
-            spend: crate::guard::SpendMeter::default(),
             tracker: tokio_util::task::TaskTracker::new(),
             load: crate::overload::Load::default(),
+            wall_clock: WallClock::System,
             is_draining: AtomicBool::new(false),
             source: Mutex::new(None),
             rng: Mutex::new(StdRng::from_os_rng()),
         }
     }
 
-    /// The planning RNG. A panic while drawing cannot leave it in a state that matters.
-    pub(crate) fn rng(&self) -> MutexGuard<'_, StdRng> {
-        self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub(crate) fn seed_rng(&self, seed: u64) {
+        *self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            StdRng::seed_from_u64(seed);
     }
 
-    pub(crate) fn seed_rng(&self, seed: u64) {
-        *self.rng() = StdRng::seed_from_u64(seed);
+    /// Draws from the planning RNG. A panic while drawing cannot leave it in a state that
+    /// matters, so poisoning is ignored.
+    fn with_rng<R>(&self, f: impl FnOnce(&mut StdRng) -> R) -> R {
+        f(&mut self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// The current runtime; hold the `Arc` for the whole request.
@@ -119,48 +144,70 @@ impl Shared {
         self.runtime.load_full()
     }
 
-    /// Replaces the runtime, carrying health over by provider id.
+    /// Provider health.
+    pub(crate) fn health(&self) -> &HealthStore {
+        &self.health
+    }
+
+    /// The retry budget.
+    pub(crate) fn budget(&self) -> &BudgetStore {
+        &self.budget
+    }
+
+    /// Days since the Unix epoch, UTC, for the daily spend caps.
+    pub(crate) fn today(&self) -> i64 {
+        self.wall_clock.today()
+    }
+
+    /// Plans `query` against current health, drawing exploration from the server's RNG.
+    pub(crate) fn plan(&self, routes: &RouteTable, query: &RouteQuery, now: Instant) -> Plan {
+        self.health.read(|health| {
+            self.switches.read(|switches| {
+                self.with_rng(|rng| plan(routes, health, switches, query, now, rng))
+            })
+        })
+    }
+
+    /// Whether `candidate` may be sent to now: the operator's switch, health, and for a
+    /// speculative send the retry budget and its spend cap, agree in one step; nothing is claimed or taken on a refusal
+    /// (see [`switchboard_core::attempt`]).
+    pub(crate) fn begin_attempt(
+        &self,
+        candidate: &Candidate,
+        kind: AttemptKind,
+        now: Instant,
+    ) -> Admission {
+        self.health.update(|health| {
+            self.budget.update(|budget| {
+                self.spend.update(|spend| {
+                    self.switches.read(|switches| {
+                        begin_attempt(health, budget, spend, switches, candidate, kind, now)
+                    })
+                })
+            })
+        })
+    }
+
+    /// Replaces the runtime, carrying health over by provider id, and the budget, spend meter
+    /// and guard counters over as they are.
     pub(crate) fn reload(&self, settings: Settings) {
         let providers: Vec<ProviderId> =
             settings.providers.iter().map(|p| p.id().clone()).collect();
-        let mut health = self.health();
-        *health = health.carry_over(settings.health.clone(), providers.iter());
-        {
-            let mut budget = self.budget();
-            *budget = budget.carry_over(settings.health.budget().clone());
-        }
-        {
-            let mut switches = self.switches();
-            *switches = switches.carry_over(providers.iter());
-        }
+        // Each store changes in place, so an attempt that ends during the reload records into
+        // the carried-over state whichever runtime it started under.
+        self.health.carry_over(settings.health.clone(), providers.iter());
+        self.switches.carry_over(providers.iter());
+        self.budget.carry_over(settings.health.budget().clone());
+        self.spend.recap(settings.health.budget());
+        // And the guard's counters, or every reload would reset what a pumping campaign used
+        // (a limit whose quota changed starts afresh).
+        self.guard_limits.configure(settings.guard.quotas());
         let mut runtime = Runtime::from_settings(settings);
         // Keep the fetched Okta signing keys: refetching is wasted, and during a JWKS outage it
         // would fail every valid token until Okta is back.
         let previous = self.runtime.load();
         runtime.okta.auth = runtime.okta.auth.keeping_keys_of(&previous.okta.auth);
-        // And the guard's counters, or every reload would reset what a pumping campaign used.
-        runtime.guard.keep_counters_of(&previous.guard);
-        // Swap while holding the health lock so no attempt records into the old book after
-        // the new runtime is visible.
         self.runtime.store(Arc::new(runtime));
-    }
-
-    /// Locks provider health. A panic while holding the lock cannot leave the book half
-    /// updated in a way that matters more than losing it, so poisoning is ignored.
-    pub(crate) fn health(&self) -> MutexGuard<'_, HealthBook> {
-        self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Locks the retry budget; after `health` when both are held. Poisoning is ignored, as for
-    /// health.
-    pub(crate) fn budget(&self) -> MutexGuard<'_, RetryBudget> {
-        self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Locks the operator's switches; after `health` and `budget` when held with them.
-    /// Poisoning is ignored, as for health.
-    pub(crate) fn switches(&self) -> MutexGuard<'_, OperatorSwitches> {
-        self.switches.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn set_source(&self, path: std::path::PathBuf) {

@@ -104,8 +104,8 @@ pub(crate) struct Config<'a> {
     pub(crate) server: &'a str,
     /// Keys for `[okta]`.
     pub(crate) okta: &'a str,
-    /// Keys for `[guard]` (by default it only watches: it counts on the real clock, and most
-    /// of these tests are about delivery).
+    /// Keys for `[guard]` (by default it only watches: most of these tests are about delivery;
+    /// its limits count on tokio's clock, so paused time refills them).
     pub(crate) guard: &'a str,
     /// Whole sections appended at the end.
     pub(crate) extra: &'a str,

@@ -14,6 +14,7 @@ use crate::outcome::{AttemptOutcome, Delivery, ErrorClass};
 use crate::price::PriceConfig;
 use crate::route::RouteConfig;
 use crate::script::{self, catalog, parse_outcome, plain_candidate, provider};
+use crate::spend::SpendBook;
 use crate::switch::{OperatorState, OperatorSwitches};
 
 /// One line per case; see `script.rs` for the language. Default route: every country, both
@@ -198,15 +199,14 @@ fn explain_lists_the_rules_checked_and_the_health_rows() {
     book.record(&script::us_sms("twilio"), &failure, Duration::from_millis(5), now);
     let destination = crate::destination::Destination::new("+12125550100".into(), script::us());
     let query = RouteQuery::for_destination(&destination, Channel::Sms);
-    let explanation = crate::explain::explain(
-        &table,
-        &book,
-        &OperatorSwitches::new(),
-        &RetryBudget::new(book.policy().budget().clone()),
-        &query,
-        now,
-        &mut StdRng::seed_from_u64(0),
-    );
+    let live = crate::explain::Live {
+        health: &book,
+        switches: &OperatorSwitches::new(),
+        budget: &RetryBudget::new(book.policy().budget().clone()),
+        spend: &SpendBook::default(),
+    };
+    let explanation =
+        crate::explain::explain(&table, live, &query, now, &mut StdRng::seed_from_u64(0));
     let checks: Vec<(&str, Option<&str>)> = explanation
         .rules
         .iter()
@@ -394,6 +394,7 @@ proptest! {
     ) {
         let table = RouteTable::try_new(&[route], &PriceConfig::empty(), &catalog()).unwrap();
         let mut budget = RetryBudget::new(policy.budget().clone());
+        let mut spend = SpendBook::default();
         let mut book = HealthBook::new(policy);
         let mut switches = OperatorSwitches::new();
         let mut now = Instant::now();
@@ -438,7 +439,7 @@ proptest! {
                         .unwrap_or_else(|| plain_candidate(&book, key(index), now));
                     let status_before = book.status(&candidate.key, now);
                     let budget_before = budget.balance(now);
-                    let admission = begin_attempt(&mut book, &mut budget, &switches, &candidate, kind, now);
+                    let admission = begin_attempt(&mut book, &mut budget, &mut spend, &switches, &candidate, kind, now);
                     let is_trial_running = status_before == (HealthStatus::Probation { trial_in_flight: true });
                     if is_trial_running && !candidate.is_fail_open {
                         prop_assert!(!admission.is_go(), "a second trial started");
@@ -496,6 +497,7 @@ fn a_provider_is_explored_at_most_once_per_window_bucket() {
             .unwrap();
     let table = RouteTable::try_new(&[route], &prices, &catalog()).unwrap();
     let mut budget = RetryBudget::new(script::script_policy().budget().clone());
+    let mut spend = SpendBook::default();
     let mut book = HealthBook::new(script::script_policy());
     let switches = OperatorSwitches::new();
     let mut rng = StdRng::seed_from_u64(0);
@@ -509,8 +511,16 @@ fn a_provider_is_explored_at_most_once_per_window_bucket() {
         let plan = plan(&table, &book, &switches, &query, now, &mut rng);
         let first = &plan.candidates[0];
         assert!(
-            begin_attempt(&mut book, &mut budget, &switches, first, AttemptKind::First, now)
-                .is_go()
+            begin_attempt(
+                &mut book,
+                &mut budget,
+                &mut spend,
+                &switches,
+                first,
+                AttemptKind::First,
+                now
+            )
+            .is_go()
         );
         if first.is_exploration {
             explorations.push(now - start);

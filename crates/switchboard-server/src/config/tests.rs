@@ -1,4 +1,5 @@
 use super::*;
+use crate::auth::OAuthSettings;
 
 const MINIMAL: &str = r#"
 [server]

@@ -1,0 +1,117 @@
+//! The provider health store: one [`HealthBook`] for the server, carried over by provider id
+//! when the configuration is reloaded.
+//!
+//! Every attempt's outcome, every receipt and every abandoned attempt goes in through a method
+//! that takes `now` and values. Planning is the exception: `plan` and `explain` read the whole
+//! book (every key of the matched rule's providers and their estimates)
+//! in one consistent view, so they run inside [`HealthStore::read`] rather than copying the book
+//! out; a shared backend would serve that view from a snapshot. A std mutex: sections are a few
+//! map operations and never span an `.await`.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use switchboard_core::health::{HealthBook, HealthKey, HealthPolicy, HealthStatus};
+use switchboard_core::{AttemptOutcome, Delivery, ProviderId};
+
+/// Provider health, per (provider, country, channel).
+#[derive(Debug)]
+pub(crate) struct HealthStore {
+    book: Mutex<HealthBook>,
+}
+
+/// One provider's state for the admin API and the health gauges.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ProviderHealth {
+    pub(crate) id: ProviderId,
+    pub(crate) status: HealthStatus,
+}
+
+impl HealthStore {
+    pub(crate) fn new(policy: HealthPolicy) -> HealthStore {
+        HealthStore { book: Mutex::new(HealthBook::new(policy)) }
+    }
+
+    /// Reads the whole book in one consistent view (planning, explain). Keep `f` short: every
+    /// attempt's outcome waits for it.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&HealthBook) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Changes the book in a step that needs other state with it (admitting an attempt together
+    /// with the retry budget and the spend meter).
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut HealthBook) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// Claims an early trial (see `HealthBook::claim_early_trial`) for the first of `options`
+    /// that may have one, in the order of their rank (`R`), then of the oldest early trial, all
+    /// in one step. Returns the key claimed.
+    pub(crate) fn claim_early_trial<R: Ord>(
+        &self,
+        mut options: Vec<(R, HealthKey)>,
+        now: Instant,
+    ) -> Option<HealthKey> {
+        let mut book = self.lock();
+        options.sort_by(|(rank_a, a), (rank_b, b)| {
+            rank_a.cmp(rank_b).then_with(|| book.early_trial_at(a).cmp(&book.early_trial_at(b)))
+        });
+        options.into_iter().map(|(_, key)| key).find(|key| book.claim_early_trial(key, now))
+    }
+
+    /// An attempt's outcome.
+    pub(crate) fn record(
+        &self,
+        key: &HealthKey,
+        outcome: &AttemptOutcome,
+        elapsed: Duration,
+        now: Instant,
+    ) {
+        self.lock().record(key, outcome, elapsed, now);
+    }
+
+    /// A delivery receipt's final state.
+    pub(crate) fn record_receipt(&self, key: &HealthKey, delivery: Delivery, now: Instant) {
+        self.lock().record_receipt(key, delivery, now);
+    }
+
+    /// Attempts dropped unfinished (a hedge or race lost, time ran out): they say nothing
+    /// about their providers.
+    pub(crate) fn abandon<'k>(&self, keys: impl IntoIterator<Item = &'k HealthKey>, now: Instant) {
+        let mut book = self.lock();
+        for key in keys {
+            book.abandon(key, now);
+        }
+    }
+
+    /// Each provider's status at `now`, sorted by id.
+    pub(crate) fn providers<'p>(
+        &self,
+        ids: impl IntoIterator<Item = &'p ProviderId>,
+        now: Instant,
+    ) -> Vec<ProviderHealth> {
+        let book = self.lock();
+        let mut rows: Vec<ProviderHealth> = ids
+            .into_iter()
+            .map(|id| ProviderHealth { id: id.clone(), status: book.provider_status(id, now) })
+            .collect();
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows
+    }
+
+    /// A reload: the new policy, keeping what is known of the providers still configured.
+    pub(crate) fn carry_over<'p>(
+        &self,
+        policy: HealthPolicy,
+        providers: impl IntoIterator<Item = &'p ProviderId>,
+    ) {
+        let mut book = self.lock();
+        *book = book.carry_over(policy, providers);
+    }
+
+    /// A panic while holding the lock cannot leave the book half updated in a way that matters
+    /// more than losing it, so poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, HealthBook> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
