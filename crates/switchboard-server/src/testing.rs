@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use crate::listener::Arrival;
+use crate::okta::OktaAnswer;
 use crate::{Server, Settings};
 
 /// The hook secret the harness's Okta sends.
@@ -212,14 +213,13 @@ pub(crate) async fn post(
 
 /// `transactionMetadata` of an answer, as key=value pairs.
 pub(crate) fn metadata(answer: &serde_json::Value, key: &str) -> String {
-    let text = answer["commands"][0]["value"][0]["transactionMetadata"].as_str().unwrap_or("");
-    text.split("; ")
-        .find_map(|pair| pair.strip_prefix(&format!("{key}=")))
+    OktaAnswer::from_json(answer)
+        .ok()
+        .and_then(|answer| answer.metadata(key).map(str::to_owned))
         .unwrap_or_default()
-        .to_owned()
 }
 
 /// Okta's status in an answer.
-pub(crate) fn status(answer: &serde_json::Value) -> &str {
-    answer["commands"][0]["value"][0]["status"].as_str().unwrap_or("")
+pub(crate) fn status(answer: &serde_json::Value) -> &'static str {
+    OktaAnswer::from_json(answer).map_or("", |answer| answer.status.as_str())
 }
