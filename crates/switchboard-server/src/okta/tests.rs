@@ -1,6 +1,11 @@
 //! The wire format both ways: Okta's sample parses, refusals never quote the input, the
 //! builder writes what the hook reads, and the answer reads back.
 
+use std::time::Duration;
+
+use time::UtcOffset;
+
+use super::build::okta_time;
 use super::*;
 
 /// Okta's documented sample request, verbatim.
