@@ -8,6 +8,7 @@ mod helpers;
 mod hook;
 mod hostile;
 mod idempotency;
+mod layering;
 mod oauth;
 mod observability;
 mod receipts;
