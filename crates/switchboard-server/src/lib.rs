@@ -30,6 +30,7 @@ mod state;
 mod switches;
 #[cfg(test)]
 mod testing;
+mod watch;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -39,8 +40,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{any, post};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use config::{LoadError, Settings};
+pub use watch::{Reload, Watcher};
 
 use crate::state::Shared;
 
@@ -55,12 +58,14 @@ const ADMIN_MAX_CONNECTIONS: usize = 256;
 #[derive(Clone, Debug)]
 pub struct Server {
     shared: Arc<Shared>,
+    /// Cancelled when [`Server::run`] returns: background tasks tied to the server end.
+    stopped: CancellationToken,
 }
 
 impl Server {
     /// Builds the server's state from validated settings. Starts nothing.
     pub fn new(settings: Settings) -> Server {
-        Server { shared: Arc::new(Shared::new(settings)) }
+        Server { shared: Arc::new(Shared::new(settings)), stopped: CancellationToken::new() }
     }
 
     /// The router Okta calls.
@@ -116,25 +121,10 @@ impl Server {
     }
 
     /// Polls the configuration file and the secret files it reads every `interval`, reloading
-    /// when one changes. Runs until the returned task is aborted.
-    pub fn watch(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
-        let shared = Arc::clone(&self.shared);
-        // Taken now, not in the task: a change made before the task first runs must count.
-        let mut seen = shared.source_fingerprint();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let now = shared.source_fingerprint();
-                if now != seen {
-                    seen = now;
-                    tracing::info!("configuration or a secret file changed; reloading");
-                    // Errors are logged and counted inside; the running config stays.
-                    let _ = shared.reload_from_source();
-                }
-            }
-        })
+    /// when one changes. Runs until the watcher is stopped or [`Server::run`] returns; each
+    /// reload's result is reported through [`Watcher::reloads`].
+    pub fn watch(&self, interval: Duration) -> Watcher {
+        watch::spawn(Arc::clone(&self.shared), interval, self.stopped.child_token())
     }
 
     /// Serves both listeners until `shutdown` completes, then stops accepting, reports not
@@ -146,6 +136,8 @@ impl Server {
         grace: Duration,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // However it ends, tasks tied to the server (the configuration watcher) end with it.
+        let _stopped = self.stopped.clone().drop_guard();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {

@@ -30,6 +30,9 @@ pub(crate) enum Mode {
     /// Takes the request and never answers; the adapter's timeout ends the wait, and the
     /// message may have been accepted.
     Hang,
+    /// Answers at once with an error of this class (a number-level verdict, say); nothing was
+    /// sent.
+    Reject(ErrorClass),
 }
 
 /// A provider that does what its [`Mode`] says and remembers when each send started.
@@ -80,6 +83,7 @@ impl Provider for Fake {
                 Ok(Accepted { message_id: format!("{}-{n}", self.id) })
             }
             Mode::Refuse => Err(ProviderError::not_sent("fake", ErrorClass::Transient, "503")),
+            Mode::Reject(class) => Err(ProviderError::not_sent("fake", class, "rejected")),
             Mode::Hang => {
                 tokio::time::sleep(self.timeout).await;
                 Err(ProviderError::possibly_accepted("fake", ErrorClass::Timeout, "timed out"))

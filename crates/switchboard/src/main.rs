@@ -151,7 +151,7 @@ async fn serve(config: PathBuf) -> anyhow::Result<()> {
         })
     };
     server.run(hook_listener, admin_listener, grace, shutdown_signal()).await?;
-    watcher.abort();
+    watcher.stop().await;
     #[cfg(unix)]
     hangups.abort();
     tracing::info!("switchboard stopped");

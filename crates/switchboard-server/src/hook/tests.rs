@@ -267,3 +267,52 @@ async fn explain_refuses_exactly_the_numbers_the_hook_refuses() {
         assert!(!text.contains(&number[2..]), "explain never prints the number: {text}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_answer_goes_out_before_the_margin_while_a_slow_provider_still_delivers() {
+    let slow = Mode::Accept { latency: Duration::from_secs(5) };
+    let (server, primary, backup) = server("", slow, OK);
+    let router = server.hook_router();
+    let arrival = Instant::now();
+    let (_, answer) = post(&router, okta_body("slow", "+14155550100", LIFE), None).await;
+    assert_eq!(Instant::now() - arrival, Duration::from_millis(2_400), "100 ms before 2,500 ms");
+    assert_eq!(status(&answer), "SUCCESSFUL");
+    assert_eq!(metadata(&answer, "outcome"), "pending");
+    drain(&server).await;
+    assert_eq!(Instant::now() - arrival, Duration::from_secs(5), "the send went on to its end");
+    assert_eq!(primary.sends().len(), 1);
+    assert!(backup.sends().is_empty(), "no failover from a send still running");
+    assert!(server.shared.metrics.render().contains(
+        r#"switchboard_deliveries_total{outcome="delivered",reason="-",channel="sms"} 1"#
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeated_event_gets_the_first_answer_and_sends_nothing_more() {
+    let (server, primary, backup) = server("", OK, OK);
+    let router = server.hook_router();
+    let body = okta_body("twice", "+14155550100", LIFE);
+    let (_, first) = post(&router, body.clone(), None).await;
+    let (_, second) = post(&router, body, None).await;
+    assert_eq!(first, second);
+    assert_eq!(metadata(&first, "outcome"), "delivered");
+    assert_eq!(primary.sends().len() + backup.sends().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn truthful_reporting_answers_failed_once_every_provider_refused() {
+    let (server, primary, backup) = server_with(
+        Config { okta: "report = \"truthful\"", ..Config::default() },
+        Mode::Refuse,
+        Mode::Refuse,
+    );
+    let router = server.hook_router();
+    let arrival = Instant::now();
+    let (_, answer) = post(&router, okta_body("truth", "+14155550100", LIFE), None).await;
+    assert_eq!(Instant::now(), arrival, "answered as soon as the pass failed");
+    assert_eq!(status(&answer), "FAILED", "Okta's own providers send it");
+    assert_eq!(metadata(&answer, "outcome"), "undelivered_all_failed");
+    assert_eq!(metadata(&answer, "attempts"), "2");
+    drain(&server).await;
+    assert_eq!((primary.sends().len(), backup.sends().len()), (1, 1), "nothing after answering");
+}
