@@ -9,6 +9,7 @@
 //! | [`HealthStore`] | `health.rs` | provider health per (provider, country, channel) |
 //! | [`BudgetStore`] | `budget.rs` | the retry budget for speculative sends |
 //! | [`SpendMeter`] | `spend.rs` | what sends cost, for the guard's daily caps and the budget's hourly ones |
+//! | [`SwitchStore`] | `switches.rs` | the operator's switch per provider (enabled, draining, disabled) |
 //! | [`GuardLimits`] | `guard/limits.rs` | the fraud guard's velocity counters |
 //! | [`Ledger`] | `ledger.rs` | Okta events seen, and each phone's last provider |
 //! | [`SentMessages`] | `sent.rs` | accepted messages, for matching delivery receipts |
@@ -17,7 +18,7 @@
 //! into a store leaves it, so a store shared between servers can replace one without touching
 //! its callers. The few steps that need several stores at once are methods here
 //! ([`Shared::plan`], [`Shared::begin_attempt`], [`Shared::reload`]); they lock in the order
-//! health, budget, spend. No store knows another, nor the request path.
+//! health, budget, spend, switches. No store knows another, nor the request path.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
