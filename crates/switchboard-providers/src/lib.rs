@@ -89,7 +89,7 @@ pub type SharedProvider = Arc<dyn Provider>;
 
 /// The registry of provider kinds: one line per provider. From it [`kinds!`] generates the
 /// [`ProviderConfig`] enum (serde tag `kind`), [`ProviderConfig::kind`],
-/// [`ProviderConfig::validate`], [`ProviderConfig::KINDS`] and [`build`].
+/// [`ProviderConfig::validate`], [`ProviderConfig::KINDS`], each adapter's `KIND` and [`build`].
 ///
 /// Each line is `Variant("kind", ConfigType, AdapterType)`, with the kind's doc line above it.
 /// The config type has `validate(&self, key_prefix)`; the adapter has the kit's constructor
@@ -127,6 +127,13 @@ macro_rules! kinds {
                 }
             }
         }
+
+        $(
+            impl $adapter {
+                /// The kind as written in config: the registry line is its only spelling.
+                pub const KIND: &'static str = $kind;
+            }
+        )*
 
         /// Validates `config` and builds the adapter for provider `id`.
         pub fn build(

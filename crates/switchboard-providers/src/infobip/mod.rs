@@ -29,8 +29,8 @@ use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "infobip";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Infobip::KIND;
 
 /// `send-sms-messages`.
 pub const SMS_PATH: &str = "/sms/3/messages";
@@ -98,8 +98,26 @@ impl Infobip {
             .header(reqwest::header::AUTHORIZATION, format!("App {}", self.api_key.expose_secret()))
             .header(reqwest::header::ACCEPT, "application/json")
     }
+}
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+#[async_trait]
+impl Provider for Infobip {
+    fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+
+    fn supports(&self, channel: Channel) -> bool {
+        // Senders are optional on both channels: Infobip falls back to the account's defaults.
+        let _ = channel;
+        true
+    }
+
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let country = message.destination.country();
         let report_url = self.report_url.as_ref().map(ExposeSecret::expose_secret);
         let (path, body) = match message.channel {
@@ -127,28 +145,6 @@ impl Infobip {
             self.authorized(self.client.post(format!("{}{path}", self.base_url))).json(&body);
         let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_send(&answer, SystemTime::now())
-    }
-}
-
-#[async_trait]
-impl Provider for Infobip {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn supports(&self, channel: Channel) -> bool {
-        // Senders are optional on both channels: Infobip falls back to the account's defaults.
-        let _ = channel;
-        true
-    }
-
-    /// Failures are not logged here: dispatch logs every attempt's outcome once.
-    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {

@@ -40,8 +40,8 @@ use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "sinch";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Sinch::KIND;
 
 /// The subpaths below `callback_base`.
 const SMS_REPORT_PATH: &str = "/sms/";
@@ -157,8 +157,52 @@ impl Sinch {
     fn unsupported(detail: &'static str) -> ProviderError {
         ProviderError::not_sent(KIND, ErrorClass::AuthConfig, detail)
     }
+}
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+/// Adds Basic auth, or the application signature over exactly the bytes sent.
+fn authorise_callout(
+    request: reqwest::RequestBuilder,
+    voice: &VoiceAccount,
+    body: &[u8],
+) -> Result<reqwest::RequestBuilder, ProviderError> {
+    let secret = voice.application_secret.expose_secret();
+    match voice.auth {
+        VoiceAuth::Basic => Ok(request.basic_auth(&voice.application_key, Some(secret))),
+        VoiceAuth::Signed => {
+            let timestamp = sign::timestamp_now();
+            let text = sign::string_to_sign("POST", body, JSON, &timestamp, &voice.callouts_path);
+            let signature = sign::signature(secret, &text)
+                .ok_or_else(|| Sinch::unsupported("application_secret is not base64"))?;
+            Ok(request
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Application {}:{signature}", voice.application_key),
+                )
+                .header("x-timestamp", timestamp))
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Sinch {
+    fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        Self::KIND
+    }
+
+    fn supports(&self, channel: Channel) -> bool {
+        let has_account = match channel {
+            Channel::Sms => self.sms.is_some(),
+            Channel::Voice => self.voice.is_some(),
+        };
+        has_account && self.senders.supports(channel)
+    }
+
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let country = message.destination.country();
         match message.channel {
             Channel::Sms => {
@@ -201,54 +245,6 @@ impl Sinch {
                 classify::classify_callout(&answer, SystemTime::now())
             }
         }
-    }
-}
-
-/// Adds Basic auth, or the application signature over exactly the bytes sent.
-fn authorise_callout(
-    request: reqwest::RequestBuilder,
-    voice: &VoiceAccount,
-    body: &[u8],
-) -> Result<reqwest::RequestBuilder, ProviderError> {
-    let secret = voice.application_secret.expose_secret();
-    match voice.auth {
-        VoiceAuth::Basic => Ok(request.basic_auth(&voice.application_key, Some(secret))),
-        VoiceAuth::Signed => {
-            let timestamp = sign::timestamp_now();
-            let text = sign::string_to_sign("POST", body, JSON, &timestamp, &voice.callouts_path);
-            let signature = sign::signature(secret, &text)
-                .ok_or_else(|| Sinch::unsupported("application_secret is not base64"))?;
-            Ok(request
-                .header(
-                    reqwest::header::AUTHORIZATION,
-                    format!("Application {}:{signature}", voice.application_key),
-                )
-                .header("x-timestamp", timestamp))
-        }
-    }
-}
-
-#[async_trait]
-impl Provider for Sinch {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn supports(&self, channel: Channel) -> bool {
-        let has_account = match channel {
-            Channel::Sms => self.sms.is_some(),
-            Channel::Voice => self.voice.is_some(),
-        };
-        has_account && self.senders.supports(channel)
-    }
-
-    /// Failures are not logged here: dispatch logs every attempt's outcome once.
-    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
     }
 
     /// A one-batch listing of the service plan (`GET .../batches?page_size=1`). The Voice API

@@ -36,8 +36,8 @@ use crate::{
     Receipt,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "telesign";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Telesign::KIND;
 
 const MESSAGING_PATH: &str = "/v1/messaging";
 const VOICE_PATH: &str = "/v1/voice";
@@ -134,22 +134,6 @@ impl Telesign {
         crate::http::exchange(KIND, builder, self.timeout).await
     }
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        let (resource, form) = match message.channel {
-            Channel::Sms => {
-                let sender =
-                    self.senders.for_destination(message.destination.country(), Channel::Sms);
-                (
-                    MESSAGING_PATH,
-                    request::messaging_form(message, sender, self.callback_url.as_deref()),
-                )
-            }
-            Channel::Voice => (VOICE_PATH, request::voice_form(message, self.voice.as_deref())),
-        };
-        let answer = self.exchange(reqwest::Method::POST, resource, Some(form)).await?;
-        classify::classify_send(&answer, SystemTime::now())
-    }
-
     /// Checks the callback's `TSA {customer_id}:{signature}` against the raw body.
     fn is_signed(&self, callback: &Callback) -> bool {
         let Some(value) =
@@ -191,7 +175,7 @@ impl Provider for Telesign {
     }
 
     fn kind(&self) -> &'static str {
-        KIND
+        Self::KIND
     }
 
     fn supports(&self, channel: Channel) -> bool {
@@ -202,7 +186,19 @@ impl Provider for Telesign {
 
     /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
+        let (resource, form) = match message.channel {
+            Channel::Sms => {
+                let sender =
+                    self.senders.for_destination(message.destination.country(), Channel::Sms);
+                (
+                    MESSAGING_PATH,
+                    request::messaging_form(message, sender, self.callback_url.as_deref()),
+                )
+            }
+            Channel::Voice => (VOICE_PATH, request::voice_form(message, self.voice.as_deref())),
+        };
+        let answer = self.exchange(reqwest::Method::POST, resource, Some(form)).await?;
+        classify::classify_send(&answer, SystemTime::now())
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {
