@@ -1,5 +1,5 @@
-//! Turns Infobip's answers and delivery reports into acceptance, a classified [`ProviderError`]
-//! or [`DeliveryState`]s.
+//! Turns Infobip's answers into acceptance or a classified [`ProviderError`] (delivery reports
+//! are `receipt.rs`).
 //!
 //! A send answers HTTP 200 with a status per message; the status *group* decides: PENDING,
 //! ACCEPTED and DELIVERED with a `messageId` are acceptance, REJECTED, UNDELIVERABLE and EXPIRED
@@ -19,7 +19,7 @@ use switchboard_core::{Certainty, ErrorClass};
 use super::KIND;
 use crate::http::RawAnswer;
 use crate::refusal::parse_retry_after;
-use crate::{Accepted, DeliveryState, ProviderError, Receipt};
+use crate::{Accepted, ProviderError};
 
 /// `{groupId, groupName, id, name, description}` of a message status.
 #[derive(Debug, Deserialize)]
@@ -131,7 +131,7 @@ fn error_code(body: &[u8]) -> Option<String> {
 }
 
 /// Upper-case letters, digits and `_`, at most 64: a code, safe to log.
-fn is_code(text: &str) -> bool {
+pub(super) fn is_code(text: &str) -> bool {
     (1..=64).contains(&text.len())
         && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
@@ -142,7 +142,7 @@ fn loggable(name: &str) -> &str {
 
 /// The class of a final status that is not a delivery. Status names are Infobip's
 /// (research section 7; the REJECTED names beyond those the research lists are unverified).
-fn class_for_status(group: &str, name: &str) -> ErrorClass {
+pub(super) fn class_for_status(group: &str, name: &str) -> ErrorClass {
     match (group, name) {
         (
             "REJECTED",
@@ -168,67 +168,6 @@ fn class_for_status(group: &str, name: &str) -> ErrorClass {
         ("REJECTED", "REJECTED_FLOODING_FILTER") => ErrorClass::RateLimited,
         _ => ErrorClass::Transient,
     }
-}
-
-/// One report of `{"results":[...]}` (SMS v3 and voice reports share these fields).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReportResult {
-    message_id: String,
-    status: Status,
-    error: Option<ReportError>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReportError {
-    group_name: Option<String>,
-    permanent: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Reports {
-    results: Vec<ReportResult>,
-}
-
-/// Parses a delivery-report body into receipts; `None` when it is not Infobip's report JSON.
-pub(crate) fn receipts(body: &[u8]) -> Option<Vec<Receipt>> {
-    let reports: Reports = serde_json::from_slice(body).ok()?;
-    Some(
-        reports
-            .results
-            .into_iter()
-            .map(|result| {
-                let group = result.status.group_name.as_deref().unwrap_or("");
-                let name = result.status.name.as_deref().unwrap_or("");
-                let state = match group {
-                    "DELIVERED" => DeliveryState::Delivered,
-                    "PENDING" | "ACCEPTED" => DeliveryState::Pending,
-                    "UNDELIVERABLE" => {
-                        let error = result.error.as_ref();
-                        let is_permanent_handset = error.is_some_and(|e| {
-                            e.permanent == Some(true)
-                                && e.group_name.as_deref() == Some("HANDSET_ERRORS")
-                        });
-                        DeliveryState::Undelivered(if is_permanent_handset {
-                            ErrorClass::InvalidNumber
-                        } else {
-                            ErrorClass::Transient
-                        })
-                    }
-                    "REJECTED" | "EXPIRED" => {
-                        DeliveryState::Undelivered(class_for_status(group, name))
-                    }
-                    _ => DeliveryState::Pending,
-                };
-                Receipt {
-                    message_id: result.message_id,
-                    state,
-                    provider_code: Some(name.to_owned()).filter(|n| is_code(n)),
-                }
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]
@@ -307,34 +246,5 @@ mod tests {
         );
         let error = send(400, r#"{"errorCode":"free text with +41793026727"}"#).unwrap_err();
         assert_eq!(error.provider_code, None);
-    }
-
-    #[test]
-    fn reports_become_receipts() {
-        let body = r#"{"results":[
-            {"messageId":"m1","status":{"groupId":3,"groupName":"DELIVERED","id":5,"name":"DELIVERED_TO_HANDSET"},"error":{"groupId":0,"groupName":"OK","id":0,"name":"NO_ERROR","permanent":false}},
-            {"messageId":"m2","status":{"groupId":5,"groupName":"REJECTED","id":14,"name":"REJECTED_DESTINATION"}},
-            {"messageId":"m3","status":{"groupId":2,"groupName":"UNDELIVERABLE","id":9,"name":"UNDELIVERABLE_NOT_DELIVERED"},"error":{"groupId":1,"groupName":"HANDSET_ERRORS","id":1,"name":"EC_UNKNOWN_SUBSCRIBER","permanent":true}},
-            {"messageId":"m4","status":{"groupId":2,"groupName":"UNDELIVERABLE","id":4,"name":"UNDELIVERABLE_REJECTED_OPERATOR"},"error":{"groupName":"OPERATOR_ERRORS","permanent":false}},
-            {"messageId":"m5","status":{"groupId":1,"groupName":"PENDING","id":3,"name":"PENDING_WAITING_DELIVERY"}},
-            {"messageId":"m6","status":{"groupId":3,"groupName":"DELIVERED","id":5,"name":"DELIVERED_TO_HANDSET"},"error":{"groupId":0,"groupName":"OK","id":5000,"name":"VOICE_ANSWERED","permanent":true}}
-        ]}"#;
-        let states: Vec<_> = receipts(body.as_bytes())
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.message_id, r.state))
-            .collect();
-        assert_eq!(
-            states,
-            [
-                ("m1".to_owned(), DeliveryState::Delivered),
-                ("m2".to_owned(), DeliveryState::Undelivered(ErrorClass::InvalidNumber)),
-                ("m3".to_owned(), DeliveryState::Undelivered(ErrorClass::InvalidNumber)),
-                ("m4".to_owned(), DeliveryState::Undelivered(ErrorClass::Transient)),
-                ("m5".to_owned(), DeliveryState::Pending),
-                ("m6".to_owned(), DeliveryState::Delivered),
-            ]
-        );
-        assert!(receipts(b"<xml/>").is_none());
     }
 }

@@ -11,10 +11,12 @@
 //!
 //! - `config`: [`InfobipConfig`] and its validation
 //! - `request`: the JSON bodies
-//! - `classify`: answers and reports
+//! - `classify`: answers
+//! - `receipt`: delivery reports
 
 mod classify;
 mod config;
+mod receipt;
 mod request;
 
 use std::time::{Duration, SystemTime};
@@ -38,9 +40,6 @@ pub const SMS_PATH: &str = "/sms/3/messages";
 pub const VOICE_PATH: &str = "/tts/3/advanced";
 /// `get-outbound-sms-message-logs-v3`, the probe.
 pub const PROBE_PATH: &str = "/sms/3/logs";
-
-/// The largest report body accepted (Infobip batches up to 100 reports per request).
-const MAX_REPORT_BYTES: usize = 256 * 1024;
 
 /// One Infobip account.
 #[derive(Debug)]
@@ -74,9 +73,11 @@ impl Infobip {
             .map(|base| crate::url::callback_base(&key_prefix, base))
             .transpose()?;
         let report_url = match (&callback_base, &config.callback_token) {
-            (Some(base), Some(token)) => {
-                Some(SecretString::from(format!("{base}/reports/{}", token.expose_secret())))
-            }
+            (Some(base), Some(token)) => Some(SecretString::from(format!(
+                "{base}{}{}",
+                receipt::REPORT_PATH,
+                token.expose_secret()
+            ))),
             _ => None,
         };
         Ok(Infobip {
@@ -156,20 +157,6 @@ impl Provider for Infobip {
     }
 
     async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
-        let Some(token) = callback.subpath.strip_prefix("/reports/") else {
-            return Err(CallbackError::NotFound);
-        };
-        let is_authentic = self.callback_token.as_ref().is_some_and(|expected| {
-            crate::secret::constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes())
-        });
-        if !is_authentic {
-            return Err(CallbackError::BadSignature);
-        }
-        if callback.method != "POST" || callback.body.len() > MAX_REPORT_BYTES {
-            return Err(CallbackError::Malformed("expected a POST with a JSON report".into()));
-        }
-        let receipts = classify::receipts(&callback.body)
-            .ok_or_else(|| CallbackError::Malformed("not an Infobip delivery report".into()))?;
-        Ok(CallbackReply::receipts(receipts))
+        Ok(CallbackReply::receipts(receipt::report(callback, self.callback_token.as_ref())?))
     }
 }

@@ -265,16 +265,8 @@ impl Provider for Sinch {
 
     async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
         if let Some(token) = callback.subpath.strip_prefix(SMS_REPORT_PATH) {
-            let Some(expected) = self.sms.as_ref().and_then(|sms| sms.callback_token.as_ref())
-            else {
-                return Err(CallbackError::BadSignature);
-            };
-            if !crate::secret::constant_time_eq(
-                token.as_bytes(),
-                expected.expose_secret().as_bytes(),
-            ) {
-                return Err(CallbackError::BadSignature);
-            }
+            let expected = self.sms.as_ref().and_then(|sms| sms.callback_token.as_ref());
+            crate::secret::check_path_token(token, expected)?;
             return Ok(CallbackReply::receipts(receipt::delivery_report(callback)?));
         }
         if callback.subpath == VOICE_EVENT_PATH {

@@ -1,5 +1,5 @@
-//! Turns Telesign's answer, and its callbacks' status codes, into acceptance, a classified
-//! [`ProviderError`] or a [`DeliveryState`].
+//! Turns Telesign's answer into acceptance or a classified [`ProviderError`] (callbacks are
+//! `receipt.rs`).
 //!
 //! Telesign asks clients to branch on `status.code` and `errors[].code`, not on the HTTP status
 //! (its "all status and error codes" page), and an HTTP 200 can carry a final failure status.
@@ -20,7 +20,7 @@ use switchboard_core::{Certainty, ErrorClass};
 use super::KIND;
 use crate::http::RawAnswer;
 use crate::refusal::parse_retry_after;
-use crate::{Accepted, DeliveryState, ProviderError};
+use crate::{Accepted, ProviderError};
 
 /// The parts of Telesign's JSON the classifier reads.
 #[derive(Debug, Default, Deserialize)]
@@ -154,7 +154,7 @@ fn class_for_error_code(code: i64) -> Option<ErrorClass> {
 }
 
 /// `status.code` of a send's answer (and of callbacks' final failures).
-fn class_for_status_code(code: i64) -> Option<ErrorClass> {
+pub(super) fn class_for_status_code(code: i64) -> Option<ErrorClass> {
     let class = match code {
         // Invalid phone_number or its country code (400); wrong/invalid phone (voice); permanent
         // phone error, cannot route, SMS not supported (final DLR states).
@@ -186,26 +186,6 @@ fn class_for_http(status: u16) -> ErrorClass {
         300..=399 => ErrorClass::AuthConfig,
         // 5xx and unknown 4xx: Telesign refused without blaming the number.
         _ => ErrorClass::Transient,
-    }
-}
-
-/// What a callback's `status.code` says about delivery.
-#[must_use]
-pub(crate) fn delivery_state(code: i64) -> DeliveryState {
-    match code {
-        // Delivered to handset, read (SMS); call answered (voice).
-        200 | 201 | 100 => DeliveryState::Delivered,
-        // In progress, delivered to gateway, call in progress or not handled yet; "final status
-        // unknown" and "sent, no DLR" say nothing about health either.
-        290 | 203 | 103 | 105 | 250 | 251 => DeliveryState::Pending,
-        // Error (unknown), temporary phone error, expired; not answered, call failed, busy,
-        // canceled.
-        207 | 210 | 221 | 101 | 106 | 107 | 108 => {
-            DeliveryState::Undelivered(ErrorClass::Transient)
-        }
-        other => DeliveryState::Undelivered(
-            class_for_status_code(other).unwrap_or(ErrorClass::Transient),
-        ),
     }
 }
 
@@ -321,27 +301,5 @@ mod tests {
         let error = classify_probe(&answer(401, &telesign(501, &[-30006])), now).unwrap_err();
         assert_eq!(error.class, ErrorClass::AuthConfig);
         assert_eq!(classify_probe(&answer(503, ""), now).unwrap_err().class, ErrorClass::Transient);
-    }
-
-    #[test]
-    fn maps_callback_status_codes() {
-        use DeliveryState::*;
-        for (code, state) in [
-            (200, Delivered),
-            (100, Delivered),
-            (290, Pending),
-            (203, Pending),
-            (251, Pending),
-            (210, Undelivered(ErrorClass::Transient)),
-            (101, Undelivered(ErrorClass::Transient)),
-            (211, Undelivered(ErrorClass::InvalidNumber)),
-            (220, Undelivered(ErrorClass::InvalidNumber)),
-            (229, Undelivered(ErrorClass::Blocked)),
-            (233, Undelivered(ErrorClass::FraudBlock)),
-            (231, Undelivered(ErrorClass::AuthConfig)),
-            (4242, Undelivered(ErrorClass::Transient)),
-        ] {
-            assert_eq!(delivery_state(code), state, "{code}");
-        }
     }
 }
