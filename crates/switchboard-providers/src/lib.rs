@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod callback;
 mod error;
+mod fields;
 mod http;
 pub mod infobip;
 pub mod plivo;
