@@ -18,7 +18,6 @@ use switchboard_core::{Certainty, ErrorClass};
 
 use super::KIND;
 use crate::http::RawAnswer;
-use crate::refusal::parse_retry_after;
 use crate::{Accepted, ProviderError};
 
 /// `{groupId, groupName, id, name, description}` of a message status.
@@ -54,11 +53,7 @@ pub(crate) fn classify_send(
         .ok()
         .and_then(|response| response.messages.into_iter().next());
     let Some(SentMessage { message_id, status }) = first else {
-        return Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a message", answer.status),
-        ));
+        return Err(crate::refusal::without(KIND, answer, "message"));
     };
     let group = status.as_ref().and_then(|s| s.group_name.as_deref()).unwrap_or("");
     let name = status.as_ref().and_then(|s| s.name.as_deref()).unwrap_or("");
@@ -73,14 +68,12 @@ pub(crate) fn classify_send(
             detail: format!("http {}, status {}", answer.status, loggable(name)),
         });
     }
-    match message_id.filter(|id| (1..=200).contains(&id.len())) {
-        Some(message_id) => Ok(Accepted { message_id }),
-        None => Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a messageId", answer.status),
-        )),
-    }
+    crate::refusal::accepted(
+        KIND,
+        answer,
+        message_id.filter(|id| (1..=200).contains(&id.len())),
+        "messageId",
+    )
 }
 
 /// Classifies the probe's answer (`GET /sms/3/logs?limit=1`).
@@ -89,34 +82,12 @@ pub(crate) fn classify_probe(answer: &RawAnswer, now: SystemTime) -> Result<(), 
 }
 
 fn refusal(answer: &RawAnswer, now: SystemTime) -> ProviderError {
-    let code = error_code(&answer.body);
     let class = match answer.status {
         // The request we built is malformed (E400, violations): our bug or our config.
-        400 | 401 | 403 | 404 | 300..=399 => ErrorClass::AuthConfig,
-        402 => ErrorClass::Funds,
-        429 => ErrorClass::RateLimited,
-        504 => ErrorClass::Timeout,
-        _ => ErrorClass::Transient,
+        400 => ErrorClass::AuthConfig,
+        status => crate::refusal::class_for_status(status),
     };
-    let certainty =
-        if answer.status == 504 { Certainty::PossiblyAccepted } else { Certainty::NotSent };
-    let retry_after = if class == ErrorClass::RateLimited {
-        answer.retry_after.as_deref().and_then(|value| parse_retry_after(value, now))
-    } else {
-        None
-    };
-    let detail = match &code {
-        Some(code) => format!("http {}, code {code}", answer.status),
-        None => format!("http {}", answer.status),
-    };
-    ProviderError {
-        provider_kind: KIND,
-        class,
-        certainty,
-        retry_after,
-        provider_code: code,
-        detail,
-    }
+    crate::refusal::refusal(KIND, answer, class, error_code(&answer.body), now)
 }
 
 /// `errorCode` (v3) or `requestError.serviceException.messageId` (voice, older APIs), when it is

@@ -46,14 +46,7 @@ pub(crate) fn classify_send(
         Created::Message => body.message_uuid.into_iter().next(),
         Created::Call => body.request_uuid,
     });
-    match id.filter(|id| is_uuid_like(id)) {
-        Some(message_id) => Ok(Accepted { message_id }),
-        None => Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a uuid", answer.status),
-        )),
-    }
+    crate::refusal::accepted(KIND, answer, id.filter(|id| is_uuid_like(id)), "uuid")
 }
 
 pub(crate) fn classify_probe(answer: &RawAnswer, now: SystemTime) -> Result<(), ProviderError> {

@@ -39,14 +39,7 @@ pub(crate) fn classify_batch(
 }
 
 fn accepted(answer: &RawAnswer, id: Option<String>, what: &str) -> Result<Accepted, ProviderError> {
-    match id.filter(|id| is_id(id)) {
-        Some(message_id) => Ok(Accepted { message_id }),
-        None => Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a {what}", answer.status),
-        )),
-    }
+    crate::refusal::accepted(KIND, answer, id.filter(|id| is_id(id)), what)
 }
 
 /// Batch ids are 26-character ULIDs, call ids UUIDs (sometimes with a `_leg` suffix).

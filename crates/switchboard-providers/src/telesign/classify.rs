@@ -64,14 +64,12 @@ pub(crate) fn classify_send(
         // F15: an HTTP 200 carrying a final failure. Telesign did not send it.
         return Err(error(answer, &body, class, Certainty::NotSent));
     }
-    match body.reference_id.filter(|id| is_reference_id(id)) {
-        Some(message_id) => Ok(Accepted { message_id }),
-        None => Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a reference_id", answer.status),
-        )),
-    }
+    crate::refusal::accepted(
+        KIND,
+        answer,
+        body.reference_id.filter(|id| is_reference_id(id)),
+        "reference_id",
+    )
 }
 
 /// Classifies the answer to the probe's status GET: any answer that got past authentication
@@ -101,7 +99,7 @@ fn refusal(answer: &RawAnswer, body: &TelesignBody, now: SystemTime) -> Provider
         .filter_map(|error| error.code)
         .find_map(class_for_error_code)
         .or_else(|| body.status_code().and_then(class_for_status_code))
-        .unwrap_or_else(|| class_for_http(answer.status));
+        .unwrap_or_else(|| crate::refusal::class_for_status(answer.status));
     let certainty =
         if answer.status == 504 { Certainty::PossiblyAccepted } else { Certainty::NotSent };
     let mut error = error(answer, body, class, certainty);
@@ -175,18 +173,6 @@ pub(super) fn class_for_status_code(code: i64) -> Option<ErrorClass> {
         _ => return None,
     };
     Some(class)
-}
-
-fn class_for_http(status: u16) -> ErrorClass {
-    match status {
-        401 | 403 | 404 => ErrorClass::AuthConfig,
-        402 => ErrorClass::Funds,
-        429 => ErrorClass::RateLimited,
-        504 => ErrorClass::Timeout,
-        300..=399 => ErrorClass::AuthConfig,
-        // 5xx and unknown 4xx: Telesign refused without blaming the number.
-        _ => ErrorClass::Transient,
-    }
 }
 
 #[cfg(test)]

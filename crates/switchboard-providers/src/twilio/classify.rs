@@ -35,14 +35,7 @@ pub(crate) fn classify_send(
         sid: Option<String>,
     }
     let sid = serde_json::from_slice::<Created>(&answer.body).ok().and_then(|created| created.sid);
-    match sid.filter(|sid| is_resource_sid(sid)) {
-        Some(message_id) => Ok(Accepted { message_id }),
-        None => Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a message sid", answer.status),
-        )),
-    }
+    crate::refusal::accepted(KIND, answer, sid.filter(|sid| is_resource_sid(sid)), "message sid")
 }
 
 /// Classifies the answer to the account-resource GET of a probe.

@@ -84,13 +84,7 @@ pub(crate) fn classify_sms(answer: &RawAnswer, now: SystemTime) -> Result<Accept
         };
         return Err(crate::refusal::refusal(KIND, answer, class, code.map(|c| c.to_string()), now));
     }
-    let unreadable = || {
-        ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a readable message status", answer.status),
-        )
-    };
+    let unreadable = || crate::refusal::without(KIND, answer, "readable message status");
     let Some(parsed) = parsed.filter(|parsed| !parsed.messages.is_empty()) else {
         return Err(unreadable());
     };
@@ -146,14 +140,12 @@ pub(crate) fn classify_call(
     }
     if answer.is_success() {
         let uuid = serde_json::from_slice::<Created>(&answer.body).ok().and_then(|c| c.uuid);
-        return match uuid.filter(|uuid| is_message_id(uuid)) {
-            Some(message_id) => Ok(Accepted { message_id }),
-            None => Err(ProviderError::possibly_accepted(
-                KIND,
-                ErrorClass::Transient,
-                format!("http {} without a call uuid", answer.status),
-            )),
-        };
+        return crate::refusal::accepted(
+            KIND,
+            answer,
+            uuid.filter(|uuid| is_message_id(uuid)),
+            "call uuid",
+        );
     }
     Err(api_refusal(answer, now))
 }
