@@ -136,6 +136,33 @@ pub trait CallbackApi: Api {
     fn callback_log(&self) -> &Arc<CallbackLog>;
 }
 
+/// Wires an emulator whose API makes callbacks, the same way for every provider: its own
+/// routes (`$routes(emulator)`) plus the `/__sim/receipts` and `/__sim/callbacks` controls,
+/// `clear` forgetting the callbacks made, and [`CallbackApi`] over its `callbacks` field.
+macro_rules! callback_emulator {
+    ($api:ty, received = $received:ty, routes = $routes:path) => {
+        impl crate::emulator::Api for $api {
+            type Received = $received;
+
+            fn routes(emulator: &crate::emulator::Emulator<$api>) -> axum::Router {
+                $routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
+            }
+
+            fn clear(&self) {
+                self.callbacks.clear();
+            }
+        }
+
+        impl crate::callbacks::CallbackApi for $api {
+            fn callback_log(&self) -> &std::sync::Arc<crate::callbacks::CallbackLog> {
+                &self.callbacks
+            }
+        }
+    };
+}
+
+pub(crate) use callback_emulator;
+
 impl<A: CallbackApi> Emulator<A> {
     /// Sets what the receipts of later sends say.
     pub fn set_receipts(&self, receipts: Receipts) {

@@ -21,12 +21,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::{CallbackLog, Receipts};
+use crate::emulator::{AccountApi, Emulator, Running};
 
 /// The credentials the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -103,17 +102,7 @@ pub type InfobipEmulator = Emulator<Infobip>;
 /// An Infobip emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Infobip>;
 
-impl Api for Infobip {
-    type Received = ReceivedRequest;
-
-    fn routes(emulator: &InfobipEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
+crate::callbacks::callback_emulator!(Infobip, received = ReceivedRequest, routes = api::routes);
 
 impl AccountApi for Infobip {
     type Account = InfobipAccount;
@@ -124,11 +113,5 @@ impl AccountApi for Infobip {
 
     fn account(&self) -> &InfobipAccount {
         &self.account
-    }
-}
-
-impl CallbackApi for Infobip {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
     }
 }

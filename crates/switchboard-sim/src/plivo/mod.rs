@@ -20,12 +20,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::callbacks::{CallbackApi, CallbackKind, CallbackLog, Receipts, SentCallback};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::{CallbackKind, CallbackLog, Receipts, SentCallback};
+use crate::emulator::{AccountApi, Emulator, Running};
 
 /// The credentials the emulator accepts; the token also signs its callbacks.
 #[derive(Clone, PartialEq, Eq)]
@@ -101,17 +100,7 @@ pub type PlivoEmulator = Emulator<Plivo>;
 /// A Plivo emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Plivo>;
 
-impl Api for Plivo {
-    type Received = ReceivedSend;
-
-    fn routes(emulator: &PlivoEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
+crate::callbacks::callback_emulator!(Plivo, received = ReceivedSend, routes = api::routes);
 
 impl AccountApi for Plivo {
     type Account = PlivoAccount;
@@ -122,12 +111,6 @@ impl AccountApi for Plivo {
 
     fn account(&self) -> &PlivoAccount {
         &self.account
-    }
-}
-
-impl CallbackApi for Plivo {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
     }
 }
 

@@ -23,11 +23,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::Serialize;
 
-use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::{CallbackLog, Receipts};
+use crate::emulator::{AccountApi, Emulator, Running};
 
 /// The credentials the emulator accepts, and where the account's voice receipts go.
 #[derive(Clone, PartialEq, Eq)]
@@ -145,17 +144,7 @@ pub type TelesignEmulator = Emulator<Telesign>;
 /// A Telesign emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Telesign>;
 
-impl Api for Telesign {
-    type Received = ReceivedSend;
-
-    fn routes(emulator: &TelesignEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
+crate::callbacks::callback_emulator!(Telesign, received = ReceivedSend, routes = api::routes);
 
 impl AccountApi for Telesign {
     type Account = TelesignAccount;
@@ -170,12 +159,6 @@ impl AccountApi for Telesign {
 
     fn account(&self) -> &TelesignAccount {
         &self.account
-    }
-}
-
-impl CallbackApi for Telesign {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
     }
 }
 

@@ -25,12 +25,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::Serialize;
 
 pub use self::callbacks::signature;
-use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::{CallbackLog, Receipts};
+use crate::emulator::{AccountApi, Emulator, Running};
 
 /// The REST API version in every path and answer; `api` and `callbacks` both name it.
 const API_VERSION: &str = "2010-04-01";
@@ -119,17 +118,8 @@ pub type TwilioEmulator = Emulator<Twilio>;
 /// A Twilio emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Twilio>;
 
-impl Api for Twilio {
-    type Received = ReceivedSend;
-
-    fn routes(emulator: &TwilioEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
+// Receipts report Twilio's `ErrorCode` (such as 30003) when undelivered.
+crate::callbacks::callback_emulator!(Twilio, received = ReceivedSend, routes = api::routes);
 
 impl AccountApi for Twilio {
     type Account = TwilioAccount;
@@ -140,13 +130,6 @@ impl AccountApi for Twilio {
 
     fn account(&self) -> &TwilioAccount {
         &self.account
-    }
-}
-
-/// Receipts report Twilio's `ErrorCode` (such as 30003) when undelivered.
-impl CallbackApi for Twilio {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
     }
 }
 

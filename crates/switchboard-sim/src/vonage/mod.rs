@@ -31,11 +31,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::{CallbackLog, Receipts};
+use crate::emulator::{AccountApi, Emulator, Running};
 
 /// A 2048-bit RSA private key for tests and the demo (never for a real application).
 pub const TEST_PRIVATE_KEY_PEM: &str = include_str!("../../testdata/vonage-test-private-key.pem");
@@ -183,17 +182,8 @@ pub type VonageEmulator = Emulator<Vonage>;
 /// `sms_base_url` and `voice_base_url`); stops on shutdown or drop.
 pub type RunningEmulator = Running<Vonage>;
 
-impl Api for Vonage {
-    type Received = ReceivedSend;
-
-    fn routes(emulator: &VonageEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
+// Receipts report an `err-code` for SMS and a call status (such as `busy`) for calls.
+crate::callbacks::callback_emulator!(Vonage, received = ReceivedSend, routes = api::routes);
 
 impl AccountApi for Vonage {
     type Account = VonageAccount;
@@ -204,13 +194,6 @@ impl AccountApi for Vonage {
 
     fn account(&self) -> &VonageAccount {
         &self.account
-    }
-}
-
-/// Receipts report an `err-code` for SMS and a call status (such as `busy`) for calls.
-impl CallbackApi for Vonage {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
     }
 }
 
