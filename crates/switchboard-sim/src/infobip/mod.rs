@@ -18,14 +18,13 @@
 mod api;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::callbacks::{CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Emulator, Running};
+use crate::callbacks::Receipts;
+use crate::emulator::{Emulator, Running};
 
 /// The credentials the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -89,29 +88,14 @@ pub struct ReceivedRequest {
     pub received_at: SystemTime,
 }
 
-/// Infobip's half of an [`InfobipEmulator`]: the account and the delivery reports it posts.
-#[derive(Debug)]
-pub struct Infobip {
-    account: InfobipAccount,
-    callbacks: Arc<CallbackLog>,
-}
-
 /// An Infobip emulator: cheap to clone, every clone shares faults, receipts and records.
 pub type InfobipEmulator = Emulator<Infobip>;
 
 /// An Infobip emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Infobip>;
 
-crate::callbacks::callback_emulator!(Infobip, received = ReceivedRequest, routes = api::routes);
-
-impl AccountApi for Infobip {
-    type Account = InfobipAccount;
-
-    fn for_account(account: InfobipAccount) -> Infobip {
-        Infobip { account, callbacks: Arc::new(CallbackLog::new(Receipts::none())) }
-    }
-
-    fn account(&self) -> &InfobipAccount {
-        &self.account
-    }
+crate::callbacks::callback_emulator! {
+    /// Infobip's half of an [`InfobipEmulator`]: the account and the delivery reports it posts.
+    pub struct Infobip { account: InfobipAccount, receipts: Receipts::none() }
+    received = ReceivedRequest, routes = api::routes;
 }

@@ -17,14 +17,13 @@
 mod api;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::callbacks::{CallbackKind, CallbackLog, Receipts, SentCallback};
-use crate::emulator::{AccountApi, Emulator, Running};
+use crate::callbacks::{CallbackKind, Receipts, SentCallback};
+use crate::emulator::{Emulator, Running};
 
 /// The credentials the emulator accepts; the token also signs its callbacks.
 #[derive(Clone, PartialEq, Eq)]
@@ -87,31 +86,16 @@ pub struct ReceivedSend {
     pub received_at: SystemTime,
 }
 
-/// Plivo's half of a [`PlivoEmulator`]: the account and the callbacks it makes.
-#[derive(Debug)]
-pub struct Plivo {
-    account: PlivoAccount,
-    callbacks: Arc<CallbackLog>,
-}
-
 /// A Plivo emulator: cheap to clone, every clone shares faults, receipts and records.
 pub type PlivoEmulator = Emulator<Plivo>;
 
 /// A Plivo emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Plivo>;
 
-crate::callbacks::callback_emulator!(Plivo, received = ReceivedSend, routes = api::routes);
-
-impl AccountApi for Plivo {
-    type Account = PlivoAccount;
-
-    fn for_account(account: PlivoAccount) -> Plivo {
-        Plivo { account, callbacks: Arc::new(CallbackLog::new(Receipts::none())) }
-    }
-
-    fn account(&self) -> &PlivoAccount {
-        &self.account
-    }
+crate::callbacks::callback_emulator! {
+    /// Plivo's half of a [`PlivoEmulator`]: the account and the callbacks it makes.
+    pub struct Plivo { account: PlivoAccount, receipts: Receipts::none() }
+    received = ReceivedSend, routes = api::routes;
 }
 
 impl PlivoEmulator {

@@ -22,14 +22,13 @@ mod api;
 mod callbacks;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
 
 pub use self::callbacks::signature;
-use crate::callbacks::{CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Emulator, Running};
+use crate::callbacks::Receipts;
+use crate::emulator::{Emulator, Running};
 
 /// The REST API version in every path and answer; `api` and `callbacks` both name it.
 const API_VERSION: &str = "2010-04-01";
@@ -105,13 +104,6 @@ impl ReceivedSend {
     }
 }
 
-/// Twilio's half of a [`TwilioEmulator`]: the account and the status callbacks.
-#[derive(Debug)]
-pub struct Twilio {
-    account: TwilioAccount,
-    callbacks: Arc<CallbackLog>,
-}
-
 /// A Twilio emulator: cheap to clone, every clone shares faults and the request record.
 pub type TwilioEmulator = Emulator<Twilio>;
 
@@ -119,18 +111,10 @@ pub type TwilioEmulator = Emulator<Twilio>;
 pub type RunningEmulator = Running<Twilio>;
 
 // Receipts report Twilio's `ErrorCode` (such as 30003) when undelivered.
-crate::callbacks::callback_emulator!(Twilio, received = ReceivedSend, routes = api::routes);
-
-impl AccountApi for Twilio {
-    type Account = TwilioAccount;
-
-    fn for_account(account: TwilioAccount) -> Twilio {
-        Twilio { account, callbacks: Arc::new(CallbackLog::new(Receipts::delivered())) }
-    }
-
-    fn account(&self) -> &TwilioAccount {
-        &self.account
-    }
+crate::callbacks::callback_emulator! {
+    /// Twilio's half of a [`TwilioEmulator`]: the account and the status callbacks.
+    pub struct Twilio { account: TwilioAccount, receipts: Receipts::delivered() }
+    received = ReceivedSend, routes = api::routes;
 }
 
 impl TwilioEmulator {

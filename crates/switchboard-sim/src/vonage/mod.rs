@@ -28,13 +28,12 @@ mod sms;
 mod voice;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::callbacks::{CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Emulator, Running};
+use crate::callbacks::Receipts;
+use crate::emulator::{Emulator, Running};
 
 /// A 2048-bit RSA private key for tests and the demo (never for a real application).
 pub const TEST_PRIVATE_KEY_PEM: &str = include_str!("../../testdata/vonage-test-private-key.pem");
@@ -168,13 +167,6 @@ impl ReceivedSend {
     }
 }
 
-/// Vonage's half of a [`VonageEmulator`]: the account and the receipts it posts.
-#[derive(Debug)]
-pub struct Vonage {
-    account: VonageAccount,
-    callbacks: Arc<CallbackLog>,
-}
-
 /// A Vonage emulator: cheap to clone, every clone shares faults, receipts and the record.
 pub type VonageEmulator = Emulator<Vonage>;
 
@@ -183,18 +175,10 @@ pub type VonageEmulator = Emulator<Vonage>;
 pub type RunningEmulator = Running<Vonage>;
 
 // Receipts report an `err-code` for SMS and a call status (such as `busy`) for calls.
-crate::callbacks::callback_emulator!(Vonage, received = ReceivedSend, routes = api::routes);
-
-impl AccountApi for Vonage {
-    type Account = VonageAccount;
-
-    fn for_account(account: VonageAccount) -> Vonage {
-        Vonage { account, callbacks: Arc::new(CallbackLog::new(Receipts::none())) }
-    }
-
-    fn account(&self) -> &VonageAccount {
-        &self.account
-    }
+crate::callbacks::callback_emulator! {
+    /// Vonage's half of a [`VonageEmulator`]: the account and the receipts it posts.
+    pub struct Vonage { account: VonageAccount, receipts: Receipts::none() }
+    received = ReceivedSend, routes = api::routes;
 }
 
 impl VonageEmulator {
