@@ -21,6 +21,8 @@ mod secret;
 pub mod senders;
 pub mod sinch;
 pub mod telesign;
+#[cfg(test)]
+mod testing;
 pub mod twilio;
 mod url;
 pub mod vonage;

@@ -1,0 +1,23 @@
+//! Unit-test fixtures shared by the adapters' request and classify tests.
+
+use switchboard_core::OutboundMessage;
+use switchboard_core::{Channel, Country, Destination, Locale, MessageText, Passcode};
+
+/// A message with reference `evt-1` to `number` in `country`.
+pub(crate) fn outbound(
+    number: &str,
+    country: &str,
+    channel: Channel,
+    passcode: &str,
+    text: &str,
+    locale: Option<&str>,
+) -> OutboundMessage {
+    OutboundMessage {
+        reference: "evt-1".into(),
+        destination: Destination::new(number.into(), Country::parse(country).unwrap()),
+        channel,
+        passcode: Passcode::parse(passcode).unwrap(),
+        text: MessageText::new(text.into()),
+        locale: locale.and_then(Locale::parse),
+    }
+}
