@@ -208,14 +208,14 @@ async fn gate(
     account_sid: &str,
     is_authenticated: bool,
 ) -> Result<(), Response> {
-    if let Some(answer) = emulator.play_faults(connection).await {
-        return Err(injected_response(answer));
-    }
-    if !is_authenticated {
-        return Err(
-            TwilioError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate").into_response()
-        );
-    }
+    emulator
+        .gate(
+            connection,
+            || is_authenticated,
+            injected_response,
+            || TwilioError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate").into_response(),
+        )
+        .await?;
     if account_sid != emulator.account().account_sid {
         return Err(TwilioError::not_found(uri).into_response());
     }
