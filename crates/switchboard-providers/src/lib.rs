@@ -87,6 +87,21 @@ pub trait Provider: Send + Sync + fmt::Debug {
     }
 }
 
+/// The two [`Provider`] methods every adapter answers the same way: `id()` from its `id` field
+/// and `kind()` from the registry's `KIND`. Used inside each adapter's `impl Provider`.
+macro_rules! provider_identity {
+    () => {
+        fn id(&self) -> &switchboard_core::ProviderId {
+            &self.id
+        }
+
+        fn kind(&self) -> &'static str {
+            Self::KIND
+        }
+    };
+}
+pub(crate) use provider_identity;
+
 /// A shared provider handle.
 pub type SharedProvider = Arc<dyn Provider>;
 

@@ -143,13 +143,7 @@ impl AwsSmsVoice {
 
 #[async_trait]
 impl Provider for AwsSmsVoice {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
+    crate::provider_identity!();
 
     fn supports(&self, channel: Channel) -> bool {
         match channel {

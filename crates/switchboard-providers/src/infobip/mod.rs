@@ -67,11 +67,7 @@ impl Infobip {
     ) -> Result<Infobip, ConfigError> {
         let key_prefix = format!("providers.{id}");
         let validated = config.validated(&key_prefix)?;
-        let callback_base = context
-            .callback_base
-            .as_deref()
-            .map(|base| crate::url::callback_base(&key_prefix, base))
-            .transpose()?;
+        let callback_base = context.checked_callback_base(&key_prefix)?;
         let report_url = match (&callback_base, &config.callback_token) {
             (Some(base), Some(token)) => Some(SecretString::from(format!(
                 "{base}{}{}",
@@ -103,13 +99,7 @@ impl Infobip {
 
 #[async_trait]
 impl Provider for Infobip {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
+    crate::provider_identity!();
 
     fn supports(&self, channel: Channel) -> bool {
         // Senders are optional on both channels: Infobip falls back to the account's defaults.

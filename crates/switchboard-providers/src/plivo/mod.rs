@@ -76,11 +76,7 @@ impl Plivo {
     ) -> Result<Plivo, ConfigError> {
         let key_prefix = format!("providers.{id}");
         let validated = config.validated(&key_prefix)?;
-        let callback_base = context
-            .callback_base
-            .as_deref()
-            .map(|base| crate::url::callback_base(&key_prefix, base))
-            .transpose()?;
+        let callback_base = context.checked_callback_base(&key_prefix)?;
         if callback_base.is_none() && validated.senders.supports(Channel::Voice) {
             tracing::warn!(
                 provider = %id,
@@ -127,13 +123,7 @@ impl Plivo {
 
 #[async_trait]
 impl Provider for Plivo {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
+    crate::provider_identity!();
 
     fn supports(&self, channel: Channel) -> bool {
         match channel {

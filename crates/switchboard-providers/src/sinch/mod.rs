@@ -185,13 +185,7 @@ fn authorise_callout(
 
 #[async_trait]
 impl Provider for Sinch {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
+    crate::provider_identity!();
 
     fn supports(&self, channel: Channel) -> bool {
         let has_account = match channel {

@@ -70,10 +70,7 @@ impl Telesign {
         let key_prefix = format!("providers.{id}");
         let validated = config.validated(&key_prefix)?;
         let callback_url = context
-            .callback_base
-            .as_deref()
-            .map(|base| crate::url::callback_base(&key_prefix, base))
-            .transpose()?
+            .checked_callback_base(&key_prefix)?
             .map(|base| format!("{base}{}", receipt::STATUS_PATH));
         Ok(Telesign {
             client: crate::http::client(&key_prefix, config.connect_timeout())?,
@@ -134,13 +131,7 @@ impl Telesign {
 
 #[async_trait]
 impl Provider for Telesign {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
+    crate::provider_identity!();
 
     fn supports(&self, channel: Channel) -> bool {
         // Sender ids are optional and Telesign picks the caller id: every channel works.

@@ -120,13 +120,7 @@ fn no_sender(channel: Channel) -> ProviderError {
 
 #[async_trait]
 impl Provider for Twilio {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
+    crate::provider_identity!();
 
     fn supports(&self, channel: Channel) -> bool {
         match channel {

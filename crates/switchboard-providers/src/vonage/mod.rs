@@ -161,13 +161,7 @@ fn unix_now() -> u64 {
 
 #[async_trait]
 impl Provider for Vonage {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
+    crate::provider_identity!();
 
     fn supports(&self, channel: Channel) -> bool {
         let has_account = match channel {

@@ -222,13 +222,7 @@ fn id_text(value: &serde_json::Value) -> Option<String> {
 
 #[async_trait]
 impl Provider for Webhook {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        Self::KIND
-    }
+    crate::provider_identity!();
 
     fn supports(&self, channel: Channel) -> bool {
         self.checked.channels.contains(&channel)
