@@ -113,6 +113,7 @@ fn loggable(name: &str) -> &str {
 
 /// The class of a final status that is not a delivery. Status names are Infobip's
 /// (research section 7; the REJECTED names beyond those the research lists are unverified).
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 pub(super) fn class_for_status(group: &str, name: &str) -> ErrorClass {
     match (group, name) {
         (
@@ -146,12 +147,7 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer {
-            status,
-            retry_after: None,
-            amzn_error_type: None,
-            body: body.as_bytes().to_vec(),
-        }
+        RawAnswer::new(status, body)
     }
 
     fn send(status: u16, body: &str) -> Result<Accepted, ProviderError> {

@@ -138,6 +138,7 @@ fn error(
 }
 
 /// `errors[].code` (five digits, negative for authentication), research section 3.
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 fn class_for_error_code(code: i64) -> Option<ErrorClass> {
     let class = match code {
         // Customer ID account suspended.
@@ -152,6 +153,7 @@ fn class_for_error_code(code: i64) -> Option<ErrorClass> {
 }
 
 /// `status.code` of a send's answer (and of callbacks' final failures).
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 pub(super) fn class_for_status_code(code: i64) -> Option<ErrorClass> {
     let class = match code {
         // Invalid phone_number or its country code (400); wrong/invalid phone (voice); permanent
@@ -182,12 +184,7 @@ mod tests {
     const REF: &str = "0123456789ABCDEF0123456789ABCDEF";
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer {
-            status,
-            retry_after: None,
-            amzn_error_type: None,
-            body: body.as_bytes().to_vec(),
-        }
+        RawAnswer::new(status, body)
     }
 
     fn send(status: u16, body: &str) -> Result<Accepted, ProviderError> {

@@ -72,6 +72,7 @@ struct CallbackStatus {
 
 /// What a callback's `status.code` says about delivery.
 #[must_use]
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 pub(crate) fn delivery_state(code: i64) -> DeliveryState {
     match code {
         // Delivered to handset, read (SMS); call answered (voice).

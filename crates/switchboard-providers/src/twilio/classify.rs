@@ -65,6 +65,7 @@ fn error_code(body: &[u8]) -> Option<u64> {
     code.as_u64().or_else(|| code.as_str()?.trim().parse().ok())
 }
 
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 pub(crate) fn class_for_code(code: u64) -> Option<ErrorClass> {
     let class = match code {
         // Invalid To (21211 SMS, 21217 calls), invalid number (21401), not a mobile (21614).

@@ -27,6 +27,7 @@ use crate::{Accepted, DeliveryState, ProviderError};
 
 /// The class of an SMS API `status` other than `"0"`.
 #[must_use]
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 pub(crate) fn class_for_sms_status(status: u32) -> ErrorClass {
     match status {
         1 | 10 => ErrorClass::RateLimited,
@@ -180,6 +181,7 @@ fn api_refusal(answer: &RawAnswer, now: SystemTime) -> ProviderError {
 
 /// What an SMS delivery receipt's `status` and `err-code` say.
 #[must_use]
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 pub(crate) fn sms_receipt_state(status: &str, err_code: Option<&str>) -> DeliveryState {
     match status {
         "delivered" => DeliveryState::Delivered,
@@ -193,6 +195,7 @@ pub(crate) fn sms_receipt_state(status: &str, err_code: Option<&str>) -> Deliver
 }
 
 /// The class of a receipt `err-code` (research table, Vonage DLR column).
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 fn class_for_receipt_code(code: u32) -> ErrorClass {
     match code {
         3 | 12 => ErrorClass::InvalidNumber,
@@ -206,6 +209,7 @@ fn class_for_receipt_code(code: u32) -> ErrorClass {
 
 /// What a Voice event's `status` says about the call.
 #[must_use]
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 pub(crate) fn call_event_state(status: &str) -> DeliveryState {
     match status {
         "answered" => DeliveryState::Delivered,
@@ -222,12 +226,7 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer {
-            status,
-            retry_after: None,
-            amzn_error_type: None,
-            body: body.as_bytes().to_vec(),
-        }
+        RawAnswer::new(status, body)
     }
 
     fn sms(status: u16, body: &str) -> Result<Accepted, ProviderError> {
