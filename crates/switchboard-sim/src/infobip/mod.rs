@@ -58,6 +58,8 @@ pub enum RequestKind {
     Logs,
 }
 
+// Per-provider record, alike in shape across emulators on purpose: its fields are this
+// provider's wire format.
 /// One API request the emulator received, recorded before auth, validation and faults.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedRequest {

@@ -135,6 +135,8 @@ pub enum SendKind {
     Call,
 }
 
+// Per-provider record, alike in shape across emulators on purpose: its fields are this
+// provider's wire format.
 /// One send the emulator received, recorded before auth, validation and faults are applied.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedSend {
@@ -163,7 +165,7 @@ impl ReceivedSend {
     /// The first value of SMS form parameter `name`.
     #[must_use]
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        crate::request::first_param(&self.params, name)
     }
 }
 
