@@ -21,3 +21,8 @@ pub(crate) fn outbound(
         locale: locale.and_then(Locale::parse),
     }
 }
+
+/// Passcode 918273 to `+14155550100` (US), the usual request-test message.
+pub(crate) fn us_message(channel: Channel, text: &str, locale: Option<&str>) -> OutboundMessage {
+    outbound("+14155550100", "US", channel, "918273", text, locale)
+}

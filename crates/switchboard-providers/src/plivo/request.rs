@@ -91,14 +91,7 @@ mod tests {
     use super::*;
 
     fn message(locale: Option<&str>) -> OutboundMessage {
-        crate::testing::outbound(
-            "+14155550100",
-            "US",
-            Channel::Voice,
-            "918273",
-            "Your code is 918273",
-            locale,
-        )
+        crate::testing::us_message(Channel::Voice, "Your code is 918273", locale)
     }
 
     #[test]

@@ -66,14 +66,7 @@ mod tests {
     use super::*;
 
     fn message(locale: Option<&str>) -> OutboundMessage {
-        crate::testing::outbound(
-            "+14155550100",
-            "US",
-            Channel::Sms,
-            "918273",
-            "Your code is 918273",
-            locale,
-        )
+        crate::testing::us_message(Channel::Sms, "Your code is 918273", locale)
     }
 
     #[test]

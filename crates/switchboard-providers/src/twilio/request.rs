@@ -132,7 +132,7 @@ mod tests {
     use super::*;
 
     fn message(channel: Channel, text: &str, locale: Option<&str>) -> OutboundMessage {
-        crate::testing::outbound("+14155550100", "US", channel, "918273", text, locale)
+        crate::testing::us_message(channel, text, locale)
     }
 
     #[test]

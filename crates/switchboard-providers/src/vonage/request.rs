@@ -265,7 +265,7 @@ mod tests {
     use super::*;
 
     fn message(text: &str, locale: Option<&str>) -> OutboundMessage {
-        crate::testing::outbound("+14155550100", "US", Channel::Sms, "918273", text, locale)
+        crate::testing::us_message(Channel::Sms, text, locale)
     }
 
     fn secret_account() -> SmsAccount {
