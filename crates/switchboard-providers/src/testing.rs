@@ -26,3 +26,18 @@ pub(crate) fn outbound(
 pub(crate) fn us_message(channel: Channel, text: &str, locale: Option<&str>) -> OutboundMessage {
     outbound("+14155550100", "US", channel, "918273", text, locale)
 }
+
+/// Asserts that `result` is a 2xx without a usable id: transient and possibly accepted.
+/// `label` (the body under test) names the failing case.
+#[track_caller]
+pub(crate) fn assert_possibly_accepted<T: std::fmt::Debug>(
+    result: Result<T, crate::ProviderError>,
+    label: &str,
+) {
+    let error = result.unwrap_err();
+    assert_eq!(
+        (error.class, error.certainty),
+        (switchboard_core::ErrorClass::Transient, switchboard_core::Certainty::PossiblyAccepted),
+        "{label}"
+    );
+}

@@ -157,12 +157,7 @@ mod tests {
             (queued, Created::Call),
             (r#"{"message_uuid":["<x>"]}"#, Created::Message),
         ] {
-            let error = send(202, body, created).unwrap_err();
-            assert_eq!(
-                (error.class, error.certainty),
-                (ErrorClass::Transient, Certainty::PossiblyAccepted),
-                "{body}"
-            );
+            crate::testing::assert_possibly_accepted(send(202, body, created), body);
         }
     }
 

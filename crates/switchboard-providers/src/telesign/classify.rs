@@ -209,12 +209,7 @@ mod tests {
         }
         for body in ["", "{}", r#"{"status":{"code":290}}"#, "<html/>", r#"{"reference_id":"a b"}"#]
         {
-            let error = send(200, body).unwrap_err();
-            assert_eq!(
-                (error.class, error.certainty),
-                (ErrorClass::Transient, Certainty::PossiblyAccepted),
-                "{body}"
-            );
+            crate::testing::assert_possibly_accepted(send(200, body), body);
         }
     }
 

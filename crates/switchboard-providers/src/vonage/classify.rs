@@ -251,12 +251,7 @@ mod tests {
             "<html/>",
             r#"{"messages":[{"status":"x"}]}"#,
         ] {
-            let error = sms(200, body).unwrap_err();
-            assert_eq!(
-                (error.class, error.certainty),
-                (ErrorClass::Transient, Certainty::PossiblyAccepted),
-                "{body}"
-            );
+            crate::testing::assert_possibly_accepted(sms(200, body), body);
         }
     }
 
