@@ -56,7 +56,8 @@ macro_rules! provider_config {
             /// Time allowed for one request, from connecting to the last byte of the answer, in ms.
             #[serde(default = "default_timeout_ms")]
             pub timeout_ms: u64,
-            /// Time allowed to open a connection, in ms (a connect failure is certainly not a send).
+            /// Time allowed to open a connection, in ms (a connect failure is certainly not a
+            /// send).
             #[serde(default = "default_connect_timeout_ms")]
             pub connect_timeout_ms: u64,
         }

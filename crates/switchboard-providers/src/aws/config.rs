@@ -30,13 +30,14 @@ crate::fields::provider_config! {
         pub secret_access_key: Option<SecretString>,
         /// Session token of temporary credentials; `Debug` prints `***`.
         pub session_token: Option<SecretString>,
-        /// Default `OriginationIdentity`: a phone number, short code or sender ID. Calls use it when
-        /// it is a number and `voice_from` is unset.
+        /// Default `OriginationIdentity`: a phone number, short code or sender ID. Calls use it
+        /// when it is a number and `voice_from` is unset.
         pub from: Option<String>,
         /// Default `OriginationIdentity` for calls (an E.164 number).
         #[serde(default)]
         pub voice_from: Option<String>,
-        /// Per-country `OriginationIdentity` overrides (`[providers.NAME.senders.GB] sms = "Acme"`).
+        /// Per-country `OriginationIdentity` overrides
+        /// (`[providers.NAME.senders.GB] sms = "Acme"`).
         #[serde(default)]
         pub senders: BTreeMap<String, CountrySenderConfig>,
         /// A pool id, phone number id or ARN used as `OriginationIdentity` where `from`,

@@ -29,8 +29,8 @@ crate::fields::provider_config! {
         /// The text-to-speech voice name for calls (`Joanna`); unset uses Infobip's default voice
         /// for the call's language.
         pub voice: Option<String>,
-        /// Minutes Infobip keeps trying to deliver (1 to 2880; Infobip caps it at 48 h). Unset leaves
-        /// Infobip's default of 48 h, far longer than a passcode is useful.
+        /// Minutes Infobip keeps trying to deliver (1 to 2880; Infobip caps it at 48 h). Unset
+        /// leaves Infobip's default of 48 h, far longer than a passcode is useful.
         pub validity_period_min: Option<u32>,
         /// A secret of at least 32 URL-safe characters that enables delivery reports. Infobip does
         /// not sign its reports, so switchboard asks for them at

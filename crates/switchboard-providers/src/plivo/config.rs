@@ -29,8 +29,8 @@ crate::fields::provider_config! {
         /// The `<Speak voice>` of calls: `WOMAN` (default), `MAN`, or a `Polly.*` voice name.
         #[serde(default = "default_voice")]
         pub voice: String,
-        /// Seconds Plivo keeps trying to deliver an SMS (`message_expiry`, 5 to 10800). Unset leaves
-        /// Plivo's default.
+        /// Seconds Plivo keeps trying to deliver an SMS (`message_expiry`, 5 to 10800). Unset
+        /// leaves Plivo's default.
         pub message_expiry_s: Option<u32>,
         /// Seconds a call rings before Plivo gives up (`ring_timeout`, 5 to 120). Unset leaves
         /// Plivo's default.

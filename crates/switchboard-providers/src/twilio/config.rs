@@ -13,7 +13,8 @@ crate::fields::provider_config! {
     #[derive(Clone, Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct TwilioConfig {
-        /// The account SID, `AC` followed by 32 hex digits: the Basic auth user and the path segment.
+        /// The account SID, `AC` followed by 32 hex digits: the Basic auth user and the path
+        /// segment.
         pub account_sid: String,
         /// The account's auth token (Basic auth password); `Debug` prints `***`.
         pub auth_token: SecretString,

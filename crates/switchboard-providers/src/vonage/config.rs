@@ -23,9 +23,9 @@ crate::fields::provider_config! {
         /// The API secret, sent with every SMS request. Leave it out when `signature_secret` signs
         /// requests instead (Vonage refuses a request that carries both).
         pub api_secret: Option<SecretString>,
-        /// The account's signature secret: signs SMS requests (instead of `api_secret`) and verifies
-        /// signed delivery receipts and signed Voice webhooks. Receipts are only asked for when it
-        /// is set, since an unsigned receipt could be forged.
+        /// The account's signature secret: signs SMS requests (instead of `api_secret`) and
+        /// verifies signed delivery receipts and signed Voice webhooks. Receipts are only asked for
+        /// when it is set, since an unsigned receipt could be forged.
         pub signature_secret: Option<SecretString>,
         /// How the dashboard's signature setting signs: `md5hash` (the default), `md5`, `sha1`,
         /// `sha256` or `sha512` (the HMAC variants).
