@@ -95,3 +95,17 @@ pub struct BuildContext {
     /// voice, refuse the channel at load time).
     pub callback_base: Option<String>,
 }
+
+impl BuildContext {
+    /// The callback base, checked (`http`/`https`, no query) and without a trailing `/`; `None`
+    /// when the server has no public URL.
+    pub(crate) fn checked_callback_base(
+        &self,
+        key_prefix: &str,
+    ) -> Result<Option<String>, switchboard_core::ConfigError> {
+        self.callback_base
+            .as_deref()
+            .map(|base| crate::url::callback_base(key_prefix, base))
+            .transpose()
+    }
+}

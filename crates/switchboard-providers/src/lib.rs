@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod callback;
 mod error;
+mod fields;
 mod http;
 pub mod infobip;
 pub mod plivo;
@@ -20,6 +21,8 @@ mod secret;
 pub mod senders;
 pub mod sinch;
 pub mod telesign;
+#[cfg(test)]
+mod testing;
 pub mod twilio;
 mod url;
 pub mod vonage;
@@ -84,12 +87,27 @@ pub trait Provider: Send + Sync + fmt::Debug {
     }
 }
 
+/// The two [`Provider`] methods every adapter answers the same way: `id()` from its `id` field
+/// and `kind()` from the registry's `KIND`. Used inside each adapter's `impl Provider`.
+macro_rules! provider_identity {
+    () => {
+        fn id(&self) -> &switchboard_core::ProviderId {
+            &self.id
+        }
+
+        fn kind(&self) -> &'static str {
+            Self::KIND
+        }
+    };
+}
+pub(crate) use provider_identity;
+
 /// A shared provider handle.
 pub type SharedProvider = Arc<dyn Provider>;
 
 /// The registry of provider kinds: one line per provider. From it [`kinds!`] generates the
 /// [`ProviderConfig`] enum (serde tag `kind`), [`ProviderConfig::kind`],
-/// [`ProviderConfig::validate`], [`ProviderConfig::KINDS`] and [`build`].
+/// [`ProviderConfig::validate`], [`ProviderConfig::KINDS`], each adapter's `KIND` and [`build`].
 ///
 /// Each line is `Variant("kind", ConfigType, AdapterType)`, with the kind's doc line above it.
 /// The config type has `validate(&self, key_prefix)`; the adapter has the kit's constructor
@@ -127,6 +145,13 @@ macro_rules! kinds {
                 }
             }
         }
+
+        $(
+            impl $adapter {
+                /// The kind as written in config: the registry line is its only spelling.
+                pub const KIND: &'static str = $kind;
+            }
+        )*
 
         /// Validates `config` and builds the adapter for provider `id`.
         pub fn build(

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use switchboard_core::{Certainty, ErrorClass};
 
-use crate::ProviderError;
 use crate::http::RawAnswer;
+use crate::{Accepted, ProviderError};
 
 /// The class of a non-2xx answer whose body names nothing we know.
 ///
@@ -70,6 +70,26 @@ pub(crate) fn refusal(
         provider_code: code,
         detail,
     }
+}
+
+/// A success answer that named no usable message id: possibly accepted, since sending again
+/// could deliver twice. Detail `http {status} without a {what}`.
+pub(crate) fn without(kind: &'static str, answer: &RawAnswer, what: &str) -> ProviderError {
+    ProviderError::possibly_accepted(
+        kind,
+        ErrorClass::Transient,
+        format!("http {} without a {what}", answer.status),
+    )
+}
+
+/// Acceptance of `id` (already checked to look like the provider's ids), else [`without`].
+pub(crate) fn accepted(
+    kind: &'static str,
+    answer: &RawAnswer,
+    id: Option<String>,
+    what: &str,
+) -> Result<Accepted, ProviderError> {
+    id.map(|message_id| Accepted { message_id }).ok_or_else(|| without(kind, answer, what))
 }
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 section 10.2.3). A date in the past

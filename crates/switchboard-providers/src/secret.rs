@@ -14,6 +14,19 @@ pub(crate) fn random_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Checks a secret token carried in a callback's path (for providers that do not sign their
+/// callbacks): no token configured, or a different one, is a bad signature.
+pub(crate) fn check_path_token(
+    presented: &str,
+    expected: Option<&secrecy::SecretString>,
+) -> Result<(), crate::CallbackError> {
+    use secrecy::ExposeSecret;
+    let is_authentic = expected.is_some_and(|expected| {
+        constant_time_eq(presented.as_bytes(), expected.expose_secret().as_bytes())
+    });
+    if is_authentic { Ok(()) } else { Err(crate::CallbackError::BadSignature) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

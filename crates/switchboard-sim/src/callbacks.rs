@@ -136,6 +136,66 @@ pub trait CallbackApi: Api {
     fn callback_log(&self) -> &Arc<CallbackLog>;
 }
 
+/// Wires an emulator whose API makes callbacks, the same way for every provider: its own
+/// routes (`$routes(emulator)`) plus the `/__sim/receipts` and `/__sim/callbacks` controls,
+/// `clear` forgetting the callbacks made, and [`CallbackApi`] over its `callbacks` field.
+///
+/// The braced form also declares the usual API struct, an account and its callback log
+/// starting with `receipts`, and its [`AccountApi`](crate::emulator::AccountApi) impl; an
+/// emulator that keeps more state declares its own struct and uses the short form.
+macro_rules! callback_emulator {
+    (
+        $(#[$meta:meta])*
+        pub struct $api:ident { account: $account:ty, receipts: $receipts:expr $(,)? }
+        received = $received:ty, routes = $routes:path $(;)?
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        pub struct $api {
+            account: $account,
+            callbacks: std::sync::Arc<crate::callbacks::CallbackLog>,
+        }
+
+        impl crate::emulator::AccountApi for $api {
+            type Account = $account;
+
+            fn for_account(account: $account) -> $api {
+                $api {
+                    account,
+                    callbacks: std::sync::Arc::new(crate::callbacks::CallbackLog::new($receipts)),
+                }
+            }
+
+            fn account(&self) -> &$account {
+                &self.account
+            }
+        }
+
+        crate::callbacks::callback_emulator!($api, received = $received, routes = $routes);
+    };
+    ($api:ty, received = $received:ty, routes = $routes:path) => {
+        impl crate::emulator::Api for $api {
+            type Received = $received;
+
+            fn routes(emulator: &crate::emulator::Emulator<$api>) -> axum::Router {
+                $routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
+            }
+
+            fn clear(&self) {
+                self.callbacks.clear();
+            }
+        }
+
+        impl crate::callbacks::CallbackApi for $api {
+            fn callback_log(&self) -> &std::sync::Arc<crate::callbacks::CallbackLog> {
+                &self.callbacks
+            }
+        }
+    };
+}
+
+pub(crate) use callback_emulator;
+
 impl<A: CallbackApi> Emulator<A> {
     /// Sets what the receipts of later sends say.
     pub fn set_receipts(&self, receipts: Receipts) {

@@ -173,6 +173,26 @@ impl<A: Api> Emulator<A> {
         decision.play(connection.as_ref().map(|axum::Extension(control)| control)).await
     }
 
+    /// The gate every emulator puts in front of an endpoint, in the same order: this request's
+    /// faults first (rendered by `injected` in the provider's error format), then
+    /// authentication, checked only once the faults have played (`unauthenticated` renders
+    /// the provider's refusal).
+    pub(crate) async fn gate(
+        &self,
+        connection: Connection,
+        is_authenticated: impl FnOnce() -> bool,
+        injected: impl FnOnce(InjectedAnswer) -> axum::response::Response,
+        unauthenticated: impl FnOnce() -> axum::response::Response,
+    ) -> Result<(), axum::response::Response> {
+        if let Some(answer) = self.play_faults(connection).await {
+            return Err(injected(answer));
+        }
+        if !is_authenticated() {
+            return Err(unauthenticated());
+        }
+        Ok(())
+    }
+
     /// 128 random bits for an id.
     pub(crate) fn random_u128(&self) -> u128 {
         self.shared.ids.lock().unwrap_or_else(PoisonError::into_inner).random()

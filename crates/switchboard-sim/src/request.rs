@@ -29,3 +29,8 @@ pub(crate) fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
         .and_then(|value| value.strip_prefix("Bearer "))
         .is_some_and(|given| given.trim() == token)
 }
+
+/// The first value of `name` among form or query pairs, in the order sent.
+pub(crate) fn first_param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}

@@ -59,7 +59,7 @@ impl ReceivedRequest {
     /// The first value of header `name` (lower case).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        crate::request::first_param(&self.headers, name)
     }
 
     /// The body as JSON (`null` if it is not).

@@ -42,14 +42,7 @@ pub(crate) fn classify_send(
     }
     let message_id =
         serde_json::from_slice::<Sent>(&answer.body).ok().and_then(|sent| sent.message_id);
-    match message_id.filter(|id| is_message_id(id)) {
-        Some(message_id) => Ok(Accepted { message_id }),
-        None => Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a message id", answer.status),
-        )),
-    }
+    crate::refusal::accepted(KIND, answer, message_id.filter(|id| is_message_id(id)), "message id")
 }
 
 /// Classifies the answer to the probe (`DescribeAccountAttributes`).
@@ -227,12 +220,7 @@ mod tests {
             Ok(Accepted { message_id: "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111".into() })
         );
         for body in ["", "{}", r#"{"MessageId":""}"#, r#"{"MessageId":"<html>"}"#, "<html/>"] {
-            let error = send(200, body).unwrap_err();
-            assert_eq!(
-                (error.class, error.certainty),
-                (ErrorClass::Transient, Certainty::PossiblyAccepted),
-                "{body}"
-            );
+            crate::testing::assert_possibly_accepted(send(200, body), body);
         }
     }
 

@@ -9,72 +9,60 @@
 //! credentials would need a refresh loop. A reload picks up rotated environment values.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_core::ConfigError;
 
 use super::request::VOICE_IDS;
-use crate::senders::{CountrySenderConfig, Senders};
+use crate::senders::CountrySenderConfig;
 
-/// One AWS account and region as written in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsSmsVoiceConfig {
-    /// The AWS region (`us-east-1`): the endpoint and the SigV4 credential scope.
-    pub region: String,
-    /// Access key id; with `secret_access_key`, or neither (then the environment's are used).
-    pub access_key_id: Option<String>,
-    /// Secret access key; `Debug` prints `***`.
-    pub secret_access_key: Option<SecretString>,
-    /// Session token of temporary credentials; `Debug` prints `***`.
-    pub session_token: Option<SecretString>,
-    /// Default `OriginationIdentity`: a phone number, short code or sender ID. Calls use it when
-    /// it is a number and `voice_from` is unset.
-    pub from: Option<String>,
-    /// Default `OriginationIdentity` for calls (an E.164 number).
-    #[serde(default)]
-    pub voice_from: Option<String>,
-    /// Per-country `OriginationIdentity` overrides (`[providers.NAME.senders.GB] sms = "Acme"`).
-    #[serde(default)]
-    pub senders: BTreeMap<String, CountrySenderConfig>,
-    /// A pool id, phone number id or ARN used as `OriginationIdentity` where `from`,
-    /// `voice_from` and `senders` give none. Without any, SMS lets AWS pick the identity and
-    /// calls are refused.
-    pub origination_identity: Option<String>,
-    /// `ConfigurationSetName`: where AWS sends delivery events (they never come back to
-    /// switchboard).
-    pub configuration_set_name: Option<String>,
-    /// `MaxPrice` per SMS part, in USD (`"0.05"`); AWS refuses dearer destinations.
-    pub max_price: Option<String>,
-    /// `MaxPricePerMinute` for calls, in USD.
-    pub max_price_per_minute: Option<String>,
-    /// `TimeToLive` in seconds (5 to 259200): how long AWS keeps trying. A passcode is useless
-    /// after a few minutes.
-    pub time_to_live_s: Option<u32>,
-    /// `VoiceId` for calls (`JOANNA`); unset picks a voice for the callee's language.
-    pub voice_id: Option<String>,
-    /// The API root; unset is `https://sms-voice.{region}.amazonaws.com`. Tests and the demo
-    /// point it at `switchboard-sim`.
-    pub endpoint_url: Option<String>,
-    /// Time allowed for one request, in ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Time allowed to open a connection, in ms.
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
+crate::fields::provider_config! {
+    /// One AWS account and region as written in the config file.
+    #[derive(Clone, Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct AwsSmsVoiceConfig {
+        /// The AWS region (`us-east-1`): the endpoint and the SigV4 credential scope.
+        pub region: String,
+        /// Access key id; with `secret_access_key`, or neither (then the environment's are used).
+        pub access_key_id: Option<String>,
+        /// Secret access key; `Debug` prints `***`.
+        pub secret_access_key: Option<SecretString>,
+        /// Session token of temporary credentials; `Debug` prints `***`.
+        pub session_token: Option<SecretString>,
+        /// Default `OriginationIdentity`: a phone number, short code or sender ID. Calls use it
+        /// when it is a number and `voice_from` is unset.
+        pub from: Option<String>,
+        /// Default `OriginationIdentity` for calls (an E.164 number).
+        #[serde(default)]
+        pub voice_from: Option<String>,
+        /// Per-country `OriginationIdentity` overrides
+        /// (`[providers.NAME.senders.GB] sms = "Acme"`).
+        #[serde(default)]
+        pub senders: BTreeMap<String, CountrySenderConfig>,
+        /// A pool id, phone number id or ARN used as `OriginationIdentity` where `from`,
+        /// `voice_from` and `senders` give none. Without any, SMS lets AWS pick the identity and
+        /// calls are refused.
+        pub origination_identity: Option<String>,
+        /// `ConfigurationSetName`: where AWS sends delivery events (they never come back to
+        /// switchboard).
+        pub configuration_set_name: Option<String>,
+        /// `MaxPrice` per SMS part, in USD (`"0.05"`); AWS refuses dearer destinations.
+        pub max_price: Option<String>,
+        /// `MaxPricePerMinute` for calls, in USD.
+        pub max_price_per_minute: Option<String>,
+        /// `TimeToLive` in seconds (5 to 259200): how long AWS keeps trying. A passcode is useless
+        /// after a few minutes.
+        pub time_to_live_s: Option<u32>,
+        /// `VoiceId` for calls (`JOANNA`); unset picks a voice for the callee's language.
+        pub voice_id: Option<String>,
+        /// The API root; unset is `https://sms-voice.{region}.amazonaws.com`. Tests and the demo
+        /// point it at `switchboard-sim`.
+        pub endpoint_url: Option<String>,
+    }
+    default_timeout_ms = 1500;
+    senders;
 }
-
-fn default_timeout_ms() -> u64 {
-    1500
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    300
-}
-
-const MAX_TIMEOUT_MS: u64 = 60_000;
 
 /// Resolved credentials.
 #[derive(Clone, Debug)]
@@ -184,29 +172,8 @@ impl AwsSmsVoiceConfig {
             ));
         }
         self.endpoint(key_prefix)?;
-        if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
-            return Err(ConfigError::invalid(
-                key("timeout_ms"),
-                format!("must be between 1 and {MAX_TIMEOUT_MS}"),
-            ));
-        }
-        if !(1..=self.timeout_ms).contains(&self.connect_timeout_ms) {
-            return Err(ConfigError::invalid(
-                key("connect_timeout_ms"),
-                "must be between 1 and timeout_ms",
-            ));
-        }
+        self.check_timeouts(key_prefix)?;
         Ok(())
-    }
-
-    /// The validated senders (`from`, `voice_from`, `senders`).
-    pub(crate) fn senders(&self, key_prefix: &str) -> Result<Senders, ConfigError> {
-        Senders::try_new(
-            key_prefix,
-            self.from.as_deref(),
-            self.voice_from.as_deref(),
-            &self.senders,
-        )
     }
 
     /// The API root without a trailing `/`.
@@ -243,14 +210,6 @@ impl AwsSmsVoiceConfig {
                  AWS_SECRET_ACCESS_KEY in the environment (profiles and instance roles are not read)",
             )),
         }
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
     }
 }
 

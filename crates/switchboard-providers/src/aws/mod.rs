@@ -30,8 +30,8 @@ use self::sign::Signer;
 use crate::http::RawAnswer;
 use crate::{Accepted, BuildContext, Provider, ProviderError, Senders};
 
-/// The provider kind, as written in config.
-const KIND: &str = "aws_sms_voice";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = AwsSmsVoice::KIND;
 
 /// `targetPrefix` in the model.
 const TARGET_PREFIX: &str = "PinpointSMSVoiceV2";
@@ -139,8 +139,22 @@ impl AwsSmsVoice {
         }
         crate::http::exchange(KIND, request, self.timeout).await
     }
+}
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+#[async_trait]
+impl Provider for AwsSmsVoice {
+    crate::provider_identity!();
+
+    fn supports(&self, channel: Channel) -> bool {
+        match channel {
+            // Without an identity AWS picks one of the account's.
+            Channel::Sms => true,
+            Channel::Voice => self.origination_identity.is_some() || self.senders.supports(channel),
+        }
+    }
+
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let country = message.destination.country();
         let identity = self
             .senders
@@ -163,30 +177,6 @@ impl AwsSmsVoice {
         };
         let answer = self.call(operation, &body).await?;
         classify::classify_send(&answer, SystemTime::now())
-    }
-}
-
-#[async_trait]
-impl Provider for AwsSmsVoice {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn supports(&self, channel: Channel) -> bool {
-        match channel {
-            // Without an identity AWS picks one of the account's.
-            Channel::Sms => true,
-            Channel::Voice => self.origination_identity.is_some() || self.senders.supports(channel),
-        }
-    }
-
-    /// Failures are not logged here: dispatch logs every attempt's outcome once.
-    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {

@@ -1,5 +1,5 @@
-//! Turns Infobip's answers and delivery reports into acceptance, a classified [`ProviderError`]
-//! or [`DeliveryState`]s.
+//! Turns Infobip's answers into acceptance or a classified [`ProviderError`] (delivery reports
+//! are `receipt.rs`).
 //!
 //! A send answers HTTP 200 with a status per message; the status *group* decides: PENDING,
 //! ACCEPTED and DELIVERED with a `messageId` are acceptance, REJECTED, UNDELIVERABLE and EXPIRED
@@ -18,8 +18,7 @@ use switchboard_core::{Certainty, ErrorClass};
 
 use super::KIND;
 use crate::http::RawAnswer;
-use crate::refusal::parse_retry_after;
-use crate::{Accepted, DeliveryState, ProviderError, Receipt};
+use crate::{Accepted, ProviderError};
 
 /// `{groupId, groupName, id, name, description}` of a message status.
 #[derive(Debug, Deserialize)]
@@ -54,11 +53,7 @@ pub(crate) fn classify_send(
         .ok()
         .and_then(|response| response.messages.into_iter().next());
     let Some(SentMessage { message_id, status }) = first else {
-        return Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a message", answer.status),
-        ));
+        return Err(crate::refusal::without(KIND, answer, "message"));
     };
     let group = status.as_ref().and_then(|s| s.group_name.as_deref()).unwrap_or("");
     let name = status.as_ref().and_then(|s| s.name.as_deref()).unwrap_or("");
@@ -73,14 +68,12 @@ pub(crate) fn classify_send(
             detail: format!("http {}, status {}", answer.status, loggable(name)),
         });
     }
-    match message_id.filter(|id| (1..=200).contains(&id.len())) {
-        Some(message_id) => Ok(Accepted { message_id }),
-        None => Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a messageId", answer.status),
-        )),
-    }
+    crate::refusal::accepted(
+        KIND,
+        answer,
+        message_id.filter(|id| (1..=200).contains(&id.len())),
+        "messageId",
+    )
 }
 
 /// Classifies the probe's answer (`GET /sms/3/logs?limit=1`).
@@ -89,34 +82,12 @@ pub(crate) fn classify_probe(answer: &RawAnswer, now: SystemTime) -> Result<(), 
 }
 
 fn refusal(answer: &RawAnswer, now: SystemTime) -> ProviderError {
-    let code = error_code(&answer.body);
     let class = match answer.status {
         // The request we built is malformed (E400, violations): our bug or our config.
-        400 | 401 | 403 | 404 | 300..=399 => ErrorClass::AuthConfig,
-        402 => ErrorClass::Funds,
-        429 => ErrorClass::RateLimited,
-        504 => ErrorClass::Timeout,
-        _ => ErrorClass::Transient,
+        400 => ErrorClass::AuthConfig,
+        status => crate::refusal::class_for_status(status),
     };
-    let certainty =
-        if answer.status == 504 { Certainty::PossiblyAccepted } else { Certainty::NotSent };
-    let retry_after = if class == ErrorClass::RateLimited {
-        answer.retry_after.as_deref().and_then(|value| parse_retry_after(value, now))
-    } else {
-        None
-    };
-    let detail = match &code {
-        Some(code) => format!("http {}, code {code}", answer.status),
-        None => format!("http {}", answer.status),
-    };
-    ProviderError {
-        provider_kind: KIND,
-        class,
-        certainty,
-        retry_after,
-        provider_code: code,
-        detail,
-    }
+    crate::refusal::refusal(KIND, answer, class, error_code(&answer.body), now)
 }
 
 /// `errorCode` (v3) or `requestError.serviceException.messageId` (voice, older APIs), when it is
@@ -131,7 +102,7 @@ fn error_code(body: &[u8]) -> Option<String> {
 }
 
 /// Upper-case letters, digits and `_`, at most 64: a code, safe to log.
-fn is_code(text: &str) -> bool {
+pub(super) fn is_code(text: &str) -> bool {
     (1..=64).contains(&text.len())
         && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
@@ -142,7 +113,8 @@ fn loggable(name: &str) -> &str {
 
 /// The class of a final status that is not a delivery. Status names are Infobip's
 /// (research section 7; the REJECTED names beyond those the research lists are unverified).
-fn class_for_status(group: &str, name: &str) -> ErrorClass {
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
+pub(super) fn class_for_status(group: &str, name: &str) -> ErrorClass {
     match (group, name) {
         (
             "REJECTED",
@@ -170,78 +142,12 @@ fn class_for_status(group: &str, name: &str) -> ErrorClass {
     }
 }
 
-/// One report of `{"results":[...]}` (SMS v3 and voice reports share these fields).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReportResult {
-    message_id: String,
-    status: Status,
-    error: Option<ReportError>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReportError {
-    group_name: Option<String>,
-    permanent: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Reports {
-    results: Vec<ReportResult>,
-}
-
-/// Parses a delivery-report body into receipts; `None` when it is not Infobip's report JSON.
-pub(crate) fn receipts(body: &[u8]) -> Option<Vec<Receipt>> {
-    let reports: Reports = serde_json::from_slice(body).ok()?;
-    Some(
-        reports
-            .results
-            .into_iter()
-            .map(|result| {
-                let group = result.status.group_name.as_deref().unwrap_or("");
-                let name = result.status.name.as_deref().unwrap_or("");
-                let state = match group {
-                    "DELIVERED" => DeliveryState::Delivered,
-                    "PENDING" | "ACCEPTED" => DeliveryState::Pending,
-                    "UNDELIVERABLE" => {
-                        let error = result.error.as_ref();
-                        let is_permanent_handset = error.is_some_and(|e| {
-                            e.permanent == Some(true)
-                                && e.group_name.as_deref() == Some("HANDSET_ERRORS")
-                        });
-                        DeliveryState::Undelivered(if is_permanent_handset {
-                            ErrorClass::InvalidNumber
-                        } else {
-                            ErrorClass::Transient
-                        })
-                    }
-                    "REJECTED" | "EXPIRED" => {
-                        DeliveryState::Undelivered(class_for_status(group, name))
-                    }
-                    _ => DeliveryState::Pending,
-                };
-                Receipt {
-                    message_id: result.message_id,
-                    state,
-                    provider_code: Some(name.to_owned()).filter(|n| is_code(n)),
-                }
-            })
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer {
-            status,
-            retry_after: None,
-            amzn_error_type: None,
-            body: body.as_bytes().to_vec(),
-        }
+        RawAnswer::new(status, body)
     }
 
     fn send(status: u16, body: &str) -> Result<Accepted, ProviderError> {
@@ -261,12 +167,7 @@ mod tests {
         for body in
             ["", "{}", r#"{"messages":[]}"#, r#"{"messages":[{"status":{"groupName":"PENDING"}}]}"#]
         {
-            let error = send(200, body).unwrap_err();
-            assert_eq!(
-                (error.class, error.certainty),
-                (ErrorClass::Transient, Certainty::PossiblyAccepted),
-                "{body}"
-            );
+            crate::testing::assert_possibly_accepted(send(200, body), body);
         }
     }
 
@@ -307,34 +208,5 @@ mod tests {
         );
         let error = send(400, r#"{"errorCode":"free text with +41793026727"}"#).unwrap_err();
         assert_eq!(error.provider_code, None);
-    }
-
-    #[test]
-    fn reports_become_receipts() {
-        let body = r#"{"results":[
-            {"messageId":"m1","status":{"groupId":3,"groupName":"DELIVERED","id":5,"name":"DELIVERED_TO_HANDSET"},"error":{"groupId":0,"groupName":"OK","id":0,"name":"NO_ERROR","permanent":false}},
-            {"messageId":"m2","status":{"groupId":5,"groupName":"REJECTED","id":14,"name":"REJECTED_DESTINATION"}},
-            {"messageId":"m3","status":{"groupId":2,"groupName":"UNDELIVERABLE","id":9,"name":"UNDELIVERABLE_NOT_DELIVERED"},"error":{"groupId":1,"groupName":"HANDSET_ERRORS","id":1,"name":"EC_UNKNOWN_SUBSCRIBER","permanent":true}},
-            {"messageId":"m4","status":{"groupId":2,"groupName":"UNDELIVERABLE","id":4,"name":"UNDELIVERABLE_REJECTED_OPERATOR"},"error":{"groupName":"OPERATOR_ERRORS","permanent":false}},
-            {"messageId":"m5","status":{"groupId":1,"groupName":"PENDING","id":3,"name":"PENDING_WAITING_DELIVERY"}},
-            {"messageId":"m6","status":{"groupId":3,"groupName":"DELIVERED","id":5,"name":"DELIVERED_TO_HANDSET"},"error":{"groupId":0,"groupName":"OK","id":5000,"name":"VOICE_ANSWERED","permanent":true}}
-        ]}"#;
-        let states: Vec<_> = receipts(body.as_bytes())
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.message_id, r.state))
-            .collect();
-        assert_eq!(
-            states,
-            [
-                ("m1".to_owned(), DeliveryState::Delivered),
-                ("m2".to_owned(), DeliveryState::Undelivered(ErrorClass::InvalidNumber)),
-                ("m3".to_owned(), DeliveryState::Undelivered(ErrorClass::InvalidNumber)),
-                ("m4".to_owned(), DeliveryState::Undelivered(ErrorClass::Transient)),
-                ("m5".to_owned(), DeliveryState::Pending),
-                ("m6".to_owned(), DeliveryState::Delivered),
-            ]
-        );
-        assert!(receipts(b"<xml/>").is_none());
     }
 }

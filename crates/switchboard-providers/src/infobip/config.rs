@@ -1,7 +1,6 @@
 //! `[providers.NAME]` with `kind = "infobip"`: the raw serde struct and its validation.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -9,48 +8,38 @@ use switchboard_core::ConfigError;
 
 use crate::senders::{CountrySenderConfig, Senders};
 
-/// One Infobip account as written in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InfobipConfig {
-    /// The API key, sent as `Authorization: App <key>`; `Debug` prints `***`.
-    pub api_key: SecretString,
-    /// The account's own API root, `https://<prefix>.api.infobip.com` (shown in the portal).
-    /// Required: Infobip gives every account its own host.
-    pub base_url: String,
-    /// The SMS sender (alphanumeric, short code or number) and, when it is a number, the caller
-    /// id of calls. Optional: without it Infobip uses the account's default sender.
-    pub from: Option<String>,
-    /// The caller id of calls when it differs from `from` (an E.164 number). Optional.
-    pub voice_from: Option<String>,
-    /// Per-country senders (`[providers.NAME.senders.GB] sms = "Acme"`, `voice = "+44..."`).
-    #[serde(default)]
-    pub senders: BTreeMap<String, CountrySenderConfig>,
-    /// The text-to-speech voice name for calls (`Joanna`); unset uses Infobip's default voice
-    /// for the call's language.
-    pub voice: Option<String>,
-    /// Minutes Infobip keeps trying to deliver (1 to 2880; Infobip caps it at 48 h). Unset leaves
-    /// Infobip's default of 48 h, far longer than a passcode is useful.
-    pub validity_period_min: Option<u32>,
-    /// A secret of at least 32 URL-safe characters that enables delivery reports. Infobip does
-    /// not sign its reports, so switchboard asks for them at
-    /// `{callback_base}/reports/{callback_token}` and refuses reports on any other path. Unset
-    /// (or without `server.public_base_url`): no reports are requested.
-    pub callback_token: Option<SecretString>,
-    /// Time allowed for one request, from connecting to the last byte of the answer, in ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Time allowed to open a connection, in ms (a connect failure is certainly not a send).
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-}
-
-fn default_timeout_ms() -> u64 {
-    1200
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    300
+crate::fields::provider_config! {
+    /// One Infobip account as written in the config file.
+    #[derive(Clone, Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct InfobipConfig {
+        /// The API key, sent as `Authorization: App <key>`; `Debug` prints `***`.
+        pub api_key: SecretString,
+        /// The account's own API root, `https://<prefix>.api.infobip.com` (shown in the portal).
+        /// Required: Infobip gives every account its own host.
+        pub base_url: String,
+        /// The SMS sender (alphanumeric, short code or number) and, when it is a number, the caller
+        /// id of calls. Optional: without it Infobip uses the account's default sender.
+        pub from: Option<String>,
+        /// The caller id of calls when it differs from `from` (an E.164 number). Optional.
+        pub voice_from: Option<String>,
+        /// Per-country senders (`[providers.NAME.senders.GB] sms = "Acme"`, `voice = "+44..."`).
+        #[serde(default)]
+        pub senders: BTreeMap<String, CountrySenderConfig>,
+        /// The text-to-speech voice name for calls (`Joanna`); unset uses Infobip's default voice
+        /// for the call's language.
+        pub voice: Option<String>,
+        /// Minutes Infobip keeps trying to deliver (1 to 2880; Infobip caps it at 48 h). Unset
+        /// leaves Infobip's default of 48 h, far longer than a passcode is useful.
+        pub validity_period_min: Option<u32>,
+        /// A secret of at least 32 URL-safe characters that enables delivery reports. Infobip does
+        /// not sign its reports, so switchboard asks for them at
+        /// `{callback_base}/reports/{callback_token}` and refuses reports on any other path. Unset
+        /// (or without `server.public_base_url`): no reports are requested.
+        pub callback_token: Option<SecretString>,
+    }
+    default_timeout_ms = 1200;
+    senders;
 }
 
 /// What validation derives from the raw config.
@@ -75,12 +64,7 @@ impl InfobipConfig {
             ));
         }
         let base_url = crate::url::base_url(key_prefix, &self.base_url)?;
-        let senders = Senders::try_new(
-            key_prefix,
-            self.from.as_deref(),
-            self.voice_from.as_deref(),
-            &self.senders,
-        )?;
+        let senders = self.senders(key_prefix)?;
         if let Some(voice) = &self.voice {
             let is_valid = (1..=32).contains(&voice.len())
                 && voice.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_ ".contains(&b));
@@ -110,16 +94,8 @@ impl InfobipConfig {
                 ));
             }
         }
-        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
+        self.check_timeouts(key_prefix)?;
         Ok(Validated { senders, base_url })
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
     }
 }
 

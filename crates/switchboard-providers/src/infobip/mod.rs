@@ -11,10 +11,12 @@
 //!
 //! - `config`: [`InfobipConfig`] and its validation
 //! - `request`: the JSON bodies
-//! - `classify`: answers and reports
+//! - `classify`: answers
+//! - `receipt`: delivery reports
 
 mod classify;
 mod config;
+mod receipt;
 mod request;
 
 use std::time::{Duration, SystemTime};
@@ -29,8 +31,8 @@ use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "infobip";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Infobip::KIND;
 
 /// `send-sms-messages`.
 pub const SMS_PATH: &str = "/sms/3/messages";
@@ -38,9 +40,6 @@ pub const SMS_PATH: &str = "/sms/3/messages";
 pub const VOICE_PATH: &str = "/tts/3/advanced";
 /// `get-outbound-sms-message-logs-v3`, the probe.
 pub const PROBE_PATH: &str = "/sms/3/logs";
-
-/// The largest report body accepted (Infobip batches up to 100 reports per request).
-const MAX_REPORT_BYTES: usize = 256 * 1024;
 
 /// One Infobip account.
 #[derive(Debug)]
@@ -68,15 +67,13 @@ impl Infobip {
     ) -> Result<Infobip, ConfigError> {
         let key_prefix = format!("providers.{id}");
         let validated = config.validated(&key_prefix)?;
-        let callback_base = context
-            .callback_base
-            .as_deref()
-            .map(|base| crate::url::callback_base(&key_prefix, base))
-            .transpose()?;
+        let callback_base = context.checked_callback_base(&key_prefix)?;
         let report_url = match (&callback_base, &config.callback_token) {
-            (Some(base), Some(token)) => {
-                Some(SecretString::from(format!("{base}/reports/{}", token.expose_secret())))
-            }
+            (Some(base), Some(token)) => Some(SecretString::from(format!(
+                "{base}{}{}",
+                receipt::REPORT_PATH,
+                token.expose_secret()
+            ))),
             _ => None,
         };
         Ok(Infobip {
@@ -98,8 +95,20 @@ impl Infobip {
             .header(reqwest::header::AUTHORIZATION, format!("App {}", self.api_key.expose_secret()))
             .header(reqwest::header::ACCEPT, "application/json")
     }
+}
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+#[async_trait]
+impl Provider for Infobip {
+    crate::provider_identity!();
+
+    fn supports(&self, channel: Channel) -> bool {
+        // Senders are optional on both channels: Infobip falls back to the account's defaults.
+        let _ = channel;
+        true
+    }
+
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let country = message.destination.country();
         let report_url = self.report_url.as_ref().map(ExposeSecret::expose_secret);
         let (path, body) = match message.channel {
@@ -128,28 +137,6 @@ impl Infobip {
         let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_send(&answer, SystemTime::now())
     }
-}
-
-#[async_trait]
-impl Provider for Infobip {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn supports(&self, channel: Channel) -> bool {
-        // Senders are optional on both channels: Infobip falls back to the account's defaults.
-        let _ = channel;
-        true
-    }
-
-    /// Failures are not logged here: dispatch logs every attempt's outcome once.
-    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
-    }
 
     async fn probe(&self) -> Result<(), ProviderError> {
         let url = format!("{}{PROBE_PATH}?limit=1", self.base_url);
@@ -160,20 +147,6 @@ impl Provider for Infobip {
     }
 
     async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
-        let Some(token) = callback.subpath.strip_prefix("/reports/") else {
-            return Err(CallbackError::NotFound);
-        };
-        let is_authentic = self.callback_token.as_ref().is_some_and(|expected| {
-            crate::secret::constant_time_eq(token.as_bytes(), expected.expose_secret().as_bytes())
-        });
-        if !is_authentic {
-            return Err(CallbackError::BadSignature);
-        }
-        if callback.method != "POST" || callback.body.len() > MAX_REPORT_BYTES {
-            return Err(CallbackError::Malformed("expected a POST with a JSON report".into()));
-        }
-        let receipts = classify::receipts(&callback.body)
-            .ok_or_else(|| CallbackError::Malformed("not an Infobip delivery report".into()))?;
-        Ok(CallbackReply::receipts(receipts))
+        Ok(CallbackReply::receipts(receipt::report(callback, self.callback_token.as_ref())?))
     }
 }

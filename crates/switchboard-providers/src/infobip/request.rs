@@ -101,19 +101,19 @@ fn tts_language(tag: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use switchboard_core::{Channel, Country, Destination, Locale, MessageText, Passcode};
+    use switchboard_core::Channel;
 
     use super::*;
 
     fn message(locale: Option<&str>) -> OutboundMessage {
-        OutboundMessage {
-            reference: "evt-1".into(),
-            destination: Destination::new("+41793026727".into(), Country::parse("CH").unwrap()),
-            channel: Channel::Sms,
-            passcode: Passcode::parse("5842").unwrap(),
-            text: MessageText::new("Your code is 5842".into()),
-            locale: locale.and_then(Locale::parse),
-        }
+        crate::testing::outbound(
+            "+41793026727",
+            "CH",
+            Channel::Sms,
+            "5842",
+            "Your code is 5842",
+            locale,
+        )
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! `[providers.NAME]` with `kind = "plivo"`: the raw serde struct and its validation.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -9,49 +8,47 @@ use switchboard_core::ConfigError;
 
 use crate::senders::{CountrySenderConfig, Senders};
 
-/// One Plivo account as written in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlivoConfig {
-    /// The Auth ID: `MA` (main account) or `SA` (subaccount) and 18 upper-case letters or
-    /// digits. The Basic auth user and a path segment.
-    pub auth_id: String,
-    /// The Auth Token: Basic auth password, and the key of Plivo's callback signatures; `Debug`
-    /// prints `***`.
-    pub auth_token: SecretString,
-    /// The SMS source and, when it is a number, the caller id of calls.
-    pub from: Option<String>,
-    /// The caller id of calls when it differs from `from` (an E.164 number). Optional.
-    pub voice_from: Option<String>,
-    /// Per-country senders (`[providers.NAME.senders.GB] sms = "Acme"`, `voice = "+44..."`).
-    #[serde(default)]
-    pub senders: BTreeMap<String, CountrySenderConfig>,
-    /// The `<Speak voice>` of calls: `WOMAN` (default), `MAN`, or a `Polly.*` voice name.
-    #[serde(default = "default_voice")]
-    pub voice: String,
-    /// Seconds Plivo keeps trying to deliver an SMS (`message_expiry`, 5 to 10800). Unset leaves
-    /// Plivo's default.
-    pub message_expiry_s: Option<u32>,
-    /// Seconds a call rings before Plivo gives up (`ring_timeout`, 5 to 120). Unset leaves
-    /// Plivo's default.
-    pub ring_timeout_s: Option<u32>,
-    /// Seconds a call's script waits for Plivo to fetch it from the answer URL before it is
-    /// forgotten (10 to 600). It must outlast ringing: Plivo fetches when the callee answers.
-    #[serde(default = "default_answer_ttl_s")]
-    pub answer_ttl_s: u64,
-    /// Most calls whose scripts wait for their fetch at once (1 to 100000); a call beyond it is
-    /// refused as a transient failure rather than evicting another call's script.
-    #[serde(default = "default_max_pending_calls")]
-    pub max_pending_calls: usize,
-    /// The API root; tests and the demo point it at `switchboard-sim`.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// Time allowed for one request, from connecting to the last byte of the answer, in ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Time allowed to open a connection, in ms (a connect failure is certainly not a send).
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
+crate::fields::provider_config! {
+    /// One Plivo account as written in the config file.
+    #[derive(Clone, Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct PlivoConfig {
+        /// The Auth ID: `MA` (main account) or `SA` (subaccount) and 18 upper-case letters or
+        /// digits. The Basic auth user and a path segment.
+        pub auth_id: String,
+        /// The Auth Token: Basic auth password, and the key of Plivo's callback signatures; `Debug`
+        /// prints `***`.
+        pub auth_token: SecretString,
+        /// The SMS source and, when it is a number, the caller id of calls.
+        pub from: Option<String>,
+        /// The caller id of calls when it differs from `from` (an E.164 number). Optional.
+        pub voice_from: Option<String>,
+        /// Per-country senders (`[providers.NAME.senders.GB] sms = "Acme"`, `voice = "+44..."`).
+        #[serde(default)]
+        pub senders: BTreeMap<String, CountrySenderConfig>,
+        /// The `<Speak voice>` of calls: `WOMAN` (default), `MAN`, or a `Polly.*` voice name.
+        #[serde(default = "default_voice")]
+        pub voice: String,
+        /// Seconds Plivo keeps trying to deliver an SMS (`message_expiry`, 5 to 10800). Unset
+        /// leaves Plivo's default.
+        pub message_expiry_s: Option<u32>,
+        /// Seconds a call rings before Plivo gives up (`ring_timeout`, 5 to 120). Unset leaves
+        /// Plivo's default.
+        pub ring_timeout_s: Option<u32>,
+        /// Seconds a call's script waits for Plivo to fetch it from the answer URL before it is
+        /// forgotten (10 to 600). It must outlast ringing: Plivo fetches when the callee answers.
+        #[serde(default = "default_answer_ttl_s")]
+        pub answer_ttl_s: u64,
+        /// Most calls whose scripts wait for their fetch at once (1 to 100000); a call beyond it is
+        /// refused as a transient failure rather than evicting another call's script.
+        #[serde(default = "default_max_pending_calls")]
+        pub max_pending_calls: usize,
+        /// The API root; tests and the demo point it at `switchboard-sim`.
+        #[serde(default = "default_base_url")]
+        pub base_url: String,
+    }
+    default_timeout_ms = 1200;
+    senders;
 }
 
 fn default_voice() -> String {
@@ -68,14 +65,6 @@ fn default_max_pending_calls() -> usize {
 
 fn default_base_url() -> String {
     "https://api.plivo.com".to_owned()
-}
-
-fn default_timeout_ms() -> u64 {
-    1200
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    300
 }
 
 /// What validation derives from the raw config.
@@ -104,12 +93,7 @@ impl PlivoConfig {
         if self.auth_token.expose_secret().trim().is_empty() {
             return Err(ConfigError::invalid(key("auth_token"), "must not be empty"));
         }
-        let senders = Senders::try_new(
-            key_prefix,
-            self.from.as_deref(),
-            self.voice_from.as_deref(),
-            &self.senders,
-        )?;
+        let senders = self.senders(key_prefix)?;
         let is_voice = matches!(self.voice.as_str(), "WOMAN" | "MAN")
             || self.voice.strip_prefix("Polly.").is_some_and(|name| {
                 (1..=32).contains(&name.len())
@@ -136,16 +120,8 @@ impl PlivoConfig {
             }
         }
         let base_url = crate::url::base_url(key_prefix, &self.base_url)?;
-        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
+        self.check_timeouts(key_prefix)?;
         Ok(Validated { senders, base_url })
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
     }
 }
 

@@ -44,8 +44,8 @@ use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "plivo";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Plivo::KIND;
 
 /// One Plivo account.
 #[derive(Debug)]
@@ -76,11 +76,7 @@ impl Plivo {
     ) -> Result<Plivo, ConfigError> {
         let key_prefix = format!("providers.{id}");
         let validated = config.validated(&key_prefix)?;
-        let callback_base = context
-            .callback_base
-            .as_deref()
-            .map(|base| crate::url::callback_base(&key_prefix, base))
-            .transpose()?;
+        let callback_base = context.checked_callback_base(&key_prefix)?;
         if callback_base.is_none() && validated.senders.supports(Channel::Voice) {
             tracing::warn!(
                 provider = %id,
@@ -123,8 +119,21 @@ impl Plivo {
         let answer = crate::http::exchange(KIND, request, self.timeout).await?;
         classify::classify_send(&answer, created, SystemTime::now())
     }
+}
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+#[async_trait]
+impl Provider for Plivo {
+    crate::provider_identity!();
+
+    fn supports(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Sms => self.senders.supports(Channel::Sms),
+            Channel::Voice => self.callback_base.is_some() && self.senders.supports(Channel::Voice),
+        }
+    }
+
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let country = message.destination.country();
         let Some(sender) = self.senders.for_destination(country, message.channel) else {
             return Err(ProviderError::not_sent(
@@ -178,29 +187,6 @@ impl Plivo {
                 outcome
             }
         }
-    }
-}
-
-#[async_trait]
-impl Provider for Plivo {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn supports(&self, channel: Channel) -> bool {
-        match channel {
-            Channel::Sms => self.senders.supports(Channel::Sms),
-            Channel::Voice => self.callback_base.is_some() && self.senders.supports(Channel::Voice),
-        }
-    }
-
-    /// Failures are not logged here: dispatch logs every attempt's outcome once.
-    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {

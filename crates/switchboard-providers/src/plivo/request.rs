@@ -86,19 +86,12 @@ fn speak_language(tag: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use switchboard_core::{Channel, Country, Destination, Locale, Passcode};
+    use switchboard_core::Channel;
 
     use super::*;
 
     fn message(locale: Option<&str>) -> OutboundMessage {
-        OutboundMessage {
-            reference: "evt-1".into(),
-            destination: Destination::new("+14155550100".into(), Country::parse("US").unwrap()),
-            channel: Channel::Voice,
-            passcode: Passcode::parse("918273").unwrap(),
-            text: MessageText::new("Your code is 918273".into()),
-            locale: locale.and_then(Locale::parse),
-        }
+        crate::testing::us_message(Channel::Voice, "Your code is 918273", locale)
     }
 
     #[test]

@@ -39,14 +39,7 @@ pub(crate) fn classify_batch(
 }
 
 fn accepted(answer: &RawAnswer, id: Option<String>, what: &str) -> Result<Accepted, ProviderError> {
-    match id.filter(|id| is_id(id)) {
-        Some(message_id) => Ok(Accepted { message_id }),
-        None => Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a {what}", answer.status),
-        )),
-    }
+    crate::refusal::accepted(KIND, answer, id.filter(|id| is_id(id)), what)
 }
 
 /// Batch ids are 26-character ULIDs, call ids UUIDs (sometimes with a `_leg` suffix).
@@ -133,6 +126,7 @@ pub(crate) fn classify_callout(
 
 /// What a delivery report's `status` and `code` say about one recipient.
 #[must_use]
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 pub(crate) fn report_state(status: &str, code: Option<u32>) -> DeliveryState {
     let class_by_code = code.and_then(class_for_report_code);
     match status {
@@ -150,6 +144,7 @@ pub(crate) fn report_state(status: &str, code: Option<u32>) -> DeliveryState {
 
 /// Sinch's own delivery-report codes (research notes section 5.1); other codes are the
 /// operators' SMPP codes and leave the status to decide.
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 fn class_for_report_code(code: u32) -> Option<ErrorClass> {
     let class = match code {
         402 => ErrorClass::InvalidNumber,
@@ -162,6 +157,7 @@ fn class_for_report_code(code: u32) -> Option<ErrorClass> {
 
 /// What a DiCE `result` says about a call.
 #[must_use]
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 pub(crate) fn dice_state(result: &str) -> DeliveryState {
     match result.to_ascii_uppercase().as_str() {
         "ANSWERED" => DeliveryState::Delivered,
@@ -176,12 +172,7 @@ mod tests {
     use switchboard_core::Certainty;
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer {
-            status,
-            retry_after: None,
-            amzn_error_type: None,
-            body: body.as_bytes().to_vec(),
-        }
+        RawAnswer::new(status, body)
     }
 
     #[test]

@@ -4,57 +4,54 @@
 //! key and secret. Either half may be left out, not both.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError};
 
-use crate::senders::{CountrySenderConfig, Senders};
+use crate::senders::CountrySenderConfig;
 
-/// One Sinch account as written in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinchConfig {
-    /// The SMS service plan id (a path segment of every SMS request); needed for SMS.
-    pub service_plan_id: Option<String>,
-    /// The service plan's API token (`Authorization: Bearer`).
-    pub api_token: Option<SecretString>,
-    /// The Voice application key; needed for calls.
-    pub application_key: Option<String>,
-    /// The Voice application secret (base64, as the dashboard shows it): signs every call
-    /// request and verifies Sinch's signed callbacks.
-    pub application_secret: Option<SecretString>,
-    /// How call requests authenticate: `signed` (the default; Sinch's recommendation for
-    /// production) or `basic` (key and secret as user and password).
-    #[serde(default = "default_voice_auth")]
-    pub voice_auth: VoiceAuth,
-    /// A random token (16 to 128 letters, digits, `-` or `_`) placed in the SMS delivery-report
-    /// URL. Sinch does not sign SMS callbacks, so this secret path is what keeps receipts from
-    /// being forged; SMS receipts are asked for only when it is set.
-    pub callback_token: Option<SecretString>,
-    /// The default sender: an E.164 number, a short code or (SMS only) an alphanumeric id.
-    pub from: Option<String>,
-    /// The default caller id for calls (E.164); defaults to `from` when that is a number.
-    pub voice_from: Option<String>,
-    /// Per-country sender overrides (`[providers.NAME.senders.GB] sms = "Acme"`).
-    #[serde(default)]
-    pub senders: BTreeMap<String, CountrySenderConfig>,
-    /// The SMS API root for the service plan's region: `https://us.sms.api.sinch.com` (the
-    /// default), `eu.`, `au.`, `br.` or `ca.`.
-    #[serde(default = "default_sms_base_url")]
-    pub sms_base_url: String,
-    /// The Voice API root: `https://calling.api.sinch.com` (the default) or a regional host
-    /// such as `https://calling-euc1.api.sinch.com`.
-    #[serde(default = "default_voice_base_url")]
-    pub voice_base_url: String,
-    /// Time allowed for one request, from connecting to the last byte of the answer, in ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Time allowed to open a connection, in ms (a connect failure is certainly not a send).
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
+crate::fields::provider_config! {
+    /// One Sinch account as written in the config file.
+    #[derive(Clone, Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SinchConfig {
+        /// The SMS service plan id (a path segment of every SMS request); needed for SMS.
+        pub service_plan_id: Option<String>,
+        /// The service plan's API token (`Authorization: Bearer`).
+        pub api_token: Option<SecretString>,
+        /// The Voice application key; needed for calls.
+        pub application_key: Option<String>,
+        /// The Voice application secret (base64, as the dashboard shows it): signs every call
+        /// request and verifies Sinch's signed callbacks.
+        pub application_secret: Option<SecretString>,
+        /// How call requests authenticate: `signed` (the default; Sinch's recommendation for
+        /// production) or `basic` (key and secret as user and password).
+        #[serde(default = "default_voice_auth")]
+        pub voice_auth: VoiceAuth,
+        /// A random token (16 to 128 letters, digits, `-` or `_`) placed in the SMS delivery-report
+        /// URL. Sinch does not sign SMS callbacks, so this secret path is what keeps receipts from
+        /// being forged; SMS receipts are asked for only when it is set.
+        pub callback_token: Option<SecretString>,
+        /// The default sender: an E.164 number, a short code or (SMS only) an alphanumeric id.
+        pub from: Option<String>,
+        /// The default caller id for calls (E.164); defaults to `from` when that is a number.
+        pub voice_from: Option<String>,
+        /// Per-country sender overrides (`[providers.NAME.senders.GB] sms = "Acme"`).
+        #[serde(default)]
+        pub senders: BTreeMap<String, CountrySenderConfig>,
+        /// The SMS API root for the service plan's region: `https://us.sms.api.sinch.com` (the
+        /// default), `eu.`, `au.`, `br.` or `ca.`.
+        #[serde(default = "default_sms_base_url")]
+        pub sms_base_url: String,
+        /// The Voice API root: `https://calling.api.sinch.com` (the default) or a regional host
+        /// such as `https://calling-euc1.api.sinch.com`.
+        #[serde(default = "default_voice_base_url")]
+        pub voice_base_url: String,
+    }
+    default_timeout_ms = 1200;
+    senders;
 }
 
 /// How call requests authenticate.
@@ -77,14 +74,6 @@ fn default_sms_base_url() -> String {
 
 fn default_voice_base_url() -> String {
     "https://calling.api.sinch.com".to_owned()
-}
-
-fn default_timeout_ms() -> u64 {
-    1200
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    300
 }
 
 impl SinchConfig {
@@ -181,24 +170,7 @@ impl SinchConfig {
         }
         crate::url::check_base_url(&key("sms_base_url"), &self.sms_base_url)?;
         crate::url::check_base_url(&key("voice_base_url"), &self.voice_base_url)?;
-        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)
-    }
-
-    pub(crate) fn senders(&self, key_prefix: &str) -> Result<Senders, ConfigError> {
-        Senders::try_new(
-            key_prefix,
-            self.from.as_deref(),
-            self.voice_from.as_deref(),
-            &self.senders,
-        )
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
+        self.check_timeouts(key_prefix)
     }
 }
 

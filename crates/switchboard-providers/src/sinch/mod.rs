@@ -40,8 +40,8 @@ use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "sinch";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Sinch::KIND;
 
 /// The subpaths below `callback_base`.
 const SMS_REPORT_PATH: &str = "/sms/";
@@ -157,8 +157,46 @@ impl Sinch {
     fn unsupported(detail: &'static str) -> ProviderError {
         ProviderError::not_sent(KIND, ErrorClass::AuthConfig, detail)
     }
+}
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+/// Adds Basic auth, or the application signature over exactly the bytes sent.
+fn authorise_callout(
+    request: reqwest::RequestBuilder,
+    voice: &VoiceAccount,
+    body: &[u8],
+) -> Result<reqwest::RequestBuilder, ProviderError> {
+    let secret = voice.application_secret.expose_secret();
+    match voice.auth {
+        VoiceAuth::Basic => Ok(request.basic_auth(&voice.application_key, Some(secret))),
+        VoiceAuth::Signed => {
+            let timestamp = sign::timestamp_now();
+            let text = sign::string_to_sign("POST", body, JSON, &timestamp, &voice.callouts_path);
+            let signature = sign::signature(secret, &text)
+                .ok_or_else(|| Sinch::unsupported("application_secret is not base64"))?;
+            Ok(request
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Application {}:{signature}", voice.application_key),
+                )
+                .header("x-timestamp", timestamp))
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for Sinch {
+    crate::provider_identity!();
+
+    fn supports(&self, channel: Channel) -> bool {
+        let has_account = match channel {
+            Channel::Sms => self.sms.is_some(),
+            Channel::Voice => self.voice.is_some(),
+        };
+        has_account && self.senders.supports(channel)
+    }
+
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let country = message.destination.country();
         match message.channel {
             Channel::Sms => {
@@ -202,54 +240,6 @@ impl Sinch {
             }
         }
     }
-}
-
-/// Adds Basic auth, or the application signature over exactly the bytes sent.
-fn authorise_callout(
-    request: reqwest::RequestBuilder,
-    voice: &VoiceAccount,
-    body: &[u8],
-) -> Result<reqwest::RequestBuilder, ProviderError> {
-    let secret = voice.application_secret.expose_secret();
-    match voice.auth {
-        VoiceAuth::Basic => Ok(request.basic_auth(&voice.application_key, Some(secret))),
-        VoiceAuth::Signed => {
-            let timestamp = sign::timestamp_now();
-            let text = sign::string_to_sign("POST", body, JSON, &timestamp, &voice.callouts_path);
-            let signature = sign::signature(secret, &text)
-                .ok_or_else(|| Sinch::unsupported("application_secret is not base64"))?;
-            Ok(request
-                .header(
-                    reqwest::header::AUTHORIZATION,
-                    format!("Application {}:{signature}", voice.application_key),
-                )
-                .header("x-timestamp", timestamp))
-        }
-    }
-}
-
-#[async_trait]
-impl Provider for Sinch {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn supports(&self, channel: Channel) -> bool {
-        let has_account = match channel {
-            Channel::Sms => self.sms.is_some(),
-            Channel::Voice => self.voice.is_some(),
-        };
-        has_account && self.senders.supports(channel)
-    }
-
-    /// Failures are not logged here: dispatch logs every attempt's outcome once.
-    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
-    }
 
     /// A one-batch listing of the service plan (`GET .../batches?page_size=1`). The Voice API
     /// has no cheap read on the callouts host, so a voice-only account answers without a
@@ -269,16 +259,8 @@ impl Provider for Sinch {
 
     async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
         if let Some(token) = callback.subpath.strip_prefix(SMS_REPORT_PATH) {
-            let Some(expected) = self.sms.as_ref().and_then(|sms| sms.callback_token.as_ref())
-            else {
-                return Err(CallbackError::BadSignature);
-            };
-            if !crate::secret::constant_time_eq(
-                token.as_bytes(),
-                expected.expose_secret().as_bytes(),
-            ) {
-                return Err(CallbackError::BadSignature);
-            }
+            let expected = self.sms.as_ref().and_then(|sms| sms.callback_token.as_ref());
+            crate::secret::check_path_token(token, expected)?;
             return Ok(CallbackReply::receipts(receipt::delivery_report(callback)?));
         }
         if callback.subpath == VOICE_EVENT_PATH {

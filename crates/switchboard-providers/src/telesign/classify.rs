@@ -1,5 +1,5 @@
-//! Turns Telesign's answer, and its callbacks' status codes, into acceptance, a classified
-//! [`ProviderError`] or a [`DeliveryState`].
+//! Turns Telesign's answer into acceptance or a classified [`ProviderError`] (callbacks are
+//! `receipt.rs`).
 //!
 //! Telesign asks clients to branch on `status.code` and `errors[].code`, not on the HTTP status
 //! (its "all status and error codes" page), and an HTTP 200 can carry a final failure status.
@@ -20,7 +20,7 @@ use switchboard_core::{Certainty, ErrorClass};
 use super::KIND;
 use crate::http::RawAnswer;
 use crate::refusal::parse_retry_after;
-use crate::{Accepted, DeliveryState, ProviderError};
+use crate::{Accepted, ProviderError};
 
 /// The parts of Telesign's JSON the classifier reads.
 #[derive(Debug, Default, Deserialize)]
@@ -64,14 +64,12 @@ pub(crate) fn classify_send(
         // F15: an HTTP 200 carrying a final failure. Telesign did not send it.
         return Err(error(answer, &body, class, Certainty::NotSent));
     }
-    match body.reference_id.filter(|id| is_reference_id(id)) {
-        Some(message_id) => Ok(Accepted { message_id }),
-        None => Err(ProviderError::possibly_accepted(
-            KIND,
-            ErrorClass::Transient,
-            format!("http {} without a reference_id", answer.status),
-        )),
-    }
+    crate::refusal::accepted(
+        KIND,
+        answer,
+        body.reference_id.filter(|id| is_reference_id(id)),
+        "reference_id",
+    )
 }
 
 /// Classifies the answer to the probe's status GET: any answer that got past authentication
@@ -101,7 +99,7 @@ fn refusal(answer: &RawAnswer, body: &TelesignBody, now: SystemTime) -> Provider
         .filter_map(|error| error.code)
         .find_map(class_for_error_code)
         .or_else(|| body.status_code().and_then(class_for_status_code))
-        .unwrap_or_else(|| class_for_http(answer.status));
+        .unwrap_or_else(|| crate::refusal::class_for_status(answer.status));
     let certainty =
         if answer.status == 504 { Certainty::PossiblyAccepted } else { Certainty::NotSent };
     let mut error = error(answer, body, class, certainty);
@@ -140,6 +138,7 @@ fn error(
 }
 
 /// `errors[].code` (five digits, negative for authentication), research section 3.
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 fn class_for_error_code(code: i64) -> Option<ErrorClass> {
     let class = match code {
         // Customer ID account suspended.
@@ -154,7 +153,8 @@ fn class_for_error_code(code: i64) -> Option<ErrorClass> {
 }
 
 /// `status.code` of a send's answer (and of callbacks' final failures).
-fn class_for_status_code(code: i64) -> Option<ErrorClass> {
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
+pub(super) fn class_for_status_code(code: i64) -> Option<ErrorClass> {
     let class = match code {
         // Invalid phone_number or its country code (400); wrong/invalid phone (voice); permanent
         // phone error, cannot route, SMS not supported (final DLR states).
@@ -177,38 +177,6 @@ fn class_for_status_code(code: i64) -> Option<ErrorClass> {
     Some(class)
 }
 
-fn class_for_http(status: u16) -> ErrorClass {
-    match status {
-        401 | 403 | 404 => ErrorClass::AuthConfig,
-        402 => ErrorClass::Funds,
-        429 => ErrorClass::RateLimited,
-        504 => ErrorClass::Timeout,
-        300..=399 => ErrorClass::AuthConfig,
-        // 5xx and unknown 4xx: Telesign refused without blaming the number.
-        _ => ErrorClass::Transient,
-    }
-}
-
-/// What a callback's `status.code` says about delivery.
-#[must_use]
-pub(crate) fn delivery_state(code: i64) -> DeliveryState {
-    match code {
-        // Delivered to handset, read (SMS); call answered (voice).
-        200 | 201 | 100 => DeliveryState::Delivered,
-        // In progress, delivered to gateway, call in progress or not handled yet; "final status
-        // unknown" and "sent, no DLR" say nothing about health either.
-        290 | 203 | 103 | 105 | 250 | 251 => DeliveryState::Pending,
-        // Error (unknown), temporary phone error, expired; not answered, call failed, busy,
-        // canceled.
-        207 | 210 | 221 | 101 | 106 | 107 | 108 => {
-            DeliveryState::Undelivered(ErrorClass::Transient)
-        }
-        other => DeliveryState::Undelivered(
-            class_for_status_code(other).unwrap_or(ErrorClass::Transient),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,12 +184,7 @@ mod tests {
     const REF: &str = "0123456789ABCDEF0123456789ABCDEF";
 
     fn answer(status: u16, body: &str) -> RawAnswer {
-        RawAnswer {
-            status,
-            retry_after: None,
-            amzn_error_type: None,
-            body: body.as_bytes().to_vec(),
-        }
+        RawAnswer::new(status, body)
     }
 
     fn send(status: u16, body: &str) -> Result<Accepted, ProviderError> {
@@ -246,12 +209,7 @@ mod tests {
         }
         for body in ["", "{}", r#"{"status":{"code":290}}"#, "<html/>", r#"{"reference_id":"a b"}"#]
         {
-            let error = send(200, body).unwrap_err();
-            assert_eq!(
-                (error.class, error.certainty),
-                (ErrorClass::Transient, Certainty::PossiblyAccepted),
-                "{body}"
-            );
+            crate::testing::assert_possibly_accepted(send(200, body), body);
         }
     }
 
@@ -321,27 +279,5 @@ mod tests {
         let error = classify_probe(&answer(401, &telesign(501, &[-30006])), now).unwrap_err();
         assert_eq!(error.class, ErrorClass::AuthConfig);
         assert_eq!(classify_probe(&answer(503, ""), now).unwrap_err().class, ErrorClass::Transient);
-    }
-
-    #[test]
-    fn maps_callback_status_codes() {
-        use DeliveryState::*;
-        for (code, state) in [
-            (200, Delivered),
-            (100, Delivered),
-            (290, Pending),
-            (203, Pending),
-            (251, Pending),
-            (210, Undelivered(ErrorClass::Transient)),
-            (101, Undelivered(ErrorClass::Transient)),
-            (211, Undelivered(ErrorClass::InvalidNumber)),
-            (220, Undelivered(ErrorClass::InvalidNumber)),
-            (229, Undelivered(ErrorClass::Blocked)),
-            (233, Undelivered(ErrorClass::FraudBlock)),
-            (231, Undelivered(ErrorClass::AuthConfig)),
-            (4242, Undelivered(ErrorClass::Transient)),
-        ] {
-            assert_eq!(delivery_state(code), state, "{code}");
-        }
     }
 }

@@ -1,7 +1,6 @@
 //! `[providers.NAME]` with `kind = "telesign"`: the raw serde struct and its validation.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
@@ -10,37 +9,34 @@ use switchboard_core::ConfigError;
 
 use crate::senders::{CountrySenderConfig, Senders};
 
-/// One Telesign account as written in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelesignConfig {
-    /// The customer ID from the Telesign portal (a UUID such as
-    /// `FFFFFFFF-EEEE-DDDD-1234-AB1234567890`).
-    pub customer_id: String,
-    /// The account's API key, base64 as the portal shows it; `Debug` prints `***`. It signs
-    /// requests (HMAC) or is the Basic auth password, and verifies Telesign's callbacks.
-    pub api_key: SecretString,
-    /// How requests authenticate: `hmac` (the `TSA` HMAC-SHA256 signature over method, date,
-    /// nonce, body and path; the key never crosses the wire) or `basic`.
-    #[serde(default = "default_auth")]
-    pub auth: TelesignAuth,
-    /// The SMS `sender_id`. Optional: without it Telesign picks the sender for the route.
-    pub from: Option<String>,
-    /// Per-country SMS senders (`[providers.NAME.senders.GB] sms = "Acme"`). Telesign chooses
-    /// the caller id of calls itself, so `voice` is refused here.
-    #[serde(default)]
-    pub senders: BTreeMap<String, CountrySenderConfig>,
-    /// The text-to-speech voice for calls (`f-en-US`); unset picks one for the user's language.
-    pub voice: Option<String>,
-    /// The API root; tests and the demo point it at `switchboard-sim`.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// Time allowed for one request, from connecting to the last byte of the answer, in ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Time allowed to open a connection, in ms (a connect failure is certainly not a send).
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
+crate::fields::provider_config! {
+    /// One Telesign account as written in the config file.
+    #[derive(Clone, Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct TelesignConfig {
+        /// The customer ID from the Telesign portal (a UUID such as
+        /// `FFFFFFFF-EEEE-DDDD-1234-AB1234567890`).
+        pub customer_id: String,
+        /// The account's API key, base64 as the portal shows it; `Debug` prints `***`. It signs
+        /// requests (HMAC) or is the Basic auth password, and verifies Telesign's callbacks.
+        pub api_key: SecretString,
+        /// How requests authenticate: `hmac` (the `TSA` HMAC-SHA256 signature over method, date,
+        /// nonce, body and path; the key never crosses the wire) or `basic`.
+        #[serde(default = "default_auth")]
+        pub auth: TelesignAuth,
+        /// The SMS `sender_id`. Optional: without it Telesign picks the sender for the route.
+        pub from: Option<String>,
+        /// Per-country SMS senders (`[providers.NAME.senders.GB] sms = "Acme"`). Telesign chooses
+        /// the caller id of calls itself, so `voice` is refused here.
+        #[serde(default)]
+        pub senders: BTreeMap<String, CountrySenderConfig>,
+        /// The text-to-speech voice for calls (`f-en-US`); unset picks one for the user's language.
+        pub voice: Option<String>,
+        /// The API root; tests and the demo point it at `switchboard-sim`.
+        #[serde(default = "default_base_url")]
+        pub base_url: String,
+    }
+    default_timeout_ms = 1200;
 }
 
 /// How requests to Telesign authenticate.
@@ -59,14 +55,6 @@ fn default_auth() -> TelesignAuth {
 
 fn default_base_url() -> String {
     "https://rest-api.telesign.com".to_owned()
-}
-
-fn default_timeout_ms() -> u64 {
-    1200
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    300
 }
 
 impl TelesignConfig {
@@ -113,16 +101,8 @@ impl TelesignConfig {
             }
         }
         let base_url = crate::url::base_url(key_prefix, &self.base_url)?;
-        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
+        self.check_timeouts(key_prefix)?;
         Ok(Validated { signing_key: SecretBytes(signing_key), senders, base_url })
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
     }
 }
 

@@ -14,17 +14,18 @@
 //!
 //! - `config`: [`TelesignConfig`] and its validation
 //! - `request`: form bodies and request signing
-//! - `classify`: answers and callback status codes
+//! - `classify`: answers
+//! - `receipt`: signed transaction callbacks and their status codes
 
 mod classify;
 mod config;
+mod receipt;
 mod request;
 
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
 use self::config::SecretBytes;
@@ -33,17 +34,13 @@ use crate::http::RawAnswer;
 use crate::senders::Senders;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
-    Receipt,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "telesign";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Telesign::KIND;
 
 const MESSAGING_PATH: &str = "/v1/messaging";
 const VOICE_PATH: &str = "/v1/voice";
-
-/// The largest callback body accepted; Telesign's are well under 2 KiB.
-const MAX_CALLBACK_BYTES: usize = 16 * 1024;
 
 /// One Telesign account.
 #[derive(Debug)]
@@ -73,11 +70,8 @@ impl Telesign {
         let key_prefix = format!("providers.{id}");
         let validated = config.validated(&key_prefix)?;
         let callback_url = context
-            .callback_base
-            .as_deref()
-            .map(|base| crate::url::callback_base(&key_prefix, base))
-            .transpose()?
-            .map(|base| format!("{base}/status"));
+            .checked_callback_base(&key_prefix)?
+            .map(|base| format!("{base}{}", receipt::STATUS_PATH));
         Ok(Telesign {
             client: crate::http::client(&key_prefix, config.connect_timeout())?,
             id,
@@ -133,8 +127,20 @@ impl Telesign {
         }
         crate::http::exchange(KIND, builder, self.timeout).await
     }
+}
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+#[async_trait]
+impl Provider for Telesign {
+    crate::provider_identity!();
+
+    fn supports(&self, channel: Channel) -> bool {
+        // Sender ids are optional and Telesign picks the caller id: every channel works.
+        let _ = channel;
+        true
+    }
+
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let (resource, form) = match message.channel {
             Channel::Sms => {
                 let sender =
@@ -150,61 +156,6 @@ impl Telesign {
         classify::classify_send(&answer, SystemTime::now())
     }
 
-    /// Checks the callback's `TSA {customer_id}:{signature}` against the raw body.
-    fn is_signed(&self, callback: &Callback) -> bool {
-        let Some(value) =
-            callback.headers.get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok())
-        else {
-            return false;
-        };
-        let Some((customer_id, signature)) =
-            value.strip_prefix("TSA ").and_then(|rest| rest.split_once(':'))
-        else {
-            return false;
-        };
-        let expected = request::signature(&self.signing_key.0, &callback.body);
-        // Both comparisons always run, so timing says nothing about which part was wrong.
-        let is_customer =
-            crate::secret::constant_time_eq(customer_id.as_bytes(), self.customer_id.as_bytes());
-        let is_signature =
-            crate::secret::constant_time_eq(signature.trim().as_bytes(), expected.as_bytes());
-        is_customer & is_signature
-    }
-}
-
-/// A Telesign transaction callback (`reference_id`, `status`, ...); other fields are ignored.
-#[derive(Deserialize)]
-struct CallbackBody {
-    reference_id: String,
-    status: CallbackStatus,
-}
-
-#[derive(Deserialize)]
-struct CallbackStatus {
-    code: i64,
-}
-
-#[async_trait]
-impl Provider for Telesign {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn supports(&self, channel: Channel) -> bool {
-        // Sender ids are optional and Telesign picks the caller id: every channel works.
-        let _ = channel;
-        true
-    }
-
-    /// Failures are not logged here: dispatch logs every attempt's outcome once.
-    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
-    }
-
     async fn probe(&self) -> Result<(), ProviderError> {
         // A well-formed reference id that no transaction has: authenticates, sends nothing.
         let resource = format!("{MESSAGING_PATH}/{}", "0".repeat(32));
@@ -213,22 +164,7 @@ impl Provider for Telesign {
     }
 
     async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
-        if callback.subpath != "/status" {
-            return Err(CallbackError::NotFound);
-        }
-        if callback.method != "POST" || callback.body.len() > MAX_CALLBACK_BYTES {
-            return Err(CallbackError::Malformed("expected a POST with a small JSON body".into()));
-        }
-        if !self.is_signed(callback) {
-            return Err(CallbackError::BadSignature);
-        }
-        let body: CallbackBody = serde_json::from_slice(&callback.body)
-            .map_err(|_| CallbackError::Malformed("not a Telesign transaction callback".into()))?;
-        let state = classify::delivery_state(body.status.code);
-        Ok(CallbackReply::receipts(vec![Receipt {
-            message_id: body.reference_id,
-            state,
-            provider_code: Some(body.status.code.to_string()),
-        }]))
+        let receipt = receipt::status(callback, &self.customer_id, &self.signing_key.0)?;
+        Ok(CallbackReply::receipts(vec![receipt]))
     }
 }

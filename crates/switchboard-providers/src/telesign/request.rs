@@ -146,7 +146,7 @@ pub(crate) fn nonce() -> String {
 #[cfg(test)]
 mod tests {
     use base64::Engine;
-    use switchboard_core::{Channel, Country, Destination, Locale, MessageText, Passcode};
+    use switchboard_core::Channel;
 
     use super::*;
 
@@ -210,14 +210,14 @@ mod tests {
     }
 
     fn message(locale: Option<&str>) -> OutboundMessage {
-        OutboundMessage {
-            reference: "evt-1".into(),
-            destination: Destination::new("+447700900123".into(), Country::parse("GB").unwrap()),
-            channel: Channel::Sms,
-            passcode: Passcode::parse("918273").unwrap(),
-            text: MessageText::new("Your code is 918273 & more".into()),
-            locale: locale.and_then(Locale::parse),
-        }
+        crate::testing::outbound(
+            "+447700900123",
+            "GB",
+            Channel::Sms,
+            "918273",
+            "Your code is 918273 & more",
+            locale,
+        )
     }
 
     #[test]

@@ -1,67 +1,54 @@
 //! `[providers.NAME]` with `kind = "twilio"`: the raw serde struct and its validation.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError};
 
-use crate::senders::{CountrySenderConfig, Senders};
+use crate::senders::CountrySenderConfig;
 
-/// One Twilio account as written in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TwilioConfig {
-    /// The account SID, `AC` followed by 32 hex digits: the Basic auth user and the path segment.
-    pub account_sid: String,
-    /// The account's auth token (Basic auth password); `Debug` prints `***`.
-    pub auth_token: SecretString,
-    /// The default SMS sender and, when it is a number, voice caller id: an E.164 number, or
-    /// (SMS only) an alphanumeric sender ID or a short code. At most one of `from` and
-    /// `messaging_service_sid`.
-    pub from: Option<String>,
-    /// A Messaging Service (`MG` followed by 32 hex digits) that picks the SMS sender from its
-    /// pool, for destinations without a sender of their own in `from` or `senders`.
-    pub messaging_service_sid: Option<String>,
-    /// The default caller id for calls, when it differs from `from` (an E.164 number).
-    #[serde(default)]
-    pub voice_from: Option<String>,
-    /// Per-country senders (`[providers.NAME.senders.GB] sms = "Acme"`), overriding the
-    /// defaults above for destinations in that country.
-    #[serde(default)]
-    pub senders: BTreeMap<String, CountrySenderConfig>,
-    /// The API root; tests and the demo point it at `switchboard-sim`.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// Time allowed for one request, from connecting to the last byte of the answer, in ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Time allowed to open a connection, in ms (a connect failure is certainly not a send).
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    /// The `<Say voice>` for calls (`Polly.Joanna`); unset picks a Polly voice for the caller's
-    /// language.
-    pub voice: Option<String>,
-    /// Seconds Twilio keeps trying to deliver an SMS (`ValidityPeriod`, 1 to 36000); unset
-    /// leaves Twilio's default of 36000. A passcode is useless after a few minutes.
-    pub validity_period_s: Option<u32>,
+crate::fields::provider_config! {
+    /// One Twilio account as written in the config file.
+    #[derive(Clone, Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct TwilioConfig {
+        /// The account SID, `AC` followed by 32 hex digits: the Basic auth user and the path
+        /// segment.
+        pub account_sid: String,
+        /// The account's auth token (Basic auth password); `Debug` prints `***`.
+        pub auth_token: SecretString,
+        /// The default SMS sender and, when it is a number, voice caller id: an E.164 number, or
+        /// (SMS only) an alphanumeric sender ID or a short code. At most one of `from` and
+        /// `messaging_service_sid`.
+        pub from: Option<String>,
+        /// A Messaging Service (`MG` followed by 32 hex digits) that picks the SMS sender from its
+        /// pool, for destinations without a sender of their own in `from` or `senders`.
+        pub messaging_service_sid: Option<String>,
+        /// The default caller id for calls, when it differs from `from` (an E.164 number).
+        #[serde(default)]
+        pub voice_from: Option<String>,
+        /// Per-country senders (`[providers.NAME.senders.GB] sms = "Acme"`), overriding the
+        /// defaults above for destinations in that country.
+        #[serde(default)]
+        pub senders: BTreeMap<String, CountrySenderConfig>,
+        /// The API root; tests and the demo point it at `switchboard-sim`.
+        #[serde(default = "default_base_url")]
+        pub base_url: String,
+        /// The `<Say voice>` for calls (`Polly.Joanna`); unset picks a Polly voice for the caller's
+        /// language.
+        pub voice: Option<String>,
+        /// Seconds Twilio keeps trying to deliver an SMS (`ValidityPeriod`, 1 to 36000); unset
+        /// leaves Twilio's default of 36000. A passcode is useless after a few minutes.
+        pub validity_period_s: Option<u32>,
+    }
+    default_timeout_ms = 1200;
+    senders;
 }
 
 fn default_base_url() -> String {
     "https://api.twilio.com".to_owned()
 }
-
-fn default_timeout_ms() -> u64 {
-    1200
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    300
-}
-
-/// Longest per-request timeout accepted: Okta gives the whole hook a few seconds.
-const MAX_TIMEOUT_MS: u64 = 60_000;
 
 impl TwilioConfig {
     /// Checks every field; errors name the key under `key_prefix` (`providers.twilio-us`).
@@ -102,18 +89,7 @@ impl TwilioConfig {
             ));
         }
         self.base_url(key_prefix)?;
-        if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
-            return Err(ConfigError::invalid(
-                key("timeout_ms"),
-                format!("must be between 1 and {MAX_TIMEOUT_MS}"),
-            ));
-        }
-        if !(1..=self.timeout_ms).contains(&self.connect_timeout_ms) {
-            return Err(ConfigError::invalid(
-                key("connect_timeout_ms"),
-                "must be between 1 and timeout_ms",
-            ));
-        }
+        self.check_timeouts(key_prefix)?;
         if let Some(voice) = &self.voice {
             let is_valid = (1..=64).contains(&voice.len())
                 && voice.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
@@ -138,24 +114,6 @@ impl TwilioConfig {
     /// The API root without a trailing `/`.
     pub(crate) fn base_url(&self, key_prefix: &str) -> Result<String, ConfigError> {
         crate::url::check_base_url(&format!("{key_prefix}.base_url"), &self.base_url)
-    }
-
-    /// The validated senders (`from`, `voice_from`, `senders`).
-    pub(crate) fn senders(&self, key_prefix: &str) -> Result<Senders, ConfigError> {
-        Senders::try_new(
-            key_prefix,
-            self.from.as_deref(),
-            self.voice_from.as_deref(),
-            &self.senders,
-        )
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
     }
 }
 

@@ -40,8 +40,8 @@ use crate::{
     Senders,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "twilio";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Twilio::KIND;
 
 /// Where status callbacks go, below `callback_base`.
 const STATUS_SUBPATH: &str = "/status";
@@ -106,8 +106,31 @@ impl Twilio {
             .timeout(self.timeout);
         crate::http::exchange(KIND, request, self.timeout).await
     }
+}
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+/// No sender configured for this destination on this channel: nothing was sent, and another
+/// provider may well have one.
+fn no_sender(channel: Channel) -> ProviderError {
+    let detail = match channel {
+        Channel::Sms => "no sms sender for this destination (from, messaging_service_sid, senders)",
+        Channel::Voice => "no caller id for this destination (an E.164 from, voice_from, senders)",
+    };
+    ProviderError::not_sent(KIND, ErrorClass::AuthConfig, detail)
+}
+
+#[async_trait]
+impl Provider for Twilio {
+    crate::provider_identity!();
+
+    fn supports(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Sms => self.messaging_service_sid.is_some() || self.senders.supports(channel),
+            Channel::Voice => self.senders.supports(channel),
+        }
+    }
+
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let country = message.destination.country();
         let status_callback = self.status_callback.as_deref();
         let request = match message.channel {
@@ -134,39 +157,6 @@ impl Twilio {
         };
         let answer = self.exchange(request).await?;
         classify::classify_send(&answer, SystemTime::now())
-    }
-}
-
-/// No sender configured for this destination on this channel: nothing was sent, and another
-/// provider may well have one.
-fn no_sender(channel: Channel) -> ProviderError {
-    let detail = match channel {
-        Channel::Sms => "no sms sender for this destination (from, messaging_service_sid, senders)",
-        Channel::Voice => "no caller id for this destination (an E.164 from, voice_from, senders)",
-    };
-    ProviderError::not_sent(KIND, ErrorClass::AuthConfig, detail)
-}
-
-#[async_trait]
-impl Provider for Twilio {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn supports(&self, channel: Channel) -> bool {
-        match channel {
-            Channel::Sms => self.messaging_service_sid.is_some() || self.senders.supports(channel),
-            Channel::Voice => self.senders.supports(channel),
-        }
-    }
-
-    /// Failures are not logged here: dispatch logs every attempt's outcome once.
-    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {

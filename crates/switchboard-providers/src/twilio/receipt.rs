@@ -54,6 +54,7 @@ pub(crate) fn parse(params: &[(String, String)]) -> Result<Receipt, CallbackErro
     })
 }
 
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 fn message_state(status: &str, error_code: Option<&str>) -> DeliveryState {
     match status {
         "delivered" | "read" => DeliveryState::Delivered,
@@ -68,6 +69,7 @@ fn message_state(status: &str, error_code: Option<&str>) -> DeliveryState {
 /// delivery. `busy` and `no-answer` are final but say nothing against the number or the
 /// provider's routing; they are `Transient` (another try later, or by SMS, may reach the user)
 /// and keep the call status as `provider_code` so the server can tell them from failures.
+// Per-provider table, alike in shape across adapters on purpose: the codes are this provider's.
 fn call_state(status: &str, error_code: Option<&str>) -> DeliveryState {
     match status {
         "in-progress" | "completed" => DeliveryState::Delivered,

@@ -127,19 +127,12 @@ fn polly_voice(tag: &str) -> (&'static str, &'static str) {
 
 #[cfg(test)]
 mod tests {
-    use switchboard_core::{Channel, Country, Destination, Locale, MessageText, Passcode};
+    use switchboard_core::Channel;
 
     use super::*;
 
     fn message(channel: Channel, text: &str, locale: Option<&str>) -> OutboundMessage {
-        OutboundMessage {
-            reference: "evt-1".into(),
-            destination: Destination::new("+14155550100".into(), Country::parse("US").unwrap()),
-            channel,
-            passcode: Passcode::parse("918273").unwrap(),
-            text: MessageText::new(text.into()),
-            locale: locale.and_then(Locale::parse),
-        }
+        crate::testing::us_message(channel, text, locale)
     }
 
     #[test]

@@ -6,67 +6,64 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use switchboard_core::ConfigError;
 
-use crate::senders::{CountrySenderConfig, Senders};
+use crate::senders::CountrySenderConfig;
 
-/// One Vonage account as written in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VonageConfig {
-    /// The account's API key (8 characters); needed for SMS.
-    pub api_key: Option<String>,
-    /// The API secret, sent with every SMS request. Leave it out when `signature_secret` signs
-    /// requests instead (Vonage refuses a request that carries both).
-    pub api_secret: Option<SecretString>,
-    /// The account's signature secret: signs SMS requests (instead of `api_secret`) and verifies
-    /// signed delivery receipts and signed Voice webhooks. Receipts are only asked for when it
-    /// is set, since an unsigned receipt could be forged.
-    pub signature_secret: Option<SecretString>,
-    /// How the dashboard's signature setting signs: `md5hash` (the default), `md5`, `sha1`,
-    /// `sha256` or `sha512` (the HMAC variants).
-    #[serde(default = "default_signature_method")]
-    pub signature_method: SignatureMethod,
-    /// The Voice application's id (a UUID); needed for calls.
-    pub application_id: Option<String>,
-    /// The Voice application's private key (PEM), which signs the RS256 JWT of each call.
-    /// Set this or `private_key_file`.
-    pub private_key: Option<SecretString>,
-    /// A file holding the Voice application's private key (PEM).
-    pub private_key_file: Option<PathBuf>,
-    /// The default sender: an E.164 number, a short code or (SMS only) an alphanumeric id.
-    pub from: Option<String>,
-    /// The default caller id for calls (E.164); defaults to `from` when that is a number.
-    pub voice_from: Option<String>,
-    /// Per-country sender overrides (`[providers.NAME.senders.GB] sms = "Acme"`).
-    #[serde(default)]
-    pub senders: BTreeMap<String, CountrySenderConfig>,
-    /// The SMS API root (`POST {sms_base_url}/sms/json`).
-    #[serde(default = "default_sms_base_url")]
-    pub sms_base_url: String,
-    /// The Voice API root (`POST {voice_base_url}/v1/calls`).
-    #[serde(default = "default_voice_base_url")]
-    pub voice_base_url: String,
-    /// Time allowed for one request, from connecting to the last byte of the answer, in ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Time allowed to open a connection, in ms (a connect failure is certainly not a send).
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    /// Milliseconds Vonage keeps trying to deliver an SMS (`ttl`, 20000 to 604800000); unset
-    /// leaves Vonage's 72 hours. A passcode is useless after a few minutes.
-    pub sms_ttl_ms: Option<u32>,
-    /// Seconds a call may ring before Vonage gives up (`ringing_timer`, 1 to 120). Default 45.
-    #[serde(default = "default_ringing_timer_s")]
-    pub ringing_timer_s: u32,
-    /// Seconds an answered call may last (`length_timer`, 1 to 7200). Default 90: the script
-    /// takes under thirty, and a long call only costs money.
-    #[serde(default = "default_length_timer_s")]
-    pub length_timer_s: u32,
+crate::fields::provider_config! {
+    /// One Vonage account as written in the config file.
+    #[derive(Clone, Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct VonageConfig {
+        /// The account's API key (8 characters); needed for SMS.
+        pub api_key: Option<String>,
+        /// The API secret, sent with every SMS request. Leave it out when `signature_secret` signs
+        /// requests instead (Vonage refuses a request that carries both).
+        pub api_secret: Option<SecretString>,
+        /// The account's signature secret: signs SMS requests (instead of `api_secret`) and
+        /// verifies signed delivery receipts and signed Voice webhooks. Receipts are only asked for
+        /// when it is set, since an unsigned receipt could be forged.
+        pub signature_secret: Option<SecretString>,
+        /// How the dashboard's signature setting signs: `md5hash` (the default), `md5`, `sha1`,
+        /// `sha256` or `sha512` (the HMAC variants).
+        #[serde(default = "default_signature_method")]
+        pub signature_method: SignatureMethod,
+        /// The Voice application's id (a UUID); needed for calls.
+        pub application_id: Option<String>,
+        /// The Voice application's private key (PEM), which signs the RS256 JWT of each call.
+        /// Set this or `private_key_file`.
+        pub private_key: Option<SecretString>,
+        /// A file holding the Voice application's private key (PEM).
+        pub private_key_file: Option<PathBuf>,
+        /// The default sender: an E.164 number, a short code or (SMS only) an alphanumeric id.
+        pub from: Option<String>,
+        /// The default caller id for calls (E.164); defaults to `from` when that is a number.
+        pub voice_from: Option<String>,
+        /// Per-country sender overrides (`[providers.NAME.senders.GB] sms = "Acme"`).
+        #[serde(default)]
+        pub senders: BTreeMap<String, CountrySenderConfig>,
+        /// The SMS API root (`POST {sms_base_url}/sms/json`).
+        #[serde(default = "default_sms_base_url")]
+        pub sms_base_url: String,
+        /// The Voice API root (`POST {voice_base_url}/v1/calls`).
+        #[serde(default = "default_voice_base_url")]
+        pub voice_base_url: String,
+        /// Milliseconds Vonage keeps trying to deliver an SMS (`ttl`, 20000 to 604800000); unset
+        /// leaves Vonage's 72 hours. A passcode is useless after a few minutes.
+        pub sms_ttl_ms: Option<u32>,
+        /// Seconds a call may ring before Vonage gives up (`ringing_timer`, 1 to 120). Default 45.
+        #[serde(default = "default_ringing_timer_s")]
+        pub ringing_timer_s: u32,
+        /// Seconds an answered call may last (`length_timer`, 1 to 7200). Default 90: the script
+        /// takes under thirty, and a long call only costs money.
+        #[serde(default = "default_length_timer_s")]
+        pub length_timer_s: u32,
+    }
+    default_timeout_ms = 1200;
+    senders;
 }
 
 /// How Vonage computes the `sig` of a signed request or receipt.
@@ -95,14 +92,6 @@ fn default_sms_base_url() -> String {
 
 fn default_voice_base_url() -> String {
     "https://api.nexmo.com".to_owned()
-}
-
-fn default_timeout_ms() -> u64 {
-    1200
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    300
 }
 
 fn default_ringing_timer_s() -> u32 {
@@ -212,7 +201,7 @@ impl VonageConfig {
         }
         crate::url::check_base_url(&key("sms_base_url"), &self.sms_base_url)?;
         crate::url::check_base_url(&key("voice_base_url"), &self.voice_base_url)?;
-        crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
+        self.check_timeouts(key_prefix)?;
         if let Some(ttl) = self.sms_ttl_ms
             && !(20_000..=604_800_000).contains(&ttl)
         {
@@ -228,15 +217,6 @@ impl VonageConfig {
             return Err(ConfigError::invalid(key("length_timer_s"), "must be between 1 and 7200"));
         }
         Ok(())
-    }
-
-    pub(crate) fn senders(&self, key_prefix: &str) -> Result<Senders, ConfigError> {
-        Senders::try_new(
-            key_prefix,
-            self.from.as_deref(),
-            self.voice_from.as_deref(),
-            &self.senders,
-        )
     }
 
     /// The SMS half, when configured. Call only after [`VonageConfig::validate`].
@@ -278,14 +258,6 @@ impl VonageConfig {
             }
         };
         Ok(Some(VoiceAccount { application_id, private_key_pem }))
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
     }
 }
 

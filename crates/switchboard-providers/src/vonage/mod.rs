@@ -37,8 +37,8 @@ use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "vonage";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Vonage::KIND;
 
 /// The subpaths below `callback_base` that receipts are asked for at.
 const SMS_RECEIPT_PATH: &str = "/sms";
@@ -153,8 +153,26 @@ impl Vonage {
         jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &voice.key)
             .map_err(|_| Self::unsupported("could not sign the application jwt"))
     }
+}
 
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
+}
+
+#[async_trait]
+impl Provider for Vonage {
+    crate::provider_identity!();
+
+    fn supports(&self, channel: Channel) -> bool {
+        let has_account = match channel {
+            Channel::Sms => self.sms.is_some(),
+            Channel::Voice => self.voice.is_some(),
+        };
+        has_account && self.senders.supports(channel)
+    }
+
+    /// Failures are not logged here: dispatch logs every attempt's outcome once.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
         let country = message.destination.country();
         match message.channel {
             Channel::Sms => {
@@ -204,34 +222,6 @@ impl Vonage {
                 classify::classify_call(&answer, SystemTime::now())
             }
         }
-    }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
-}
-
-#[async_trait]
-impl Provider for Vonage {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn supports(&self, channel: Channel) -> bool {
-        let has_account = match channel {
-            Channel::Sms => self.sms.is_some(),
-            Channel::Voice => self.voice.is_some(),
-        };
-        has_account && self.senders.supports(channel)
-    }
-
-    /// Failures are not logged here: dispatch logs every attempt's outcome once.
-    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
     }
 
     /// The account balance (Account API, Basic auth) when SMS has an `api_secret`, else a

@@ -260,19 +260,12 @@ mod tests {
     }
 
     use secrecy::SecretString;
-    use switchboard_core::{Channel, Country, Destination, Locale, MessageText, Passcode};
+    use switchboard_core::Channel;
 
     use super::*;
 
     fn message(text: &str, locale: Option<&str>) -> OutboundMessage {
-        OutboundMessage {
-            reference: "evt-1".into(),
-            destination: Destination::new("+14155550100".into(), Country::parse("US").unwrap()),
-            channel: Channel::Sms,
-            passcode: Passcode::parse("918273").unwrap(),
-            text: MessageText::new(text.into()),
-            locale: locale.and_then(Locale::parse),
-        }
+        crate::testing::us_message(Channel::Sms, text, locale)
     }
 
     fn secret_account() -> SmsAccount {

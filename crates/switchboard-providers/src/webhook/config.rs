@@ -1,7 +1,6 @@
 //! `[providers.NAME]` with `kind = "webhook"`: the raw serde struct and its validation.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -9,50 +8,47 @@ use switchboard_core::{Channel, ConfigError, ErrorClass};
 
 use super::request::BodyTemplate;
 
-/// An in-house gateway as written in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// Where each message is sent (http or https).
-    pub url: String,
-    /// `POST` (default) or `PUT`.
-    #[serde(default = "default_method")]
-    pub method: String,
-    /// Channels the gateway delivers on (`["sms"]` by default).
-    #[serde(default = "default_channels")]
-    pub channels: Vec<String>,
-    /// Extra request headers; values may hold credentials, so `Debug` prints `***`.
-    #[serde(default)]
-    pub headers: BTreeMap<String, SecretString>,
-    /// The JSON body, with `{{to}}`, `{{text}}`, `{{code}}`, `{{channel}}`, `{{locale}}`,
-    /// `{{reference}}` and `{{callback_url}}` inside JSON strings; values are JSON-escaped.
-    pub body: String,
-    /// HTTP statuses that mean "accepted" (default 200, 201, 202).
-    #[serde(default = "default_success_statuses")]
-    pub success_statuses: Vec<u16>,
-    /// A JSON pointer into the answer that must equal `success_value` for acceptance.
-    pub success_pointer: Option<String>,
-    /// The value `success_pointer` must hold (compared as JSON: `"ok"`, `true`, `0`).
-    pub success_value: Option<serde_json::Value>,
-    /// A JSON pointer to the gateway's message id in the answer; unset uses the reference
-    /// (`{{reference}}`) as the id.
-    pub message_id_pointer: Option<String>,
-    /// Error classes by HTTP status, overriding the defaults (`"400" = "invalid_number"`).
-    #[serde(default)]
-    pub status_classes: BTreeMap<String, String>,
-    /// When set, each request carries `{signature_header}: sha256=<hex HMAC-SHA256(body)>`.
-    pub signing_secret: Option<SecretString>,
-    /// The header for `signing_secret` (default `X-Switchboard-Signature`).
-    #[serde(default = "default_signature_header")]
-    pub signature_header: String,
-    /// Delivery receipts the gateway POSTs to `{callback_url}`; unset refuses receipts.
-    pub receipts: Option<ReceiptConfig>,
-    /// Time allowed for one request, in ms.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Time allowed to open a connection, in ms.
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
+crate::fields::provider_config! {
+    /// An in-house gateway as written in the config file.
+    #[derive(Clone, Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct WebhookConfig {
+        /// Where each message is sent (http or https).
+        pub url: String,
+        /// `POST` (default) or `PUT`.
+        #[serde(default = "default_method")]
+        pub method: String,
+        /// Channels the gateway delivers on (`["sms"]` by default).
+        #[serde(default = "default_channels")]
+        pub channels: Vec<String>,
+        /// Extra request headers; values may hold credentials, so `Debug` prints `***`.
+        #[serde(default)]
+        pub headers: BTreeMap<String, SecretString>,
+        /// The JSON body, with `{{to}}`, `{{text}}`, `{{code}}`, `{{channel}}`, `{{locale}}`,
+        /// `{{reference}}` and `{{callback_url}}` inside JSON strings; values are JSON-escaped.
+        pub body: String,
+        /// HTTP statuses that mean "accepted" (default 200, 201, 202).
+        #[serde(default = "default_success_statuses")]
+        pub success_statuses: Vec<u16>,
+        /// A JSON pointer into the answer that must equal `success_value` for acceptance.
+        pub success_pointer: Option<String>,
+        /// The value `success_pointer` must hold (compared as JSON: `"ok"`, `true`, `0`).
+        pub success_value: Option<serde_json::Value>,
+        /// A JSON pointer to the gateway's message id in the answer; unset uses the reference
+        /// (`{{reference}}`) as the id.
+        pub message_id_pointer: Option<String>,
+        /// Error classes by HTTP status, overriding the defaults (`"400" = "invalid_number"`).
+        #[serde(default)]
+        pub status_classes: BTreeMap<String, String>,
+        /// When set, each request carries `{signature_header}: sha256=<hex HMAC-SHA256(body)>`.
+        pub signing_secret: Option<SecretString>,
+        /// The header for `signing_secret` (default `X-Switchboard-Signature`).
+        #[serde(default = "default_signature_header")]
+        pub signature_header: String,
+        /// Delivery receipts the gateway POSTs to `{callback_url}`; unset refuses receipts.
+        pub receipts: Option<ReceiptConfig>,
+    }
+    default_timeout_ms = 1500;
 }
 
 /// `[providers.NAME.receipts]`: how to read and verify the gateway's delivery receipts.
@@ -95,16 +91,6 @@ fn default_signature_header() -> String {
 fn default_receipt_signature_header() -> String {
     "X-Signature".to_owned()
 }
-
-fn default_timeout_ms() -> u64 {
-    1500
-}
-
-fn default_connect_timeout_ms() -> u64 {
-    300
-}
-
-const MAX_TIMEOUT_MS: u64 = 60_000;
 
 /// The class names accepted in config, as [`ErrorClass::as_str`] spells them.
 pub(crate) fn parse_class(name: &str) -> Option<ErrorClass> {
@@ -234,27 +220,8 @@ impl WebhookConfig {
             .map_err(|_| ConfigError::invalid(key("signature_header"), "is not a header name"))?;
         let receipts =
             self.receipts.as_ref().map(|receipts| receipts.check(&key("receipts"))).transpose()?;
-        if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
-            return Err(ConfigError::invalid(
-                key("timeout_ms"),
-                format!("must be between 1 and {MAX_TIMEOUT_MS}"),
-            ));
-        }
-        if !(1..=self.timeout_ms).contains(&self.connect_timeout_ms) {
-            return Err(ConfigError::invalid(
-                key("connect_timeout_ms"),
-                "must be between 1 and timeout_ms",
-            ));
-        }
+        self.check_timeouts(key_prefix)?;
         Ok(Checked { method, url, channels, headers, body, status_classes, receipts })
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-
-    pub(crate) fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
     }
 }
 

@@ -47,8 +47,8 @@ use crate::{
     ProviderError, Receipt,
 };
 
-/// The provider kind, as written in config.
-const KIND: &str = "webhook";
+/// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
+const KIND: &str = Webhook::KIND;
 
 /// Where receipts go, below `callback_base`.
 const RECEIPT_SUBPATH: &str = "/receipt";
@@ -124,35 +124,6 @@ impl Webhook {
             Placeholder::Reference => message.reference.clone(),
             Placeholder::CallbackUrl => self.callback_url.clone().unwrap_or_default(),
         })
-    }
-
-    async fn send_once(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        if !self.checked.channels.contains(&message.channel) {
-            return Err(ProviderError::not_sent(
-                KIND,
-                ErrorClass::AuthConfig,
-                format!("{} is not among this gateway's channels", message.channel),
-            ));
-        }
-        let body = self.body(message);
-        let mut request = self
-            .client
-            .request(self.checked.method.clone(), self.checked.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .timeout(self.timeout);
-        for (name, value) in &self.checked.headers {
-            let mut value =
-                reqwest::header::HeaderValue::from_str(value.expose_secret()).map_err(|_| {
-                    ProviderError::not_sent(KIND, ErrorClass::AuthConfig, "invalid header value")
-                })?;
-            value.set_sensitive(true);
-            request = request.header(name, value);
-        }
-        if let Some((header, secret)) = &self.signing {
-            request = request.header(header, sign::signature(secret, body.as_bytes()));
-        }
-        let answer = crate::http::exchange(KIND, request.body(body), self.timeout).await?;
-        self.classify(&answer, &message.reference, SystemTime::now())
     }
 
     fn classify(
@@ -251,13 +222,7 @@ fn id_text(value: &serde_json::Value) -> Option<String> {
 
 #[async_trait]
 impl Provider for Webhook {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
+    crate::provider_identity!();
 
     fn supports(&self, channel: Channel) -> bool {
         self.checked.channels.contains(&channel)
@@ -265,7 +230,32 @@ impl Provider for Webhook {
 
     /// Failures are not logged here: dispatch logs every attempt's outcome once.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, ProviderError> {
-        self.send_once(message).await
+        if !self.checked.channels.contains(&message.channel) {
+            return Err(ProviderError::not_sent(
+                KIND,
+                ErrorClass::AuthConfig,
+                format!("{} is not among this gateway's channels", message.channel),
+            ));
+        }
+        let body = self.body(message);
+        let mut request = self
+            .client
+            .request(self.checked.method.clone(), self.checked.url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(self.timeout);
+        for (name, value) in &self.checked.headers {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(value.expose_secret()).map_err(|_| {
+                    ProviderError::not_sent(KIND, ErrorClass::AuthConfig, "invalid header value")
+                })?;
+            value.set_sensitive(true);
+            request = request.header(name, value);
+        }
+        if let Some((header, secret)) = &self.signing {
+            request = request.header(header, sign::signature(secret, body.as_bytes()));
+        }
+        let answer = crate::http::exchange(KIND, request.body(body), self.timeout).await?;
+        self.classify(&answer, &message.reference, SystemTime::now())
     }
 
     /// A generic gateway has no side-effect-free endpoint we could know of, so the probe only

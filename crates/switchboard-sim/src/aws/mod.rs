@@ -74,6 +74,8 @@ impl fmt::Debug for AwsAccount {
     }
 }
 
+// Per-provider record, alike in shape across emulators on purpose: its fields are this
+// provider's wire format.
 /// One request the emulator received, recorded before auth, validation and faults.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedCall {

@@ -193,13 +193,14 @@ async fn gate(
     request: &ReceivedRequest,
     style: ErrorStyle,
 ) -> Result<(), Response> {
-    if let Some(answer) = emulator.play_faults(connection).await {
-        return Err(injected_response(answer, style));
-    }
-    if !request.is_authenticated {
-        return Err(error_response(style, StatusCode::UNAUTHORIZED, &[]));
-    }
-    Ok(())
+    emulator
+        .gate(
+            connection,
+            || request.is_authenticated,
+            |answer| injected_response(answer, style),
+            || error_response(style, StatusCode::UNAUTHORIZED, &[]),
+        )
+        .await
 }
 
 fn injected_response(answer: InjectedAnswer, style: ErrorStyle) -> Response {

@@ -18,15 +18,13 @@
 mod api;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::Receipts;
+use crate::emulator::{Emulator, Running};
 
 /// The credentials the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -60,6 +58,8 @@ pub enum RequestKind {
     Logs,
 }
 
+// Per-provider record, alike in shape across emulators on purpose: its fields are this
+// provider's wire format.
 /// One API request the emulator received, recorded before auth, validation and faults.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedRequest {
@@ -90,45 +90,14 @@ pub struct ReceivedRequest {
     pub received_at: SystemTime,
 }
 
-/// Infobip's half of an [`InfobipEmulator`]: the account and the delivery reports it posts.
-#[derive(Debug)]
-pub struct Infobip {
-    account: InfobipAccount,
-    callbacks: Arc<CallbackLog>,
-}
-
 /// An Infobip emulator: cheap to clone, every clone shares faults, receipts and records.
 pub type InfobipEmulator = Emulator<Infobip>;
 
 /// An Infobip emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Infobip>;
 
-impl Api for Infobip {
-    type Received = ReceivedRequest;
-
-    fn routes(emulator: &InfobipEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
-
-impl AccountApi for Infobip {
-    type Account = InfobipAccount;
-
-    fn for_account(account: InfobipAccount) -> Infobip {
-        Infobip { account, callbacks: Arc::new(CallbackLog::new(Receipts::none())) }
-    }
-
-    fn account(&self) -> &InfobipAccount {
-        &self.account
-    }
-}
-
-impl CallbackApi for Infobip {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
-    }
+crate::callbacks::callback_emulator! {
+    /// Infobip's half of an [`InfobipEmulator`]: the account and the delivery reports it posts.
+    pub struct Infobip { account: InfobipAccount, receipts: Receipts::none() }
+    received = ReceivedRequest, routes = api::routes;
 }

@@ -163,12 +163,14 @@ async fn gate(
     auth_id: &str,
     is_authenticated: bool,
 ) -> Result<(), Response> {
-    if let Some(answer) = emulator.play_faults(connection).await {
-        return Err(injected_response(emulator, answer));
-    }
-    if !is_authenticated {
-        return Err(plivo_error(emulator, StatusCode::UNAUTHORIZED, "authentication failed"));
-    }
+    emulator
+        .gate(
+            connection,
+            || is_authenticated,
+            |answer| injected_response(emulator, answer),
+            || plivo_error(emulator, StatusCode::UNAUTHORIZED, "authentication failed"),
+        )
+        .await?;
     if auth_id != emulator.account().auth_id {
         return Err(plivo_error(emulator, StatusCode::NOT_FOUND, "not found"));
     }

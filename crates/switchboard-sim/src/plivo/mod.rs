@@ -17,15 +17,13 @@
 mod api;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::callbacks::{CallbackApi, CallbackKind, CallbackLog, Receipts, SentCallback};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::{CallbackKind, Receipts, SentCallback};
+use crate::emulator::{Emulator, Running};
 
 /// The credentials the emulator accepts; the token also signs its callbacks.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,6 +60,8 @@ pub enum SendKind {
     Call,
 }
 
+// Per-provider record, alike in shape across emulators on purpose: its fields are this
+// provider's wire format.
 /// One send the emulator received, recorded before auth, validation and faults are applied.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedSend {
@@ -88,47 +88,16 @@ pub struct ReceivedSend {
     pub received_at: SystemTime,
 }
 
-/// Plivo's half of a [`PlivoEmulator`]: the account and the callbacks it makes.
-#[derive(Debug)]
-pub struct Plivo {
-    account: PlivoAccount,
-    callbacks: Arc<CallbackLog>,
-}
-
 /// A Plivo emulator: cheap to clone, every clone shares faults, receipts and records.
 pub type PlivoEmulator = Emulator<Plivo>;
 
 /// A Plivo emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Plivo>;
 
-impl Api for Plivo {
-    type Received = ReceivedSend;
-
-    fn routes(emulator: &PlivoEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
-
-impl AccountApi for Plivo {
-    type Account = PlivoAccount;
-
-    fn for_account(account: PlivoAccount) -> Plivo {
-        Plivo { account, callbacks: Arc::new(CallbackLog::new(Receipts::none())) }
-    }
-
-    fn account(&self) -> &PlivoAccount {
-        &self.account
-    }
-}
-
-impl CallbackApi for Plivo {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
-    }
+crate::callbacks::callback_emulator! {
+    /// Plivo's half of a [`PlivoEmulator`]: the account and the callbacks it makes.
+    pub struct Plivo { account: PlivoAccount, receipts: Receipts::none() }
+    received = ReceivedSend, routes = api::routes;
 }
 
 impl PlivoEmulator {

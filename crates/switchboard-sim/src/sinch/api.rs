@@ -48,6 +48,11 @@ pub(super) fn routes(emulator: SinchEmulator) -> Router {
 // ---------------------------------------------------------------------------------------------
 // SMS
 
+/// The SMS API's refusal of a missing or wrong API token.
+fn unauthorized() -> Response {
+    sms_error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
+}
+
 /// The SMS API's error body (`errorResponseObj`).
 fn sms_error(status: StatusCode, code: &str, text: &str) -> Response {
     (status, Json(json!({"code": code, "text": text}))).into_response()
@@ -84,11 +89,10 @@ async fn send_batch(
         content_type: content_type(&headers),
         received_at,
     });
-    if let Some(answer) = emulator.play_faults(connection).await {
-        return injected_sms(answer);
-    }
-    if !is_authenticated {
-        return sms_error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized");
+    if let Err(response) =
+        emulator.gate(connection, || is_authenticated, injected_sms, unauthorized).await
+    {
+        return response;
     }
     let Some(Value::Object(batch)) = parsed else {
         return sms_error(
@@ -239,12 +243,14 @@ async fn list_batches(
     connection: Connection,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(answer) = emulator.play_faults(connection).await {
-        return injected_sms(answer);
-    }
     let account = emulator.account();
-    if !bearer_matches(&headers, &account.api_token) || service_plan_id != account.service_plan_id {
-        return sms_error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized");
+    let is_authenticated = || {
+        bearer_matches(&headers, &account.api_token) && service_plan_id == account.service_plan_id
+    };
+    if let Err(response) =
+        emulator.gate(connection, is_authenticated, injected_sms, unauthorized).await
+    {
+        return response;
     }
     Json(json!({"count": 0, "page": 0, "page_size": 1, "batches": []})).into_response()
 }

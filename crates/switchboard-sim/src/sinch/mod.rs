@@ -22,11 +22,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::Serialize;
 
-use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::{CallbackLog, Receipts};
+use crate::emulator::{AccountApi, Emulator, Running};
 
 /// The credentials the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -79,6 +78,8 @@ pub enum SendKind {
     Callout,
 }
 
+// Per-provider record, alike in shape across emulators on purpose: its fields are this
+// provider's wire format.
 /// One send the emulator received, recorded before auth, validation and faults are applied.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedSend {
@@ -123,17 +124,9 @@ pub type SinchEmulator = Emulator<Sinch>;
 /// `sms_base_url` and `voice_base_url`); stops on shutdown or drop.
 pub type RunningEmulator = Running<Sinch>;
 
-impl Api for Sinch {
-    type Received = ReceivedSend;
-
-    fn routes(emulator: &SinchEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
+// Receipts report a delivery report code for SMS and a DiCE result (such as `NOANSWER`) for
+// calls.
+crate::callbacks::callback_emulator!(Sinch, received = ReceivedSend, routes = api::routes);
 
 impl AccountApi for Sinch {
     type Account = SinchAccount;
@@ -148,14 +141,6 @@ impl AccountApi for Sinch {
 
     fn account(&self) -> &SinchAccount {
         &self.account
-    }
-}
-
-/// Receipts report a delivery report code for SMS and a DiCE result (such as `NOANSWER`) for
-/// calls.
-impl CallbackApi for Sinch {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
     }
 }
 

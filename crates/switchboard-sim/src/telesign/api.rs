@@ -131,8 +131,7 @@ async fn handle_send(
 ) -> Response {
     let (auth_scheme, auth) = authenticate(emulator, &Method::POST, uri.path(), headers, body);
     let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-    let first =
-        |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+    let first = |name: &str| crate::request::first_param(&params, name).map(str::to_owned);
     let send = emulator.record(|received_at| ReceivedSend {
         kind,
         auth_scheme,

@@ -23,11 +23,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::Serialize;
 
-use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::{CallbackLog, Receipts};
+use crate::emulator::{AccountApi, Emulator, Running};
 
 /// The credentials the emulator accepts, and where the account's voice receipts go.
 #[derive(Clone, PartialEq, Eq)]
@@ -90,6 +89,8 @@ pub enum AuthScheme {
     None,
 }
 
+// Per-provider record, alike in shape across emulators on purpose: its fields are this
+// provider's wire format.
 /// One send the emulator received, recorded before auth, validation and faults are applied.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedSend {
@@ -122,7 +123,7 @@ impl ReceivedSend {
     /// The first value of form parameter `name`.
     #[must_use]
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        crate::request::first_param(&self.params, name)
     }
 }
 
@@ -145,17 +146,7 @@ pub type TelesignEmulator = Emulator<Telesign>;
 /// A Telesign emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Telesign>;
 
-impl Api for Telesign {
-    type Received = ReceivedSend;
-
-    fn routes(emulator: &TelesignEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
+crate::callbacks::callback_emulator!(Telesign, received = ReceivedSend, routes = api::routes);
 
 impl AccountApi for Telesign {
     type Account = TelesignAccount;
@@ -170,12 +161,6 @@ impl AccountApi for Telesign {
 
     fn account(&self) -> &TelesignAccount {
         &self.account
-    }
-}
-
-impl CallbackApi for Telesign {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
     }
 }
 

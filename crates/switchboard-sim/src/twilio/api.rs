@@ -183,8 +183,7 @@ fn record(
     // Decoding is lossy (invalid UTF-8 becomes U+FFFD) and cannot fail for a list of pairs; a
     // body that is not a form at all yields no parameters and fails validation like Twilio.
     let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-    let first =
-        |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+    let first = |name: &str| crate::request::first_param(&params, name).map(str::to_owned);
     emulator.record(|received_at| ReceivedSend {
         kind,
         account_sid,
@@ -208,14 +207,14 @@ async fn gate(
     account_sid: &str,
     is_authenticated: bool,
 ) -> Result<(), Response> {
-    if let Some(answer) = emulator.play_faults(connection).await {
-        return Err(injected_response(answer));
-    }
-    if !is_authenticated {
-        return Err(
-            TwilioError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate").into_response()
-        );
-    }
+    emulator
+        .gate(
+            connection,
+            || is_authenticated,
+            injected_response,
+            || TwilioError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate").into_response(),
+        )
+        .await?;
     if account_sid != emulator.account().account_sid {
         return Err(TwilioError::not_found(uri).into_response());
     }

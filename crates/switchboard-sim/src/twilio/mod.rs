@@ -22,15 +22,13 @@ mod api;
 mod callbacks;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::Serialize;
 
 pub use self::callbacks::signature;
-use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::Receipts;
+use crate::emulator::{Emulator, Running};
 
 /// The REST API version in every path and answer; `api` and `callbacks` both name it.
 const API_VERSION: &str = "2010-04-01";
@@ -70,6 +68,8 @@ pub enum SendKind {
     Call,
 }
 
+// Per-provider record, alike in shape across emulators on purpose: its fields are this
+// provider's wire format.
 /// One send the emulator received, recorded before auth, validation and faults are applied.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedSend {
@@ -102,15 +102,8 @@ impl ReceivedSend {
     /// The first value of form parameter `name`.
     #[must_use]
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        crate::request::first_param(&self.params, name)
     }
-}
-
-/// Twilio's half of a [`TwilioEmulator`]: the account and the status callbacks.
-#[derive(Debug)]
-pub struct Twilio {
-    account: TwilioAccount,
-    callbacks: Arc<CallbackLog>,
 }
 
 /// A Twilio emulator: cheap to clone, every clone shares faults and the request record.
@@ -119,35 +112,11 @@ pub type TwilioEmulator = Emulator<Twilio>;
 /// A Twilio emulator serving on a loopback port; stops on shutdown or drop.
 pub type RunningEmulator = Running<Twilio>;
 
-impl Api for Twilio {
-    type Received = ReceivedSend;
-
-    fn routes(emulator: &TwilioEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
-
-impl AccountApi for Twilio {
-    type Account = TwilioAccount;
-
-    fn for_account(account: TwilioAccount) -> Twilio {
-        Twilio { account, callbacks: Arc::new(CallbackLog::new(Receipts::delivered())) }
-    }
-
-    fn account(&self) -> &TwilioAccount {
-        &self.account
-    }
-}
-
-/// Receipts report Twilio's `ErrorCode` (such as 30003) when undelivered.
-impl CallbackApi for Twilio {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
-    }
+// Receipts report Twilio's `ErrorCode` (such as 30003) when undelivered.
+crate::callbacks::callback_emulator! {
+    /// Twilio's half of a [`TwilioEmulator`]: the account and the status callbacks.
+    pub struct Twilio { account: TwilioAccount, receipts: Receipts::delivered() }
+    received = ReceivedSend, routes = api::routes;
 }
 
 impl TwilioEmulator {

@@ -28,14 +28,12 @@ mod sms;
 mod voice;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use crate::callbacks::{CallbackApi, CallbackLog, Receipts};
-use crate::emulator::{AccountApi, Api, Emulator, Running};
+use crate::callbacks::Receipts;
+use crate::emulator::{Emulator, Running};
 
 /// A 2048-bit RSA private key for tests and the demo (never for a real application).
 pub const TEST_PRIVATE_KEY_PEM: &str = include_str!("../../testdata/vonage-test-private-key.pem");
@@ -137,6 +135,8 @@ pub enum SendKind {
     Call,
 }
 
+// Per-provider record, alike in shape across emulators on purpose: its fields are this
+// provider's wire format.
 /// One send the emulator received, recorded before auth, validation and faults are applied.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceivedSend {
@@ -165,15 +165,8 @@ impl ReceivedSend {
     /// The first value of SMS form parameter `name`.
     #[must_use]
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        crate::request::first_param(&self.params, name)
     }
-}
-
-/// Vonage's half of a [`VonageEmulator`]: the account and the receipts it posts.
-#[derive(Debug)]
-pub struct Vonage {
-    account: VonageAccount,
-    callbacks: Arc<CallbackLog>,
 }
 
 /// A Vonage emulator: cheap to clone, every clone shares faults, receipts and the record.
@@ -183,35 +176,11 @@ pub type VonageEmulator = Emulator<Vonage>;
 /// `sms_base_url` and `voice_base_url`); stops on shutdown or drop.
 pub type RunningEmulator = Running<Vonage>;
 
-impl Api for Vonage {
-    type Received = ReceivedSend;
-
-    fn routes(emulator: &VonageEmulator) -> Router {
-        api::routes(emulator.clone()).merge(crate::callbacks::routes(emulator))
-    }
-
-    fn clear(&self) {
-        self.callbacks.clear();
-    }
-}
-
-impl AccountApi for Vonage {
-    type Account = VonageAccount;
-
-    fn for_account(account: VonageAccount) -> Vonage {
-        Vonage { account, callbacks: Arc::new(CallbackLog::new(Receipts::none())) }
-    }
-
-    fn account(&self) -> &VonageAccount {
-        &self.account
-    }
-}
-
-/// Receipts report an `err-code` for SMS and a call status (such as `busy`) for calls.
-impl CallbackApi for Vonage {
-    fn callback_log(&self) -> &Arc<CallbackLog> {
-        &self.callbacks
-    }
+// Receipts report an `err-code` for SMS and a call status (such as `busy`) for calls.
+crate::callbacks::callback_emulator! {
+    /// Vonage's half of a [`VonageEmulator`]: the account and the receipts it posts.
+    pub struct Vonage { account: VonageAccount, receipts: Receipts::none() }
+    received = ReceivedSend, routes = api::routes;
 }
 
 impl VonageEmulator {

@@ -52,8 +52,7 @@ pub(super) async fn send_sms(
     body: Bytes,
 ) -> Response {
     let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let first =
-        |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+    let first = |name: &str| crate::request::first_param(&params, name).map(str::to_owned);
     let auth = sms_auth(&params, emulator.account());
     emulator.record(|received_at| ReceivedSend {
         kind: SendKind::Sms,
@@ -113,8 +112,7 @@ fn sms_auth(
     params: &[(String, String)],
     account: &VonageAccount,
 ) -> Result<(), (u32, &'static str)> {
-    let first =
-        |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let first = |name: &str| crate::request::first_param(params, name);
     let Some(api_key) = first("api_key").filter(|key| !key.is_empty()) else {
         return Err((2, "Missing api_key"));
     };
@@ -142,8 +140,7 @@ fn sms_auth(
 }
 
 fn validate_sms(params: &[(String, String)]) -> Result<(), (u32, &'static str)> {
-    let first =
-        |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let first = |name: &str| crate::request::first_param(params, name);
     let from = first("from").filter(|from| !from.is_empty()).ok_or((2, "Missing from param"))?;
     let to = first("to").filter(|to| !to.is_empty()).ok_or((2, "Missing to param"))?;
     let kind = first("type").unwrap_or("text");
@@ -253,8 +250,7 @@ fn send_sms_receipt(
         ReceiptOutcome::Delivered => ("delivered", "0".to_owned()),
         ReceiptOutcome::Undelivered { code } => ("failed", code),
     };
-    let first =
-        |name: &str| params.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+    let first = |name: &str| crate::request::first_param(params, name).map(str::to_owned);
     let now = time::OffsetDateTime::now_utc();
     let account = emulator.account();
     let mut fields: BTreeMap<String, String> = [
@@ -326,8 +322,7 @@ pub(super) async fn get_balance(
     let account = emulator.account();
     let query: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
-    let from_query =
-        |name: &str| query.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+    let from_query = |name: &str| crate::request::first_param(&query, name).map(str::to_owned);
     let credentials = basic_credentials(&headers)
         .or_else(|| Some((from_query("api_key")?, from_query("api_secret")?)));
     match credentials {

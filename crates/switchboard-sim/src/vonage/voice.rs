@@ -150,17 +150,11 @@ pub(super) async fn list_calls(
     connection: Connection,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(answer) = emulator.play_faults(connection).await {
-        return injected_api(answer);
-    }
-    if !is_jwt_valid(&headers, emulator.account()) {
-        return problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Invalid Token",
-            "You did not provide correct credentials.",
-            None,
-        );
+    let is_authenticated = || is_jwt_valid(&headers, emulator.account());
+    if let Err(response) =
+        emulator.gate(connection, is_authenticated, injected_api, unauthorized).await
+    {
+        return response;
     }
     Json(json!({
         "count": 0, "page_size": 1, "record_index": 0,
@@ -189,17 +183,10 @@ pub(super) async fn create_call(
         content_type: content_type(&headers),
         received_at,
     });
-    if let Some(answer) = emulator.play_faults(connection).await {
-        return injected_api(answer);
-    }
-    if !is_authenticated {
-        return problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Invalid Token",
-            "You did not provide correct credentials.",
-            None,
-        );
+    if let Err(response) =
+        emulator.gate(connection, || is_authenticated, injected_api, unauthorized).await
+    {
+        return response;
     }
     if let Err(response) = validate_call(&parsed) {
         return response;
@@ -408,4 +395,15 @@ fn send_call_event(
         content_type: "application/json",
         body,
     }]);
+}
+
+/// The Voice API's refusal of a missing or invalid JWT.
+fn unauthorized() -> Response {
+    problem(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Invalid Token",
+        "You did not provide correct credentials.",
+        None,
+    )
 }

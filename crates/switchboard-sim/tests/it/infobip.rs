@@ -11,15 +11,13 @@ async fn start() -> RunningEmulator {
 }
 
 async fn post(infobip: &RunningEmulator, path: &str, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", infobip.base_url()))
-        .header("Authorization", format!("App {KEY}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    crate::support::exchange_json(
+        reqwest::Client::new()
+            .post(format!("{}{path}", infobip.base_url()))
+            .header("Authorization", format!("App {KEY}"))
+            .json(body),
+    )
+    .await
 }
 
 #[tokio::test]

@@ -17,15 +17,13 @@ async fn post(
     resource: &str,
     body: &Value,
 ) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/Account/{auth_id}/{resource}/", plivo.base_url()))
-        .basic_auth(AUTH_ID, Some(TOKEN))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    crate::support::exchange_json(
+        reqwest::Client::new()
+            .post(format!("{}/v1/Account/{auth_id}/{resource}/", plivo.base_url()))
+            .basic_auth(AUTH_ID, Some(TOKEN))
+            .json(body),
+    )
+    .await
 }
 
 #[tokio::test]

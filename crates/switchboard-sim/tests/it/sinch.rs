@@ -144,7 +144,7 @@ async fn injects_faults_in_sinchs_shapes() {
         .unwrap_err();
     assert!(!error.is_timeout() && !error.is_connect());
     sinch.set_faults(Faults::always(Fault::Hang).with_latency(Duration::ZERO, Duration::ZERO));
-    let client = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+    let client = support::impatient_client();
     let error = client
         .post(format!("{}/xms/v1/plan1/batches", sinch.base_url()))
         .json(&batch("+4670"))

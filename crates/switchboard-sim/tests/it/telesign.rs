@@ -24,19 +24,17 @@ async fn post(telesign: &RunningEmulator, body: &str, date: &str, nonce: &str) -
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
     mac.update(string_to_sign.as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/messaging", telesign.base_url()))
-        .header("Authorization", format!("TSA {CUSTOMER}:{signature}"))
-        .header("Content-Type", content_type)
-        .header("Date", date)
-        .header("x-ts-auth-method", "HMAC-SHA256")
-        .header("x-ts-nonce", nonce)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    crate::support::exchange_json(
+        reqwest::Client::new()
+            .post(format!("{}/v1/messaging", telesign.base_url()))
+            .header("Authorization", format!("TSA {CUSTOMER}:{signature}"))
+            .header("Content-Type", content_type)
+            .header("Date", date)
+            .header("x-ts-auth-method", "HMAC-SHA256")
+            .header("x-ts-nonce", nonce)
+            .body(body.to_owned()),
+    )
+    .await
 }
 
 fn now() -> String {

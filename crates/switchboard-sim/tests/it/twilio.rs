@@ -2,8 +2,6 @@
 
 use crate::support;
 
-use std::time::Duration;
-
 use serde_json::Value;
 use support::Receiver;
 use switchboard_sim::twilio::{RunningEmulator, SendKind, TwilioAccount, TwilioEmulator};
@@ -25,15 +23,8 @@ fn calls_url(twilio: &RunningEmulator) -> String {
 }
 
 async fn post(url: &str, token: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .basic_auth(SID, Some(token))
-        .form(form)
-        .send()
+    support::exchange_json(reqwest::Client::new().post(url).basic_auth(SID, Some(token)).form(form))
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
 }
 
 fn sms(to: &str) -> Vec<(&str, &str)> {
@@ -205,7 +196,7 @@ async fn injects_error_answers_and_rate_limits() {
 #[tokio::test]
 async fn hang_never_answers_and_reset_breaks_the_connection() {
     let twilio = start().await;
-    let client = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+    let client = support::impatient_client();
     twilio.set_faults(Faults::always(Fault::Hang));
     let error =
         client.post(messages_url(&twilio)).form(&sms("+14155550100")).send().await.unwrap_err();

@@ -2,7 +2,7 @@
 
 use crate::support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -247,7 +247,7 @@ async fn injects_faults_in_vonages_shapes() {
     assert_eq!(status, 429);
     assert!(body["type"].as_str().unwrap().ends_with("#throttled"));
     vonage.set_faults(Faults::always(Fault::Hang));
-    let client = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+    let client = support::impatient_client();
     let error = client
         .post(format!("{}/sms/json", vonage.base_url()))
         .form(&sms("447700900123"))

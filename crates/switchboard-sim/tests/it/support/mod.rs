@@ -66,6 +66,18 @@ impl Receiver {
     }
 }
 
+/// Sends `request` and reads the answer's status and JSON body.
+pub(crate) async fn exchange_json(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// A client that gives up after 200 ms, for requests an emulator is told to hang.
+pub(crate) fn impatient_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(std::time::Duration::from_millis(200)).build().unwrap()
+}
+
 async fn forward(
     State(sender): State<mpsc::UnboundedSender<Arrival>>,
     uri: Uri,
