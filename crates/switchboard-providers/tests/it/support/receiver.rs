@@ -1,9 +1,6 @@
 //! A loopback stand-in for switchboard's callback endpoint: every request it receives is handed
 //! to the test, untouched, as the [`Callback`] the server would pass to the adapter.
 
-// Each test binary uses part of this module.
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::time::Duration;
 

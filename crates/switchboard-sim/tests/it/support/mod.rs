@@ -1,9 +1,6 @@
 //! What the emulator tests share: a loopback stand-in for the system under test, where an
 //! emulator posts its receipts, status callbacks and call events.
 
-// Each test binary uses part of this module.
-#![allow(dead_code)]
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
