@@ -2,8 +2,7 @@
 //! SigV4 by recomputing it, over loopback sockets.
 
 use crate::support;
-
-use std::time::Duration;
+use crate::support::scenarios;
 
 use secrecy::SecretString;
 use support::CODE;
@@ -13,7 +12,7 @@ use switchboard_core::{
 use switchboard_providers::{
     AwsSmsVoice, AwsSmsVoiceConfig, BuildContext, Callback, CallbackError, Provider, ProviderError,
 };
-use switchboard_sim::aws::{AwsAccount, AwsEmulator, RunningEmulator};
+use switchboard_sim::aws::AwsAccount;
 use switchboard_sim::{Fault, Faults};
 
 const KEY_ID: &str = "AKIDSWITCHBOARD0001";
@@ -43,24 +42,17 @@ fn config(endpoint_url: String) -> AwsSmsVoiceConfig {
     }
 }
 
-struct Harness {
-    aws: RunningEmulator,
-    provider: AwsSmsVoice,
-}
+type Harness = support::Harness<switchboard_sim::aws::Aws, AwsSmsVoice>;
 
 async fn harness_with(account: AwsAccount, tweak: impl FnOnce(&mut AwsSmsVoiceConfig)) -> Harness {
-    let aws = AwsEmulator::start(account).await.unwrap();
-    let mut config = config(aws.base_url());
-    tweak(&mut config);
-    // No environment: the test must not depend on the machine's AWS variables.
-    let provider = AwsSmsVoice::try_new_with_env(
-        ProviderId::parse("aws-eu").unwrap(),
-        &config,
-        &BuildContext::default(),
-        |_| None,
-    )
-    .unwrap();
-    Harness { aws, provider }
+    support::start(account, |base_url| {
+        let mut config = config(base_url);
+        tweak(&mut config);
+        // No environment: the test must not depend on the machine's AWS variables.
+        let id = ProviderId::parse("aws-eu").unwrap();
+        AwsSmsVoice::try_new_with_env(id, &config, &BuildContext::default(), |_| None).unwrap()
+    })
+    .await
 }
 
 async fn harness() -> Harness {
@@ -77,7 +69,7 @@ fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
 
 #[tokio::test]
 async fn sms_is_one_signed_send_text_message() {
-    let Harness { aws, provider } = harness().await;
+    let Harness { emulator: aws, provider } = harness().await;
     let accepted = provider.send(&message(Channel::Sms, TO)).await.unwrap();
     assert_eq!(accepted.message_id.len(), 36, "{}", accepted.message_id);
 
@@ -95,7 +87,7 @@ async fn sms_is_one_signed_send_text_message() {
 
 #[tokio::test]
 async fn voice_is_one_send_voice_message_reading_the_digits() {
-    let Harness { aws, provider } =
+    let Harness { emulator: aws, provider } =
         harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| {
             config.configuration_set_name = Some("otp-events".into());
             config.max_price_per_minute = Some("0.10".into());
@@ -119,7 +111,7 @@ async fn voice_is_one_send_voice_message_reading_the_digits() {
 
 #[tokio::test]
 async fn magic_numbers_map_to_their_error_classes() {
-    let Harness { aws, provider } = harness().await;
+    let Harness { emulator: aws, provider } = harness().await;
     for (to, class, code) in [
         ("+15550100001", ErrorClass::InvalidNumber, "ValidationException:INVALID_PARAMETER"),
         (
@@ -180,7 +172,7 @@ async fn wrong_credentials_are_refused_by_signature_verification() {
             "UnrecognizedClientException",
         ),
     ] {
-        let Harness { aws, provider } = harness_with(account.clone(), tweak).await;
+        let Harness { emulator: aws, provider } = harness_with(account.clone(), tweak).await;
         let error = provider.send(&message(Channel::Sms, TO)).await.unwrap_err();
         assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent), "{code}");
         assert_eq!(error.provider_code.as_deref(), Some(code));
@@ -192,7 +184,7 @@ async fn wrong_credentials_are_refused_by_signature_verification() {
 #[tokio::test]
 async fn temporary_credentials_sign_their_session_token() {
     let account = AwsAccount::new(KEY_ID, SECRET, REGION).with_session_token("session/token=");
-    let Harness { aws, provider } = harness_with(account, |config| {
+    let Harness { emulator: aws, provider } = harness_with(account, |config| {
         config.session_token = Some(SecretString::from("session/token="));
     })
     .await;
@@ -202,11 +194,9 @@ async fn temporary_credentials_sign_their_session_token() {
 
 #[tokio::test]
 async fn faults_are_classified() {
-    let Harness { aws, provider } = harness().await;
-    aws.set_faults(Faults::always(Fault::RateLimit { retry_after_s: 4 }));
-    let error = provider.send(&message(Channel::Sms, TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::RateLimited, Certainty::NotSent));
-    assert_eq!(error.retry_after, Some(Duration::from_secs(4)));
+    let Harness { emulator: aws, provider } = harness().await;
+    let sms = [message(Channel::Sms, TO)];
+    scenarios::assert_rate_limited(&provider, &aws, 4, &sms, verdict).await;
 
     aws.set_faults(Faults::always(Fault::Status { status: 500, code: Some(1) }));
     let error = provider.send(&message(Channel::Sms, TO)).await.unwrap_err();
@@ -220,33 +210,30 @@ async fn faults_are_classified() {
         ((ErrorClass::Transient, Certainty::NotSent), None)
     );
 
-    aws.set_faults(Faults::always(Fault::Reset));
-    let error = provider.send(&message(Channel::Sms, TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::PossiblyAccepted));
+    scenarios::assert_reset_is_possibly_accepted(&provider, &aws, &sms[0], verdict).await;
 }
 
 #[tokio::test]
 async fn a_hang_times_out_as_possibly_accepted() {
-    let Harness { aws, provider } =
+    let Harness { emulator: aws, provider } =
         harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| {
             config.timeout_ms = 200;
             config.connect_timeout_ms = 100;
         })
         .await;
-    aws.set_faults(Faults::always(Fault::Hang));
-    let error = provider.send(&message(Channel::Sms, TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Timeout, Certainty::PossiblyAccepted));
+    let sms = [message(Channel::Sms, TO)];
+    scenarios::assert_hang_is_possibly_accepted(&provider, &aws, &sms, verdict).await;
 }
 
 #[tokio::test]
 async fn probe_checks_credentials_without_sending() {
-    let Harness { aws, provider } = harness().await;
+    let Harness { emulator: aws, provider } = harness().await;
     provider.probe().await.unwrap();
     let received = aws.received();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].operation.as_deref(), Some("DescribeAccountAttributes"));
 
-    let Harness { provider: wrong, aws: _aws } =
+    let Harness { provider: wrong, emulator: _aws } =
         harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| {
             config.secret_access_key = Some(SecretString::from("wrong"));
         })
@@ -256,7 +243,7 @@ async fn probe_checks_credentials_without_sending() {
 
 #[tokio::test]
 async fn origination_identity_comes_from_senders_else_the_pool() {
-    let Harness { aws, provider } =
+    let Harness { emulator: aws, provider } =
         harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| {
             config.from = None;
             config.origination_identity =
@@ -283,7 +270,7 @@ async fn origination_identity_comes_from_senders_else_the_pool() {
 
 #[tokio::test]
 async fn without_an_identity_voice_is_refused_and_sms_lets_aws_choose() {
-    let Harness { aws, provider } =
+    let Harness { emulator: aws, provider } =
         harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| config.from = None).await;
     assert!(!provider.supports(Channel::Voice));
     let error = provider.send(&message(Channel::Voice, TO)).await.unwrap_err();
@@ -295,7 +282,7 @@ async fn without_an_identity_voice_is_refused_and_sms_lets_aws_choose() {
 
 #[tokio::test]
 async fn aws_takes_no_callbacks() {
-    let Harness { provider, aws: _aws } = harness().await;
+    let Harness { provider, emulator: _aws } = harness().await;
     let callback = Callback {
         method: "POST".into(),
         url: "https://switchboard.example/callbacks/aws-eu/status".into(),

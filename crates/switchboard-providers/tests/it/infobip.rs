@@ -1,9 +1,9 @@
 //! The real Infobip adapter against `switchboard-sim`'s Infobip emulator, over loopback.
 
 use crate::support;
+use crate::support::scenarios;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::SecretString;
 use support::{CODE, CallbackServer};
@@ -11,7 +11,7 @@ use switchboard_core::{Certainty, Channel, ErrorClass, OutboundMessage, Provider
 use switchboard_providers::{
     BuildContext, CallbackError, DeliveryState, Infobip, InfobipConfig, Provider, ProviderError,
 };
-use switchboard_sim::infobip::{InfobipAccount, InfobipEmulator, RequestKind, RunningEmulator};
+use switchboard_sim::infobip::{InfobipAccount, RequestKind};
 use switchboard_sim::{Fault, Faults, Receipts};
 
 const KEY: &str = "003026bbc133714df1834b8638bb496e-8f4b3d9a-e931-478d-a994-28a725159ab9";
@@ -33,18 +33,16 @@ fn config(base_url: String) -> InfobipConfig {
     }
 }
 
-struct Harness {
-    infobip: RunningEmulator,
-    provider: Arc<Infobip>,
-}
+type Harness = support::Harness<switchboard_sim::infobip::Infobip, Arc<Infobip>>;
 
 async fn harness_with(context: BuildContext, tweak: impl FnOnce(&mut InfobipConfig)) -> Harness {
-    let infobip = InfobipEmulator::start(InfobipAccount::new(KEY)).await.unwrap();
-    let mut config = config(infobip.base_url());
-    tweak(&mut config);
-    let provider =
-        Infobip::try_new(ProviderId::parse("infobip-1").unwrap(), &config, &context).unwrap();
-    Harness { infobip, provider: Arc::new(provider) }
+    support::start(InfobipAccount::new(KEY), |base_url| {
+        let mut config = config(base_url);
+        tweak(&mut config);
+        let id = ProviderId::parse("infobip-1").unwrap();
+        Arc::new(Infobip::try_new(id, &config, &context).unwrap())
+    })
+    .await
 }
 
 async fn harness() -> Harness {
@@ -75,7 +73,7 @@ fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
 
 #[tokio::test]
 async fn sms_is_one_authenticated_v3_post() {
-    let Harness { infobip, provider } = harness().await;
+    let Harness { emulator: infobip, provider } = harness().await;
     let accepted = provider.send(&sms(TO)).await.unwrap();
     assert_eq!(accepted.message_id.len(), 36);
     let received = infobip.received();
@@ -92,7 +90,7 @@ async fn sms_is_one_authenticated_v3_post() {
 
 #[tokio::test]
 async fn voice_is_one_tts_call_in_the_users_language() {
-    let Harness { infobip, provider } =
+    let Harness { emulator: infobip, provider } =
         harness_with(BuildContext::default(), |config| config.voice = Some("Hans".into())).await;
     provider.send(&message(Channel::Voice, TO)).await.unwrap();
     let call = &infobip.received()[0];
@@ -106,7 +104,7 @@ async fn voice_is_one_tts_call_in_the_users_language() {
 
 #[tokio::test]
 async fn rejected_statuses_map_to_their_error_classes() {
-    let Harness { infobip, provider } = harness().await;
+    let Harness { emulator: infobip, provider } = harness().await;
     for (to, channel, class, code) in [
         ("+15005550001", Channel::Sms, ErrorClass::InvalidNumber, "REJECTED_DESTINATION"),
         ("+15005550003", Channel::Sms, ErrorClass::AuthConfig, "REJECTED_NETWORK"),
@@ -123,11 +121,9 @@ async fn rejected_statuses_map_to_their_error_classes() {
 
 #[tokio::test]
 async fn rate_limit_carries_retry_after() {
-    let Harness { infobip, provider } = harness().await;
-    infobip.set_faults(Faults::always(Fault::RateLimit { retry_after_s: 9 }));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::RateLimited, Certainty::NotSent));
-    assert_eq!(error.retry_after, Some(Duration::from_secs(9)));
+    let Harness { emulator: infobip, provider } = harness().await;
+    let error =
+        &scenarios::assert_rate_limited(&*provider, &infobip, 9, &[sms(TO)], verdict).await[0];
     assert_eq!(error.provider_code.as_deref(), Some("E429"));
     let error = provider.send(&message(Channel::Voice, TO)).await.unwrap_err();
     assert_eq!(error.provider_code.as_deref(), Some("TOO_MANY_REQUESTS"));
@@ -135,7 +131,7 @@ async fn rate_limit_carries_retry_after() {
 
 #[tokio::test]
 async fn server_errors_are_transient_and_not_sent() {
-    let Harness { infobip, provider } = harness().await;
+    let Harness { emulator: infobip, provider } = harness().await;
     infobip.set_faults(Faults::always(Fault::Status { status: 500, code: Some(500) }));
     let error = provider.send(&sms(TO)).await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
@@ -147,31 +143,26 @@ async fn server_errors_are_transient_and_not_sent() {
 
 #[tokio::test]
 async fn a_hang_times_out_as_possibly_accepted() {
-    let Harness { infobip, provider } = harness_with(BuildContext::default(), |config| {
+    let Harness { emulator: infobip, provider } = harness_with(BuildContext::default(), |config| {
         config.timeout_ms = 200;
         config.connect_timeout_ms = 100;
     })
     .await;
-    infobip.set_faults(Faults::always(Fault::Hang));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Timeout, Certainty::PossiblyAccepted));
+    scenarios::assert_hang_is_possibly_accepted(&*provider, &infobip, &[sms(TO)], verdict).await;
     assert_eq!(infobip.received().len(), 1);
     assert_eq!(provider.probe().await.unwrap_err().class, ErrorClass::Timeout);
 }
 
 #[tokio::test]
 async fn a_reset_after_the_request_is_possibly_accepted() {
-    let Harness { infobip, provider } = harness().await;
-    infobip.set_faults(Faults::always(Fault::Reset));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::PossiblyAccepted));
-    infobip.set_faults(Faults::none());
-    assert!(provider.send(&sms(TO)).await.is_ok());
+    let Harness { emulator: infobip, provider } = harness().await;
+    scenarios::assert_reset_is_possibly_accepted(&*provider, &infobip, &sms(TO), verdict).await;
+    scenarios::assert_recovers(&*provider, &infobip, &sms(TO)).await;
 }
 
 #[tokio::test]
 async fn wrong_api_key_is_an_auth_config_error() {
-    let Harness { infobip, provider } = harness_with(BuildContext::default(), |config| {
+    let Harness { emulator: infobip, provider } = harness_with(BuildContext::default(), |config| {
         config.api_key = SecretString::from("wrong")
     })
     .await;
@@ -187,7 +178,7 @@ async fn wrong_api_key_is_an_auth_config_error() {
 
 #[tokio::test]
 async fn probe_reads_logs_without_sending() {
-    let Harness { infobip, provider } = harness().await;
+    let Harness { emulator: infobip, provider } = harness().await;
     provider.probe().await.unwrap();
     let received = infobip.received();
     assert_eq!(received.len(), 1);
@@ -199,7 +190,7 @@ async fn probe_reads_logs_without_sending() {
 
 #[tokio::test]
 async fn reports_reach_the_adapter_on_the_secret_path() {
-    let (Harness { infobip, provider }, mut callbacks) = harness_with_reports().await;
+    let (Harness { emulator: infobip, provider }, mut callbacks) = harness_with_reports().await;
     infobip.set_receipts(Receipts::delivered());
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let report_url = infobip.received()[0].report_url.clone().unwrap();
@@ -222,7 +213,7 @@ async fn reports_reach_the_adapter_on_the_secret_path() {
 
 #[tokio::test]
 async fn forged_reports_are_refused() {
-    let (Harness { infobip: _infobip, provider: _provider }, mut callbacks) =
+    let (Harness { emulator: _infobip, provider: _provider }, mut callbacks) =
         harness_with_reports().await;
     let report = r#"{"results":[{"messageId":"m1","status":{"groupId":3,"groupName":"DELIVERED","id":5,"name":"DELIVERED_TO_HANDSET"}}]}"#;
     let client = reqwest::Client::new();
@@ -244,7 +235,7 @@ async fn forged_reports_are_refused() {
 async fn without_a_token_no_reports_are_asked_for_or_accepted() {
     let callbacks = CallbackServer::bind().await;
     let context = BuildContext { callback_base: Some(callbacks.base("infobip-1")) };
-    let Harness { infobip, provider } = harness_with(context, |_| {}).await;
+    let Harness { emulator: infobip, provider } = harness_with(context, |_| {}).await;
     let mut callbacks = callbacks;
     callbacks.attach(provider.clone());
     provider.send(&sms(TO)).await.unwrap();

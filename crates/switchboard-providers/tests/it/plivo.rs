@@ -2,9 +2,9 @@
 //! classification, receipts, and the answer URL Plivo fetches a call's script from.
 
 use crate::support;
+use crate::support::scenarios;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use hmac::Mac;
@@ -14,7 +14,7 @@ use switchboard_core::{Certainty, Channel, ErrorClass, OutboundMessage, Provider
 use switchboard_providers::{
     BuildContext, CallbackError, DeliveryState, Plivo, PlivoConfig, Provider, ProviderError,
 };
-use switchboard_sim::plivo::{PlivoAccount, PlivoEmulator, RunningEmulator, SendKind};
+use switchboard_sim::plivo::{PlivoAccount, SendKind};
 use switchboard_sim::{CallbackKind, Fault, Faults, Receipts};
 
 const AUTH_ID: &str = "MAXXXXXXXXXXXXXXXXXX";
@@ -40,18 +40,15 @@ fn config(base_url: String) -> PlivoConfig {
     }
 }
 
-struct Harness {
-    plivo: RunningEmulator,
-    provider: Arc<Plivo>,
-}
+type Harness = support::Harness<switchboard_sim::plivo::Plivo, Arc<Plivo>>;
 
 async fn harness_with(context: BuildContext, tweak: impl FnOnce(&mut PlivoConfig)) -> Harness {
-    let plivo = PlivoEmulator::start(PlivoAccount::new(AUTH_ID, TOKEN)).await.unwrap();
-    let mut config = config(plivo.base_url());
-    tweak(&mut config);
-    let provider =
-        Plivo::try_new(ProviderId::parse("plivo-1").unwrap(), &config, &context).unwrap();
-    Harness { plivo, provider: Arc::new(provider) }
+    support::start(PlivoAccount::new(AUTH_ID, TOKEN), |base_url| {
+        let mut config = config(base_url);
+        tweak(&mut config);
+        Arc::new(Plivo::try_new(ProviderId::parse("plivo-1").unwrap(), &config, &context).unwrap())
+    })
+    .await
 }
 
 async fn harness() -> Harness {
@@ -108,7 +105,7 @@ async fn post_signed(url: &str, params: &[(&str, &str)], signature: &str) -> req
 
 #[tokio::test]
 async fn sms_is_one_authenticated_message_post() {
-    let Harness { plivo, provider } = harness().await;
+    let Harness { emulator: plivo, provider } = harness().await;
     let accepted = provider.send(&sms(TO)).await.unwrap();
     assert_eq!(accepted.message_id.len(), 36);
     let received = plivo.received();
@@ -124,7 +121,7 @@ async fn sms_is_one_authenticated_message_post() {
 
 #[tokio::test]
 async fn voice_without_a_public_url_is_refused_up_front() {
-    let Harness { plivo, provider } = harness().await;
+    let Harness { emulator: plivo, provider } = harness().await;
     assert!(provider.supports(Channel::Sms));
     assert!(!provider.supports(Channel::Voice), "no answer URL can be served");
     let error = provider.send(&message(Channel::Voice, TO)).await.unwrap_err();
@@ -134,7 +131,7 @@ async fn voice_without_a_public_url_is_refused_up_front() {
 
 #[tokio::test]
 async fn a_call_fetches_its_script_once_from_the_answer_url() {
-    let (Harness { plivo, provider }, mut callbacks) = harness_with_callbacks().await;
+    let (Harness { emulator: plivo, provider }, mut callbacks) = harness_with_callbacks().await;
     assert!(provider.supports(Channel::Voice));
     let accepted = provider.send(&message(Channel::Voice, TO)).await.unwrap();
     let call = &plivo.received()[0];
@@ -167,7 +164,7 @@ async fn a_call_fetches_its_script_once_from_the_answer_url() {
 
 #[tokio::test]
 async fn a_bad_signature_never_serves_or_burns_the_script() {
-    let (Harness { plivo, provider }, mut callbacks) = harness_with_callbacks().await;
+    let (Harness { emulator: plivo, provider }, mut callbacks) = harness_with_callbacks().await;
     // "Undelivered": the callee never answers, so the emulator does not fetch the script.
     plivo.set_receipts(Receipts::undelivered(3010));
     provider.send(&message(Channel::Voice, TO)).await.unwrap();
@@ -201,7 +198,7 @@ async fn a_bad_signature_never_serves_or_burns_the_script() {
 
 #[tokio::test]
 async fn receipts_become_delivery_states() {
-    let (Harness { plivo, provider }, mut callbacks) = harness_with_callbacks().await;
+    let (Harness { emulator: plivo, provider }, mut callbacks) = harness_with_callbacks().await;
     plivo.set_receipts(Receipts::delivered());
     let accepted = provider.send(&sms(TO)).await.unwrap();
     assert_eq!(
@@ -230,7 +227,7 @@ async fn receipts_become_delivery_states() {
 
 #[tokio::test]
 async fn forged_receipts_are_refused() {
-    let (Harness { plivo: _plivo, provider: _provider }, mut callbacks) =
+    let (Harness { emulator: _plivo, provider: _provider }, mut callbacks) =
         harness_with_callbacks().await;
     let url = format!("{}/status", callbacks.base("plivo-1"));
     let params = [("MessageUUID", "m1"), ("Status", "delivered")];
@@ -244,7 +241,7 @@ async fn forged_receipts_are_refused() {
 
 #[tokio::test]
 async fn refusals_map_to_their_error_classes() {
-    let (Harness { plivo, provider }, _callbacks) = harness_with_callbacks().await;
+    let (Harness { emulator: plivo, provider }, _callbacks) = harness_with_callbacks().await;
     for (to, channel, class) in [
         ("+15005550001", Channel::Sms, ErrorClass::AuthConfig),
         ("+15005550003", Channel::Sms, ErrorClass::AuthConfig),
@@ -254,10 +251,7 @@ async fn refusals_map_to_their_error_classes() {
         assert_eq!(verdict(&error), (class, Certainty::NotSent), "{channel} to {to}");
     }
     assert_eq!(plivo.received().len(), 3);
-    plivo.set_faults(Faults::always(Fault::RateLimit { retry_after_s: 4 }));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::RateLimited, Certainty::NotSent));
-    assert_eq!(error.retry_after, Some(Duration::from_secs(4)));
+    scenarios::assert_rate_limited(&*provider, &plivo, 4, &[sms(TO)], verdict).await;
     plivo.set_faults(Faults::always(Fault::Status { status: 500, code: Some(500) }));
     let error = provider.send(&message(Channel::Voice, TO)).await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
@@ -270,30 +264,25 @@ async fn refusals_map_to_their_error_classes() {
 
 #[tokio::test]
 async fn a_hang_times_out_as_possibly_accepted() {
-    let Harness { plivo, provider } = harness_with(BuildContext::default(), |config| {
+    let Harness { emulator: plivo, provider } = harness_with(BuildContext::default(), |config| {
         config.timeout_ms = 200;
         config.connect_timeout_ms = 100;
     })
     .await;
-    plivo.set_faults(Faults::always(Fault::Hang));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Timeout, Certainty::PossiblyAccepted));
+    scenarios::assert_hang_is_possibly_accepted(&*provider, &plivo, &[sms(TO)], verdict).await;
     assert_eq!(provider.probe().await.unwrap_err().class, ErrorClass::Timeout);
 }
 
 #[tokio::test]
 async fn a_reset_after_the_request_is_possibly_accepted() {
-    let Harness { plivo, provider } = harness().await;
-    plivo.set_faults(Faults::always(Fault::Reset));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::PossiblyAccepted));
-    plivo.set_faults(Faults::none());
-    assert!(provider.send(&sms(TO)).await.is_ok());
+    let Harness { emulator: plivo, provider } = harness().await;
+    scenarios::assert_reset_is_possibly_accepted(&*provider, &plivo, &sms(TO), verdict).await;
+    scenarios::assert_recovers(&*provider, &plivo, &sms(TO)).await;
 }
 
 #[tokio::test]
 async fn wrong_credentials_are_auth_config_errors() {
-    let Harness { plivo, provider } = harness_with(BuildContext::default(), |config| {
+    let Harness { emulator: plivo, provider } = harness_with(BuildContext::default(), |config| {
         config.auth_token = SecretString::from("wrong")
     })
     .await;
@@ -306,7 +295,7 @@ async fn wrong_credentials_are_auth_config_errors() {
 
 #[tokio::test]
 async fn probe_checks_the_account_without_sending() {
-    let Harness { plivo, provider } = harness().await;
+    let Harness { emulator: plivo, provider } = harness().await;
     provider.probe().await.unwrap();
     assert!(plivo.received().is_empty());
 }

@@ -4,10 +4,9 @@ use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::SecretString;
-use support::{CODE, CallbackServer};
+use support::{CODE, CallbackServer, scenarios};
 use switchboard_core::{Certainty, Channel, ErrorClass, OutboundMessage, ProviderId};
 use switchboard_providers::sinch::VoiceAuth;
 use switchboard_providers::{
@@ -46,19 +45,20 @@ fn config(base_url: &str) -> SinchConfig {
     }
 }
 
-struct Harness {
-    sinch: RunningEmulator,
-    provider: Sinch,
+type Harness = support::Harness<switchboard_sim::sinch::Sinch, Sinch>;
+
+fn build(config: &SinchConfig) -> Sinch {
+    Sinch::try_new(ProviderId::parse("sinch-us").unwrap(), config, &BuildContext::default())
+        .unwrap()
 }
 
 async fn harness_with(tweak: impl FnOnce(&mut SinchConfig)) -> Harness {
-    let sinch = SinchEmulator::start(account()).await.unwrap();
-    let mut config = config(&sinch.base_url());
-    tweak(&mut config);
-    let provider =
-        Sinch::try_new(ProviderId::parse("sinch-us").unwrap(), &config, &BuildContext::default())
-            .unwrap();
-    Harness { sinch, provider }
+    support::start(account(), |base_url| {
+        let mut config = config(&base_url);
+        tweak(&mut config);
+        build(&config)
+    })
+    .await
 }
 
 async fn harness() -> Harness {
@@ -83,7 +83,7 @@ fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
 
 #[tokio::test]
 async fn sms_is_one_batch_with_the_bearer_token() {
-    let Harness { sinch, provider } = harness().await;
+    let Harness { emulator: sinch, provider } = harness().await;
     let accepted = provider.send(&sms(TO)).await.unwrap();
     assert_eq!(accepted.message_id.len(), 26, "a ULID batch id");
     let received = sinch.received();
@@ -100,7 +100,7 @@ async fn sms_is_one_batch_with_the_bearer_token() {
 
 #[tokio::test]
 async fn calls_are_signed_tts_callouts_by_default_or_basic() {
-    let Harness { sinch, provider } = harness().await;
+    let Harness { emulator: sinch, provider } = harness().await;
     let accepted = provider.send(&call(TO)).await.unwrap();
     assert_eq!(accepted.message_id.len(), 36);
     let callout = &sinch.received()[0];
@@ -115,7 +115,7 @@ async fn calls_are_signed_tts_callouts_by_default_or_basic() {
     assert_eq!(callout.body["ttsCallout"]["locale"], "en-US");
     assert_eq!(callout.body["ttsCallout"]["enableDice"], false);
 
-    let Harness { sinch, provider } =
+    let Harness { emulator: sinch, provider } =
         harness_with(|config| config.voice_auth = VoiceAuth::Basic).await;
     provider.send(&call(TO)).await.unwrap();
     assert_eq!(sinch.received()[0].auth_scheme.as_deref(), Some("basic"));
@@ -123,7 +123,7 @@ async fn calls_are_signed_tts_callouts_by_default_or_basic() {
 
 #[tokio::test]
 async fn refusals_map_to_their_classes() {
-    let Harness { sinch, provider } = harness().await;
+    let Harness { emulator: sinch, provider } = harness().await;
     for (to, class, code) in [
         ("+15005550001", ErrorClass::InvalidNumber, "syntax_invalid_parameter_format"),
         ("+15005550003", ErrorClass::AuthConfig, "illegal_number_type"),
@@ -141,17 +141,12 @@ async fn refusals_map_to_their_classes() {
 
 #[tokio::test]
 async fn rate_limits_server_errors_hangs_and_resets() {
-    let Harness { sinch, provider } = harness_with(|config| {
+    let Harness { emulator: sinch, provider } = harness_with(|config| {
         config.timeout_ms = 200;
         config.connect_timeout_ms = 100;
     })
     .await;
-    sinch.set_faults(Faults::always(Fault::RateLimit { retry_after_s: 7 }));
-    for message in [sms(TO), call(TO)] {
-        let error = provider.send(&message).await.unwrap_err();
-        assert_eq!(verdict(&error), (ErrorClass::RateLimited, Certainty::NotSent));
-        assert_eq!(error.retry_after, Some(Duration::from_secs(7)));
-    }
+    scenarios::assert_rate_limited(&provider, &sinch, 7, &[sms(TO), call(TO)], verdict).await;
     sinch.set_faults(Faults::always(Fault::Status { status: 503, code: Some(50300) }));
     for message in [sms(TO), call(TO)] {
         assert_eq!(
@@ -164,38 +159,22 @@ async fn rate_limits_server_errors_hangs_and_resets() {
         verdict(&provider.send(&sms(TO)).await.unwrap_err()),
         (ErrorClass::Transient, Certainty::NotSent)
     );
-    sinch.set_faults(Faults::always(Fault::Hang));
-    for message in [sms(TO), call(TO)] {
-        let error = provider.send(&message).await.unwrap_err();
-        assert_eq!(verdict(&error), (ErrorClass::Timeout, Certainty::PossiblyAccepted));
-    }
-    sinch.set_faults(Faults::always(Fault::Reset));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::PossiblyAccepted));
-    sinch.set_faults(Faults::none());
-    assert!(provider.send(&sms(TO)).await.is_ok());
+    scenarios::assert_hang_is_possibly_accepted(&provider, &sinch, &[sms(TO), call(TO)], verdict)
+        .await;
+    scenarios::assert_reset_is_possibly_accepted(&provider, &sinch, &sms(TO), verdict).await;
+    scenarios::assert_recovers(&provider, &sinch, &sms(TO)).await;
 }
 
 #[tokio::test]
 async fn a_refused_connection_is_not_sent() {
     let base_url = support::refused_base_url();
-    let provider = Sinch::try_new(
-        ProviderId::parse("sinch-us").unwrap(),
-        &config(&base_url),
-        &BuildContext::default(),
-    )
-    .unwrap();
-    for message in [sms(TO), call(TO)] {
-        assert_eq!(
-            verdict(&provider.send(&message).await.unwrap_err()),
-            (ErrorClass::Transient, Certainty::NotSent)
-        );
-    }
+    let provider = build(&config(&base_url));
+    scenarios::assert_refused_is_not_sent(&provider, &[sms(TO), call(TO)], verdict).await;
 }
 
 #[tokio::test]
 async fn wrong_credentials_are_auth_config_errors() {
-    let Harness { sinch, provider } = harness_with(|config| {
+    let Harness { emulator: sinch, provider } = harness_with(|config| {
         config.api_token = Some(SecretString::from("wrong"));
         config.application_secret = Some(SecretString::from("d3Jvbmc="));
     })
@@ -213,7 +192,7 @@ async fn wrong_credentials_are_auth_config_errors() {
 
 #[tokio::test]
 async fn probe_lists_batches_without_sending() {
-    let Harness { sinch, provider } = harness().await;
+    let Harness { emulator: sinch, provider } = harness().await;
     provider.probe().await.unwrap();
     assert!(sinch.received().is_empty());
 }

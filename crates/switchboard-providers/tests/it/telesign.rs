@@ -1,9 +1,9 @@
 //! The real Telesign adapter against `switchboard-sim`'s Telesign emulator, over loopback.
 
 use crate::support;
+use crate::support::scenarios;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::SecretString;
 use support::{CODE, CallbackServer};
@@ -14,9 +14,7 @@ use switchboard_providers::telesign::TelesignAuth;
 use switchboard_providers::{
     BuildContext, CallbackError, DeliveryState, Provider, ProviderError, Telesign, TelesignConfig,
 };
-use switchboard_sim::telesign::{
-    AuthScheme, RunningEmulator, SendKind, TelesignAccount, TelesignEmulator,
-};
+use switchboard_sim::telesign::{AuthScheme, SendKind, TelesignAccount};
 use switchboard_sim::{Fault, Faults, Receipts};
 
 const CUSTOMER: &str = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890";
@@ -38,22 +36,20 @@ fn config(base_url: String) -> TelesignConfig {
     }
 }
 
-struct Harness {
-    telesign: RunningEmulator,
-    provider: Arc<Telesign>,
-}
+type Harness = support::Harness<switchboard_sim::telesign::Telesign, Arc<Telesign>>;
 
 async fn harness_with(
     account: TelesignAccount,
     context: BuildContext,
     tweak: impl FnOnce(&mut TelesignConfig),
 ) -> Harness {
-    let telesign = TelesignEmulator::start(account).await.unwrap();
-    let mut config = config(telesign.base_url());
-    tweak(&mut config);
-    let provider =
-        Telesign::try_new(ProviderId::parse("telesign-1").unwrap(), &config, &context).unwrap();
-    Harness { telesign, provider: Arc::new(provider) }
+    support::start(account, |base_url| {
+        let mut config = config(base_url);
+        tweak(&mut config);
+        let id = ProviderId::parse("telesign-1").unwrap();
+        Arc::new(Telesign::try_new(id, &config, &context).unwrap())
+    })
+    .await
 }
 
 async fn harness() -> Harness {
@@ -83,7 +79,7 @@ fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
 
 #[tokio::test]
 async fn sms_is_one_hmac_signed_messaging_post() {
-    let Harness { telesign, provider } = harness().await;
+    let Harness { emulator: telesign, provider } = harness().await;
     let accepted = provider.send(&sms(TO)).await.unwrap();
     assert_eq!(accepted.message_id.len(), 32);
 
@@ -104,12 +100,13 @@ async fn sms_is_one_hmac_signed_messaging_post() {
 #[tokio::test]
 async fn basic_auth_and_per_country_senders() {
     let account = TelesignAccount::new(CUSTOMER, KEY);
-    let Harness { telesign, provider } = harness_with(account, BuildContext::default(), |config| {
-        config.auth = TelesignAuth::Basic;
-        config.from = Some("Acme".into());
-        config.senders.insert("GB".into(), toml::from_str("sms = \"AcmeUK\"").unwrap());
-    })
-    .await;
+    let Harness { emulator: telesign, provider } =
+        harness_with(account, BuildContext::default(), |config| {
+            config.auth = TelesignAuth::Basic;
+            config.from = Some("Acme".into());
+            config.senders.insert("GB".into(), toml::from_str("sms = \"AcmeUK\"").unwrap());
+        })
+        .await;
     provider.send(&sms(TO)).await.unwrap();
     let mut us = sms("+14155550100");
     us.destination = Destination::new("+14155550100".into(), Country::parse("US").unwrap());
@@ -124,7 +121,7 @@ async fn basic_auth_and_per_country_senders() {
 
 #[tokio::test]
 async fn voice_is_one_call_that_spells_the_digits() {
-    let Harness { telesign, provider } = harness().await;
+    let Harness { emulator: telesign, provider } = harness().await;
     assert!(provider.supports(Channel::Voice));
     let accepted = provider.send(&message(Channel::Voice, TO)).await.unwrap();
     assert_eq!(accepted.message_id.len(), 32);
@@ -138,7 +135,7 @@ async fn voice_is_one_call_that_spells_the_digits() {
 
 #[tokio::test]
 async fn magic_numbers_map_to_their_error_classes() {
-    let Harness { telesign, provider } = harness().await;
+    let Harness { emulator: telesign, provider } = harness().await;
     for (to, channel, class, code) in [
         ("+15005550001", Channel::Sms, ErrorClass::InvalidNumber, "11000"),
         ("+15005550002", Channel::Sms, ErrorClass::InvalidNumber, "11001"),
@@ -157,16 +154,13 @@ async fn magic_numbers_map_to_their_error_classes() {
 
 #[tokio::test]
 async fn rate_limit_carries_retry_after() {
-    let Harness { telesign, provider } = harness().await;
-    telesign.set_faults(Faults::always(Fault::RateLimit { retry_after_s: 7 }));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::RateLimited, Certainty::NotSent));
-    assert_eq!(error.retry_after, Some(Duration::from_secs(7)));
+    let Harness { emulator: telesign, provider } = harness().await;
+    scenarios::assert_rate_limited(&*provider, &telesign, 7, &[sms(TO)], verdict).await;
 }
 
 #[tokio::test]
 async fn server_errors_are_transient_and_not_sent() {
-    let Harness { telesign, provider } = harness().await;
+    let Harness { emulator: telesign, provider } = harness().await;
     telesign.set_faults(Faults::always(Fault::Status { status: 503, code: Some(503) }));
     let error = provider.send(&sms(TO)).await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
@@ -179,26 +173,22 @@ async fn server_errors_are_transient_and_not_sent() {
 #[tokio::test]
 async fn a_hang_times_out_as_possibly_accepted() {
     let account = TelesignAccount::new(CUSTOMER, KEY);
-    let Harness { telesign, provider } = harness_with(account, BuildContext::default(), |config| {
-        config.timeout_ms = 200;
-        config.connect_timeout_ms = 100;
-    })
-    .await;
-    telesign.set_faults(Faults::always(Fault::Hang));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Timeout, Certainty::PossiblyAccepted));
+    let Harness { emulator: telesign, provider } =
+        harness_with(account, BuildContext::default(), |config| {
+            config.timeout_ms = 200;
+            config.connect_timeout_ms = 100;
+        })
+        .await;
+    scenarios::assert_hang_is_possibly_accepted(&*provider, &telesign, &[sms(TO)], verdict).await;
     assert_eq!(telesign.received().len(), 1, "the request reached the provider");
     assert_eq!(provider.probe().await.unwrap_err().class, ErrorClass::Timeout);
 }
 
 #[tokio::test]
 async fn a_reset_after_the_request_is_possibly_accepted() {
-    let Harness { telesign, provider } = harness().await;
-    telesign.set_faults(Faults::always(Fault::Reset));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::PossiblyAccepted));
-    telesign.set_faults(Faults::none());
-    assert!(provider.send(&sms(TO)).await.is_ok(), "the client recovers on a new connection");
+    let Harness { emulator: telesign, provider } = harness().await;
+    scenarios::assert_reset_is_possibly_accepted(&*provider, &telesign, &sms(TO), verdict).await;
+    scenarios::assert_recovers(&*provider, &telesign, &sms(TO)).await;
 }
 
 #[tokio::test]
@@ -210,8 +200,7 @@ async fn a_refused_connection_is_not_sent() {
         &BuildContext::default(),
     )
     .unwrap();
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
+    scenarios::assert_refused_is_not_sent(&provider, &[sms(TO)], verdict).await;
 }
 
 #[tokio::test]
@@ -223,7 +212,7 @@ async fn wrong_credentials_are_auth_config_errors() {
         (TelesignAuth::Basic, CUSTOMER, "YW5vdGhlci1rZXk=", "-30015"),
     ] {
         let account = TelesignAccount::new(CUSTOMER, KEY);
-        let Harness { telesign, provider } =
+        let Harness { emulator: telesign, provider } =
             harness_with(account, BuildContext::default(), |config| {
                 config.auth = auth;
                 config.customer_id = customer.into();
@@ -241,14 +230,14 @@ async fn wrong_credentials_are_auth_config_errors() {
 
 #[tokio::test]
 async fn probe_authenticates_without_sending() {
-    let Harness { telesign, provider } = harness().await;
+    let Harness { emulator: telesign, provider } = harness().await;
     provider.probe().await.unwrap();
     assert!(telesign.received().is_empty(), "a probe never sends a message");
 }
 
 #[tokio::test]
 async fn signed_receipts_become_delivery_states() {
-    let (Harness { telesign, provider }, mut callbacks) =
+    let (Harness { emulator: telesign, provider }, mut callbacks) =
         harness_with_callbacks(TelesignAccount::new(CUSTOMER, KEY)).await;
 
     telesign.set_receipts(Receipts::delivered());
@@ -278,7 +267,7 @@ async fn voice_receipts_arrive_on_the_accounts_callback_url() {
     let account = TelesignAccount::new(CUSTOMER, KEY)
         .with_callback_url(format!("{}/status", callbacks_probe.base("telesign-1")));
     let context = BuildContext { callback_base: Some(callbacks_probe.base("telesign-1")) };
-    let Harness { telesign, provider } = harness_with(account, context, |_| {}).await;
+    let Harness { emulator: telesign, provider } = harness_with(account, context, |_| {}).await;
     let mut callbacks = callbacks_probe;
     callbacks.attach(provider.clone());
     telesign.set_receipts(Receipts::undelivered(107));
@@ -290,7 +279,7 @@ async fn voice_receipts_arrive_on_the_accounts_callback_url() {
 
 #[tokio::test]
 async fn forged_receipts_are_refused() {
-    let (Harness { telesign: _telesign, provider }, mut callbacks) =
+    let (Harness { emulator: _telesign, provider }, mut callbacks) =
         harness_with_callbacks(TelesignAccount::new(CUSTOMER, KEY)).await;
     let url = format!("{}/status", callbacks.base("telesign-1"));
     let body = r#"{"reference_id":"0123456789ABCDEF0123456789ABCDEF","status":{"code":200}}"#;

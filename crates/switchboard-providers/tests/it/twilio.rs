@@ -1,8 +1,7 @@
 //! The real Twilio adapter against `switchboard-sim`'s Twilio emulator, over loopback sockets.
 
 use crate::support;
-
-use std::time::Duration;
+use crate::support::scenarios;
 
 use secrecy::SecretString;
 use support::CODE;
@@ -18,10 +17,7 @@ const TOKEN: &str = "emulator-token";
 const FROM: &str = "+15005550006";
 const TO: &str = "+14155550100";
 
-struct Harness {
-    twilio: RunningEmulator,
-    provider: Twilio,
-}
+type Harness = support::Harness<switchboard_sim::twilio::Twilio, Twilio>;
 
 fn config(base_url: String) -> TwilioConfig {
     TwilioConfig {
@@ -44,13 +40,13 @@ async fn harness() -> Harness {
 }
 
 async fn harness_with(tweak: impl FnOnce(&mut TwilioConfig)) -> Harness {
-    let twilio = TwilioEmulator::start(TwilioAccount::new(SID, TOKEN)).await.unwrap();
-    let mut config = config(twilio.base_url());
-    tweak(&mut config);
-    let provider =
-        Twilio::try_new(ProviderId::parse("twilio-us").unwrap(), &config, &BuildContext::default())
-            .unwrap();
-    Harness { twilio, provider }
+    support::start(TwilioAccount::new(SID, TOKEN), |base_url| {
+        let mut config = config(base_url);
+        tweak(&mut config);
+        let id = ProviderId::parse("twilio-us").unwrap();
+        Twilio::try_new(id, &config, &BuildContext::default()).unwrap()
+    })
+    .await
 }
 
 /// Short enough to keep the suite fast, long enough for a loopback answer on a busy machine.
@@ -74,7 +70,7 @@ fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
 
 #[tokio::test]
 async fn sms_is_one_authenticated_messages_post() {
-    let Harness { twilio, provider } = harness().await;
+    let Harness { emulator: twilio, provider } = harness().await;
     let accepted = provider.send(&sms(TO)).await.unwrap();
     assert!(accepted.message_id.starts_with("SM") && accepted.message_id.len() == 34);
 
@@ -93,7 +89,7 @@ async fn sms_is_one_authenticated_messages_post() {
 #[tokio::test]
 async fn sms_through_a_messaging_service_with_a_validity_period() {
     let service = "MG0123456789abcdef0123456789abcdef";
-    let Harness { twilio, provider } = harness_with(|config| {
+    let Harness { emulator: twilio, provider } = harness_with(|config| {
         config.from = None;
         config.messaging_service_sid = Some(service.into());
         config.validity_period_s = Some(300);
@@ -115,7 +111,7 @@ async fn sms_through_a_messaging_service_with_a_validity_period() {
 
 #[tokio::test]
 async fn voice_is_one_call_whose_twiml_reads_the_digits() {
-    let Harness { twilio, provider } = harness().await;
+    let Harness { emulator: twilio, provider } = harness().await;
     let accepted = provider.send(&message(Channel::Voice, TO)).await.unwrap();
     assert!(accepted.message_id.starts_with("CA"));
 
@@ -133,7 +129,7 @@ async fn voice_is_one_call_whose_twiml_reads_the_digits() {
 
 #[tokio::test]
 async fn magic_numbers_map_to_their_error_classes() {
-    let Harness { twilio, provider } = harness().await;
+    let Harness { emulator: twilio, provider } = harness().await;
     for (to, class, code) in [
         ("+15005550001", ErrorClass::InvalidNumber, "21211"),
         ("+15005550002", ErrorClass::AuthConfig, "21612"),
@@ -165,7 +161,7 @@ async fn magic_senders_map_to_their_error_classes() {
         ("+15005550008", ErrorClass::RateLimited),
     ] {
         // Bind the emulator: a `..` pattern would drop (and stop) it at once.
-        let Harness { provider, twilio: _twilio } =
+        let Harness { provider, emulator: _twilio } =
             harness_with(|config| config.from = Some(from.into())).await;
         let error = provider.send(&sms(TO)).await.unwrap_err();
         assert_eq!(verdict(&error), (class, Certainty::NotSent), "from {from}");
@@ -174,17 +170,15 @@ async fn magic_senders_map_to_their_error_classes() {
 
 #[tokio::test]
 async fn rate_limit_carries_retry_after() {
-    let Harness { twilio, provider } = harness().await;
-    twilio.set_faults(Faults::always(Fault::RateLimit { retry_after_s: 7 }));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::RateLimited, Certainty::NotSent));
-    assert_eq!(error.retry_after, Some(Duration::from_secs(7)));
+    let Harness { emulator: twilio, provider } = harness().await;
+    let error =
+        &scenarios::assert_rate_limited(&provider, &twilio, 7, &[sms(TO)], verdict).await[0];
     assert_eq!(error.provider_code.as_deref(), Some("20429"));
 }
 
 #[tokio::test]
 async fn server_errors_are_transient_and_not_sent() {
-    let Harness { twilio, provider } = harness().await;
+    let Harness { emulator: twilio, provider } = harness().await;
     twilio.set_faults(Faults::always(Fault::Status { status: 503, code: Some(20503) }));
     let error = provider.send(&sms(TO)).await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
@@ -198,23 +192,18 @@ async fn server_errors_are_transient_and_not_sent() {
 
 #[tokio::test]
 async fn a_hang_times_out_as_possibly_accepted() {
-    let Harness { twilio, provider } = harness_with(short_timeout).await;
-    twilio.set_faults(Faults::always(Fault::Hang));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Timeout, Certainty::PossiblyAccepted));
+    let Harness { emulator: twilio, provider } = harness_with(short_timeout).await;
+    scenarios::assert_hang_is_possibly_accepted(&provider, &twilio, &[sms(TO)], verdict).await;
     assert_eq!(twilio.received().len(), 1, "the request reached the provider");
 }
 
 #[tokio::test]
 async fn a_reset_after_the_request_is_possibly_accepted() {
-    let Harness { twilio, provider } = harness().await;
-    twilio.set_faults(Faults::always(Fault::Reset));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::PossiblyAccepted));
+    let Harness { emulator: twilio, provider } = harness().await;
+    scenarios::assert_reset_is_possibly_accepted(&provider, &twilio, &sms(TO), verdict).await;
     assert_eq!(twilio.received().len(), 1);
 
-    twilio.set_faults(Faults::none());
-    assert!(provider.send(&sms(TO)).await.is_ok(), "the client recovers on a new connection");
+    scenarios::assert_recovers(&provider, &twilio, &sms(TO)).await;
 }
 
 #[tokio::test]
@@ -226,13 +215,12 @@ async fn a_refused_connection_is_not_sent() {
         &BuildContext::default(),
     )
     .unwrap();
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
+    scenarios::assert_refused_is_not_sent(&provider, &[sms(TO)], verdict).await;
 }
 
 #[tokio::test]
 async fn wrong_credentials_are_an_auth_config_error() {
-    let Harness { twilio, provider } =
+    let Harness { emulator: twilio, provider } =
         harness_with(|config| config.auth_token = SecretString::from("wrong")).await;
     let error = provider.send(&sms(TO)).await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));
@@ -243,17 +231,17 @@ async fn wrong_credentials_are_an_auth_config_error() {
 
 #[tokio::test]
 async fn probe_checks_credentials_without_sending() {
-    let Harness { twilio, provider } = harness().await;
+    let Harness { emulator: twilio, provider } = harness().await;
     provider.probe().await.unwrap();
     assert!(twilio.received().is_empty(), "a probe never sends a message");
 
     let other_account = format!("AC{}", "f".repeat(32));
-    let Harness { provider: misconfigured, twilio: _other_twilio } =
+    let Harness { provider: misconfigured, emulator: _other_twilio } =
         harness_with(|config| config.account_sid = other_account).await;
     let error = misconfigured.probe().await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));
 
-    let Harness { provider: bad_token, twilio: _third_twilio } =
+    let Harness { provider: bad_token, emulator: _third_twilio } =
         harness_with(|config| config.auth_token = SecretString::from("wrong")).await;
     let error = bad_token.probe().await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));
@@ -262,7 +250,7 @@ async fn probe_checks_credentials_without_sending() {
 
 #[tokio::test]
 async fn probe_times_out_on_a_hang() {
-    let Harness { twilio, provider } = harness_with(short_timeout).await;
+    let Harness { emulator: twilio, provider } = harness_with(short_timeout).await;
     twilio.set_faults(Faults::always(Fault::Hang));
     let error = provider.probe().await.unwrap_err();
     assert_eq!(error.class, ErrorClass::Timeout);
@@ -408,7 +396,7 @@ mod callbacks {
 
     #[tokio::test]
     async fn without_a_public_url_nothing_asks_for_callbacks() {
-        let Harness { twilio, provider } = harness().await;
+        let Harness { emulator: twilio, provider } = harness().await;
         provider.send(&sms(TO)).await.unwrap();
         provider.send(&message(Channel::Voice, TO)).await.unwrap();
         for send in twilio.received() {
@@ -419,7 +407,7 @@ mod callbacks {
 
 #[tokio::test]
 async fn senders_follow_the_destination_country() {
-    let Harness { twilio, provider } = harness_with(|config| {
+    let Harness { emulator: twilio, provider } = harness_with(|config| {
         config.voice_from = Some("+15005550010".into());
         config.senders.insert(
             "GB".into(),

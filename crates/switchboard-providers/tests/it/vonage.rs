@@ -4,10 +4,9 @@ use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::SecretString;
-use support::{CODE, CallbackServer};
+use support::{CODE, CallbackServer, scenarios};
 use switchboard_core::{Certainty, Channel, ErrorClass, MessageText, OutboundMessage, ProviderId};
 use switchboard_providers::vonage::SignatureMethod;
 use switchboard_providers::{
@@ -54,19 +53,20 @@ fn config(base_url: &str) -> VonageConfig {
     }
 }
 
-struct Harness {
-    vonage: RunningEmulator,
-    provider: Vonage,
+type Harness = support::Harness<switchboard_sim::vonage::Vonage, Vonage>;
+
+fn build(config: &VonageConfig) -> Vonage {
+    Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), config, &BuildContext::default())
+        .unwrap()
 }
 
 async fn harness_with(tweak: impl FnOnce(&mut VonageConfig)) -> Harness {
-    let vonage = VonageEmulator::start(account()).await.unwrap();
-    let mut config = config(&vonage.base_url());
-    tweak(&mut config);
-    let provider =
-        Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), &config, &BuildContext::default())
-            .unwrap();
-    Harness { vonage, provider }
+    support::start(account(), |base_url| {
+        let mut config = config(&base_url);
+        tweak(&mut config);
+        build(&config)
+    })
+    .await
 }
 
 async fn harness() -> Harness {
@@ -99,7 +99,7 @@ fn verdict(error: &ProviderError) -> (ErrorClass, Certainty) {
 
 #[tokio::test]
 async fn sms_is_one_form_post_with_the_secret() {
-    let Harness { vonage, provider } = harness().await;
+    let Harness { emulator: vonage, provider } = harness().await;
     let accepted = provider.send(&sms(TO)).await.unwrap();
     assert!(accepted.message_id.starts_with("0A") && accepted.message_id.len() == 17);
     let received = vonage.received();
@@ -121,7 +121,7 @@ async fn sms_is_one_form_post_with_the_secret() {
 
 #[tokio::test]
 async fn signed_sms_carries_no_secret_and_unicode_is_flagged() {
-    let Harness { vonage, provider } = harness_with(|config| {
+    let Harness { emulator: vonage, provider } = harness_with(|config| {
         config.api_secret = None;
         config.signature_secret = Some(SecretString::from(SIGNATURE_SECRET));
     })
@@ -136,7 +136,7 @@ async fn signed_sms_carries_no_secret_and_unicode_is_flagged() {
 
 #[tokio::test]
 async fn voice_is_one_call_with_a_verified_jwt_and_a_talk_ncco() {
-    let Harness { vonage, provider } = harness().await;
+    let Harness { emulator: vonage, provider } = harness().await;
     let accepted = provider.send(&call(TO)).await.unwrap();
     assert_eq!(accepted.message_id.len(), 36);
     let received = vonage.received();
@@ -156,7 +156,7 @@ async fn voice_is_one_call_with_a_verified_jwt_and_a_talk_ncco() {
 
 #[tokio::test]
 async fn sms_statuses_inside_http_200_map_to_their_classes() {
-    let Harness { vonage, provider } = harness().await;
+    let Harness { emulator: vonage, provider } = harness().await;
     for (to, class, code) in [
         ("+15005550001", ErrorClass::InvalidNumber, "6"),
         ("+15005550002", ErrorClass::AuthConfig, "29"),
@@ -182,7 +182,7 @@ async fn sms_statuses_inside_http_200_map_to_their_classes() {
 
 #[tokio::test]
 async fn an_injected_status_inside_200_is_read_from_the_body() {
-    let Harness { vonage, provider } = harness().await;
+    let Harness { emulator: vonage, provider } = harness().await;
     vonage.set_faults(Faults::always(Fault::Status { status: 200, code: Some(7) }));
     let error = provider.send(&sms(TO)).await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::Blocked, Certainty::NotSent));
@@ -190,18 +190,13 @@ async fn an_injected_status_inside_200_is_read_from_the_body() {
 
 #[tokio::test]
 async fn rate_limit_carries_retry_after() {
-    let Harness { vonage, provider } = harness().await;
-    vonage.set_faults(Faults::always(Fault::RateLimit { retry_after_s: 7 }));
-    for message in [sms(TO), call(TO)] {
-        let error = provider.send(&message).await.unwrap_err();
-        assert_eq!(verdict(&error), (ErrorClass::RateLimited, Certainty::NotSent));
-        assert_eq!(error.retry_after, Some(Duration::from_secs(7)));
-    }
+    let Harness { emulator: vonage, provider } = harness().await;
+    scenarios::assert_rate_limited(&provider, &vonage, 7, &[sms(TO), call(TO)], verdict).await;
 }
 
 #[tokio::test]
 async fn server_errors_are_transient_and_not_sent() {
-    let Harness { vonage, provider } = harness().await;
+    let Harness { emulator: vonage, provider } = harness().await;
     vonage.set_faults(Faults::always(Fault::Status { status: 503, code: Some(5) }));
     for message in [sms(TO), call(TO)] {
         let error = provider.send(&message).await.unwrap_err();
@@ -215,57 +210,43 @@ async fn server_errors_are_transient_and_not_sent() {
 
 #[tokio::test]
 async fn a_hang_times_out_as_possibly_accepted() {
-    let Harness { vonage, provider } = harness_with(short_timeout).await;
-    vonage.set_faults(Faults::always(Fault::Hang));
-    for message in [sms(TO), call(TO)] {
-        let error = provider.send(&message).await.unwrap_err();
-        assert_eq!(verdict(&error), (ErrorClass::Timeout, Certainty::PossiblyAccepted));
-    }
+    let Harness { emulator: vonage, provider } = harness_with(short_timeout).await;
+    scenarios::assert_hang_is_possibly_accepted(&provider, &vonage, &[sms(TO), call(TO)], verdict)
+        .await;
     assert_eq!(vonage.received().len(), 2, "the requests reached the provider");
 }
 
 #[tokio::test]
 async fn a_reset_after_the_request_is_possibly_accepted() {
-    let Harness { vonage, provider } = harness().await;
-    vonage.set_faults(Faults::always(Fault::Reset));
-    let error = provider.send(&sms(TO)).await.unwrap_err();
-    assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::PossiblyAccepted));
-    vonage.set_faults(Faults::none());
-    assert!(provider.send(&sms(TO)).await.is_ok(), "the client recovers on a new connection");
+    let Harness { emulator: vonage, provider } = harness().await;
+    scenarios::assert_reset_is_possibly_accepted(&provider, &vonage, &sms(TO), verdict).await;
+    scenarios::assert_recovers(&provider, &vonage, &sms(TO)).await;
 }
 
 #[tokio::test]
 async fn a_refused_connection_is_not_sent() {
     let base_url = support::refused_base_url();
-    let provider = Vonage::try_new(
-        ProviderId::parse("vonage-eu").unwrap(),
-        &config(&base_url),
-        &BuildContext::default(),
-    )
-    .unwrap();
-    for message in [sms(TO), call(TO)] {
-        let error = provider.send(&message).await.unwrap_err();
-        assert_eq!(verdict(&error), (ErrorClass::Transient, Certainty::NotSent));
-    }
+    let provider = build(&config(&base_url));
+    scenarios::assert_refused_is_not_sent(&provider, &[sms(TO), call(TO)], verdict).await;
 }
 
 #[tokio::test]
 async fn wrong_credentials_are_auth_config_errors() {
-    let Harness { vonage, provider } =
+    let Harness { emulator: vonage, provider } =
         harness_with(|config| config.api_secret = Some(SecretString::from("wrong"))).await;
     let error = provider.send(&sms(TO)).await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));
     assert_eq!(error.provider_code.as_deref(), Some("4"));
     assert!(!vonage.received()[0].is_authenticated);
 
-    let Harness { provider, vonage: _signed } = harness_with(|config| {
+    let Harness { provider, emulator: _signed } = harness_with(|config| {
         config.signature_secret = Some(SecretString::from("not-the-secret"));
     })
     .await;
     let error = provider.send(&sms(TO)).await.unwrap_err();
     assert_eq!(error.provider_code.as_deref(), Some("14"));
 
-    let Harness { provider, vonage: _other_app } = harness_with(|config| {
+    let Harness { provider, emulator: _other_app } = harness_with(|config| {
         config.application_id = Some("bbbbbbbb-bbbb-4ccc-8ddd-0123456789ab".into());
     })
     .await;
@@ -276,17 +257,17 @@ async fn wrong_credentials_are_auth_config_errors() {
 
 #[tokio::test]
 async fn probe_checks_credentials_without_sending() {
-    let Harness { vonage, provider } = harness().await;
+    let Harness { emulator: vonage, provider } = harness().await;
     provider.probe().await.unwrap();
     assert!(vonage.received().is_empty(), "a probe never sends a message");
-    let Harness { provider, vonage: _voice_only } = harness_with(|config| {
+    let Harness { provider, emulator: _voice_only } = harness_with(|config| {
         config.api_key = None;
         config.api_secret = None;
     })
     .await;
     assert!(!provider.supports(Channel::Sms) && provider.supports(Channel::Voice));
     provider.probe().await.unwrap();
-    let Harness { provider, vonage: _bad } =
+    let Harness { provider, emulator: _bad } =
         harness_with(|config| config.api_secret = Some(SecretString::from("wrong"))).await;
     let error = provider.probe().await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));

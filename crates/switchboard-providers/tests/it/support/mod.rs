@@ -7,8 +7,11 @@
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 mod callback_server;
+mod harness;
 mod receiver;
+pub mod scenarios;
 pub(crate) use callback_server::{CallbackServer, Delivered};
+pub(crate) use harness::{Harness, start};
 pub(crate) use receiver::CallbackReceiver;
 
 use switchboard_core::{
