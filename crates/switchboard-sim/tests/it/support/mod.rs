@@ -75,6 +75,15 @@ pub(crate) fn impatient_client() -> reqwest::Client {
     reqwest::Client::builder().timeout(std::time::Duration::from_millis(200)).build().unwrap()
 }
 
+/// Sends the request `request` builds on an [`impatient_client`] and asserts it times out: what
+/// every emulator told to hang must do.
+pub(crate) async fn assert_hang_times_out(
+    request: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder,
+) {
+    let error = request(&impatient_client()).send().await.unwrap_err();
+    assert!(error.is_timeout(), "{error:?}");
+}
+
 async fn forward(
     State(sender): State<mpsc::UnboundedSender<Arrival>>,
     uri: Uri,
