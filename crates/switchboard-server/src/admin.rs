@@ -80,7 +80,7 @@ async fn reload(State(shared): State<Arc<Shared>>) -> Response {
 async fn providers(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let runtime = shared.runtime();
     let now = tokio::time::Instant::now().into_std();
-    let health = shared.health().providers(runtime.providers.keys(), now);
+    let health = shared.health.providers(runtime.providers.keys(), now);
     let mut rows: Vec<_> = runtime
         .providers
         .values()
@@ -202,7 +202,7 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         let runtime = shared.runtime();
         let now = tokio::time::Instant::now().into_std();
         shared
-            .health()
+            .health
             .providers(runtime.providers.keys(), now)
             .into_iter()
             .map(|row| {

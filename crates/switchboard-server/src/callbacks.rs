@@ -75,7 +75,7 @@ pub(crate) async fn handle_callback(
                 };
                 match delivery {
                     Some(delivery) if is_first_final => {
-                        shared.health().record_receipt(&sent.key, delivery, now.into_std());
+                        shared.health.record_receipt(&sent.key, delivery, now.into_std());
                     }
                     Some(_) => {
                         tracing::info!(event_id = %sent.event_id, provider = %id, state, "repeated final receipt; counted once");

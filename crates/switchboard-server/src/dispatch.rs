@@ -126,7 +126,7 @@ async fn run(cx: Context<'_>, progress: &watch::Sender<Progress>) -> DispatchRes
     let mut spent = Spent::default();
     let mut backoff = Backoff::new(cx.limits.retry_backoff);
     // One request, one deposit into the retry budget, however many passes it takes.
-    cx.shared.budget().deposit(Instant::now().into_std());
+    cx.shared.budget.deposit(Instant::now().into_std());
     let mut is_first_pass = true;
     loop {
         let planned = plan_pass(cx.shared, cx.runtime, &query, &spent, Instant::now());

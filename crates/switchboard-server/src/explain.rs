@@ -83,8 +83,8 @@ pub(crate) fn explain_live(
         }
     };
     let now = Instant::now();
-    let explanation = shared.health().read(|health| {
-        shared.budget().read(|budget| {
+    let explanation = shared.health.read(|health| {
+        shared.budget.read(|budget| {
             shared.spend.read(|spend| {
                 shared.switches.read(|switches| {
                     let live = Live { health, switches, budget, spend };

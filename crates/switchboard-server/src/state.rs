@@ -70,8 +70,10 @@ pub(crate) struct Runtime {
 #[derive(Debug)]
 pub(crate) struct Shared {
     runtime: ArcSwap<Runtime>,
-    health: HealthStore,
-    budget: BudgetStore,
+    /// Provider health.
+    pub(crate) health: HealthStore,
+    /// The retry budget.
+    pub(crate) budget: BudgetStore,
     /// The operator's switch per provider.
     pub(crate) switches: SwitchStore,
     /// What sends cost: the guard's daily caps and the budget's hourly ones.
@@ -145,16 +147,6 @@ impl Shared {
         self.runtime.load_full()
     }
 
-    /// Provider health.
-    pub(crate) fn health(&self) -> &HealthStore {
-        &self.health
-    }
-
-    /// The retry budget.
-    pub(crate) fn budget(&self) -> &BudgetStore {
-        &self.budget
-    }
-
     /// Days since the Unix epoch, UTC, for the daily spend caps.
     pub(crate) fn today(&self) -> i64 {
         self.wall_clock.today()
@@ -170,8 +162,8 @@ impl Shared {
     }
 
     /// Whether `candidate` may be sent to now: the operator's switch, health, and for a
-    /// speculative send the retry budget and its spend cap, agree in one step; nothing is claimed or taken on a refusal
-    /// (see [`switchboard_core::attempt`]).
+    /// speculative send the retry budget and its spend cap, agree in one step; nothing is
+    /// claimed or taken on a refusal (see [`switchboard_core::attempt`]).
     pub(crate) fn begin_attempt(
         &self,
         candidate: &Candidate,

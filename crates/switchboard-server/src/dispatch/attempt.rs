@@ -52,7 +52,7 @@ pub(super) async fn run(cx: Context<'_>, provider: &SharedProvider, attempt: Att
     };
     let shared = cx.shared;
     let books = Books {
-        health: shared.health(),
+        health: &shared.health,
         spend: &shared.spend,
         today: shared.today(),
         sent: &shared.sent,

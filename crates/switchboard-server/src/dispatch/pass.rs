@@ -305,7 +305,7 @@ impl<'a> Pass<'a> {
         let candidates = self.candidates;
         self.cx
             .shared
-            .health()
+            .health
             .abandon(self.running.drain().map(|index| &candidates[index].key), now);
     }
 }

@@ -60,7 +60,7 @@ fn exclude_held_back(
     if held_back.is_empty() {
         return;
     }
-    shared.health().read(|health| {
+    shared.health.read(|health| {
         excluded.extend(held_back.iter().filter_map(|candidate| {
             let reason = health_exclusion(health, &candidate.key, now.into_std())?;
             Some(Exclusion { provider: candidate.provider().clone(), reason })
@@ -94,7 +94,7 @@ fn early_trial(
         )
         .map(|provider| (possibly_accepted.contains(&provider), key_of(&provider)))
         .collect();
-    let chosen = shared.health().claim_early_trial(options, now)?.provider().clone();
+    let chosen = shared.health.claim_early_trial(options, now)?.provider().clone();
     excluded.retain(|exclusion| exclusion.provider != chosen);
     Some(Candidate { key: key_of(&chosen), is_trial: true, ..fail_open.clone() })
 }
