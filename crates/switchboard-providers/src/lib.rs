@@ -277,6 +277,24 @@ mod tests {
             .join("\n")
     }
 
+    /// "Adding a provider" (ARCHITECTURE.md) ends with its documentation: whatever the registry
+    /// lists, `config/example.toml` shows a table of and README.md's provider table has a row for.
+    #[test]
+    fn every_registered_kind_is_documented() {
+        let example = include_str!("../../../config/example.toml");
+        let readme = include_str!("../../../README.md");
+        for kind in ProviderConfig::KINDS {
+            assert!(
+                example.contains(&format!("kind = \"{kind}\"")),
+                "{kind}: no [providers.*] table with this kind in config/example.toml"
+            );
+            assert!(
+                readme.contains(&format!("| `{kind}` |")),
+                "{kind}: no row in README.md's provider table"
+            );
+        }
+    }
+
     #[test]
     fn the_example_documents_every_vonage_and_sinch_key() {
         let vonage_keys = [
