@@ -18,10 +18,10 @@ use switchboard_sim::{Fault, Faults};
 const KEY_ID: &str = "AKIDSWITCHBOARD0001";
 const SECRET: &str = "emulator/secret+key";
 const REGION: &str = "eu-west-1";
-const FROM: &str = "+15550000000";
+pub(crate) const FROM: &str = "+15550000000";
 const TO: &str = "+14155550100";
 
-fn config(endpoint_url: String) -> AwsSmsVoiceConfig {
+pub(crate) fn config(endpoint_url: String) -> AwsSmsVoiceConfig {
     AwsSmsVoiceConfig {
         region: REGION.into(),
         access_key_id: Some(KEY_ID.into()),
@@ -42,21 +42,31 @@ fn config(endpoint_url: String) -> AwsSmsVoiceConfig {
     }
 }
 
+/// An account with the adapter's credentials, in its region.
+pub(crate) fn account() -> AwsAccount {
+    AwsAccount::new(KEY_ID, SECRET, REGION)
+}
+
+/// The adapter `config` describes. No environment: the test must not depend on the machine's
+/// AWS variables.
+pub(crate) fn build(config: &AwsSmsVoiceConfig) -> AwsSmsVoice {
+    let id = ProviderId::parse("aws-eu").unwrap();
+    AwsSmsVoice::try_new_with_env(id, config, &BuildContext::default(), |_| None).unwrap()
+}
+
 type Harness = support::Harness<switchboard_sim::aws::Aws, AwsSmsVoice>;
 
 async fn harness_with(account: AwsAccount, tweak: impl FnOnce(&mut AwsSmsVoiceConfig)) -> Harness {
     support::start(account, |base_url| {
         let mut config = config(base_url);
         tweak(&mut config);
-        // No environment: the test must not depend on the machine's AWS variables.
-        let id = ProviderId::parse("aws-eu").unwrap();
-        AwsSmsVoice::try_new_with_env(id, &config, &BuildContext::default(), |_| None).unwrap()
+        build(&config)
     })
     .await
 }
 
 async fn harness() -> Harness {
-    harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |_| {}).await
+    harness_with(account(), |_| {}).await
 }
 
 fn message(channel: Channel, to: &str) -> OutboundMessage {
@@ -87,13 +97,12 @@ async fn sms_is_one_signed_send_text_message() {
 
 #[tokio::test]
 async fn voice_is_one_send_voice_message_reading_the_digits() {
-    let Harness { emulator: aws, provider } =
-        harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| {
-            config.configuration_set_name = Some("otp-events".into());
-            config.max_price_per_minute = Some("0.10".into());
-            config.time_to_live_s = Some(120);
-        })
-        .await;
+    let Harness { emulator: aws, provider } = harness_with(account(), |config| {
+        config.configuration_set_name = Some("otp-events".into());
+        config.max_price_per_minute = Some("0.10".into());
+        config.time_to_live_s = Some(120);
+    })
+    .await;
     provider.send(&message(Channel::Voice, TO)).await.unwrap();
     let call = &aws.received()[0];
     assert_eq!(call.operation.as_deref(), Some("SendVoiceMessage"));
@@ -149,7 +158,7 @@ async fn magic_numbers_map_to_their_error_classes() {
 
 #[tokio::test]
 async fn wrong_credentials_are_refused_by_signature_verification() {
-    let account = AwsAccount::new(KEY_ID, SECRET, REGION);
+    let account = account();
     for (tweak, code) in [
         (
             Box::new(|c: &mut AwsSmsVoiceConfig| {
@@ -183,7 +192,7 @@ async fn wrong_credentials_are_refused_by_signature_verification() {
 
 #[tokio::test]
 async fn temporary_credentials_sign_their_session_token() {
-    let account = AwsAccount::new(KEY_ID, SECRET, REGION).with_session_token("session/token=");
+    let account = account().with_session_token("session/token=");
     let Harness { emulator: aws, provider } = harness_with(account, |config| {
         config.session_token = Some(SecretString::from("session/token="));
     })
@@ -215,12 +224,11 @@ async fn faults_are_classified() {
 
 #[tokio::test]
 async fn a_hang_times_out_as_possibly_accepted() {
-    let Harness { emulator: aws, provider } =
-        harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| {
-            config.timeout_ms = 200;
-            config.connect_timeout_ms = 100;
-        })
-        .await;
+    let Harness { emulator: aws, provider } = harness_with(account(), |config| {
+        config.timeout_ms = 200;
+        config.connect_timeout_ms = 100;
+    })
+    .await;
     let sms = [message(Channel::Sms, TO)];
     scenarios::assert_hang_is_possibly_accepted(&provider, &aws, &sms, verdict).await;
 }
@@ -233,30 +241,25 @@ async fn probe_checks_credentials_without_sending() {
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].operation.as_deref(), Some("DescribeAccountAttributes"));
 
-    let Harness { provider: wrong, emulator: _aws } =
-        harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| {
-            config.secret_access_key = Some(SecretString::from("wrong"));
-        })
-        .await;
+    let Harness { provider: wrong, emulator: _aws } = harness_with(account(), |config| {
+        config.secret_access_key = Some(SecretString::from("wrong"));
+    })
+    .await;
     assert_eq!(wrong.probe().await.unwrap_err().class, ErrorClass::AuthConfig);
 }
 
 #[tokio::test]
 async fn origination_identity_comes_from_senders_else_the_pool() {
-    let Harness { emulator: aws, provider } =
-        harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| {
-            config.from = None;
-            config.origination_identity =
-                Some("arn:aws:sms-voice:eu-west-1:111122223333:pool/pool-1234abcd".into());
-            config.senders.insert(
-                "GB".into(),
-                switchboard_providers::CountrySenderConfig {
-                    sms: Some("Acme".into()),
-                    voice: None,
-                },
-            );
-        })
-        .await;
+    let Harness { emulator: aws, provider } = harness_with(account(), |config| {
+        config.from = None;
+        config.origination_identity =
+            Some("arn:aws:sms-voice:eu-west-1:111122223333:pool/pool-1234abcd".into());
+        config.senders.insert(
+            "GB".into(),
+            switchboard_providers::CountrySenderConfig { sms: Some("Acme".into()), voice: None },
+        );
+    })
+    .await;
     assert!(provider.supports(Channel::Voice));
     let mut british = message(Channel::Sms, "+447700900123");
     british.destination = Destination::new("+447700900123".into(), Country::parse("GB").unwrap());
@@ -271,7 +274,7 @@ async fn origination_identity_comes_from_senders_else_the_pool() {
 #[tokio::test]
 async fn without_an_identity_voice_is_refused_and_sms_lets_aws_choose() {
     let Harness { emulator: aws, provider } =
-        harness_with(AwsAccount::new(KEY_ID, SECRET, REGION), |config| config.from = None).await;
+        harness_with(account(), |config| config.from = None).await;
     assert!(!provider.supports(Channel::Voice));
     let error = provider.send(&message(Channel::Voice, TO)).await.unwrap_err();
     assert_eq!(verdict(&error), (ErrorClass::AuthConfig, Certainty::NotSent));

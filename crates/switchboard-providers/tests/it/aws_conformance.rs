@@ -5,17 +5,14 @@
 //! that hold every required member, no unknown member, and values of the declared types,
 //! lengths, enums and patterns.
 
-use crate::support;
+use crate::{aws, support};
 
 use std::sync::OnceLock;
 
-use secrecy::SecretString;
 use serde_json::Value;
-use switchboard_core::{
-    Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
-};
-use switchboard_providers::{AwsSmsVoice, AwsSmsVoiceConfig, BuildContext, Provider};
-use switchboard_sim::aws::{AwsAccount, AwsEmulator, ReceivedCall};
+use switchboard_core::{Channel, MessageText, OutboundMessage};
+use switchboard_providers::{AwsSmsVoiceConfig, Provider};
+use switchboard_sim::aws::{AwsEmulator, ReceivedCall};
 
 fn model() -> &'static Value {
     static MODEL: OnceLock<Value> = OnceLock::new();
@@ -126,37 +123,19 @@ fn violations(call: &ReceivedCall) -> Vec<String> {
 
 fn message(channel: Channel, locale: &str) -> OutboundMessage {
     OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new("+14155550100".into(), Country::parse("US").unwrap()),
-        channel,
-        passcode: Passcode::parse("918273").unwrap(),
         text: MessageText::new("Ihr Code lautet 918273".into()),
-        locale: Locale::parse(locale),
+        ..support::message(channel, "+14155550100", "US", locale)
     }
 }
 
 #[tokio::test]
 async fn every_request_the_adapter_makes_fits_the_model() {
-    let aws = AwsEmulator::start(AwsAccount::new("AKIDCONFORMANCE0001", "secret", "us-east-1"))
-        .await
-        .unwrap();
+    let aws = AwsEmulator::start(aws::account()).await.unwrap();
+    // The adapter module's config, calling from a number and texting from none.
     let minimal = AwsSmsVoiceConfig {
-        region: "us-east-1".into(),
-        access_key_id: Some("AKIDCONFORMANCE0001".into()),
-        secret_access_key: Some(SecretString::from("secret")),
-        session_token: None,
         from: None,
-        voice_from: Some("+15550000000".into()),
-        senders: Default::default(),
-        origination_identity: None,
-        configuration_set_name: None,
-        max_price: None,
-        max_price_per_minute: None,
-        time_to_live_s: None,
-        voice_id: None,
-        endpoint_url: Some(aws.base_url()),
-        timeout_ms: 2000,
-        connect_timeout_ms: 300,
+        voice_from: Some(aws::FROM.into()),
+        ..aws::config(aws.base_url())
     };
     let everything = AwsSmsVoiceConfig {
         from: Some("Acme".into()),
@@ -169,13 +148,7 @@ async fn every_request_the_adapter_makes_fits_the_model() {
         ..minimal.clone()
     };
     for config in [minimal, everything] {
-        let provider = AwsSmsVoice::try_new_with_env(
-            ProviderId::parse("aws").unwrap(),
-            &config,
-            &BuildContext::default(),
-            |_| None,
-        )
-        .unwrap();
+        let provider = aws::build(&config);
         for locale in ["en-US", "de-DE", "ja-JP", "xx"] {
             provider.send(&message(Channel::Sms, locale)).await.unwrap();
             provider.send(&message(Channel::Voice, locale)).await.unwrap();

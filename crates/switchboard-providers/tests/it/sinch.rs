@@ -17,17 +17,19 @@ use switchboard_sim::{Fault, Faults, Receipts};
 
 const PLAN: &str = "jd63jf88477ll";
 const TOKEN: &str = "emulator-api-token";
-const APP_KEY: &str = "669E367E-6BBA-48AB-AF15-266871C28135";
-const APP_SECRET: &str = "BeIukql3pTKJ8RGL5zo0DA==";
-const CALLBACK_TOKEN: &str = "0123456789abcdef-receipts";
+pub(crate) const APP_KEY: &str = "669E367E-6BBA-48AB-AF15-266871C28135";
+pub(crate) const APP_SECRET: &str = "BeIukql3pTKJ8RGL5zo0DA==";
+pub(crate) const CALLBACK_TOKEN: &str = "0123456789abcdef-receipts";
+/// The provider id the adapter is built under, and its callback path.
+pub(crate) const ID: &str = "sinch-us";
 const FROM: &str = "+15005550006";
 const TO: &str = "+14155550100";
 
-fn account() -> SinchAccount {
+pub(crate) fn account() -> SinchAccount {
     SinchAccount::new(PLAN, TOKEN, APP_KEY, APP_SECRET)
 }
 
-fn config(base_url: &str) -> SinchConfig {
+pub(crate) fn config(base_url: &str) -> SinchConfig {
     SinchConfig {
         service_plan_id: Some(PLAN.into()),
         api_token: Some(SecretString::from(TOKEN)),
@@ -48,8 +50,12 @@ fn config(base_url: &str) -> SinchConfig {
 type Harness = support::Harness<switchboard_sim::sinch::Sinch, Sinch>;
 
 fn build(config: &SinchConfig) -> Sinch {
-    Sinch::try_new(ProviderId::parse("sinch-us").unwrap(), config, &BuildContext::default())
-        .unwrap()
+    build_in(config, &BuildContext::default())
+}
+
+/// The adapter `config` describes, under [`ID`], built in `context`.
+pub(crate) fn build_in(config: &SinchConfig, context: &BuildContext) -> Sinch {
+    Sinch::try_new(ProviderId::parse(ID).unwrap(), config, context).unwrap()
 }
 
 async fn harness_with(tweak: impl FnOnce(&mut SinchConfig)) -> Harness {
@@ -202,13 +208,11 @@ async fn with_receipts() -> (RunningEmulator, Arc<Sinch>, CallbackServer) {
     let endpoint = CallbackServer::bind().await;
     let mut config = config(&sinch.base_url());
     config.callback_token = Some(SecretString::from(CALLBACK_TOKEN));
-    let context = BuildContext { callback_base: Some(endpoint.base("sinch-us")) };
-    let provider = Arc::new(
-        Sinch::try_new(ProviderId::parse("sinch-us").unwrap(), &config, &context).unwrap(),
-    );
+    let context = BuildContext { callback_base: Some(endpoint.base(ID)) };
+    let provider = Arc::new(build_in(&config, &context));
     endpoint.attach(provider.clone());
     // The application's callback URL is a dashboard setting; the operator points it here.
-    sinch.set_voice_callback_url(Some(format!("{}/voice", endpoint.base("sinch-us"))));
+    sinch.set_voice_callback_url(Some(format!("{}/voice", endpoint.base(ID))));
     (sinch, provider, endpoint)
 }
 
@@ -219,10 +223,7 @@ async fn delivery_reports_arrive_at_the_secret_url_and_are_read() {
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let batch = &sinch.received()[0].body;
     assert_eq!(batch["delivery_report"], "per_recipient");
-    assert_eq!(
-        batch["callback_url"],
-        format!("{}/sms/{CALLBACK_TOKEN}", endpoint.base("sinch-us"))
-    );
+    assert_eq!(batch["callback_url"], format!("{}/sms/{CALLBACK_TOKEN}", endpoint.base(ID)));
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
@@ -259,7 +260,7 @@ async fn forged_callbacks_are_refused() {
     });
     let client = reqwest::Client::new();
     let wrong_token = client
-        .post(format!("{}/sms/not-the-callback-token", endpoint.base("sinch-us")))
+        .post(format!("{}/sms/not-the-callback-token", endpoint.base(ID)))
         .json(&report)
         .send()
         .await
@@ -267,12 +268,8 @@ async fn forged_callbacks_are_refused() {
     assert_eq!(wrong_token.status(), 401);
     assert_eq!(endpoint.next().await.outcome, Err(CallbackError::BadSignature));
     let dice = serde_json::json!({"event": "dice", "callid": "c", "result": "ANSWERED"});
-    let unsigned = client
-        .post(format!("{}/voice", endpoint.base("sinch-us")))
-        .json(&dice)
-        .send()
-        .await
-        .unwrap();
+    let unsigned =
+        client.post(format!("{}/voice", endpoint.base(ID))).json(&dice).send().await.unwrap();
     assert_eq!(unsigned.status(), 401);
     assert_eq!(endpoint.next().await.outcome, Err(CallbackError::BadSignature));
 }

@@ -3,76 +3,49 @@
 //! `APIs/sinch.voice/1.0.0/openapi.yaml` of <https://github.com/ballerina-platform/openapi-connectors>,
 //! distilled into `fixtures/specs/`).
 
-use crate::support;
+use crate::{sinch, support};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use support::{CallbackServer, assert_valid, load_spec, openapi_validator, operation};
-use switchboard_core::{
-    Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
-};
+use switchboard_core::{Channel, MessageText, OutboundMessage};
 use switchboard_providers::sinch::VoiceAuth;
-use switchboard_providers::{BuildContext, Provider, Sinch, SinchConfig};
+use switchboard_providers::{BuildContext, Provider, SinchConfig};
 use switchboard_sim::Receipts;
 use switchboard_sim::sinch::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
 
-const APP_KEY: &str = "669E367E-6BBA-48AB-AF15-266871C28135";
-const APP_SECRET: &str = "BeIukql3pTKJ8RGL5zo0DA==";
-
+/// The adapter module's config, with `auth` for calls and a callback token for SMS reports.
 fn config(base_url: &str, auth: VoiceAuth) -> SinchConfig {
     SinchConfig {
-        service_plan_id: Some("jd63jf88477ll".into()),
-        api_token: Some(SecretString::from("token")),
-        application_key: Some(APP_KEY.into()),
-        application_secret: Some(SecretString::from(APP_SECRET)),
         voice_auth: auth,
-        callback_token: Some(SecretString::from("0123456789abcdef-receipts")),
-        from: Some("+15005550006".into()),
-        voice_from: None,
-        senders: BTreeMap::new(),
-        sms_base_url: base_url.into(),
-        voice_base_url: base_url.into(),
-        timeout_ms: 2000,
-        connect_timeout_ms: 300,
+        callback_token: Some(SecretString::from(sinch::CALLBACK_TOKEN)),
+        ..sinch::config(base_url)
     }
 }
 
+/// An Okta-shaped reference, `text` and the locale vary; the passcode is [`support::CODE`].
 fn message(channel: Channel, text: &str, locale: &str) -> OutboundMessage {
     OutboundMessage {
         reference: "00u1ab2cd3EF4gh5ij6k-evt".into(),
-        destination: Destination::new("+46701234567".into(), Country::parse("SE").unwrap()),
-        channel,
-        passcode: Passcode::parse("918273").unwrap(),
         text: MessageText::new(text.into()),
-        locale: Locale::parse(locale),
+        ..support::message(channel, "+46701234567", "SE", locale)
     }
 }
 
 /// Sends with and without receipts, both auth modes; returns the record and the reports.
 async fn capture() -> (Vec<ReceivedSend>, Vec<Value>) {
-    let sinch =
-        SinchEmulator::start(SinchAccount::new("jd63jf88477ll", "token", APP_KEY, APP_SECRET))
-            .await
-            .unwrap();
+    let sinch = SinchEmulator::start(sinch::account()).await.unwrap();
     let mut endpoint = CallbackServer::bind().await;
-    sinch.set_voice_callback_url(Some(format!("{}/voice", endpoint.base("sinch-eu"))));
+    sinch.set_voice_callback_url(Some(format!("{}/voice", endpoint.base(sinch::ID))));
     let mut reports = Vec::new();
     for (auth, context) in [
         (VoiceAuth::Basic, BuildContext::default()),
-        (VoiceAuth::Signed, BuildContext { callback_base: Some(endpoint.base("sinch-eu")) }),
+        (VoiceAuth::Signed, BuildContext { callback_base: Some(endpoint.base(sinch::ID)) }),
     ] {
         let wants_receipts = context.callback_base.is_some();
-        let provider = Arc::new(
-            Sinch::try_new(
-                ProviderId::parse("sinch-eu").unwrap(),
-                &config(&sinch.base_url(), auth),
-                &context,
-            )
-            .unwrap(),
-        );
+        let provider = Arc::new(sinch::build_in(&config(&sinch.base_url(), auth), &context));
         if wants_receipts {
             endpoint.attach(provider.clone());
             sinch.set_receipts(Receipts::delivered());
@@ -122,9 +95,10 @@ async fn batches_and_reports_satisfy_the_sms_spec() {
     }
 
     // The emulator's answers, by a plain client.
-    let sinch = SinchEmulator::start(SinchAccount::new("plan", "token", APP_KEY, APP_SECRET))
-        .await
-        .unwrap();
+    let sinch =
+        SinchEmulator::start(SinchAccount::new("plan", "token", sinch::APP_KEY, sinch::APP_SECRET))
+            .await
+            .unwrap();
     let url = format!("{}/xms/v1/plan/batches", sinch.base_url());
     let client = reqwest::Client::new();
     let answer = client
@@ -204,14 +178,15 @@ async fn callouts_satisfy_the_voice_spec() {
     assert_eq!(schemes, ["basic", "basic", "signed", "signed"]);
 
     // The emulator's answers: success and the documented errors.
-    let sinch = SinchEmulator::start(SinchAccount::new("plan", "token", APP_KEY, APP_SECRET))
-        .await
-        .unwrap();
+    let sinch =
+        SinchEmulator::start(SinchAccount::new("plan", "token", sinch::APP_KEY, sinch::APP_SECRET))
+            .await
+            .unwrap();
     let client = reqwest::Client::new();
     let post = |body: Value| {
         client
             .post(format!("{}/calling/v1/callouts/", sinch.base_url()))
-            .basic_auth(APP_KEY, Some(APP_SECRET))
+            .basic_auth(sinch::APP_KEY, Some(sinch::APP_SECRET))
             .json(&body)
             .send()
     };

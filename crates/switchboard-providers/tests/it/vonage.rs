@@ -18,20 +18,22 @@ use switchboard_sim::vonage::{
 };
 use switchboard_sim::{Fault, Faults, Receipts};
 
-const API_KEY: &str = "abcd1234";
-const API_SECRET: &str = "emulator-secret";
-const SIGNATURE_SECRET: &str = "emulator-signature-secret";
-const APP: &str = "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab";
+pub(crate) const API_KEY: &str = "abcd1234";
+pub(crate) const API_SECRET: &str = "emulator-secret";
+pub(crate) const SIGNATURE_SECRET: &str = "emulator-signature-secret";
+pub(crate) const APP: &str = "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab";
+/// The provider id the adapter is built under, and its callback path.
+pub(crate) const ID: &str = "vonage-eu";
 const FROM: &str = "+15005550006";
 const TO: &str = "+14155550100";
 
-fn account() -> VonageAccount {
+pub(crate) fn account() -> VonageAccount {
     VonageAccount::new(API_KEY, API_SECRET)
         .with_signature_secret(SIGNATURE_SECRET)
         .with_application(APP, TEST_PUBLIC_KEY_PEM)
 }
 
-fn config(base_url: &str) -> VonageConfig {
+pub(crate) fn config(base_url: &str) -> VonageConfig {
     VonageConfig {
         api_key: Some(API_KEY.into()),
         api_secret: Some(SecretString::from(API_SECRET)),
@@ -56,8 +58,12 @@ fn config(base_url: &str) -> VonageConfig {
 type Harness = support::Harness<switchboard_sim::vonage::Vonage, Vonage>;
 
 fn build(config: &VonageConfig) -> Vonage {
-    Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), config, &BuildContext::default())
-        .unwrap()
+    build_in(config, &BuildContext::default())
+}
+
+/// The adapter `config` describes, under [`ID`], built in `context`.
+pub(crate) fn build_in(config: &VonageConfig, context: &BuildContext) -> Vonage {
+    Vonage::try_new(ProviderId::parse(ID).unwrap(), config, context).unwrap()
 }
 
 async fn harness_with(tweak: impl FnOnce(&mut VonageConfig)) -> Harness {
@@ -281,10 +287,8 @@ async fn with_receipts(adapter_secret: &str) -> (RunningEmulator, Arc<Vonage>, C
     let mut config = config(&vonage.base_url());
     config.signature_secret = Some(SecretString::from(adapter_secret));
     config.api_secret = None;
-    let context = BuildContext { callback_base: Some(endpoint.base("vonage-eu")) };
-    let provider = Arc::new(
-        Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), &config, &context).unwrap(),
-    );
+    let context = BuildContext { callback_base: Some(endpoint.base(ID)) };
+    let provider = Arc::new(build_in(&config, &context));
     endpoint.attach(provider.clone());
     (vonage, provider, endpoint)
 }
@@ -296,10 +300,7 @@ async fn signed_sms_receipts_arrive_and_are_read() {
     let accepted = provider.send(&sms(TO)).await.unwrap();
     let sent = &vonage.received()[0];
     assert_eq!(sent.param("status-report-req"), Some("true"));
-    assert_eq!(
-        sent.param("callback"),
-        Some(format!("{}/sms", endpoint.base("vonage-eu")).as_str())
-    );
+    assert_eq!(sent.param("callback"), Some(format!("{}/sms", endpoint.base(ID)).as_str()));
     let arrival = endpoint.next().await;
     let receipts = arrival.outcome.unwrap().receipts;
     assert_eq!(receipts.len(), 1);
@@ -320,7 +321,7 @@ async fn signed_call_events_arrive_and_are_read() {
     vonage.set_receipts(Receipts::delivered());
     let accepted = provider.send(&call(TO)).await.unwrap();
     let event_url = vonage.received()[0].body["event_url"][0].as_str().unwrap().to_owned();
-    assert_eq!(event_url, format!("{}/voice", endpoint.base("vonage-eu")));
+    assert_eq!(event_url, format!("{}/voice", endpoint.base(ID)));
     let receipts = endpoint.next().await.outcome.unwrap().receipts;
     assert_eq!(receipts[0].message_id, accepted.message_id);
     assert_eq!(receipts[0].state, DeliveryState::Delivered);
@@ -339,10 +340,8 @@ async fn receipts_signed_with_another_secret_are_refused() {
     let mut endpoint = CallbackServer::bind().await;
     let mut config = config(&vonage.base_url());
     config.signature_secret = Some(SecretString::from("a-different-secret"));
-    let context = BuildContext { callback_base: Some(endpoint.base("vonage-eu")) };
-    let provider = Arc::new(
-        Vonage::try_new(ProviderId::parse("vonage-eu").unwrap(), &config, &context).unwrap(),
-    );
+    let context = BuildContext { callback_base: Some(endpoint.base(ID)) };
+    let provider = Arc::new(build_in(&config, &context));
     endpoint.attach(provider.clone());
     vonage.set_receipts(Receipts::delivered());
     // Signed with the wrong secret, the SMS itself is refused (status 14): use a call.
@@ -362,7 +361,7 @@ async fn forged_sms_receipts_are_refused() {
         "timestamp": "1700000000", "nonce": "n", "sig": "00000000000000000000000000000000",
     });
     let response = reqwest::Client::new()
-        .post(format!("{}/sms", endpoint.base("vonage-eu")))
+        .post(format!("{}/sms", endpoint.base(ID)))
         .json(&forged)
         .send()
         .await

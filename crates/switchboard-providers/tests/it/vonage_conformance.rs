@@ -3,65 +3,43 @@
 //! <https://github.com/Nexmo/api-specification>, Voice API 1.3.6 from
 //! <https://github.com/ballerina-platform/openapi-connectors>), distilled into `fixtures/specs/`.
 
-use crate::support;
+use crate::{support, vonage};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use support::{CallbackServer, assert_valid, load_spec, openapi_validator, operation};
-use switchboard_core::{
-    Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
-};
+use switchboard_core::{Channel, MessageText, OutboundMessage};
 use switchboard_providers::vonage::SignatureMethod;
-use switchboard_providers::{BuildContext, Provider, Vonage, VonageConfig};
+use switchboard_providers::{BuildContext, Provider, VonageConfig};
 use switchboard_sim::Receipts;
-use switchboard_sim::vonage::{
-    TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM, VonageAccount, VonageEmulator,
-};
+use switchboard_sim::vonage::{TEST_PRIVATE_KEY_PEM, VonageAccount, VonageEmulator};
 
-const APP: &str = "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab";
-
+/// The adapter module's config, with the secret or (`signed`) the signature secret, and a TTL.
 fn config(base_url: &str, signed: bool) -> VonageConfig {
     VonageConfig {
-        api_key: Some("abcd1234".into()),
-        api_secret: (!signed).then(|| SecretString::from("emulator-secret")),
-        signature_secret: signed.then(|| SecretString::from("signature-secret")),
+        api_secret: (!signed).then(|| SecretString::from(vonage::API_SECRET)),
+        signature_secret: signed.then(|| SecretString::from(vonage::SIGNATURE_SECRET)),
         // HMAC-MD5: `NewMessage.sig` allows at most 60 characters, which a SHA-256 or SHA-512
         // hex digest exceeds (the spec's own receipt example carries a 64-digit `sig`).
         signature_method: SignatureMethod::Md5,
-        application_id: Some(APP.into()),
-        private_key: Some(SecretString::from(TEST_PRIVATE_KEY_PEM)),
-        private_key_file: None,
-        from: Some("+15005550006".into()),
-        voice_from: None,
-        senders: BTreeMap::new(),
-        sms_base_url: base_url.into(),
-        voice_base_url: base_url.into(),
-        timeout_ms: 2000,
-        connect_timeout_ms: 300,
         sms_ttl_ms: Some(300_000),
-        ringing_timer_s: 45,
-        length_timer_s: 90,
+        ..vonage::config(base_url)
     }
 }
 
+/// The adapter module's account, verifying HMAC-MD5 signatures as [`config`] signs.
 fn account() -> VonageAccount {
-    VonageAccount::new("abcd1234", "emulator-secret")
-        .with_signature_secret("signature-secret")
-        .with_signature_method(switchboard_sim::vonage::SignatureMethod::Md5)
-        .with_application(APP, TEST_PUBLIC_KEY_PEM)
+    vonage::account().with_signature_method(switchboard_sim::vonage::SignatureMethod::Md5)
 }
 
+/// An Okta-shaped reference, `text` and the locale vary; the passcode is [`support::CODE`].
 fn message(channel: Channel, text: &str, locale: &str) -> OutboundMessage {
     OutboundMessage {
         reference: "00u1ab2cd3EF4gh5ij6k-evt".into(),
-        destination: Destination::new("+447700900123".into(), Country::parse("GB").unwrap()),
-        channel,
-        passcode: Passcode::parse("918273").unwrap(),
         text: MessageText::new(text.into()),
-        locale: Locale::parse(locale),
+        ..support::message(channel, "+447700900123", "GB", locale)
     }
 }
 
@@ -69,17 +47,10 @@ fn message(channel: Channel, text: &str, locale: &str) -> OutboundMessage {
 async fn capture() -> (Vec<switchboard_sim::vonage::ReceivedSend>, Vec<Value>) {
     let vonage = VonageEmulator::start(account()).await.unwrap();
     let mut endpoint = CallbackServer::bind().await;
-    let context = BuildContext { callback_base: Some(endpoint.base("vonage-eu")) };
+    let context = BuildContext { callback_base: Some(endpoint.base(vonage::ID)) };
     let mut receipts = Vec::new();
     for signed in [false, true] {
-        let provider = Arc::new(
-            Vonage::try_new(
-                ProviderId::parse("vonage-eu").unwrap(),
-                &config(&vonage.base_url(), signed),
-                &context,
-            )
-            .unwrap(),
-        );
+        let provider = Arc::new(vonage::build_in(&config(&vonage.base_url(), signed), &context));
         if signed {
             endpoint.attach(provider.clone());
             vonage.set_receipts(Receipts::delivered());
@@ -186,8 +157,8 @@ async fn emulator_sms_answers_and_receipts_satisfy_sms_yml() {
         async move { client.post(&url).form(&form).send().await.unwrap().json::<Value>().await.unwrap() }
     };
     let ok = post(vec![
-        ("api_key", "abcd1234"),
-        ("api_secret", "emulator-secret"),
+        ("api_key", vonage::API_KEY),
+        ("api_secret", vonage::API_SECRET),
         ("from", "Acme"),
         ("to", "447700900123"),
         ("text", "hi"),
@@ -199,7 +170,7 @@ async fn emulator_sms_answers_and_receipts_satisfy_sms_yml() {
         "a success answer",
     );
     let refused = post(vec![
-        ("api_key", "abcd1234"),
+        ("api_key", vonage::API_KEY),
         ("api_secret", "wrong"),
         ("from", "Acme"),
         ("to", "447700900123"),
@@ -227,8 +198,8 @@ async fn emulator_sms_answers_and_receipts_satisfy_sms_yml() {
         let answer = client
             .post(&url)
             .form(&[
-                ("api_key", "abcd1234"),
-                ("api_secret", "emulator-secret"),
+                ("api_key", vonage::API_KEY),
+                ("api_secret", vonage::API_SECRET),
                 ("from", "Acme"),
                 ("to", to),
                 ("text", "hi"),
@@ -309,12 +280,7 @@ async fn calls_satisfy_the_voice_spec_and_the_ncco_schema() {
 async fn emulator_call_answers_satisfy_the_voice_spec() {
     let voice = load_spec("vonage-voice-1.3.6-openapi.json");
     let vonage = VonageEmulator::start(account()).await.unwrap();
-    let provider = Vonage::try_new(
-        ProviderId::parse("vonage-eu").unwrap(),
-        &config(&vonage.base_url(), false),
-        &BuildContext::default(),
-    )
-    .unwrap();
+    let provider = vonage::build_in(&config(&vonage.base_url(), false), &BuildContext::default());
     // The adapter accepted the call, so the answer parsed; re-check the body shape directly.
     provider.send(&message(Channel::Voice, "", "en-US")).await.unwrap();
     let response =
@@ -325,7 +291,8 @@ async fn emulator_call_answers_satisfy_the_voice_spec() {
         use jsonwebtoken::{Algorithm, EncodingKey, Header};
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let claims = json!({"application_id": APP, "iat": now, "exp": now + 60, "jti": "j"});
+        let claims =
+            json!({"application_id": vonage::APP, "iat": now, "exp": now + 60, "jti": "j"});
         jsonwebtoken::encode(
             &Header::new(Algorithm::RS256),
             &claims,
