@@ -57,12 +57,7 @@ pub(crate) fn build(config: &AwsSmsVoiceConfig) -> AwsSmsVoice {
 type Harness = support::Harness<switchboard_sim::aws::Aws, AwsSmsVoice>;
 
 async fn harness_with(account: AwsAccount, tweak: impl FnOnce(&mut AwsSmsVoiceConfig)) -> Harness {
-    support::start(account, |base_url| {
-        let mut config = config(base_url);
-        tweak(&mut config);
-        build(&config)
-    })
-    .await
+    support::start_tweaked(account, config, tweak, build).await
 }
 
 async fn harness() -> Harness {

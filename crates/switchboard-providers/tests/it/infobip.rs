@@ -36,11 +36,9 @@ fn config(base_url: String) -> InfobipConfig {
 type Harness = support::Harness<switchboard_sim::infobip::Infobip, Arc<Infobip>>;
 
 async fn harness_with(context: BuildContext, tweak: impl FnOnce(&mut InfobipConfig)) -> Harness {
-    support::start(InfobipAccount::new(KEY), |base_url| {
-        let mut config = config(base_url);
-        tweak(&mut config);
+    support::start_tweaked(InfobipAccount::new(KEY), config, tweak, |config| {
         let id = ProviderId::parse("infobip-1").unwrap();
-        Arc::new(Infobip::try_new(id, &config, &context).unwrap())
+        Arc::new(Infobip::try_new(id, config, &context).unwrap())
     })
     .await
 }

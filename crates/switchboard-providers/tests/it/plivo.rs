@@ -43,10 +43,8 @@ fn config(base_url: String) -> PlivoConfig {
 type Harness = support::Harness<switchboard_sim::plivo::Plivo, Arc<Plivo>>;
 
 async fn harness_with(context: BuildContext, tweak: impl FnOnce(&mut PlivoConfig)) -> Harness {
-    support::start(PlivoAccount::new(AUTH_ID, TOKEN), |base_url| {
-        let mut config = config(base_url);
-        tweak(&mut config);
-        Arc::new(Plivo::try_new(ProviderId::parse("plivo-1").unwrap(), &config, &context).unwrap())
+    support::start_tweaked(PlivoAccount::new(AUTH_ID, TOKEN), config, tweak, |config| {
+        Arc::new(Plivo::try_new(ProviderId::parse("plivo-1").unwrap(), config, &context).unwrap())
     })
     .await
 }

@@ -47,6 +47,7 @@ pub(crate) fn config(base_url: &str) -> SinchConfig {
     }
 }
 
+// Alike in sinch.rs and vonage.rs on purpose: the provider's types over `support`'s harness.
 type Harness = support::Harness<switchboard_sim::sinch::Sinch, Sinch>;
 
 fn build(config: &SinchConfig) -> Sinch {
@@ -59,12 +60,7 @@ pub(crate) fn build_in(config: &SinchConfig, context: &BuildContext) -> Sinch {
 }
 
 async fn harness_with(tweak: impl FnOnce(&mut SinchConfig)) -> Harness {
-    support::start(account(), |base_url| {
-        let mut config = config(&base_url);
-        tweak(&mut config);
-        build(&config)
-    })
-    .await
+    support::start_tweaked(account(), |base_url| config(&base_url), tweak, build).await
 }
 
 async fn harness() -> Harness {

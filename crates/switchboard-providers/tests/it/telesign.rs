@@ -43,11 +43,9 @@ async fn harness_with(
     context: BuildContext,
     tweak: impl FnOnce(&mut TelesignConfig),
 ) -> Harness {
-    support::start(account, |base_url| {
-        let mut config = config(base_url);
-        tweak(&mut config);
+    support::start_tweaked(account, config, tweak, |config| {
         let id = ProviderId::parse("telesign-1").unwrap();
-        Arc::new(Telesign::try_new(id, &config, &context).unwrap())
+        Arc::new(Telesign::try_new(id, config, &context).unwrap())
     })
     .await
 }

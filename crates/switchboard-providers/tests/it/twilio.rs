@@ -40,11 +40,9 @@ async fn harness() -> Harness {
 }
 
 async fn harness_with(tweak: impl FnOnce(&mut TwilioConfig)) -> Harness {
-    support::start(TwilioAccount::new(SID, TOKEN), |base_url| {
-        let mut config = config(base_url);
-        tweak(&mut config);
+    support::start_tweaked(TwilioAccount::new(SID, TOKEN), config, tweak, |config| {
         let id = ProviderId::parse("twilio-us").unwrap();
-        Twilio::try_new(id, &config, &BuildContext::default()).unwrap()
+        Twilio::try_new(id, config, &BuildContext::default()).unwrap()
     })
     .await
 }

@@ -55,6 +55,7 @@ pub(crate) fn config(base_url: &str) -> VonageConfig {
     }
 }
 
+// Alike in sinch.rs and vonage.rs on purpose: the provider's types over `support`'s harness.
 type Harness = support::Harness<switchboard_sim::vonage::Vonage, Vonage>;
 
 fn build(config: &VonageConfig) -> Vonage {
@@ -67,12 +68,7 @@ pub(crate) fn build_in(config: &VonageConfig, context: &BuildContext) -> Vonage 
 }
 
 async fn harness_with(tweak: impl FnOnce(&mut VonageConfig)) -> Harness {
-    support::start(account(), |base_url| {
-        let mut config = config(&base_url);
-        tweak(&mut config);
-        build(&config)
-    })
-    .await
+    support::start_tweaked(account(), |base_url| config(&base_url), tweak, build).await
 }
 
 async fn harness() -> Harness {

@@ -19,3 +19,19 @@ pub async fn start<A: AccountApi, P>(
     let provider = build(emulator.base_url());
     Harness { emulator, provider }
 }
+
+/// [`start`] for the usual adapter module: `build` the adapter from `config(base_url)` once
+/// `tweak` has changed what the test needs.
+pub async fn start_tweaked<A: AccountApi, C, P>(
+    account: A::Account,
+    config: impl FnOnce(String) -> C,
+    tweak: impl FnOnce(&mut C),
+    build: impl FnOnce(&C) -> P,
+) -> Harness<A, P> {
+    start(account, |base_url| {
+        let mut config = config(base_url);
+        tweak(&mut config);
+        build(&config)
+    })
+    .await
+}

@@ -11,7 +11,7 @@ mod harness;
 mod receiver;
 pub mod scenarios;
 pub(crate) use callback_server::{CallbackServer, Delivered};
-pub(crate) use harness::{Harness, start};
+pub(crate) use harness::{Harness, start, start_tweaked};
 pub(crate) use receiver::CallbackReceiver;
 
 use switchboard_core::{
