@@ -15,9 +15,7 @@ use std::sync::{Arc, LazyLock};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use support::CallbackServer;
-use switchboard_core::{
-    Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
-};
+use switchboard_core::{Channel, MessageText, OutboundMessage, Passcode, ProviderId};
 use switchboard_providers::{BuildContext, Infobip, InfobipConfig, Provider};
 use switchboard_sim::infobip::{InfobipAccount, InfobipEmulator, ReceivedRequest, RunningEmulator};
 use switchboard_sim::{Fault, Faults, Receipts};
@@ -92,6 +90,20 @@ fn assert_auth_conforms(spec: &Value, operation: &Value, request: &ReceivedReque
     assert_eq!(scheme["name"], "Authorization");
 }
 
+/// `request` is the operation `operation_id` of `spec` (current, for its method and path),
+/// authenticated as that operation accepts, with a body its request schema allows.
+fn assert_request_conforms(
+    spec: &Value,
+    operation_id: &str,
+    request: &ReceivedRequest,
+    what: &str,
+) {
+    let operation = operation(spec, &request.method, &request.path);
+    assert_eq!(operation["operationId"], operation_id);
+    assert_auth_conforms(spec, operation, request);
+    assert_valid(spec, request_schema(operation), &request.body, what);
+}
+
 struct Harness {
     infobip: RunningEmulator,
     provider: Arc<Infobip>,
@@ -125,12 +137,9 @@ async fn harness() -> Harness {
 
 fn message(channel: Channel) -> OutboundMessage {
     OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new("+41793026727".into(), Country::parse("CH").unwrap()),
-        channel,
         passcode: Passcode::parse("5842").unwrap(),
         text: MessageText::new("Your code is 5842".into()),
-        locale: Locale::parse("en-US"),
+        ..support::message(channel, "+41793026727", "CH", "en-US")
     }
 }
 
@@ -139,11 +148,7 @@ async fn the_sms_request_satisfies_send_sms_messages() {
     let Harness { infobip, provider, .. } = harness().await;
     provider.send(&message(Channel::Sms)).await.unwrap();
     let request = &infobip.received()[0];
-    let spec = &*SMS_SPEC;
-    let operation = operation(spec, &request.method, &request.path);
-    assert_eq!(operation["operationId"], "send-sms-messages");
-    assert_auth_conforms(spec, operation, request);
-    assert_valid(spec, request_schema(operation), &request.body, "the SMS request");
+    assert_request_conforms(&SMS_SPEC, "send-sms-messages", request, "the SMS request");
     // The options we rely on are the spec's own: the enum value and the report URL field.
     assert_eq!(request.body["messages"][0]["options"]["validityPeriod"]["timeUnit"], "MINUTES");
     assert!(request.body["messages"][0]["webhooks"]["delivery"]["url"].is_string());
@@ -154,11 +159,7 @@ async fn the_voice_request_satisfies_send_advanced_voice_tts() {
     let Harness { infobip, provider, .. } = harness().await;
     provider.send(&message(Channel::Voice)).await.unwrap();
     let request = &infobip.received()[0];
-    let spec = &*VOICE_SPEC;
-    let operation = operation(spec, &request.method, &request.path);
-    assert_eq!(operation["operationId"], "send-advanced-voice-tts");
-    assert_auth_conforms(spec, operation, request);
-    assert_valid(spec, request_schema(operation), &request.body, "the voice request");
+    assert_request_conforms(&VOICE_SPEC, "send-advanced-voice-tts", request, "the voice request");
 }
 
 #[tokio::test]

@@ -8,9 +8,7 @@ use std::sync::OnceLock;
 
 use secrecy::SecretString;
 use serde_json::Value;
-use switchboard_core::{
-    Channel, Country, Destination, Locale, MessageText, OutboundMessage, Passcode, ProviderId,
-};
+use switchboard_core::{Channel, MessageText, OutboundMessage, ProviderId};
 use switchboard_providers::{BuildContext, Provider, Twilio, TwilioConfig};
 use switchboard_sim::Receipts;
 use switchboard_sim::twilio::{ReceivedSend, TwilioAccount, TwilioEmulator};
@@ -126,12 +124,8 @@ fn violations(operation: &Value, send: &ReceivedSend) -> Vec<String> {
 
 fn message(channel: Channel) -> OutboundMessage {
     OutboundMessage {
-        reference: "evt-1".into(),
-        destination: Destination::new("+14155550100".into(), Country::parse("US").unwrap()),
-        channel,
-        passcode: Passcode::parse("918273").unwrap(),
         text: MessageText::new("Your code is 918273".into()),
-        locale: Locale::parse("en-US"),
+        ..support::message(channel, "+14155550100", "US", "en-US")
     }
 }
 
