@@ -98,6 +98,9 @@ pub enum Admission {
     RetryBudget,
     /// Speculative sends to this country spent their hourly cap: no hedge or race extra now.
     SpendBudget,
+    /// The provider is at the throughput its account is granted (`max_per_second`): the next
+    /// candidate goes instead. Decided by the server's throughput limiter before the rest.
+    AtCapacity,
 }
 
 impl Admission {
@@ -123,6 +126,7 @@ impl Admission {
             Admission::TrialInFlight => "trial_in_flight",
             Admission::RetryBudget => "retry_budget",
             Admission::SpendBudget => "spend_budget",
+            Admission::AtCapacity => "at_capacity",
         }
     }
 }

@@ -275,6 +275,7 @@ impl World {
                     Admission::Disabled | Admission::TrialInFlight => "skip",
                     Admission::RetryBudget => "budget",
                     Admission::SpendBudget => "spend",
+                    Admission::AtCapacity => "capacity",
                 };
                 check(got, expected.unwrap_or("go"))
             }

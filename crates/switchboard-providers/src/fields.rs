@@ -2,11 +2,12 @@
 //!
 //! serde's `flatten` does not combine with `deny_unknown_fields`, so a shared struct cannot
 //! hold them; [`provider_config!`] stamps them onto each provider's struct instead, keeping the
-//! keys (`timeout_ms`, `connect_timeout_ms`) and their checks in one place.
+//! keys (`timeout_ms`, `connect_timeout_ms`, `max_per_second`) and their checks in one place.
 
-/// Declares a provider's config struct with the shared `timeout_ms` and `connect_timeout_ms`
-/// fields appended (default `connect_timeout_ms` 300; the `timeout_ms` default is given), and
-/// their accessors `timeout()`, `connect_timeout()` and `check_timeouts(key_prefix)`.
+/// Declares a provider's config struct with the shared `timeout_ms`, `connect_timeout_ms` and
+/// `max_per_second` fields appended (default `connect_timeout_ms` 300; the `timeout_ms` default
+/// is given; no throughput cap by default), and their accessors `timeout()`,
+/// `connect_timeout()`, `max_per_second()` and `check_shared_fields(key_prefix)`.
 ///
 /// With `senders;` it also stamps `senders(key_prefix)`, the validated senders built from the
 /// provider's own `from`, `voice_from` and `senders` fields (declared by the provider, since
@@ -60,6 +61,12 @@ macro_rules! provider_config {
             /// send).
             #[serde(default = "default_connect_timeout_ms")]
             pub connect_timeout_ms: u64,
+            /// The most messages and calls per second this account may be given: the
+            /// throughput the provider grants it (a US 10DLC campaign's MPS, an AWS origination
+            /// identity's MPS, a long code's 1 MPS). Beyond it routing skips the provider for the
+            /// next one rather than feeding its queue or a storm of 429s. Unset: no cap.
+            #[serde(default)]
+            pub max_per_second: Option<u32>,
         }
 
         fn default_timeout_ms() -> u64 {
@@ -71,12 +78,20 @@ macro_rules! provider_config {
         }
 
         impl $name {
-            /// Checks `timeout_ms` and `connect_timeout_ms` under `key_prefix`.
-            pub(crate) fn check_timeouts(
+            /// Checks `timeout_ms`, `connect_timeout_ms` and `max_per_second` under
+            /// `key_prefix`.
+            pub(crate) fn check_shared_fields(
                 &self,
                 key_prefix: &str,
             ) -> Result<(), switchboard_core::ConfigError> {
-                crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)
+                crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
+                crate::fields::check_max_per_second(key_prefix, self.max_per_second)
+            }
+
+            /// The throughput cap, when one is set.
+            #[must_use]
+            pub fn max_per_second(&self) -> Option<std::num::NonZeroU32> {
+                self.max_per_second.and_then(std::num::NonZeroU32::new)
             }
 
             pub(crate) fn timeout(&self) -> std::time::Duration {
@@ -91,3 +106,23 @@ macro_rules! provider_config {
 }
 
 pub(crate) use provider_config;
+
+/// The highest throughput cap accepted, in messages per second: above what any provider grants
+/// one account, so a larger number is a typo.
+pub(crate) const MAX_PER_SECOND: u32 = 10_000;
+
+/// Checks `{key_prefix}.max_per_second`.
+pub(crate) fn check_max_per_second(
+    key_prefix: &str,
+    max_per_second: Option<u32>,
+) -> Result<(), switchboard_core::ConfigError> {
+    match max_per_second {
+        Some(cap) if !(1..=MAX_PER_SECOND).contains(&cap) => {
+            Err(switchboard_core::ConfigError::invalid(
+                format!("{key_prefix}.max_per_second"),
+                format!("must be between 1 and {MAX_PER_SECOND} messages per second"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}

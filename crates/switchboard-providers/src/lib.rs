@@ -137,6 +137,14 @@ macro_rules! kinds {
                 }
             }
 
+            /// The account's throughput cap (`max_per_second`), when one is set.
+            #[must_use]
+            pub fn max_per_second(&self) -> Option<std::num::NonZeroU32> {
+                match self {
+                    $( ProviderConfig::$variant(config) => config.max_per_second(), )*
+                }
+            }
+
             /// Checks the provider's settings; errors name keys under `key_prefix`
             /// (`providers.NAME`).
             pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {
@@ -214,6 +222,25 @@ mod tests {
         let ProviderConfig::Twilio(twilio) = config else { panic!("{config:?}") };
         assert_eq!(twilio.timeout_ms, 1200);
         assert!(!format!("{config:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn every_kind_takes_a_throughput_cap_checked_by_name() {
+        let parsed: Providers = toml::from_str(&format!("{TWILIO}max_per_second = 30\n")).unwrap();
+        let config = &parsed.providers["twilio-us"];
+        assert_eq!(config.max_per_second().map(std::num::NonZeroU32::get), Some(30));
+        assert!(config.validate("providers.twilio-us").is_ok());
+        let parsed: Providers = toml::from_str(TWILIO).unwrap();
+        assert_eq!(parsed.providers["twilio-us"].max_per_second(), None, "no cap unless set");
+        for bad in [0, 10_001] {
+            let parsed: Providers =
+                toml::from_str(&format!("{TWILIO}max_per_second = {bad}\n")).unwrap();
+            let error = parsed.providers["twilio-us"].validate("providers.twilio-us").unwrap_err();
+            assert!(
+                error.to_string().starts_with("providers.twilio-us.max_per_second: "),
+                "{error}"
+            );
+        }
     }
 
     #[test]

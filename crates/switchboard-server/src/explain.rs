@@ -60,7 +60,7 @@ pub fn explain_offline(settings: &Settings, query: &ExplainQuery) -> Result<Stri
     let live = Live { health: &book, switches: &switches, budget: &budget, spend: &spend };
     let explanation =
         explain(&settings.routes, live, &route_query, Instant::now(), &mut rand::rng());
-    Ok(render_text(&destination, query, &explanation, false))
+    Ok(render_text(&destination, query, &explanation, &settings.throughput, false))
 }
 
 /// Explains against the running server's live health.
@@ -93,9 +93,10 @@ pub(crate) fn explain_live(
             })
         })
     });
+    let caps = shared.throughput.caps();
     Ok((
-        render_text(&destination, query, &explanation, true),
-        render_json(&destination, &explanation),
+        render_text(&destination, query, &explanation, &caps, true),
+        render_json(&destination, &explanation, &caps),
     ))
 }
 
@@ -196,11 +197,15 @@ fn status_text(status: &HealthStatus, now: Instant) -> String {
     }
 }
 
+/// Each capped provider's `max_per_second`.
+type Caps = std::collections::BTreeMap<switchboard_core::ProviderId, std::num::NonZeroU32>;
+
 /// The operator-facing text.
 fn render_text(
     destination: &Destination,
     query: &ExplainQuery,
     explanation: &Explanation,
+    caps: &Caps,
     is_live: bool,
 ) -> String {
     let now = Instant::now();
@@ -283,6 +288,15 @@ fn render_text(
     for exclusion in &plan.excluded {
         let _ = writeln!(out, "excluded     {}: {}", exclusion.provider, exclusion.reason.as_str());
     }
+    for candidate in &plan.candidates {
+        if let Some(cap) = caps.get(candidate.provider()) {
+            let _ = writeln!(
+                out,
+                "throughput   {}: at most {cap} sends a second; beyond that the next candidate goes",
+                candidate.provider()
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "budget       {:.1} of {:.0} extra sends (failover, hedge, race) available now{}",
@@ -295,7 +309,11 @@ fn render_text(
     out
 }
 
-fn render_json(destination: &Destination, explanation: &Explanation) -> serde_json::Value {
+fn render_json(
+    destination: &Destination,
+    explanation: &Explanation,
+    caps: &Caps,
+) -> serde_json::Value {
     let plan = &explanation.plan;
     serde_json::json!({
         "country": destination.country().as_str(),
@@ -325,6 +343,7 @@ fn render_json(destination: &Destination, explanation: &Explanation) -> serde_js
             "is_fail_open": c.is_fail_open,
             "is_exploration": c.is_exploration,
             "notes": c.score.notes.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+            "max_per_second": caps.get(c.provider()).map(|cap| cap.get()),
         })).collect::<Vec<_>>(),
         "excluded": plan.excluded.iter().map(|e| serde_json::json!({
             "provider": e.provider.as_str(), "reason": e.reason.as_str(),

@@ -30,6 +30,7 @@ mod state;
 mod switches;
 #[cfg(test)]
 mod testing;
+mod throughput;
 mod watch;
 
 use std::future::Future;

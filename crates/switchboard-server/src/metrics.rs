@@ -31,6 +31,7 @@ const RECEIPTS: &str = "switchboard_receipts_total";
 const CALLBACKS_REFUSED: &str = "switchboard_callbacks_refused_total";
 const SPECULATION_DECLINED: &str = "switchboard_speculative_sends_declined_total";
 const SHED: &str = "switchboard_hook_shed_total";
+const AT_CAPACITY: &str = "switchboard_provider_at_capacity_total";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -115,6 +116,11 @@ impl Metrics {
             DELIVERIES,
             None,
             "Deliveries finished (after any background attempts), by final outcome, reason and channel.",
+        );
+        describe(
+            AT_CAPACITY,
+            None,
+            "Sends that skipped a provider for the next one because it was at its max_per_second.",
         );
         describe(
             SPECULATION_DECLINED,
@@ -277,6 +283,12 @@ impl Metrics {
 
     /// A send made to learn whether a lower-ranked provider recovered or improved: the share of
     /// traffic that exploration costs.
+    /// A send that skipped `provider` because it was at its throughput cap.
+    pub(crate) fn at_capacity(&self, provider: &ProviderId) {
+        let labels = vec![Label::new("provider", provider.as_str().to_owned())];
+        self.counter(AT_CAPACITY, labels).increment(1);
+    }
+
     pub(crate) fn exploration(&self, provider: &ProviderId) {
         let labels = vec![Label::new("provider", provider.as_str().to_owned())];
         self.counter(EXPLORATIONS, labels).increment(1);

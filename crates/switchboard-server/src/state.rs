@@ -10,6 +10,7 @@
 //! | [`BudgetStore`] | `budget.rs` | the retry budget for speculative sends |
 //! | [`SpendMeter`] | `spend.rs` | what sends cost, for the guard's daily caps and the budget's hourly ones |
 //! | [`SwitchStore`] | `switches.rs` | the operator's switch per provider (enabled, draining, disabled) |
+//! | [`ThroughputLimits`] | `throughput.rs` | each capped provider's sends in the last second |
 //! | [`GuardLimits`] | `guard/limits.rs` | the fraud guard's velocity counters |
 //! | [`Ledger`] | `ledger.rs` | Okta events seen, and each phone's last provider |
 //! | [`SentMessages`] | `sent.rs` | accepted messages, for matching delivery receipts |
@@ -45,6 +46,7 @@ use crate::phone::PhoneHasher;
 use crate::sent::SentMessages;
 use crate::spend::SpendMeter;
 use crate::switches::SwitchStore;
+use crate::throughput::ThroughputLimits;
 
 /// What a reload replaces.
 #[derive(Debug)]
@@ -76,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) budget: BudgetStore,
     /// The operator's switch per provider.
     pub(crate) switches: SwitchStore,
+    /// Each capped provider's throughput bucket.
+    pub(crate) throughput: ThroughputLimits,
     /// What sends cost: the guard's daily caps and the budget's hourly ones.
     pub(crate) spend: SpendMeter,
     /// The guard's velocity counters; they outlive reloads wherever a quota is unchanged.
@@ -109,6 +113,7 @@ impl Shared {
         let health = HealthStore::new(settings.health.clone());
         let budget = BudgetStore::new(settings.health.budget().clone());
         let guard_limits = GuardLimits::new(settings.guard.quotas());
+        let throughput = ThroughputLimits::new(&settings.throughput);
         let ledger = Ledger::new(settings.delivery.ledger_capacity);
         let sent = SentMessages::new(settings.delivery.ledger_capacity);
         Shared {
@@ -117,6 +122,7 @@ impl Shared {
             budget,
             spend: SpendMeter::default(),
             switches: SwitchStore::default(),
+            throughput,
             guard_limits,
             metrics: Metrics::new(),
             phones,
@@ -161,15 +167,20 @@ impl Shared {
         })
     }
 
-    /// Whether `candidate` may be sent to now: the operator's switch, health, and for a
-    /// speculative send the retry budget and its spend cap, agree in one step; nothing is
-    /// claimed or taken on a refusal (see [`switchboard_core::attempt`]).
+    /// Whether `candidate` may be sent to now: the provider's throughput cap, then the
+    /// operator's switch, health, and for a speculative send the retry budget and its spend
+    /// cap, agree in one step; nothing is claimed or taken on their refusal (see
+    /// [`switchboard_core::attempt`]). The throughput token is taken first, so a send that the
+    /// others then refuse has used one: the cap errs on the side of sending less.
     pub(crate) fn begin_attempt(
         &self,
         candidate: &Candidate,
         kind: AttemptKind,
         now: Instant,
     ) -> Admission {
+        if !self.throughput.take(candidate.provider()) {
+            return Admission::AtCapacity;
+        }
         self.health.update(|health| {
             self.budget.update(|budget| {
                 self.spend.update(|spend| {
@@ -195,6 +206,7 @@ impl Shared {
         // And the guard's counters, or every reload would reset what a pumping campaign used
         // (a limit whose quota changed starts afresh).
         self.guard_limits.configure(settings.guard.quotas());
+        self.throughput.configure(&settings.throughput);
         let mut runtime = Runtime::from_settings(settings);
         // Keep the fetched Okta signing keys: refetching is wasted, and during a JWKS outage it
         // would fail every valid token until Okta is back.

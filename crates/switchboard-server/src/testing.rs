@@ -114,11 +114,13 @@ pub(crate) struct Config<'a> {
     pub(crate) guard: &'a str,
     /// Whole sections appended at the end.
     pub(crate) extra: &'a str,
+    /// Keys for `[providers.primary]`.
+    pub(crate) primary: &'a str,
 }
 
 impl Default for Config<'_> {
     fn default() -> Self {
-        Config { server: "", okta: "", guard: "mode = \"monitor\"", extra: "" }
+        Config { server: "", okta: "", guard: "mode = \"monitor\"", extra: "", primary: "" }
     }
 }
 
@@ -128,7 +130,8 @@ pub(crate) fn server_with(
     primary: Mode,
     backup: Mode,
 ) -> (Server, Arc<Fake>, Arc<Fake>) {
-    let Config { server: server_keys, okta: okta_keys, guard, extra } = config;
+    let Config { server: server_keys, okta: okta_keys, guard, extra, primary: primary_keys } =
+        config;
     let config = format!(
         r#"
 [server]
@@ -154,6 +157,7 @@ auth_token = "primary-token"
 from = "+15005550006"
 base_url = "http://127.0.0.1:9"
 timeout_ms = 1000
+{primary_keys}
 
 [providers.backup]
 kind = "twilio"

@@ -172,7 +172,7 @@ impl AwsSmsVoiceConfig {
             ));
         }
         self.endpoint(key_prefix)?;
-        self.check_timeouts(key_prefix)?;
+        self.check_shared_fields(key_prefix)?;
         Ok(())
     }
 

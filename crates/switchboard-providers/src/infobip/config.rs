@@ -94,7 +94,7 @@ impl InfobipConfig {
                 ));
             }
         }
-        self.check_timeouts(key_prefix)?;
+        self.check_shared_fields(key_prefix)?;
         Ok(Validated { senders, base_url })
     }
 }

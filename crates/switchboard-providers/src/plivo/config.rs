@@ -120,7 +120,7 @@ impl PlivoConfig {
             }
         }
         let base_url = crate::url::base_url(key_prefix, &self.base_url)?;
-        self.check_timeouts(key_prefix)?;
+        self.check_shared_fields(key_prefix)?;
         Ok(Validated { senders, base_url })
     }
 }

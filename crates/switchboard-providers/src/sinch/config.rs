@@ -170,7 +170,7 @@ impl SinchConfig {
         }
         crate::url::check_base_url(&key("sms_base_url"), &self.sms_base_url)?;
         crate::url::check_base_url(&key("voice_base_url"), &self.voice_base_url)?;
-        self.check_timeouts(key_prefix)
+        self.check_shared_fields(key_prefix)
     }
 }
 

@@ -101,7 +101,7 @@ impl TelesignConfig {
             }
         }
         let base_url = crate::url::base_url(key_prefix, &self.base_url)?;
-        self.check_timeouts(key_prefix)?;
+        self.check_shared_fields(key_prefix)?;
         Ok(Validated { signing_key: SecretBytes(signing_key), senders, base_url })
     }
 }

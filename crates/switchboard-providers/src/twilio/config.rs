@@ -89,7 +89,7 @@ impl TwilioConfig {
             ));
         }
         self.base_url(key_prefix)?;
-        self.check_timeouts(key_prefix)?;
+        self.check_shared_fields(key_prefix)?;
         if let Some(voice) = &self.voice {
             let is_valid = (1..=64).contains(&voice.len())
                 && voice.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));

@@ -201,7 +201,7 @@ impl VonageConfig {
         }
         crate::url::check_base_url(&key("sms_base_url"), &self.sms_base_url)?;
         crate::url::check_base_url(&key("voice_base_url"), &self.voice_base_url)?;
-        self.check_timeouts(key_prefix)?;
+        self.check_shared_fields(key_prefix)?;
         if let Some(ttl) = self.sms_ttl_ms
             && !(20_000..=604_800_000).contains(&ttl)
         {

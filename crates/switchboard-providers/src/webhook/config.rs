@@ -220,7 +220,7 @@ impl WebhookConfig {
             .map_err(|_| ConfigError::invalid(key("signature_header"), "is not a header name"))?;
         let receipts =
             self.receipts.as_ref().map(|receipts| receipts.check(&key("receipts"))).transpose()?;
-        self.check_timeouts(key_prefix)?;
+        self.check_shared_fields(key_prefix)?;
         Ok(Checked { method, url, channels, headers, body, status_classes, receipts })
     }
 }

@@ -39,6 +39,7 @@ pub(crate) fn config(endpoint_url: String) -> AwsSmsVoiceConfig {
         endpoint_url: Some(endpoint_url),
         timeout_ms: 2000,
         connect_timeout_ms: 300,
+        max_per_second: None,
     }
 }
 

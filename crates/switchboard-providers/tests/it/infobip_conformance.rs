@@ -126,6 +126,7 @@ async fn harness() -> Harness {
         callback_token: Some(SecretString::from(TOKEN)),
         timeout_ms: 2000,
         connect_timeout_ms: 300,
+        max_per_second: None,
     };
     let context = BuildContext { callback_base: Some(callbacks.base("infobip-1")) };
     let provider = Arc::new(

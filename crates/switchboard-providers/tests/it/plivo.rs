@@ -37,6 +37,7 @@ fn config(base_url: String) -> PlivoConfig {
         base_url,
         timeout_ms: 2000,
         connect_timeout_ms: 300,
+        max_per_second: None,
     }
 }
 

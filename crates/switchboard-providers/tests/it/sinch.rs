@@ -44,6 +44,7 @@ pub(crate) fn config(base_url: &str) -> SinchConfig {
         voice_base_url: base_url.into(),
         timeout_ms: 2000,
         connect_timeout_ms: 300,
+        max_per_second: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn config(base_url: String) -> TwilioConfig {
         base_url,
         timeout_ms: 2000,
         connect_timeout_ms: 300,
+        max_per_second: None,
         voice: None,
         validity_period_s: None,
     }

@@ -140,6 +140,7 @@ fn config(base_url: String, from: Option<&str>, service: Option<&str>) -> Twilio
         base_url,
         timeout_ms: 2000,
         connect_timeout_ms: 300,
+        max_per_second: None,
         voice: None,
         validity_period_s: Some(300),
     }

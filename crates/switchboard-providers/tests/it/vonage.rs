@@ -49,6 +49,7 @@ pub(crate) fn config(base_url: &str) -> VonageConfig {
         voice_base_url: base_url.into(),
         timeout_ms: 2000,
         connect_timeout_ms: 300,
+        max_per_second: None,
         sms_ttl_ms: None,
         ringing_timer_s: 45,
         length_timer_s: 90,

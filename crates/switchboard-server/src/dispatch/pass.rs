@@ -275,6 +275,13 @@ impl<'a> Pass<'a> {
                 shared.metrics.speculation_declined(kind.as_str(), admission.as_str());
                 Err(Launch::Declined)
             }
+            Admission::AtCapacity => {
+                // The next candidate goes instead; a later pass may find room again.
+                tracing::debug!(provider = %candidate.provider(), "provider at its max_per_second: skipped");
+                shared.metrics.at_capacity(candidate.provider());
+                self.next += 1;
+                Err(Launch::Skipped)
+            }
             _ => {
                 self.next += 1;
                 Err(Launch::Skipped)

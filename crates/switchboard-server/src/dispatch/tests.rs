@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::waiting::{Backoff, LAST_PASS_LEAD, MAX_BACKOFF, WAIT_FOR_PROVIDER, next_pass_at};
 use super::{DispatchResult, Limits, Progress, Undelivered, deliver};
 use crate::Server;
-use crate::testing::{Fake, Mode, server};
+use crate::testing::{Config, Fake, Mode, server, server_with};
 
 const OK: Mode = Mode::Accept { latency: Duration::from_millis(100) };
 /// The harness's rule, with exploration off so `primary` always goes first.
@@ -271,4 +271,37 @@ async fn the_last_pass_starts_a_second_before_the_code_expires() {
     let late = expiry - Duration::from_millis(1_500);
     assert_eq!(next_pass_at(late, wait, expiry), Some(expiry - LAST_PASS_LEAD), "cut short");
     assert_eq!(next_pass_at(expiry - LAST_PASS_LEAD, wait, expiry), None, "no pass left");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_at_its_throughput_cap_is_skipped_until_its_bucket_refills() {
+    let config = Config { primary: "max_per_second = 2", extra: PRIORITY, ..Config::default() };
+    let (server, primary, backup) = server_with(config, OK, OK);
+    let within = limits(Duration::from_millis(2_400), false, 4);
+    // A wave of five codes at one instant: the primary takes its one second's worth.
+    let wave = futures::future::join_all((0..5).map(|_| dispatch(&server, &within))).await;
+    let by = |name| wave.iter().filter(|(result, _)| delivered_by(name, result)).count();
+    assert_eq!((by("primary"), by("backup")), (2, 3), "{wave:?}");
+    assert_eq!(primary.sends().len(), 2, "nothing queued at the capped provider");
+    assert_eq!(backup.sends().len(), 3);
+    let metrics = server.shared.metrics.render();
+    assert!(
+        metrics.contains(r#"switchboard_provider_at_capacity_total{provider="primary"} 3"#),
+        "{metrics}"
+    );
+    // A second later the bucket is full again and the primary is first once more.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let (result, _) = dispatch(&server, &limits(Duration::from_millis(2_400), false, 4)).await;
+    assert!(delivered_by("primary", &result), "{result:?}");
+    assert_eq!(primary.sends().len(), 3);
+    // And explain says so, in words and in the admin API's JSON.
+    let query = crate::explain::ExplainQuery {
+        number: NUMBER.to_owned(),
+        channel: Channel::Sms,
+        purpose: None,
+    };
+    let (text, json) = crate::explain::explain_live(&server.shared, &query).expect("explained");
+    assert!(text.contains("throughput   primary: at most 2 sends a second"), "{text}");
+    assert_eq!(json["candidates"][0]["max_per_second"], 2, "{json}");
+    assert!(json["candidates"][1]["max_per_second"].is_null(), "{json}");
 }
