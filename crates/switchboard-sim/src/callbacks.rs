@@ -758,3 +758,122 @@ mod tests {
         assert!(serde_json::from_str::<Receipts>(r#"{"delay":5}"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+
+    #[test]
+    fn parses_country_rules_with_codes_as_numbers_or_words() {
+        let receipts: Receipts = serde_json::from_str(
+            r#"{"delivery":[{"countries":["GB"],"delivered_percent":0,"codes":[30007,"busy"],
+                "receipt_delay_ms":20,"lost_percent":5,"lying_percent":10}],"seed":7}"#,
+        )
+        .unwrap();
+        let rule = CountryDelivery::to(&["GB"])
+            .delivered(0.0, &["30007", "busy"])
+            .with_delay(Duration::from_millis(20))
+            .lost(5.0)
+            .lying(10.0);
+        assert_eq!(receipts, Receipts::none().with_rule(rule).with_seed(7));
+        assert_eq!(receipts.check(), Ok(()));
+        let rule: CountryDelivery = serde_json::from_str(r#"{"countries":["*"]}"#).unwrap();
+        assert_eq!(rule, CountryDelivery::to(&["*"]), "delivered_percent defaults to 100");
+        // The old shape still round-trips without the new fields.
+        let json = serde_json::to_value(Receipts::delivered()).unwrap();
+        assert_eq!(json, serde_json::json!({"outcome": {"kind": "delivered"}, "delay_ms": 0}));
+    }
+
+    #[test]
+    fn check_names_the_field_at_fault() {
+        let refused = |rule: CountryDelivery| {
+            Receipts::delivered().with_rule(CountryDelivery::to(&["US"])).with_rule(rule).check()
+        };
+        let reason = refused(CountryDelivery::to(&["GB"]).delivered(150.0, &["1"])).unwrap_err();
+        assert!(reason.starts_with("delivery[1].delivered_percent:"), "{reason}");
+        let reason = refused(CountryDelivery::to(&["GB"]).delivered(50.0, &[])).unwrap_err();
+        assert!(reason.starts_with("delivery[1].codes:"), "{reason}");
+        let reason = refused(CountryDelivery::to(&["GB"]).lost(-1.0)).unwrap_err();
+        assert!(reason.starts_with("delivery[1].lost_percent:"), "{reason}");
+        let reason = refused(CountryDelivery::to(&["GB"]).lying(100.5)).unwrap_err();
+        assert!(reason.starts_with("delivery[1].lying_percent:"), "{reason}");
+        let reason = refused(CountryDelivery::to(&[])).unwrap_err();
+        assert!(reason.starts_with("delivery[1].countries:"), "{reason}");
+        let reason = refused(CountryDelivery::to(&["GBR"])).unwrap_err();
+        assert!(reason.starts_with("delivery[1].countries:"), "{reason}");
+        assert_eq!(refused(CountryDelivery::to(&["gb", "*"]).delivered(100.0, &[])), Ok(()));
+    }
+
+    fn fates(receipts: Receipts, to: &str, n: usize) -> Vec<Handset> {
+        let log = CallbackLog::new(receipts);
+        (0..n).map(|i| log.decide(&format!("m{i}"), Some(to))).for_each(drop);
+        log.handsets.snapshot()
+    }
+
+    #[test]
+    fn the_first_matching_rule_applies_and_unmatched_sends_keep_the_outcome() {
+        let receipts = Receipts::undelivered(30003)
+            .with_rule(CountryDelivery::to(&["GB"]).delivered(0.0, &["30007"]))
+            .with_rule(CountryDelivery::to(&["*"]).lost(100.0));
+        let log = CallbackLog::new(receipts.clone());
+        let gb = log.decide("a", Some("+447700900123"));
+        assert_eq!(gb.report, ReceiptOutcome::Undelivered { code: "30007".into() });
+        assert!(!gb.delivered);
+        let us = log.decide("b", Some("+14155550100"));
+        assert_eq!((us.report, us.delivered), (ReceiptOutcome::None, true), "lost by `*`");
+        let unknown = log.decide("c", Some("alice"));
+        assert_eq!(unknown.report, ReceiptOutcome::None, "an unknown country matches `*`");
+        let only_gb = Receipts { delivery: receipts.delivery[..1].to_vec(), ..receipts };
+        let log = CallbackLog::new(only_gb.with_delay(Duration::from_millis(9)));
+        let fallback = log.decide("d", None);
+        let expected = ReceiptOutcome::Undelivered { code: "30003".into() };
+        assert_eq!((fallback.report, fallback.delay), (expected, Duration::from_millis(9)));
+        let journal = log.handsets.snapshot();
+        assert_eq!(journal[0].country, None);
+        assert!(!journal[0].delivered);
+    }
+
+    #[test]
+    fn shares_over_many_draws_match_the_rule() {
+        let rule = CountryDelivery::to(&["*"]).delivered(70.0, &["1", "2"]).lost(10.0).lying(50.0);
+        let handsets = fates(Receipts::none().with_rule(rule).with_seed(42), "+447700900123", 1000);
+        let count = |keep: &dyn Fn(&Handset) -> bool| handsets.iter().filter(|h| keep(h)).count();
+        let delivered = count(&|h| h.delivered);
+        let lost = count(&|h| h.receipt == HandsetReceipt::Lost);
+        let lying = count(&|h| h.lying);
+        let undelivered = 1000 - delivered;
+        // Binomial standard deviations are about 14 (delivered), 9 (lost) and 8 (lying of ~300):
+        // the bounds are over 5 of them wide, and the seed is fixed, so this cannot flake.
+        assert!((630..=770).contains(&delivered), "delivered {delivered}");
+        assert!((55..=145).contains(&lost), "lost {lost}");
+        assert!(lying * 100 >= undelivered * 35 && lying * 100 <= undelivered * 65, "{lying}");
+        assert!(handsets.iter().all(|h| !h.lying || !h.delivered), "only the undelivered lie");
+        let codes: Vec<_> = handsets
+            .iter()
+            .filter_map(|h| match &h.receipt {
+                HandsetReceipt::Undelivered { code } => Some(code.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(codes.contains(&"1") && codes.contains(&"2"), "both codes are drawn");
+        assert!(handsets.iter().all(|h| h.country.as_deref() == Some("GB")));
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_fates() {
+        let policy = |seed| {
+            Receipts::none()
+                .with_rule(CountryDelivery::to(&["*"]).delivered(50.0, &["1", "2"]).lost(20.0))
+                .with_seed(seed)
+        };
+        let first = fates(policy(3), "+14155550100", 200);
+        assert_eq!(first, fates(policy(3), "+14155550100", 200));
+        assert_ne!(first, fates(policy(4), "+14155550100", 200));
+        // Re-applying a seeded policy restarts the sequence.
+        let log = CallbackLog::new(policy(3));
+        let once: Vec<_> = (0..20).map(|i| log.decide(&format!("m{i}"), None)).collect();
+        log.set_receipts(policy(3));
+        let again: Vec<_> = (0..20).map(|i| log.decide(&format!("m{i}"), None)).collect();
+        assert_eq!(once, again);
+    }
+}
