@@ -22,6 +22,7 @@
 mod admin;
 pub mod aws;
 pub mod callbacks;
+mod country;
 mod emulator;
 pub mod faults;
 pub mod infobip;
@@ -36,7 +37,10 @@ pub mod twilio;
 pub mod vonage;
 pub mod webhook;
 
-pub use callbacks::{CallbackApi, CallbackKind, ReceiptOutcome, Receipts, SentCallback};
+pub use callbacks::{
+    CallbackApi, CallbackKind, CountryDelivery, Handset, HandsetReceipt, ReceiptOutcome, Receipts,
+    SentCallback,
+};
 pub use emulator::{AccountApi, Api, Emulator, Running};
 pub use faults::{Fault, Faults};
 

@@ -352,7 +352,8 @@ fn schedule_report(
     let (Some(url), true) = (url, wants_report) else {
         return;
     };
-    let (status, error) = match log.receipts().outcome {
+    let decision = log.decide(message_id, Some(to));
+    let (status, error) = match decision.report {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => {
             let error = match kind {
@@ -413,5 +414,5 @@ fn schedule_report(
         content_type: "application/json",
         body: json!({"results": [result]}).to_string(),
     };
-    log.schedule(vec![outgoing]);
+    log.schedule(vec![outgoing], decision.delay);
 }

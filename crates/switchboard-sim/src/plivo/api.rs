@@ -329,7 +329,8 @@ fn schedule_status(
     message_uuid: String,
 ) {
     let log = emulator.callback_log();
-    let (status, error_code) = match log.receipts().outcome {
+    let decision = log.decide(&message_uuid, send.to.as_deref());
+    let (status, error_code) = match decision.report {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("delivered", String::new()),
         ReceiptOutcome::Undelivered { code } => ("undelivered", code),
@@ -350,12 +351,12 @@ fn schedule_status(
         params.push(("ErrorCode".to_owned(), error_code));
     }
     let outgoing = signed_outgoing(emulator, CallbackKind::Receipt, url, message_uuid, params);
-    log.schedule(vec![outgoing]);
+    log.schedule(vec![outgoing], decision.delay);
 }
 
 fn schedule_call(emulator: &PlivoEmulator, send: &ReceivedSend, request_uuid: String) {
     let log = emulator.callback_log();
-    let outcome = log.receipts().outcome;
+    let decision = log.decide(&request_uuid, send.to.as_deref());
     let call_uuid = emulator.new_uuid_shaped();
     let common = pairs(&[
         ("CallUUID", call_uuid),
@@ -364,16 +365,17 @@ fn schedule_call(emulator: &PlivoEmulator, send: &ReceivedSend, request_uuid: St
         ("To", send.to.clone().unwrap_or_default()),
         ("Direction", "outbound".to_owned()),
     ]);
-    let answer = match outcome {
-        ReceiptOutcome::Undelivered { .. } => None,
-        ReceiptOutcome::None | ReceiptOutcome::Delivered => send.answer_url.clone().map(|url| {
+    // Plivo fetches the answer URL once the call is answered, whatever the hangup reports.
+    let answer = match decision.delivered {
+        false => None,
+        true => send.answer_url.clone().map(|url| {
             let mut params = common.clone();
             params.push(("CallStatus".to_owned(), "in-progress".to_owned()));
             params.push(("Event".to_owned(), "StartApp".to_owned()));
             signed_outgoing(emulator, CallbackKind::AnswerFetch, url, request_uuid.clone(), params)
         }),
     };
-    let hangup = match (outcome, send.callback_url.clone()) {
+    let hangup = match (decision.report, send.callback_url.clone()) {
         (ReceiptOutcome::None, _) | (_, None) => None,
         (ReceiptOutcome::Delivered, Some(url)) => {
             let mut params = common;
@@ -398,7 +400,7 @@ fn schedule_call(emulator: &PlivoEmulator, send: &ReceivedSend, request_uuid: St
             Some(signed_outgoing(emulator, CallbackKind::Receipt, url, request_uuid, params))
         }
     };
-    log.schedule(answer.into_iter().chain(hangup).collect());
+    log.schedule(answer.into_iter().chain(hangup).collect(), decision.delay);
 }
 
 #[cfg(test)]

@@ -264,7 +264,8 @@ fn send_delivery_report(
     client_reference: Option<&Value>,
 ) {
     let log = emulator.callback_log();
-    let (status, code) = match log.receipts().outcome {
+    let decision = log.decide(batch_id, Some(recipient));
+    let (status, code) = match decision.report {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("Delivered", 0),
         ReceiptOutcome::Undelivered { code } => ("Failed", code.parse::<u32>().unwrap_or(0)),
@@ -281,14 +282,17 @@ fn send_delivery_report(
     if let Some(reference) = client_reference {
         report["client_reference"] = reference.clone();
     }
-    log.schedule(vec![Outgoing {
-        kind: CallbackKind::Receipt,
-        url: url.to_owned(),
-        message_id: batch_id.to_owned(),
-        headers: Vec::new(),
-        content_type: "application/json",
-        body: report.to_string(),
-    }]);
+    log.schedule(
+        vec![Outgoing {
+            kind: CallbackKind::Receipt,
+            url: url.to_owned(),
+            message_id: batch_id.to_owned(),
+            headers: Vec::new(),
+            content_type: "application/json",
+            body: report.to_string(),
+        }],
+        decision.delay,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,7 +444,8 @@ fn is_valid_callout(body: &Value) -> bool {
 /// Posts a signed DiCE event for a call, as Sinch does when the call ends.
 fn send_dice(emulator: &SinchEmulator, url: &str, call_id: &str, tts: &Value) {
     let log = emulator.callback_log();
-    let (result, reason) = match log.receipts().outcome {
+    let decision = log.decide(call_id, tts["destination"]["endpoint"].as_str());
+    let (result, reason) = match decision.report {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("ANSWERED".to_owned(), "CALLEEHANGUP"),
         ReceiptOutcome::Undelivered { code } => (code, "CALLEENOTAVAILABLE"),
@@ -484,14 +489,17 @@ fn send_dice(emulator: &SinchEmulator, url: &str, call_id: &str, tts: &Value) {
         )),
         None => tracing::warn!("emulator application secret is not base64; DiCE goes unsigned"),
     }
-    log.schedule(vec![Outgoing {
-        kind: CallbackKind::Receipt,
-        url: url.to_owned(),
-        message_id: call_id.to_owned(),
-        headers,
-        content_type,
-        body,
-    }]);
+    log.schedule(
+        vec![Outgoing {
+            kind: CallbackKind::Receipt,
+            url: url.to_owned(),
+            message_id: call_id.to_owned(),
+            headers,
+            content_type,
+            body,
+        }],
+        decision.delay,
+    );
 }
 
 fn now_rfc3339(with_millis: bool) -> String {

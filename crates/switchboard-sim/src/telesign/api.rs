@@ -174,7 +174,13 @@ async fn handle_send(
         }
         .or_else(|| emulator.account().account_callback_url.clone());
         if let Some(url) = callback_url {
-            schedule_receipt(emulator, kind, url, reference_id);
+            schedule_receipt(
+                emulator,
+                kind,
+                url,
+                reference_id.clone(),
+                send.phone_number.as_deref(),
+            );
         }
     }
     answer.into_response()
@@ -426,9 +432,11 @@ fn schedule_receipt(
     kind: SendKind,
     url: String,
     reference_id: String,
+    to: Option<&str>,
 ) {
     let log = emulator.callback_log();
-    let (code, description) = match (&log.receipts().outcome, kind) {
+    let decision = log.decide(&reference_id, to);
+    let (code, description) = match (&decision.report, kind) {
         (ReceiptOutcome::None, _) => return,
         (ReceiptOutcome::Delivered, SendKind::Message) => (200, "Delivered to handset".to_owned()),
         (ReceiptOutcome::Delivered, SendKind::Call) => (100, "Call answered".to_owned()),
@@ -468,7 +476,7 @@ fn schedule_receipt(
         content_type: "application/json",
         body,
     };
-    log.schedule(vec![outgoing]);
+    log.schedule(vec![outgoing], decision.delay);
 }
 
 #[cfg(test)]

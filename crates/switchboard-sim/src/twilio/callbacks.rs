@@ -48,12 +48,12 @@ pub(super) struct Created {
 /// Posts the callbacks for `created` on a background task, in order.
 pub(super) fn spawn(emulator: &TwilioEmulator, created: &Created) {
     let log = emulator.callback_log();
-    let outcome = log.receipts().outcome;
-    let outgoing = statuses(created.kind, &outcome, &created.events)
+    let decision = log.decide(&created.sid, created.to.as_deref());
+    let outgoing = statuses(created.kind, &decision.report, &created.events)
         .into_iter()
         .map(|(status, error_code)| signed(emulator, created, form(created, status, error_code)))
         .collect();
-    log.schedule(outgoing);
+    log.schedule(outgoing, decision.delay);
 }
 
 /// The `(status, ErrorCode)` sequence one send reports.

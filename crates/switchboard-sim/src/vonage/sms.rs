@@ -245,7 +245,9 @@ fn send_sms_receipt(
     params: &[(String, String)],
 ) {
     let log = emulator.callback_log();
-    let (status, err_code) = match log.receipts().outcome {
+    let to = crate::request::first_param(params, "to");
+    let decision = log.decide(message_id, to);
+    let (status, err_code) = match decision.report {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => ("delivered", "0".to_owned()),
         ReceiptOutcome::Undelivered { code } => ("failed", code),
@@ -300,14 +302,17 @@ fn send_sms_receipt(
         let sig = signature(&view, secret, account.signature_method);
         fields.insert("sig".into(), sig.to_uppercase());
     }
-    log.schedule(vec![Outgoing {
-        kind: CallbackKind::Receipt,
-        url: callback.to_owned(),
-        message_id: message_id.to_owned(),
-        headers: Vec::new(),
-        content_type: "application/json",
-        body: serde_json::to_string(&fields).unwrap_or_default(),
-    }]);
+    log.schedule(
+        vec![Outgoing {
+            kind: CallbackKind::Receipt,
+            url: callback.to_owned(),
+            message_id: message_id.to_owned(),
+            headers: Vec::new(),
+            content_type: "application/json",
+            body: serde_json::to_string(&fields).unwrap_or_default(),
+        }],
+        decision.delay,
+    );
 }
 
 pub(super) async fn get_balance(

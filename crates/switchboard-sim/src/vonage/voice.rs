@@ -350,7 +350,8 @@ fn send_call_event(
     call: &Value,
 ) {
     let log = emulator.callback_log();
-    let status = match log.receipts().outcome {
+    let decision = log.decide(uuid, call["to"][0]["number"].as_str());
+    let status = match decision.report {
         ReceiptOutcome::None => return,
         ReceiptOutcome::Delivered => "answered".to_owned(),
         ReceiptOutcome::Undelivered { code } => code,
@@ -387,14 +388,17 @@ fn send_call_event(
             Err(error) => tracing::warn!(%error, "emulator could not sign a call event"),
         }
     }
-    log.schedule(vec![Outgoing {
-        kind: CallbackKind::Receipt,
-        url: event_url.to_owned(),
-        message_id: uuid.to_owned(),
-        headers,
-        content_type: "application/json",
-        body,
-    }]);
+    log.schedule(
+        vec![Outgoing {
+            kind: CallbackKind::Receipt,
+            url: event_url.to_owned(),
+            message_id: uuid.to_owned(),
+            headers,
+            content_type: "application/json",
+            body,
+        }],
+        decision.delay,
+    );
 }
 
 /// The Voice API's refusal of a missing or invalid JWT.

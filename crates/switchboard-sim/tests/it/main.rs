@@ -5,6 +5,7 @@
 mod support;
 
 mod aws;
+mod delivery;
 mod infobip;
 mod oauth;
 mod plivo;
