@@ -19,7 +19,7 @@
 //!   undelivered with the provider's own code. The handset gets every message unless the
 //!   outcome is undelivered.
 //! - `delivery`: per-country rules ([`CountryDelivery`]); the first whose `countries` names the
-//!   destination's country (ISO 3166 alpha-2, from the `to` number's calling code) or `"*"`
+//!   destination's country (ISO 3166 alpha-2, read from the `to` number with libphonenumber as the server reads it) or `"*"`
 //!   applies, and a send no rule matches falls back to `outcome`. A rule draws, per send:
 //!   whether the message reaches the handset (`delivered_percent`), else which of `codes` the
 //!   receipt carries; of the undelivered, whether the receipt lies and says "delivered"
@@ -550,11 +550,11 @@ impl CallbackLog {
         let (decision, receipt, lying) = {
             let mut policy = self.policy();
             let Policy { receipts, rng } = &mut *policy;
-            draw(receipts, rng, country)
+            draw(receipts, rng, country.as_deref())
         };
         self.handsets.push(Handset {
             message_id: message_id.to_owned(),
-            country: country.map(str::to_owned),
+            country,
             delivered: decision.delivered,
             receipt,
             lying,
@@ -816,7 +816,7 @@ mod delivery_tests {
             .with_rule(CountryDelivery::to(&["GB"]).delivered(0.0, &["30007"]))
             .with_rule(CountryDelivery::to(&["*"]).lost(100.0));
         let log = CallbackLog::new(receipts.clone());
-        let gb = log.decide("a", Some("+447700900123"));
+        let gb = log.decide("a", Some("+447400123456"));
         assert_eq!(gb.report, ReceiptOutcome::Undelivered { code: "30007".into() });
         assert!(!gb.delivered);
         let us = log.decide("b", Some("+14155550100"));
@@ -836,7 +836,7 @@ mod delivery_tests {
     #[test]
     fn shares_over_many_draws_match_the_rule() {
         let rule = CountryDelivery::to(&["*"]).delivered(70.0, &["1", "2"]).lost(10.0).lying(50.0);
-        let handsets = fates(Receipts::none().with_rule(rule).with_seed(42), "+447700900123", 1000);
+        let handsets = fates(Receipts::none().with_rule(rule).with_seed(42), "+447400123456", 1000);
         let count = |keep: &dyn Fn(&Handset) -> bool| handsets.iter().filter(|h| keep(h)).count();
         let delivered = count(&|h| h.delivered);
         let lost = count(&|h| h.receipt == HandsetReceipt::Lost);

@@ -12,7 +12,7 @@ use crate::support::{self, Receiver};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "emulator-token";
-const GB: &str = "+447700900123";
+const GB: &str = "+447400123456";
 const US: &str = "+14155550100";
 /// Bounds every wait, so a missing receipt fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -197,7 +197,7 @@ async fn vonage_receipts_follow_the_country_rules() {
     let mut expected = Vec::new();
     // Vonage takes numbers without the plus.
     for (to, status, err_code, delivered) in [
-        ("447700900123", "failed", "6", false),
+        ("447400123456", "failed", "6", false),
         ("4915112345678", "delivered", "0", false),
         ("14155550100", "delivered", "0", true),
     ] {
