@@ -19,11 +19,12 @@
 //!   undelivered with the provider's own code. The handset gets every message unless the
 //!   outcome is undelivered.
 //! - `delivery`: per-country rules ([`CountryDelivery`]); the first whose `countries` names the
-//!   destination's country (ISO 3166 alpha-2, read from the `to` number with libphonenumber as the server reads it) or `"*"`
-//!   applies, and a send no rule matches falls back to `outcome`. A rule draws, per send:
-//!   whether the message reaches the handset (`delivered_percent`), else which of `codes` the
-//!   receipt carries; of the undelivered, whether the receipt lies and says "delivered"
-//!   (`lying_percent`); and whether the receipt is lost and never sent (`lost_percent`).
+//!   destination's country (ISO 3166 alpha-2, read from the `to` number with libphonenumber, as
+//!   the server reads it) or `"*"` applies, and a send no rule matches falls back to `outcome`.
+//!   A rule draws, per send: whether the message reaches the handset (`delivered_percent`),
+//!   else which of `codes` the receipt carries; of the undelivered, whether the receipt lies
+//!   and says "delivered" (`lying_percent`); and whether the receipt is lost and never sent
+//!   (`lost_percent`).
 //! - `seed`: re-seeds the draws when the policy is applied, so the same seed and the same sends
 //!   give the same fates.
 //!
