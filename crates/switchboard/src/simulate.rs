@@ -49,7 +49,8 @@ use traffic::Arrival;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateOptions {
     /// A shipped scenario (`all-healthy`, `primary-outage`, `brownout`, `flapping`,
-    /// `rate-limit-storm`, `regional-outage`, `price-change`), `all` for every one, or the path
+    /// `rate-limit-storm`, `regional-outage`, `price-change`, `morning-peak`), `all` for every
+    /// one, or the path
     /// of a scenario file.
     pub scenario: String,
     /// OTPs per run.
@@ -158,7 +159,7 @@ fn run_policy(
         .start_paused(true)
         .build()
         .context("cannot start the simulation runtime")?;
-    let (journal, late_answers) = runtime.block_on(async {
+    let (journal, buckets, late_answers) = runtime.block_on(async {
         let start = Instant::now();
         let world = Arc::new(World::new(Arc::clone(scenario), seed, arrivals.len(), start));
         let late_answers = match policy {
@@ -172,7 +173,8 @@ fn run_policy(
         };
         let world = Arc::try_unwrap(world)
             .map_err(|_| anyhow::anyhow!("simulated providers still in use after the run"))?;
-        anyhow::Ok((world.into_journal(), late_answers))
+        let (journal, buckets) = world.into_parts();
+        anyhow::Ok((journal, buckets, late_answers))
     })?;
     drop(runtime);
     let deadline = settings(scenario, 0, Duration::ZERO)?.okta.deadline;
@@ -184,6 +186,9 @@ fn run_policy(
         scenario.providers.len(),
     );
     report.late_answers = late_answers;
+    report.over_capacity_by_provider = buckets.iter().map(|b| b.over_capacity).collect();
+    report.longest_queue_wait =
+        buckets.iter().map(|b| b.longest_wait).max().unwrap_or(Duration::ZERO);
     report.wall = started.elapsed();
     Ok(report)
 }

@@ -9,6 +9,15 @@
 //! codes. So the journal records the acceptance at its own time (send time + latency) the moment
 //! the send is made, and the run counts it whatever became of the future.
 //!
+//! # Throughput
+//!
+//! A provider with `max_per_second` is a GCRA on the run's clock, the shape of the server's own
+//! cap (`governor`'s: one message per `1/N` s, a burst of `N`). A send the account has room for
+//! goes out as usual; one beyond it is queued (accepted at its latency, but the message leaves,
+//! and the acceptance is recorded, only when its turn comes at `N` per second) or refused (429,
+//! `Retry-After: 1`), as the scenario says. The buckets count only the sends the provider would
+//! otherwise accept.
+//!
 //! # Why one RNG per send?
 //!
 //! Each send draws from an RNG seeded by (run seed, OTP, provider, how many times this OTP went
@@ -25,7 +34,7 @@ use switchboard_core::{Channel, Country, ErrorClass, OutboundMessage, ProviderId
 use switchboard_providers::{Accepted, Provider, ProviderError};
 use tokio::time::Instant;
 
-use super::scenario::{Reply, Scenario};
+use super::scenario::{Capacity, OverCapacity, Reply, Scenario};
 use super::traffic::Arrival;
 
 /// What the emulated providers report as their kind.
@@ -50,18 +59,66 @@ pub(crate) struct World {
     seed: u64,
     pub(crate) start: Instant,
     journal: Mutex<Vec<OtpRecord>>,
+    /// One bucket per provider (unused for providers without a cap).
+    buckets: Mutex<Vec<Bucket>>,
+}
+
+/// One capped provider's GCRA state and what met its cap.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Bucket {
+    /// Theoretical arrival time of the next message, from the start of the run; `None` before
+    /// the first.
+    tat: Option<Duration>,
+    /// Sends beyond the cap (queued or refused).
+    pub(crate) over_capacity: u64,
+    /// The longest a queued message waited for its turn.
+    pub(crate) longest_wait: Duration,
+}
+
+impl Bucket {
+    /// A send `at` into the run under `capacity`: `Some(wait)` if it goes out (after waiting
+    /// `wait` in the queue), `None` if refused.
+    fn admit(&mut self, capacity: Capacity, at: Duration) -> Option<Duration> {
+        // As governor computes it, in whole nanoseconds: the server's bucket and this one agree.
+        let interval = Duration::from_secs(1) / capacity.per_second;
+        let tolerance = interval * (capacity.per_second - 1);
+        let tat = self.tat.unwrap_or(at);
+        let earliest = tat.saturating_sub(tolerance);
+        if at >= earliest {
+            self.tat = Some(tat.max(at) + interval);
+            return Some(Duration::ZERO);
+        }
+        self.over_capacity += 1;
+        match capacity.over {
+            OverCapacity::Refuse => None,
+            OverCapacity::Queue => {
+                let wait = earliest - at;
+                self.longest_wait = self.longest_wait.max(wait);
+                self.tat = Some(tat + interval);
+                Some(wait)
+            }
+        }
+    }
 }
 
 impl World {
     pub(crate) fn new(scenario: Arc<Scenario>, seed: u64, otps: usize, start: Instant) -> World {
         let n_providers = scenario.providers.len();
         let record = OtpRecord { sends_by_provider: vec![0; n_providers], ..OtpRecord::default() };
-        World { scenario, seed, start, journal: Mutex::new(vec![record; otps]) }
+        World {
+            scenario,
+            seed,
+            start,
+            journal: Mutex::new(vec![record; otps]),
+            buckets: Mutex::new(vec![Bucket::default(); n_providers]),
+        }
     }
 
-    /// The journal, once the run is over.
-    pub(crate) fn into_journal(self) -> Vec<OtpRecord> {
-        self.journal.into_inner().unwrap_or_else(PoisonError::into_inner)
+    /// The journal and each provider's bucket, once the run is over.
+    pub(crate) fn into_parts(self) -> (Vec<OtpRecord>, Vec<Bucket>) {
+        let journal = self.journal.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let buckets = self.buckets.into_inner().unwrap_or_else(PoisonError::into_inner);
+        (journal, buckets)
     }
 
     fn journal(&self) -> MutexGuard<'_, Vec<OtpRecord>> {
@@ -91,10 +148,27 @@ impl World {
             provider as u64,
             u64::from(n_before),
         ]));
-        let reply = self.scenario.reply(provider, at, country, &mut rng);
+        let mut reply = self.scenario.reply(provider, at, country, &mut rng);
         if let Reply::Accept { after } = reply {
-            let price = self.scenario.prices_at(at)[provider].price(country, channel);
-            self.journal()[otp].acceptances.push((provider, at + after, price));
+            let wait = match self.scenario.providers[provider].capacity {
+                None => Some(Duration::ZERO),
+                Some(capacity) => self.buckets.lock().unwrap_or_else(PoisonError::into_inner)
+                    [provider]
+                    .admit(capacity, at),
+            };
+            match wait {
+                Some(wait) => {
+                    let price = self.scenario.prices_at(at)[provider].price(country, channel);
+                    self.journal()[otp].acceptances.push((provider, at + after + wait, price));
+                }
+                None => {
+                    reply = Reply::Refuse {
+                        after: after / 3,
+                        class: ErrorClass::RateLimited,
+                        retry_after: Some(Duration::from_secs(1)),
+                    };
+                }
+            }
         }
         reply
     }
@@ -215,5 +289,26 @@ mod tests {
         assert_ne!(mix(&[1, 2, 3, 0]), mix(&[1, 2, 3, 1]));
         assert_ne!(mix(&[1, 2, 3, 0]), mix(&[1, 3, 2, 0]));
         assert_eq!(mix(&[7, 8]), mix(&[7, 8]));
+    }
+
+    #[test]
+    fn a_bucket_passes_a_second_s_worth_then_queues_or_refuses() {
+        let queue = Capacity { per_second: 4, over: OverCapacity::Queue };
+        let mut bucket = Bucket::default();
+        let at = Duration::from_secs(10);
+        let waits: Vec<_> = (0..6).map(|_| bucket.admit(queue, at)).collect();
+        let ms = |ms| Some(Duration::from_millis(ms));
+        assert_eq!(waits, [ms(0), ms(0), ms(0), ms(0), ms(250), ms(500)]);
+        assert_eq!((bucket.over_capacity, bucket.longest_wait), (2, Duration::from_millis(500)));
+        // Two seconds later the queue has drained and the bucket refilled.
+        assert_eq!(bucket.admit(queue, at + Duration::from_secs(2)), ms(0));
+
+        let refuse = Capacity { per_second: 4, over: OverCapacity::Refuse };
+        let mut bucket = Bucket::default();
+        let answers: Vec<_> = (0..6).map(|_| bucket.admit(refuse, at).is_some()).collect();
+        assert_eq!(answers, [true, true, true, true, false, false]);
+        // A refusal takes no turn: a quarter second later one message has room again.
+        assert_eq!(bucket.admit(refuse, at + Duration::from_millis(250)), ms(0));
+        assert_eq!(bucket.admit(refuse, at + Duration::from_millis(250)), None);
     }
 }

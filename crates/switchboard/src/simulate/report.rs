@@ -41,6 +41,11 @@ pub struct PolicyReport {
     /// Hook answers later than the deadline (switchboard only; always 0 for the baselines,
     /// which answer nobody).
     pub late_answers: u64,
+    /// Sends each provider took beyond its `max_per_second` (queued or refused), in the
+    /// scenario's provider order; 0 for providers without a cap.
+    pub over_capacity_by_provider: Vec<u64>,
+    /// The longest any message waited in a provider's queue for its turn.
+    pub longest_queue_wait: Duration,
     /// Wall-clock time the run took.
     pub wall: Duration,
 }
@@ -68,6 +73,8 @@ impl PolicyReport {
             total_cost: 0.0,
             accepted_by_provider: vec![0; n_providers],
             late_answers: 0,
+            over_capacity_by_provider: vec![0; n_providers],
+            longest_queue_wait: Duration::ZERO,
             wall: Duration::ZERO,
         };
         for (arrival, record) in arrivals.iter().zip(journal) {
@@ -148,6 +155,8 @@ pub struct ScenarioReport {
     pub duration: Duration,
     /// Provider ids, in report order.
     pub providers: Vec<String>,
+    /// Each emulated provider's `max_per_second`, if it has one.
+    pub caps: Vec<Option<u32>>,
     /// What each provider alone would have cost per OTP for this traffic (the price in force at
     /// each OTP's arrival, one send each).
     pub single_provider_cost: Vec<f64>,
@@ -179,6 +188,7 @@ impl ScenarioReport {
             deadline,
             duration: scenario.duration,
             providers: scenario.provider_ids().map(str::to_owned).collect(),
+            caps: scenario.providers.iter().map(|p| p.capacity.map(|c| c.per_second)).collect(),
             single_provider_cost,
             policies: Vec::new(),
             targets: scenario.targets.clone(),
@@ -300,6 +310,24 @@ impl ScenarioReport {
             };
             let _ =
                 writeln!(out, "  accepted by {:<12} {}{late}", policy.policy, shares.join("  "));
+        }
+        if self.caps.iter().any(Option::is_some) {
+            for policy in &self.policies {
+                let over: Vec<String> = self
+                    .providers
+                    .iter()
+                    .zip(&self.caps)
+                    .zip(&policy.over_capacity_by_provider)
+                    .filter_map(|((id, cap), n)| cap.map(|cap| format!("{id} {n} (cap {cap}/s)")))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  over capacity {:<12} {}; longest queue wait {} ms",
+                    policy.policy,
+                    over.join("  "),
+                    policy.longest_queue_wait.as_millis()
+                );
+            }
         }
         let singles: Vec<String> = self
             .providers

@@ -25,7 +25,7 @@ use switchboard_core::{Channel, Country};
 
 use self::file::ScenarioFile;
 pub(super) use self::file::TargetsConfig;
-pub(crate) use self::model::Reply;
+pub(crate) use self::model::{Capacity, OverCapacity, Reply};
 use self::model::{EmulatedProvider, Fault, PriceChange, Prices};
 
 /// Okta's hook secret in every simulated request.
@@ -41,6 +41,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("rate-limit-storm", include_str!("../../../../benches/scenarios/rate-limit-storm.toml")),
     ("regional-outage", include_str!("../../../../benches/scenarios/regional-outage.toml")),
     ("price-change", include_str!("../../../../benches/scenarios/price-change.toml")),
+    ("morning-peak", include_str!("../../../../benches/scenarios/morning-peak.toml")),
 ];
 
 /// A validated scenario.
@@ -56,6 +57,8 @@ pub struct Scenario {
     pub(crate) countries: Vec<(Country, f64)>,
     /// Share of voice codes.
     pub(crate) voice_share: f64,
+    /// Surges of the arrival rate, in time order, not overlapping.
+    pub(crate) surges: Vec<Surge>,
     /// Emulated providers, in id order; a provider's index is its position.
     pub(crate) providers: Vec<EmulatedProvider>,
     pub(crate) faults: Vec<Fault>,
@@ -98,6 +101,7 @@ impl Scenario {
             (0.0..=1.0).contains(&file.traffic.voice_share),
             "traffic.voice_share: must be between 0 and 1"
         );
+        let surges = validate_surges(&file.traffic.surges, file.duration_s)?;
         ensure!(!file.providers.is_empty(), "providers: emulate at least one provider");
         let providers = file
             .providers
@@ -137,12 +141,45 @@ impl Scenario {
             duration,
             countries,
             voice_share: file.traffic.voice_share,
+            surges,
             providers,
             faults,
             price_changes,
             targets: file.targets,
             switchboard,
         })
+    }
+
+    /// The arrival rate's integral over the run, in base-rate seconds: `duration` plus what the
+    /// surges add. The base rate is `otps` over this, so the run expects `otps` arrivals.
+    pub(crate) fn base_rate_seconds(&self) -> f64 {
+        let extra: f64 = self
+            .surges
+            .iter()
+            .map(|surge| (surge.multiplier - 1.0) * (surge.until - surge.from))
+            .sum();
+        self.duration.as_secs_f64() + extra
+    }
+
+    /// The time, in seconds from the start, by which the rate's integral reaches `s` base-rate
+    /// seconds: a Poisson stream at the base rate, mapped through this, has the surges. Without
+    /// surges it is `s` itself.
+    pub(crate) fn surge_time(&self, s: f64) -> f64 {
+        let (mut t, mut integral) = (0.0, 0.0);
+        for surge in &self.surges {
+            if s <= integral + (surge.from - t) {
+                break;
+            }
+            integral += surge.from - t;
+            t = surge.from;
+            let inside = surge.multiplier * (surge.until - surge.from);
+            if s <= integral + inside {
+                return t + (s - integral) / surge.multiplier;
+            }
+            integral += inside;
+            t = surge.until;
+        }
+        t + (s - integral)
     }
 
     /// The emulated providers' ids, in index order.
@@ -203,6 +240,54 @@ impl Scenario {
         }
         prices
     }
+}
+
+/// `[[traffic.surges]]`, validated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Surge {
+    /// Start, in seconds.
+    pub(crate) from: f64,
+    /// End (exclusive), in seconds.
+    pub(crate) until: f64,
+    /// Rate multiplier inside.
+    pub(crate) multiplier: f64,
+}
+
+fn validate_surges(surges: &[file::SurgeConfig], duration_s: u64) -> anyhow::Result<Vec<Surge>> {
+    let mut validated: Vec<Surge> = Vec::with_capacity(surges.len());
+    for (position, surge) in surges.iter().enumerate() {
+        let key = format!("traffic.surges[{position}]");
+        ensure!(
+            surge.from_s.is_finite() && surge.from_s >= 0.0,
+            "{key}.from_s: must be at least 0"
+        );
+        ensure!(
+            surge.until_s.is_finite()
+                && surge.until_s > surge.from_s
+                && surge.until_s <= duration_s as f64,
+            "{key}.until_s: must be after from_s and at most duration_s ({duration_s})"
+        );
+        ensure!(
+            surge.rate_multiplier.is_finite()
+                && surge.rate_multiplier > 0.0
+                && surge.rate_multiplier <= 1000.0,
+            "{key}.rate_multiplier: must be above 0 and at most 1000"
+        );
+        validated.push(Surge {
+            from: surge.from_s,
+            until: surge.until_s,
+            multiplier: surge.rate_multiplier,
+        });
+    }
+    validated.sort_by(|a, b| a.from.total_cmp(&b.from));
+    if let Some(pair) = validated.windows(2).find(|pair| pair[1].from < pair[0].until) {
+        bail!(
+            "traffic.surges: the surges from {} s and from {} s overlap",
+            pair[0].from,
+            pair[1].from
+        );
+    }
+    Ok(validated)
 }
 
 fn validate_countries(weights: &BTreeMap<String, f64>) -> anyhow::Result<Vec<(Country, f64)>> {

@@ -110,3 +110,146 @@ fn a_late_acceptance_after_failover_counts_as_a_paid_duplicate() {
     assert!(switchboard.duplicated > 0, "{rendered}");
     assert!(switchboard.duplicated < priority.duplicated / 10, "{rendered}");
 }
+
+/// Two providers, alpha cheaper and capped at 5/s, and a surge to 10/s from 40 s to 60 s
+/// (`otps` 360 over 100 s: 2/s outside). `over` is alpha's over_capacity kind.
+fn morning_peak(over: &str, switchboard_cap: &str) -> Scenario {
+    let text = format!(
+        r#"
+        name = "peak"
+        description = "test"
+        duration_s = 100
+
+        [traffic]
+        countries = {{ US = 1 }}
+        surges = [{{ from_s = 40, until_s = 60, rate_multiplier = 5 }}]
+
+        [providers.alpha]
+        latency_ms = {{ median = 100, p99 = 300 }}
+        prices.default = {{ sms = 0.01, voice_minute = 0.02 }}
+        max_per_second = 5
+        over_capacity = {{ kind = "{over}" }}
+
+        [providers.beta]
+        latency_ms = {{ median = 150, p99 = 400 }}
+        prices.default = {{ sms = 0.03, voice_minute = 0.04 }}
+
+        [switchboard.okta]
+        deadline_ms = 2500
+
+        [switchboard.guard]
+        mode = "monitor"
+
+        [switchboard.providers]
+        alpha = {{ timeout_ms = 1200 {switchboard_cap} }}
+        beta = {{ timeout_ms = 1200 }}
+
+        [[switchboard.routes]]
+        countries = ["*"]
+        providers = ["alpha", "beta"]
+        "#
+    );
+    Scenario::parse(&text).unwrap()
+}
+
+#[test]
+fn at_its_cap_switchboard_moves_the_overflow_where_priority_queues_it() {
+    let report = simulate(morning_peak("queue", ", max_per_second = 5"), 360, 1, &ALL).unwrap();
+    let rendered = report.render();
+    let switchboard = policy(&report, "switchboard");
+    // The server's cap reached the server: alpha never saw a send beyond its account's 5/s,
+    // and the surge's overflow went to beta.
+    assert_eq!(switchboard.over_capacity_by_provider, [0, 0], "{rendered}");
+    assert_eq!(switchboard.longest_queue_wait, Duration::ZERO, "{rendered}");
+    assert!(switchboard.accepted_by_provider[1] >= 50, "{rendered}");
+    assert_eq!(switchboard.within_deadline, 360, "{rendered}");
+    // Static priority feeds alpha the whole surge: its queue grows, and so does the wait.
+    let priority = policy(&report, "priority");
+    assert!(priority.over_capacity_by_provider[0] >= 50, "{rendered}");
+    assert!(priority.longest_queue_wait > report.deadline, "{rendered}");
+    assert!(priority.within_deadline < 360 - 20, "{rendered}");
+    assert!(priority.p99_to_acceptance > switchboard.p99_to_acceptance, "{rendered}");
+    assert!(priority.accepted_by_provider[1] < 5, "queued sends are accepted: {rendered}");
+    assert!(rendered.contains("over capacity priority     alpha "), "{rendered}");
+
+    let again = simulate(morning_peak("queue", ", max_per_second = 5"), 360, 1, &ALL).unwrap();
+    assert_eq!(without_wall_time(report), without_wall_time(again));
+}
+
+#[test]
+fn without_the_cap_in_its_config_switchboard_queues_too() {
+    // The emulated account's cap is a fact of the provider; the server only avoids it if told.
+    let report = simulate(morning_peak("queue", ""), 360, 1, &[Policy::Switchboard]).unwrap();
+    let switchboard = policy(&report, "switchboard");
+    assert!(switchboard.over_capacity_by_provider[0] > 0, "{}", report.render());
+}
+
+#[test]
+fn a_provider_that_refuses_beyond_its_cap_makes_priority_fail_over_per_send() {
+    let report = simulate(morning_peak("refuse", ", max_per_second = 5"), 360, 1, &ALL).unwrap();
+    let rendered = report.render();
+    let priority = policy(&report, "priority");
+    let refused = priority.over_capacity_by_provider[0];
+    assert!(refused >= 50, "{rendered}");
+    // Each refusal is a 429 and a second send to beta; nothing waits in a queue.
+    assert!(priority.sends >= 360 + refused, "{rendered}");
+    assert_eq!(priority.longest_queue_wait, Duration::ZERO, "{rendered}");
+    assert_eq!(priority.within_deadline, 360, "{rendered}");
+    let switchboard = policy(&report, "switchboard");
+    assert_eq!(switchboard.over_capacity_by_provider, [0, 0], "{rendered}");
+    assert!(switchboard.sends < priority.sends, "{rendered}");
+}
+
+#[test]
+fn surge_and_capacity_errors_name_the_key() {
+    let base = r#"
+        name = "bad"
+        description = "test"
+        duration_s = 100
+        [traffic]
+        countries = { US = 1 }
+        SURGES
+        [providers.alpha]
+        latency_ms = { median = 100, p99 = 300 }
+        prices.default = { sms = 0.01, voice_minute = 0.02 }
+        CAPACITY
+        [switchboard.guard]
+        mode = "monitor"
+        [[switchboard.routes]]
+        countries = ["*"]
+        providers = ["alpha"]
+    "#;
+    let error = |surges: &str, capacity: &str| {
+        let text = base.replace("SURGES", surges).replace("CAPACITY", capacity);
+        format!("{:#}", Scenario::parse(&text).unwrap_err())
+    };
+    let surge = |from: f64, until: f64, multiplier: f64| {
+        format!(
+            "surges = [{{ from_s = {from}, until_s = {until}, rate_multiplier = {multiplier} }}]"
+        )
+    };
+    let cases = [
+        (surge(50.0, 150.0, 2.0), String::new(), "traffic.surges[0].until_s"),
+        (surge(-1.0, 50.0, 2.0), String::new(), "traffic.surges[0].from_s"),
+        (surge(10.0, 50.0, 0.0), String::new(), "traffic.surges[0].rate_multiplier"),
+        (
+            "surges = [{ from_s = 10, until_s = 50, rate_multiplier = 2 }, \
+             { from_s = 40, until_s = 60, rate_multiplier = 3 }]"
+                .to_owned(),
+            String::new(),
+            "traffic.surges: the surges from 10 s and from 40 s overlap",
+        ),
+        (String::new(), "max_per_second = 0".to_owned(), "providers.alpha.max_per_second"),
+        (
+            String::new(),
+            "over_capacity = { kind = \"refuse\" }".to_owned(),
+            "providers.alpha.over_capacity",
+        ),
+    ];
+    for (surges, capacity, key) in cases {
+        let message = error(&surges, &capacity);
+        assert!(message.contains(key), "{key}: {message}");
+    }
+    let text = base.replace("SURGES", &surge(10.0, 50.0, 2.0)).replace("CAPACITY", "");
+    assert!(Scenario::parse(&text).is_ok());
+}

@@ -44,6 +44,24 @@ pub struct TrafficConfig {
     /// Share of codes asked for by voice call rather than SMS.
     #[serde(default)]
     pub voice_share: f64,
+    /// Windows in which the arrival rate is multiplied (a 9 am sign-in wave). The run still
+    /// holds `--otps` OTPs: the base rate is chosen so that the whole run, surges included,
+    /// expects that many.
+    #[serde(default)]
+    pub surges: Vec<SurgeConfig>,
+}
+
+/// `[[traffic.surges]]`: the Poisson arrival rate multiplied for a while.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurgeConfig {
+    /// Start, in virtual seconds from the first OTP.
+    pub from_s: f64,
+    /// End (exclusive), at most `duration_s`.
+    pub until_s: f64,
+    /// The arrival rate inside the window, as a multiple of the base rate (above 0; below 1 is a
+    /// lull).
+    pub rate_multiplier: f64,
 }
 
 /// `[providers.ID]`: how one emulated provider behaves when nothing is wrong.
@@ -57,6 +75,24 @@ pub struct EmulatedProviderConfig {
     pub error_share: f64,
     /// What one accepted message costs, in the core's `[prices]` shape.
     pub prices: PricesConfig,
+    /// The account's throughput, in messages per second (a burst of one second's worth, as the
+    /// server's own cap allows); none by default.
+    #[serde(default)]
+    pub max_per_second: Option<u32>,
+    /// What the provider does with a send beyond `max_per_second`; `queue` by default.
+    #[serde(default)]
+    pub over_capacity: Option<OverCapacity>,
+}
+
+/// What a provider at its throughput does with one more send.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OverCapacity {
+    /// Accepts the send at once and queues the message: it goes out when its turn comes at
+    /// `max_per_second`, so its acceptance (and the handset's code) is that much later.
+    Queue,
+    /// Answers HTTP 429 with `Retry-After: 1`; nothing is sent.
+    Refuse,
 }
 
 /// A log-normal latency.

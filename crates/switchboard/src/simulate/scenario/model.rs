@@ -9,6 +9,7 @@ use anyhow::{Context, ensure};
 use rand::Rng;
 use switchboard_core::{Channel, Country, ErrorClass};
 
+pub(crate) use super::file::OverCapacity;
 use super::file::{
     DownFailure, Effect, EmulatedProviderConfig, FaultConfig, LatencyConfig, PriceEntry,
     PricesConfig,
@@ -25,6 +26,16 @@ pub(crate) struct EmulatedProvider {
     latency: (f64, f64),
     error_share: f64,
     pub(crate) prices: Prices,
+    /// The account's throughput and what it does beyond it; `None` is unlimited.
+    pub(crate) capacity: Option<Capacity>,
+}
+
+/// An emulated account's throughput: `per_second` messages a second with a burst of one
+/// second's worth (the same GCRA shape as the server's own cap), and what happens beyond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Capacity {
+    pub(crate) per_second: u32,
+    pub(crate) over: OverCapacity,
 }
 
 /// Validated prices of one provider.
@@ -144,6 +155,16 @@ impl EmulatedProvider {
             (0.0..=1.0).contains(&config.error_share),
             "{key}.error_share: must be between 0 and 1"
         );
+        let capacity = match (config.max_per_second, config.over_capacity) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                anyhow::bail!("{key}.over_capacity: only with max_per_second")
+            }
+            (Some(0), _) => anyhow::bail!("{key}.max_per_second: must be at least 1"),
+            (Some(per_second), over) => {
+                Some(Capacity { per_second, over: over.unwrap_or(OverCapacity::Queue) })
+            }
+        };
         // ln(p99 / median) = 2.326 sigma for a log-normal.
         let sigma = (p99 / median).ln() / 2.326_348;
         Ok(EmulatedProvider {
@@ -151,6 +172,7 @@ impl EmulatedProvider {
             latency: (median.ln(), sigma),
             error_share: config.error_share,
             prices: Prices::try_new(&format!("{key}.prices"), &config.prices)?,
+            capacity,
         })
     }
 
