@@ -10,6 +10,12 @@
 //! simulator swaps for an emulated one of the same id; `timeout_ms` and other keys given under
 //! `[switchboard.providers.ID]` are kept).
 //!
+//! Traffic may surge (`[[traffic.surges]]`: the rate multiplied in a window, the run still
+//! holding `--otps` OTPs), and an emulated account may have a throughput (`max_per_second`,
+//! with `over_capacity` `queue` or `refuse` beyond it). A cap the server should know goes under
+//! `[switchboard.providers.ID]` too, as for a real account: it reaches the server's config
+//! untouched, while the baselines never read it.
+//!
 //! `file` holds the format as written; `model` the validated providers, faults and prices and
 //! what a send meets; this module validates the whole and completes the `[switchboard]` table.
 
