@@ -1,12 +1,27 @@
-//! The per-country delivery policy over loopback: what the receipts of Twilio and Vonage say
-//! for each destination country, and what the handset journal says really reached the phone.
+//! The per-country delivery policy over loopback: what each provider's receipts say for each
+//! destination country, in that provider's own wire format, and what the handset journal says
+//! really reached the phone.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use hmac::Mac;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use switchboard_sim::infobip::{InfobipAccount, InfobipEmulator};
+use switchboard_sim::plivo::{PlivoAccount, PlivoEmulator, RunningEmulator as PlivoRunning};
+use switchboard_sim::sinch::{SinchAccount, SinchEmulator};
+use switchboard_sim::telesign::{
+    RunningEmulator as TelesignRunning, TelesignAccount, TelesignEmulator,
+};
 use switchboard_sim::twilio::{RunningEmulator, TwilioAccount, TwilioEmulator};
-use switchboard_sim::vonage::{VonageAccount, VonageEmulator};
-use switchboard_sim::{CountryDelivery, Handset, HandsetReceipt, Receipts, SentCallback};
+use switchboard_sim::vonage::{
+    TEST_PRIVATE_KEY_PEM, TEST_PUBLIC_KEY_PEM, VonageAccount, VonageEmulator,
+};
+use switchboard_sim::{
+    CallbackApi, CallbackKind, CountryDelivery, Handset, HandsetReceipt, Receipts, Running,
+    SentCallback,
+};
 
 use crate::support::{self, Receiver};
 
@@ -14,6 +29,7 @@ const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "emulator-token";
 const GB: &str = "+447400123456";
 const US: &str = "+14155550100";
+const DE: &str = "+4915123456789";
 /// Bounds every wait, so a missing receipt fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -234,4 +250,364 @@ async fn vonage_receipts_follow_the_country_rules() {
     let countries: Vec<_> = handsets.iter().map(|h| h.country.as_deref()).collect();
     assert_eq!(countries, [Some("GB"), Some("DE"), Some("US")]);
     assert!(handsets[1].lying && !handsets[0].lying && !handsets[2].lying);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same three-country policy for every other provider, read back in its own receipt format.
+
+/// GB is never delivered and its receipts carry `code`; DE is never delivered but its receipts
+/// lie and say "delivered"; US is delivered.
+fn three_countries(code: &str) -> Receipts {
+    Receipts::none()
+        .with_rule(CountryDelivery::to(&["GB"]).delivered(0.0, &[code]))
+        .with_rule(CountryDelivery::to(&["DE"]).delivered(0.0, &[code]).lying(100.0))
+        .with_rule(CountryDelivery::to(&["US"]))
+}
+
+/// `number` without its plus, as Vonage, Telesign, Infobip and Plivo take it.
+fn bare(number: &str) -> &str {
+    number.strip_prefix('+').unwrap()
+}
+
+/// Waits for `n` callbacks to the sends `ids` (to GB, DE and US, in that order, under
+/// [`three_countries`] of `code`); checks the handset journal holds exactly those sends with the
+/// fates the policy decides, and answers the body of each send's receipt, in order.
+async fn three_receipts<A: CallbackApi>(
+    emulator: &Running<A>,
+    ids: &[String; 3],
+    code: &str,
+    n: usize,
+) -> [String; 3] {
+    let made = tokio::time::timeout(PATIENCE, emulator.wait_for_callbacks(n)).await.unwrap();
+    assert_eq!(made.len(), n, "{made:?}");
+    let handsets = emulator.handsets();
+    assert_eq!(handsets.len(), 3, "{handsets:?}");
+    let fates = [
+        (Some("GB"), false, HandsetReceipt::Undelivered { code: code.into() }, false),
+        (Some("DE"), false, HandsetReceipt::Delivered, true),
+        (Some("US"), true, HandsetReceipt::Delivered, false),
+    ];
+    for (id, fate) in ids.iter().zip(fates) {
+        let handset = handset(&handsets, id);
+        let got =
+            (handset.country.as_deref(), handset.delivered, handset.receipt.clone(), handset.lying);
+        assert_eq!(got, fate, "{id}");
+    }
+    ids.clone().map(|id| {
+        let receipts: Vec<_> = made
+            .iter()
+            .filter(|callback| callback.message_id == id && callback.kind == CallbackKind::Receipt)
+            .collect();
+        assert_eq!(receipts.len(), 1, "one receipt for {id}: {made:?}");
+        assert_eq!(receipts[0].status, Some(200), "{:?}", receipts[0]);
+        receipts[0].request_body.clone()
+    })
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap()
+}
+
+/// Three iterators in step.
+fn zip3<A, B, C>(
+    a: impl IntoIterator<Item = A>,
+    b: impl IntoIterator<Item = B>,
+    c: impl IntoIterator<Item = C>,
+) -> impl Iterator<Item = (A, B, C)> {
+    a.into_iter().zip(b).zip(c).map(|((a, b), c)| (a, b, c))
+}
+
+/// Field `name` of a form body.
+fn form_field(body: &str, name: &str) -> Option<String> {
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(body).unwrap();
+    form.into_iter().find(|(key, _)| key == name).map(|(_, value)| value)
+}
+
+#[tokio::test]
+async fn sinch_reports_carry_the_decided_status_and_code() {
+    let sinch =
+        SinchEmulator::start(SinchAccount::new("plan1", "token", "key", "c2VjcmV0")).await.unwrap();
+    let receiver = Receiver::start().await;
+    sinch.set_receipts(three_countries("402"));
+    let mut ids = Vec::new();
+    for to in [GB, DE, US] {
+        let batch = json!({"to": [to], "from": "+15005550006", "body": "x",
+            "delivery_report": "per_recipient", "callback_url": format!("{}/dlr", receiver.base)});
+        let request = reqwest::Client::new()
+            .post(format!("{}/xms/v1/plan1/batches", sinch.base_url()))
+            .bearer_auth("token")
+            .json(&batch);
+        let (status, body) = support::exchange_json(request).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let ids: [String; 3] = ids.try_into().unwrap();
+    let reports = three_receipts(&sinch, &ids, "402", 3).await;
+    for (report, to, (status, code)) in
+        zip3(&reports, [GB, DE, US], [("Failed", 402), ("Delivered", 0), ("Delivered", 0)])
+    {
+        let report = json_of(report);
+        assert_eq!(report["type"], "recipient_delivery_report_sms");
+        assert_eq!(report["recipient"], to);
+        assert_eq!(
+            (report["status"].as_str(), report["code"].as_u64()),
+            (Some(status), Some(code))
+        );
+    }
+}
+
+#[tokio::test]
+async fn sinch_dice_events_carry_the_decided_result() {
+    let sinch =
+        SinchEmulator::start(SinchAccount::new("plan1", "token", "key", "c2VjcmV0")).await.unwrap();
+    let receiver = Receiver::start().await;
+    sinch.set_voice_callback_url(Some(format!("{}/voice", receiver.base)));
+    sinch.set_receipts(three_countries("NOANSWER"));
+    let mut ids = Vec::new();
+    for to in [GB, DE, US] {
+        let callout = json!({"method": "ttsCallout", "ttsCallout": {"cli": "+15005550006",
+            "destination": {"type": "number", "endpoint": to}, "text": "1, 2, 3",
+            "locale": "en-US", "enableDice": true}});
+        let request = reqwest::Client::new()
+            .post(format!("{}/calling/v1/callouts", sinch.base_url()))
+            .basic_auth("key", Some("c2VjcmV0"))
+            .json(&callout);
+        let (status, body) = support::exchange_json(request).await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(body["callId"].as_str().unwrap().to_owned());
+    }
+    let ids: [String; 3] = ids.try_into().unwrap();
+    let events = three_receipts(&sinch, &ids, "NOANSWER", 3).await;
+    for (event, to, (result, reason)) in zip3(
+        &events,
+        [GB, DE, US],
+        [
+            ("NOANSWER", "CALLEENOTAVAILABLE"),
+            ("ANSWERED", "CALLEEHANGUP"),
+            ("ANSWERED", "CALLEEHANGUP"),
+        ],
+    ) {
+        let event = json_of(event);
+        assert_eq!(event["event"], "dice");
+        assert_eq!(event["to"]["endpoint"], to);
+        assert_eq!(
+            (event["result"].as_str(), event["reason"].as_str()),
+            (Some(result), Some(reason))
+        );
+    }
+}
+
+const TELESIGN_CUSTOMER: &str = "FFFFFFFF-EEEE-DDDD-1234-AB1234567890";
+/// base64("signing-key-for-tests").
+const TELESIGN_KEY: &str = "c2lnbmluZy1rZXktZm9yLXRlc3Rz";
+
+/// Signs and posts `body` to Telesign's `/v1/messaging` as its SDK does, with `nonce`;
+/// answers the reference id.
+async fn telesign_sms(telesign: &TelesignRunning, body: &str, nonce: &str) -> String {
+    let content_type = "application/x-www-form-urlencoded";
+    let date = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        ))
+        .unwrap();
+    let string_to_sign = format!(
+        "POST\n{content_type}\n{date}\nx-ts-auth-method:HMAC-SHA256\nx-ts-nonce:{nonce}\n{body}\n/v1/messaging"
+    );
+    let key = base64::engine::general_purpose::STANDARD.decode(TELESIGN_KEY).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(string_to_sign.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let request = reqwest::Client::new()
+        .post(format!("{}/v1/messaging", telesign.base_url()))
+        .header("Authorization", format!("TSA {TELESIGN_CUSTOMER}:{signature}"))
+        .header("Content-Type", content_type)
+        .header("Date", date)
+        .header("x-ts-auth-method", "HMAC-SHA256")
+        .header("x-ts-nonce", nonce)
+        .body(body.to_owned());
+    let (status, answer) = support::exchange_json(request).await;
+    assert_eq!((status, answer["status"]["code"].as_i64()), (200, Some(290)), "{answer}");
+    answer["reference_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn telesign_receipts_carry_the_decided_status_code() {
+    let telesign = TelesignEmulator::start(TelesignAccount::new(TELESIGN_CUSTOMER, TELESIGN_KEY))
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    telesign.set_receipts(three_countries("211"));
+    let mut ids = Vec::new();
+    for (index, to) in [GB, DE, US].into_iter().enumerate() {
+        let body = serde_urlencoded::to_string([
+            ("phone_number", bare(to)),
+            ("message", "Your code is 1234"),
+            ("message_type", "OTP"),
+            ("callback_url", &format!("{}/telesign", receiver.base)),
+        ])
+        .unwrap();
+        let nonce = format!("2b2e1f5a-0c1d-4c1e-9a4b-00000000000{index}");
+        ids.push(telesign_sms(&telesign, &body, &nonce).await);
+    }
+    let ids: [String; 3] = ids.try_into().unwrap();
+    let receipts = three_receipts(&telesign, &ids, "211", 3).await;
+    for (receipt, id, (code, description)) in zip3(
+        &receipts,
+        &ids,
+        [(211, "Not delivered"), (200, "Delivered to handset"), (200, "Delivered to handset")],
+    ) {
+        let receipt = json_of(receipt);
+        assert_eq!(
+            (receipt["reference_id"].as_str(), receipt["sub_resource"].as_str()),
+            (Some(id.as_str()), Some("sms"))
+        );
+        let status = &receipt["status"];
+        assert_eq!(
+            (status["code"].as_i64(), status["description"].as_str()),
+            (Some(code), Some(description))
+        );
+    }
+}
+
+#[tokio::test]
+async fn infobip_reports_carry_the_decided_status_and_error() {
+    let infobip = InfobipEmulator::start(InfobipAccount::new("emulator-api-key")).await.unwrap();
+    let receiver = Receiver::start().await;
+    infobip.set_receipts(three_countries("14"));
+    let mut ids = Vec::new();
+    for to in [GB, DE, US] {
+        let body = json!({"messages": [{"destinations": [{"to": bare(to)}], "content": {"text": "x"},
+            "webhooks": {"delivery": {"url": format!("{}/reports", receiver.base)}}}]});
+        let request = reqwest::Client::new()
+            .post(format!("{}/sms/3/messages", infobip.base_url()))
+            .header("Authorization", "App emulator-api-key")
+            .json(&body);
+        let (status, answer) = support::exchange_json(request).await;
+        assert_eq!(status, 200, "{answer}");
+        ids.push(answer["messages"][0]["messageId"].as_str().unwrap().to_owned());
+    }
+    let ids: [String; 3] = ids.try_into().unwrap();
+    let reports = three_receipts(&infobip, &ids, "14", 3).await;
+    for (report, to, (status_id, group, error_id)) in zip3(
+        &reports,
+        [GB, DE, US],
+        [(14, "REJECTED", 27), (5, "DELIVERED", 0), (5, "DELIVERED", 0)],
+    ) {
+        let result = &json_of(report)["results"][0];
+        assert_eq!(result["to"], bare(to));
+        assert_eq!(
+            (result["status"]["id"].as_u64(), result["status"]["groupName"].as_str()),
+            (Some(status_id), Some(group)),
+            "{to}"
+        );
+        assert_eq!(result["error"]["id"].as_u64(), Some(error_id), "{to}");
+    }
+}
+
+async fn plivo_post(plivo: &PlivoRunning, resource: &str, body: &Value) -> Value {
+    let request = reqwest::Client::new()
+        .post(format!("{}/v1/Account/{PLIVO_ID}/{resource}/", plivo.base_url()))
+        .basic_auth(PLIVO_ID, Some(PLIVO_TOKEN))
+        .json(body);
+    let (status, answer) = support::exchange_json(request).await;
+    assert!(status == 201 || status == 202, "{status} {answer}");
+    answer
+}
+
+const PLIVO_ID: &str = "MAXXXXXXXXXXXXXXXXXX";
+const PLIVO_TOKEN: &str = "emulator-auth-token";
+
+#[tokio::test]
+async fn plivo_sms_statuses_carry_the_decided_status_and_error_code() {
+    let plivo = PlivoEmulator::start(PlivoAccount::new(PLIVO_ID, PLIVO_TOKEN)).await.unwrap();
+    let receiver = Receiver::start().await;
+    plivo.set_receipts(three_countries("30"));
+    let mut ids = Vec::new();
+    for to in [GB, DE, US] {
+        let sms = json!({"src": "+15005550006", "dst": bare(to), "text": "x",
+            "url": format!("{}/plivo", receiver.base)});
+        let answer = plivo_post(&plivo, "Message", &sms).await;
+        ids.push(answer["message_uuid"][0].as_str().unwrap().to_owned());
+    }
+    let ids: [String; 3] = ids.try_into().unwrap();
+    let statuses = three_receipts(&plivo, &ids, "30", 3).await;
+    for (body, to, expected) in zip3(
+        &statuses,
+        [GB, DE, US],
+        [("undelivered", Some("30")), ("delivered", None), ("delivered", None)],
+    ) {
+        assert_eq!(form_field(body, "To").as_deref(), Some(bare(to)));
+        let got = (form_field(body, "Status"), form_field(body, "ErrorCode"));
+        assert_eq!(got, (Some(expected.0.into()), expected.1.map(String::from)), "{to}");
+    }
+}
+
+#[tokio::test]
+async fn plivo_calls_fetch_only_when_answered_and_hang_up_as_decided() {
+    let plivo = PlivoEmulator::start(PlivoAccount::new(PLIVO_ID, PLIVO_TOKEN)).await.unwrap();
+    let receiver = Receiver::start().await;
+    plivo.set_receipts(three_countries("3010"));
+    let mut ids = Vec::new();
+    for to in [GB, DE, US] {
+        let call = json!({"from": "+15005550006", "to": bare(to),
+            "answer_url": format!("{}/answer", receiver.base),
+            "hangup_url": format!("{}/hangup", receiver.base)});
+        let answer = plivo_post(&plivo, "Call", &call).await;
+        ids.push(answer["request_uuid"].as_str().unwrap().to_owned());
+    }
+    let ids: [String; 3] = ids.try_into().unwrap();
+    // Three hangups and one answer fetch: only the US call was answered.
+    let hangups = three_receipts(&plivo, &ids, "3010", 4).await;
+    let fetched: Vec<_> = plivo
+        .callbacks()
+        .into_iter()
+        .filter(|callback| callback.kind == CallbackKind::AnswerFetch)
+        .map(|callback| callback.message_id)
+        .collect();
+    assert_eq!(fetched, [ids[2].clone()]);
+    for (body, to, expected) in zip3(
+        &hangups,
+        [GB, DE, US],
+        [("no-answer", "3010"), ("completed", "4000"), ("completed", "4000")],
+    ) {
+        let got = (form_field(body, "CallStatus"), form_field(body, "HangupCauseCode"));
+        assert_eq!(got, (Some(expected.0.into()), Some(expected.1.into())), "{to}");
+    }
+}
+
+#[tokio::test]
+async fn vonage_call_events_carry_the_decided_status() {
+    const APP: &str = "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab";
+    let account =
+        VonageAccount::new("abcd1234", "secret").with_application(APP, TEST_PUBLIC_KEY_PEM);
+    let vonage = VonageEmulator::start(account).await.unwrap();
+    let receiver = Receiver::start().await;
+    vonage.set_receipts(three_countries("busy"));
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({"application_id": APP, "iat": now, "exp": now + 60, "jti": "7e1d"});
+    let key = EncodingKey::from_rsa_pem(TEST_PRIVATE_KEY_PEM.as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();
+    let mut ids = Vec::new();
+    for to in [GB, DE, US] {
+        let call = json!({
+            "to": [{"type": "phone", "number": bare(to)}],
+            "from": {"type": "phone", "number": "14155550199"},
+            "ncco": [{"action": "talk", "text": "1, 2, 3", "language": "en-GB"}],
+            "event_url": [format!("{}/event", receiver.base)],
+        });
+        let request = reqwest::Client::new()
+            .post(format!("{}/v1/calls", vonage.base_url()))
+            .bearer_auth(&token)
+            .json(&call);
+        let (status, answer) = support::exchange_json(request).await;
+        assert_eq!(status, 201, "{answer}");
+        ids.push(answer["uuid"].as_str().unwrap().to_owned());
+    }
+    let ids: [String; 3] = ids.try_into().unwrap();
+    let events = three_receipts(&vonage, &ids, "busy", 3).await;
+    for (event, to, status) in zip3(&events, [GB, DE, US], ["busy", "answered", "answered"]) {
+        let event = json_of(event);
+        assert_eq!(event["to"], bare(to));
+        assert_eq!(event["status"].as_str(), Some(status), "{to}");
+    }
 }
