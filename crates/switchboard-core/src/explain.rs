@@ -98,8 +98,6 @@ pub fn explain(
                 ejection_cause: None,
                 successes: 0,
                 failures: 0,
-                delivered: 0.0,
-                undelivered: 0.0,
                 estimate: health.estimate(&key, now),
                 key,
             })

@@ -57,7 +57,7 @@ pub use health::{
     KeyEstimate, ProviderSnapshot,
 };
 pub use message::OutboundMessage;
-pub use outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass, Failure};
+pub use outcome::{AttemptOutcome, Certainty, Conversion, Delivery, ErrorClass, Failure};
 pub use plan::{
     Candidate, Exclusion, ExclusionReason, NumberDigits, Plan, RankNote, RouteQuery, Score,
     Strategy, plan,

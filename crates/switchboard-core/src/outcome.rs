@@ -168,6 +168,50 @@ impl Delivery {
     }
 }
 
+/// What Okta said, or did not say, about a code a provider accepted: the conversion signal
+/// ([`crate::health::HealthBook::record_conversion`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Conversion {
+    /// The user entered the code (an Okta MFA verification or factor activation succeeded).
+    Entered,
+    /// A resend for the same number came inside the code's life: it likely did not arrive.
+    /// `confirmed` when Okta's events confirmed the resend's code instead; otherwise it is a weak
+    /// signal (users also ask again out of impatience) and weighs half.
+    Superseded {
+        /// Whether Okta confirmed the code that superseded it.
+        confirmed: bool,
+    },
+    /// The code's life ended and Okta never reported it entered.
+    NotEntered,
+}
+
+impl Conversion {
+    /// Whether this says the code arrived.
+    #[must_use]
+    pub fn is_entered(self) -> bool {
+        self == Conversion::Entered
+    }
+
+    /// How much this observation weighs: a resend alone is half a non-delivery.
+    #[must_use]
+    pub fn weight(self) -> f64 {
+        match self {
+            Conversion::Superseded { confirmed: false } => 0.5,
+            _ => 1.0,
+        }
+    }
+
+    /// Lower-case label for logs and metrics.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Conversion::Entered => "entered",
+            Conversion::Superseded { .. } => "superseded",
+            Conversion::NotEntered => "not_entered",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,8 @@
 //!   four are the defaults, shorter than production's so scripts stay short). Also `pct=` and
 //!   `minreq=` (failure-percentage ejection, default 50 and 20), `window=` (default 60),
 //!   `tau=` and `prior=` (latency, default 10 and 1), `halflife=`, `receipts=` and `delivery=`
-//!   (receipt decay, minimum count, minimum delivered percent; default 600, 20, 50),
+//!   (receipt decay, minimum count, minimum delivered percent; default 600, 10, 50),
+//!   `conversions=` (conversions needed to eject, default 20),
 //!   `budget_pct=`, `budget_min=`, `budget_burst=` (default 20, 1, 20) and `spend=CC:amount`
 //! - `route <countries> <channels> <providers> [key=value ...]` with comma lists
 //!   (`route US,CA sms twilio,backup optimize=cost`); the first one replaces the default
@@ -24,7 +25,8 @@
 //! - `<key> <outcome> [<ms>ms] [x<n>]` records an outcome `n` times, with that latency (default
 //!   100 ms): `ok`, `timeout`, `5xx`, `auth`, `funds`, `invalid`, `blocked`, `fraud`, `429`,
 //!   `429/<seconds>` (with retry-after), or a receipt: `delivered`, `undelivered`,
-//!   `undelivered-invalid` (a number-level reason)
+//!   `undelivered-invalid` (a number-level reason), or a conversion: `entered`, `not-entered`,
+//!   `superseded` (a resend, weak), `superseded-confirmed`
 //! - `request [x<n>]` deposits hook requests into the retry budget
 //! - `begin <key> [failover|hedge|race] -> go|skip|budget|spend` asks whether dispatch may send
 //!   (`-> go` may be left out); the candidate is taken from the current plan for the key's
@@ -67,7 +69,7 @@ use crate::budget::RetryBudget;
 use crate::config::ConfigError;
 use crate::domain::{Channel, Country, ProviderId, Purpose};
 use crate::health::{HealthBook, HealthConfig, HealthKey, HealthPolicy, HealthStatus};
-use crate::outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass, Failure};
+use crate::outcome::{AttemptOutcome, Certainty, Conversion, Delivery, ErrorClass, Failure};
 use crate::plan::{
     Candidate, ExclusionReason, NumberDigits, Plan, RouteQuery, Score, Strategy, plan,
 };
@@ -402,6 +404,20 @@ impl World {
                             Delivery::Undelivered(ErrorClass::InvalidNumber),
                             now,
                         ),
+                        "entered" => self.book.record_conversion(&key, Conversion::Entered, now),
+                        "not-entered" => {
+                            self.book.record_conversion(&key, Conversion::NotEntered, now)
+                        }
+                        "superseded" => self.book.record_conversion(
+                            &key,
+                            Conversion::Superseded { confirmed: false },
+                            now,
+                        ),
+                        "superseded-confirmed" => self.book.record_conversion(
+                            &key,
+                            Conversion::Superseded { confirmed: true },
+                            now,
+                        ),
                         _ => self.book.record(&key, &parse_outcome(outcome)?, elapsed, now),
                     }
                 }
@@ -662,6 +678,7 @@ fn policy_from(text: &str) -> Result<HealthPolicy, ConfigError> {
             "halflife" => config.receipt_half_life_ms = millis,
             "receipts" => config.receipt_min_count = number as u32,
             "delivery" => config.receipt_min_delivery_percent = number as u32,
+            "conversions" => config.conversion_min_count = number as u32,
             "budget_pct" => config.budget.percent = number as u32,
             "budget_min" => config.budget.min_per_second = number,
             "budget_burst" => config.budget.burst = number as u32,

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::config::{HealthPolicy, later};
-use super::estimators::{FADING_ATTEMPTS, Fading, PRIOR_REQUESTS, PRIOR_SUCCESS_RATE};
+use super::delivery::{DeliveryEvidence, Judging, judge};
+use super::estimators::{FADING_ATTEMPTS, Fading, PRIOR_REQUESTS, PRIOR_SUCCESS_RATE, Tally};
 use super::key::{EjectionCause, HealthKey, HealthStatus, KeyEstimate, KeyHealth};
 use crate::domain::ProviderId;
-use crate::outcome::{AttemptOutcome, Certainty, Delivery, ErrorClass};
+use crate::outcome::{AttemptOutcome, Certainty, Conversion, Delivery, ErrorClass};
 use crate::switch::{OperatorState, OperatorSwitches};
 
 /// Shortest time between two early trials of one ejected key ([`HealthBook::claim_early_trial`]).
@@ -37,11 +38,8 @@ pub struct HealthSnapshot {
     pub successes: u32,
     /// Provider-fault failures in the window.
     pub failures: u32,
-    /// Receipts, after decay: delivered.
-    pub delivered: f64,
-    /// Receipts, after decay: not delivered for a provider-side reason.
-    pub undelivered: f64,
-    /// The estimates ranking uses.
+    /// The estimates ranking uses, with the delivery evidence (receipts, conversions, receipt
+    /// coverage) and its verdicts.
     pub estimate: KeyEstimate,
 }
 
@@ -155,16 +153,95 @@ impl HealthBook {
         }
     }
 
-    /// Takes in a delivery receipt for a message `key`'s provider accepted. Number-level reasons
-    /// (the recipient opted out, the number does not exist) say nothing about the provider.
+    /// Takes in a final delivery receipt for a message `key`'s provider accepted. Every class
+    /// counts: one number-level receipt (filtered, blocked, unknown subscriber) is a verdict on
+    /// its number, and dispatch does not fail over on it, but many on one route while peers
+    /// deliver are a verdict on the route (`delivery.rs`). Ejects the key when its receipts are
+    /// a sustained route problem.
     pub fn record_receipt(&mut self, key: &HealthKey, delivery: Delivery, now: Instant) {
-        let is_delivered = match delivery {
-            Delivery::Delivered => true,
-            Delivery::Undelivered(class) if class.is_provider_fault() => false,
-            Delivery::Undelivered(_) => return,
-        };
+        let is_delivered = matches!(delivery, Delivery::Delivered);
+        let half_life = self.policy.receipt_half_life;
+        let health = self.keys.entry(key.clone()).or_default();
+        health.receipts.add(is_delivered, 1.0, half_life, now);
+        if !is_delivered && health.ejection.is_none() && self.evidence(key, now).receipts.ejects() {
+            self.eject(key, EjectionCause::Undelivered, now);
+        }
+    }
+
+    /// A message `key`'s provider accepted got no final receipt within `receipt_grace_ms`: it
+    /// counts toward the key's receipt coverage, never against its delivery.
+    pub fn record_receipt_missing(&mut self, key: &HealthKey, now: Instant) {
+        let half_life = self.policy.receipt_half_life;
+        self.keys.entry(key.clone()).or_default().receipts_missing.add(false, 1.0, half_life, now);
+    }
+
+    /// Takes in what Okta said (or did not say) about a code sent on `key`. Ejects the key when
+    /// its conversions are a sustained route problem.
+    pub fn record_conversion(&mut self, key: &HealthKey, conversion: Conversion, now: Instant) {
+        let half_life = self.policy.conversion_half_life;
+        let health = self.keys.entry(key.clone()).or_default();
+        health.conversions.add(conversion.is_entered(), conversion.weight(), half_life, now);
+        if !conversion.is_entered()
+            && health.ejection.is_none()
+            && self.evidence(key, now).conversions.ejects()
+        {
+            self.eject(key, EjectionCause::Unconverted, now);
+        }
+    }
+
+    fn eject(&mut self, key: &HealthKey, cause: EjectionCause, now: Instant) {
+        if let Some(health) = self.keys.get_mut(key) {
+            health.eject(&self.policy, cause, now);
+        }
+    }
+
+    /// What receipts and conversions say about `key` at `now`, against its peers: the other
+    /// providers' keys for the same country and channel.
+    #[must_use]
+    pub fn evidence(&self, key: &HealthKey, now: Instant) -> DeliveryEvidence {
+        let Some(health) = self.keys.get(key) else { return DeliveryEvidence::NONE };
         let policy = &self.policy;
-        self.keys.entry(key.clone()).or_default().on_receipt(is_delivered, policy, now);
+        let peers: Vec<&KeyHealth> = self
+            .pools
+            .keys()
+            .filter(|provider| *provider != key.provider())
+            .filter_map(|provider| {
+                self.keys.get(&HealthKey::new(provider.clone(), key.country(), key.channel()))
+            })
+            .collect();
+        let weigh = |tally: &Tally, half_life: Duration| tally.at(half_life, now);
+        let receipts = judge(
+            weigh(&health.receipts, policy.receipt_half_life),
+            peers.iter().map(|peer| weigh(&peer.receipts, policy.receipt_half_life)),
+            Judging {
+                min_count: f64::from(policy.receipt_min_count),
+                floor: f64::from(policy.receipt_min_delivery_percent) / 100.0,
+                margin: f64::from(policy.receipt_peer_margin_percent) / 100.0,
+            },
+        );
+        let conversions = judge(
+            weigh(&health.conversions, policy.conversion_half_life),
+            peers.iter().map(|peer| weigh(&peer.conversions, policy.conversion_half_life)),
+            Judging {
+                min_count: f64::from(policy.conversion_min_count),
+                floor: f64::from(policy.conversion_min_percent) / 100.0,
+                margin: f64::from(policy.conversion_peer_margin_percent) / 100.0,
+            },
+        );
+        let (_, missing) = weigh(&health.receipts_missing, policy.receipt_half_life);
+        let expected = receipts.count() + missing;
+        let receipt_coverage = (expected > 0.0).then(|| receipts.count() / expected);
+        let receipts_stopped = missing >= f64::from(policy.receipt_min_count) / 2.0
+            && receipt_coverage.is_some_and(|coverage| {
+                coverage * 100.0 < f64::from(policy.receipt_min_coverage_percent)
+            });
+        DeliveryEvidence {
+            receipts,
+            receipts_missing: missing,
+            receipt_coverage,
+            receipts_stopped,
+            conversions,
+        }
     }
 
     /// Called by dispatch right before sending on `key`: whether health lets it go. The flags are
@@ -297,9 +374,10 @@ impl HealthBook {
     #[must_use]
     pub fn estimate(&self, key: &HealthKey, now: Instant) -> KeyEstimate {
         let prior = self.prior(key.provider(), now);
+        let delivery = self.evidence(key, now);
         match self.keys.get(key) {
-            Some(health) => health.estimate(&self.policy, prior, now),
-            None => KeyHealth::default().estimate(&self.policy, prior, now),
+            Some(health) => health.estimate(&self.policy, prior, delivery, now),
+            None => KeyHealth::default().estimate(&self.policy, prior, delivery, now),
         }
     }
 
@@ -344,8 +422,6 @@ impl HealthBook {
             .iter()
             .map(|(key, health)| {
                 let totals = health.window.totals(width, now);
-                let (delivered, undelivered) =
-                    health.receipts.at(self.policy.receipt_half_life, now);
                 HealthSnapshot {
                     key: key.clone(),
                     status: health.status(self.rate_limited_until(key.provider()), now),
@@ -354,9 +430,7 @@ impl HealthBook {
                     ejection_cause: health.ejection.map(|ejection| ejection.cause),
                     successes: totals.successes,
                     failures: totals.failures,
-                    delivered,
-                    undelivered,
-                    estimate: health.estimate(&self.policy, self.prior(key.provider(), now), now),
+                    estimate: self.estimate(key, now),
                 }
             })
             .collect()

@@ -54,13 +54,44 @@ pub struct HealthConfig {
     /// Half-life of delivery-receipt counts, in milliseconds (default 600000).
     #[serde(default = "default_receipt_half_life_ms")]
     pub receipt_half_life_ms: u64,
-    /// Receipts (after decay) needed before they can eject a key (default 20).
+    /// Final receipts (after decay) needed before they can eject a key; half as many already
+    /// demote it (default 10).
     #[serde(default = "default_receipt_min_count")]
     pub receipt_min_count: u32,
-    /// Delivered share of receipts, in percent, below which a key is ejected; 0 turns receipt
-    /// ejection off (default 50). Receipts feed ranking either way.
+    /// The absolute floor: delivered share of final receipts, of every class, in percent, below
+    /// which a key with no peer to compare with is a route problem; 0 turns receipt verdicts off
+    /// (default 50). Receipts feed the scored ranking either way.
     #[serde(default = "default_receipt_min_delivery_percent")]
     pub receipt_min_delivery_percent: u32,
+    /// How much worse than the best peer (another provider to the same country on the same
+    /// channel) a key's delivered share must be to be a route problem, in percent of the peer's
+    /// share (default 25: a peer delivering 98 % makes anything below 73.5 % a route problem).
+    #[serde(default = "default_receipt_peer_margin_percent")]
+    pub receipt_peer_margin_percent: u32,
+    /// How long after acceptance a message without a final receipt counts as "unknown", in
+    /// milliseconds (default 900000: carriers report within minutes).
+    #[serde(default = "default_receipt_grace_ms")]
+    pub receipt_grace_ms: u64,
+    /// Share of accepted messages, in percent, that must get a final receipt; below it the key
+    /// is flagged `receipts_stopped` (metric, explain, admin API), never ejected (default 50).
+    #[serde(default = "default_receipt_min_coverage_percent")]
+    pub receipt_min_coverage_percent: u32,
+    /// Half-life of conversion counts (codes entered, or not, in Okta), in milliseconds
+    /// (default 3600000).
+    #[serde(default = "default_conversion_half_life_ms")]
+    pub conversion_half_life_ms: u64,
+    /// Conversions (after decay) needed before they can eject a key; half as many already
+    /// demote it (default 20). Users abandon sign-ins: keep this well above a handful.
+    #[serde(default = "default_conversion_min_count")]
+    pub conversion_min_count: u32,
+    /// How much worse than the best peer a key's conversion rate must be to be a route problem,
+    /// in percent of the peer's rate (default 35).
+    #[serde(default = "default_conversion_peer_margin_percent")]
+    pub conversion_peer_margin_percent: u32,
+    /// The absolute floor for a key with no peer, in percent; 0 (the default) compares with
+    /// peers only, since a country's abandonment rate is not the provider's doing.
+    #[serde(default)]
+    pub conversion_min_percent: u32,
     /// The retry budget for speculative sends: hedges and race extras.
     #[serde(default = "BudgetConfig::defaults")]
     pub budget: BudgetConfig,
@@ -107,11 +138,35 @@ fn default_receipt_half_life_ms() -> u64 {
 }
 
 fn default_receipt_min_count() -> u32 {
-    20
+    10
 }
 
 fn default_receipt_min_delivery_percent() -> u32 {
     50
+}
+
+fn default_receipt_peer_margin_percent() -> u32 {
+    25
+}
+
+fn default_receipt_grace_ms() -> u64 {
+    900_000
+}
+
+fn default_receipt_min_coverage_percent() -> u32 {
+    50
+}
+
+fn default_conversion_half_life_ms() -> u64 {
+    3_600_000
+}
+
+fn default_conversion_min_count() -> u32 {
+    20
+}
+
+fn default_conversion_peer_margin_percent() -> u32 {
+    35
 }
 
 impl HealthConfig {
@@ -131,6 +186,13 @@ impl HealthConfig {
             receipt_half_life_ms: default_receipt_half_life_ms(),
             receipt_min_count: default_receipt_min_count(),
             receipt_min_delivery_percent: default_receipt_min_delivery_percent(),
+            receipt_peer_margin_percent: default_receipt_peer_margin_percent(),
+            receipt_grace_ms: default_receipt_grace_ms(),
+            receipt_min_coverage_percent: default_receipt_min_coverage_percent(),
+            conversion_half_life_ms: default_conversion_half_life_ms(),
+            conversion_min_count: default_conversion_min_count(),
+            conversion_peer_margin_percent: default_conversion_peer_margin_percent(),
+            conversion_min_percent: 0,
             budget: BudgetConfig::defaults(),
         }
     }
@@ -151,6 +213,13 @@ pub struct HealthPolicy {
     pub(super) receipt_half_life: Duration,
     pub(super) receipt_min_count: u32,
     pub(super) receipt_min_delivery_percent: u32,
+    pub(super) receipt_peer_margin_percent: u32,
+    pub(super) receipt_grace: Duration,
+    pub(super) receipt_min_coverage_percent: u32,
+    pub(super) conversion_half_life: Duration,
+    pub(super) conversion_min_count: u32,
+    pub(super) conversion_peer_margin_percent: u32,
+    pub(super) conversion_min_percent: u32,
     pub(super) budget: BudgetPolicy,
 }
 
@@ -186,6 +255,17 @@ impl HealthPolicy {
         let failure_percentage = percent("failure_percentage", config.failure_percentage, 1)?;
         let receipt_min_delivery_percent =
             percent("receipt_min_delivery_percent", config.receipt_min_delivery_percent, 0)?;
+        let receipt_peer_margin_percent =
+            percent("receipt_peer_margin_percent", config.receipt_peer_margin_percent, 1)?;
+        let receipt_min_coverage_percent =
+            percent("receipt_min_coverage_percent", config.receipt_min_coverage_percent, 0)?;
+        let conversion_peer_margin_percent =
+            percent("conversion_peer_margin_percent", config.conversion_peer_margin_percent, 1)?;
+        let conversion_min_percent =
+            percent("conversion_min_percent", config.conversion_min_percent, 0)?;
+        let receipt_min_count = at_least_one("receipt_min_count", config.receipt_min_count)?.get();
+        let conversion_min_count =
+            at_least_one("conversion_min_count", config.conversion_min_count)?.get();
         let in_range = |key: &str, value: u64, min: u64, max: u64| {
             if (min..=max).contains(&value) {
                 Ok(Duration::from_millis(value))
@@ -206,6 +286,9 @@ impl HealthPolicy {
         let latency_prior = in_range("latency_prior_ms", config.latency_prior_ms, 1, 60_000)?;
         let receipt_half_life =
             in_range("receipt_half_life_ms", config.receipt_half_life_ms, 1_000, day)?;
+        let receipt_grace = in_range("receipt_grace_ms", config.receipt_grace_ms, 1_000, day)?;
+        let conversion_half_life =
+            in_range("conversion_half_life_ms", config.conversion_half_life_ms, 1_000, 7 * day)?;
         if max_ejection < base_ejection {
             return Err(ConfigError::invalid(
                 "health.max_ejection_ms",
@@ -223,8 +306,15 @@ impl HealthPolicy {
             latency_tau,
             latency_prior,
             receipt_half_life,
-            receipt_min_count: config.receipt_min_count,
+            receipt_min_count,
             receipt_min_delivery_percent,
+            receipt_peer_margin_percent,
+            receipt_grace,
+            receipt_min_coverage_percent,
+            conversion_half_life,
+            conversion_min_count,
+            conversion_peer_margin_percent,
+            conversion_min_percent,
             budget: BudgetPolicy::try_new(&config.budget)?,
         })
     }
@@ -263,6 +353,12 @@ impl HealthPolicy {
     #[must_use]
     pub fn latency_prior(&self) -> Duration {
         self.latency_prior
+    }
+
+    /// How long after acceptance a message without a final receipt counts as unknown.
+    #[must_use]
+    pub fn receipt_grace(&self) -> Duration {
+        self.receipt_grace
     }
 
     pub(super) fn ejection_for(&self, times_ejected: u32) -> Duration {

@@ -1,7 +1,7 @@
 //! The estimators a key is judged by, each a small value type that takes samples and answers
 //! at an instant `now`: the time-bucketed [`Window`] (success and failure counts, a latency
 //! histogram), [`PeakEwma`] accept latency, [`Fading`] rates (a key's recent rate, a
-//! provider's pool) and decayed delivery [`Receipts`], plus the Wilson interval ranking and
+//! provider's pool) and decayed [`Tally`]s of receipts and conversions, plus the Wilson interval ranking and
 //! exploration read.
 //!
 //! # Success rates: what ranking and exploration read
@@ -225,27 +225,30 @@ impl PeakEwma {
     }
 }
 
-/// Delivery receipts as exponentially decayed counts, so old receipts fade.
+/// Good and bad outcomes as exponentially decayed weights, so old evidence fades: final
+/// delivery receipts (delivered or not), conversions (the code was entered in Okta, or not), and
+/// messages whose receipt never came (only `bad` is used).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(super) struct Receipts {
-    pub(super) delivered: f64,
-    pub(super) undelivered: f64,
+pub(super) struct Tally {
+    pub(super) good: f64,
+    pub(super) bad: f64,
     pub(super) updated: Option<Instant>,
 }
 
-impl Receipts {
+impl Tally {
     pub(super) fn at(&self, half_life: Duration, now: Instant) -> (f64, f64) {
         let elapsed = self
             .updated
             .map_or(0.0, |updated| now.saturating_duration_since(updated).as_secs_f64());
         let factor = 0.5f64.powf(elapsed / half_life.as_secs_f64());
-        (self.delivered * factor, self.undelivered * factor)
+        (self.good * factor, self.bad * factor)
     }
 
-    pub(super) fn add(&mut self, is_delivered: bool, half_life: Duration, now: Instant) {
-        let (delivered, undelivered) = self.at(half_life, now);
-        self.delivered = delivered + if is_delivered { 1.0 } else { 0.0 };
-        self.undelivered = undelivered + if is_delivered { 0.0 } else { 1.0 };
+    /// Adds one outcome weighing `weight` (1 for a full observation, less for a weak signal).
+    pub(super) fn add(&mut self, is_good: bool, weight: f64, half_life: Duration, now: Instant) {
+        let (good, bad) = self.at(half_life, now);
+        self.good = good + if is_good { weight } else { 0.0 };
+        self.bad = bad + if is_good { 0.0 } else { weight };
         self.updated = Some(self.updated.map_or(now, |updated| updated.max(now)));
     }
 }

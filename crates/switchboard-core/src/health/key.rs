@@ -12,10 +12,10 @@
 //! (Envoy's `consecutive_5xx`, default 5). A brownout that fails every other request never makes
 //! such a run, so a key is also ejected when `failure_percentage` of the attempts in the window
 //! failed, once the window holds `failure_percentage_min_requests` (Envoy's failure-percentage
-//! test, judged per key instead of across hosts). A key whose delivery receipts say that fewer
-//! than `receipt_min_delivery_percent` of its accepted messages arrive is ejected as well: an API
-//! that accepts but does not deliver must lose traffic (the "201 Created, never delivered"
-//! incidents in the research notes).
+//! test, judged per key instead of across hosts). A key whose receipts or conversions say its
+//! accepted messages do not reach phones, clearly worse than its peers do, is ejected as well
+//! (`delivery.rs`): an API that accepts but does not deliver must lose traffic (Twilio's 30007
+//! "filtered" on a whole country, "201 Created, never delivered").
 //!
 //! An ejection lasts `base_ejection × times ejected`, capped at `max_ejection` (Envoy: 30 s × n,
 //! at most 300 s). Each `base_ejection` spent healthy since the last recovery forgives one past
@@ -30,15 +30,18 @@
 //! never recorded (a crashed task, a cancelled hedge) cannot wedge the key in probation forever.
 //! Any outcome recorded while a key is in probation is taken as the trial's: the core cannot
 //! tell one attempt from another, and a late answer from the provider is evidence all the same.
-//! The window and receipt counts are cleared on ejection and on recovery, so a recovered key is
-//! judged on what it does from then on.
+//! The window's counts are cleared on ejection and on recovery, so a recovered key is judged on
+//! what it does from then on; delivery evidence is not (it fades with its half-life): a trial's
+//! acceptance says nothing about whether messages arrive.
 //!
 //! # What counts
 //!
 //! Only [`ErrorClass::is_provider_fault`](crate::outcome::ErrorClass::is_provider_fault)
 //! failures count. A number-level verdict (invalid, blocked, fraud block) says nothing about the
 //! provider, so it neither counts nor resets the run; during probation it only frees the trial
-//! for another attempt. The same holds for receipts.
+//! for another attempt. Receipts differ: one number-level receipt is a verdict on the number, but
+//! many on one route are a verdict on the route, so every final receipt is evidence
+//! (`delivery.rs`).
 //!
 //! A `RateLimited` failure that says when to come back (`retry_after`) marks the *provider*
 //! [`HealthStatus::RateLimited`] until then (clamped to `max_ejection`) and does not count toward
@@ -51,8 +54,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::config::{HealthPolicy, later};
+use super::delivery::DeliveryEvidence;
 use super::estimators::{
-    FADING_ATTEMPTS, Fading, PRIOR_REQUESTS, PeakEwma, Receipts, Window, wilson_interval,
+    FADING_ATTEMPTS, Fading, PRIOR_REQUESTS, PeakEwma, Tally, Window, wilson_interval,
 };
 use crate::domain::{Channel, Country, ProviderId};
 
@@ -151,8 +155,10 @@ pub enum EjectionCause {
     ConsecutiveFailures,
     /// The window's failure share reached `failure_percentage`.
     FailurePercentage,
-    /// Receipts said too few accepted messages were delivered.
+    /// Receipts said too few accepted messages were delivered, clearly fewer than its peers'.
     Undelivered,
+    /// Conversions said too few codes were entered, clearly fewer than its peers'.
+    Unconverted,
     /// The probation trial failed.
     TrialFailed,
 }
@@ -165,6 +171,7 @@ impl EjectionCause {
             EjectionCause::ConsecutiveFailures => "consecutive_failures",
             EjectionCause::FailurePercentage => "failure_percentage",
             EjectionCause::Undelivered => "undelivered",
+            EjectionCause::Unconverted => "unconverted",
             EjectionCause::TrialFailed => "trial_failed",
         }
     }
@@ -189,8 +196,13 @@ pub struct KeyEstimate {
     /// `recent_success_rate`, what the key might turn out to be with more samples. A key whose
     /// latest attempts failed stays unexplored until their weight fades.
     pub success_upper: f64,
-    /// Share of accepted messages that receipts say arrived, with a prior for few receipts.
+    /// Share of final receipts, of every class, that say delivered, with one delivered receipt
+    /// as the prior.
     pub delivery_rate: f64,
+    /// Share of conversions that say the code was entered, with one entered code as the prior.
+    pub conversion_rate: f64,
+    /// Receipts and conversions, each judged against the key's peers.
+    pub delivery: DeliveryEvidence,
     /// Peak-EWMA accept latency (the prior when there are no samples).
     pub latency: Duration,
     /// Whether `latency` is the prior: the key has never had a sample.
@@ -222,7 +234,12 @@ pub(super) struct KeyHealth {
     pub(super) recovered_at: Option<Instant>,
     pub(super) window: Window,
     pub(super) latency: PeakEwma,
-    pub(super) receipts: Receipts,
+    /// Final receipts: delivered, or not (any class).
+    pub(super) receipts: Tally,
+    /// Messages whose final receipt never came (only `bad` is used).
+    pub(super) receipts_missing: Tally,
+    /// Codes entered in Okta, or not.
+    pub(super) conversions: Tally,
     /// The latest attempts, their weight halving every window bucket.
     pub(super) recent: Fading,
 }
@@ -249,7 +266,13 @@ impl KeyHealth {
 
     /// The key's estimates, given its prior: [`PRIOR_REQUESTS`] attempts at `prior` (its
     /// provider's pooled rate, see `HealthBook::prior`).
-    pub(super) fn estimate(&self, policy: &HealthPolicy, prior: f64, now: Instant) -> KeyEstimate {
+    pub(super) fn estimate(
+        &self,
+        policy: &HealthPolicy,
+        prior: f64,
+        delivery: DeliveryEvidence,
+        now: Instant,
+    ) -> KeyEstimate {
         let totals = self.window.totals(policy.bucket_width(), now);
         let counted = f64::from(totals.requests()) + PRIOR_REQUESTS;
         let success_rate = (f64::from(totals.successes) + PRIOR_REQUESTS * prior) / counted;
@@ -258,17 +281,15 @@ impl KeyHealth {
         let recent_success_rate =
             (rate * weight + PRIOR_REQUESTS * prior) / (weight + PRIOR_REQUESTS);
         let (_, recent_upper) = wilson_interval(recent_success_rate, weight + PRIOR_REQUESTS);
-        let (delivered, undelivered) = self.receipts.at(policy.receipt_half_life, now);
-        // One delivered receipt as the prior: no news is taken as good news, and a handful of
-        // undelivered receipts already weigh.
-        let delivery_rate = (delivered + 1.0) / (delivered + undelivered + 1.0);
         KeyEstimate {
             success_rate,
             recent_success_rate,
             provider_success_rate: prior,
             success_lower: window_lower.min(recent_success_rate),
             success_upper: window_upper.min(recent_upper),
-            delivery_rate,
+            delivery_rate: delivery.receipts.smoothed(),
+            conversion_rate: delivery.conversions.smoothed(),
+            delivery,
             latency: self.latency.get(policy.latency_prior),
             is_latency_prior: self.latency.samples == 0,
             requests: totals.requests(),
@@ -326,21 +347,6 @@ impl KeyHealth {
         }
     }
 
-    pub(super) fn on_receipt(&mut self, is_delivered: bool, policy: &HealthPolicy, now: Instant) {
-        self.receipts.add(is_delivered, policy.receipt_half_life, now);
-        if self.ejection.is_some() || is_delivered || policy.receipt_min_delivery_percent == 0 {
-            return;
-        }
-        let (delivered, undelivered) = self.receipts.at(policy.receipt_half_life, now);
-        let total = delivered + undelivered;
-        let is_sustained = total >= f64::from(policy.receipt_min_count.max(1));
-        if is_sustained
-            && delivered * 100.0 < f64::from(policy.receipt_min_delivery_percent) * total
-        {
-            self.eject(policy, EjectionCause::Undelivered, now);
-        }
-    }
-
     pub(super) fn eject(&mut self, policy: &HealthPolicy, cause: EjectionCause, now: Instant) {
         let forgiven = match self.recovered_at {
             Some(recovered_at) => {
@@ -368,11 +374,11 @@ impl KeyHealth {
         self.recent.add(is_success, FADING_ATTEMPTS, policy.bucket_width(), now);
     }
 
-    /// A fresh start after ejection or recovery: forgets attempts and receipts, not latency.
+    /// A fresh start after ejection or recovery: forgets attempts, not latency and not delivery
+    /// evidence (which fades by itself).
     pub(super) fn clear_counts(&mut self) {
         self.window.clear_counts();
         self.recent = Fading::default();
-        self.receipts = Receipts::default();
     }
 
     pub(super) fn release_trial(&mut self, now: Instant) {

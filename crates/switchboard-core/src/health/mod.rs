@@ -17,7 +17,11 @@
 //! - `config.rs`: the `[health]` section ([`HealthConfig`]) and its validated form
 //!   ([`HealthPolicy`]).
 //! - `estimators.rs`: the estimators a key is judged by: the time-bucketed window, Peak-EWMA
-//!   latency, fading rates (a key's recent rate, a provider's pool) and delivery receipts.
+//!   latency, fading rates (a key's recent rate, a provider's pool) and decayed tallies of
+//!   receipts and conversions.
+//! - `delivery.rs`: whether a key's messages reach phones, from receipts and conversions judged
+//!   against its peers ([`DeliveryEvidence`]): route problems demote and eject, receipts that
+//!   stop are flagged.
 //! - `key.rs`: what health is kept per ([`HealthKey`]) and the per-key state machine: ejection,
 //!   probation and its trial, early trials, and the estimate ranking reads ([`KeyEstimate`]).
 //! - `book.rs`: the [`HealthBook`], every key plus provider-wide state (rate limits,
@@ -31,6 +35,7 @@
 
 mod book;
 mod config;
+mod delivery;
 mod estimators;
 mod key;
 
@@ -40,6 +45,7 @@ pub use book::{
     MIN_QUANTILE_SAMPLES, ProviderSnapshot,
 };
 pub use config::{HealthConfig, HealthPolicy};
+pub use delivery::{DeliveryEvidence, Evidence, Verdict};
 pub use key::{EjectionCause, HealthKey, HealthStatus, KeyEstimate};
 
 #[cfg(test)]

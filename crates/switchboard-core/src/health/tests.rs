@@ -46,7 +46,24 @@ fn an_empty_section_means_the_documented_defaults_for_the_new_keys() {
             defaults.receipt_min_count,
             defaults.receipt_min_delivery_percent
         ),
-        (600_000, 20, 50)
+        (600_000, 10, 50)
+    );
+    assert_eq!(
+        (
+            defaults.receipt_peer_margin_percent,
+            defaults.receipt_grace_ms,
+            defaults.receipt_min_coverage_percent
+        ),
+        (25, 900_000, 50)
+    );
+    assert_eq!(
+        (
+            defaults.conversion_half_life_ms,
+            defaults.conversion_min_count,
+            defaults.conversion_peer_margin_percent,
+            defaults.conversion_min_percent
+        ),
+        (3_600_000, 20, 35, 0)
     );
     assert_eq!(
         (defaults.budget.percent, defaults.budget.min_per_second, defaults.budget.burst),
@@ -156,8 +173,16 @@ const SCRIPTS: &[&str] = &[
     "policy tau=10 prior=1; latency twilio -> 1000; t=0 twilio ok 200ms; latency twilio -> 600; twilio ok 900ms; latency twilio -> 900; t=10 twilio ok 100ms; latency twilio -> 394; t=20 twilio timeout 1200ms; latency twilio -> 1200",
     "policy prior=1; t=0 backup 5xx 5ms x2; latency backup -> 1000; backup ok 50ms x19; latency backup -> 98",
     // Receipts: undelivered for a provider reason costs delivery rate and, sustained, ejects.
-    "policy receipts=10 delivery=50; t=0 twilio ok x10; twilio delivered x4; twilio undelivered x5; rates twilio -> s=1.00 d=0.50 n=10; status twilio -> healthy; twilio undelivered; status twilio -> ejected@10x1; cause twilio -> undelivered",
-    "policy receipts=10 delivery=50; t=0 twilio undelivered-invalid x30; rates twilio -> s=0.90 d=1.00 n=0; status twilio -> healthy",
+    // Alone in its country, a key is held to the floor: 2 of 10 delivered is clearly below 50 %.
+    "policy receipts=10 delivery=50; t=0 twilio ok x10; twilio delivered x2; twilio undelivered x7; rates twilio -> s=1.00 d=0.30 n=10; status twilio -> healthy; twilio undelivered; status twilio -> ejected@10x1; cause twilio -> undelivered",
+    // 4 of 10 is not clearly below it.
+    "policy receipts=10 delivery=50; t=0 twilio ok x10; twilio delivered x4; twilio undelivered x6; status twilio -> healthy",
+    // Number-level receipts are route evidence too: a provider filtering a whole country...
+    "policy receipts=10 delivery=50; t=0 twilio undelivered-invalid x30; rates twilio -> s=0.90 d=0.03 n=0; status twilio -> ejected@10x1; cause twilio -> undelivered",
+    // ...unless its peers fare no better there: then the numbers are the problem.
+    "policy receipts=10 delivery=50; t=0 twilio ok; backup ok; backup delivered x2; backup undelivered-invalid x28; twilio undelivered-invalid x30; status twilio -> healthy",
+    // Ejection does not clear receipts: after the trial's acceptance, the next poor receipt ejects again.
+    "policy receipts=10 delivery=50 base=10; t=0 twilio undelivered x10; status twilio -> ejected@10x1; t=10 twilio ok; status twilio -> healthy; twilio undelivered; status twilio -> ejected@30x2",
     "policy delivery=0; t=0 twilio undelivered x30; status twilio -> healthy; rates twilio -> s=0.90 d=0.03 n=0",
     // Receipt counts decay with their half-life.
     "policy halflife=60 delivery=0; t=0 twilio undelivered x4; rates twilio -> s=0.90 d=0.20 n=0; t=60 rates twilio -> s=0.90 d=0.33 n=0",
@@ -223,7 +248,7 @@ fn snapshot_lists_known_keys_in_order() {
             ("twilio/US/sms".to_owned(), "healthy", "enabled", 1, 1),
         ]
     );
-    assert_eq!(rows[0].delivered, 1.0);
+    assert_eq!(rows[0].estimate.delivery.receipts.good, 1.0);
     assert_eq!(
         rows[1].estimate.latency,
         Duration::from_millis(1_200),

@@ -140,8 +140,17 @@ pub fn plan(
         // Stable: equal scores keep the configured order.
         candidates.sort_by(|(_, a), (_, b)| b.score.total.total_cmp(&a.score.total));
     }
-    let mut candidates: Vec<Candidate> =
-        candidates.into_iter().map(|(_, candidate)| candidate).collect();
+    let (mut candidates, demoted): (Vec<Candidate>, Vec<Candidate>) = candidates
+        .into_iter()
+        .map(|(_, candidate)| candidate)
+        .partition(|candidate| !candidate.score.estimate.delivery.is_route_problem());
+    // A route problem (receipts or conversions clearly worse than its peers') goes after every
+    // provider that delivers, whatever `optimize` says: an operator's order is a preference
+    // among providers that deliver.
+    candidates.extend(demoted.into_iter().map(|mut candidate| {
+        candidate.score.notes.push(RankNote::RouteProblem);
+        candidate
+    }));
     if let Some(avoid) = &query.avoid
         && candidates.len() > 1
         && let Some(index) = candidates.iter().position(|candidate| candidate.provider() == avoid)

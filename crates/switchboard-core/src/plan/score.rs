@@ -10,7 +10,7 @@
 //! weighted log terms (so each term reads as "how many times better than the best candidate"):
 //!
 //! ```text
-//! score = a_h·ln(success · delivery_rate) − a_l·ln(latency / best_latency)
+//! score = a_h·ln(success · delivery_rate · conversion_rate) − a_l·ln(latency / best_latency)
 //!       − a_c·ln(price / cheapest_price) + ln(weight)
 //! ```
 //!
@@ -23,6 +23,10 @@
 //! delivered OTP", with failures also costing the user time), and latency only breaks near-ties:
 //! a three times faster provider is worth about 11 % in price. An unpriced candidate counts as
 //! the dearest priced one, never as free. Ties keep the configured order.
+//!
+//! A candidate whose delivery evidence makes it a route problem (receipts or conversions
+//! clearly worse than its peers', `health/delivery.rs`) goes after every other, in every mode,
+//! `priority` included, marked [`RankNote::RouteProblem`].
 //!
 //! A resend (the caller says which provider carried the previous attempt, [`RouteQuery::avoid`])
 //! moves that provider to the end, without excluding it: a different provider is the best bet
@@ -49,7 +53,8 @@
 //!   when a failover reaches it.
 //!
 //! The draw comes from the caller's RNG so a plan is reproducible, and a resend never explores
-//! onto the provider it avoids.
+//! onto the provider it avoids, nor any plan onto a route problem (its evidence has to fade
+//! first: exploring it would send a real user's code into a route known to lose it).
 //!
 
 use std::time::Instant;
@@ -72,6 +77,9 @@ pub enum RankNote {
     Avoided,
     /// Moved to the front by exploration.
     Explored,
+    /// Its receipts or conversions are clearly worse than its peers': moved after every
+    /// provider that delivers.
+    RouteProblem,
 }
 
 impl RankNote {
@@ -83,6 +91,7 @@ impl RankNote {
             RankNote::Unpriced => "unpriced",
             RankNote::Avoided => "avoided",
             RankNote::Explored => "explored",
+            RankNote::RouteProblem => "route_problem",
         }
     }
 }
@@ -96,7 +105,7 @@ pub struct Score {
     /// the best latency if its own has no sample left in the window. Exploration only picks a
     /// candidate whose optimistic score reaches the leader's score.
     pub optimistic: f64,
-    /// `a_h·ln(success_lower · delivery_rate)`.
+    /// `a_h·ln(success_lower · delivery_rate · conversion_rate)`.
     pub health_term: f64,
     /// `−a_l·ln(latency / best latency among the candidates)`.
     pub latency_term: f64,
@@ -184,11 +193,12 @@ pub(super) fn score(
             if estimate.is_latency_prior {
                 notes.push(RankNote::LatencyPrior);
             }
-            let reliability = (estimate.success_lower * estimate.delivery_rate).max(EPSILON);
+            let delivered = estimate.delivery_rate * estimate.conversion_rate;
+            let reliability = (estimate.success_lower * delivered).max(EPSILON);
             let health_term = a_health * reliability.ln();
             let latency = estimate.latency.as_secs_f64().max(EPSILON);
             let latency_term = -a_latency * (latency / best_latency.max(EPSILON)).ln();
-            let hopeful = (estimate.success_upper * estimate.delivery_rate).max(EPSILON);
+            let hopeful = (estimate.success_upper * delivered).max(EPSILON);
             // A latency estimate with no sample left in the window is stale: it may have healed.
             let hopeful_latency = if estimate.latency_samples == 0 { 0.0 } else { latency_term };
             let price_term = if cheapest.is_finite() {
@@ -238,6 +248,8 @@ pub(super) fn explore(
     let leader = candidates[0].score.total;
     let choices: Vec<usize> = (1..candidates.len())
         .filter(|index| query.avoid.as_ref() != Some(candidates[*index].provider()))
+        // A route problem comes back as its evidence fades, not by exploration.
+        .filter(|index| !candidates[*index].score.estimate.delivery.is_route_problem())
         .filter(|index| {
             let candidate = &candidates[*index];
             candidate.is_trial || candidate.score.optimistic >= leader

@@ -22,6 +22,23 @@ use crate::switch::{OperatorState, OperatorSwitches};
 const SCRIPTS: &[&str] = &[
     "plan -> twilio, backup",
     "t=0 twilio timeout; t=1 twilio 5xx; t=2 twilio 5xx; plan -> backup | twilio:ejected@12",
+    // Delivery evidence: a route problem ranks after every provider that delivers, even in the
+    // operator's priority order; half the minimum count demotes, the full count ejects.
+    "t=0 twilio ok x5; twilio undelivered x5; plan -> backup, twilio",
+    "t=0 twilio ok x5; twilio undelivered x4; plan -> twilio, backup",
+    "t=0 twilio ok x10; twilio undelivered x10; plan -> backup | twilio:ejected@10",
+    "route * sms twilio,backup optimize=cost; t=0 twilio ok x5; twilio undelivered x5; plan -> backup, twilio",
+    // The other country's traffic is untouched.
+    "t=0 twilio ok x10; twilio undelivered x10; plan GB -> twilio, backup",
+    // Conversions: compared with peers only (by default no floor), half of 20 demotes.
+    "t=0 twilio ok; backup ok; twilio not-entered x10; plan -> twilio, backup",
+    "t=0 twilio ok; backup ok; backup entered x10; twilio not-entered x9; twilio entered; plan -> backup, twilio",
+    "t=0 twilio ok; backup ok; backup entered x20; twilio entered x2; twilio not-entered x18; plan -> backup | twilio:ejected@10",
+    // Abandoned sign-ins everywhere punish nobody.
+    "t=0 twilio ok; backup ok; backup entered x12; backup not-entered x8; twilio entered x11; twilio not-entered x9; plan -> twilio, backup",
+    // A resend alone weighs half.
+    "t=0 twilio ok; backup ok; backup entered x10; twilio superseded x18; plan -> twilio, backup",
+    "t=0 twilio ok; backup ok; backup entered x10; twilio superseded x20; plan -> backup, twilio",
     // On probation the trial keeps its configured place.
     "t=0 twilio timeout; t=1 twilio 5xx; t=2 twilio 5xx; t=12 plan -> twilio(trial), backup",
     "route * sms backup,twilio; t=0 twilio timeout; t=1 twilio 5xx; t=2 twilio 5xx; t=12 plan -> backup, twilio(trial)",
@@ -348,13 +365,22 @@ fn check_plan(
             prop_assert!(!is_usable, "failed open to a usable provider: {:?}", plan);
         }
     }
+    // Route problems (receipts or conversions clearly worse than peers') come after every
+    // provider that delivers, in every mode.
+    let problems: Vec<bool> = plan
+        .candidates
+        .iter()
+        .map(|candidate| candidate.score.estimate.delivery.is_route_problem())
+        .collect();
+    prop_assert!(problems.windows(2).all(|pair| pair[0] <= pair[1]), "{:?}", plan);
     if !rule.optimize().is_scored() {
-        // Priority keeps the configured order.
-        let positions: Vec<usize> = plan
+        // Priority keeps the configured order among providers that deliver, and among the rest.
+        let positions: Vec<(bool, usize)> = plan
             .candidates
             .iter()
-            .map(|candidate| {
-                rule.providers().iter().position(|p| p == candidate.provider()).unwrap()
+            .zip(&problems)
+            .map(|(candidate, is_problem)| {
+                (*is_problem, rule.providers().iter().position(|p| p == candidate.provider()).unwrap())
             })
             .collect();
         prop_assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{:?}", plan);
