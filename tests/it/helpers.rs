@@ -24,6 +24,8 @@ pub(crate) struct AppOptions {
     pub(crate) max_attempts: u32,
     /// TOML appended to the config (extra sections such as `[guard.sms]`).
     pub(crate) extra: &'static str,
+    /// Extra keys for the `[health]` table (`receipt_grace_ms = 1000`).
+    pub(crate) health: &'static str,
     /// Extra keys for the one route rule (`strategy = "hedge"`).
     pub(crate) route: &'static str,
     /// Replaces the primary with a provider whose `send` panics (the canary's forced panic).
@@ -44,6 +46,7 @@ impl Default for AppOptions {
             retry_backoff_ms: 2000,
             max_attempts: 4,
             extra: "",
+            health: "",
             route: "",
             panicking_primary: false,
             okta_auth: None,
@@ -130,6 +133,7 @@ max_attempts = {max_attempts}
 
 [health]
 consecutive_failures = {consecutive_failures}
+{health}
 
 [providers.twilio-primary]
 kind = "twilio"
@@ -160,6 +164,7 @@ providers = ["twilio-primary", "twilio-backup"]
         retry_backoff_ms = options.retry_backoff_ms,
         max_attempts = options.max_attempts,
         extra = options.extra,
+        health = options.health,
         route = options.route,
         primary_timeout_ms = options.primary_timeout_ms,
         okta_auth = options.okta_auth.clone().unwrap_or(header_auth),
@@ -344,6 +349,12 @@ impl LogCapture {
     pub(crate) async fn wait_for(&self, needle: &str) {
         let mut writes = self.writes.subscribe();
         let _ = writes.wait_for(|_| self.text().contains(needle)).await;
+    }
+
+    /// Completes when a log line satisfies `is_match`.
+    pub(crate) async fn wait_for_line(&self, is_match: impl Fn(&str) -> bool) {
+        let mut writes = self.writes.subscribe();
+        let _ = writes.wait_for(|_| self.text().lines().any(&is_match)).await;
     }
 }
 

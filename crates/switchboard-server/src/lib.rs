@@ -121,6 +121,13 @@ impl Server {
         self.shared.reload_from_source()
     }
 
+    /// Periodic upkeep: [`Server::run`] does it every 5 s; a caller driving the routers itself
+    /// (the simulator) calls it on its own clock. Among other things it finds messages whose
+    /// delivery receipt is overdue (`health.receipt_grace_ms`).
+    pub fn upkeep(&self) {
+        self.shared.upkeep(tokio::time::Instant::now());
+    }
+
     /// Polls the configuration file and the secret files it reads every `interval`, reloading
     /// when one changes. Runs until the watcher is stopped or [`Server::run`] returns; each
     /// reload's result is reported through [`Watcher::reloads`].
@@ -155,8 +162,7 @@ impl Server {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                upkeep_shared.metrics.upkeep();
-                upkeep_shared.guard_limits.prune();
+                upkeep_shared.upkeep(tokio::time::Instant::now());
             }
         });
 

@@ -11,8 +11,10 @@ use metrics::{Key, Label, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use switchboard_core::health::{HealthStatus, OperatorState};
+use switchboard_core::health::{HealthStatus, OperatorState, Verdict};
 use switchboard_core::{AttemptOutcome, Channel, ProviderId, Purpose};
+
+use crate::health::RouteEvidence;
 
 const HOOK_REQUESTS: &str = "switchboard_hook_requests_total";
 const HOOK_DURATION: &str = "switchboard_hook_duration_seconds";
@@ -32,6 +34,11 @@ const CALLBACKS_REFUSED: &str = "switchboard_callbacks_refused_total";
 const SPECULATION_DECLINED: &str = "switchboard_speculative_sends_declined_total";
 const SHED: &str = "switchboard_hook_shed_total";
 const AT_CAPACITY: &str = "switchboard_provider_at_capacity_total";
+const RECEIPTS_MISSING: &str = "switchboard_receipts_missing_total";
+const ROUTE_DELIVERED: &str = "switchboard_route_delivered_ratio";
+const ROUTE_PROBLEM: &str = "switchboard_route_problem";
+const RECEIPT_COVERAGE: &str = "switchboard_route_receipt_coverage_ratio";
+const RECEIPTS_STOPPED: &str = "switchboard_route_receipts_stopped";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -146,6 +153,30 @@ impl Metrics {
             PROVIDER_HEALTH.into(),
             None,
             "1 for the provider's current health state, 0 for the others.".into(),
+        );
+        describe(
+            RECEIPTS_MISSING,
+            None,
+            "Accepted messages with no final receipt within health.receipt_grace_ms, by provider.",
+        );
+        let describe_gauge = |name: &'static str, text: &'static str| {
+            recorder.describe_gauge(name.into(), None, text.into());
+        };
+        describe_gauge(
+            ROUTE_DELIVERED,
+            "Share of a route's decayed evidence that says the code reached the phone, by provider, country, channel and signal (receipts: delivered; conversions: entered in Okta).",
+        );
+        describe_gauge(
+            ROUTE_PROBLEM,
+            "1 when a route's receipts or conversions are clearly worse than its peers' (or the floor): it ranks after every provider that delivers.",
+        );
+        describe_gauge(
+            RECEIPT_COVERAGE,
+            "Share of a route's accepted messages, past their grace, that got a final receipt.",
+        );
+        describe_gauge(
+            RECEIPTS_STOPPED,
+            "1 when too few of a route's messages get a receipt (health.receipt_min_coverage_percent): flagged, not ejected.",
         );
         Metrics { recorder, handle }
     }
@@ -297,6 +328,52 @@ impl Metrics {
     pub(crate) fn possible_duplicate(&self, provider: &ProviderId) {
         let labels = vec![Label::new("provider", provider.as_str().to_owned())];
         self.counter(POSSIBLE_DUPLICATES, labels).increment(1);
+    }
+
+    /// A message whose final receipt did not come within `health.receipt_grace_ms`.
+    pub(crate) fn receipt_missing(&self, provider: &ProviderId) {
+        self.counter(RECEIPTS_MISSING, vec![Label::new("provider", provider.as_str().to_owned())])
+            .increment(1);
+    }
+
+    /// Sets the delivery-evidence gauges of every route with evidence (called at scrape time).
+    /// Labels: provider (config), country (ISO), channel, and `signal` (`receipts` or
+    /// `conversions`): bounded by configuration, not by traffic.
+    pub(crate) fn routes(&self, routes: &[RouteEvidence]) {
+        for route in routes {
+            let labels = |extra: Option<&'static str>| {
+                let mut labels = vec![
+                    Label::new("provider", route.key.provider().as_str().to_owned()),
+                    Label::new("country", route.key.country().as_str().to_owned()),
+                    Label::new("channel", route.key.channel().as_str()),
+                ];
+                if let Some(signal) = extra {
+                    labels.push(Label::new("signal", signal));
+                }
+                labels
+            };
+            let gauge = |name: &'static str, labels: Vec<Label>, value: f64| {
+                self.recorder.register_gauge(&Key::from_parts(name, labels), &METADATA).set(value);
+            };
+            let evidence = &route.evidence;
+            for (signal, evidence) in
+                [("receipts", &evidence.receipts), ("conversions", &evidence.conversions)]
+            {
+                if let Some(share) = evidence.share() {
+                    gauge(ROUTE_DELIVERED, labels(Some(signal)), share);
+                }
+                let is_problem = evidence.verdict == Verdict::Poor;
+                gauge(ROUTE_PROBLEM, labels(Some(signal)), if is_problem { 1.0 } else { 0.0 });
+            }
+            if let Some(coverage) = evidence.receipt_coverage {
+                gauge(RECEIPT_COVERAGE, labels(None), coverage);
+            }
+            gauge(
+                RECEIPTS_STOPPED,
+                labels(None),
+                if evidence.receipts_stopped { 1.0 } else { 0.0 },
+            );
+        }
     }
 
     /// Sets the health gauges from a snapshot (called at scrape time, so no background loop).

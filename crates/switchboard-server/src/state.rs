@@ -255,6 +255,19 @@ impl Shared {
         paths.iter().map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok()).collect()
     }
 
+    /// Periodic upkeep (every few seconds while serving; the simulator calls it on its own
+    /// clock): metrics housekeeping, the guard's idle counters, and messages whose final receipt
+    /// is overdue, counted toward their key's receipt coverage.
+    pub(crate) fn upkeep(&self, now: tokio::time::Instant) {
+        self.metrics.upkeep();
+        self.guard_limits.prune();
+        let grace = self.health.receipt_grace();
+        for sent in self.sent.overdue(grace, now) {
+            self.health.record_receipt_missing(&sent.key, now.into_std());
+            self.metrics.receipt_missing(sent.key.provider());
+        }
+    }
+
     pub(crate) fn start_draining(&self) {
         self.is_draining.store(true, Ordering::SeqCst);
     }
