@@ -207,3 +207,41 @@ async fn a_provider_whose_receipts_stop_is_flagged_not_ejected() {
     app.hook_json(&okta_request("evt-after", "+14155550399", "482915", "SMS")).await;
     assert_eq!(sends_to(&app, "+1"), (11, 0));
 }
+
+/// Codes sent per (optimize, receipt code) pair in the sweep below.
+const SWEEP_CODES: usize = 20;
+
+#[tokio::test]
+async fn every_optimize_setting_moves_off_a_route_whose_receipts_say_undelivered() {
+    // The primary accepts every send and its receipts report every message undelivered: with
+    // 30007 (carrier filtering, a number-level class) and with 30008 (unknown error). Before
+    // receipts were route evidence, 30007 never touched health: every code went to the primary.
+    let mut lost = Vec::new();
+    for optimize in ["priority", "reliability", "cost", "latency"] {
+        for code in ["30007", "30008"] {
+            let route = match optimize {
+                "priority" => "",
+                "reliability" => "optimize = \"reliability\"",
+                "cost" => "optimize = \"cost\"",
+                _ => "optimize = \"latency\"",
+            };
+            let app = spawn_app_with(AppOptions {
+                extra: "[guard]\nmode = \"monitor\"\n",
+                route,
+                ..Default::default()
+            })
+            .await;
+            app.primary.set_receipts(Receipts::undelivered(code).with_delay(RECEIPT_DELAY));
+            app.backup.set_receipts(Receipts::delivered().with_delay(RECEIPT_DELAY));
+            for index in 0..SWEEP_CODES {
+                let event = format!("evt-{optimize}-{code}-{index}");
+                send_and_settle(&app, &event, &format!("+1415555{:04}", 1000 + index)).await;
+            }
+            let (to_primary, to_backup) = sends_to(&app, "+1");
+            assert_eq!(to_primary + to_backup, SWEEP_CODES, "{optimize}/{code}");
+            lost.push(format!("{optimize}/{code}: {to_primary} of {SWEEP_CODES} to the primary"));
+            assert!(to_primary <= 10, "{optimize}/{code}: {to_primary} codes lost");
+        }
+    }
+    eprintln!("{}", lost.join("\n"));
+}

@@ -6,9 +6,7 @@
 //! the environment variable before parsing; `$${` writes a literal `${`. Every error names the key
 //! it is about, so an operator can fix the file without reading code.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,8 +55,8 @@ pub struct Settings {
     pub(crate) sms_text: Option<switchboard_core::text::TemplateSet>,
     /// Providers in id order.
     pub providers: Vec<SharedProvider>,
-    /// Each capped provider's `max_per_second`.
-    pub(crate) throughput: BTreeMap<ProviderId, NonZeroU32>,
+    /// Each capped provider's `max_per_second`, and its per-country senders'.
+    pub(crate) throughput: crate::throughput::Caps,
     /// Route rules.
     pub routes: RouteTable,
     /// Admin API token header check (`Authorization: Bearer ...`), when configured.
@@ -185,7 +183,7 @@ impl Settings {
         let public_base_url =
             file.server.public_base_url.as_deref().map(validate_base_url).transpose()?;
         let mut providers = Vec::with_capacity(file.providers.len());
-        let mut throughput = BTreeMap::new();
+        let mut throughput = crate::throughput::Caps::default();
         for (name, config) in &file.providers {
             let key = format!("providers.{name}");
             let id = ProviderId::parse(name).ok_or_else(|| {
@@ -197,7 +195,10 @@ impl Settings {
                     .map(|base| format!("{base}/callbacks/{id}")),
             };
             if let Some(cap) = config.max_per_second() {
-                throughput.insert(id.clone(), cap);
+                throughput.providers.insert(id.clone(), cap);
+            }
+            for (country, cap) in config.sender_caps() {
+                throughput.senders.insert((id.clone(), country), cap);
             }
             providers.push(switchboard_providers::build(id, config, &context)?);
         }

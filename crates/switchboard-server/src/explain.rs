@@ -27,6 +27,7 @@ use crate::health::{delivery_json, delivery_text};
 use crate::hook::{Refusal, Screening};
 use crate::spend::SpentToday;
 use crate::state::Shared;
+use crate::throughput::Caps;
 
 /// What an operator asks about.
 #[derive(Debug, Clone)]
@@ -198,9 +199,6 @@ fn status_text(status: &HealthStatus, now: Instant) -> String {
     }
 }
 
-/// Each capped provider's `max_per_second`.
-type Caps = std::collections::BTreeMap<switchboard_core::ProviderId, std::num::NonZeroU32>;
-
 /// The operator-facing text.
 fn render_text(
     destination: &Destination,
@@ -307,11 +305,18 @@ fn render_text(
         }
     }
     for candidate in &plan.candidates {
-        if let Some(cap) = caps.get(candidate.provider()) {
+        let provider = candidate.provider();
+        let account =
+            caps.providers.get(provider).map(|cap| format!("at most {cap} sends a second"));
+        let sender = caps
+            .sender(provider, candidate.key.country())
+            .map(|cap| format!("its {} sender at most {cap} a second", candidate.key.country()));
+        let limits: Vec<String> = account.into_iter().chain(sender).collect();
+        if !limits.is_empty() {
             let _ = writeln!(
                 out,
-                "throughput   {}: at most {cap} sends a second; beyond that the next candidate goes",
-                candidate.provider()
+                "throughput   {provider}: {}; beyond that the next candidate goes",
+                limits.join(", ")
             );
         }
     }
@@ -363,7 +368,8 @@ fn render_json(
             "is_fail_open": c.is_fail_open,
             "is_exploration": c.is_exploration,
             "notes": c.score.notes.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-            "max_per_second": caps.get(c.provider()).map(|cap| cap.get()),
+            "max_per_second": caps.providers.get(c.provider()).map(|cap| cap.get()),
+            "sender_max_per_second": caps.sender(c.provider(), c.key.country()).map(|cap| cap.get()),
         })).collect::<Vec<_>>(),
         "excluded": plan.excluded.iter().map(|e| {
             let row = explanation.health.iter().find(|row| row.key.provider() == &e.provider);

@@ -178,7 +178,7 @@ impl Shared {
         kind: AttemptKind,
         now: Instant,
     ) -> Admission {
-        if !self.throughput.take(candidate.provider()) {
+        if !self.throughput.take(candidate.provider(), candidate.key.country()) {
             return Admission::AtCapacity;
         }
         self.health.update(|health| {
