@@ -112,14 +112,7 @@ async fn a_provider_filtering_one_country_loses_it_within_20_sends_and_keeps_the
     // Demoted after every provider that delivers; not ejected, as no further GB code went there.
     assert_eq!(gb["health"]["state"], "healthy", "{gb}");
     assert_eq!(route(&providers, "twilio-primary", "US")["route_problem"], false);
-    let explain = app
-        .admin(Method::GET, "/admin/explain?number=%2B447400123499&format=text")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let explain = app.explain_text("%2B447400123499").await;
     assert!(explain.contains("chosen       1. twilio-backup"), "{explain}");
     assert!(explain.contains("[route_problem]"), "{explain}");
     assert!(explain.contains("delivery     twilio-primary: receipts 0% delivered"), "{explain}");
@@ -194,14 +187,7 @@ async fn a_provider_whose_receipts_stop_is_flagged_not_ejected() {
     ] {
         assert!(metrics.contains(line), "missing {line}:\n{metrics}");
     }
-    let explain = app
-        .admin(Method::GET, "/admin/explain?number=%2B14155550399&format=text")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let explain = app.explain_text("%2B14155550399").await;
     assert!(explain.contains("receipts stopped: flagged"), "{explain}");
     // Not punished: the next code still goes to the primary.
     app.hook_json(&okta_request("evt-after", "+14155550399", "482915", "SMS")).await;

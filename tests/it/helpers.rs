@@ -235,6 +235,12 @@ impl TestApp {
             .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
     }
 
+    /// `GET /admin/explain` for `number` (URL-encoded by the caller), as text.
+    pub(crate) async fn explain_text(&self, number: &str) -> String {
+        let path = format!("/admin/explain?number={number}&format=text");
+        self.admin(reqwest::Method::GET, &path).send().await.unwrap().text().await.unwrap()
+    }
+
     pub(crate) async fn metrics(&self) -> String {
         self.client
             .get(format!("{}/metrics", self.admin_url))
