@@ -21,12 +21,14 @@ use switchboard_providers::{BuildContext, SharedProvider};
 
 use crate::auth::{HeaderSecretAuth, OktaAuth};
 mod env;
+mod events;
 mod file;
 mod okta;
 
 #[cfg(test)]
 use env::expand;
 use env::substitute;
+pub use events::{EventsSettings, SystemLogSettings};
 pub use file::*;
 use okta::validate_okta;
 
@@ -83,6 +85,19 @@ pub struct OktaSettings {
     /// What a shed request gets.
     pub shed_answer: ShedAnswer,
     pub(crate) auth: OktaAuth,
+    /// The event hook, when `[okta.events]` is configured.
+    pub events: Option<EventsSettings>,
+    /// System Log polling, when `[okta.system_log]` is configured.
+    pub system_log: Option<SystemLogSettings>,
+}
+
+impl OktaSettings {
+    /// Whether Okta tells switchboard which codes were entered (the event hook, System Log
+    /// polling, or both): sends are then kept for correlation and settled by what Okta says.
+    #[must_use]
+    pub fn reports_conversions(&self) -> bool {
+        self.events.is_some() || self.system_log.is_some()
+    }
 }
 
 /// Validated overload limits from `[server]`.
