@@ -93,7 +93,7 @@ pub(crate) fn parse_log_page(body: &[u8]) -> Result<Vec<serde_json::Value>, Body
 
 /// The fields of a `LogEvent` switchboard reads; each reads as absent when it is missing or
 /// of another type.
-#[derive(Default, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LogEvent {
     #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
@@ -110,7 +110,7 @@ struct LogEvent {
     debug_context: Option<DebugContext>,
 }
 
-#[derive(Default, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 struct Actor {
     #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     id: Option<String>,
@@ -118,7 +118,7 @@ struct Actor {
     kind: Option<serde_json::Value>,
 }
 
-#[derive(Default, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 struct LogOutcome {
     #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     result: Option<String>,
@@ -126,14 +126,14 @@ struct LogOutcome {
     reason: Option<String>,
 }
 
-#[derive(Default, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DebugContext {
     #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     debug_data: Option<DebugData>,
 }
 
-#[derive(Default, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DebugData {
     #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
@@ -266,6 +266,7 @@ fn factor_channel(name: &str) -> Option<Channel> {
 /// made up (the simulator, the tests). It serialises the struct the server reads.
 ///
 /// Defaults: a fresh `uuid`, `published` now.
+#[derive(Clone)]
 pub struct OktaEvent {
     event: LogEvent,
 }
