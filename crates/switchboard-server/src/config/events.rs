@@ -6,8 +6,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use switchboard_core::ConfigError;
 
-use super::okta::{check_path, header_secrets};
-use super::{OktaEventsConfig, SystemLogConfig, check_https_url};
+use super::{OktaEventsConfig, SystemLogConfig, check_https_url, check_path, header_secrets};
 use crate::auth::HeaderSecretAuth;
 
 /// Validated `[okta.events]`.

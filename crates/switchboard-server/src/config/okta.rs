@@ -1,19 +1,16 @@
-//! Validation of `[okta]` and `[okta.auth]` (shared-secret header or OAuth 2.0), and the
-//! path and header-secret rules `[okta.events]` shares (`events.rs`).
+//! Validation of `[okta]` and `[okta.auth]` (shared-secret header or OAuth 2.0); `[okta.events]`
+//! and `[okta.system_log]` are in `events.rs`.
 
 use std::time::Duration;
 
-use axum::http::HeaderName;
-use secrecy::{ExposeSecret, SecretString};
 use switchboard_core::{ConfigError, Country};
 
 use super::events::{validate_events, validate_system_log};
-use super::file::default_auth_header;
 use super::{
     AuthMode, DEFAULT_JWKS_COOLDOWN_S, DEFAULT_JWKS_TIMEOUT_MS, DEFAULT_LEEWAY_S, OktaAuthConfig,
-    OktaConfig, OktaSettings, check_https_url,
+    OktaConfig, OktaSettings, check_https_url, check_path, header_secrets,
 };
-use crate::auth::{CachePolicy, HeaderSecretAuth, OAuthSettings, OAuthVerifier, OktaAuth};
+use crate::auth::{CachePolicy, OAuthSettings, OAuthVerifier, OktaAuth};
 
 pub(super) fn validate_okta(okta: &OktaConfig) -> Result<OktaSettings, ConfigError> {
     check_path("okta.path", &okta.path)?;
@@ -55,21 +52,6 @@ pub(super) fn validate_okta(okta: &OktaConfig) -> Result<OktaSettings, ConfigErr
     })
 }
 
-/// A path on the hook listener: it starts with `/`, has no spaces, and is not a route pattern
-/// (`{id}`, `*rest`) nor under `/callbacks`, which the providers' receipts use.
-pub(super) fn check_path(key: &str, path: &str) -> Result<(), ConfigError> {
-    if !path.starts_with('/') || path.contains(char::is_whitespace) {
-        return Err(ConfigError::invalid(key, "must start with / and contain no spaces"));
-    }
-    if path.contains(['{', '}', '*']) {
-        return Err(ConfigError::invalid(key, "must not contain {, } or *"));
-    }
-    if path == "/callbacks" || path.starts_with("/callbacks/") {
-        return Err(ConfigError::invalid(key, "must not be under /callbacks (provider receipts)"));
-    }
-    Ok(())
-}
-
 fn validate_okta_auth(auth: &OktaAuthConfig) -> Result<OktaAuth, ConfigError> {
     let header_keys = [("header", auth.header.is_some()), ("secrets", !auth.secrets.is_empty())];
     let oauth_keys = [
@@ -104,36 +86,6 @@ fn validate_okta_auth(auth: &OktaAuthConfig) -> Result<OktaAuth, ConfigError> {
             Ok(OktaAuth::OAuth2(std::sync::Arc::new(verifier)))
         }
     }
-}
-
-/// A header name (default `Authorization`) and one or two secrets of at least 16 characters,
-/// checked under `prefix` (`okta.auth`, `okta.events.auth`).
-pub(super) fn header_secrets(
-    prefix: &str,
-    header: Option<&str>,
-    secrets: &[SecretString],
-) -> Result<HeaderSecretAuth, ConfigError> {
-    let header = HeaderName::try_from(header.unwrap_or(default_auth_header())).map_err(|_| {
-        ConfigError::invalid(format!("{prefix}.header"), "is not a valid HTTP header name")
-    })?;
-    if !(1..=2).contains(&secrets.len()) {
-        return Err(ConfigError::invalid(
-            format!("{prefix}.secrets"),
-            "give one secret, or two while rotating",
-        ));
-    }
-    let mut accepted = Vec::with_capacity(secrets.len());
-    for (index, secret) in secrets.iter().enumerate() {
-        let secret = secret.expose_secret();
-        if secret.len() < 16 {
-            return Err(ConfigError::invalid(
-                format!("{prefix}.secrets[{index}]"),
-                "must be at least 16 characters (it is the only thing between the internet and your SMS bill)",
-            ));
-        }
-        accepted.push(secret);
-    }
-    Ok(HeaderSecretAuth::new(header, &accepted))
 }
 
 fn validate_oauth(auth: &OktaAuthConfig) -> Result<OAuthSettings, ConfigError> {
