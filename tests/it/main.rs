@@ -2,6 +2,7 @@
 //! sockets. One test binary (faster to link than one per file).
 
 mod admin;
+mod events;
 mod failover;
 mod guard;
 mod helpers;
