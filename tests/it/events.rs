@@ -360,3 +360,26 @@ async fn system_log_polling_follows_next_links_honours_429_and_feeds_the_same_de
 fn url_pairs(query: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str(query).unwrap()
 }
+
+#[tokio::test]
+async fn a_reload_rotates_the_event_hook_secret_and_its_path_waits_for_a_restart() {
+    let app = events_app().await;
+    let rotated = "rotated-events-secret-0123456789";
+    let text = std::fs::read_to_string(&app.config_path).unwrap();
+    let text = text.replace(EVENTS_SECRET, rotated).replace(
+        "[okta.events.auth]",
+        "[okta.events]\npath = \"/okta/events-v2\"\n[okta.events.auth]",
+    );
+    std::fs::write(&app.config_path, text).unwrap();
+    let reload = app.admin(reqwest::Method::POST, "/admin/reload").send().await.unwrap();
+    assert_eq!(reload.status(), 200);
+    within(10, app.logs.wait_for("take effect on restart")).await;
+
+    let body = OktaEvent::delivery("d-rotated", &[OktaEvent::verified(USER, Channel::Sms)]);
+    assert_eq!(post_events(&app, &body).await.status(), 401, "the old secret is gone");
+    let post =
+        |url: String| app.client.post(url).header("Authorization", rotated).json(&body).send();
+    assert_eq!(post(events_url(&app)).await.unwrap().status(), 200, "the new one works now");
+    let moved = events_url(&app).replace("/okta/events", "/okta/events-v2");
+    assert_eq!(post(moved).await.unwrap().status(), 404, "the path moves on restart");
+}
