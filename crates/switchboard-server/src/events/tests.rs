@@ -196,7 +196,8 @@ async fn forged_replayed_and_malformed_deliveries_change_nothing() {
     drain(&server).await;
     let event = OktaEvent::verified(USER, Channel::Sms).uuid("uuid-once");
     for secret in [None, Some("wrong-secret-0123456789"), Some(crate::testing::SECRET)] {
-        let (code, body) = post_events(&router, delivery("forged", &[event.clone()]), secret).await;
+        let (code, body) =
+            post_events(&router, delivery("forged", std::slice::from_ref(&event)), secret).await;
         assert_eq!(code, 401, "{secret:?}");
         assert!(body.contains("authentication failed"), "{body}");
         assert!(!body.contains("0123456789"), "never echoes a value: {body}");
@@ -211,7 +212,7 @@ async fn forged_replayed_and_malformed_deliveries_change_nothing() {
 
     // Delivered three times (Okta's retries, a replay): counted once.
     for _ in 0..3 {
-        let body = delivery("real", &[event.clone()]);
+        let body = delivery("real", std::slice::from_ref(&event));
         assert_eq!(post_events(&router, body, Some(EVENTS_SECRET)).await.0, 200);
     }
     drain(&server).await;

@@ -478,18 +478,19 @@ mod tests {
         let good = OktaEvent::delivery("evt-1", &[OktaEvent::verified("00u1", Channel::Sms)]);
         let delivery = EventDelivery::parse(good.to_string().as_bytes()).unwrap();
         assert_eq!((delivery.id.as_str(), delivery.events.len()), ("evt-1", 1));
-        let bend = |f: &dyn Fn(&mut serde_json::Value)| {
+        let bend = |f: Bend| {
             let mut json = good.clone();
             f(&mut json);
             EventDelivery::parse(json.to_string().as_bytes()).unwrap_err()
         };
-        let cases: [(&dyn Fn(&mut serde_json::Value), &str); 6] = [
-            (&|j| j["eventType"] = "com.okta.telephony.provider".into(), "eventType"),
-            (&|j| j["eventId"] = "".into(), "eventId"),
-            (&|j| j["eventTime"] = "00u-secret-value".into(), "eventTime"),
-            (&|j| j["data"]["events"] = "00u-secret-value".into(), "data.events"),
-            (&|j| _ = j["data"].as_object_mut().unwrap().remove("events"), "data"),
-            (&|j| _ = j.as_object_mut().unwrap().remove("eventId"), "."),
+        type Bend = fn(&mut serde_json::Value);
+        let cases: [(Bend, &str); 6] = [
+            (|j| j["eventType"] = "com.okta.telephony.provider".into(), "eventType"),
+            (|j| j["eventId"] = "".into(), "eventId"),
+            (|j| j["eventTime"] = "00u-secret-value".into(), "eventTime"),
+            (|j| j["data"]["events"] = "00u-secret-value".into(), "data.events"),
+            (|j| _ = j["data"].as_object_mut().unwrap().remove("events"), "data"),
+            (|j| _ = j.as_object_mut().unwrap().remove("eventId"), "."),
         ];
         for (bend_it, location) in cases {
             let error = bend(bend_it);
