@@ -12,7 +12,7 @@
 //! | [`SwitchStore`] | `switches.rs` | the operator's switch per provider (enabled, draining, disabled) |
 //! | [`ThroughputLimits`] | `throughput.rs` | each capped provider's sends in the last second |
 //! | [`GuardLimits`] | `guard/limits.rs` | the fraud guard's velocity counters |
-//! | [`Ledger`] | `ledger.rs` | Okta events seen, and each phone's last provider |
+//! | [`Ledger`] | `ledger.rs` | Okta events seen, and each phone's last accepted send |
 //! | [`SentMessages`] | `sent.rs` | accepted messages, for matching delivery receipts |
 //! | [`ConversionStore`] | `conversions.rs` | accepted sends awaiting Okta's events, and the events seen |
 //!
