@@ -34,6 +34,9 @@ pub(crate) struct AppOptions {
     pub(crate) okta_auth: Option<String>,
     /// Seeds the planner's RNG (exploration draws), for tests that count explorations.
     pub(crate) rng_seed: Option<u64>,
+    /// Tables added after `[okta.auth]` (`[okta.events]`, `[okta.system_log]`), built at run
+    /// time.
+    pub(crate) okta_tables: String,
 }
 
 impl Default for AppOptions {
@@ -51,6 +54,7 @@ impl Default for AppOptions {
             panicking_primary: false,
             okta_auth: None,
             rng_seed: None,
+            okta_tables: String::new(),
         }
     }
 }
@@ -120,6 +124,7 @@ report = "{report}"
 default_region = "US"
 
 {okta_auth}
+{okta_tables}
 
 [admin]
 token = "{ADMIN_TOKEN}"
@@ -168,6 +173,7 @@ providers = ["twilio-primary", "twilio-backup"]
         route = options.route,
         primary_timeout_ms = options.primary_timeout_ms,
         okta_auth = options.okta_auth.clone().unwrap_or(header_auth),
+        okta_tables = options.okta_tables,
         primary_url = primary.base_url(),
         backup_url = backup.base_url(),
     );

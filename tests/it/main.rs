@@ -3,6 +3,7 @@
 
 mod admin;
 mod delivery_truth;
+mod events;
 mod failover;
 mod guard;
 mod helpers;

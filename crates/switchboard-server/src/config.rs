@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::HeaderName;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use switchboard_core::health::HealthPolicy;
 use switchboard_core::route::{ProviderCatalog, RouteTable};
 use switchboard_core::{ConfigError, Country, ProviderId};
@@ -19,12 +19,14 @@ use switchboard_providers::{BuildContext, SharedProvider};
 
 use crate::auth::{HeaderSecretAuth, OktaAuth};
 mod env;
+mod events;
 mod file;
 mod okta;
 
 #[cfg(test)]
 use env::expand;
 use env::substitute;
+pub use events::{EventsSettings, SystemLogSettings};
 pub use file::*;
 use okta::validate_okta;
 
@@ -81,6 +83,19 @@ pub struct OktaSettings {
     /// What a shed request gets.
     pub shed_answer: ShedAnswer,
     pub(crate) auth: OktaAuth,
+    /// The event hook, when `[okta.events]` is configured.
+    pub events: Option<EventsSettings>,
+    /// System Log polling, when `[okta.system_log]` is configured.
+    pub system_log: Option<SystemLogSettings>,
+}
+
+impl OktaSettings {
+    /// Whether Okta tells switchboard which codes were entered (the event hook, System Log
+    /// polling, or both): sends are then kept for correlation and settled by what Okta says.
+    #[must_use]
+    pub fn reports_conversions(&self) -> bool {
+        self.events.is_some() || self.system_log.is_some()
+    }
 }
 
 /// Validated overload limits from `[server]`.
@@ -282,6 +297,52 @@ fn check_https_url(key: &str, text: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// A path on the hook listener: it starts with `/`, has no spaces, and is not a route pattern
+/// (`{id}`, `*rest`) nor under `/callbacks`, which the providers' receipts use.
+fn check_path(key: &str, path: &str) -> Result<(), ConfigError> {
+    if !path.starts_with('/') || path.contains(char::is_whitespace) {
+        return Err(ConfigError::invalid(key, "must start with / and contain no spaces"));
+    }
+    if path.contains(['{', '}', '*']) {
+        return Err(ConfigError::invalid(key, "must not contain {, } or *"));
+    }
+    if path == "/callbacks" || path.starts_with("/callbacks/") {
+        return Err(ConfigError::invalid(key, "must not be under /callbacks (provider receipts)"));
+    }
+    Ok(())
+}
+
+/// A header name (default `Authorization`) and one or two secrets of at least 16 characters,
+/// checked under `prefix` (`okta.auth`, `okta.events.auth`).
+fn header_secrets(
+    prefix: &str,
+    header: Option<&str>,
+    secrets: &[SecretString],
+) -> Result<HeaderSecretAuth, ConfigError> {
+    let header =
+        HeaderName::try_from(header.unwrap_or(file::default_auth_header())).map_err(|_| {
+            ConfigError::invalid(format!("{prefix}.header"), "is not a valid HTTP header name")
+        })?;
+    if !(1..=2).contains(&secrets.len()) {
+        return Err(ConfigError::invalid(
+            format!("{prefix}.secrets"),
+            "give one secret, or two while rotating",
+        ));
+    }
+    let mut accepted = Vec::with_capacity(secrets.len());
+    for (index, secret) in secrets.iter().enumerate() {
+        let secret = secret.expose_secret();
+        if secret.len() < 16 {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.secrets[{index}]"),
+                "must be at least 16 characters (it is the only thing between the internet and your SMS bill)",
+            ));
+        }
+        accepted.push(secret);
+    }
+    Ok(HeaderSecretAuth::new(header, &accepted))
 }
 
 fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {

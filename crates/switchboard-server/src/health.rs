@@ -1,10 +1,10 @@
 //! The provider health store: one [`HealthBook`] for the server, carried over by provider id
 //! when the configuration is reloaded.
 //!
-//! Every attempt's outcome, every receipt and every abandoned attempt goes in through a method
-//! that takes `now` and values. Planning is the exception: `plan` and `explain` read the whole
-//! book (every key of the matched rule's providers and their estimates)
-//! in one consistent view, so they run inside [`HealthStore::read`] rather than copying the book
+//! Every attempt's outcome, every receipt, every conversion and every abandoned attempt goes in
+//! through a method that takes `now` and values. Planning is the exception: `plan` and `explain`
+//! read the whole book (every key of the matched rule's providers and their estimates) in one
+//! consistent view, so they run inside [`HealthStore::read`] rather than copying the book
 //! out; a shared backend would serve that view from a snapshot. A std mutex: sections are a few
 //! map operations and never span an `.await`.
 
@@ -15,7 +15,7 @@ use switchboard_core::health::{
     DeliveryEvidence, EjectionCause, Evidence, HealthBook, HealthKey, HealthPolicy, HealthStatus,
 };
 use switchboard_core::switch::OperatorSwitches;
-use switchboard_core::{AttemptOutcome, Delivery, ProviderId};
+use switchboard_core::{AttemptOutcome, Conversion, Delivery, ProviderId};
 
 /// Provider health, per (provider, country, channel).
 #[derive(Debug)]
@@ -179,6 +179,19 @@ impl HealthStore {
                 })
             })
             .collect()
+    }
+
+    /// What Okta said (or did not say) about a code sent on `key`: entered, superseded by a
+    /// resend, or never entered.
+    pub(crate) fn record_conversion(&self, key: &HealthKey, conversion: Conversion, now: Instant) {
+        self.lock().record_conversion(key, conversion, now);
+    }
+
+    /// The conversion evidence on `key` at `now`: (entered, not entered), decayed.
+    #[cfg(test)]
+    pub(crate) fn conversions(&self, key: &HealthKey, now: Instant) -> (f64, f64) {
+        let evidence = self.lock().evidence(key, now).conversions;
+        (evidence.good, evidence.bad)
     }
 
     /// Attempts dropped unfinished (a hedge or race lost, time ran out): they say nothing

@@ -39,6 +39,10 @@ const ROUTE_DELIVERED: &str = "switchboard_route_delivered_ratio";
 const ROUTE_PROBLEM: &str = "switchboard_route_problem";
 const RECEIPT_COVERAGE: &str = "switchboard_route_receipt_coverage_ratio";
 const RECEIPTS_STOPPED: &str = "switchboard_route_receipts_stopped";
+const OKTA_EVENTS: &str = "switchboard_okta_events_total";
+const CONVERSIONS: &str = "switchboard_conversions_total";
+const CONVERSION_MATCHES: &str = "switchboard_conversion_matches_total";
+const SYSTEM_LOG_POLLS: &str = "switchboard_system_log_polls_total";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -138,6 +142,26 @@ impl Metrics {
             SHED,
             None,
             "Hook requests answered at once, unsent, because the server was overloaded, by reason.",
+        );
+        describe(
+            OKTA_EVENTS,
+            None,
+            "Okta events received, by source (event_hook, system_log) and result: accepted, duplicate (uuid seen before) or ignored (another event type or factor) per event; unauthenticated or malformed per refused delivery.",
+        );
+        describe(
+            CONVERSIONS,
+            None,
+            "Accepted sends settled by what Okta said, by provider, channel and outcome: entered, superseded (a resend's code was entered), resent (a resend, without Okta's events), not_entered, wrong_code (only wrong codes; counts against nobody).",
+        );
+        describe(
+            CONVERSION_MATCHES,
+            None,
+            "Okta's code events by whether they found the send they were about (result matched or unmatched); alert when matched stops growing while unmatched does.",
+        );
+        describe(
+            SYSTEM_LOG_POLLS,
+            None,
+            "Requests to Okta's System Log API, by result: ok, rate_limited or error.",
         );
         recorder.describe_histogram(
             HOOK_DURATION.into(),
@@ -293,6 +317,42 @@ impl Metrics {
 
     pub(crate) fn hook_refused(&self, reason: &'static str) {
         self.counter(REFUSED, vec![Label::new("reason", reason)]).increment(1);
+    }
+
+    /// Okta events (or refused deliveries of them) from `source`, by `result`.
+    pub(crate) fn okta_events(&self, source: &'static str, result: &'static str, n: u64) {
+        let labels = vec![Label::new("source", source), Label::new("result", result)];
+        self.counter(OKTA_EVENTS, labels).increment(n);
+    }
+
+    /// A send settled by what Okta said: `outcome` is `entered`, `superseded`, `resent`,
+    /// `not_entered` or `wrong_code`.
+    pub(crate) fn conversion(
+        &self,
+        provider: &ProviderId,
+        channel: Channel,
+        outcome: &'static str,
+    ) {
+        let labels = vec![
+            Label::new("provider", provider.as_str().to_owned()),
+            Label::new("channel", channel.as_str()),
+            Label::new("outcome", outcome),
+        ];
+        self.counter(CONVERSIONS, labels).increment(1);
+    }
+
+    /// An event about a code found its send, or did not.
+    pub(crate) fn conversion_match(&self, channel: Channel, is_matched: bool) {
+        let labels = vec![
+            Label::new("channel", channel.as_str()),
+            Label::new("result", if is_matched { "matched" } else { "unmatched" }),
+        ];
+        self.counter(CONVERSION_MATCHES, labels).increment(1);
+    }
+
+    /// One request to Okta's System Log API: `ok`, `rate_limited` or `error`.
+    pub(crate) fn system_log_poll(&self, result: &'static str) {
+        self.counter(SYSTEM_LOG_POLLS, vec![Label::new("result", result)]).increment(1);
     }
 
     pub(crate) fn attempt(
