@@ -231,3 +231,100 @@ async fn every_optimize_setting_moves_off_a_route_whose_receipts_say_undelivered
     }
     eprintln!("{}", lost.join("\n"));
 }
+
+const EVENTS_SECRET: &str = "events-secret-0123456789";
+
+/// A code to `phone` for `user`; returns whether it reached the phone, and through which
+/// emulator (`true`: the primary), once its final receipt has been handled.
+async fn send_as_user(app: &TestApp, event_id: &str, phone: &str, user: &str) -> (bool, bool) {
+    let (primary_before, backup_before) =
+        (app.primary.handsets().len(), app.backup.handsets().len());
+    let mut request = okta_request(event_id, phone, "482915", "SMS");
+    request["data"]["userProfile"]["userId"] = user.into();
+    let (status, _) = app.hook_json(&request).await;
+    assert_eq!(status, 200);
+    let event = format!("\"event_id\":\"{event_id}\"");
+    let is_final = |line: &str| {
+        line.contains("\"delivery receipt\"") && line.contains(&event) && !line.contains("pending")
+    };
+    within(10, app.logs.wait_for_line(is_final)).await;
+    let (primary, backup) = (app.primary.handsets(), app.backup.handsets());
+    match (primary.len() - primary_before, backup.len() - backup_before) {
+        (1, 0) => (primary[primary_before].delivered, true),
+        (0, 1) => (backup[backup_before].delivered, false),
+        other => panic!("one send per code, got {other:?}"),
+    }
+}
+
+/// Okta tells switchboard that `user` entered the code (an event hook delivery), and the
+/// delivery has been processed.
+async fn code_entered(app: &TestApp, delivery: &str, user: &str) {
+    let url = app.hook_url.replace("/okta/telephony", "/okta/events");
+    let body = switchboard_server::okta::OktaEvent::delivery(
+        delivery,
+        &[switchboard_server::okta::OktaEvent::verified(user, switchboard_core::Channel::Sms)],
+    );
+    let response = app
+        .client
+        .post(url)
+        .header("Authorization", EVENTS_SECRET)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    within(10, app.logs.wait_for(&format!("\"batch\":\"{delivery}\""))).await;
+}
+
+#[tokio::test]
+async fn a_provider_whose_receipts_lie_loses_traffic_once_conversions_show_it() {
+    let app = spawn_app_with(AppOptions {
+        extra: "[guard]\nmode = \"monitor\"\n",
+        okta_tables: format!("[okta.events.auth]\nsecrets = [\"{EVENTS_SECRET}\"]\n"),
+        ..Default::default()
+    })
+    .await;
+    // The primary's receipts say "delivered" for every message, but nine in ten never arrive.
+    // Receipts alone cannot tell; the users can: they enter the codes that arrive, and ask
+    // again (a resend, which avoids the primary) when one does not.
+    app.primary.set_receipts(
+        Receipts::delivered()
+            .with_delay(RECEIPT_DELAY)
+            .with_seed(3)
+            .with_rule(CountryDelivery::to(&["US"]).delivered(10.0, &["30008"]).lying(100.0)),
+    );
+    app.backup.set_receipts(Receipts::delivered().with_delay(RECEIPT_DELAY));
+
+    let mut first_sends_to_primary = Vec::new();
+    for user in 0..30 {
+        let (phone, user_id) = (format!("+1415555{:04}", 2000 + user), format!("00u{user:017}"));
+        let (mut arrived, to_primary) =
+            send_as_user(&app, &format!("evt-lie-{user}"), &phone, &user_id).await;
+        first_sends_to_primary.push(to_primary);
+        if !arrived {
+            let (again, resend_to_primary) =
+                send_as_user(&app, &format!("evt-lie-{user}-again"), &phone, &user_id).await;
+            assert!(!resend_to_primary, "a resend avoids the provider of the first send");
+            arrived = again;
+        }
+        assert!(arrived, "every user gets a code in the end");
+        code_entered(&app, &format!("batch-lie-{user}"), &user_id).await;
+    }
+    let lost = first_sends_to_primary.iter().filter(|to_primary| **to_primary).count();
+    eprintln!("first codes to the lying route: {lost} of 30: {first_sends_to_primary:?}");
+    assert!(lost <= 20, "{lost} of 30 first codes went to the lying route");
+    assert!(
+        first_sends_to_primary[25..].iter().all(|to_primary| !to_primary),
+        "once conversions show it, first codes go to the backup: {first_sends_to_primary:?}"
+    );
+
+    // The receipts still look perfect; the conversions do not.
+    let providers = providers(&app).await;
+    let us = route(&providers, "twilio-primary", "US");
+    assert_eq!(us["receipts"]["verdict"], "fine", "{us}");
+    assert_eq!(us["conversions"]["verdict"], "poor", "{us}");
+    assert_eq!(us["route_problem"], true, "{us}");
+    let metrics = app.metrics().await;
+    let line = r#"switchboard_route_problem{provider="twilio-primary",country="US",channel="sms",signal="conversions"} 1"#;
+    assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+}
