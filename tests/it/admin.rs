@@ -175,14 +175,7 @@ async fn explain_shows_live_health_and_why_a_provider_was_left_out() {
     assert_eq!(json["excluded"][0]["provider"], "twilio-primary", "{json}");
     assert_eq!(json["excluded"][0]["reason"], "ejected", "{json}");
 
-    let text = app
-        .admin(Method::GET, "/admin/explain?number=%2B14155550177&format=text")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.explain_text("%2B14155550177").await;
     assert!(text.contains("excluded     twilio-primary: ejected"), "{text}");
     assert!(!text.contains("4155550177"), "{text}");
     let bad = app.admin(Method::GET, "/admin/explain?number=nope").send().await.unwrap();

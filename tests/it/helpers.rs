@@ -24,6 +24,8 @@ pub(crate) struct AppOptions {
     pub(crate) max_attempts: u32,
     /// TOML appended to the config (extra sections such as `[guard.sms]`).
     pub(crate) extra: &'static str,
+    /// Extra keys for the `[health]` table (`receipt_grace_ms = 1000`).
+    pub(crate) health: &'static str,
     /// Extra keys for the one route rule (`strategy = "hedge"`).
     pub(crate) route: &'static str,
     /// Replaces the primary with a provider whose `send` panics (the canary's forced panic).
@@ -32,6 +34,9 @@ pub(crate) struct AppOptions {
     pub(crate) okta_auth: Option<String>,
     /// Seeds the planner's RNG (exploration draws), for tests that count explorations.
     pub(crate) rng_seed: Option<u64>,
+    /// Tables added after `[okta.auth]` (`[okta.events]`, `[okta.system_log]`), built at run
+    /// time.
+    pub(crate) okta_tables: String,
 }
 
 impl Default for AppOptions {
@@ -44,10 +49,12 @@ impl Default for AppOptions {
             retry_backoff_ms: 2000,
             max_attempts: 4,
             extra: "",
+            health: "",
             route: "",
             panicking_primary: false,
             okta_auth: None,
             rng_seed: None,
+            okta_tables: String::new(),
         }
     }
 }
@@ -117,6 +124,7 @@ report = "{report}"
 default_region = "US"
 
 {okta_auth}
+{okta_tables}
 
 [admin]
 token = "{ADMIN_TOKEN}"
@@ -130,6 +138,7 @@ max_attempts = {max_attempts}
 
 [health]
 consecutive_failures = {consecutive_failures}
+{health}
 
 [providers.twilio-primary]
 kind = "twilio"
@@ -160,9 +169,11 @@ providers = ["twilio-primary", "twilio-backup"]
         retry_backoff_ms = options.retry_backoff_ms,
         max_attempts = options.max_attempts,
         extra = options.extra,
+        health = options.health,
         route = options.route,
         primary_timeout_ms = options.primary_timeout_ms,
         okta_auth = options.okta_auth.clone().unwrap_or(header_auth),
+        okta_tables = options.okta_tables,
         primary_url = primary.base_url(),
         backup_url = backup.base_url(),
     );
@@ -228,6 +239,12 @@ impl TestApp {
         self.client
             .request(method, format!("{}{path}", self.admin_url))
             .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+    }
+
+    /// `GET /admin/explain` for `number` (URL-encoded by the caller), as text.
+    pub(crate) async fn explain_text(&self, number: &str) -> String {
+        let path = format!("/admin/explain?number={number}&format=text");
+        self.admin(reqwest::Method::GET, &path).send().await.unwrap().text().await.unwrap()
     }
 
     pub(crate) async fn metrics(&self) -> String {
@@ -344,6 +361,12 @@ impl LogCapture {
     pub(crate) async fn wait_for(&self, needle: &str) {
         let mut writes = self.writes.subscribe();
         let _ = writes.wait_for(|_| self.text().contains(needle)).await;
+    }
+
+    /// Completes when a log line satisfies `is_match`.
+    pub(crate) async fn wait_for_line(&self, is_match: impl Fn(&str) -> bool) {
+        let mut writes = self.writes.subscribe();
+        let _ = writes.wait_for(|_| self.text().lines().any(&is_match)).await;
     }
 }
 

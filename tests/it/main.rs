@@ -2,6 +2,8 @@
 //! sockets. One test binary (faster to link than one per file).
 
 mod admin;
+mod delivery_truth;
+mod events;
 mod failover;
 mod guard;
 mod helpers;

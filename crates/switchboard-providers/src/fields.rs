@@ -11,7 +11,8 @@
 ///
 /// With `senders;` it also stamps `senders(key_prefix)`, the validated senders built from the
 /// provider's own `from`, `voice_from` and `senders` fields (declared by the provider, since
-/// what a sender may be differs per provider and the docs say so).
+/// what a sender may be differs per provider and the docs say so), and `sender_caps()`, the
+/// throughput caps of per-country senders (empty without `senders;`).
 macro_rules! provider_config {
     (
         $(#[$meta:meta])*
@@ -22,6 +23,7 @@ macro_rules! provider_config {
         senders;
     ) => {
         crate::fields::provider_config! {
+            @shared
             $(#[$meta])*
             pub struct $name {
                 $($fields)*
@@ -42,9 +44,45 @@ macro_rules! provider_config {
                     &self.senders,
                 )
             }
+
+            /// The throughput caps of per-country senders (`senders.<CC>.max_per_second`),
+            /// by destination country. Validated by [`Self::senders`].
+            #[must_use]
+            pub fn sender_caps(
+                &self,
+            ) -> std::collections::BTreeMap<switchboard_core::Country, std::num::NonZeroU32> {
+                crate::senders::caps(&self.senders)
+            }
         }
     };
     (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($fields:tt)*
+        }
+        default_timeout_ms = $timeout:literal;
+    ) => {
+        crate::fields::provider_config! {
+            @shared
+            $(#[$meta])*
+            pub struct $name {
+                $($fields)*
+            }
+            default_timeout_ms = $timeout;
+        }
+
+        impl $name {
+            /// No per-country senders, so no caps of theirs.
+            #[must_use]
+            pub fn sender_caps(
+                &self,
+            ) -> std::collections::BTreeMap<switchboard_core::Country, std::num::NonZeroU32> {
+                std::collections::BTreeMap::new()
+            }
+        }
+    };
+    (
+        @shared
         $(#[$meta:meta])*
         pub struct $name:ident {
             $($fields:tt)*

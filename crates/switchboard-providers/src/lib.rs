@@ -145,6 +145,16 @@ macro_rules! kinds {
                 }
             }
 
+            /// The throughput caps of the provider's per-country senders, by country.
+            #[must_use]
+            pub fn sender_caps(
+                &self,
+            ) -> std::collections::BTreeMap<switchboard_core::Country, std::num::NonZeroU32> {
+                match self {
+                    $( ProviderConfig::$variant(config) => config.sender_caps(), )*
+                }
+            }
+
             /// Checks the provider's settings; errors name keys under `key_prefix`
             /// (`providers.NAME`).
             pub fn validate(&self, key_prefix: &str) -> Result<(), ConfigError> {

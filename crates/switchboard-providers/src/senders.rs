@@ -7,9 +7,11 @@
 //! [providers.x.senders.GB]         # optional per-country overrides
 //! sms = "Acme"                     # alphanumeric sender where the country allows it
 //! voice = "+447700900001"
+//! max_per_second = 10              # optional: the throughput granted to this country's sender
 //! ```
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 
 use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError, Country};
@@ -24,6 +26,24 @@ pub struct CountrySenderConfig {
     /// Caller id for calls to this country.
     #[serde(default)]
     pub voice: Option<String>,
+    /// The throughput the provider grants this country's sender, in messages and calls per
+    /// second (a long code's 1, a registered sender's campaign MPS); sends to the country take
+    /// from it as well as from the account's `max_per_second`. Unset: no cap of its own.
+    #[serde(default)]
+    pub max_per_second: Option<u32>,
+}
+
+/// The per-country senders' throughput caps, by country (entries that do not parse are left
+/// out: [`Senders::try_new`] refuses them).
+pub(crate) fn caps(
+    by_country: &BTreeMap<String, CountrySenderConfig>,
+) -> BTreeMap<Country, NonZeroU32> {
+    by_country
+        .iter()
+        .filter_map(|(code, config)| {
+            Some((Country::parse(code)?, NonZeroU32::new(config.max_per_second?)?))
+        })
+        .collect()
 }
 
 /// Validated senders: a default per channel and overrides per country.
@@ -70,6 +90,7 @@ impl Senders {
             if sms.is_none() && voice.is_none() {
                 return Err(ConfigError::invalid(country_key, "give sms, voice or both"));
             }
+            crate::fields::check_max_per_second(&country_key, config.max_per_second)?;
             countries.insert(country, (sms, voice));
         }
         Ok(Senders { sms, voice, by_country: countries })
@@ -144,11 +165,17 @@ mod tests {
     #[test]
     fn country_overrides_fall_back_to_channel_defaults() {
         let mut by_country = BTreeMap::new();
-        by_country
-            .insert("GB".to_owned(), CountrySenderConfig { sms: Some("Acme".into()), voice: None });
+        by_country.insert(
+            "GB".to_owned(),
+            CountrySenderConfig { sms: Some("Acme".into()), voice: None, max_per_second: None },
+        );
         by_country.insert(
             "fr".to_owned(),
-            CountrySenderConfig { sms: None, voice: Some("+33123456789".into()) },
+            CountrySenderConfig {
+                sms: None,
+                voice: Some("+33123456789".into()),
+                max_per_second: None,
+            },
         );
         let senders =
             Senders::try_new("providers.p", Some("+15005550006"), None, &by_country).unwrap();
@@ -180,9 +207,32 @@ mod tests {
         let mut by_country = BTreeMap::new();
         by_country.insert(
             "GBR".to_owned(),
-            CountrySenderConfig { sms: Some("Acme".into()), voice: None },
+            CountrySenderConfig { sms: Some("Acme".into()), voice: None, max_per_second: None },
         );
         let error = Senders::try_new("providers.p", None, None, &by_country).unwrap_err();
         assert!(error.to_string().starts_with("providers.p.senders.GBR: "), "{error}");
+    }
+
+    #[test]
+    fn a_countrys_sender_may_have_a_throughput_cap_checked_by_name() {
+        let entry = |cap| CountrySenderConfig {
+            sms: Some("+447400123456".into()),
+            voice: None,
+            max_per_second: cap,
+        };
+        let mut by_country = BTreeMap::new();
+        by_country.insert("GB".to_owned(), entry(Some(1)));
+        by_country.insert("FR".to_owned(), entry(None));
+        assert!(Senders::try_new("providers.p", None, None, &by_country).is_ok());
+        assert_eq!(
+            caps(&by_country).into_iter().collect::<Vec<_>>(),
+            [(country("GB"), NonZeroU32::new(1).unwrap())]
+        );
+        by_country.insert("GB".to_owned(), entry(Some(0)));
+        let error = Senders::try_new("providers.p", None, None, &by_country).unwrap_err();
+        assert!(
+            error.to_string().starts_with("providers.p.senders.GB.max_per_second: "),
+            "{error}"
+        );
     }
 }

@@ -6,7 +6,9 @@
 //! a configured token it is off. Its endpoints:
 //! - `POST /admin/reload`: re-read the configuration (and the secret files it reads); a bad file
 //!   is refused, naming the key, and the running configuration stays;
-//! - `GET /admin/providers`: each provider's kind, channels, operator state and health;
+//! - `GET /admin/providers`: each provider's kind, channels, operator state and health, and per
+//!   route (country, channel) with delivery evidence: receipts and conversions with the bar they
+//!   were judged against, receipt coverage, and the `route_problem` and `receipts_stopped` flags;
 //! - `PUT /admin/providers/{id}/state` with `{"state": "enabled" | "draining" | "disabled"}`: the
 //!   operator switch, kept apart from observed health.
 
@@ -22,6 +24,7 @@ use serde::Deserialize;
 use switchboard_core::health::{HealthStatus, OperatorState};
 use switchboard_core::{Channel, ProviderId};
 
+use crate::health::{RouteEvidence, delivery_json};
 use crate::state::Shared;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -81,6 +84,7 @@ async fn providers(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
     let runtime = shared.runtime();
     let now = tokio::time::Instant::now().into_std();
     let health = shared.health.providers(runtime.providers.keys(), now);
+    let routes = shared.health.routes(now);
     let mut rows: Vec<_> = runtime
         .providers
         .values()
@@ -98,6 +102,11 @@ async fn providers(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
                 "channels": channels,
                 "operator_state": shared.switches.state(id).as_str(),
                 "health": health_json(&health.status, now),
+                "routes": routes
+                    .iter()
+                    .filter(|route| route.key.provider() == id)
+                    .map(|route| route_json(route, now))
+                    .collect::<Vec<_>>(),
             }))
         })
         .collect();
@@ -119,6 +128,21 @@ fn health_json(status: &HealthStatus, now: std::time::Instant) -> serde_json::Va
             serde_json::json!({"state": "rate_limited", "remaining_ms": ms(until)})
         }
     }
+}
+
+/// One route's health and delivery evidence.
+fn route_json(route: &RouteEvidence, now: std::time::Instant) -> serde_json::Value {
+    let mut health = health_json(&route.status, now);
+    if let (Some(cause), Some(object)) = (route.ejection_cause, health.as_object_mut()) {
+        object.insert("cause".into(), cause.as_str().into());
+    }
+    let mut row = delivery_json(&route.evidence);
+    if let Some(object) = row.as_object_mut() {
+        object.insert("country".into(), route.key.country().as_str().into());
+        object.insert("channel".into(), route.key.channel().as_str().into());
+        object.insert("health".into(), health);
+    }
+    row
 }
 
 #[derive(Deserialize)]
@@ -212,6 +236,8 @@ async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             .collect()
     };
     shared.metrics.provider_health(&snapshot);
+    let now = tokio::time::Instant::now().into_std();
+    shared.metrics.routes(&shared.health.routes(now));
     ([("content-type", "text/plain; version=0.0.4")], shared.metrics.render())
 }
 

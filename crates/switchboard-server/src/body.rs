@@ -76,6 +76,15 @@ pub(crate) async fn read(
     }
 }
 
+/// `application/json`, with or without parameters (`; charset=utf-8`), any case.
+pub(crate) fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// Middleware for routes without a shape of their own for errors (provider callbacks): buffers
 /// the body under [`read`]'s limits, `total` from the request's arrival, or answers 413, 408 or
 /// 400 in plain text.

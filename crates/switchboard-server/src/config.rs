@@ -6,14 +6,12 @@
 //! the environment variable before parsing; `$${` writes a literal `${`. Every error names the key
 //! it is about, so an operator can fix the file without reading code.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::HeaderName;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use switchboard_core::health::HealthPolicy;
 use switchboard_core::route::{ProviderCatalog, RouteTable};
 use switchboard_core::{ConfigError, Country, ProviderId};
@@ -21,12 +19,14 @@ use switchboard_providers::{BuildContext, SharedProvider};
 
 use crate::auth::{HeaderSecretAuth, OktaAuth};
 mod env;
+mod events;
 mod file;
 mod okta;
 
 #[cfg(test)]
 use env::expand;
 use env::substitute;
+pub use events::{EventsSettings, SystemLogSettings};
 pub use file::*;
 use okta::validate_okta;
 
@@ -57,8 +57,8 @@ pub struct Settings {
     pub(crate) sms_text: Option<switchboard_core::text::TemplateSet>,
     /// Providers in id order.
     pub providers: Vec<SharedProvider>,
-    /// Each capped provider's `max_per_second`.
-    pub(crate) throughput: BTreeMap<ProviderId, NonZeroU32>,
+    /// Each capped provider's `max_per_second`, and its per-country senders'.
+    pub(crate) throughput: crate::throughput::Caps,
     /// Route rules.
     pub routes: RouteTable,
     /// Admin API token header check (`Authorization: Bearer ...`), when configured.
@@ -83,6 +83,19 @@ pub struct OktaSettings {
     /// What a shed request gets.
     pub shed_answer: ShedAnswer,
     pub(crate) auth: OktaAuth,
+    /// The event hook, when `[okta.events]` is configured.
+    pub events: Option<EventsSettings>,
+    /// System Log polling, when `[okta.system_log]` is configured.
+    pub system_log: Option<SystemLogSettings>,
+}
+
+impl OktaSettings {
+    /// Whether Okta tells switchboard which codes were entered (the event hook, System Log
+    /// polling, or both): sends are then kept for correlation and settled by what Okta says.
+    #[must_use]
+    pub fn reports_conversions(&self) -> bool {
+        self.events.is_some() || self.system_log.is_some()
+    }
 }
 
 /// Validated overload limits from `[server]`.
@@ -185,7 +198,7 @@ impl Settings {
         let public_base_url =
             file.server.public_base_url.as_deref().map(validate_base_url).transpose()?;
         let mut providers = Vec::with_capacity(file.providers.len());
-        let mut throughput = BTreeMap::new();
+        let mut throughput = crate::throughput::Caps::default();
         for (name, config) in &file.providers {
             let key = format!("providers.{name}");
             let id = ProviderId::parse(name).ok_or_else(|| {
@@ -197,7 +210,10 @@ impl Settings {
                     .map(|base| format!("{base}/callbacks/{id}")),
             };
             if let Some(cap) = config.max_per_second() {
-                throughput.insert(id.clone(), cap);
+                throughput.providers.insert(id.clone(), cap);
+            }
+            for (country, cap) in config.sender_caps() {
+                throughput.senders.insert((id.clone(), country), cap);
             }
             providers.push(switchboard_providers::build(id, config, &context)?);
         }
@@ -281,6 +297,52 @@ fn check_https_url(key: &str, text: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// A path on the hook listener: it starts with `/`, has no spaces, and is not a route pattern
+/// (`{id}`, `*rest`) nor under `/callbacks`, which the providers' receipts use.
+fn check_path(key: &str, path: &str) -> Result<(), ConfigError> {
+    if !path.starts_with('/') || path.contains(char::is_whitespace) {
+        return Err(ConfigError::invalid(key, "must start with / and contain no spaces"));
+    }
+    if path.contains(['{', '}', '*']) {
+        return Err(ConfigError::invalid(key, "must not contain {, } or *"));
+    }
+    if path == "/callbacks" || path.starts_with("/callbacks/") {
+        return Err(ConfigError::invalid(key, "must not be under /callbacks (provider receipts)"));
+    }
+    Ok(())
+}
+
+/// A header name (default `Authorization`) and one or two secrets of at least 16 characters,
+/// checked under `prefix` (`okta.auth`, `okta.events.auth`).
+fn header_secrets(
+    prefix: &str,
+    header: Option<&str>,
+    secrets: &[SecretString],
+) -> Result<HeaderSecretAuth, ConfigError> {
+    let header =
+        HeaderName::try_from(header.unwrap_or(file::default_auth_header())).map_err(|_| {
+            ConfigError::invalid(format!("{prefix}.header"), "is not a valid HTTP header name")
+        })?;
+    if !(1..=2).contains(&secrets.len()) {
+        return Err(ConfigError::invalid(
+            format!("{prefix}.secrets"),
+            "give one secret, or two while rotating",
+        ));
+    }
+    let mut accepted = Vec::with_capacity(secrets.len());
+    for (index, secret) in secrets.iter().enumerate() {
+        let secret = secret.expose_secret();
+        if secret.len() < 16 {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.secrets[{index}]"),
+                "must be at least 16 characters (it is the only thing between the internet and your SMS bill)",
+            ));
+        }
+        accepted.push(secret);
+    }
+    Ok(HeaderSecretAuth::new(header, &accepted))
 }
 
 fn parse_addr(key: &str, text: &str) -> Result<SocketAddr, ConfigError> {

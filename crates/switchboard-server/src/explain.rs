@@ -23,9 +23,11 @@ use switchboard_core::{Channel, Destination, Purpose};
 
 use crate::config::{OktaSettings, Settings};
 use crate::guard::Guard;
+use crate::health::{delivery_json, delivery_text};
 use crate::hook::{Refusal, Screening};
 use crate::spend::SpentToday;
 use crate::state::Shared;
+use crate::throughput::Caps;
 
 /// What an operator asks about.
 #[derive(Debug, Clone)]
@@ -197,9 +199,6 @@ fn status_text(status: &HealthStatus, now: Instant) -> String {
     }
 }
 
-/// Each capped provider's `max_per_second`.
-type Caps = std::collections::BTreeMap<switchboard_core::ProviderId, std::num::NonZeroU32>;
-
 /// The operator-facing text.
 fn render_text(
     destination: &Destination,
@@ -273,27 +272,51 @@ fn render_text(
         );
         let _ = writeln!(
             out,
-            "               {status}; success {:.0}% as ranked (cautious, from: window {:.0}% over {} attempts, latest attempts {:.0}%, provider-wide {:.0}%), delivery {:.0}%, latency {} ms{}, price {price}{}",
+            "               {status}; success {:.0}% as ranked (cautious, from: window {:.0}% over {} attempts, latest attempts {:.0}%, provider-wide {:.0}%), delivery {:.0}%, conversion {:.0}%, latency {} ms{}, price {price}{}",
             estimate.success_lower * 100.0,
             estimate.success_rate * 100.0,
             estimate.requests,
             estimate.recent_success_rate * 100.0,
             estimate.provider_success_rate * 100.0,
             estimate.delivery_rate * 100.0,
+            estimate.conversion_rate * 100.0,
             estimate.latency.as_millis(),
             if estimate.is_latency_prior { " (prior: no samples yet)" } else { "" },
             if flags.is_empty() { String::new() } else { format!(" [{}]", flags.join(", ")) },
         );
     }
     for exclusion in &plan.excluded {
-        let _ = writeln!(out, "excluded     {}: {}", exclusion.provider, exclusion.reason.as_str());
+        let cause = explanation
+            .health
+            .iter()
+            .find(|row| row.key.provider() == &exclusion.provider)
+            .and_then(|row| row.ejection_cause)
+            .map_or(String::new(), |cause| format!(" ({})", cause.as_str()));
+        let _ = writeln!(
+            out,
+            "excluded     {}: {}{cause}",
+            exclusion.provider,
+            exclusion.reason.as_str()
+        );
+    }
+    for row in &explanation.health {
+        if let Some(text) = delivery_text(&row.estimate.delivery) {
+            let _ = writeln!(out, "delivery     {}: {text}", row.key.provider());
+        }
     }
     for candidate in &plan.candidates {
-        if let Some(cap) = caps.get(candidate.provider()) {
+        let provider = candidate.provider();
+        let account =
+            caps.providers.get(provider).map(|cap| format!("at most {cap} sends a second"));
+        let sender = caps
+            .sender(provider, candidate.key.country())
+            .map(|cap| format!("its {} sender at most {cap} a second", candidate.key.country()));
+        let limits: Vec<String> = account.into_iter().chain(sender).collect();
+        if !limits.is_empty() {
             let _ = writeln!(
                 out,
-                "throughput   {}: at most {cap} sends a second; beyond that the next candidate goes",
-                candidate.provider()
+                "throughput   {provider}: {}; beyond that the next candidate goes",
+                limits.join(", ")
             );
         }
     }
@@ -337,17 +360,26 @@ fn render_json(
             "success_provider": c.score.estimate.provider_success_rate,
             "optimistic_score": c.score.optimistic,
             "delivery_rate": c.score.estimate.delivery_rate,
+            "conversion_rate": c.score.estimate.conversion_rate,
+            "delivery": delivery_json(&c.score.estimate.delivery),
             "latency_ms": c.score.estimate.latency.as_millis() as u64,
             "price": c.score.price,
             "is_trial": c.is_trial,
             "is_fail_open": c.is_fail_open,
             "is_exploration": c.is_exploration,
             "notes": c.score.notes.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-            "max_per_second": caps.get(c.provider()).map(|cap| cap.get()),
+            "max_per_second": caps.providers.get(c.provider()).map(|cap| cap.get()),
+            "sender_max_per_second": caps.sender(c.provider(), c.key.country()).map(|cap| cap.get()),
         })).collect::<Vec<_>>(),
-        "excluded": plan.excluded.iter().map(|e| serde_json::json!({
-            "provider": e.provider.as_str(), "reason": e.reason.as_str(),
-        })).collect::<Vec<_>>(),
+        "excluded": plan.excluded.iter().map(|e| {
+            let row = explanation.health.iter().find(|row| row.key.provider() == &e.provider);
+            serde_json::json!({
+                "provider": e.provider.as_str(),
+                "reason": e.reason.as_str(),
+                "cause": row.and_then(|row| row.ejection_cause).map(|cause| cause.as_str()),
+                "delivery": row.map(|row| delivery_json(&row.estimate.delivery)),
+            })
+        }).collect::<Vec<_>>(),
         "budget": { "balance": explanation.budget.balance, "burst": explanation.budget.burst },
     })
 }

@@ -138,9 +138,16 @@ async fn answer(
             answer
         }
         Admission::New(publish) => {
+            // Okta's user, hashed with the channel, for matching Okta's events to this send.
+            let user = delivery
+                .user_id
+                .as_deref()
+                .filter(|_| runtime.okta.reports_conversions())
+                .map(|id| crate::conversions::user_key(&shared.phones, id, message.channel));
             let job = Job {
                 shared: Arc::clone(shared),
                 runtime: Arc::clone(runtime),
+                user,
                 message,
                 purpose: delivery.purpose,
                 arrival,

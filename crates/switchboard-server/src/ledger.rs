@@ -1,6 +1,8 @@
 //! What switchboard remembers between requests, for the OTP's lifetime: each `eventId` (so a
 //! repeated request joins the in-flight send or gets the same answer again, never a second send)
-//! and each phone number's last provider (so a resend tries a different one).
+//! and each phone number's last accepted send (so a resend tries a different provider, and,
+//! when Okta's events are not configured, counts as a weak sign that the last code did not
+//! arrive).
 //!
 //! Okta's best practices say to deduplicate on `eventId`; Okta retries at most once, and call
 //! order is not guaranteed, so a retry can arrive while the first request is still sending. The
@@ -14,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use switchboard_core::ProviderId;
+use switchboard_core::health::HealthKey;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -46,8 +49,11 @@ struct EventEntry {
 
 #[derive(Debug)]
 struct PhoneEntry {
-    provider: ProviderId,
+    /// The provider that accepted the code, the country and channel.
+    key: HealthKey,
     expires: Instant,
+    /// A later request for the number has already counted against this send.
+    is_superseded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -112,21 +118,28 @@ impl Ledger {
     ) -> Option<ProviderId> {
         let mut state = self.lock();
         state.purge(now);
-        state.phones.get(phone).map(|entry| entry.provider.clone())
+        state.phones.get(phone).map(|entry| entry.key.provider().clone())
     }
 
-    /// Remembers which provider accepted a code for this phone, until the code expires.
-    pub(crate) fn record_accepted(
-        &self,
-        phone: Fingerprint,
-        provider: ProviderId,
-        expires: Instant,
-    ) {
+    /// The health key of the last code accepted for this phone, if that code has not expired
+    /// and no request has superseded it yet: a new request for the same phone inside its life
+    /// says the user asked again. Each send is returned once.
+    pub(crate) fn supersede(&self, phone: &Fingerprint, now: Instant) -> Option<HealthKey> {
+        let mut state = self.lock();
+        state.purge(now);
+        let entry = state.phones.get_mut(phone).filter(|entry| !entry.is_superseded)?;
+        entry.is_superseded = true;
+        Some(entry.key.clone())
+    }
+
+    /// Remembers the health key (provider, country, channel) a code for this phone was
+    /// accepted on, until the code expires.
+    pub(crate) fn record_accepted(&self, phone: Fingerprint, key: HealthKey, expires: Instant) {
         let mut state = self.lock();
         state.make_room(self.capacity, |s| s.phones.len());
         // A replaced entry's old index slot stays; `remove_if_expired` skips it because the new
         // entry expires later.
-        state.phones.insert(phone, PhoneEntry { provider, expires });
+        state.phones.insert(phone, PhoneEntry { key, expires, is_superseded: false });
         state.schedule(expires, Key::Phone(phone));
     }
 
@@ -195,6 +208,11 @@ mod tests {
         ProviderId::parse(id).unwrap()
     }
 
+    fn key(id: &str) -> HealthKey {
+        let us = switchboard_core::Country::parse("US").unwrap();
+        HealthKey::new(provider(id), us, switchboard_core::Channel::Sms)
+    }
+
     #[test]
     fn a_repeated_event_shares_the_first_answer() {
         let ledger = Ledger::new(10);
@@ -216,7 +234,7 @@ mod tests {
         let now = Instant::now();
         let expires = now + Duration::from_secs(60);
         assert!(matches!(ledger.admit("evt", [1; 32], expires, now), Admission::New(_)));
-        ledger.record_accepted([9; 32], provider("twilio"), expires);
+        ledger.record_accepted([9; 32], key("twilio"), expires);
         assert_eq!(ledger.previous_provider(&[9; 32], now), Some(provider("twilio")));
         let later = expires + Duration::from_millis(1);
         assert_eq!(ledger.previous_provider(&[9; 32], later), None);
@@ -230,10 +248,28 @@ mod tests {
     fn a_newer_resend_keeps_the_phone_until_its_own_expiry() {
         let ledger = Ledger::new(10);
         let now = Instant::now();
-        ledger.record_accepted([9; 32], provider("twilio"), now + Duration::from_secs(60));
-        ledger.record_accepted([9; 32], provider("vonage"), now + Duration::from_secs(120));
+        ledger.record_accepted([9; 32], key("twilio"), now + Duration::from_secs(60));
+        ledger.record_accepted([9; 32], key("vonage"), now + Duration::from_secs(120));
         let between = now + Duration::from_secs(90);
         assert_eq!(ledger.previous_provider(&[9; 32], between), Some(provider("vonage")));
+    }
+
+    #[test]
+    fn a_send_is_superseded_once_and_only_while_its_code_lives() {
+        let ledger = Ledger::new(10);
+        let now = Instant::now();
+        let expires = now + Duration::from_secs(60);
+        assert_eq!(ledger.supersede(&[9; 32], now), None, "nothing sent yet");
+        ledger.record_accepted([9; 32], key("twilio"), expires);
+        assert_eq!(ledger.supersede(&[9; 32], now), Some(key("twilio")));
+        assert_eq!(ledger.supersede(&[9; 32], now), None, "a third request counts nothing again");
+        assert_eq!(
+            ledger.previous_provider(&[9; 32], now),
+            Some(provider("twilio")),
+            "still avoided"
+        );
+        ledger.record_accepted([9; 32], key("vonage"), expires);
+        assert_eq!(ledger.supersede(&[9; 32], expires), None, "the code expired");
     }
 
     #[test]

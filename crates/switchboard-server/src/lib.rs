@@ -13,7 +13,9 @@ mod budget;
 mod callbacks;
 mod clock;
 pub mod config;
+mod conversions;
 mod dispatch;
+mod events;
 pub mod explain;
 mod guard;
 mod health;
@@ -39,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -86,6 +88,19 @@ impl Server {
                 (MAX_BODY_BYTES, CALLBACK_BODY_TIME),
                 body::buffer,
             ));
+        // Okta's event hook (which codes were entered), with its own header secret; mounted
+        // when configured at start, so its path changes on restart.
+        let okta = match &runtime.okta.events {
+            Some(events) => okta.merge(
+                Router::new()
+                    .route(&events.path, get(events::verify).post(events::receive))
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        Arc::clone(&self.shared),
+                        events::require_events_auth,
+                    )),
+            ),
+            None => okta,
+        };
         okta.merge(callbacks).with_state(Arc::clone(&self.shared))
     }
 
@@ -119,6 +134,13 @@ impl Server {
     /// running configuration stays in force.
     pub fn reload_from_source(&self) -> Result<(), String> {
         self.shared.reload_from_source()
+    }
+
+    /// Periodic upkeep: [`Server::run`] does it every 5 s; a caller driving the routers itself
+    /// (the simulator) calls it on its own clock. Among other things it finds messages whose
+    /// delivery receipt is overdue (`health.receipt_grace_ms`).
+    pub fn upkeep(&self) {
+        self.shared.upkeep(tokio::time::Instant::now());
     }
 
     /// Polls the configuration file and the secret files it reads every `interval`, reloading
@@ -155,10 +177,11 @@ impl Server {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                upkeep_shared.metrics.upkeep();
-                upkeep_shared.guard_limits.prune();
+                upkeep_shared.upkeep(tokio::time::Instant::now());
             }
         });
+        // Okta's System Log, when [okta.system_log] is configured (now or after a reload).
+        tokio::spawn(events::poll_system_log(Arc::clone(&self.shared), self.stopped.child_token()));
 
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             // Err means the sender is gone, which also means stop.

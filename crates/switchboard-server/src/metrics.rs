@@ -11,8 +11,10 @@ use metrics::{Key, Label, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use switchboard_core::health::{HealthStatus, OperatorState};
+use switchboard_core::health::{HealthStatus, OperatorState, Verdict};
 use switchboard_core::{AttemptOutcome, Channel, ProviderId, Purpose};
+
+use crate::health::RouteEvidence;
 
 const HOOK_REQUESTS: &str = "switchboard_hook_requests_total";
 const HOOK_DURATION: &str = "switchboard_hook_duration_seconds";
@@ -32,6 +34,15 @@ const CALLBACKS_REFUSED: &str = "switchboard_callbacks_refused_total";
 const SPECULATION_DECLINED: &str = "switchboard_speculative_sends_declined_total";
 const SHED: &str = "switchboard_hook_shed_total";
 const AT_CAPACITY: &str = "switchboard_provider_at_capacity_total";
+const RECEIPTS_MISSING: &str = "switchboard_receipts_missing_total";
+const ROUTE_DELIVERED: &str = "switchboard_route_delivered_ratio";
+const ROUTE_PROBLEM: &str = "switchboard_route_problem";
+const RECEIPT_COVERAGE: &str = "switchboard_route_receipt_coverage_ratio";
+const RECEIPTS_STOPPED: &str = "switchboard_route_receipts_stopped";
+const OKTA_EVENTS: &str = "switchboard_okta_events_total";
+const CONVERSIONS: &str = "switchboard_conversions_total";
+const CONVERSION_MATCHES: &str = "switchboard_conversion_matches_total";
+const SYSTEM_LOG_POLLS: &str = "switchboard_system_log_polls_total";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -132,6 +143,26 @@ impl Metrics {
             None,
             "Hook requests answered at once, unsent, because the server was overloaded, by reason.",
         );
+        describe(
+            OKTA_EVENTS,
+            None,
+            "Okta events received, by source (event_hook, system_log) and result: accepted, duplicate (uuid seen before) or ignored (another event type or factor) per event; unauthenticated or malformed per refused delivery.",
+        );
+        describe(
+            CONVERSIONS,
+            None,
+            "Accepted sends settled by what Okta said, by provider, channel and outcome: entered, superseded (a resend's code was entered), resent (a resend, without Okta's events), not_entered, wrong_code (only wrong codes; counts against nobody).",
+        );
+        describe(
+            CONVERSION_MATCHES,
+            None,
+            "Okta's code events by whether they found the send they were about (result matched or unmatched); alert when matched stops growing while unmatched does.",
+        );
+        describe(
+            SYSTEM_LOG_POLLS,
+            None,
+            "Requests to Okta's System Log API, by result: ok, rate_limited or error.",
+        );
         recorder.describe_histogram(
             HOOK_DURATION.into(),
             Some(Unit::Seconds),
@@ -146,6 +177,30 @@ impl Metrics {
             PROVIDER_HEALTH.into(),
             None,
             "1 for the provider's current health state, 0 for the others.".into(),
+        );
+        describe(
+            RECEIPTS_MISSING,
+            None,
+            "Accepted messages with no final receipt within health.receipt_grace_ms, by provider.",
+        );
+        let describe_gauge = |name: &'static str, text: &'static str| {
+            recorder.describe_gauge(name.into(), None, text.into());
+        };
+        describe_gauge(
+            ROUTE_DELIVERED,
+            "Share of a route's decayed evidence that says the code reached the phone, by provider, country, channel and signal (receipts: delivered; conversions: entered in Okta).",
+        );
+        describe_gauge(
+            ROUTE_PROBLEM,
+            "1 when a route's receipts or conversions are clearly worse than its peers' (or the floor): it ranks after every provider that delivers.",
+        );
+        describe_gauge(
+            RECEIPT_COVERAGE,
+            "Share of a route's accepted messages, past their grace, that got a final receipt.",
+        );
+        describe_gauge(
+            RECEIPTS_STOPPED,
+            "1 when too few of a route's messages get a receipt (health.receipt_min_coverage_percent): flagged, not ejected.",
         );
         Metrics { recorder, handle }
     }
@@ -264,6 +319,42 @@ impl Metrics {
         self.counter(REFUSED, vec![Label::new("reason", reason)]).increment(1);
     }
 
+    /// Okta events (or refused deliveries of them) from `source`, by `result`.
+    pub(crate) fn okta_events(&self, source: &'static str, result: &'static str, n: u64) {
+        let labels = vec![Label::new("source", source), Label::new("result", result)];
+        self.counter(OKTA_EVENTS, labels).increment(n);
+    }
+
+    /// A send settled by what Okta said: `outcome` is `entered`, `superseded`, `resent`,
+    /// `not_entered` or `wrong_code`.
+    pub(crate) fn conversion(
+        &self,
+        provider: &ProviderId,
+        channel: Channel,
+        outcome: &'static str,
+    ) {
+        let labels = vec![
+            Label::new("provider", provider.as_str().to_owned()),
+            Label::new("channel", channel.as_str()),
+            Label::new("outcome", outcome),
+        ];
+        self.counter(CONVERSIONS, labels).increment(1);
+    }
+
+    /// An event about a code found its send, or did not.
+    pub(crate) fn conversion_match(&self, channel: Channel, is_matched: bool) {
+        let labels = vec![
+            Label::new("channel", channel.as_str()),
+            Label::new("result", if is_matched { "matched" } else { "unmatched" }),
+        ];
+        self.counter(CONVERSION_MATCHES, labels).increment(1);
+    }
+
+    /// One request to Okta's System Log API: `ok`, `rate_limited` or `error`.
+    pub(crate) fn system_log_poll(&self, result: &'static str) {
+        self.counter(SYSTEM_LOG_POLLS, vec![Label::new("result", result)]).increment(1);
+    }
+
     pub(crate) fn attempt(
         &self,
         provider: &ProviderId,
@@ -297,6 +388,52 @@ impl Metrics {
     pub(crate) fn possible_duplicate(&self, provider: &ProviderId) {
         let labels = vec![Label::new("provider", provider.as_str().to_owned())];
         self.counter(POSSIBLE_DUPLICATES, labels).increment(1);
+    }
+
+    /// A message whose final receipt did not come within `health.receipt_grace_ms`.
+    pub(crate) fn receipt_missing(&self, provider: &ProviderId) {
+        self.counter(RECEIPTS_MISSING, vec![Label::new("provider", provider.as_str().to_owned())])
+            .increment(1);
+    }
+
+    /// Sets the delivery-evidence gauges of every route with evidence (called at scrape time).
+    /// Labels: provider (config), country (ISO), channel, and `signal` (`receipts` or
+    /// `conversions`): bounded by configuration, not by traffic.
+    pub(crate) fn routes(&self, routes: &[RouteEvidence]) {
+        for route in routes {
+            let labels = |extra: Option<&'static str>| {
+                let mut labels = vec![
+                    Label::new("provider", route.key.provider().as_str().to_owned()),
+                    Label::new("country", route.key.country().as_str().to_owned()),
+                    Label::new("channel", route.key.channel().as_str()),
+                ];
+                if let Some(signal) = extra {
+                    labels.push(Label::new("signal", signal));
+                }
+                labels
+            };
+            let gauge = |name: &'static str, labels: Vec<Label>, value: f64| {
+                self.recorder.register_gauge(&Key::from_parts(name, labels), &METADATA).set(value);
+            };
+            let evidence = &route.evidence;
+            for (signal, evidence) in
+                [("receipts", &evidence.receipts), ("conversions", &evidence.conversions)]
+            {
+                if let Some(share) = evidence.share() {
+                    gauge(ROUTE_DELIVERED, labels(Some(signal)), share);
+                }
+                let is_problem = evidence.verdict == Verdict::Poor;
+                gauge(ROUTE_PROBLEM, labels(Some(signal)), if is_problem { 1.0 } else { 0.0 });
+            }
+            if let Some(coverage) = evidence.receipt_coverage {
+                gauge(RECEIPT_COVERAGE, labels(None), coverage);
+            }
+            gauge(
+                RECEIPTS_STOPPED,
+                labels(None),
+                if evidence.receipts_stopped { 1.0 } else { 0.0 },
+            );
+        }
     }
 
     /// Sets the health gauges from a snapshot (called at scrape time, so no background loop).

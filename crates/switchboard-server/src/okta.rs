@@ -7,6 +7,8 @@
 //! demo, the simulator, the chaos harness and the tests make up); [`HookResponse`] writes the
 //! answer and [`OktaAnswer::from_json`] reads it back the way Okta does.
 //!
+//! Okta's event hooks and System Log events (which codes were entered) are read in `events.rs`.
+//!
 //! Contract: <https://developer.okta.com/docs/reference/telephony-hook/>. Two details are easy
 //! to get wrong and make Okta silently skip the hook (and send through its own rate-limited
 //! providers): `value` is an array, and `status` is exactly `SUCCESSFUL`, `PENDING` or `FAILED`.
@@ -155,18 +157,7 @@ impl HookRequest {
     /// are rebuilt from the error's category, its path and the part that comes from our own
     /// types (the field that is missing, the type that was expected).
     pub(crate) fn parse(body: &[u8]) -> Result<HookRequest, BodyError> {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let request: HookRequest =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-                let path = error.path().to_string();
-                let location = (path != ".").then_some(path);
-                BodyError { summary: describe(error.inner()), location }
-            })?;
-        deserializer.end().map_err(|_| BodyError {
-            summary: "invalid request body: text after the JSON object".into(),
-            location: None,
-        })?;
-        Ok(request)
+        parse_strict(body)
     }
 
     /// Checks the values and converts to core types. The phone number stays text: parsing it
@@ -229,6 +220,22 @@ impl HookRequest {
                 .and_then(|text| text.trim().parse().ok()),
         })
     }
+}
+
+/// Parses a body: exactly one JSON value of `T`'s shape (whitespace around it, nothing after
+/// it). Errors name the path at fault and never quote the input.
+fn parse_strict<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let location = (path != ".").then_some(path);
+        BodyError { summary: describe(error.inner()), location }
+    })?;
+    deserializer.end().map_err(|_| BodyError {
+        summary: "invalid request body: text after the JSON object".into(),
+        location: None,
+    })?;
+    Ok(value)
 }
 
 /// What went wrong in serde_json's terms, without any of the input.
@@ -441,7 +448,10 @@ impl ErrorResponse {
 }
 
 mod build;
+pub(crate) mod events;
 #[cfg(test)]
 mod tests;
 
 pub use build::OktaRequest;
+pub(crate) use build::okta_time;
+pub use events::OktaEvent;

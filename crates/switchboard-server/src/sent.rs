@@ -1,5 +1,15 @@
 //! The sent-message index: accepted messages by (provider, message id), so a delivery receipt
-//! finds the attempt it is about (the health key it was sent on, the Okta event) and counts once.
+//! finds the attempt it is about (the health key it was sent on, the Okta event) and counts once,
+//! and so messages whose receipt never came are found ([`SentMessages::overdue`]).
+//!
+//! # Which messages should have had a receipt?
+//!
+//! Not every provider sends receipts (AWS End User Messaging reports through EventBridge, a
+//! generic webhook may not be configured to, Telesign reports voice only when its portal says
+//! so), and adapters do not say whether they asked. So a message counts as overdue only when its
+//! provider has sent a final receipt on the message's channel within the correlation TTL: a
+//! provider that reports is expected to go on reporting, and one whose receipts stop is what the
+//! coverage flag is for.
 //!
 //! Every method takes `now` and returns owned values: nothing borrowed from the index leaves it,
 //! so a shared backend can stand in for this in-process one.
@@ -8,8 +18,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use switchboard_core::ProviderId;
 use switchboard_core::health::HealthKey;
+use switchboard_core::{Channel, ProviderId};
 use tokio::time::Instant;
 
 /// How long a sent message's correlation is kept. Receipts arrive within minutes; carriers retry
@@ -32,11 +42,27 @@ pub(crate) struct SentMessages {
     capacity: usize,
 }
 
+/// What is known of a message's receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// No final receipt yet.
+    Pending,
+    /// Its grace ran out without a final receipt: counted as missing.
+    Missing,
+    /// A final receipt was counted.
+    Settled,
+}
+
 #[derive(Debug, Default)]
 struct SentState {
-    /// The message, when its correlation expires, and whether a final receipt was counted.
-    by_id: HashMap<(ProviderId, String), (SentMessage, Instant, bool)>,
+    /// The message, when its correlation expires, and its receipt's fate.
+    by_id: HashMap<(ProviderId, String), (SentMessage, Instant, Fate)>,
+    /// Expiry order.
     order: VecDeque<(Instant, (ProviderId, String))>,
+    /// Acceptance order, for [`SentMessages::overdue`].
+    pending: VecDeque<(Instant, (ProviderId, String))>,
+    /// When each (provider, channel) last sent a final receipt.
+    reporting: HashMap<(ProviderId, Channel), Instant>,
 }
 
 impl SentMessages {
@@ -59,7 +85,8 @@ impl SentMessages {
         }
         let key = (provider, message_id);
         state.order.push_back((now + CORRELATION_TTL, key.clone()));
-        state.by_id.insert(key, (sent, now + CORRELATION_TTL, false));
+        state.pending.push_back((now, key.clone()));
+        state.by_id.insert(key, (sent, now + CORRELATION_TTL, Fate::Pending));
     }
 
     pub(crate) fn get(
@@ -76,7 +103,8 @@ impl SentMessages {
     /// The message a *final* receipt is about, and whether this is the first final receipt for
     /// it. A message has one fate: a second final receipt (a provider retrying, or a captured
     /// receipt replayed: most providers' signatures carry no timestamp) must not count again,
-    /// or a single undelivered receipt sent twenty times could eject a healthy provider.
+    /// or a single undelivered receipt sent twenty times could eject a healthy provider. A late
+    /// receipt for a message already counted missing still counts, once.
     pub(crate) fn settle(
         &self,
         provider: &ProviderId,
@@ -85,11 +113,40 @@ impl SentMessages {
     ) -> Option<(SentMessage, bool)> {
         let mut state = self.lock();
         state.expire(now);
-        let (sent, _, is_settled) =
-            state.by_id.get_mut(&(provider.clone(), message_id.to_owned()))?;
-        let is_first = !*is_settled;
-        *is_settled = true;
-        Some((sent.clone(), is_first))
+        let (sent, _, fate) = state.by_id.get_mut(&(provider.clone(), message_id.to_owned()))?;
+        let is_first = *fate != Fate::Settled;
+        *fate = Fate::Settled;
+        let sent = sent.clone();
+        state.reporting.insert((provider.clone(), sent.key.channel()), now);
+        Some((sent, is_first))
+    }
+
+    /// Messages accepted at least `grace` ago that still have no final receipt, from providers
+    /// that send receipts on their channel (see the module docs): each is returned once, and
+    /// counts as missing from then on.
+    pub(crate) fn overdue(&self, grace: Duration, now: Instant) -> Vec<SentMessage> {
+        let mut state = self.lock();
+        state.expire(now);
+        let mut overdue = Vec::new();
+        while state.pending.front().is_some_and(|(sent_at, _)| *sent_at + grace <= now) {
+            let Some((_, key)) = state.pending.pop_front() else { break };
+            let is_reporting = |state: &SentState, sent: &SentMessage| {
+                state
+                    .reporting
+                    .get(&(key.0.clone(), sent.key.channel()))
+                    .is_some_and(|at| now.saturating_duration_since(*at) < CORRELATION_TTL)
+            };
+            let Some((sent, _, fate)) = state.by_id.get(&key) else { continue };
+            if *fate != Fate::Pending || !is_reporting(&state, sent) {
+                continue;
+            }
+            let sent = sent.clone();
+            if let Some((_, _, fate)) = state.by_id.get_mut(&key) {
+                *fate = Fate::Missing;
+            }
+            overdue.push(sent);
+        }
+        overdue
     }
 
     fn lock(&self) -> MutexGuard<'_, SentState> {
@@ -105,6 +162,11 @@ impl SentState {
             {
                 self.by_id.remove(&key);
             }
+        }
+        // Entries dropped for room or by expiry leave their place in `pending` behind; it is
+        // bounded by what was inserted within the grace, and popped by `overdue`.
+        while self.pending.len() > self.by_id.len().saturating_mul(2).max(1024) {
+            self.pending.pop_front();
         }
     }
 }
@@ -150,5 +212,29 @@ mod tests {
         );
         assert_eq!(messages.settle(&twilio, "SM1", now).map(|(_, first)| first), Some(false));
         assert!(messages.settle(&twilio, "SM2", now).is_none());
+    }
+
+    #[test]
+    fn only_messages_of_a_reporting_provider_become_overdue_once() {
+        let messages = SentMessages::new(16);
+        let now = Instant::now();
+        let grace = Duration::from_secs(60);
+        let twilio = ProviderId::parse("twilio").unwrap();
+        messages.insert(twilio.clone(), "SM1".into(), sent("e1"), now);
+        messages.insert(twilio.clone(), "SM2".into(), sent("e2"), now);
+        // Twilio has never sent a receipt: nothing is overdue, however long we wait.
+        assert!(messages.overdue(grace, now + grace).is_empty());
+        messages.insert(twilio.clone(), "SM3".into(), sent("e3"), now + grace);
+        messages.insert(twilio.clone(), "SM4".into(), sent("e4"), now + grace);
+        messages.settle(&twilio, "SM3", now + grace);
+        let later = now + grace * 2;
+        assert!(messages.overdue(grace, later - Duration::from_millis(1)).is_empty(), "in grace");
+        let overdue: Vec<String> =
+            messages.overdue(grace, later).into_iter().map(|sent| sent.event_id).collect();
+        assert_eq!(overdue, ["e4"], "SM3 has its receipt; SM1 and SM2 were already looked at");
+        assert!(messages.overdue(grace, later).is_empty(), "each message once");
+        // A late receipt for a message counted missing still counts, once.
+        assert_eq!(messages.settle(&twilio, "SM4", later).map(|(_, first)| first), Some(true));
+        assert_eq!(messages.settle(&twilio, "SM4", later).map(|(_, first)| first), Some(false));
     }
 }

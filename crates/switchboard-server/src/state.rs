@@ -12,8 +12,9 @@
 //! | [`SwitchStore`] | `switches.rs` | the operator's switch per provider (enabled, draining, disabled) |
 //! | [`ThroughputLimits`] | `throughput.rs` | each capped provider's sends in the last second |
 //! | [`GuardLimits`] | `guard/limits.rs` | the fraud guard's velocity counters |
-//! | [`Ledger`] | `ledger.rs` | Okta events seen, and each phone's last provider |
+//! | [`Ledger`] | `ledger.rs` | Okta events seen, and each phone's last accepted send |
 //! | [`SentMessages`] | `sent.rs` | accepted messages, for matching delivery receipts |
+//! | [`ConversionStore`] | `conversions.rs` | accepted sends awaiting Okta's events, and the events seen |
 //!
 //! Each takes `now` (or the UTC day) and values, and returns values: no lock guard or reference
 //! into a store leaves it, so a store shared between servers can replace one without touching
@@ -38,6 +39,7 @@ use switchboard_providers::SharedProvider;
 use crate::budget::BudgetStore;
 use crate::clock::WallClock;
 use crate::config::{DeliverySettings, OktaSettings, OverloadSettings, Settings};
+use crate::conversions::ConversionStore;
 use crate::guard::GuardLimits;
 use crate::health::HealthStore;
 use crate::ledger::Ledger;
@@ -89,6 +91,8 @@ pub(crate) struct Shared {
     pub(crate) ledger: Ledger,
     /// Accepted messages, for matching delivery receipts.
     pub(crate) sent: SentMessages,
+    /// Accepted sends awaiting Okta's word on whether their codes were entered.
+    pub(crate) conversions: ConversionStore,
     /// Every delivery task, so shutdown can wait for those still running.
     pub(crate) tracker: tokio_util::task::TaskTracker,
     /// Hook requests awaiting answers and deliveries running, for admission control.
@@ -116,6 +120,7 @@ impl Shared {
         let throughput = ThroughputLimits::new(&settings.throughput);
         let ledger = Ledger::new(settings.delivery.ledger_capacity);
         let sent = SentMessages::new(settings.delivery.ledger_capacity);
+        let conversions = ConversionStore::new(settings.delivery.ledger_capacity);
         Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
             health,
@@ -128,6 +133,7 @@ impl Shared {
             phones,
             ledger,
             sent,
+            conversions,
             tracker: tokio_util::task::TaskTracker::new(),
             load: crate::overload::Load::default(),
             wall_clock: WallClock::System,
@@ -178,7 +184,7 @@ impl Shared {
         kind: AttemptKind,
         now: Instant,
     ) -> Admission {
-        if !self.throughput.take(candidate.provider()) {
+        if !self.throughput.take(candidate.provider(), candidate.key.country()) {
             return Admission::AtCapacity;
         }
         self.health.update(|health| {
@@ -231,9 +237,22 @@ impl Shared {
         };
         match Settings::load(&path) {
             Ok(settings) => {
-                let old_path = self.runtime().okta.path.clone();
-                if settings.okta.path != old_path {
+                let running = self.runtime();
+                let old_path = &running.okta.path;
+                if &settings.okta.path != old_path {
                     tracing::warn!(old = %old_path, new = %settings.okta.path, "okta.path changes take effect on restart");
+                }
+                // The event hook's route is mounted at start: its path, and whether it is
+                // there at all, change on restart (its secrets change now).
+                let event_path = |okta: &OktaSettings| okta.events.as_ref().map(|e| e.path.clone());
+                let (old_events, new_events) =
+                    (event_path(&running.okta), event_path(&settings.okta));
+                if new_events != old_events {
+                    tracing::warn!(
+                        old = old_events.as_deref().unwrap_or("-"),
+                        new = new_events.as_deref().unwrap_or("-"),
+                        "okta.events.path changes (and adding or removing [okta.events]) take effect on restart"
+                    );
                 }
                 self.reload(settings);
                 self.metrics.config_reload(true);
@@ -253,6 +272,21 @@ impl Shared {
         let mut paths: Vec<std::path::PathBuf> = self.source().into_iter().collect();
         paths.extend(self.runtime().secret_files.iter().cloned());
         paths.iter().map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok()).collect()
+    }
+
+    /// Periodic upkeep (every few seconds while serving; the simulator calls it on its own
+    /// clock): metrics housekeeping, the guard's idle counters, sends whose codes' lives ended
+    /// without a word from Okta (never entered), and messages whose final receipt is overdue,
+    /// counted toward their key's receipt coverage.
+    pub(crate) fn upkeep(&self, now: tokio::time::Instant) {
+        self.metrics.upkeep();
+        self.guard_limits.prune();
+        crate::events::settle_expired(self, now);
+        let grace = self.health.receipt_grace();
+        for sent in self.sent.overdue(grace, now) {
+            self.health.record_receipt_missing(&sent.key, now.into_std());
+            self.metrics.receipt_missing(sent.key.provider());
+        }
     }
 
     pub(crate) fn start_draining(&self) {

@@ -7,8 +7,14 @@
 //! tokio's clock so paused time refills it); a provider with none left is skipped for the next
 //! candidate (`Admission::AtCapacity`) rather than fed into its queue or a storm of 429s.
 //!
-//! A reload hands the store the new caps ([`ThroughputLimits::configure`]): a provider whose
-//! cap is unchanged keeps its bucket, so a reload cannot hand out a fresh second's worth.
+//! Some providers grant throughput per sender rather than (or as well as) per account: a long
+//! code sends one message a second, a registered sender its campaign's MPS. A per-country sender
+//! with `senders.<CC>.max_per_second` has a bucket of its own, and a send to that country takes
+//! from both (the sender's first; a refusal by the account's bucket then has used the sender's
+//! token: the caps err on the side of sending less).
+//!
+//! A reload hands the store the new caps ([`ThroughputLimits::configure`]): a bucket whose cap
+//! is unchanged is kept, so a reload cannot hand out a fresh second's worth.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
@@ -17,7 +23,7 @@ use std::sync::{PoisonError, RwLock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
-use switchboard_core::ProviderId;
+use switchboard_core::{Country, ProviderId};
 
 use crate::clock::{TokioClock, TokioInstant};
 
@@ -35,10 +41,31 @@ impl Bucket {
     }
 }
 
-/// Each capped provider's bucket; providers without a cap have none.
+/// The configured throughput caps: per provider account, and per (provider, destination
+/// country) for a country's own sender.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Caps {
+    pub(crate) providers: BTreeMap<ProviderId, NonZeroU32>,
+    pub(crate) senders: BTreeMap<(ProviderId, Country), NonZeroU32>,
+}
+
+impl Caps {
+    fn by_bucket(&self) -> impl Iterator<Item = ((ProviderId, Option<Country>), NonZeroU32)> {
+        let providers = self.providers.iter().map(|(id, cap)| ((id.clone(), None), *cap));
+        let senders = self.senders.iter().map(|((id, c), cap)| ((id.clone(), Some(*c)), *cap));
+        providers.chain(senders)
+    }
+
+    /// The cap of `provider`'s sender for `country`, if it has one of its own.
+    pub(crate) fn sender(&self, provider: &ProviderId, country: Country) -> Option<NonZeroU32> {
+        self.senders.get(&(provider.clone(), country)).copied()
+    }
+}
+
+/// Each capped account's and sender's bucket; those without a cap have none.
 #[derive(Default)]
 pub(crate) struct ThroughputLimits {
-    buckets: RwLock<HashMap<ProviderId, Bucket>>,
+    buckets: RwLock<HashMap<(ProviderId, Option<Country>), Bucket>>,
 }
 
 impl std::fmt::Debug for ThroughputLimits {
@@ -49,33 +76,45 @@ impl std::fmt::Debug for ThroughputLimits {
 
 impl ThroughputLimits {
     /// Buckets for `caps`, full.
-    pub(crate) fn new(caps: &BTreeMap<ProviderId, NonZeroU32>) -> ThroughputLimits {
+    pub(crate) fn new(caps: &Caps) -> ThroughputLimits {
         let limits = ThroughputLimits::default();
         limits.configure(caps);
         limits
     }
 
     /// The caps of a reloaded configuration: unchanged caps keep their buckets, changed ones
-    /// start full, providers without a cap lose theirs.
-    pub(crate) fn configure(&self, caps: &BTreeMap<ProviderId, NonZeroU32>) {
+    /// start full, accounts and senders without a cap lose theirs.
+    pub(crate) fn configure(&self, caps: &Caps) {
+        let wanted: HashMap<_, _> = caps.by_bucket().collect();
         let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
-        buckets.retain(|provider, bucket| caps.get(provider) == Some(&bucket.cap));
-        for (provider, cap) in caps {
-            buckets.entry(provider.clone()).or_insert_with(|| Bucket::new(*cap));
+        buckets.retain(|key, bucket| wanted.get(key) == Some(&bucket.cap));
+        for (key, cap) in wanted {
+            buckets.entry(key).or_insert_with(|| Bucket::new(cap));
         }
     }
 
-    /// Takes one send from `provider`'s bucket; `false` when it is at its cap (nothing taken).
-    /// A provider without a cap always has room.
-    pub(crate) fn take(&self, provider: &ProviderId) -> bool {
+    /// Takes one send to `country` from `provider`'s buckets (its sender's for the country,
+    /// then its account's); `false` when either is at its cap. Without caps there is always
+    /// room.
+    pub(crate) fn take(&self, provider: &ProviderId, country: Country) -> bool {
         let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
-        buckets.get(provider).is_none_or(|bucket| bucket.limiter.check().is_ok())
+        let has_room = |key: (ProviderId, Option<Country>)| {
+            buckets.get(&key).is_none_or(|bucket| bucket.limiter.check().is_ok())
+        };
+        has_room((provider.clone(), Some(country))) && has_room((provider.clone(), None))
     }
 
-    /// The configured caps, by provider.
-    pub(crate) fn caps(&self) -> BTreeMap<ProviderId, NonZeroU32> {
+    /// The configured caps.
+    pub(crate) fn caps(&self) -> Caps {
         let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
-        buckets.iter().map(|(provider, bucket)| (provider.clone(), bucket.cap)).collect()
+        let mut caps = Caps::default();
+        for ((provider, country), bucket) in buckets.iter() {
+            match country {
+                None => caps.providers.insert(provider.clone(), bucket.cap),
+                Some(country) => caps.senders.insert((provider.clone(), *country), bucket.cap),
+            };
+        }
+        caps
     }
 }
 
@@ -89,12 +128,18 @@ mod tests {
         ProviderId::parse(name).expect("a valid id")
     }
 
-    fn caps(cap: u32) -> BTreeMap<ProviderId, NonZeroU32> {
-        [(id("capped"), NonZeroU32::new(cap).expect("not zero"))].into_iter().collect()
+    fn caps(cap: u32) -> Caps {
+        let providers =
+            [(id("capped"), NonZeroU32::new(cap).expect("not zero"))].into_iter().collect();
+        Caps { providers, senders: BTreeMap::new() }
+    }
+
+    fn us() -> Country {
+        Country::parse("US").unwrap()
     }
 
     fn taken(limits: &ThroughputLimits, provider: &ProviderId, tries: u32) -> u32 {
-        (0..tries).map(|_| u32::from(limits.take(provider))).sum()
+        (0..tries).map(|_| u32::from(limits.take(provider, us()))).sum()
     }
 
     #[tokio::test(start_paused = true)]
@@ -116,8 +161,23 @@ mod tests {
         assert_eq!(taken(&limits, &capped, 5), 0, "the same cap keeps its empty bucket");
         limits.configure(&caps(3));
         assert_eq!(taken(&limits, &capped, 5), 3, "a new cap starts full");
-        limits.configure(&BTreeMap::new());
+        limits.configure(&Caps::default());
         assert_eq!(taken(&limits, &capped, 5), 5, "a removed cap limits nothing");
-        assert!(limits.caps().is_empty());
+        assert_eq!(limits.caps(), Caps::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_countrys_sender_has_its_own_bucket_inside_the_accounts() {
+        let gb = Country::parse("GB").unwrap();
+        let mut caps = caps(5);
+        caps.senders.insert((id("capped"), gb), NonZeroU32::new(1).unwrap());
+        let limits = ThroughputLimits::new(&caps);
+        let capped = id("capped");
+        let to_gb = (0..3).filter(|_| limits.take(&capped, gb)).count();
+        assert_eq!(to_gb, 1, "the British long code sends one a second");
+        assert_eq!(taken(&limits, &capped, 10), 4, "the account has the rest of its five");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(limits.take(&capped, gb), "a second later the sender has room again");
+        assert_eq!(limits.caps(), caps);
     }
 }

@@ -252,7 +252,11 @@ async fn origination_identity_comes_from_senders_else_the_pool() {
             Some("arn:aws:sms-voice:eu-west-1:111122223333:pool/pool-1234abcd".into());
         config.senders.insert(
             "GB".into(),
-            switchboard_providers::CountrySenderConfig { sms: Some("Acme".into()), voice: None },
+            switchboard_providers::CountrySenderConfig {
+                sms: Some("Acme".into()),
+                voice: None,
+                max_per_second: None,
+            },
         );
     })
     .await;

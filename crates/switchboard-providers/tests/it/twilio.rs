@@ -413,6 +413,7 @@ async fn senders_follow_the_destination_country() {
             switchboard_providers::CountrySenderConfig {
                 sms: Some("Acme".into()),
                 voice: Some("+447700900001".into()),
+                max_per_second: None,
             },
         );
     })

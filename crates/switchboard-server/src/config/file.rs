@@ -131,6 +131,65 @@ pub struct OktaConfig {
     pub shed_answer: ShedAnswer,
     /// How Okta authenticates.
     pub auth: OktaAuthConfig,
+    /// `[okta.events]`: the event hook through which Okta says which codes were entered. Its
+    /// presence turns it on.
+    #[serde(default)]
+    pub events: Option<OktaEventsConfig>,
+    /// `[okta.system_log]`: polling Okta's System Log for the same events, instead of (or as
+    /// well as) the event hook. Optional.
+    #[serde(default)]
+    pub system_log: Option<SystemLogConfig>,
+}
+
+/// `[okta.events]`: Okta's event hook, reporting MFA verifications and factor activations, so
+/// that providers are judged by whether their codes were entered.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaEventsConfig {
+    /// Path of the event hook endpoint, on the hook listener. Default `/okta/events`; must
+    /// differ from `okta.path`. Needs a restart.
+    #[serde(default = "default_events_path")]
+    pub path: String,
+    /// How Okta authenticates its event deliveries.
+    #[serde(default = "default_events_auth")]
+    pub auth: EventsAuthConfig,
+}
+
+/// `[okta.events.auth]`: the header and secret set in the event hook's authentication field in
+/// Okta (event hooks have no other method).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsAuthConfig {
+    /// The header Okta sends the secret in. Default `Authorization`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// One or two accepted values (two while rotating), at least 16 characters each.
+    #[serde(default)]
+    pub secrets: Vec<SecretString>,
+}
+
+/// `[okta.system_log]`: poll `GET {org_url}/api/v1/logs` for the same events the event hook
+/// delivers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemLogConfig {
+    /// The Okta org, `https://example.okta.com`.
+    pub org_url: String,
+    /// An Okta API token (sent as `Authorization: SSWS <token>`); read-only admin suffices.
+    pub api_token: SecretString,
+    /// Seconds between polls once caught up. 10..=3600, default 60.
+    #[serde(default = "default_system_log_interval_s")]
+    pub interval_s: u64,
+}
+
+fn default_events_path() -> String {
+    "/okta/events".into()
+}
+fn default_events_auth() -> EventsAuthConfig {
+    EventsAuthConfig { header: None, secrets: Vec::new() }
+}
+fn default_system_log_interval_s() -> u64 {
+    60
 }
 
 /// `okta.shed_answer`.

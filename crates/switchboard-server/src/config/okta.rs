@@ -1,23 +1,19 @@
-//! Validation of `[okta]` and `[okta.auth]` (shared-secret header or OAuth 2.0), and the
-//! HTTPS URL rule they and `server.public_base_url` follow.
+//! Validation of `[okta]` and `[okta.auth]` (shared-secret header or OAuth 2.0); `[okta.events]`
+//! and `[okta.system_log]` are in `events.rs`.
 
 use std::time::Duration;
 
-use axum::http::HeaderName;
-use secrecy::ExposeSecret;
 use switchboard_core::{ConfigError, Country};
 
-use super::file::default_auth_header;
+use super::events::{validate_events, validate_system_log};
 use super::{
     AuthMode, DEFAULT_JWKS_COOLDOWN_S, DEFAULT_JWKS_TIMEOUT_MS, DEFAULT_LEEWAY_S, OktaAuthConfig,
-    OktaConfig, OktaSettings, check_https_url,
+    OktaConfig, OktaSettings, check_https_url, check_path, header_secrets,
 };
-use crate::auth::{CachePolicy, HeaderSecretAuth, OAuthSettings, OAuthVerifier, OktaAuth};
+use crate::auth::{CachePolicy, OAuthSettings, OAuthVerifier, OktaAuth};
 
 pub(super) fn validate_okta(okta: &OktaConfig) -> Result<OktaSettings, ConfigError> {
-    if !okta.path.starts_with('/') || okta.path.contains(char::is_whitespace) {
-        return Err(ConfigError::invalid("okta.path", "must start with / and contain no spaces"));
-    }
+    check_path("okta.path", &okta.path)?;
     if !(100..=2_900).contains(&okta.deadline_ms) {
         return Err(ConfigError::invalid(
             "okta.deadline_ms",
@@ -47,6 +43,12 @@ pub(super) fn validate_okta(okta: &OktaConfig) -> Result<OktaSettings, ConfigErr
         event_time_tolerance: Duration::from_secs(okta.event_time_tolerance_s),
         shed_answer: okta.shed_answer,
         auth: validate_okta_auth(&okta.auth)?,
+        events: okta
+            .events
+            .as_ref()
+            .map(|events| validate_events(events, &okta.path))
+            .transpose()?,
+        system_log: okta.system_log.as_ref().map(validate_system_log).transpose()?,
     })
 }
 
@@ -73,7 +75,9 @@ fn validate_okta_auth(auth: &OktaAuthConfig) -> Result<OktaAuth, ConfigError> {
         ));
     }
     match auth.mode {
-        AuthMode::Header => validate_header_auth(auth).map(OktaAuth::Header),
+        AuthMode::Header => {
+            header_secrets("okta.auth", auth.header.as_deref(), &auth.secrets).map(OktaAuth::Header)
+        }
         AuthMode::OAuth2 => {
             let settings = validate_oauth(auth)?;
             let verifier = OAuthVerifier::try_new(settings).map_err(|error| {
@@ -82,29 +86,6 @@ fn validate_okta_auth(auth: &OktaAuthConfig) -> Result<OktaAuth, ConfigError> {
             Ok(OktaAuth::OAuth2(std::sync::Arc::new(verifier)))
         }
     }
-}
-
-fn validate_header_auth(auth: &OktaAuthConfig) -> Result<HeaderSecretAuth, ConfigError> {
-    let header = HeaderName::try_from(auth.header.as_deref().unwrap_or(default_auth_header()))
-        .map_err(|_| ConfigError::invalid("okta.auth.header", "is not a valid HTTP header name"))?;
-    if !(1..=2).contains(&auth.secrets.len()) {
-        return Err(ConfigError::invalid(
-            "okta.auth.secrets",
-            "give one secret, or two while rotating",
-        ));
-    }
-    let mut secrets = Vec::with_capacity(auth.secrets.len());
-    for (index, secret) in auth.secrets.iter().enumerate() {
-        let secret = secret.expose_secret();
-        if secret.len() < 16 {
-            return Err(ConfigError::invalid(
-                format!("okta.auth.secrets[{index}]"),
-                "must be at least 16 characters (it is the only thing between the internet and your SMS bill)",
-            ));
-        }
-        secrets.push(secret);
-    }
-    Ok(HeaderSecretAuth::new(header, &secrets))
 }
 
 fn validate_oauth(auth: &OktaAuthConfig) -> Result<OAuthSettings, ConfigError> {

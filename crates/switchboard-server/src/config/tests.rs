@@ -50,7 +50,7 @@ fn example_oauth2_alternative_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let section = text.find("[okta.auth]").unwrap();
-    let next_section = section + text[section..].find("\n[delivery]").unwrap();
+    let next_section = section + text[section..].find("\n# Conversion from Okta").unwrap();
     let block = &text[section..next_section];
     let oauth = &block[block.find("# mode = \"oauth2\"").expect("the oauth2 alternative")..];
     let keys: Vec<&str> = oauth
@@ -63,6 +63,29 @@ fn example_oauth2_alternative_is_valid() {
         format!("{}[okta.auth]\n{}\n{}", &text[..section], keys.join("\n"), &text[next_section..]);
     let settings = Settings::parse(&uncommented, test_env).unwrap();
     assert_eq!(settings.okta.auth.mode(), "oauth2");
+}
+
+/// The commented `[okta.events]` and `[okta.system_log]` tables of example.toml, uncommented,
+/// are a valid config with the documented defaults.
+#[test]
+fn example_conversion_tables_are_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("# [okta.events]\n").expect("the event hook's table");
+    let end = start + text[start..].find("\n[delivery]").unwrap();
+    let uncommented: Vec<&str> = text[start..end]
+        .lines()
+        .map(|line| line.strip_prefix("# ").unwrap_or(if line == "#" { "" } else { line }))
+        .collect();
+    let keys = uncommented.iter().filter(|line| line.contains(" = ")).count();
+    assert_eq!(keys, 6, "every key is documented: {uncommented:?}");
+    let text = format!("{}{}{}", &text[..start], uncommented.join("\n"), &text[end..]);
+    let settings = Settings::parse(&text, test_env).unwrap();
+    let events = settings.okta.events.expect("[okta.events]");
+    assert_eq!(events.path, "/okta/events");
+    let log = settings.okta.system_log.expect("[okta.system_log]");
+    assert_eq!(log.org_url, "https://example.okta.com");
+    assert_eq!(log.interval, Duration::from_secs(60));
 }
 
 #[test]

@@ -305,3 +305,32 @@ async fn a_provider_at_its_throughput_cap_is_skipped_until_its_bucket_refills() 
     assert_eq!(json["candidates"][0]["max_per_second"], 2, "{json}");
     assert!(json["candidates"][1]["max_per_second"].is_null(), "{json}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_senders_own_cap_holds_inside_the_accounts() {
+    // The account may send 10 a second; its US sender, a long code, one.
+    let config = Config {
+        primary: "max_per_second = 10\n[providers.primary.senders.US]\nsms = \"+15005550006\"\nmax_per_second = 1",
+        extra: PRIORITY,
+        ..Config::default()
+    };
+    let (server, primary, backup) = server_with(config, OK, OK);
+    let within = limits(Duration::from_millis(2_400), false, 4);
+    let wave = futures::future::join_all((0..3).map(|_| dispatch(&server, &within))).await;
+    let by = |name| wave.iter().filter(|(result, _)| delivered_by(name, result)).count();
+    assert_eq!((by("primary"), by("backup")), (1, 2), "{wave:?}");
+    assert_eq!((primary.sends().len(), backup.sends().len()), (1, 2));
+    let query = crate::explain::ExplainQuery {
+        number: NUMBER.to_owned(),
+        channel: Channel::Sms,
+        purpose: None,
+    };
+    let (text, json) = crate::explain::explain_live(&server.shared, &query).expect("explained");
+    assert!(
+        text.contains(
+            "throughput   primary: at most 10 sends a second, its US sender at most 1 a second"
+        ),
+        "{text}"
+    );
+    assert_eq!(json["candidates"][0]["sender_max_per_second"], 1, "{json}");
+}

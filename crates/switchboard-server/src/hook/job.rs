@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_core::health::HealthKey;
 use switchboard_core::{Channel, OutboundMessage, Purpose};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -24,6 +25,8 @@ use crate::state::{Runtime, Shared};
 pub(super) struct Job {
     pub(super) shared: Arc<Shared>,
     pub(super) runtime: Arc<Runtime>,
+    /// The keyed hash of Okta's user and the channel, when Okta's events are configured.
+    pub(super) user: Option<crate::conversions::UserKey>,
     pub(super) message: OutboundMessage,
     pub(super) purpose: Purpose,
     /// When Okta's request arrived.
@@ -47,6 +50,7 @@ impl Job {
     pub(super) async fn run(self, publish: watch::Sender<Option<Arc<Answer>>>, _running: Permit) {
         let phone_key = self.shared.phones.key(&self.message.destination);
         let limits = self.limits(&phone_key);
+        crate::events::note_resend(&self.shared, &self.runtime, &phone_key, self.arrival);
         let (progress, watching) = watch::channel(Progress::default());
         let delivery = deliver(&self.shared, &self.runtime, &self.message, &limits, &progress);
         tokio::pin!(delivery);
@@ -127,11 +131,27 @@ impl Job {
         }
     }
 
-    /// Notes the provider that took the code, so a resend to this number goes elsewhere first.
+    /// Notes the provider that took the code, so a resend to this number goes elsewhere first
+    /// (and counts against it), and, with Okta's events, so the events can settle it.
     fn remember(&self, phone_key: [u8; 32], result: &DispatchResult) {
         if let DispatchResult::Delivered { provider, .. } = result {
             let expires = self.arrival + self.lifetime.unwrap_or_default();
-            self.shared.ledger.record_accepted(phone_key, provider.clone(), expires);
+            let destination = &self.message.destination;
+            let key = HealthKey::new(provider.clone(), destination.country(), self.message.channel);
+            self.shared.ledger.record_accepted(phone_key, key.clone(), expires);
+            if let Some(user) = self.user {
+                let event_id = &self.message.reference;
+                let (shared, runtime) = (&self.shared, &self.runtime);
+                crate::events::record_send(
+                    shared,
+                    runtime,
+                    user,
+                    event_id,
+                    key,
+                    self.arrival,
+                    expires,
+                );
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
@@ -20,7 +20,7 @@ pub(super) async fn read_delivery(
     request: Request,
 ) -> Result<Delivery, Box<Response>> {
     let (parts, body) = request.into_parts();
-    if !is_json(&parts.headers) {
+    if !crate::body::is_json(&parts.headers) {
         shared.metrics.hook_refused("content_type");
         let body = ErrorResponse::new(
             "Content-Type must be application/json",
@@ -64,15 +64,6 @@ fn parse(shared: &Shared, body: &[u8]) -> Result<Delivery, Box<Response>> {
         let summary = format!("{}: {}", error.location, error.reason);
         Box::new(bad_request(&summary, Some(error.location.to_owned())))
     })
-}
-
-/// `application/json`, with or without parameters (`; charset=utf-8`), any case.
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn bad_request(summary: &str, location: Option<String>) -> Response {

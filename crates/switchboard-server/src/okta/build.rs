@@ -166,7 +166,7 @@ impl std::fmt::Display for OktaRequest {
 }
 
 /// A time as Okta writes it: UTC, milliseconds, `2022-01-28T21:48:34.321Z`.
-pub(super) fn okta_time(at: OffsetDateTime) -> String {
+pub(crate) fn okta_time(at: OffsetDateTime) -> String {
     let at = at.to_offset(UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",

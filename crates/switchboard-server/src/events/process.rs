@@ -1,0 +1,202 @@
+//! From Okta's events to provider health: read each event, find the send it is about in the
+//! conversion store, and record what settled; settle the sends whose time ran out; and, when
+//! Okta's events are not configured, take a resend as a weak sign that the last code did not
+//! arrive.
+
+use std::time::Duration;
+
+use switchboard_core::Conversion;
+use switchboard_core::health::HealthKey;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::conversions::{Observation, Outcome, Report, Send, Settlement, UserKey, user_key};
+use crate::ledger::Fingerprint;
+use crate::okta::events::{Entry, read_event};
+use crate::state::{Runtime, Shared};
+
+/// How long after a code's expiry an event about it is still believed. Okta refuses an expired
+/// code, so this covers the two clocks (Okta's `published`, ours) only.
+pub(crate) const GRACE: Duration = Duration::from_secs(30);
+/// How long after a send's window its events may still arrive before it settles as never
+/// entered: Okta delivers event hooks within seconds and retries once. System Log polling adds
+/// its interval.
+pub(crate) const LATENESS: Duration = Duration::from_secs(120);
+
+/// Where events came from, as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    EventHook,
+    SystemLog,
+}
+
+impl Source {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Source::EventHook => "event_hook",
+            Source::SystemLog => "system_log",
+        }
+    }
+}
+
+/// What one batch of events did, for its log line.
+#[derive(Debug, Default)]
+struct Tally {
+    accepted: u64,
+    duplicates: u64,
+    ignored: u64,
+    matched: u64,
+    unmatched: u64,
+}
+
+/// Takes in one batch of events (an event hook delivery, a System Log page): each is read,
+/// deduplicated by `uuid`, matched to its send, and what settled goes into health. `batch`
+/// names it in the log line.
+pub(crate) fn process(
+    shared: &Shared,
+    source: Source,
+    batch: &str,
+    events: Vec<serde_json::Value>,
+) {
+    let now = Instant::now();
+    let wall = OffsetDateTime::now_utc();
+    let mut tally = Tally::default();
+    let n_events = events.len();
+    for value in events {
+        let Ok(event) = read_event(value) else {
+            tally.ignored += 1;
+            continue;
+        };
+        let user = user_key(&shared.phones, &event.user_id, event.channel);
+        let report = match event.entry {
+            Entry::Entered => Report::Entered,
+            Entry::WrongCode => Report::WrongCode,
+        };
+        let observation = match instant_of(event.published, wall, now) {
+            Some(at) => shared.conversions.observe(&user, &event.uuid, at, report, now),
+            // Published before this machine started: no send of ours can be its.
+            None => Observation::Unmatched,
+        };
+        match observation {
+            Observation::Duplicate => tally.duplicates += 1,
+            Observation::Unmatched => {
+                tally.accepted += 1;
+                tally.unmatched += 1;
+                shared.metrics.conversion_match(event.channel, false);
+            }
+            Observation::Matched(settled) => {
+                tally.accepted += 1;
+                tally.matched += 1;
+                shared.metrics.conversion_match(event.channel, true);
+                record(shared, &settled, now);
+            }
+        }
+    }
+    for (result, n) in
+        [("accepted", tally.accepted), ("duplicate", tally.duplicates), ("ignored", tally.ignored)]
+    {
+        if n > 0 {
+            shared.metrics.okta_events(source.as_str(), result, n);
+        }
+    }
+    tracing::debug!(
+        source = source.as_str(),
+        batch,
+        events = n_events,
+        accepted = tally.accepted,
+        duplicates = tally.duplicates,
+        ignored = tally.ignored,
+        matched = tally.matched,
+        unmatched = tally.unmatched,
+        "okta events processed"
+    );
+}
+
+/// `published` (Okta's clock) on tokio's clock, through the wall clock's reading now.
+fn instant_of(published: OffsetDateTime, wall: OffsetDateTime, now: Instant) -> Option<Instant> {
+    let age = wall - published;
+    if age.is_negative() {
+        Some(now + Duration::try_from(-age).unwrap_or_default())
+    } else {
+        now.checked_sub(Duration::try_from(age).unwrap_or_default())
+    }
+}
+
+/// Records settled sends in health (a wrong code in the metrics only) and logs each.
+fn record(shared: &Shared, settled: &[Settlement], now: Instant) {
+    for settlement in settled {
+        let key = &settlement.key;
+        if let Outcome::Conversion(conversion) = settlement.outcome {
+            shared.health.record_conversion(key, conversion, now.into_std());
+        }
+        let outcome = settlement.outcome.label();
+        shared.metrics.conversion(key.provider(), key.channel(), outcome);
+        tracing::debug!(
+            event_id = %settlement.event_id,
+            provider = %key.provider(),
+            country = %key.country(),
+            channel = key.channel().as_str(),
+            outcome,
+            "send settled by okta's events"
+        );
+    }
+}
+
+/// Settles the sends whose time ran out with no event: never entered (or only wrong codes).
+/// When neither the event hook nor System Log polling is configured any more (a reload), they
+/// are dropped instead: no event could have come.
+pub(crate) fn settle_expired(shared: &Shared, now: Instant) {
+    let settled = shared.conversions.sweep(now);
+    if settled.is_empty() {
+        return;
+    }
+    if shared.runtime().okta.reports_conversions() {
+        record(shared, &settled, now);
+    } else {
+        tracing::info!(
+            dropped = settled.len(),
+            "sends dropped unsettled: okta's events are no longer configured"
+        );
+    }
+}
+
+/// Remembers a send a provider accepted for Okta, when Okta's events are configured, until
+/// what Okta says (or does not) settles it. `user` is the keyed hash of the Okta user and the
+/// channel; `expires` the code's expiry.
+pub(crate) fn record_send(
+    shared: &Shared,
+    runtime: &Runtime,
+    user: UserKey,
+    event_id: &str,
+    key: HealthKey,
+    sent_at: Instant,
+    expires: Instant,
+) {
+    if !runtime.okta.reports_conversions() {
+        return;
+    }
+    let window_end = expires + GRACE;
+    let polling = runtime.okta.system_log.as_ref().map_or(Duration::ZERO, |log| log.interval);
+    let settle_at = window_end + LATENESS + polling;
+    let send = Send { event_id: event_id.to_owned(), key, sent_at, window_end, settle_at };
+    shared.conversions.record_send(user, send);
+}
+
+/// A new request for `phone` while its last code lives: without Okta's events, a weak sign that
+/// the last code did not arrive (users also ask again out of impatience, so it weighs half).
+/// With them, the conversion store settles that send with better information.
+pub(crate) fn note_resend(shared: &Shared, runtime: &Runtime, phone: &Fingerprint, now: Instant) {
+    if runtime.okta.reports_conversions() {
+        return;
+    }
+    let Some(previous) = shared.ledger.supersede(phone, now) else { return };
+    let resent = Conversion::Superseded { confirmed: false };
+    shared.health.record_conversion(&previous, resent, now.into_std());
+    shared.metrics.conversion(previous.provider(), previous.channel(), "resent");
+    tracing::debug!(
+        provider = %previous.provider(),
+        country = %previous.country(),
+        channel = previous.channel().as_str(),
+        "resend inside the last code's life: counted against its provider, at half weight"
+    );
+}
