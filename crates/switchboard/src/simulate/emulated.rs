@@ -349,7 +349,7 @@ impl World {
             let request = Request::post(&path)
                 .header("content-type", "application/json")
                 .header(header.as_str(), secret.as_str())
-                .body(Body::from(users::okta_event(user, channel, otp as u64)));
+                .body(Body::from(users::okta_event(user, channel, otp)));
             world.post(&poster.router, &path, request).await;
         });
     }

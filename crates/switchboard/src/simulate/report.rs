@@ -517,8 +517,10 @@ impl ScenarioReport {
                     share.map_or("-".to_owned(), |s| format!("{:.1}%", s * 100.0))
                 };
                 let windows: Vec<String> = shares.windows.iter().map(|s| pct(*s)).collect();
+                // A provider that carried under half the traffic before has little to move.
                 let moved = match (shares.moved_away_after, shares.before) {
-                    (_, Some(before)) if before < 0.2 => "- (under 20% before)".to_owned(),
+                    (_, None) => "-".to_owned(),
+                    (_, Some(before)) if before < 0.5 => "- (under half before)".to_owned(),
                     (Some(after), _) => format!("{:.1} s", after.as_secs_f64()),
                     (None, _) => "never".to_owned(),
                 };

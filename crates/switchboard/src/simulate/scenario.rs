@@ -16,8 +16,17 @@
 //! `[switchboard.providers.ID]` too, as for a real account: it reaches the server's config
 //! untouched, while the baselines never read it.
 //!
+//! What becomes of an accepted message is the scenario's too: `[providers.ID.handsets]` (the share
+//! that reaches the phone, when the receipt comes, the share of receipts lost, of lost messages
+//! receipted "delivered", and the code the other lost ones carry), changed for a while, per
+//! country, by `[[handset_phases]]`. `[users]` puts people behind the codes: who enters a code
+//! that arrives and how fast, and who asks again after how long. With `[switchboard.okta.events]`
+//! the codes they enter reach the server as Okta's events (the simulator supplies its secret,
+//! and a `server.public_base_url` so the server takes receipts at `/callbacks/{id}`).
+//!
 //! `file` holds the format as written; `model` the validated providers, faults and prices and
-//! what a send meets; this module validates the whole and completes the `[switchboard]` table.
+//! what a send meets; `handsets` what becomes of an accepted message and the users; this module
+//! validates the whole and completes the `[switchboard]` table.
 
 mod file;
 mod handsets;

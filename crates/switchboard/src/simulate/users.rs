@@ -25,8 +25,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use switchboard_core::Channel;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use switchboard_server::okta::OktaEvent;
 
 use super::journal::{Acceptance, mix};
 use super::scenario::{UserDraw, Users};
@@ -135,46 +134,12 @@ pub(crate) fn user_id(user: usize) -> String {
     format!("00u{user:017}")
 }
 
-/// Okta's event hook delivery for one code entered: `user.authentication.auth_via_mfa`,
-/// `SUCCESS`, for the factor of `channel`, published now.
-///
-/// The envelope is written here, from Okta's documentation, as the emulators write their
-/// providers' formats: the server parses it, so the two are checked against each other rather
-/// than built from one definition.
-pub(crate) fn okta_event(user: usize, channel: Channel, sequence: u64) -> String {
-    let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-    let factor = match channel {
-        Channel::Sms => "SMS_FACTOR",
-        Channel::Voice => "CALL_FACTOR",
-    };
-    serde_json::json!({
-        "eventType": "com.okta.event_hook",
-        "eventTypeVersion": "1.0",
-        "cloudEventsVersion": "0.1",
-        "source": "https://simulator.okta.example/api/v1/eventHooks/who0simulator",
-        "eventId": format!("sim-event-{sequence:012}"),
-        "eventTime": now,
-        "contentType": "application/json",
-        "data": {
-            "events": [{
-                "uuid": format!("sim-log-{sequence:012}"),
-                "published": now,
-                "eventType": "user.authentication.auth_via_mfa",
-                "version": "0",
-                "severity": "INFO",
-                "displayMessage": "Authentication of user via MFA",
-                "actor": {
-                    "id": user_id(user),
-                    "type": "User",
-                    "alternateId": format!("user{user}@simulator.example"),
-                    "displayName": format!("Simulated user {user}"),
-                },
-                "outcome": { "result": "SUCCESS", "reason": null },
-                "debugContext": { "debugData": { "factor": factor } },
-            }],
-        },
-    })
-    .to_string()
+/// Okta's event hook delivery for one code entered, request `index`'s:
+/// `user.authentication.auth_via_mfa`, `SUCCESS`, for the factor of `channel`, published now
+/// (the server places it on its own clock by how long ago that was).
+pub(crate) fn okta_event(user: usize, channel: Channel, index: usize) -> String {
+    let event = OktaEvent::verified(user_id(user), channel).uuid(format!("sim-log-{index:012}"));
+    OktaEvent::delivery(&format!("sim-delivery-{index:012}"), &[event]).to_string()
 }
 
 #[cfg(test)]
@@ -245,15 +210,12 @@ mod tests {
     }
 
     #[test]
-    fn the_event_is_okta_s_envelope_for_the_user_and_factor() {
+    fn the_event_names_the_user_and_the_factor() {
         let event: serde_json::Value =
             serde_json::from_str(&okta_event(42, Channel::Voice, 3)).unwrap();
-        assert_eq!(event["eventType"], "com.okta.event_hook");
         let log = &event["data"]["events"][0];
-        assert_eq!(log["eventType"], "user.authentication.auth_via_mfa");
         assert_eq!(log["actor"]["id"], "00u00000000000000042");
-        assert_eq!(log["outcome"]["result"], "SUCCESS");
+        assert_eq!(log["uuid"], "sim-log-000000000003");
         assert_eq!(log["debugContext"]["debugData"]["factor"], "CALL_FACTOR");
-        assert!(OffsetDateTime::parse(log["published"].as_str().unwrap(), &Rfc3339).is_ok());
     }
 }

@@ -356,14 +356,20 @@ fn a_provider_whose_receipts_stop_keeps_its_traffic() {
 }
 
 #[test]
-fn a_lying_route_costs_priority_codes() {
-    let report =
-        simulate(shipped("lying-receipts"), 3_000, 1, &[Policy::Switchboard, Policy::Priority])
-            .unwrap();
+fn a_lying_route_is_found_by_conversions_alone() {
+    let policies = [Policy::Switchboard, Policy::SwitchboardConversionsOnly, Policy::Priority];
+    let report = simulate(shipped("lying-receipts"), 3_000, 1, &policies).unwrap();
     let rendered = report.render();
     let (ours, theirs) = (policy(&report, "switchboard"), policy(&report, "priority"));
     assert!(ours.on_phone > theirs.on_phone, "{rendered}");
     assert!(theirs.on_phone_pct() < 97.0, "{rendered}");
+    // Every receipt says "delivered"; the codes users never enter move the traffic all the same.
+    for name in ["switchboard", "sb-convert"] {
+        let shares = &policy(&report, name).phases[0];
+        assert!(shares.before.unwrap() > 0.5, "{name}: {rendered}");
+        assert!(shares.moved_away_after.is_some(), "{name}: {rendered}");
+    }
+    assert!(rendered.contains("sb-convert"), "{rendered}");
 }
 
 #[test]

@@ -120,25 +120,29 @@ impl Handsets {
         Fate { is_on_phone, receipt }
     }
 
-    /// A short description for the report: what differs from a perfect route.
+    /// A short description for the report.
     pub(crate) fn describe(&self) -> String {
-        let mut parts = vec![format!("{:.0}% reach the phone", self.delivered_share * 100.0)];
+        let mut parts = vec![format!("{} reach the phone", percent(self.delivered_share))];
         if self.delivered_share < 1.0 {
             if self.lying_share > 0.0 {
-                parts.push(format!(
-                    "{:.0}% of the lost ones receipted \"delivered\"",
-                    self.lying_share * 100.0
-                ));
+                let lying = percent(self.lying_share);
+                parts.push(format!("{lying} of the lost ones receipted \"delivered\""));
             }
             if self.lying_share < 1.0 {
                 parts.push(format!("the others \"{}\"", self.undelivered_receipt.as_str()));
             }
         }
         if self.receipts_lost_share > 0.0 {
-            parts.push(format!("{:.0}% of receipts never come", self.receipts_lost_share * 100.0));
+            parts.push(format!("{} of receipts never come", percent(self.receipts_lost_share)));
         }
         parts.join(", ")
     }
+}
+
+/// A share as a percentage, with a decimal only where it has one (`10%`, `99.5%`).
+fn percent(share: f64) -> String {
+    let text = format!("{:.1}", share * 100.0);
+    format!("{}%", text.strip_suffix(".0").unwrap_or(&text))
 }
 
 impl ReceiptCode {
