@@ -15,6 +15,16 @@
 //! The baselines (static priority failover and round-robin, in `baseline.rs`) are not switchboard
 //! and not the server: they are small policies over the same emulated providers and the same
 //! delivery rules, so the difference in the table is the routing policy.
+//!
+//! # Accepted is not delivered
+//!
+//! Each accepted message has a fate (`emulated.rs`): it reaches the phone or not, and its
+//! provider's receipt says what it says, when it says it. The report counts codes on phones, not
+//! acceptances. In switchboard runs the receipts reach the server's callback route and, with
+//! `[users]` and `[okta.events]`, the codes users enter reach its event hook, as Okta would post
+//! them; users whose code does not come ask again, in every policy's run alike (`users.rs`).
+//! `sb-receipts` and `sb-convert` run the server with one of the two signals, to see what each
+//! is worth alone.
 
 mod baseline;
 mod emulated;
