@@ -71,7 +71,7 @@ pub struct SimulateOptions {
     /// OTPs per run.
     #[arg(long, default_value_t = 100_000)]
     pub otps: u64,
-    /// Seed for arrivals, destinations, latencies and faults.
+    /// Seed for arrivals, destinations, latencies, faults, messages' fates and users.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Which policies to run.
@@ -87,7 +87,8 @@ pub enum PolicyChoice {
     All,
     /// switchboard only.
     Switchboard,
-    /// switchboard without Okta's event hook: receipts are its only delivery evidence.
+    /// switchboard without Okta's event hook: receipts (and, as the server reads them then,
+    /// resends) are its delivery evidence.
     SbReceipts,
     /// switchboard whose providers' receipts never arrive: conversions are its only evidence.
     SbConvert,
@@ -102,8 +103,8 @@ pub enum PolicyChoice {
 pub enum Policy {
     /// The real server with the scenario's configuration.
     Switchboard,
-    /// The real server without `[okta.events]`: delivery receipts are its only evidence of
-    /// what reaches phones.
+    /// The real server without `[okta.events]`: delivery receipts are its evidence of what
+    /// reaches phones (and resends, which the server then counts against the previous provider).
     SwitchboardReceiptsOnly,
     /// The real server with no receipt ever posted: conversions (codes entered, reported by
     /// Okta's event hook) are its only evidence.
