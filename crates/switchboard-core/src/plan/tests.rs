@@ -380,7 +380,10 @@ fn check_plan(
             .iter()
             .zip(&problems)
             .map(|(candidate, is_problem)| {
-                (*is_problem, rule.providers().iter().position(|p| p == candidate.provider()).unwrap())
+                (
+                    *is_problem,
+                    rule.providers().iter().position(|p| p == candidate.provider()).unwrap(),
+                )
             })
             .collect();
         prop_assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "{:?}", plan);
