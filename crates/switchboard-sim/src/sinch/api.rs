@@ -148,6 +148,8 @@ async fn send_batch(
         batch.get("delivery_report").and_then(Value::as_str).is_some_and(|kind| kind != "none");
     if let (true, Some(url)) = (wants_report, batch.get("callback_url").and_then(Value::as_str)) {
         send_delivery_report(&emulator, url, &id, &recipients[0], batch.get("client_reference"));
+    } else {
+        emulator.callback_log().decide_unreported(&id, Some(&recipients[0]));
     }
     (StatusCode::CREATED, Json(created)).into_response()
 }
@@ -405,10 +407,12 @@ async fn callout(
         return voice_error(StatusCode::PAYMENT_REQUIRED, "40200", "Payment required", reference);
     }
     let call_id = emulator.new_uuid_v4();
-    if tts["enableDice"] == true
-        && let Some(url) = emulator.voice_callback_url()
-    {
-        send_dice(&emulator, &url, &call_id, tts);
+    match emulator.voice_callback_url().filter(|_| tts["enableDice"] == true) {
+        Some(url) => send_dice(&emulator, &url, &call_id, tts),
+        None => {
+            let to = tts["destination"]["endpoint"].as_str();
+            emulator.callback_log().decide_unreported(&call_id, to);
+        }
     }
     Json(json!({"callId": call_id})).into_response()
 }
