@@ -8,12 +8,17 @@
 //! `delivery_report` outside the enum, a `callback_url` that is not a URL or is over 2048);
 //! 403 `missing_callback_url` when a report is asked for without a URL; 201 with the batch.
 //! Magic recipients: +15005550001 400 invalid `to`, +15005550003 403 `illegal_number_type`,
-//! +15005550004 403 `blocked_account`.
+//! +15005550004 403 `blocked_account`. Each recipient of a batch is its own message to its own
+//! phone, with its own fate; `delivery_report` says what is posted: `per_recipient` and
+//! `per_recipient_final` one `recipient_delivery_report_sms` per recipient, `summary` and `full`
+//! one `delivery_report_sms` for the batch, `none` nothing.
 //!
 //! Voice (`/calling/v1/callouts`, JSON): 401 `40100` unless Basic `key:secret` or the
 //! application signature verifies; 400 `40003` for a callout the spec refuses (method outside
 //! the enum, no `destination`, a number that is not E.164, neither `text` nor `prompts`, `text`
 //! over 600 characters); 200 `{"callId"}`. Magic: +15005550005 402 `40200`.
+
+use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -28,7 +33,7 @@ use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
 use super::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
-use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
+use crate::callbacks::{CallbackKind, Decision, Outgoing, ReceiptOutcome};
 use crate::faults::InjectedAnswer;
 use crate::request::{bearer_matches, content_type};
 use crate::server::Connection;
@@ -144,13 +149,7 @@ async fn send_batch(
             created[optional] = value.clone();
         }
     }
-    let wants_report =
-        batch.get("delivery_report").and_then(Value::as_str).is_some_and(|kind| kind != "none");
-    if let (true, Some(url)) = (wants_report, batch.get("callback_url").and_then(Value::as_str)) {
-        send_delivery_report(&emulator, url, &id, &recipients[0], batch.get("client_reference"));
-    } else {
-        emulator.callback_log().decide_unreported(&id, Some(&recipients[0]));
-    }
+    report_batch(&emulator, &id, &recipients, &batch);
     (StatusCode::CREATED, Json(created)).into_response()
 }
 
@@ -257,44 +256,125 @@ async fn list_batches(
     Json(json!({"count": 0, "page": 0, "page_size": 1, "batches": []})).into_response()
 }
 
-/// Posts a `recipient_delivery_report_sms` (no signature: Sinch signs none).
-fn send_delivery_report(
+/// What a batch's `delivery_report` asks Sinch to post to its `callback_url` (Sinch's SMS API
+/// reference, "Send" and "Delivery reports", developers.sinch.com/docs/sms/api-reference/).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reports {
+    /// `none` (the default): nothing.
+    None,
+    /// `summary`: one `delivery_report_sms` for the batch, counting its recipients per status.
+    Summary,
+    /// `full`: the summary, listing the recipients under each status.
+    Full,
+    /// `per_recipient` and `per_recipient_final`: one `recipient_delivery_report_sms` per
+    /// recipient. (`per_recipient` also reports intermediate states such as `Dispatched`; the
+    /// emulator posts only the final one.)
+    PerRecipient,
+}
+
+impl Reports {
+    /// The batch's choice; validation has refused anything outside the enum.
+    fn of(batch: &serde_json::Map<String, Value>) -> Reports {
+        match batch.get("delivery_report").and_then(Value::as_str) {
+            Some("summary") => Reports::Summary,
+            Some("full") => Reports::Full,
+            Some("per_recipient" | "per_recipient_final") => Reports::PerRecipient,
+            _ => Reports::None,
+        }
+    }
+}
+
+/// Decides the fate of each recipient of the batch `batch_id` on its own, as each is its own
+/// message to its own phone, and posts the reports the batch asked for (no signature: Sinch
+/// signs none).
+fn report_batch(
     emulator: &SinchEmulator,
-    url: &str,
     batch_id: &str,
-    recipient: &str,
-    client_reference: Option<&Value>,
+    recipients: &[String],
+    batch: &serde_json::Map<String, Value>,
 ) {
     let log = emulator.callback_log();
-    let decision = log.decide(batch_id, Some(recipient));
-    let (status, code) = match decision.report {
-        ReceiptOutcome::None => return,
-        ReceiptOutcome::Delivered => ("Delivered", 0),
-        ReceiptOutcome::Undelivered { code } => ("Failed", code.parse::<u32>().unwrap_or(0)),
+    let url = batch.get("callback_url").and_then(Value::as_str);
+    let reports = Reports::of(batch);
+    let Some(url) = url.filter(|_| reports != Reports::None) else {
+        for recipient in recipients {
+            log.decide_unreported(batch_id, Some(recipient));
+        }
+        return;
     };
+    let outgoing = |body: Value| Outgoing {
+        kind: CallbackKind::Receipt,
+        url: url.to_owned(),
+        message_id: batch_id.to_owned(),
+        headers: Vec::new(),
+        content_type: "application/json",
+        body: body.to_string(),
+    };
+    let client_reference = batch.get("client_reference");
+    let fates: Vec<(&str, Decision)> = recipients
+        .iter()
+        .map(|recipient| (recipient.as_str(), log.decide(batch_id, Some(recipient))))
+        .collect();
+    if reports == Reports::PerRecipient {
+        for (recipient, decision) in fates {
+            let Some((status, code)) = report_status(&decision.report) else { continue };
+            let mut report = json!({
+                "type": "recipient_delivery_report_sms",
+                "batch_id": batch_id,
+                "recipient": recipient,
+                "code": code,
+                "status": status,
+                "at": now_rfc3339(true),
+                "operator_status_at": now_rfc3339(true),
+            });
+            if let Some(reference) = client_reference {
+                report["client_reference"] = reference.clone();
+            }
+            log.schedule(vec![outgoing(report)], decision.delay);
+        }
+        return;
+    }
+    // One report for the batch, once every recipient's fate is known; a recipient whose report
+    // is lost is missing from it.
+    let mut statuses: BTreeMap<(&str, u32), Vec<&str>> = BTreeMap::new();
+    for (recipient, decision) in &fates {
+        if let Some(status) = report_status(&decision.report) {
+            statuses.entry(status).or_default().push(recipient);
+        }
+    }
+    if statuses.is_empty() {
+        return;
+    }
+    let statuses: Vec<Value> = statuses
+        .into_iter()
+        .map(|((status, code), recipients)| {
+            let mut entry = json!({"code": code, "status": status, "count": recipients.len()});
+            if reports == Reports::Full {
+                entry["recipients"] = json!(recipients);
+            }
+            entry
+        })
+        .collect();
     let mut report = json!({
-        "type": "recipient_delivery_report_sms",
+        "type": "delivery_report_sms",
         "batch_id": batch_id,
-        "recipient": recipient,
-        "code": code,
-        "status": status,
-        "at": now_rfc3339(true),
-        "operator_status_at": now_rfc3339(true),
+        "total_message_count": recipients.len(),
+        "statuses": statuses,
     });
     if let Some(reference) = client_reference {
         report["client_reference"] = reference.clone();
     }
-    log.schedule(
-        vec![Outgoing {
-            kind: CallbackKind::Receipt,
-            url: url.to_owned(),
-            message_id: batch_id.to_owned(),
-            headers: Vec::new(),
-            content_type: "application/json",
-            body: report.to_string(),
-        }],
-        decision.delay,
-    );
+    let delay = fates.iter().map(|(_, decision)| decision.delay).max().unwrap_or_default();
+    log.schedule(vec![outgoing(report)], delay);
+}
+
+/// A report's `status` and `code` for a decided outcome; `None`: no report.
+fn report_status(outcome: &ReceiptOutcome) -> Option<(&'static str, u32)> {
+    match outcome {
+        ReceiptOutcome::None => None,
+        ReceiptOutcome::Delivered => Some(("Delivered", 0)),
+        ReceiptOutcome::Undelivered { code } => Some(("Failed", code.parse::<u32>().unwrap_or(0))),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use switchboard_sim::infobip::{InfobipAccount, InfobipEmulator};
 use switchboard_sim::plivo::{PlivoAccount, PlivoEmulator, RunningEmulator as PlivoRunning};
-use switchboard_sim::sinch::{SinchAccount, SinchEmulator};
+use switchboard_sim::sinch::{RunningEmulator as SinchRunning, SinchAccount, SinchEmulator};
 use switchboard_sim::telesign::{
     RunningEmulator as TelesignRunning, TelesignAccount, TelesignEmulator,
 };
@@ -782,4 +782,113 @@ async fn plivo_calls_without_a_hangup_url_are_answered_as_decided_and_report_not
     let made: Vec<_> = made.iter().map(|callback| (callback.kind, &callback.message_id)).collect();
     assert_eq!(made, [(CallbackKind::AnswerFetch, &ids[1])]);
     assert_unreported(&plivo.handsets(), &ids);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Sinch batch to several recipients: a fate, and a report, for each.
+
+async fn sinch_batch(sinch: &SinchRunning, batch: &Value) -> String {
+    let request = reqwest::Client::new()
+        .post(format!("{}/xms/v1/plan1/batches", sinch.base_url()))
+        .bearer_auth("token")
+        .json(batch);
+    let (status, body) = support::exchange_json(request).await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sinch_batch_recipients_each_get_their_own_fate_and_report() {
+    let sinch =
+        SinchEmulator::start(SinchAccount::new("plan1", "token", "key", "c2VjcmV0")).await.unwrap();
+    let receiver = Receiver::start().await;
+    sinch.set_receipts(three_countries("402"));
+    let batch = json!({"to": [GB, DE, US], "from": "+15005550006", "body": "x",
+        "delivery_report": "per_recipient_final", "client_reference": "evt-1",
+        "callback_url": format!("{}/dlr", receiver.base)});
+    let id = sinch_batch(&sinch, &batch).await;
+    let made = tokio::time::timeout(PATIENCE, sinch.wait_for_callbacks(3)).await.unwrap();
+    let handsets = sinch.handsets();
+    let fates: Vec<_> = handsets
+        .iter()
+        .map(|h| (h.message_id.as_str(), h.country.as_deref(), h.delivered, h.lying))
+        .collect();
+    assert_eq!(
+        fates,
+        [
+            (id.as_str(), Some("GB"), false, false),
+            (&id, Some("DE"), false, true),
+            (&id, Some("US"), true, false)
+        ]
+    );
+    let mut reports: Vec<(String, String, u64)> = made
+        .iter()
+        .map(|callback| {
+            assert_eq!((callback.message_id.as_str(), callback.status), (id.as_str(), Some(200)));
+            let report = json_of(&callback.request_body);
+            assert_eq!(report["type"], "recipient_delivery_report_sms");
+            assert_eq!(
+                (report["batch_id"].as_str(), report["client_reference"].as_str()),
+                (Some(id.as_str()), Some("evt-1"))
+            );
+            let text = |name: &str| report[name].as_str().unwrap().to_owned();
+            (text("recipient"), text("status"), report["code"].as_u64().unwrap())
+        })
+        .collect();
+    // One task per recipient: they may arrive in any order.
+    reports.sort();
+    let mut expected = vec![
+        (GB.to_owned(), "Failed".to_owned(), 402),
+        (DE.to_owned(), "Delivered".to_owned(), 0),
+        (US.to_owned(), "Delivered".to_owned(), 0),
+    ];
+    expected.sort();
+    assert_eq!(reports, expected);
+}
+
+#[tokio::test]
+async fn sinch_summary_and_full_reports_count_each_recipients_fate_once_per_batch() {
+    let sinch =
+        SinchEmulator::start(SinchAccount::new("plan1", "token", "key", "c2VjcmV0")).await.unwrap();
+    let receiver = Receiver::start().await;
+    sinch.set_receipts(gb_filtered("402"));
+    const US2: &str = "+14155550101";
+    let mut ids = Vec::new();
+    for kind in ["full", "summary"] {
+        let batch = json!({"to": [GB, US, US2], "from": "+15005550006", "body": "x",
+            "delivery_report": kind, "callback_url": format!("{}/dlr", receiver.base)});
+        ids.push(sinch_batch(&sinch, &batch).await);
+    }
+    let made = tokio::time::timeout(PATIENCE, sinch.wait_for_callbacks(2)).await.unwrap();
+    let report_of = |id: &str| {
+        let reports: Vec<_> = made.iter().filter(|callback| callback.message_id == id).collect();
+        assert_eq!(reports.len(), 1, "one report per batch: {made:?}");
+        json_of(&reports[0].request_body)
+    };
+    let full = report_of(&ids[0]);
+    assert_eq!(full["type"], "delivery_report_sms");
+    assert_eq!(full["total_message_count"], 3);
+    let mut statuses = full["statuses"].as_array().unwrap().clone();
+    statuses.sort_by_key(|status| status["code"].as_u64());
+    assert_eq!(
+        statuses,
+        [
+            json!({"code": 0, "status": "Delivered", "count": 2, "recipients": [US, US2]}),
+            json!({"code": 402, "status": "Failed", "count": 1, "recipients": [GB]}),
+        ]
+    );
+    let summary = report_of(&ids[1]);
+    let mut statuses = summary["statuses"].as_array().unwrap().clone();
+    statuses.sort_by_key(|status| status["code"].as_u64());
+    assert_eq!(
+        statuses,
+        [
+            json!({"code": 0, "status": "Delivered", "count": 2}),
+            json!({"code": 402, "status": "Failed", "count": 1}),
+        ]
+    );
+    let handsets = sinch.handsets();
+    let delivered: Vec<_> = handsets.iter().map(|h| (h.country.as_deref(), h.delivered)).collect();
+    let batch = [(Some("GB"), false), (Some("US"), true), (Some("US"), true)];
+    assert_eq!(delivered, [batch, batch].concat(), "one fate per recipient");
 }
