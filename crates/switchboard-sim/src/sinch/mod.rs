@@ -18,6 +18,7 @@
 //! ```
 
 mod api;
+mod callbacks;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
