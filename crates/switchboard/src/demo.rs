@@ -101,8 +101,10 @@ pub enum DemoFault {
     Reset,
     /// 429 with `Retry-After`.
     RateLimit,
-    /// Accepts every send, but the receipts of messages to [`FILTERED_COUNTRY`] say the
-    /// carrier filtered them (Twilio 30007), and those phones get nothing.
+    /// Accepts every send, but the receipts of messages to GB say the carrier filtered them
+    /// (Twilio 30007), and those phones get nothing.
+    // The doc above is `--help` text, so it names the country rather than linking
+    // `FILTERED_COUNTRY`.
     Filtering,
 }
 
