@@ -11,10 +11,11 @@
 //! keeps accepting every send, but its receipts for one country ([`FILTERED_COUNTRY`]) say the
 //! carrier filtered the message (Twilio 30007). Only receipts show it, per (provider, country,
 //! channel), so the live view adds a line per second of sends per country and provider, where
-//! that country moves to the backup while the others stay on the primary. The demo compresses
-//! time, as it does for ejections: receipt evidence fades with a half-life of seconds
-//! (`health.receipt_half_life_ms`, scaled to the rate), so the move comes after some 20 of that country's sends and the
-//! country returns to the repaired primary before the end.
+//! that country moves to the backup, after about a dozen of its sends (its latest receipts
+//! outweigh its good history), while the others stay on the primary. The demo compresses time,
+//! as it does for ejections: receipt evidence fades with a half-life of seconds
+//! (`health.receipt_half_life_ms`, scaled to the rate), so the country returns to the repaired
+//! primary before the end.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -65,10 +66,10 @@ const REQUESTS_PER_RECEIPT_HALF_LIFE: u64 = 60;
 /// The demo's `health.receipt_half_life_ms` at `rate` requests a second.
 ///
 /// The demo compresses time, as its ejections last seconds where production's last 30 s and
-/// more: with the default ten-minute half-life a country's receipts from before a fault would
-/// outweigh its receipts since for minutes. Scaled to the rate, the filtered country moves
-/// after about the same number of its sends (some 20) at any rate; never below the 1 s the
-/// configuration allows.
+/// more: with the default ten-minute half-life a repaired route's filtered receipts would keep
+/// it demoted for minutes, longer than the demo runs. Scaled to the rate, the repaired primary
+/// wins the country back after about the same number of sends at any rate; never below the 1 s
+/// the configuration allows.
 fn receipt_half_life_ms(rate: u32) -> u64 {
     (REQUESTS_PER_RECEIPT_HALF_LIFE * 1000 / u64::from(rate.max(1))).max(1000)
 }
