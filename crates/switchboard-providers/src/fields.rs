@@ -123,7 +123,7 @@ macro_rules! provider_config {
                 key_prefix: &str,
             ) -> Result<(), switchboard_core::ConfigError> {
                 crate::http::check_timeouts(key_prefix, self.timeout_ms, self.connect_timeout_ms)?;
-                crate::fields::check_max_per_second(key_prefix, self.max_per_second)
+                crate::throughput::check_max_per_second(key_prefix, self.max_per_second)
             }
 
             /// The throughput cap, when one is set.
@@ -144,23 +144,3 @@ macro_rules! provider_config {
 }
 
 pub(crate) use provider_config;
-
-/// The highest throughput cap accepted, in messages per second: above what any provider grants
-/// one account, so a larger number is a typo.
-pub(crate) const MAX_PER_SECOND: u32 = 10_000;
-
-/// Checks `{key_prefix}.max_per_second`.
-pub(crate) fn check_max_per_second(
-    key_prefix: &str,
-    max_per_second: Option<u32>,
-) -> Result<(), switchboard_core::ConfigError> {
-    match max_per_second {
-        Some(cap) if !(1..=MAX_PER_SECOND).contains(&cap) => {
-            Err(switchboard_core::ConfigError::invalid(
-                format!("{key_prefix}.max_per_second"),
-                format!("must be between 1 and {MAX_PER_SECOND} messages per second"),
-            ))
-        }
-        _ => Ok(()),
-    }
-}

@@ -23,6 +23,7 @@ pub mod sinch;
 pub mod telesign;
 #[cfg(test)]
 mod testing;
+mod throughput;
 pub mod twilio;
 mod url;
 pub mod vonage;

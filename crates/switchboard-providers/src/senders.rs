@@ -90,7 +90,7 @@ impl Senders {
             if sms.is_none() && voice.is_none() {
                 return Err(ConfigError::invalid(country_key, "give sms, voice or both"));
             }
-            crate::fields::check_max_per_second(&country_key, config.max_per_second)?;
+            crate::throughput::check_max_per_second(&country_key, config.max_per_second)?;
             countries.insert(country, (sms, voice));
         }
         Ok(Senders { sms, voice, by_country: countries })

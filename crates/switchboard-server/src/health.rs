@@ -47,6 +47,7 @@ pub(crate) fn delivery_json(delivery: &DeliveryEvidence) -> serde_json::Value {
             "good": round(evidence.good),
             "bad": round(evidence.bad),
             "share": evidence.share().map(round),
+            "recent_share": evidence.recent_share.map(round),
             "peer_share": evidence.peer_share.map(round),
             "bar": evidence.bar.map(round),
             "verdict": evidence.verdict.as_str(),
@@ -72,8 +73,11 @@ pub(crate) fn delivery_text(delivery: &DeliveryEvidence) -> Option<String> {
             (Some(bar), None) => format!(", floor {:.0}% (no peer)", bar * 100.0),
             (None, _) => String::new(),
         };
+        let latest = evidence
+            .recent_share
+            .map_or(String::new(), |recent| format!(", latest {:.0}%", recent * 100.0));
         Some(format!(
-            "{of} {:.0}% {good} ({:.1} of {:.1}{bar}): {}",
+            "{of} {:.0}% {good} ({:.1} of {:.1}{latest}{bar}): {}",
             share * 100.0,
             evidence.good,
             evidence.count(),

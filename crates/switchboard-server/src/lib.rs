@@ -140,7 +140,7 @@ impl Server {
     /// (the simulator) calls it on its own clock. Among other things it finds messages whose
     /// delivery receipt is overdue (`health.receipt_grace_ms`).
     pub fn upkeep(&self) {
-        self.shared.upkeep(tokio::time::Instant::now());
+        upkeep(&self.shared, tokio::time::Instant::now());
     }
 
     /// Polls the configuration file and the secret files it reads every `interval`, reloading
@@ -177,7 +177,7 @@ impl Server {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                upkeep_shared.upkeep(tokio::time::Instant::now());
+                upkeep(&upkeep_shared, tokio::time::Instant::now());
             }
         });
         // Okta's System Log, when [okta.system_log] is configured (now or after a reload).
@@ -224,4 +224,12 @@ impl Server {
         }
         result
     }
+}
+
+/// Periodic upkeep, every 5 s while serving: the stores' (metrics, the guard's idle counters,
+/// overdue receipts) and sends whose codes' lives ended without a word from Okta (never
+/// entered).
+fn upkeep(shared: &Shared, now: tokio::time::Instant) {
+    shared.upkeep(now);
+    events::settle_expired(shared, now);
 }

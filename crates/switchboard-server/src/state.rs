@@ -274,14 +274,12 @@ impl Shared {
         paths.iter().map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok()).collect()
     }
 
-    /// Periodic upkeep (every few seconds while serving; the simulator calls it on its own
-    /// clock): metrics housekeeping, the guard's idle counters, sends whose codes' lives ended
-    /// without a word from Okta (never entered), and messages whose final receipt is overdue,
-    /// counted toward their key's receipt coverage.
+    /// The stores' periodic upkeep (see `upkeep` in lib.rs, which also settles expired sends
+    /// with the events module): metrics housekeeping, the guard's idle counters, and messages
+    /// whose final receipt is overdue, counted toward their key's receipt coverage.
     pub(crate) fn upkeep(&self, now: tokio::time::Instant) {
         self.metrics.upkeep();
         self.guard_limits.prune();
-        crate::events::settle_expired(self, now);
         let grace = self.health.receipt_grace();
         for sent in self.sent.overdue(grace, now) {
             self.health.record_receipt_missing(&sent.key, now.into_std());

@@ -8,7 +8,9 @@
 //! order and the record of what was posted are the same for every provider; only the wire
 //! format differs. So each provider module asks [`CallbackLog::decide`] for the fate of each
 //! accepted send, renders its own [`Outgoing`] requests (body, signature, headers) from the
-//! [`ReceiptOutcome`] decided, and hands them to [`CallbackLog::schedule`].
+//! [`ReceiptOutcome`] decided, and hands them to [`CallbackLog::schedule`]. A send that asked
+//! for no receipt (no callback URL) still has a fate: the module asks
+//! [`CallbackLog::decide_unreported`], and the phone gets the message or not all the same.
 //!
 //! What receipts say is set at runtime, in-process ([`Emulator::set_receipts`]) or with
 //! `PUT /__sim/receipts` ([`Receipts`] as JSON; 400 naming the field when [`Receipts::check`]
@@ -36,9 +38,10 @@
 //!  "seed": 7}
 //! ```
 //!
-//! What actually reached each phone is journaled per decided send ([`Handset`]: message id,
-//! country, delivered or not, the receipt reported or lost, whether it lied; never the body or
-//! the passcode), served at `GET /__sim/handsets` (`DELETE` clears) and by
+//! What actually reached each phone is journaled for every accepted send, whether or not it
+//! asked for a receipt, and for each recipient of a send to several ([`Handset`]: message id,
+//! country, delivered or not, the receipt reported, lost or not asked for, whether it lied;
+//! never the number, the body or the passcode), served at `GET /__sim/handsets` (`DELETE` clears) and by
 //! [`Emulator::handsets`], so a test can compare what the server believed with what phones got.
 //! Every callback made is recorded with the answer it got (`GET /__sim/callbacks`), and tests
 //! wait for them with `wait_for_callbacks` instead of sleeping.
@@ -305,7 +308,7 @@ pub struct Handset {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HandsetReceipt {
-    /// No receipt: the policy sends none.
+    /// No receipt: the policy sends none, or the send asked for none.
     None,
     /// "Delivered".
     Delivered,
@@ -316,6 +319,13 @@ pub enum HandsetReceipt {
     },
     /// A receipt was due and was lost (`lost_percent`).
     Lost,
+}
+
+/// Whether an accepted send asked for a receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reporting {
+    Asked,
+    NotAsked,
 }
 
 /// The fate of one accepted send, as the provider module renders it.
@@ -545,14 +555,33 @@ impl CallbackLog {
 
     /// Decides the fate of the accepted send `message_id` to `to` (the number as the send
     /// named it, when it has one), journals what reached the handset, and answers what the
-    /// provider module renders. Call it once per accepted send.
+    /// provider module renders. Call it once per accepted send that asked for a receipt.
     pub(crate) fn decide(&self, message_id: &str, to: Option<&str>) -> Decision {
+        self.decide_as(message_id, to, Reporting::Asked)
+    }
+
+    /// [`CallbackLog::decide`] for an accepted send that asked for no receipt (no callback URL,
+    /// or reports turned off): the phone still gets the message or not, as the policy says, and
+    /// the journal says so; the answer reports nothing ([`ReceiptOutcome::None`]). Call it once
+    /// per such send.
+    pub(crate) fn decide_unreported(&self, message_id: &str, to: Option<&str>) -> Decision {
+        self.decide_as(message_id, to, Reporting::NotAsked)
+    }
+
+    fn decide_as(&self, message_id: &str, to: Option<&str>, reporting: Reporting) -> Decision {
         let country = to.and_then(crate::country::of_number);
-        let (decision, receipt, lying) = {
+        // Drawn the same way whether or not a receipt was asked for, so which sends ask does
+        // not change the fates of the others under a seed.
+        let (mut decision, mut receipt, mut lying) = {
             let mut policy = self.policy();
             let Policy { receipts, rng } = &mut *policy;
             draw(receipts, rng, country.as_deref())
         };
+        if reporting == Reporting::NotAsked {
+            decision.report = ReceiptOutcome::None;
+            receipt = HandsetReceipt::None;
+            lying = false;
+        }
         self.handsets.push(Handset {
             message_id: message_id.to_owned(),
             country,

@@ -1,10 +1,21 @@
 //! `switchboard demo`: the whole path, live, with no accounts and no network.
 //!
 //! Starts one emulator per provider in `config/demo.toml`, the real server on loopback, and an
-//! open-loop stream of Okta-shaped requests (constant arrival rate, so a slow answer does not
-//! slow the stream down). Partway through it breaks the primary provider, later repairs it, and
-//! prints once a second which provider carried the traffic, the answer latency and the outcome
-//! counts. It ends with a summary.
+//! open-loop stream of Okta-shaped requests to five countries in turn (constant arrival rate, so
+//! a slow answer does not slow the stream down). The emulators post delivery receipts to the
+//! server's own listener (`server.public_base_url`), as the providers would. Partway through it
+//! breaks the primary provider, later repairs it, and prints once a second which provider
+//! carried the traffic, the answer latency and the outcome counts. It ends with a summary.
+//!
+//! Most faults break the primary's API for every country. `filtering` does not: the primary
+//! keeps accepting every send, but its receipts for one country ([`FILTERED_COUNTRY`]) say the
+//! carrier filtered the message (Twilio 30007). Only receipts show it, per (provider, country,
+//! channel), so the live view adds a line per second of sends per country and provider, where
+//! that country moves to the backup, after about a dozen of its sends (its latest receipts
+//! outweigh its good history), while the others stay on the primary. The demo compresses time,
+//! as it does for ejections: receipt evidence fades with a half-life of seconds
+//! (`health.receipt_half_life_ms`, scaled to the rate), so the country returns to the repaired
+//! primary before the end.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -20,13 +31,48 @@ use switchboard_server::okta::OktaAnswer;
 use switchboard_server::{Server, Settings};
 use switchboard_sim::faults::{Fault, Faults};
 use switchboard_sim::twilio::{RunningEmulator, TwilioAccount, TwilioEmulator};
+use switchboard_sim::{CountryDelivery, Receipts};
 use time::macros::datetime;
 use tokio::time::Instant;
 
-use crate::harness::{self, LoopbackServer};
+use crate::harness::{self, LoopbackListeners, LoopbackServer};
 
 /// The bundled demo configuration, so `switchboard demo` works from any directory.
 const DEMO_CONFIG: &str = include_str!("../../../config/demo.toml");
+
+/// The demo's destinations, one request to each in turn: ISO country and number prefix.
+const DESTINATIONS: &[(&str, &str)] = &[
+    ("US", "+14155550"),
+    ("GB", "+447400123"),
+    ("FR", "+33612345"),
+    ("DE", "+4915112345"),
+    ("AU", "+61412345"),
+];
+
+/// The country whose messages the primary's carrier filters with `--fault filtering`.
+pub const FILTERED_COUNTRY: &str = "GB";
+
+/// Twilio's "message filtered" error code, as a filtered message's receipt carries it.
+const FILTERED_CODE: &str = "30007";
+
+/// How long after accepting a message the emulators post its receipt. Carriers take seconds;
+/// a fraction of one keeps the demo short while receipts still trail the answers.
+const RECEIPT_DELAY: Duration = Duration::from_millis(300);
+
+/// Requests (of every country) per half-life of receipt evidence in the demo: 60, 12 to each
+/// country, is 3 s at the default rate.
+const REQUESTS_PER_RECEIPT_HALF_LIFE: u64 = 60;
+
+/// The demo's `health.receipt_half_life_ms` at `rate` requests a second.
+///
+/// The demo compresses time, as its ejections last seconds where production's last 30 s and
+/// more: with the default ten-minute half-life a repaired route's filtered receipts would keep
+/// it demoted for minutes, longer than the demo runs. Scaled to the rate, the repaired primary
+/// wins the country back after about the same number of sends at any rate; never below the 1 s
+/// the configuration allows.
+fn receipt_half_life_ms(rate: u32) -> u64 {
+    (REQUESTS_PER_RECEIPT_HALF_LIFE * 1000 / u64::from(rate.max(1))).max(1000)
+}
 
 /// Options of `switchboard demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,7 +83,9 @@ pub struct DemoOptions {
     /// Okta requests per second.
     #[arg(long, default_value_t = 20)]
     pub rate: u32,
-    /// How the primary provider breaks: `5xx`, `hang`, `reset` or `rate-limit`.
+    /// How the primary provider breaks: `5xx`, `hang`, `reset` or `rate-limit` (its API, for
+    /// every country), or `filtering` (it accepts every send, but its receipts say GB messages
+    /// were filtered: GB moves to the backup, the other countries stay).
     #[arg(long, default_value = "5xx")]
     pub fault: DemoFault,
 }
@@ -54,25 +102,52 @@ pub enum DemoFault {
     Reset,
     /// 429 with `Retry-After`.
     RateLimit,
+    /// Accepts every send, but the receipts of messages to GB say the carrier filtered them
+    /// (Twilio 30007), and those phones get nothing.
+    // The doc above is `--help` text, so it names the country rather than linking
+    // `FILTERED_COUNTRY`.
+    Filtering,
 }
 
 impl DemoFault {
-    fn fault(self) -> Fault {
+    /// What the primary's API does while broken; `None`: it answers as usual.
+    fn fault(self) -> Option<Fault> {
         match self {
-            DemoFault::ServerError => Fault::Status { status: 503, code: Some(20503) },
-            DemoFault::Hang => Fault::Hang,
-            DemoFault::Reset => Fault::Reset,
-            DemoFault::RateLimit => Fault::RateLimit { retry_after_s: 5 },
+            DemoFault::ServerError => Some(Fault::Status { status: 503, code: Some(20503) }),
+            DemoFault::Hang => Some(Fault::Hang),
+            DemoFault::Reset => Some(Fault::Reset),
+            DemoFault::RateLimit => Some(Fault::RateLimit { retry_after_s: 5 }),
+            DemoFault::Filtering => None,
         }
     }
 
-    fn describe(self) -> &'static str {
-        match self {
-            DemoFault::ServerError => "answers HTTP 503",
-            DemoFault::Hang => "hangs",
-            DemoFault::Reset => "resets connections",
-            DemoFault::RateLimit => "answers 429 Retry-After: 5",
+    /// What the primary's receipts say in `phase`.
+    fn receipts(self, phase: Phase) -> Receipts {
+        let delivered = Receipts::delivered().with_delay(RECEIPT_DELAY);
+        match (self, phase) {
+            (DemoFault::Filtering, Phase::Broken) => delivered.with_rule(
+                CountryDelivery::to(&[FILTERED_COUNTRY]).delivered(0.0, &[FILTERED_CODE]),
+            ),
+            _ => delivered,
         }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            DemoFault::ServerError => "answers HTTP 503".to_owned(),
+            DemoFault::Hang => "hangs".to_owned(),
+            DemoFault::Reset => "resets connections".to_owned(),
+            DemoFault::RateLimit => "answers 429 Retry-After: 5".to_owned(),
+            DemoFault::Filtering => format!(
+                "accepts every send, but its receipts say {FILTERED_COUNTRY} messages were \
+                 filtered ({FILTERED_CODE})"
+            ),
+        }
+    }
+
+    /// Whether the fault is one country's, so the view shows traffic per country.
+    fn is_per_country(self) -> bool {
+        self == DemoFault::Filtering
     }
 }
 
@@ -106,6 +181,12 @@ pub struct DemoSummary {
     pub answers: BTreeMap<String, u64>,
     /// Accepted messages per provider and phase.
     pub carried: BTreeMap<(Phase, String), u64>,
+    /// Accepted messages per phase, destination country and provider.
+    pub carried_by_country: BTreeMap<(Phase, String, String), u64>,
+    /// With `--fault filtering`: the provider that accepted each request to
+    /// [`FILTERED_COUNTRY`] while the primary filtered it, in the order sent (`None`: no
+    /// provider accepted it in time).
+    pub filtered_sends: Vec<Option<String>>,
     /// Answers that took more than one attempt.
     pub failovers: u64,
     /// Answers later than the configured deadline.
@@ -117,6 +198,8 @@ pub struct DemoSummary {
 #[derive(Default)]
 struct Window {
     carried: BTreeMap<String, u64>,
+    /// By (country, provider).
+    carried_by_country: BTreeMap<(String, String), u64>,
     answers: BTreeMap<String, u64>,
     failovers: u64,
     latency_us: Vec<u64>,
@@ -154,11 +237,17 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
                 .with_latency(Duration::from_millis(base), Duration::from_millis(40))
                 .with_seed(7 + index as u64),
         );
+        emulator.set_receipts(options.fault.receipts(Phase::Healthy));
     }
+    // The server's public URL is its own hook listener, so every send asks for receipts there
+    // and the emulators post them back, as providers post to a deployed server.
+    let listeners = LoopbackListeners::bind().await?;
+    file.server.public_base_url = Some(listeners.hook_base_url()?);
+    file.health.receipt_half_life_ms = receipt_half_life_ms(options.rate);
     let settings = Settings::from_file(file).context("demo config")?;
     let deadline = settings.okta.deadline;
     let path = settings.okta.path.clone();
-    let server = LoopbackServer::start(Server::new(settings), &path).await?;
+    let server = LoopbackServer::serve(listeners, Server::new(settings), &path)?;
     let hook_url = server.hook_url.clone();
     let metrics_url = format!("{}/metrics", server.admin_url);
 
@@ -174,14 +263,27 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
     )?;
     writeln!(
         out,
-        "  the primary ({primary}) {} at {}s and is repaired at {}s\n",
+        "  the primary ({primary}) {} at {}s and is repaired at {}s",
         options.fault.describe(),
         break_at.as_secs(),
         repair_at.as_secs()
     )?;
+    let provider_ids: Vec<&str> = emulators.iter().map(|(id, _)| id.as_str()).collect();
+    if options.fault.is_per_country() {
+        writeln!(
+            out,
+            "  each second also shows the sends per country, accepted by {} (a provider's \
+             health state is its worst country's)",
+            provider_ids.join(" / ")
+        )?;
+    }
+    writeln!(out)?;
 
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
     let window = Arc::new(Mutex::new(Window::default()));
+    // Who accepted each request to the filtered country while filtered, by sequence: answers
+    // come back out of order.
+    let filtered: Arc<Mutex<BTreeMap<u64, Option<String>>>> = Arc::default();
     let summary = Arc::new(Mutex::new(DemoSummary {
         latency_us: Some(Histogram::new_with_bounds(1, 60_000_000, 3)?),
         ..DemoSummary::default()
@@ -208,27 +310,37 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
         if wanted != phase {
             phase = wanted;
             if let Some((_, emulator)) = emulators.iter().find(|(id, _)| *id == primary) {
-                let faults = match phase {
-                    Phase::Broken => Faults::always(options.fault.fault()),
+                let faults = match (phase, options.fault.fault()) {
+                    (Phase::Broken, Some(fault)) => Faults::always(fault),
                     _ => Faults::none(),
                 }
                 .with_latency(Duration::from_millis(60), Duration::from_millis(40));
                 emulator.set_faults(faults);
+                emulator.set_receipts(options.fault.receipts(phase));
             }
-            writeln!(
-                out,
-                "  --- {}s: primary {} ---",
-                elapsed.as_secs(),
-                if phase == Phase::Broken { options.fault.describe() } else { "repaired" }
-            )?;
+            let change = match (phase, options.fault) {
+                (Phase::Broken, fault) => fault.describe(),
+                // Only receipts of sends it makes could show the primary delivers there again,
+                // and it gets none while ranked last: it is tried again as the old ones fade.
+                (_, DemoFault::Filtering) => format!(
+                    "delivers to {FILTERED_COUNTRY} again ({FILTERED_COUNTRY} returns to it as \
+                     its filtered receipts fade)"
+                ),
+                _ => "repaired".to_owned(),
+            };
+            writeln!(out, "  --- {}s: primary {change} ---", elapsed.as_secs())?;
         }
         sequence += 1;
-        let request = okta_request(sequence);
+        let (country, request) = okta_request(sequence);
         let task_client = client.clone();
         let url = hook_url.clone();
         let task_window = Arc::clone(&window);
         let task_summary = Arc::clone(&summary);
         let request_phase = phase;
+        let task_filtered = (options.fault == DemoFault::Filtering
+            && phase == Phase::Broken
+            && country == FILTERED_COUNTRY)
+            .then(|| (sequence, Arc::clone(&filtered)));
         in_flight.spawn(async move {
             let sent = Instant::now();
             let answer = task_client
@@ -262,8 +374,21 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
             if latency > deadline {
                 summary.late += 1;
             }
+            if let Some((sequence, filtered)) = task_filtered {
+                let mut filtered =
+                    filtered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                filtered.insert(sequence, provider.clone());
+            }
             if let Some(provider) = provider {
                 *window.carried.entry(provider.clone()).or_default() += 1;
+                *window
+                    .carried_by_country
+                    .entry((country.to_owned(), provider.clone()))
+                    .or_default() += 1;
+                *summary
+                    .carried_by_country
+                    .entry((request_phase, country.to_owned(), provider.clone()))
+                    .or_default() += 1;
                 *summary.carried.entry((request_phase, provider)).or_default() += 1;
             }
         });
@@ -279,6 +404,7 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
                 phase,
                 &emulators,
                 &states,
+                options.fault.is_per_country(),
             );
             writeln!(out, "{line}")?;
             out.flush()?;
@@ -287,25 +413,47 @@ pub async fn run(options: DemoOptions, mut out: impl Write) -> anyhow::Result<De
     while in_flight.join_next().await.is_some() {}
     server.stop().await?;
 
-    let summary = Arc::try_unwrap(summary)
+    let mut summary = Arc::try_unwrap(summary)
         .map_err(|_| anyhow::anyhow!("demo tasks still running"))?
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    write_summary(&mut out, &summary, &emulators, deadline)?;
+    summary.filtered_sends =
+        std::mem::take(&mut *filtered.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .into_values()
+            .collect();
+    write_summary(&mut out, &summary, &emulators, options.fault, deadline)?;
     Ok(summary)
 }
 
-/// An Okta request as Okta sends it, with a fresh event id, number and code.
-fn okta_request(sequence: u64) -> serde_json::Value {
-    const NUMBERS: &[&str] = &["+14155550", "+447700900", "+33612345", "+4915112345", "+61412345"];
-    let prefix = NUMBERS[(sequence as usize) % NUMBERS.len()];
+/// An Okta request as Okta sends it, with a fresh event id, number and code, and the country
+/// it is for: [`DESTINATIONS`] in turn.
+fn okta_request(sequence: u64) -> (&'static str, serde_json::Value) {
+    let (country, prefix) = DESTINATIONS[(sequence as usize) % DESTINATIONS.len()];
     let phone = format!("{prefix}{:03}", sequence % 1000);
     let code = harness::passcode(sequence, 104_729);
     let channel = if sequence.is_multiple_of(10) { Channel::Voice } else { Channel::Sms };
-    harness::okta_request(sequence, channel, &phone, &code)
+    let request = harness::okta_request(sequence, channel, &phone, &code)
         .event_id(format!("demo-{sequence:08}"))
         .expires(datetime!(2099-01-01 00:05 UTC))
-        .to_json()
+        .to_json();
+    (country, request)
+}
+
+/// `GB 0/4`: per country in [`DESTINATIONS`] order, the sends each provider accepted, in the
+/// providers' order.
+fn per_country(
+    emulators: &[(String, RunningEmulator)],
+    carried: impl Fn(&str, &str) -> u64,
+) -> String {
+    let cells: Vec<String> = DESTINATIONS
+        .iter()
+        .map(|(country, _)| {
+            let counts: Vec<String> =
+                emulators.iter().map(|(id, _)| carried(country, id).to_string()).collect();
+            format!("{country} {:<7}", counts.join("/"))
+        })
+        .collect();
+    cells.join(" ").trim_end().to_owned()
 }
 
 /// `(status, provider that accepted, attempts)` from Okta's answer, `malformed` when it is not
@@ -338,6 +486,7 @@ fn render_window(
     phase: Phase,
     emulators: &[(String, RunningEmulator)],
     states: &BTreeMap<String, String>,
+    is_per_country: bool,
 ) -> String {
     let mut line = format!("  t={:>3}s [{:<8}]", elapsed.as_secs(), phase.label());
     for (id, _) in emulators {
@@ -354,6 +503,13 @@ fn render_window(
     let answers: Vec<String> =
         window.answers.iter().map(|(status, n)| format!("{status} {n}")).collect();
     line.push_str(&format!(" | {} | failovers {}", answers.join(" "), window.failovers));
+    if is_per_country {
+        let by_country = per_country(emulators, |country, id| {
+            let key = (country.to_owned(), id.to_owned());
+            window.carried_by_country.get(&key).copied().unwrap_or(0)
+        });
+        line.push_str(&format!("\n  {:<16}by country  {by_country}", ""));
+    }
     *window = Window::default();
     line
 }
@@ -362,6 +518,7 @@ fn write_summary(
     out: &mut impl Write,
     summary: &DemoSummary,
     emulators: &[(String, RunningEmulator)],
+    fault: DemoFault,
     deadline: Duration,
 ) -> std::io::Result<()> {
     writeln!(out, "\nsummary")?;
@@ -390,8 +547,40 @@ fn write_summary(
             .collect();
         writeln!(out, "    {:<9} {}", phase.label(), row.join("  "))?;
     }
+    if fault.is_per_country() {
+        let ids: Vec<&str> = emulators.iter().map(|(id, _)| id.as_str()).collect();
+        writeln!(out, "  accepted per country ({}), per phase:", ids.join(" / "))?;
+        for phase in [Phase::Healthy, Phase::Broken, Phase::Repaired] {
+            let row = per_country(emulators, |country, id| {
+                let key = (phase, country.to_owned(), id.to_owned());
+                summary.carried_by_country.get(&key).copied().unwrap_or(0)
+            });
+            writeln!(out, "    {:<9} {row}", phase.label())?;
+        }
+        if let Some((primary, _)) = emulators.first() {
+            let sends = &summary.filtered_sends;
+            let on_primary = sends.iter().filter(|p| p.as_deref() == Some(primary)).count();
+            let carried = match sends.iter().rposition(|p| p.as_deref() == Some(primary)) {
+                Some(last) => format!(
+                    "{primary} carried {on_primary}, the last of them send {}; the {} after it \
+                     went elsewhere",
+                    last + 1,
+                    sends.len() - last - 1
+                ),
+                None => format!("{primary} carried none"),
+            };
+            writeln!(out, "  {FILTERED_COUNTRY} while filtered: {} sends; {carried}", sends.len())?;
+        }
+    }
     for (id, emulator) in emulators {
-        writeln!(out, "  emulator {id} received {} sends", emulator.received().len())?;
+        let handsets = emulator.handsets();
+        let missed = handsets.iter().filter(|handset| !handset.delivered).count();
+        writeln!(
+            out,
+            "  emulator {id} received {} sends, accepted {}, {missed} never reached the phone",
+            emulator.received().len(),
+            handsets.len()
+        )?;
     }
     Ok(())
 }

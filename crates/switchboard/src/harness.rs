@@ -30,6 +30,28 @@ pub(crate) fn okta_request(index: u64, channel: Channel, phone: &str, code: &str
         .ip_address(USER_ADDRESS)
 }
 
+/// The two loopback listeners a [`LoopbackServer`] serves on, bound before the server is built
+/// so that its configuration can name the hook listener (`server.public_base_url`, where
+/// providers post their receipts).
+pub(crate) struct LoopbackListeners {
+    hook: tokio::net::TcpListener,
+    admin: tokio::net::TcpListener,
+}
+
+impl LoopbackListeners {
+    /// Binds two free loopback ports.
+    pub(crate) async fn bind() -> anyhow::Result<LoopbackListeners> {
+        let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Ok(LoopbackListeners { hook, admin })
+    }
+
+    /// `http://127.0.0.1:PORT`: the hook listener, as providers reach it.
+    pub(crate) fn hook_base_url(&self) -> anyhow::Result<String> {
+        Ok(format!("http://{}", self.hook.local_addr()?))
+    }
+}
+
 /// The real server on two loopback ports, stopped when told or when this is dropped.
 pub(crate) struct LoopbackServer {
     /// The hook's URL.
@@ -41,10 +63,18 @@ pub(crate) struct LoopbackServer {
 }
 
 impl LoopbackServer {
-    /// Serves `server` with its hook at `hook_path`.
+    /// Serves `server` with its hook at `hook_path`, on two free ports.
     pub(crate) async fn start(server: Server, hook_path: &str) -> anyhow::Result<LoopbackServer> {
-        let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        LoopbackServer::serve(LoopbackListeners::bind().await?, server, hook_path)
+    }
+
+    /// Serves `server` with its hook at `hook_path` on `listeners`.
+    pub(crate) fn serve(
+        listeners: LoopbackListeners,
+        server: Server,
+        hook_path: &str,
+    ) -> anyhow::Result<LoopbackServer> {
+        let LoopbackListeners { hook: hook_listener, admin: admin_listener } = listeners;
         let hook_url = format!("http://{}{hook_path}", hook_listener.local_addr()?);
         let admin_url = format!("http://{}", admin_listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -55,7 +55,8 @@ enum Command {
         #[arg(long)]
         admin: Option<String>,
     },
-    /// Run switchboard against emulated providers, break one, and watch traffic fail over.
+    /// Run switchboard against emulated providers, break one (its API, or with `--fault
+    /// filtering` its delivery to one country), and watch traffic fail over.
     Demo(demo::DemoOptions),
     /// Benchmark the real server against emulated providers whose faults change every few
     /// seconds: lost codes, duplicates, late answers and second sends, from the emulators'

@@ -160,9 +160,11 @@ impl HealthBook {
     /// a sustained route problem.
     pub fn record_receipt(&mut self, key: &HealthKey, delivery: Delivery, now: Instant) {
         let is_delivered = matches!(delivery, Delivery::Delivered);
-        let half_life = self.policy.receipt_half_life;
+        let (half_life, cap) =
+            (self.policy.receipt_half_life, f64::from(self.policy.receipt_min_count));
         let health = self.keys.entry(key.clone()).or_default();
         health.receipts.add(is_delivered, 1.0, half_life, now);
+        health.recent_receipts.add(is_delivered, cap, half_life, now);
         if !is_delivered && health.ejection.is_none() && self.evidence(key, now).receipts.ejects() {
             self.eject(key, EjectionCause::Undelivered, now);
         }
@@ -178,9 +180,12 @@ impl HealthBook {
     /// Takes in what Okta said (or did not say) about a code sent on `key`. Ejects the key when
     /// its conversions are a sustained route problem.
     pub fn record_conversion(&mut self, key: &HealthKey, conversion: Conversion, now: Instant) {
-        let half_life = self.policy.conversion_half_life;
+        let (half_life, cap) =
+            (self.policy.conversion_half_life, f64::from(self.policy.conversion_min_count));
+        let (is_entered, weight) = (conversion.is_entered(), conversion.weight());
         let health = self.keys.entry(key.clone()).or_default();
-        health.conversions.add(conversion.is_entered(), conversion.weight(), half_life, now);
+        health.conversions.add(is_entered, weight, half_life, now);
+        health.recent_conversions.add_weighted(is_entered, weight, cap, half_life, now);
         if !conversion.is_entered()
             && health.ejection.is_none()
             && self.evidence(key, now).conversions.ejects()
@@ -212,6 +217,7 @@ impl HealthBook {
         let weigh = |tally: &Tally, half_life: Duration| tally.at(half_life, now);
         let receipts = judge(
             weigh(&health.receipts, policy.receipt_half_life),
+            health.recent_receipts.as_tally(policy.receipt_half_life, now),
             peers.iter().map(|peer| weigh(&peer.receipts, policy.receipt_half_life)),
             Judging {
                 min_count: f64::from(policy.receipt_min_count),
@@ -221,6 +227,7 @@ impl HealthBook {
         );
         let conversions = judge(
             weigh(&health.conversions, policy.conversion_half_life),
+            health.recent_conversions.as_tally(policy.conversion_half_life, now),
             peers.iter().map(|peer| weigh(&peer.conversions, policy.conversion_half_life)),
             Judging {
                 min_count: f64::from(policy.conversion_min_count),

@@ -21,7 +21,10 @@
 //! `conversion_min_percent`, off by default, since abandonment is not the provider's doing).
 //!
 //! A key is a **route problem** when the upper bound of its own share is below the bar: clearly
-//! worse, not just unlucky. With half the minimum count of evidence that demotes it: it ranks
+//! worse, not just unlucky. Its share is read twice: over its decayed tally (a route poor for a
+//! long time) and over its latest evidence, about the minimum count's worth however old (a
+//! route that turns poor after hours of good history, which a ten-minute half-life would take
+//! hundreds of bad receipts to outweigh). With half the minimum count of evidence that demotes it: it ranks
 //! after every provider that delivers, whatever the rule's `optimize` (an operator's order is a
 //! preference among providers that deliver). With the minimum count it is ejected
 //! ([`super::EjectionCause::Undelivered`], [`super::EjectionCause::Unconverted`]). Evidence is not
@@ -71,13 +74,15 @@ pub struct Evidence {
     /// Undelivered receipts of every class, or codes not entered (superseded by a resend, or
     /// never entered within the code's life).
     pub bad: f64,
+    /// The good share of the latest evidence (about the minimum count's worth, however old).
+    pub recent_share: Option<f64>,
     /// The share the bar was set by: the best peer's lower bound, when a peer has evidence.
     pub peer_share: Option<f64>,
     /// The share below which (by the upper bound of the key's own) the key is a route problem.
     pub bar: Option<f64>,
     /// What the evidence says.
     pub verdict: Verdict,
-    /// Whether there is enough of it to eject (the minimum count, not half of it).
+    /// Whether the poor verdict has enough evidence to eject (the minimum count, not half).
     pub is_sustained: bool,
 }
 
@@ -86,6 +91,7 @@ impl Evidence {
     pub(super) const NONE: Evidence = Evidence {
         good: 0.0,
         bad: 0.0,
+        recent_share: None,
         peer_share: None,
         bar: None,
         verdict: Verdict::Unknown,
@@ -164,14 +170,17 @@ pub(super) struct Judging {
     pub(super) margin: f64,
 }
 
-/// Judges a key's `(good, bad)` against its peers' (every other provider's key for the same
-/// country and channel).
+/// Judges a key against its peers (every other provider's key for the same country and
+/// channel): its decayed tally `own` and its `recent` evidence (the latest `min_count` or so,
+/// however old), each as `(good, bad)`. Either being clearly below the bar makes a route
+/// problem: the tally shows a route that is poor for a long time, the recent evidence one that
+/// turned poor after a long good history (which the tally would take a half-life to forget).
 pub(super) fn judge(
     own: (f64, f64),
+    recent: (f64, f64),
     peers: impl IntoIterator<Item = (f64, f64)>,
     judging: Judging,
 ) -> Evidence {
-    let (good, bad) = own;
     let demotes_at = judging.min_count / 2.0;
     let peer_share = peers
         .into_iter()
@@ -182,15 +191,40 @@ pub(super) fn judge(
         Some(share) => Some(share * (1.0 - judging.margin)),
         None => (judging.floor > 0.0).then_some(judging.floor),
     };
-    let count = good + bad;
-    let verdict = match bar {
-        Some(bar) if count >= demotes_at && count > 0.0 => {
-            let (_, upper) = wilson_interval(good / count, count);
-            if upper < bar { Verdict::Poor } else { Verdict::Fine }
+    // (verdict, whether it has the minimum count) of one sample against the bar.
+    let verdict_of = |(good, bad): (f64, f64)| {
+        let count = good + bad;
+        // Decayed counts never land on a whole number: within one percent is enough.
+        let has = |needed: f64| count >= needed * 0.99;
+        match bar {
+            Some(bar) if has(demotes_at) && count > 0.0 => {
+                let (_, upper) = wilson_interval(good / count, count);
+                let verdict = if upper < bar { Verdict::Poor } else { Verdict::Fine };
+                (verdict, has(judging.min_count))
+            }
+            _ => (Verdict::Unknown, false),
         }
-        _ => Verdict::Unknown,
     };
-    Evidence { good, bad, peer_share, bar, verdict, is_sustained: count >= judging.min_count }
+    let (long, long_sustained) = verdict_of(own);
+    let (latest, latest_sustained) = verdict_of(recent);
+    let (verdict, is_sustained) = match (long, latest) {
+        (Verdict::Poor, Verdict::Poor) => (Verdict::Poor, long_sustained || latest_sustained),
+        (Verdict::Poor, _) => (Verdict::Poor, long_sustained),
+        (_, Verdict::Poor) => (Verdict::Poor, latest_sustained),
+        (Verdict::Fine, _) | (_, Verdict::Fine) => (Verdict::Fine, false),
+        _ => (Verdict::Unknown, false),
+    };
+    let (recent_good, recent_bad) = recent;
+    let recent_count = recent_good + recent_bad;
+    Evidence {
+        good: own.0,
+        bad: own.1,
+        recent_share: (recent_count > 0.0).then(|| recent_good / recent_count),
+        peer_share,
+        bar,
+        verdict,
+        is_sustained,
+    }
 }
 
 #[cfg(test)]
@@ -201,30 +235,54 @@ mod tests {
 
     #[test]
     fn a_key_alone_is_held_to_the_floor() {
-        assert_eq!(judge((0.0, 4.0), [], RECEIPTS).verdict, Verdict::Unknown, "too few");
-        let five = judge((0.0, 5.0), [], RECEIPTS);
+        assert_eq!(
+            judge((0.0, 4.0), (0.0, 4.0), [], RECEIPTS).verdict,
+            Verdict::Unknown,
+            "too few"
+        );
+        let five = judge((0.0, 5.0), (0.0, 5.0), [], RECEIPTS);
         assert_eq!((five.verdict, five.is_sustained), (Verdict::Poor, false), "demoted at half");
-        assert!(judge((1.0, 9.0), [], RECEIPTS).ejects());
-        assert_eq!(judge((6.0, 4.0), [], RECEIPTS).verdict, Verdict::Fine);
+        assert!(judge((1.0, 9.0), (1.0, 9.0), [], RECEIPTS).ejects());
+        assert_eq!(judge((6.0, 4.0), (6.0, 4.0), [], RECEIPTS).verdict, Verdict::Fine);
         let off = Judging { floor: 0.0, ..RECEIPTS };
-        assert_eq!(judge((0.0, 30.0), [], off).verdict, Verdict::Unknown, "no floor, no peer");
+        assert_eq!(
+            judge((0.0, 30.0), (0.0, 30.0), [], off).verdict,
+            Verdict::Unknown,
+            "no floor, no peer"
+        );
     }
 
     #[test]
     fn peers_set_the_bar_so_a_bad_country_punishes_nobody() {
         // Every provider loses 60 % in this country (bad numbers): nobody is a route problem.
-        let country_wide = judge((40.0, 60.0), [(38.0, 62.0), (41.0, 59.0)], RECEIPTS);
+        let country_wide =
+            judge((40.0, 60.0), (40.0, 60.0), [(38.0, 62.0), (41.0, 59.0)], RECEIPTS);
         assert_eq!(country_wide.verdict, Verdict::Fine);
         assert!(!country_wide.ejects());
         // One provider filters while its peer delivers 98 %: a route problem.
-        let filtered = judge((2.0, 18.0), [(98.0, 2.0)], RECEIPTS);
+        let filtered = judge((2.0, 18.0), (2.0, 18.0), [(98.0, 2.0)], RECEIPTS);
         assert_eq!(filtered.verdict, Verdict::Poor);
         assert!(filtered.ejects());
         assert!(filtered.bar.unwrap() > 0.7 && filtered.bar.unwrap() < 0.75);
         // Slightly worse than the peer is not "clearly worse".
-        assert_eq!(judge((90.0, 10.0), [(98.0, 2.0)], RECEIPTS).verdict, Verdict::Fine);
+        assert_eq!(
+            judge((90.0, 10.0), (90.0, 10.0), [(98.0, 2.0)], RECEIPTS).verdict,
+            Verdict::Fine
+        );
         // A peer with too little evidence sets no bar: the floor does.
-        let thin = judge((2.0, 18.0), [(3.0, 0.0)], RECEIPTS);
+        let thin = judge((2.0, 18.0), (2.0, 18.0), [(3.0, 0.0)], RECEIPTS);
         assert_eq!((thin.peer_share, thin.bar), (None, Some(0.5)));
+    }
+
+    #[test]
+    fn a_route_that_turns_poor_is_seen_in_its_latest_evidence() {
+        // Hours of good receipts, then the latest ten mostly undelivered.
+        let turned = judge((900.0, 12.0), (1.0, 9.0), [], RECEIPTS);
+        assert_eq!((turned.verdict, turned.is_sustained), (Verdict::Poor, true));
+        assert_eq!(turned.recent_share, Some(0.1));
+        // A long poor record is poor however good the latest few look.
+        let long_poor = judge((10.0, 90.0), (4.0, 1.0), [], RECEIPTS);
+        assert_eq!(long_poor.verdict, Verdict::Poor);
+        assert!(judge((900.0, 12.0), (9.0, 1.0), [], RECEIPTS).verdict == Verdict::Fine);
     }
 }

@@ -272,11 +272,29 @@ impl Fading {
     }
 
     pub(super) fn add(&mut self, is_good: bool, cap: f64, half_life: Duration, now: Instant) {
-        let (rate, weight) = self.at(half_life, now);
+        self.add_weighted(is_good, 1.0, cap, half_life, now);
+    }
+
+    /// Adds an observation that weighs `weight` (less than one for a weak signal).
+    pub(super) fn add_weighted(
+        &mut self,
+        is_good: bool,
+        weight: f64,
+        cap: f64,
+        half_life: Duration,
+        now: Instant,
+    ) {
+        let (rate, held) = self.at(half_life, now);
         let sample = if is_good { 1.0 } else { 0.0 };
-        self.rate = (rate * weight + sample) / (weight + 1.0);
-        self.weight = (weight + 1.0).min(cap);
+        self.rate = (rate * held + sample * weight) / (held + weight);
+        self.weight = (held + weight).min(cap);
         self.updated = Some(self.updated.map_or(now, |updated| updated.max(now)));
+    }
+
+    /// The same as a (good, bad) pair of weights, for judging like a [`Tally`].
+    pub(super) fn as_tally(&self, half_life: Duration, now: Instant) -> (f64, f64) {
+        let (rate, weight) = self.at(half_life, now);
+        (rate * weight, (1.0 - rate) * weight)
     }
 }
 

@@ -240,6 +240,11 @@ pub(super) struct KeyHealth {
     pub(super) receipts_missing: Tally,
     /// Codes entered in Okta, or not.
     pub(super) conversions: Tally,
+    /// The latest final receipts (about `receipt_min_count` of them, however old): shows a
+    /// route that starts losing messages after a long good history.
+    pub(super) recent_receipts: Fading,
+    /// The latest conversions (about `conversion_min_count` of them).
+    pub(super) recent_conversions: Fading,
     /// The latest attempts, their weight halving every window bucket.
     pub(super) recent: Fading,
 }

@@ -28,6 +28,9 @@ const SCRIPTS: &[&str] = &[
     "t=0 twilio ok x5; twilio undelivered x4; plan -> twilio, backup",
     "t=0 twilio ok x10; twilio undelivered x10; plan -> backup | twilio:ejected@10",
     "route * sms twilio,backup optimize=cost; t=0 twilio ok x5; twilio undelivered x5; plan -> backup, twilio",
+    // Hours of good receipts do not hide a route that starts filtering: the latest ten say it.
+    "t=0 twilio ok x10; twilio delivered x300; twilio undelivered x11; plan -> twilio, backup",
+    "t=0 twilio ok x10; twilio delivered x300; twilio undelivered x12; plan -> backup | twilio:ejected@10",
     // The other country's traffic is untouched.
     "t=0 twilio ok x10; twilio undelivered x10; plan GB -> twilio, backup",
     // Conversions: compared with peers only (by default no floor), half of 20 demotes.

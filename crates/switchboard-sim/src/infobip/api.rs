@@ -331,7 +331,8 @@ fn status(id: u32) -> Value {
     json!({"groupId": group_id, "groupName": group, "id": id, "name": name, "description": description})
 }
 
-/// Posts the message's report per the receipt policy, when the send asked for one.
+/// Decides the message's fate, and posts its report per the receipt policy when the send asked
+/// for one.
 fn schedule_report(
     emulator: &InfobipEmulator,
     kind: RequestKind,
@@ -350,6 +351,7 @@ fn schedule_report(
         _ => message["notifyUrl"].as_str(),
     };
     let (Some(url), true) = (url, wants_report) else {
+        log.decide_unreported(message_id, Some(to));
         return;
     };
     let decision = log.decide(message_id, Some(to));

@@ -63,8 +63,11 @@ async fn create_message(
         return plivo_error(&emulator, status, error);
     }
     let message_uuid = emulator.new_uuid_shaped();
-    if let Some(url) = send.callback_url.clone() {
-        schedule_status(&emulator, &send, url, message_uuid.clone());
+    match send.callback_url.clone() {
+        Some(url) => schedule_status(&emulator, &send, url, message_uuid.clone()),
+        None => {
+            emulator.callback_log().decide_unreported(&message_uuid, send.to.as_deref());
+        }
     }
     let body = json!({
         "api_id": emulator.new_uuid_shaped(),
@@ -356,7 +359,12 @@ fn schedule_status(
 
 fn schedule_call(emulator: &PlivoEmulator, send: &ReceivedSend, request_uuid: String) {
     let log = emulator.callback_log();
-    let decision = log.decide(&request_uuid, send.to.as_deref());
+    // The answer URL is fetched whether or not a hangup was asked for; the fate is reported
+    // only to a `hangup_url`.
+    let decision = match send.callback_url {
+        Some(_) => log.decide(&request_uuid, send.to.as_deref()),
+        None => log.decide_unreported(&request_uuid, send.to.as_deref()),
+    };
     let call_uuid = emulator.new_uuid_shaped();
     let common = pairs(&[
         ("CallUUID", call_uuid),

@@ -1,5 +1,5 @@
-//! Sinch's wire behaviour: paths, auth, validation, magic test numbers, answer and error bodies,
-//! and the delivery reports and DiCE events sent after a send.
+//! Sinch's wire behaviour: paths, auth, validation, magic test numbers, answer and error bodies
+//! (the reports and events posted after a send are in `callbacks`).
 //!
 //! SMS (`/xms/v1/{service_plan_id}/batches`, JSON, `Authorization: Bearer`): 401 for a wrong
 //! token or plan; 400 `syntax_invalid_json`, `syntax_constraint_violation` (missing `to`,
@@ -8,7 +8,10 @@
 //! `delivery_report` outside the enum, a `callback_url` that is not a URL or is over 2048);
 //! 403 `missing_callback_url` when a report is asked for without a URL; 201 with the batch.
 //! Magic recipients: +15005550001 400 invalid `to`, +15005550003 403 `illegal_number_type`,
-//! +15005550004 403 `blocked_account`.
+//! +15005550004 403 `blocked_account`. Each recipient of a batch is its own message to its own
+//! phone, with its own fate; `delivery_report` says what is posted: `per_recipient` and
+//! `per_recipient_final` one `recipient_delivery_report_sms` per recipient, `summary` and `full`
+//! one `delivery_report_sms` for the batch, `none` nothing.
 //!
 //! Voice (`/calling/v1/callouts`, JSON): 401 `40100` unless Basic `key:secret` or the
 //! application signature verifies; 400 `40003` for a callout the spec refuses (method outside
@@ -23,12 +26,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
-use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
+use super::callbacks::{now_rfc3339, report_batch, send_dice, sign};
 use super::{ReceivedSend, SendKind, SinchAccount, SinchEmulator};
-use crate::callbacks::{CallbackKind, Outgoing, ReceiptOutcome};
 use crate::faults::InjectedAnswer;
 use crate::request::{bearer_matches, content_type};
 use crate::server::Connection;
@@ -144,11 +145,7 @@ async fn send_batch(
             created[optional] = value.clone();
         }
     }
-    let wants_report =
-        batch.get("delivery_report").and_then(Value::as_str).is_some_and(|kind| kind != "none");
-    if let (true, Some(url)) = (wants_report, batch.get("callback_url").and_then(Value::as_str)) {
-        send_delivery_report(&emulator, url, &id, &recipients[0], batch.get("client_reference"));
-    }
+    report_batch(&emulator, &id, &recipients, &batch);
     (StatusCode::CREATED, Json(created)).into_response()
 }
 
@@ -255,46 +252,6 @@ async fn list_batches(
     Json(json!({"count": 0, "page": 0, "page_size": 1, "batches": []})).into_response()
 }
 
-/// Posts a `recipient_delivery_report_sms` (no signature: Sinch signs none).
-fn send_delivery_report(
-    emulator: &SinchEmulator,
-    url: &str,
-    batch_id: &str,
-    recipient: &str,
-    client_reference: Option<&Value>,
-) {
-    let log = emulator.callback_log();
-    let decision = log.decide(batch_id, Some(recipient));
-    let (status, code) = match decision.report {
-        ReceiptOutcome::None => return,
-        ReceiptOutcome::Delivered => ("Delivered", 0),
-        ReceiptOutcome::Undelivered { code } => ("Failed", code.parse::<u32>().unwrap_or(0)),
-    };
-    let mut report = json!({
-        "type": "recipient_delivery_report_sms",
-        "batch_id": batch_id,
-        "recipient": recipient,
-        "code": code,
-        "status": status,
-        "at": now_rfc3339(true),
-        "operator_status_at": now_rfc3339(true),
-    });
-    if let Some(reference) = client_reference {
-        report["client_reference"] = reference.clone();
-    }
-    log.schedule(
-        vec![Outgoing {
-            kind: CallbackKind::Receipt,
-            url: url.to_owned(),
-            message_id: batch_id.to_owned(),
-            headers: Vec::new(),
-            content_type: "application/json",
-            body: report.to_string(),
-        }],
-        decision.delay,
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // Voice
 
@@ -323,23 +280,6 @@ fn injected_voice(answer: InjectedAnswer, reference: String) -> Response {
             )
         },
     )
-}
-
-/// Sinch's application signature (see the adapter's `sign` module for the scheme).
-pub(crate) fn sign(
-    secret_base64: &str,
-    method: &str,
-    body: &[u8],
-    content_type: &str,
-    timestamp: &str,
-    path: &str,
-) -> Option<String> {
-    let body_md5 = STANDARD.encode(Md5::digest(body));
-    let text = format!("{method}\n{body_md5}\n{content_type}\nx-timestamp:{timestamp}\n{path}");
-    let key = STANDARD.decode(secret_base64).ok()?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).ok()?;
-    mac.update(text.as_bytes());
-    Some(STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 /// `Some("basic")` or `Some("signed")` when the callout's credentials verify.
@@ -405,10 +345,12 @@ async fn callout(
         return voice_error(StatusCode::PAYMENT_REQUIRED, "40200", "Payment required", reference);
     }
     let call_id = emulator.new_uuid_v4();
-    if tts["enableDice"] == true
-        && let Some(url) = emulator.voice_callback_url()
-    {
-        send_dice(&emulator, &url, &call_id, tts);
+    match emulator.voice_callback_url().filter(|_| tts["enableDice"] == true) {
+        Some(url) => send_dice(&emulator, &url, &call_id, tts),
+        None => {
+            let to = tts["destination"]["endpoint"].as_str();
+            emulator.callback_log().decide_unreported(&call_id, to);
+        }
     }
     Json(json!({"callId": call_id})).into_response()
 }
@@ -441,97 +383,6 @@ fn is_valid_callout(body: &Value) -> bool {
     is_destination && is_cli && has_speech && is_domain && are_flags
 }
 
-/// Posts a signed DiCE event for a call, as Sinch does when the call ends.
-fn send_dice(emulator: &SinchEmulator, url: &str, call_id: &str, tts: &Value) {
-    let log = emulator.callback_log();
-    let decision = log.decide(call_id, tts["destination"]["endpoint"].as_str());
-    let (result, reason) = match decision.report {
-        ReceiptOutcome::None => return,
-        ReceiptOutcome::Delivered => ("ANSWERED".to_owned(), "CALLEEHANGUP"),
-        ReceiptOutcome::Undelivered { code } => (code, "CALLEENOTAVAILABLE"),
-    };
-    let account = emulator.account();
-    let timestamp = now_rfc3339(false);
-    let mut event = json!({
-        "event": "dice",
-        "callid": call_id,
-        "timestamp": timestamp,
-        "reason": reason,
-        "result": result,
-        "version": 1,
-        "applicationKey": account.application_key,
-        "to": {"type": "number", "endpoint": tts["destination"]["endpoint"]},
-    });
-    if let Some(custom) = tts.get("custom") {
-        event["custom"] = custom.clone();
-    }
-    let body = event.to_string();
-    let content_type = "application/json; charset=utf-8";
-    let path = reqwest::Url::parse(url).map_or_else(
-        |_| "/".to_owned(),
-        |url| match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        },
-    );
-    let mut headers = vec![("x-timestamp".to_owned(), timestamp.clone())];
-    match sign(
-        &account.application_secret,
-        "POST",
-        body.as_bytes(),
-        content_type,
-        &timestamp,
-        &path,
-    ) {
-        Some(signature) => headers.push((
-            "authorization".to_owned(),
-            format!("Application {}:{signature}", account.application_key),
-        )),
-        None => tracing::warn!("emulator application secret is not base64; DiCE goes unsigned"),
-    }
-    log.schedule(
-        vec![Outgoing {
-            kind: CallbackKind::Receipt,
-            url: url.to_owned(),
-            message_id: call_id.to_owned(),
-            headers,
-            content_type,
-            body,
-        }],
-        decision.delay,
-    );
-}
-
-fn now_rfc3339(with_millis: bool) -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = if with_millis {
-        now.replace_millisecond(now.millisecond()).unwrap_or(now)
-    } else {
-        now.replace_nanosecond(0).unwrap_or(now)
-    };
-    let text = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    if with_millis && !text.contains('.') { text.replace('Z', ".000Z") } else { text }
-}
-
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"code": "not_found", "text": "Not found"}))).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signs_like_sinchs_published_example() {
-        let body = br#"{"event":"ace","callid":"822aa4b7-05b4-4d83-87c7-1f835ee0b6f6_257","timestamp":"2014-09-24T10:59:41Z","version":1}"#;
-        let signature = sign(
-            "BeIukql3pTKJ8RGL5zo0DA==",
-            "POST",
-            body,
-            "application/json",
-            "2014-09-24T10:59:41Z",
-            "/sinch/callback/ace",
-        );
-        assert_eq!(signature.as_deref(), Some("Tg6fMyo8mj9pYfWQ9ssbx3Tc1BNC87IEygAfLbJqZb4="));
-    }
 }

@@ -1,8 +1,9 @@
 //! An emulator of Sinch's SMS REST API (`POST` and `GET /xms/v1/{service_plan_id}/batches`)
 //! and Voice callouts (`POST /calling/v1/callouts`): Bearer token auth for SMS, Basic or signed
 //! application auth for calls, required fields and limits as the specs state, Sinch's success
-//! and error bodies, the shared faults, per-recipient delivery reports posted to a batch's
-//! `callback_url`, and signed DiCE events posted to the application's callback URL.
+//! and error bodies, the shared faults, delivery reports (per recipient, or a summary of the
+//! batch) posted to a batch's `callback_url`, and signed DiCE events posted to the application's
+//! callback URL.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -17,6 +18,7 @@
 //! ```
 
 mod api;
+mod callbacks;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};

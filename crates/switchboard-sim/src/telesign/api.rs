@@ -173,14 +173,12 @@ async fn handle_send(
             SendKind::Call => None,
         }
         .or_else(|| emulator.account().account_callback_url.clone());
-        if let Some(url) = callback_url {
-            schedule_receipt(
-                emulator,
-                kind,
-                url,
-                reference_id.clone(),
-                send.phone_number.as_deref(),
-            );
+        let to = send.phone_number.as_deref();
+        match callback_url {
+            Some(url) => schedule_receipt(emulator, kind, url, reference_id.clone(), to),
+            None => {
+                emulator.callback_log().decide_unreported(&reference_id, to);
+            }
         }
     }
     answer.into_response()

@@ -128,7 +128,7 @@ async fn create_call(
 /// The 201 for a created resource; starts its status callbacks when the send asked for them.
 fn created(emulator: &TwilioEmulator, send: &ReceivedSend, resource: Value) -> Response {
     let status_callback = send.param("StatusCallback").filter(|url| !url.is_empty());
-    if let (Some(url), Some(sid)) = (status_callback, resource["sid"].as_str()) {
+    if let Some(sid) = resource["sid"].as_str() {
         let events = send
             .params
             .iter()
@@ -143,7 +143,7 @@ fn created(emulator: &TwilioEmulator, send: &ReceivedSend, resource: Value) -> R
                 account_sid: send.account_sid.clone(),
                 to: send.to.clone(),
                 from: send.from.clone(),
-                status_callback: url.to_owned(),
+                status_callback: status_callback.map(str::to_owned),
                 events,
             },
         );

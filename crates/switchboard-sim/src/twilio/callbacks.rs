@@ -7,7 +7,8 @@
 //! `answered` was asked for, then `completed`), undelivered with Twilio's `ErrorCode` (messages
 //! `sent`, then `undelivered`; calls `failed`), or none (a lost receipt). One send's callbacks
 //! are posted in order from one task, after the 201 was built, so a test that awaits the
-//! receipt sees it arrive without any sleep.
+//! receipt sees it arrive without any sleep. A send without `StatusCallback` still has its fate
+//! decided (the handset journal), and nothing is posted.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -40,18 +41,26 @@ pub(super) struct Created {
     pub(super) account_sid: String,
     pub(super) to: Option<String>,
     pub(super) from: Option<String>,
-    pub(super) status_callback: String,
+    /// `StatusCallback`; `None`: the send asked for no callbacks.
+    pub(super) status_callback: Option<String>,
     /// `StatusCallbackEvent` values (calls).
     pub(super) events: Vec<String>,
 }
 
-/// Posts the callbacks for `created` on a background task, in order.
+/// Decides the fate of `created` and posts its callbacks, if it asked for them, on a
+/// background task, in order.
 pub(super) fn spawn(emulator: &TwilioEmulator, created: &Created) {
     let log = emulator.callback_log();
+    let Some(url) = &created.status_callback else {
+        log.decide_unreported(&created.sid, created.to.as_deref());
+        return;
+    };
     let decision = log.decide(&created.sid, created.to.as_deref());
     let outgoing = statuses(created.kind, &decision.report, &created.events)
         .into_iter()
-        .map(|(status, error_code)| signed(emulator, created, form(created, status, error_code)))
+        .map(|(status, error_code)| {
+            signed(emulator, created, url, form(created, status, error_code))
+        })
         .collect();
     log.schedule(outgoing, decision.delay);
 }
@@ -113,12 +122,16 @@ fn form(created: &Created, status: &str, error_code: Option<&str>) -> Vec<(Strin
 }
 
 /// One status callback form, signed as Twilio signs it.
-fn signed(emulator: &TwilioEmulator, created: &Created, params: Vec<(String, String)>) -> Outgoing {
-    let url = created.status_callback.clone();
-    let signature = signature(&emulator.account().auth_token, &url, &params);
+fn signed(
+    emulator: &TwilioEmulator,
+    created: &Created,
+    url: &str,
+    params: Vec<(String, String)>,
+) -> Outgoing {
+    let signature = signature(&emulator.account().auth_token, url, &params);
     Outgoing {
         kind: CallbackKind::Receipt,
-        url,
+        url: url.to_owned(),
         message_id: created.sid.clone(),
         headers: vec![
             ("X-Twilio-Signature".to_owned(), signature),

@@ -99,10 +99,14 @@ pub(super) async fn send_sms(
         })
         .collect();
     let wants_receipt = first("status-report-req").as_deref() != Some("false");
-    if let (true, Some(callback), Some(message_id)) =
-        (wants_receipt, first("callback"), messages[0]["message-id"].as_str())
-    {
-        send_sms_receipt(&emulator, &callback, message_id, &params);
+    // The first part's id stands for the message, as the receipt's `messageId` does.
+    if let Some(message_id) = messages[0]["message-id"].as_str() {
+        match first("callback").filter(|_| wants_receipt) {
+            Some(callback) => send_sms_receipt(&emulator, &callback, message_id, &params),
+            None => {
+                emulator.callback_log().decide_unreported(message_id, Some(to.as_str()));
+            }
+        }
     }
     sms_answer(StatusCode::OK, messages)
 }

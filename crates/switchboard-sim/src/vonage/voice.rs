@@ -214,8 +214,13 @@ pub(super) async fn create_call(
     }
     let uuid = emulator.new_uuid_v4();
     let conversation_uuid = format!("CON-{}", emulator.new_uuid_v4());
-    if let Some(event_url) = parsed["event_url"][0].as_str() {
-        send_call_event(&emulator, event_url, &uuid, &conversation_uuid, &parsed);
+    match parsed["event_url"][0].as_str() {
+        Some(event_url) => {
+            send_call_event(&emulator, event_url, &uuid, &conversation_uuid, &parsed)
+        }
+        None => {
+            emulator.callback_log().decide_unreported(&uuid, parsed["to"][0]["number"].as_str());
+        }
     }
     (
         StatusCode::CREATED,

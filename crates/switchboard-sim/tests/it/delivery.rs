@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use switchboard_sim::infobip::{InfobipAccount, InfobipEmulator};
 use switchboard_sim::plivo::{PlivoAccount, PlivoEmulator, RunningEmulator as PlivoRunning};
-use switchboard_sim::sinch::{SinchAccount, SinchEmulator};
+use switchboard_sim::sinch::{RunningEmulator as SinchRunning, SinchAccount, SinchEmulator};
 use switchboard_sim::telesign::{
     RunningEmulator as TelesignRunning, TelesignAccount, TelesignEmulator,
 };
@@ -610,4 +610,285 @@ async fn vonage_call_events_carry_the_decided_status() {
         assert_eq!(event["to"], bare(to));
         assert_eq!(event["status"].as_str(), Some(status), "{to}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sends that asked for no receipt still reach the phone, or not, as the policy says.
+
+/// GB is never delivered (its receipts would carry `code`); every other country is.
+fn gb_filtered(code: &str) -> Receipts {
+    Receipts::delivered().with_rule(CountryDelivery::to(&["GB"]).delivered(0.0, &[code]))
+}
+
+/// The handset journal holds exactly `ids`, in order, the first to GB and undelivered, the
+/// second to the US and delivered, neither with a receipt.
+fn assert_unreported(handsets: &[Handset], ids: &[String; 2]) {
+    let got: Vec<_> = handsets
+        .iter()
+        .map(|h| (h.message_id.as_str(), h.country.as_deref(), h.delivered, &h.receipt, h.lying))
+        .collect();
+    let none = HandsetReceipt::None;
+    let expected = [
+        (ids[0].as_str(), Some("GB"), false, &none, false),
+        (&ids[1], Some("US"), true, &none, false),
+    ];
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn twilio_sends_without_a_status_callback_get_a_fate_and_post_nothing() {
+    let twilio = twilio().await;
+    let receiver = Receiver::start().await;
+    twilio.set_receipts(gb_filtered("30007"));
+    let mut unasked = Vec::new();
+    for to in [GB, US] {
+        let url = format!("{}/2010-04-01/Accounts/{SID}/Messages.json", twilio.base_url());
+        let form = [("To", to), ("From", "+15005550006"), ("Body", "x")];
+        let request = reqwest::Client::new().post(url).basic_auth(SID, Some(TOKEN)).form(&form);
+        let (status, body) = support::exchange_json(request).await;
+        assert_eq!(status, 201, "{body}");
+        unasked.push(body["sid"].as_str().unwrap().to_owned());
+    }
+    // A send that asks: its two callbacks, and no others, show the others posted nothing.
+    let marker = twilio_sms(&twilio, &receiver, US).await;
+    let made = callbacks(&twilio, 2).await;
+    assert!(made.iter().all(|callback| callback.message_id == marker), "{made:?}");
+    let handsets = twilio.handsets();
+    assert_unreported(&handsets[..2], &unasked.try_into().unwrap());
+    assert_eq!(handsets[2].receipt, HandsetReceipt::Delivered);
+}
+
+#[tokio::test]
+async fn every_other_provider_decides_the_fate_of_sends_that_asked_for_no_receipt() {
+    let client = reqwest::Client::new();
+
+    let vonage = VonageEmulator::start(VonageAccount::new("abcd1234", "secret")).await.unwrap();
+    vonage.set_receipts(gb_filtered("6"));
+    let mut ids = Vec::new();
+    for to in [GB, US] {
+        let form = [
+            ("api_key", "abcd1234"),
+            ("api_secret", "secret"),
+            ("from", "Acme"),
+            ("to", bare(to)),
+            ("text", "x"),
+        ];
+        let request = client.post(format!("{}/sms/json", vonage.base_url())).form(&form);
+        let (status, answer) = support::exchange_json(request).await;
+        assert_eq!(status, 200, "{answer}");
+        ids.push(answer["messages"][0]["message-id"].as_str().unwrap().to_owned());
+    }
+    assert_unreported(&vonage.handsets(), &ids.try_into().unwrap());
+
+    let telesign = TelesignEmulator::start(TelesignAccount::new(TELESIGN_CUSTOMER, TELESIGN_KEY))
+        .await
+        .unwrap();
+    telesign.set_receipts(gb_filtered("211"));
+    let mut ids = Vec::new();
+    for (index, to) in [GB, US].into_iter().enumerate() {
+        let body = serde_urlencoded::to_string([
+            ("phone_number", bare(to)),
+            ("message", "Your code is 1234"),
+            ("message_type", "OTP"),
+        ])
+        .unwrap();
+        let nonce = format!("7c2e1f5a-0c1d-4c1e-9a4b-00000000000{index}");
+        ids.push(telesign_sms(&telesign, &body, &nonce).await);
+    }
+    assert_unreported(&telesign.handsets(), &ids.try_into().unwrap());
+
+    let infobip = InfobipEmulator::start(InfobipAccount::new("emulator-api-key")).await.unwrap();
+    infobip.set_receipts(gb_filtered("14"));
+    let mut ids = Vec::new();
+    for to in [GB, US] {
+        let body = json!({"messages": [{"destinations": [{"to": bare(to)}],
+            "content": {"text": "x"}}]});
+        let request = client
+            .post(format!("{}/sms/3/messages", infobip.base_url()))
+            .header("Authorization", "App emulator-api-key")
+            .json(&body);
+        let (status, answer) = support::exchange_json(request).await;
+        assert_eq!(status, 200, "{answer}");
+        ids.push(answer["messages"][0]["messageId"].as_str().unwrap().to_owned());
+    }
+    assert_unreported(&infobip.handsets(), &ids.try_into().unwrap());
+
+    let plivo = PlivoEmulator::start(PlivoAccount::new(PLIVO_ID, PLIVO_TOKEN)).await.unwrap();
+    plivo.set_receipts(gb_filtered("30"));
+    let mut ids = Vec::new();
+    for to in [GB, US] {
+        let sms = json!({"src": "+15005550006", "dst": bare(to), "text": "x"});
+        ids.push(
+            plivo_post(&plivo, "Message", &sms).await["message_uuid"][0]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_unreported(&plivo.handsets(), &ids.try_into().unwrap());
+
+    let sinch =
+        SinchEmulator::start(SinchAccount::new("plan1", "token", "key", "c2VjcmV0")).await.unwrap();
+    sinch.set_receipts(gb_filtered("402"));
+    // Both ways of asking for nothing: no `delivery_report`, and `none` with a URL.
+    let mut ids = Vec::new();
+    for (to, report) in [
+        (GB, json!({})),
+        (
+            US,
+            json!({"delivery_report": "none",
+        "callback_url": "http://127.0.0.1:9/dlr"}),
+        ),
+    ] {
+        let mut batch = json!({"to": [to], "from": "+15005550006", "body": "x"});
+        batch.as_object_mut().unwrap().extend(report.as_object().unwrap().clone());
+        let request = client
+            .post(format!("{}/xms/v1/plan1/batches", sinch.base_url()))
+            .bearer_auth("token")
+            .json(&batch);
+        let (status, body) = support::exchange_json(request).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    assert_unreported(&sinch.handsets(), &ids.try_into().unwrap());
+
+    for emulator_callbacks in [
+        vonage.callbacks(),
+        telesign.callbacks(),
+        infobip.callbacks(),
+        plivo.callbacks(),
+        sinch.callbacks(),
+    ] {
+        assert!(emulator_callbacks.is_empty(), "{emulator_callbacks:?}");
+    }
+}
+
+#[tokio::test]
+async fn plivo_calls_without_a_hangup_url_are_answered_as_decided_and_report_nothing() {
+    let plivo = PlivoEmulator::start(PlivoAccount::new(PLIVO_ID, PLIVO_TOKEN)).await.unwrap();
+    let receiver = Receiver::start().await;
+    plivo.set_receipts(gb_filtered("3010"));
+    let mut ids = Vec::new();
+    for to in [GB, US] {
+        let call = json!({"from": "+15005550006", "to": bare(to),
+            "answer_url": format!("{}/answer", receiver.base)});
+        ids.push(
+            plivo_post(&plivo, "Call", &call).await["request_uuid"].as_str().unwrap().to_owned(),
+        );
+    }
+    let ids: [String; 2] = ids.try_into().unwrap();
+    // Only the answered US call fetches its script; nothing reports a hangup.
+    let made = tokio::time::timeout(PATIENCE, plivo.wait_for_callbacks(1)).await.unwrap();
+    let made: Vec<_> = made.iter().map(|callback| (callback.kind, &callback.message_id)).collect();
+    assert_eq!(made, [(CallbackKind::AnswerFetch, &ids[1])]);
+    assert_unreported(&plivo.handsets(), &ids);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Sinch batch to several recipients: a fate, and a report, for each.
+
+async fn sinch_batch(sinch: &SinchRunning, batch: &Value) -> String {
+    let request = reqwest::Client::new()
+        .post(format!("{}/xms/v1/plan1/batches", sinch.base_url()))
+        .bearer_auth("token")
+        .json(batch);
+    let (status, body) = support::exchange_json(request).await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sinch_batch_recipients_each_get_their_own_fate_and_report() {
+    let sinch =
+        SinchEmulator::start(SinchAccount::new("plan1", "token", "key", "c2VjcmV0")).await.unwrap();
+    let receiver = Receiver::start().await;
+    sinch.set_receipts(three_countries("402"));
+    let batch = json!({"to": [GB, DE, US], "from": "+15005550006", "body": "x",
+        "delivery_report": "per_recipient_final", "client_reference": "evt-1",
+        "callback_url": format!("{}/dlr", receiver.base)});
+    let id = sinch_batch(&sinch, &batch).await;
+    let made = tokio::time::timeout(PATIENCE, sinch.wait_for_callbacks(3)).await.unwrap();
+    let handsets = sinch.handsets();
+    let fates: Vec<_> = handsets
+        .iter()
+        .map(|h| (h.message_id.as_str(), h.country.as_deref(), h.delivered, h.lying))
+        .collect();
+    assert_eq!(
+        fates,
+        [
+            (id.as_str(), Some("GB"), false, false),
+            (&id, Some("DE"), false, true),
+            (&id, Some("US"), true, false)
+        ]
+    );
+    let mut reports: Vec<(String, String, u64)> = made
+        .iter()
+        .map(|callback| {
+            assert_eq!((callback.message_id.as_str(), callback.status), (id.as_str(), Some(200)));
+            let report = json_of(&callback.request_body);
+            assert_eq!(report["type"], "recipient_delivery_report_sms");
+            assert_eq!(
+                (report["batch_id"].as_str(), report["client_reference"].as_str()),
+                (Some(id.as_str()), Some("evt-1"))
+            );
+            let text = |name: &str| report[name].as_str().unwrap().to_owned();
+            (text("recipient"), text("status"), report["code"].as_u64().unwrap())
+        })
+        .collect();
+    // One task per recipient: they may arrive in any order.
+    reports.sort();
+    let mut expected = vec![
+        (GB.to_owned(), "Failed".to_owned(), 402),
+        (DE.to_owned(), "Delivered".to_owned(), 0),
+        (US.to_owned(), "Delivered".to_owned(), 0),
+    ];
+    expected.sort();
+    assert_eq!(reports, expected);
+}
+
+#[tokio::test]
+async fn sinch_summary_and_full_reports_count_each_recipients_fate_once_per_batch() {
+    let sinch =
+        SinchEmulator::start(SinchAccount::new("plan1", "token", "key", "c2VjcmV0")).await.unwrap();
+    let receiver = Receiver::start().await;
+    sinch.set_receipts(gb_filtered("402"));
+    const US2: &str = "+14155550101";
+    let mut ids = Vec::new();
+    for kind in ["full", "summary"] {
+        let batch = json!({"to": [GB, US, US2], "from": "+15005550006", "body": "x",
+            "delivery_report": kind, "callback_url": format!("{}/dlr", receiver.base)});
+        ids.push(sinch_batch(&sinch, &batch).await);
+    }
+    let made = tokio::time::timeout(PATIENCE, sinch.wait_for_callbacks(2)).await.unwrap();
+    let report_of = |id: &str| {
+        let reports: Vec<_> = made.iter().filter(|callback| callback.message_id == id).collect();
+        assert_eq!(reports.len(), 1, "one report per batch: {made:?}");
+        json_of(&reports[0].request_body)
+    };
+    let full = report_of(&ids[0]);
+    assert_eq!(full["type"], "delivery_report_sms");
+    assert_eq!(full["total_message_count"], 3);
+    let mut statuses = full["statuses"].as_array().unwrap().clone();
+    statuses.sort_by_key(|status| status["code"].as_u64());
+    assert_eq!(
+        statuses,
+        [
+            json!({"code": 0, "status": "Delivered", "count": 2, "recipients": [US, US2]}),
+            json!({"code": 402, "status": "Failed", "count": 1, "recipients": [GB]}),
+        ]
+    );
+    let summary = report_of(&ids[1]);
+    let mut statuses = summary["statuses"].as_array().unwrap().clone();
+    statuses.sort_by_key(|status| status["code"].as_u64());
+    assert_eq!(
+        statuses,
+        [
+            json!({"code": 0, "status": "Delivered", "count": 2}),
+            json!({"code": 402, "status": "Failed", "count": 1}),
+        ]
+    );
+    let handsets = sinch.handsets();
+    let delivered: Vec<_> = handsets.iter().map(|h| (h.country.as_deref(), h.delivered)).collect();
+    let batch = [(Some("GB"), false), (Some("US"), true), (Some("US"), true)];
+    assert_eq!(delivered, [batch, batch].concat(), "one fate per recipient");
 }
