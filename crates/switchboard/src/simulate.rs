@@ -15,13 +15,26 @@
 //! The baselines (static priority failover and round-robin, in `baseline.rs`) are not switchboard
 //! and not the server: they are small policies over the same emulated providers and the same
 //! delivery rules, so the difference in the table is the routing policy.
+//!
+//! # Accepted is not delivered
+//!
+//! Each accepted message has a fate (`emulated.rs`): it reaches the phone or not, and its
+//! provider's receipt says what it says, when it says it. The report counts codes on phones, not
+//! acceptances. In switchboard runs the receipts reach the server's callback route and, with
+//! `[users]` and `[okta.events]`, the codes users enter reach its event hook, as Okta would post
+//! them; users whose code does not come ask again, in every policy's run alike (`users.rs`).
+//! `sb-receipts` and `sb-convert` run the server with one of the two signals, to see what each
+//! is worth alone.
 
 mod baseline;
 mod emulated;
+mod journal;
 mod numbers;
+mod phases;
 mod report;
 mod scenario;
 mod traffic;
+mod users;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -37,26 +50,28 @@ use switchboard_server::{Server, Settings};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+pub use phases::{PhaseInfo, PhaseShares};
 pub use report::{PolicyReport, ScenarioReport};
 pub use scenario::{SHIPPED, Scenario};
 
 use crate::harness;
 use baseline::{Baseline, BaselineRouter};
-use emulated::{EmulatedProvider, World, event_id};
+use emulated::{EmulatedProvider, Poster, World};
+use journal::event_id;
 use traffic::Arrival;
 
 /// Options of `switchboard simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateOptions {
     /// A shipped scenario (`all-healthy`, `primary-outage`, `brownout`, `flapping`,
-    /// `rate-limit-storm`, `regional-outage`, `price-change`, `morning-peak`), `all` for every
-    /// one, or the path
-    /// of a scenario file.
+    /// `rate-limit-storm`, `regional-outage`, `price-change`, `morning-peak`,
+    /// `carrier-filtering`, `lying-receipts`, `receipts-lost`), `all` for every one, or the
+    /// path of a scenario file.
     pub scenario: String,
     /// OTPs per run.
     #[arg(long, default_value_t = 100_000)]
     pub otps: u64,
-    /// Seed for arrivals, destinations, latencies and faults.
+    /// Seed for arrivals, destinations, latencies, faults, messages' fates and users.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Which policies to run.
@@ -67,10 +82,16 @@ pub struct SimulateOptions {
 /// `--policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PolicyChoice {
-    /// switchboard and both baselines.
+    /// switchboard and both baselines; in a scenario with handset phases and Okta's event
+    /// hook, switchboard with each delivery signal alone too.
     All,
     /// switchboard only.
     Switchboard,
+    /// switchboard without Okta's event hook: receipts (and, as the server reads them then,
+    /// resends) are its delivery evidence.
+    SbReceipts,
+    /// switchboard whose providers' receipts never arrive: conversions are its only evidence.
+    SbConvert,
     /// Static priority failover only.
     Priority,
     /// Round-robin only.
@@ -82,6 +103,12 @@ pub enum PolicyChoice {
 pub enum Policy {
     /// The real server with the scenario's configuration.
     Switchboard,
+    /// The real server without `[okta.events]`: delivery receipts are its evidence of what
+    /// reaches phones (and resends, which the server then counts against the previous provider).
+    SwitchboardReceiptsOnly,
+    /// The real server with no receipt ever posted: conversions (codes entered, reported by
+    /// Okta's event hook) are its only evidence.
+    SwitchboardConversionsOnly,
     /// Baseline: configured order, no memory.
     Priority,
     /// Baseline: rotating start, no memory.
@@ -94,17 +121,49 @@ impl Policy {
     pub fn name(self) -> &'static str {
         match self {
             Policy::Switchboard => "switchboard",
+            Policy::SwitchboardReceiptsOnly => "sb-receipts",
+            Policy::SwitchboardConversionsOnly => "sb-convert",
             Policy::Priority => "priority",
             Policy::RoundRobin => "round-robin",
         }
     }
+
+    /// For the server's runs: which delivery signals reach it.
+    fn signals(self) -> Option<Signals> {
+        match self {
+            Policy::Switchboard => Some(Signals { receipts: true, conversions: true }),
+            Policy::SwitchboardReceiptsOnly => Some(Signals { receipts: true, conversions: false }),
+            Policy::SwitchboardConversionsOnly => {
+                Some(Signals { receipts: false, conversions: true })
+            }
+            Policy::Priority | Policy::RoundRobin => None,
+        }
+    }
+}
+
+/// The delivery evidence a switchboard run gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Signals {
+    /// Providers' delivery receipts are posted to the callback route.
+    receipts: bool,
+    /// `[okta.events]` is configured and users' entered codes are posted to it.
+    conversions: bool,
 }
 
 impl PolicyChoice {
-    fn policies(self) -> Vec<Policy> {
+    fn policies(self, scenario: &Scenario) -> Vec<Policy> {
         match self {
+            PolicyChoice::All if scenario.compares_signals() => vec![
+                Policy::Switchboard,
+                Policy::SwitchboardReceiptsOnly,
+                Policy::SwitchboardConversionsOnly,
+                Policy::Priority,
+                Policy::RoundRobin,
+            ],
             PolicyChoice::All => vec![Policy::Switchboard, Policy::Priority, Policy::RoundRobin],
             PolicyChoice::Switchboard => vec![Policy::Switchboard],
+            PolicyChoice::SbReceipts => vec![Policy::SwitchboardReceiptsOnly],
+            PolicyChoice::SbConvert => vec![Policy::SwitchboardConversionsOnly],
             PolicyChoice::Priority => vec![Policy::Priority],
             PolicyChoice::RoundRobin => vec![Policy::RoundRobin],
         }
@@ -122,7 +181,8 @@ pub fn run(options: &SimulateOptions, mut out: impl Write) -> anyhow::Result<Vec
     let mut reports = Vec::with_capacity(names.len());
     for name in names {
         let scenario = Scenario::load(name)?;
-        let report = simulate(scenario, options.otps, options.seed, &options.policy.policies())?;
+        let policies = options.policy.policies(&scenario);
+        let report = simulate(scenario, options.otps, options.seed, &policies)?;
         writeln!(out, "{}", report.render())?;
         out.flush()?;
         reports.push(report);
@@ -159,32 +219,27 @@ fn run_policy(
         .start_paused(true)
         .build()
         .context("cannot start the simulation runtime")?;
-    let (journal, buckets, late_answers) = runtime.block_on(async {
+    let okta = settings(scenario, 0, Duration::ZERO)?;
+    let (deadline, life) = (okta.okta.deadline, okta.delivery.default_otp_lifetime);
+    let (journal, buckets, late_answers, people) = runtime.block_on(async {
         let start = Instant::now();
-        let world = Arc::new(World::new(Arc::clone(scenario), seed, arrivals.len(), start));
-        let late_answers = match policy {
-            Policy::Switchboard => drive_server(scenario, &world, arrivals, seed).await?,
-            Policy::Priority => {
-                drive_baseline(scenario, &world, arrivals, Baseline::Priority).await?
-            }
-            Policy::RoundRobin => {
+        let world = Arc::new(World::new(Arc::clone(scenario), seed, arrivals, life, start));
+        let late_answers = match (policy, policy.signals()) {
+            (_, Some(signals)) => drive_server(scenario, &world, arrivals, seed, signals).await?,
+            (Policy::RoundRobin, None) => {
                 drive_baseline(scenario, &world, arrivals, Baseline::RoundRobin).await?
             }
+            (_, None) => drive_baseline(scenario, &world, arrivals, Baseline::Priority).await?,
         };
         let world = Arc::try_unwrap(world)
             .map_err(|_| anyhow::anyhow!("simulated providers still in use after the run"))?;
+        let people = world.people;
         let (journal, buckets) = world.into_parts();
-        anyhow::Ok((journal, buckets, late_answers))
+        anyhow::Ok((journal, buckets, late_answers, people))
     })?;
     drop(runtime);
-    let deadline = settings(scenario, 0, Duration::ZERO)?.okta.deadline;
-    let mut report = PolicyReport::from_journal(
-        policy.name(),
-        arrivals,
-        &journal,
-        deadline,
-        scenario.providers.len(),
-    );
+    let mut report =
+        PolicyReport::from_journal(policy.name(), arrivals, &journal, deadline, scenario, &people);
     report.late_answers = late_answers;
     report.over_capacity_by_provider = buckets.iter().map(|b| b.over_capacity).collect();
     report.longest_queue_wait =
@@ -196,15 +251,17 @@ fn run_policy(
 /// Validated settings for the scenario's switchboard config with the prices in force `at`, and
 /// each provider's adapter timeout. `generation` only tells reloads apart in errors.
 fn settings(scenario: &Scenario, generation: usize, at: Duration) -> anyhow::Result<Settings> {
-    Ok(settings_with_timeouts(scenario, generation, at)?.0)
+    Ok(settings_with_timeouts(scenario, generation, at, true)?.0)
 }
 
+/// The same, and without `[okta.events]` unless `has_events`.
 fn settings_with_timeouts(
     scenario: &Scenario,
     generation: usize,
     at: Duration,
+    has_events: bool,
 ) -> anyhow::Result<(Settings, Vec<Duration>)> {
-    let table = scenario.switchboard_config(at);
+    let table = scenario.switchboard_config(at, has_events);
     let text = toml::to_string(&table).context("switchboard config")?;
     let file = FileConfig::parse(&text, |_| None)
         .with_context(|| format!("switchboard config (version {generation})"))?;
@@ -245,8 +302,10 @@ fn emulated_settings(
     world: &Arc<World>,
     generation: usize,
     at: Duration,
+    signals: Signals,
 ) -> anyhow::Result<Settings> {
-    let (mut settings, timeouts) = settings_with_timeouts(scenario, generation, at)?;
+    let (mut settings, timeouts) =
+        settings_with_timeouts(scenario, generation, at, signals.conversions)?;
     settings.providers = emulated_providers(scenario, world, &timeouts)?
         .into_iter()
         .map(|(_, provider)| provider as SharedProvider)
@@ -254,73 +313,138 @@ fn emulated_settings(
     Ok(settings)
 }
 
-/// Sends every arrival through the real server's hook router; returns the answers later than
-/// the deadline.
+/// Sends every arrival, and every user's resend, through the real server's hook router, with
+/// the receipts and conversions `signals` lets through; returns the answers later than the
+/// deadline.
 async fn drive_server(
     scenario: &Arc<Scenario>,
     world: &Arc<World>,
     arrivals: &[Arrival],
     seed: u64,
+    signals: Signals,
 ) -> anyhow::Result<u64> {
-    let settings = emulated_settings(scenario, world, 0, Duration::ZERO)?;
+    let settings = emulated_settings(scenario, world, 0, Duration::ZERO, signals)?;
     let deadline = settings.okta.deadline;
     let path = settings.okta.path.clone();
     let lifetime = settings.delivery.default_otp_lifetime;
     let server = Server::new(settings).with_rng_seed(seed);
     let router = server.hook_router();
+    world.post_to(Poster {
+        router: router.clone(),
+        has_receipts: signals.receipts,
+        events: scenario.events_endpoint().filter(|_| signals.conversions),
+    });
     let start = world.start;
     let mut price_changes = scenario.price_changes.iter().enumerate().peekable();
     let mut answers = tokio::task::JoinSet::new();
+    let mut sign_ins = tokio::task::JoinSet::new();
     let mut late_answers = 0;
-    let mut is_answer_late =
-        |answer: Result<anyhow::Result<bool>, tokio::task::JoinError>| match answer {
-            Ok(Ok(is_late)) => {
-                late_answers += u64::from(is_late);
-                Ok(())
-            }
-            Ok(Err(error)) => Err(error),
-            Err(error) => Err(anyhow::anyhow!("hook request task failed: {error}")),
-        };
+    let mut is_answer_late = |answer: Result<anyhow::Result<u64>, tokio::task::JoinError>| {
+        late_answers += answer.context("a hook request task failed")??;
+        anyhow::Ok(())
+    };
+    let hook = Hook { router: router.clone(), path, deadline };
     for (index, arrival) in arrivals.iter().enumerate() {
         while let Some((generation, change)) =
             price_changes.next_if(|(_, change)| change.at <= arrival.at)
         {
             tokio::time::sleep_until(start + change.at).await;
             // The operator updates the price table the moment the price changes.
-            server.reload(emulated_settings(scenario, world, generation + 1, change.at)?);
+            server.reload(emulated_settings(scenario, world, generation + 1, change.at, signals)?);
         }
         tokio::time::sleep_until(start + arrival.at).await;
-        let request = Request::post(&path)
-            .header("content-type", "application/json")
-            .header("authorization", scenario::OKTA_SECRET)
-            .body(Body::from(okta_request(index, arrival)))
-            .context("building a hook request")?;
-        let router = router.clone();
-        answers.spawn(async move {
-            let sent = Instant::now();
-            let response = router.oneshot(request).await?;
-            anyhow::ensure!(
-                response.status() == StatusCode::OK,
-                "hook answered {} for OTP {index}",
-                response.status()
-            );
-            Ok(sent.elapsed() > deadline)
-        });
+        answers.spawn(hook.call(index, index, arrival));
+        if world.people.has_users() {
+            let (hook, arrival) = (hook.clone(), arrival.clone());
+            let resend = move |request: usize| tokio::spawn(hook.call(request, index, &arrival));
+            sign_ins.spawn(ask_again(Arc::clone(world), index, resend));
+        }
         while let Some(answer) = answers.try_join_next() {
+            is_answer_late(answer)?;
+        }
+        while let Some(answer) = sign_ins.try_join_next() {
             is_answer_late(answer)?;
         }
     }
     while let Some(answer) = answers.join_next().await {
         is_answer_late(answer)?;
     }
+    while let Some(answer) = sign_ins.join_next().await {
+        is_answer_late(answer)?;
+    }
     // Background deliveries end when their OTP expires; the clock is virtual, so waiting is free.
     tokio::time::sleep(lifetime + Duration::from_secs(60)).await;
+    world.finish().await.context("posting receipts and Okta events")?;
     drop(router);
     drop(server);
     Ok(late_answers)
 }
 
-/// Runs every arrival through a baseline over the same emulated providers.
+/// Okta, calling the telephony hook.
+#[derive(Clone)]
+struct Hook {
+    router: axum::Router,
+    path: String,
+    deadline: Duration,
+}
+
+impl Hook {
+    /// Journal entry `index`'s request, for sign-in `user`; yields 1 if answered after the
+    /// deadline.
+    fn call(
+        &self,
+        index: usize,
+        user: usize,
+        arrival: &Arrival,
+    ) -> impl Future<Output = anyhow::Result<u64>> + Send + 'static {
+        let request = Request::post(&self.path)
+            .header("content-type", "application/json")
+            .header("authorization", scenario::OKTA_SECRET)
+            .body(Body::from(okta_request(index, user, arrival)))
+            .context("building a hook request");
+        let (router, deadline) = (self.router.clone(), self.deadline);
+        async move {
+            let sent = Instant::now();
+            let response = router.oneshot(request?).await?;
+            anyhow::ensure!(
+                response.status() == StatusCode::OK,
+                "hook answered {} for OTP {index}",
+                response.status()
+            );
+            Ok(u64::from(sent.elapsed() > deadline))
+        }
+    }
+}
+
+/// A user who waits for their code and asks again when it does not come: from sign-in `user`'s
+/// first request until a code is on the phone or the user has asked `max_resends` times.
+/// `resend(request)` makes the journal's request `request` (a new hook call, or a baseline's
+/// delivery) and yields whether its answer was late. Returns how many answers were late.
+async fn ask_again<F>(world: Arc<World>, user: usize, mut resend: F) -> anyhow::Result<u64>
+where
+    F: FnMut(usize) -> tokio::task::JoinHandle<anyhow::Result<u64>>,
+{
+    let first = world.first_request(user);
+    let mut asked = Vec::new();
+    let mut k = 0;
+    while let Some(again) = world.people.asks_again_at(first, user, k) {
+        tokio::time::sleep_until(world.start + again).await;
+        if world.has_code_on_phone(user, k) {
+            break;
+        }
+        k += 1;
+        world.note_request(user, k, again);
+        asked.push(resend(world.request_index(user, k)));
+    }
+    let mut late_answers = 0;
+    for answer in asked {
+        late_answers += answer.await.context("a resend task failed")??;
+    }
+    Ok(late_answers)
+}
+
+/// Runs every arrival, and every user's resend, through a baseline over the same emulated
+/// providers.
 ///
 /// Its arrival loop looks like `drive_server`'s on purpose, and is not shared: the baseline has
 /// no price reloads, no HTTP answers to time and no hook router to drain, so a common loop
@@ -331,27 +455,49 @@ async fn drive_baseline(
     arrivals: &[Arrival],
     baseline: Baseline,
 ) -> anyhow::Result<u64> {
-    let (settings, timeouts) = settings_with_timeouts(scenario, 0, Duration::ZERO)?;
+    let (settings, timeouts) = settings_with_timeouts(scenario, 0, Duration::ZERO, false)?;
     let providers = emulated_providers(scenario, world, &timeouts)?;
     let router = Arc::new(BaselineRouter::new(baseline, settings, providers));
     let start = world.start;
     let mut deliveries = tokio::task::JoinSet::new();
+    let mut sign_ins = tokio::task::JoinSet::new();
     for (index, arrival) in arrivals.iter().enumerate() {
         tokio::time::sleep_until(start + arrival.at).await;
-        let router = Arc::clone(&router);
-        let arrival = arrival.clone();
-        deliveries.spawn(async move { router.deliver(&arrival, index).await });
+        {
+            let router = Arc::clone(&router);
+            let arrival = arrival.clone();
+            deliveries.spawn(async move { router.deliver(&arrival, index).await });
+        }
+        if world.people.has_users() {
+            let (router, arrival) = (Arc::clone(&router), arrival.clone());
+            let resend = move |request: usize| {
+                let (router, arrival) = (Arc::clone(&router), arrival.clone());
+                tokio::spawn(async move {
+                    router.deliver(&arrival, request).await;
+                    Ok(0)
+                })
+            };
+            sign_ins.spawn(ask_again(Arc::clone(world), index, resend));
+        }
         while deliveries.try_join_next().is_some() {}
+        while let Some(sign_in) = sign_ins.try_join_next() {
+            sign_in.context("a user task failed")??;
+        }
     }
     while deliveries.join_next().await.is_some() {}
+    while let Some(sign_in) = sign_ins.join_next().await {
+        sign_in.context("a user task failed")??;
+    }
     Ok(0)
 }
 
-/// An Okta telephony hook request for OTP `index`. No `otpExpires`: the server would compare it
-/// with the wall clock, which does not move here; the configured default lifetime applies.
-fn okta_request(index: usize, arrival: &Arrival) -> String {
+/// An Okta telephony hook request: journal entry `index`, made by sign-in `user` (the same user
+/// and number on every resend, a new `eventId` and code each time). No `otpExpires`: the server
+/// would compare it with the wall clock, which does not move here; the configured default
+/// lifetime applies.
+fn okta_request(index: usize, user: usize, arrival: &Arrival) -> String {
     let code = harness::passcode(index as u64, 104_729);
-    harness::okta_request(index as u64, arrival.channel, &arrival.phone, &code)
+    harness::okta_request(user as u64, arrival.channel, &arrival.phone, &code)
         .event_id(event_id(index))
         .to_string()
 }

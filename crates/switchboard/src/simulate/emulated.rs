@@ -22,34 +22,47 @@
 //!
 //! Each send draws from an RNG seeded by (run seed, OTP, provider, how many times this OTP went
 //! to this provider). Outcomes then do not depend on the order in which tasks reach the
-//! providers, which tokio's `select!` may vary, so the same seed gives the same report.
+//! providers, which tokio's `select!` may vary, so the same seed gives the same report. An
+//! accepted message's fate (does it reach the phone, what does its receipt say, when) is drawn
+//! next from the same RNG, after everything the reply drew, so adding handsets to a scenario
+//! moves no other draw.
+//!
+//! # Receipts and conversions
+//!
+//! In a switchboard run the world also plays what happens after an acceptance, on the paused
+//! clock: the provider's delivery receipt is posted to the server's callback route
+//! (`/callbacks/{id}`, in the emulated provider's own small JSON format, parsed by its
+//! `handle_callback` as a real adapter parses its provider's), and the user who reads the code
+//! enters it, which Okta reports to the server's event hook. The baselines read neither, so
+//! their runs post nothing.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use anyhow::Context;
 use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
 use switchboard_core::{Channel, Country, ErrorClass, OutboundMessage, ProviderId};
-use switchboard_providers::{Accepted, Provider, ProviderError};
+use switchboard_providers::{
+    Accepted, Callback, CallbackError, CallbackReply, DeliveryState, Provider, ProviderError,
+    Receipt,
+};
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
-use super::scenario::{Capacity, OverCapacity, Reply, Scenario};
+use super::journal::{Acceptance, OtpRecord, mix, otp_index};
+use super::scenario::{Capacity, Fate, OverCapacity, ReceiptCode, ReceiptState, Reply, Scenario};
 use super::traffic::Arrival;
+use super::users::{self, People};
 
 /// What the emulated providers report as their kind.
 const KIND: &str = "emulated";
-
-/// Everything accepted for one OTP, and how many sends it took.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct OtpRecord {
-    /// Sends made, accepted or not.
-    pub(crate) sends: u32,
-    /// Sends per provider index (to seed each send's RNG).
-    pub(crate) sends_by_provider: Vec<u32>,
-    /// (provider index, acceptance time from the start of the run, price).
-    pub(crate) acceptances: Vec<(usize, Duration, f64)>,
-}
 
 /// What a run's providers did. A std mutex: sections are a few vector operations, never across
 /// an `.await`.
@@ -58,9 +71,43 @@ pub(crate) struct World {
     pub(crate) scenario: Arc<Scenario>,
     seed: u64,
     pub(crate) start: Instant,
+    /// The users, if any, and the OTP's life.
+    pub(crate) people: People,
+    /// When each sign-in's first request came; request `k` of sign-in `u` is journal entry
+    /// `k × sign-ins + u`.
+    first_requests: Vec<Duration>,
     journal: Mutex<Vec<OtpRecord>>,
     /// One bucket per provider (unused for providers without a cap).
     buckets: Mutex<Vec<Bucket>>,
+    /// Where receipts and conversions go in a switchboard run. Taken out when the run ends: it
+    /// holds the server, whose providers hold this world.
+    poster: Mutex<Option<Arc<Poster>>>,
+    /// Receipts and conversions on their way.
+    followers: TaskTracker,
+    /// The first post the server did not take.
+    error: Mutex<Option<String>>,
+}
+
+/// Where a switchboard run's receipts and conversions go: the server's hook router.
+#[derive(Debug)]
+pub(crate) struct Poster {
+    pub(crate) router: Router,
+    /// Whether providers' receipts reach the server (not when the operator set no callbacks).
+    pub(crate) has_receipts: bool,
+    /// Okta's event hook, as (path, header, secret); `None` when not configured.
+    pub(crate) events: Option<(String, String, String)>,
+}
+
+/// The emulated providers' receipt, as posted to `/callbacks/{id}`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct WireReceipt {
+    message_id: String,
+    /// `delivered` or `undelivered`.
+    status: String,
+    /// For `undelivered`: a [`ReceiptCode`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
 }
 
 /// One capped provider's GCRA state and what met its cap.
@@ -102,15 +149,29 @@ impl Bucket {
 }
 
 impl World {
-    pub(crate) fn new(scenario: Arc<Scenario>, seed: u64, otps: usize, start: Instant) -> World {
+    /// The world of one policy's run over `arrivals`, whose OTPs live `life`.
+    pub(crate) fn new(
+        scenario: Arc<Scenario>,
+        seed: u64,
+        arrivals: &[Arrival],
+        life: Duration,
+        start: Instant,
+    ) -> World {
         let n_providers = scenario.providers.len();
+        let people = People::new(seed, scenario.users, life);
         let record = OtpRecord { sends_by_provider: vec![0; n_providers], ..OtpRecord::default() };
+        let n_requests = arrivals.len() * people.requests_per_sign_in();
         World {
             scenario,
             seed,
             start,
-            journal: Mutex::new(vec![record; otps]),
+            people,
+            first_requests: arrivals.iter().map(|arrival| arrival.at).collect(),
+            journal: Mutex::new(vec![record; n_requests]),
             buckets: Mutex::new(vec![Bucket::default(); n_providers]),
+            poster: Mutex::new(None),
+            followers: TaskTracker::new(),
+            error: Mutex::new(None),
         }
     }
 
@@ -125,14 +186,67 @@ impl World {
         self.journal.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Decides one send by `provider` of OTP `otp`, recording an acceptance if there is one.
+    /// Sign-ins in the run.
+    pub(crate) fn n_sign_ins(&self) -> usize {
+        self.first_requests.len()
+    }
+
+    /// When sign-in `user`'s first request came, from the start of the run.
+    pub(crate) fn first_request(&self, user: usize) -> Duration {
+        self.first_requests[user]
+    }
+
+    /// (sign-in, request number) of journal entry `otp`.
+    fn sign_in_of(&self, otp: usize) -> (usize, usize) {
+        (otp % self.n_sign_ins(), otp / self.n_sign_ins())
+    }
+
+    /// The journal entry of request `k` of sign-in `user`.
+    pub(crate) fn request_index(&self, user: usize, k: usize) -> usize {
+        k * self.n_sign_ins() + user
+    }
+
+    /// Whether the code of request `k` of sign-in `user` reached the phone inside its window.
+    /// Asked when the user's patience runs out, which ends the window: every message that
+    /// reached the phone before was accepted, and journaled, by then.
+    pub(crate) fn has_code_on_phone(&self, user: usize, k: usize) -> bool {
+        let first = self.first_requests[user];
+        let acceptances = self.journal()[self.request_index(user, k)].acceptances.clone();
+        self.people.on_phone(first, user, k, &acceptances).is_some()
+    }
+
+    /// Notes that the user of sign-in `user` asked for request `k` `at` into the run.
+    pub(crate) fn note_request(&self, user: usize, k: usize, at: Duration) {
+        let index = self.request_index(user, k);
+        self.journal()[index].requested_at = Some(at);
+    }
+
+    /// Sends receipts and conversions to `poster` from now on.
+    pub(crate) fn post_to(&self, poster: Poster) {
+        *self.poster.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(poster));
+    }
+
+    /// Waits for every receipt and conversion on its way, then lets go of the server; fails if
+    /// the server refused any.
+    pub(crate) async fn finish(&self) -> anyhow::Result<()> {
+        self.followers.close();
+        self.followers.wait().await;
+        self.poster.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match self.error.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(error) => Err(anyhow::anyhow!(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Decides one send by `provider` of OTP `otp`, recording an acceptance if there is one;
+    /// returns the reply and the message id an acceptance carries.
     pub(crate) fn send(
-        &self,
+        self: &Arc<Self>,
         provider: usize,
         otp: usize,
         country: Country,
         channel: Channel,
-    ) -> Reply {
+    ) -> (Reply, String) {
         let at = self.start.elapsed();
         let n_before = {
             let mut journal = self.journal();
@@ -149,6 +263,7 @@ impl World {
             u64::from(n_before),
         ]));
         let mut reply = self.scenario.reply(provider, at, country, &mut rng);
+        let message_id = format!("{}-{otp}-{n_before}", self.scenario.providers[provider].id);
         if let Reply::Accept { after } = reply {
             let wait = match self.scenario.providers[provider].capacity {
                 None => Some(Duration::ZERO),
@@ -159,7 +274,15 @@ impl World {
             match wait {
                 Some(wait) => {
                     let price = self.scenario.prices_at(at)[provider].price(country, channel);
-                    self.journal()[otp].acceptances.push((provider, at + after + wait, price));
+                    let fate = self.scenario.fate(provider, at, country, &mut rng);
+                    let acceptance = Acceptance {
+                        provider,
+                        at: at + after + wait,
+                        price,
+                        is_on_phone: fate.is_on_phone,
+                    };
+                    self.journal()[otp].acceptances.push(acceptance);
+                    self.follow(otp, channel, &message_id, acceptance, fate);
                 }
                 None => {
                     reply = Reply::Refuse {
@@ -170,27 +293,86 @@ impl World {
                 }
             }
         }
-        reply
+        (reply, message_id)
     }
-}
 
-/// SplitMix64 over the parts: a cheap, well-spread seed from several numbers.
-fn mix(parts: &[u64]) -> u64 {
-    parts.iter().fold(0x9e37_79b9_7f4a_7c15_u64, |state, part| {
-        let mut z = state.wrapping_add(*part).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    })
-}
+    /// In a switchboard run, schedules what follows an acceptance: its receipt, and the user
+    /// entering the code if this message is the one they read.
+    fn follow(
+        self: &Arc<Self>,
+        otp: usize,
+        channel: Channel,
+        message_id: &str,
+        acceptance: Acceptance,
+        fate: Fate,
+    ) {
+        let Some(poster) = self.poster.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        else {
+            return;
+        };
+        if poster.has_receipts
+            && let Some((delay, state)) = fate.receipt
+        {
+            let (status, code) = match state {
+                ReceiptState::Delivered => ("delivered", None),
+                ReceiptState::Undelivered(code) => ("undelivered", Some(code.as_str().to_owned())),
+            };
+            let receipt =
+                WireReceipt { message_id: message_id.to_owned(), status: status.to_owned(), code };
+            let path = format!("/callbacks/{}", self.scenario.providers[acceptance.provider].id);
+            let due = self.start + acceptance.at + delay;
+            let world = Arc::clone(self);
+            let poster = Arc::clone(&poster);
+            self.followers.spawn(async move {
+                tokio::time::sleep_until(due).await;
+                let request = Request::post(&path)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_string(&receipt).unwrap_or_default()));
+                world.post(&poster.router, &path, request).await;
+            });
+        }
+        let Some((path, header, secret)) = poster.events.clone() else { return };
+        let (user, k) = self.sign_in_of(otp);
+        let first = self.first_requests[user];
+        // Whether this message is the *first* to reach the phone is known once every earlier
+        // one has been accepted, which is certain by the time the user types; whether the user
+        // would type it at all is known now.
+        let Some(entry) = self.people.entry(first, user, k, &[acceptance]) else { return };
+        let world = Arc::clone(self);
+        self.followers.spawn(async move {
+            tokio::time::sleep_until(world.start + entry.at).await;
+            let acceptances = world.journal()[otp].acceptances.clone();
+            let read = world.people.entry(first, user, k, &acceptances);
+            if read.map(|read| read.acceptance) != Some(acceptance) {
+                return;
+            }
+            let request = Request::post(&path)
+                .header("content-type", "application/json")
+                .header(header.as_str(), secret.as_str())
+                .body(Body::from(users::okta_event(user, channel, otp)));
+            world.post(&poster.router, &path, request).await;
+        });
+    }
 
-/// The Okta `eventId` of the `index`-th OTP.
-pub(crate) fn event_id(index: usize) -> String {
-    format!("sim-{index:08}")
-}
-
-fn otp_index(reference: &str) -> Option<usize> {
-    reference.strip_prefix("sim-")?.parse().ok()
+    /// Posts one request to the server, keeping the first refusal for [`World::finish`].
+    async fn post(
+        &self,
+        router: &Router,
+        path: &str,
+        request: Result<Request<Body>, axum::http::Error>,
+    ) {
+        let outcome = match request.context("building a request") {
+            Ok(request) => match router.clone().oneshot(request).await {
+                Ok(response) if response.status().is_success() => Ok(()),
+                Ok(response) => Err(format!("{path} answered {}", response.status())),
+                Err(error) => Err(format!("{path}: {error}")),
+            },
+            Err(error) => Err(format!("{path}: {error:#}")),
+        };
+        if let Err(error) = outcome {
+            self.error.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
+        }
+    }
 }
 
 /// One emulated provider account, standing in for the configured adapter of the same id.
@@ -225,10 +407,11 @@ impl EmulatedProvider {
     ) -> Result<Accepted, ProviderError> {
         let timed_out =
             || ProviderError::possibly_accepted(KIND, ErrorClass::Timeout, "request timed out");
-        match self.world.send(self.index, otp, country, channel) {
+        let (reply, message_id) = self.world.send(self.index, otp, country, channel);
+        match reply {
             Reply::Accept { after } if after <= self.timeout => {
                 tokio::time::sleep(after).await;
-                Ok(Accepted { message_id: format!("{}-{otp}", self.id) })
+                Ok(Accepted { message_id })
             }
             Reply::Refuse { after, class, retry_after } if after <= self.timeout => {
                 tokio::time::sleep(after).await;
@@ -272,24 +455,40 @@ impl Provider for EmulatedProvider {
     async fn probe(&self) -> Result<(), ProviderError> {
         Ok(())
     }
+
+    /// The emulated receipt: `{"message_id", "status": "delivered" | "undelivered", "code"}`,
+    /// posted only by this world to a router no one else can reach, so unsigned.
+    async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
+        let malformed = |what: &str| CallbackError::Malformed(format!("simulated receipt: {what}"));
+        let receipt: WireReceipt =
+            serde_json::from_slice(&callback.body).map_err(|_| malformed("not its JSON"))?;
+        let state = match (receipt.status.as_str(), receipt.code.as_deref()) {
+            ("delivered", None) => DeliveryState::Delivered,
+            ("undelivered", Some(code)) => {
+                // As the real adapters classify their providers' codes: a filtered message is a
+                // verdict on the number (Twilio 30007), so is an unknown subscriber; an
+                // unreachable handset is not the number's fault.
+                let class = match ReceiptCode::parse(code) {
+                    Some(ReceiptCode::Filtered) => ErrorClass::Blocked,
+                    Some(ReceiptCode::UnknownSubscriber) => ErrorClass::InvalidNumber,
+                    Some(ReceiptCode::Unreachable) => ErrorClass::Transient,
+                    None => return Err(malformed("unknown code")),
+                };
+                DeliveryState::Undelivered(class)
+            }
+            _ => return Err(malformed("unknown status")),
+        };
+        Ok(CallbackReply::receipts(vec![Receipt {
+            message_id: receipt.message_id,
+            state,
+            provider_code: receipt.code,
+        }]))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_ids_round_trip() {
-        assert_eq!(otp_index(&event_id(42)), Some(42));
-        assert_eq!(otp_index("evt-1"), None);
-    }
-
-    #[test]
-    fn mixing_separates_nearby_inputs() {
-        assert_ne!(mix(&[1, 2, 3, 0]), mix(&[1, 2, 3, 1]));
-        assert_ne!(mix(&[1, 2, 3, 0]), mix(&[1, 3, 2, 0]));
-        assert_eq!(mix(&[7, 8]), mix(&[7, 8]));
-    }
 
     #[test]
     fn a_bucket_passes_a_second_s_worth_then_queues_or_refuses() {

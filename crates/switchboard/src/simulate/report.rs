@@ -1,16 +1,26 @@
 //! Accounting: from the journal of acceptances to the figures the simulator prints.
 //!
-//! Every figure is computed from what the emulated providers accepted, never from what the
-//! router believed: an OTP counts as delivered within the deadline when some provider accepted
-//! it no later than `okta.deadline_ms` after the request, however the router saw it; a late
-//! acceptance after a timeout is a real second message, so it counts as a duplicate and is paid.
+//! Every figure is computed from what the emulated providers accepted and what reached the
+//! phones, never from what the router believed: an OTP counts as delivered within the deadline
+//! when some provider accepted it no later than `okta.deadline_ms` after the request, however
+//! the router saw it; a late acceptance after a timeout is a real second message, so it counts
+//! as a duplicate and is paid. A code is on the phone when its message reached the handset while
+//! the code was good (`users.rs`), whatever the receipt said.
+//!
+//! With users, an OTP of the table is a *sign-in*: its first request and the resends its user
+//! asked for. The acceptance columns (in time, delivered, p50, p99) are about the first request,
+//! as Okta saw it; sends, duplicates and cost count every request, since a policy that loses
+//! codes pays for the resends too.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::emulated::OtpRecord;
+use super::journal::OtpRecord;
+use super::phases;
+use super::phases::{PhaseInfo, PhaseShares};
 use super::scenario::{Scenario, TargetsConfig};
 use super::traffic::Arrival;
+use super::users::People;
 
 /// Figures for one policy on one scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,11 +40,21 @@ pub struct PolicyReport {
     pub p50_to_acceptance: Option<Duration>,
     /// The same, 99th percentile.
     pub p99_to_acceptance: Option<Duration>,
-    /// OTPs accepted more than once (a user who got two or more codes).
+    /// OTPs (sign-ins) with a request accepted more than once: a user who got the same code
+    /// twice.
     pub duplicated: u64,
-    /// Sends made, accepted or not.
+    /// Sign-ins with a code on the phone while it was good (within the OTP's life, before the
+    /// user asked again), counting a resend's code.
+    pub on_phone: u64,
+    /// Sign-ins whose user asked again at least once.
+    pub asked_again: u64,
+    /// Resends asked for, in all.
+    pub resends: u64,
+    /// Sign-ins whose user entered a code (what Okta's event hook reports).
+    pub entered: u64,
+    /// Sends made, accepted or not, resends included.
     pub sends: u64,
-    /// Sum of the prices of every accepted send, duplicates included.
+    /// Sum of the prices of every accepted send, duplicates and resends included.
     pub total_cost: f64,
     /// Acceptances per provider, in the scenario's provider order.
     pub accepted_by_provider: Vec<u64>,
@@ -46,19 +66,24 @@ pub struct PolicyReport {
     pub over_capacity_by_provider: Vec<u64>,
     /// The longest any message waited in a provider's queue for its turn.
     pub longest_queue_wait: Duration,
+    /// The traffic around each handset phase, in the scenario's order.
+    pub phases: Vec<PhaseShares>,
     /// Wall-clock time the run took.
     pub wall: Duration,
 }
 
 impl PolicyReport {
-    /// Builds the figures from the journal.
+    /// Builds the figures from the journal: request `k` of sign-in `u` is entry
+    /// `k × arrivals + u`.
     pub(crate) fn from_journal(
         policy: &'static str,
         arrivals: &[Arrival],
         journal: &[OtpRecord],
         deadline: Duration,
-        n_providers: usize,
+        scenario: &Scenario,
+        people: &People,
     ) -> PolicyReport {
+        let n_providers = scenario.providers.len();
         let mut to_acceptance: Vec<Duration> = Vec::with_capacity(arrivals.len());
         let mut report = PolicyReport {
             policy,
@@ -69,17 +94,50 @@ impl PolicyReport {
             p50_to_acceptance: None,
             p99_to_acceptance: None,
             duplicated: 0,
+            on_phone: 0,
+            asked_again: 0,
+            resends: 0,
+            entered: 0,
             sends: 0,
             total_cost: 0.0,
             accepted_by_provider: vec![0; n_providers],
             late_answers: 0,
             over_capacity_by_provider: vec![0; n_providers],
             longest_queue_wait: Duration::ZERO,
+            phases: scenario
+                .handset_phases
+                .iter()
+                .map(|phase| phases::shares(phase, arrivals, journal))
+                .collect(),
             wall: Duration::ZERO,
         };
-        for (arrival, record) in arrivals.iter().zip(journal) {
-            report.sends += u64::from(record.sends);
-            let first = record.acceptances.iter().map(|(_, at, _)| *at).min();
+        let n_sign_ins = arrivals.len();
+        for (user, (arrival, record)) in arrivals.iter().zip(journal).enumerate() {
+            let requests: Vec<(usize, &OtpRecord)> = (0..people.requests_per_sign_in())
+                .map(|k| (k, &journal[k * n_sign_ins + user]))
+                .filter(|(k, request)| *k == 0 || request.requested_at.is_some())
+                .collect();
+            let n_resends = requests.len() as u64 - 1;
+            report.resends += n_resends;
+            report.asked_again += u64::from(n_resends > 0);
+            let has = |on_phone: &dyn Fn(usize, &OtpRecord) -> bool| {
+                requests.iter().any(|(k, request)| on_phone(*k, request))
+            };
+            report.on_phone += u64::from(has(&|k, request| {
+                people.on_phone(arrival.at, user, k, &request.acceptances).is_some()
+            }));
+            report.entered += u64::from(has(&|k, request| {
+                people.entry(arrival.at, user, k, &request.acceptances).is_some()
+            }));
+            report.duplicated += u64::from(has(&|_, request| request.acceptances.len() > 1));
+            for (_, request) in &requests {
+                report.sends += u64::from(request.sends);
+                for acceptance in &request.acceptances {
+                    report.accepted_by_provider[acceptance.provider] += 1;
+                    report.total_cost += acceptance.price;
+                }
+            }
+            let first = record.acceptances.iter().map(|acceptance| acceptance.at).min();
             match first {
                 Some(first) => {
                     report.delivered += 1;
@@ -90,13 +148,6 @@ impl PolicyReport {
                     to_acceptance.push(waited);
                 }
                 None => report.undelivered += 1,
-            }
-            if record.acceptances.len() > 1 {
-                report.duplicated += 1;
-            }
-            for (provider, _, price) in &record.acceptances {
-                report.accepted_by_provider[*provider] += 1;
-                report.total_cost += price;
             }
         }
         to_acceptance.sort_unstable();
@@ -134,6 +185,31 @@ impl PolicyReport {
     pub fn cost_per_delivered(&self) -> Option<f64> {
         (self.delivered > 0).then(|| self.total_cost / self.delivered as f64)
     }
+
+    /// Share of sign-ins with a code on the phone while it was good, in percent.
+    #[must_use]
+    pub fn on_phone_pct(&self) -> f64 {
+        percent(self.on_phone, self.otps)
+    }
+
+    /// Share of sign-ins whose user asked again, in percent.
+    #[must_use]
+    pub fn asked_again_pct(&self) -> f64 {
+        percent(self.asked_again, self.otps)
+    }
+
+    /// Share of sign-ins whose user entered a code, in percent.
+    #[must_use]
+    pub fn entered_pct(&self) -> f64 {
+        percent(self.entered, self.otps)
+    }
+
+    /// Cost per code on a phone: what a code that worked cost, lost messages and resends
+    /// included; `None` when none did.
+    #[must_use]
+    pub fn cost_per_code(&self) -> Option<f64> {
+        (self.on_phone > 0).then(|| self.total_cost / self.on_phone as f64)
+    }
 }
 
 fn percent(part: u64, whole: u64) -> f64 {
@@ -162,6 +238,10 @@ pub struct ScenarioReport {
     pub single_provider_cost: Vec<f64>,
     /// The policies run, in order.
     pub policies: Vec<PolicyReport>,
+    /// The handset phases, in the scenario's order.
+    pub phases: Vec<PhaseInfo>,
+    /// Whether the scenario has users (who ask again and enter codes).
+    pub has_users: bool,
     /// What switchboard should achieve.
     pub targets: TargetsConfig,
 }
@@ -191,6 +271,12 @@ impl ScenarioReport {
             caps: scenario.providers.iter().map(|p| p.capacity.map(|c| c.per_second)).collect(),
             single_provider_cost,
             policies: Vec::new(),
+            phases: scenario
+                .handset_phases
+                .iter()
+                .map(|phase| PhaseInfo::new(scenario, phase))
+                .collect(),
+            has_users: scenario.users.is_some(),
             targets: scenario.targets.clone(),
         }
     }
@@ -244,6 +330,48 @@ impl ScenarioReport {
                 over <= most_pct,
             ));
         }
+        if let Some(least) = targets.on_phone_pct {
+            let got = switchboard.on_phone_pct();
+            checks.push((format!("codes on phones {got:.2}% >= {least}%"), got >= least));
+        }
+        if targets.beat_priority_on_phone
+            && let Some(priority) = self.policy("priority")
+        {
+            let (ours, theirs) = (switchboard.on_phone_pct(), priority.on_phone_pct());
+            checks.push((
+                format!("beats priority on phones ({ours:.2}% vs {theirs:.2}%)"),
+                ours > theirs,
+            ));
+        }
+        let first_phase = self.phases.first().zip(switchboard.phases.first());
+        if let (Some(most_s), Some((phase, shares))) = (targets.moved_away_within_s, first_phase) {
+            let check = match shares.moved_away_after {
+                Some(after) => (
+                    format!(
+                        "moved {}'s traffic away {:.1} s into the phase, limit {most_s} s",
+                        phase.provider,
+                        after.as_secs_f64()
+                    ),
+                    after.as_secs_f64() <= most_s,
+                ),
+                None => (format!("never moved {}'s traffic away", phase.provider), false),
+            };
+            checks.push(check);
+        }
+        if let (Some(least_pct), Some((phase, shares))) = (targets.share_kept_pct, first_phase) {
+            let kept = shares
+                .before
+                .zip(shares.during)
+                .map(|(before, during)| if before > 0.0 { during / before * 100.0 } else { 100.0 });
+            let kept = kept.unwrap_or(0.0);
+            checks.push((
+                format!(
+                    "{} kept {kept:.1}% of its share during the phase, at least {least_pct}%",
+                    phase.provider
+                ),
+                kept >= least_pct,
+            ));
+        }
         checks
     }
 
@@ -264,33 +392,44 @@ impl ScenarioReport {
         );
         let _ = writeln!(
             out,
-            "  {:<12} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>7} {:>9}",
+            "  {:<12} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>7} {:>9}",
             "policy",
             "in time",
             "delivered",
+            "on phone",
+            "asked",
+            "entered",
             "p50 ms",
             "p99 ms",
             "dup/1k",
             "sends/OTP",
             "cost/OTP",
+            "cost/code",
             "wall s",
             "OTPs/s"
         );
         for policy in &self.policies {
             let ms =
                 |d: Option<Duration>| d.map_or("never".to_owned(), |d| d.as_millis().to_string());
-            let cost = policy.cost_per_delivered().map_or("-".to_owned(), |c| format!("{c:.5}"));
+            let money = |c: Option<f64>| c.map_or("-".to_owned(), |c| format!("{c:.5}"));
+            let users = |pct: f64| {
+                if self.has_users { format!("{pct:.2}%") } else { "-".to_owned() }
+            };
             let _ = writeln!(
                 out,
-                "  {:<12} {:>8.2}% {:>8.2}% {:>7} {:>7} {:>7.2} {:>9.3} {:>9} {:>7.2} {:>9.0}",
+                "  {:<12} {:>8.2}% {:>8.2}% {:>8.2}% {:>7} {:>7} {:>7} {:>7} {:>7.2} {:>9.3} {:>9} {:>9} {:>7.2} {:>9.0}",
                 policy.policy,
                 policy.within_deadline_pct(),
                 policy.delivered_pct(),
+                policy.on_phone_pct(),
+                users(policy.asked_again_pct()),
+                users(policy.entered_pct()),
                 ms(policy.p50_to_acceptance),
                 ms(policy.p99_to_acceptance),
                 policy.duplicates_per_1000(),
                 policy.sends as f64 / policy.otps.max(1) as f64,
-                cost,
+                money(policy.cost_per_delivered()),
+                money(policy.cost_per_code()),
                 policy.wall.as_secs_f64(),
                 policy.otps as f64 / policy.wall.as_secs_f64().max(1e-9),
             );
@@ -329,6 +468,7 @@ impl ScenarioReport {
                 );
             }
         }
+        self.render_phases(&mut out);
         let singles: Vec<String> = self
             .providers
             .iter()
@@ -347,11 +487,96 @@ impl ScenarioReport {
     }
 }
 
+impl ScenarioReport {
+    /// Per handset phase: where each policy sent the phase's countries' codes, before and
+    /// after it began, and when the traffic moved away.
+    fn render_phases(&self, out: &mut String) {
+        for (index, phase) in self.phases.iter().enumerate() {
+            let countries = phase.countries.as_ref().map_or("all".to_owned(), |c| c.join(", "));
+            let _ = writeln!(
+                out,
+                "  handset phase {}: {} to {countries} from {} s: {}",
+                index + 1,
+                phase.provider,
+                phase.from.as_secs(),
+                phase.description
+            );
+            let _ = writeln!(
+                out,
+                "    {:<20} {:>8} {:>8} {:>8} {:>9} {:>8}  moved away after",
+                format!("{}'s share", phase.provider),
+                "before",
+                PhaseShares::WINDOW_NAMES[0],
+                PhaseShares::WINDOW_NAMES[1],
+                PhaseShares::WINDOW_NAMES[2],
+                "phase",
+            );
+            for policy in &self.policies {
+                let Some(shares) = policy.phases.get(index) else { continue };
+                let pct = |share: Option<f64>| {
+                    share.map_or("-".to_owned(), |s| format!("{:.1}%", s * 100.0))
+                };
+                let windows: Vec<String> = shares.windows.iter().map(|s| pct(*s)).collect();
+                // A provider that carried under half the traffic before has little to move.
+                let moved = match (shares.moved_away_after, shares.before) {
+                    (_, None) => "-".to_owned(),
+                    (_, Some(before)) if before < 0.5 => "- (under half before)".to_owned(),
+                    (Some(after), _) => format!("{:.1} s", after.as_secs_f64()),
+                    (None, _) => "never".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "    {:<20} {:>8} {:>8} {:>8} {:>9} {:>8}  {moved}",
+                    policy.policy,
+                    pct(shares.before),
+                    windows[0],
+                    windows[1],
+                    windows[2],
+                    pct(shares.during),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use switchboard_core::{Channel, Country};
 
+    use super::super::journal::Acceptance;
     use super::*;
+
+    /// Two providers; with `users`, a `[users]` section whose patience is exactly 40 s.
+    fn scenario(users: bool) -> Scenario {
+        let users = if users {
+            "[users]\nentered_share = 1.0\nentry_delay_s = { median = 5, p99 = 5 }\n\
+             patience_s = { median = 40, p99 = 40 }\nmax_resends = 1"
+        } else {
+            ""
+        };
+        let text = format!(
+            r#"
+            name = "t"
+            description = "t"
+            duration_s = 100
+            [traffic]
+            countries = {{ US = 1 }}
+            {users}
+            [providers.alpha]
+            latency_ms = {{ median = 100, p99 = 300 }}
+            prices.default = {{ sms = 0.01, voice_minute = 0.02 }}
+            [providers.beta]
+            latency_ms = {{ median = 100, p99 = 300 }}
+            prices.default = {{ sms = 0.02, voice_minute = 0.02 }}
+            [switchboard.guard]
+            mode = "monitor"
+            [[switchboard.routes]]
+            countries = ["*"]
+            providers = ["alpha", "beta"]
+            "#
+        );
+        Scenario::parse(&text).unwrap()
+    }
 
     fn arrival(at_ms: u64) -> Arrival {
         Arrival {
@@ -363,27 +588,36 @@ mod tests {
         }
     }
 
-    fn record(sends: u32, acceptances: &[(usize, u64, f64)]) -> OtpRecord {
+    /// (provider, acceptance ms, price, reached the phone)
+    fn record(sends: u32, acceptances: &[(usize, u64, f64, bool)]) -> OtpRecord {
         OtpRecord {
             sends,
             acceptances: acceptances
                 .iter()
-                .map(|(p, at, price)| (*p, Duration::from_millis(*at), *price))
+                .map(|(provider, at, price, is_on_phone)| Acceptance {
+                    provider: *provider,
+                    at: Duration::from_millis(*at),
+                    price: *price,
+                    is_on_phone: *is_on_phone,
+                })
                 .collect(),
             ..OtpRecord::default()
         }
     }
 
+    const LIFE: Duration = Duration::from_secs(300);
+
     #[test]
     fn a_late_acceptance_after_a_failover_is_a_paid_duplicate() {
+        let scenario = scenario(false);
         let arrivals = [arrival(0), arrival(1_000), arrival(2_000), arrival(3_000)];
         let journal = [
             // Accepted at once.
-            record(1, &[(0, 100, 0.01)]),
+            record(1, &[(0, 100, 0.01, true)]),
             // The first provider timed out but took it at 2.8 s; the failover took it at 2.2 s.
-            record(2, &[(0, 3_800, 0.01), (1, 3_200, 0.02)]),
-            // Only background delivery got it through, after the deadline.
-            record(3, &[(1, 9_000, 0.02)]),
+            record(2, &[(0, 3_800, 0.01, true), (1, 3_200, 0.02, true)]),
+            // Only background delivery got it through, after the deadline, and it was lost.
+            record(3, &[(1, 9_000, 0.02, false)]),
             // Never.
             record(4, &[]),
         ];
@@ -392,7 +626,8 @@ mod tests {
             &arrivals,
             &journal,
             Duration::from_millis(2_500),
-            2,
+            &scenario,
+            &People::new(1, None, LIFE),
         );
         assert_eq!((report.otps, report.delivered, report.undelivered), (4, 3, 1));
         assert_eq!(report.delivered + report.undelivered, report.otps);
@@ -404,5 +639,40 @@ mod tests {
         assert!((report.cost_per_delivered().unwrap() - 0.02).abs() < 1e-12);
         assert_eq!(report.p50_to_acceptance, Some(Duration::from_millis(2_200)));
         assert_eq!(report.p99_to_acceptance, None, "the undelivered OTP is the slowest");
+        assert_eq!(report.on_phone, 2, "accepted is not on the phone");
+        assert!((report.cost_per_code().unwrap() - 0.03).abs() < 1e-12);
+        assert_eq!((report.asked_again, report.resends, report.entered), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_resend_that_arrives_puts_the_code_on_the_phone_and_is_paid() {
+        let scenario = scenario(true);
+        let people = People::new(1, scenario.users, LIFE);
+        let arrivals = [arrival(0), arrival(1_000)];
+        let mut resent = record(1, &[(1, 40_200, 0.02, true)]);
+        resent.requested_at = Some(Duration::from_secs(40));
+        let journal = [
+            // Filtered; the user asked again at 40 s and beta's code arrived.
+            record(1, &[(0, 100, 0.01, false)]),
+            // Arrived at once.
+            record(1, &[(0, 1_100, 0.01, true)]),
+            resent,
+            // The second sign-in never asked again.
+            record(0, &[]),
+        ];
+        let report = PolicyReport::from_journal(
+            "test",
+            &arrivals,
+            &journal,
+            Duration::from_millis(2_500),
+            &scenario,
+            &people,
+        );
+        assert_eq!((report.on_phone, report.entered), (2, 2));
+        assert_eq!((report.asked_again, report.resends), (1, 1));
+        assert_eq!((report.sends, report.duplicated), (3, 0));
+        assert_eq!(report.accepted_by_provider, [2, 1]);
+        assert!((report.total_cost - 0.04).abs() < 1e-12);
+        assert_eq!(report.within_deadline, 2, "the first requests were accepted at once");
     }
 }

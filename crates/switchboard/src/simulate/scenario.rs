@@ -16,10 +16,21 @@
 //! `[switchboard.providers.ID]` too, as for a real account: it reaches the server's config
 //! untouched, while the baselines never read it.
 //!
+//! What becomes of an accepted message is the scenario's too: `[providers.ID.handsets]` (the share
+//! that reaches the phone, when the receipt comes, the share of receipts lost, of lost messages
+//! receipted "delivered", and the code the other lost ones carry), changed for a while, per
+//! country, by `[[handset_phases]]`. `[users]` puts people behind the codes: who enters a code
+//! that arrives and how fast, and who asks again after how long. With `[switchboard.okta.events]`
+//! the codes they enter reach the server as Okta's events (the simulator supplies its secret,
+//! and a `server.public_base_url` so the server takes receipts at `/callbacks/{id}`).
+//!
 //! `file` holds the format as written; `model` the validated providers, faults and prices and
-//! what a send meets; this module validates the whole and completes the `[switchboard]` table.
+//! what a send meets; `handsets` what becomes of an accepted message and the users; this module
+//! validates the whole and completes the `[switchboard]` table.
 
 mod file;
+mod handsets;
+mod lognormal;
 mod model;
 
 use std::collections::BTreeMap;
@@ -31,11 +42,19 @@ use switchboard_core::{Channel, Country};
 
 use self::file::ScenarioFile;
 pub(super) use self::file::TargetsConfig;
+pub(crate) use self::handsets::{
+    Fate, HandsetPhase, Handsets, ReceiptCode, ReceiptState, UserDraw, Users,
+};
 pub(crate) use self::model::{Capacity, OverCapacity, Reply};
 use self::model::{EmulatedProvider, Fault, PriceChange, Prices};
 
 /// Okta's hook secret in every simulated request.
 pub(crate) const OKTA_SECRET: &str = "simulator-okta-hook-secret";
+/// The event hook's secret the simulator supplies when `[switchboard.okta.events]` gives none.
+const OKTA_EVENTS_SECRET: &str = "simulator-okta-events-secret";
+/// Where the emulated providers post receipts: the server only needs a public base URL to
+/// answer callbacks; the simulator calls its router directly.
+const PUBLIC_BASE_URL: &str = "http://127.0.0.1:9";
 
 /// The scenarios shipped in `benches/scenarios/`, by name, compiled in so `switchboard simulate
 /// NAME` works from any directory.
@@ -48,6 +67,9 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("regional-outage", include_str!("../../../../benches/scenarios/regional-outage.toml")),
     ("price-change", include_str!("../../../../benches/scenarios/price-change.toml")),
     ("morning-peak", include_str!("../../../../benches/scenarios/morning-peak.toml")),
+    ("carrier-filtering", include_str!("../../../../benches/scenarios/carrier-filtering.toml")),
+    ("lying-receipts", include_str!("../../../../benches/scenarios/lying-receipts.toml")),
+    ("receipts-lost", include_str!("../../../../benches/scenarios/receipts-lost.toml")),
 ];
 
 /// A validated scenario.
@@ -70,6 +92,10 @@ pub struct Scenario {
     pub(crate) faults: Vec<Fault>,
     /// Price changes, in time order.
     pub(crate) price_changes: Vec<PriceChange>,
+    /// What becomes of accepted messages for a while, in file order.
+    pub(crate) handset_phases: Vec<HandsetPhase>,
+    /// The people behind the codes, if the scenario has them.
+    pub(crate) users: Option<Users>,
     /// The targets.
     pub targets: TargetsConfig,
     /// The switchboard configuration, completed with the simulator's placeholders.
@@ -140,7 +166,20 @@ impl Scenario {
             });
         }
         price_changes.sort_by_key(|change| change.at);
+        let mut handset_phases = Vec::with_capacity(file.handset_phases.len());
+        for (position, phase) in file.handset_phases.iter().enumerate() {
+            let key = format!("handset_phases[{position}]");
+            let provider = index_of(&key, &phase.provider)?;
+            let default_until_s = file.duration_s as f64 * 10.0;
+            handset_phases.push(HandsetPhase::try_new(&key, phase, provider, default_until_s)?);
+        }
+        let users = file.users.as_ref().map(Users::try_new).transpose()?;
         let switchboard = complete_switchboard(file.switchboard, &providers)?;
+        ensure!(
+            users.is_some() || events_table(&switchboard).is_none(),
+            "switchboard.okta.events: add [users]: without users nobody enters a code, so no \
+             event would ever reach it"
+        );
         Ok(Scenario {
             name: file.name,
             description: file.description,
@@ -151,6 +190,8 @@ impl Scenario {
             providers,
             faults,
             price_changes,
+            handset_phases,
+            users,
             targets: file.targets,
             switchboard,
         })
@@ -188,6 +229,12 @@ impl Scenario {
         t + (s - integral)
     }
 
+    /// Whether switchboard's two delivery signals are worth running apart: some handset phase
+    /// to detect, and Okta's event hook to report conversions.
+    pub(crate) fn compares_signals(&self) -> bool {
+        !self.handset_phases.is_empty() && self.events_endpoint().is_some()
+    }
+
     /// The emulated providers' ids, in index order.
     pub fn provider_ids(&self) -> impl Iterator<Item = &str> {
         self.providers.iter().map(|p| p.id.as_str())
@@ -219,11 +266,54 @@ impl Scenario {
         self.providers[provider].reply(provider, &self.faults, at, country, rng)
     }
 
+    /// The fate of a message `provider` accepted, sent `at` into the run to `country`: its
+    /// `[providers.ID.handsets]`, changed by every phase that covers it, in file order.
+    pub(crate) fn fate(
+        &self,
+        provider: usize,
+        at: Duration,
+        country: Country,
+        rng: &mut impl Rng,
+    ) -> Fate {
+        self.handsets_at(provider, at, country).fate(rng)
+    }
+
+    /// What becomes of `provider`'s messages sent `at` into the run to `country`.
+    pub(crate) fn handsets_at(&self, provider: usize, at: Duration, country: Country) -> Handsets {
+        self.handset_phases
+            .iter()
+            .filter(|phase| phase.covers(provider, at, country))
+            .fold(self.providers[provider].handsets, |handsets, phase| handsets.with(phase.changes))
+    }
+
+    /// Where and how Okta's event hook posts, when `[switchboard.okta.events]` is configured:
+    /// (path, header, secret).
+    pub(crate) fn events_endpoint(&self) -> Option<(String, String, String)> {
+        let events = events_table(&self.switchboard)?;
+        let path = events.get("path").and_then(toml::Value::as_str).unwrap_or("/okta/events");
+        let auth = events.get("auth").and_then(toml::Value::as_table);
+        let header = auth
+            .and_then(|auth| auth.get("header"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or("Authorization");
+        let secret = auth
+            .and_then(|auth| auth.get("secrets"))
+            .and_then(toml::Value::as_array)
+            .and_then(|secrets| secrets.first())
+            .and_then(toml::Value::as_str)
+            .unwrap_or(OKTA_EVENTS_SECRET);
+        Some((path.to_owned(), header.to_owned(), secret.to_owned()))
+    }
+
     /// The switchboard configuration file in force `at` into the run: the scenario's, with
     /// `[prices]` written from the emulated providers' prices at that time (the operator keeps
-    /// the price table true, so cost ranking sees what billing will charge).
-    pub(crate) fn switchboard_config(&self, at: Duration) -> toml::Table {
+    /// the price table true, so cost ranking sees what billing will charge). Without
+    /// `has_events`, `[okta.events]` is left out: the operator never set up the event hook.
+    pub(crate) fn switchboard_config(&self, at: Duration, has_events: bool) -> toml::Table {
         let mut table = self.switchboard.clone();
+        if !has_events && let Some(toml::Value::Table(okta)) = table.get_mut("okta") {
+            okta.remove("events");
+        }
         let prices: toml::Table = self
             .providers
             .iter()
@@ -322,6 +412,11 @@ fn validate_countries(weights: &BTreeMap<String, f64>) -> anyhow::Result<Vec<(Co
         .collect()
 }
 
+/// `[okta.events]` in a switchboard table, if configured.
+fn events_table(switchboard: &toml::Table) -> Option<&toml::Table> {
+    switchboard.get("okta")?.as_table()?.get("events")?.as_table()
+}
+
 /// Fills in what the simulator supplies, and refuses what would make the run measure something
 /// other than routing.
 fn complete_switchboard(
@@ -339,15 +434,25 @@ fn complete_switchboard(
     };
     let mut server = section(&mut table, "server")?;
     server.entry("listen").or_insert_with(|| Value::from("127.0.0.1:0"));
+    // Receipts are posted to the server's callback route, which answers only with a base URL.
+    server.entry("public_base_url").or_insert_with(|| Value::from(PUBLIC_BASE_URL));
     table.insert("server".into(), Value::Table(server));
 
     let mut okta = section(&mut table, "okta")?;
-    okta.entry("auth").or_insert_with(|| {
+    let auth = |secret: &str| {
         let mut auth = toml::Table::new();
         auth.insert("header".into(), Value::from("Authorization"));
-        auth.insert("secrets".into(), Value::Array(vec![Value::from(OKTA_SECRET)]));
+        auth.insert("secrets".into(), Value::Array(vec![Value::from(secret)]));
         Value::Table(auth)
-    });
+    };
+    okta.entry("auth").or_insert_with(|| auth(OKTA_SECRET));
+    match okta.get_mut("events") {
+        None => {}
+        Some(Value::Table(events)) => {
+            events.entry("auth").or_insert_with(|| auth(OKTA_EVENTS_SECRET));
+        }
+        Some(_) => bail!("switchboard.okta.events: must be a table"),
+    }
     table.insert("okta".into(), Value::Table(okta));
 
     let mut logging = section(&mut table, "logging")?;

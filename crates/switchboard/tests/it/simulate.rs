@@ -253,3 +253,132 @@ fn surge_and_capacity_errors_name_the_key() {
     let text = base.replace("SURGES", &surge(10.0, 50.0, 2.0)).replace("CAPACITY", "");
     assert!(Scenario::parse(&text).is_ok());
 }
+
+#[test]
+fn handset_and_user_errors_name_the_key() {
+    let base = r#"
+        name = "bad"
+        description = "test"
+        duration_s = 100
+        [traffic]
+        countries = { US = 1 }
+        [providers.alpha]
+        latency_ms = { median = 100, p99 = 300 }
+        prices.default = { sms = 0.01, voice_minute = 0.02 }
+        HANDSETS
+        [switchboard.guard]
+        mode = "monitor"
+        [[switchboard.routes]]
+        countries = ["*"]
+        providers = ["alpha"]
+    "#;
+    let users = "[users]\nentered_share = 0.9\nentry_delay_s = { median = 10, p99 = 30 }\n\
+                 patience_s = { median = 40, p99 = 90 }\n";
+    let phase =
+        |fields: &str| format!("[[handset_phases]]\nprovider = \"alpha\"\nfrom_s = 10\n{fields}\n");
+    let error = |section: &str| {
+        // The extra sections go after the provider's keys, each a table of its own.
+        let text = base.replace("HANDSETS", section);
+        format!("{:#}", Scenario::parse(&text).unwrap_err())
+    };
+    let cases = [
+        (
+            "handsets = { delivered_share = 1.5 }".to_owned(),
+            "providers.alpha.handsets.delivered_share",
+        ),
+        (
+            "handsets = { receipt_delay_s = { median = 0, p99 = 1 } }".to_owned(),
+            "providers.alpha.handsets.receipt_delay_s",
+        ),
+        ("handsets = { delivered = 0.5 }".to_owned(), "delivered"),
+        ("handsets = { undelivered_receipt = \"lost\" }".to_owned(), "lost"),
+        (phase("handsets = { lying_share = -1 }"), "handset_phases[0].handsets.lying_share"),
+        (phase("until_s = 5\nhandsets = {}"), "handset_phases[0]: from_s"),
+        (phase("countries = [\"USA\"]\nhandsets = {}"), "handset_phases[0].countries"),
+        (
+            phase("handsets = {}").replace("\"alpha\"", "\"zeta\""),
+            "handset_phases[0].provider: \"zeta\" is not under [providers]",
+        ),
+        (users.replace("0.9", "2.0"), "users.entered_share"),
+        (users.replace("p99 = 90", "p99 = 20"), "users.patience_s"),
+        (format!("{users}max_resends = 9"), "users.max_resends"),
+        (users.replace("entered_share = 0.9\n", ""), "entered_share"),
+    ];
+    for (section, key) in cases {
+        let message = error(&section);
+        assert!(message.contains(key), "{key}: {message}");
+    }
+    let events = base.replace("HANDSETS", "").replace(
+        "[switchboard.guard]",
+        "[switchboard.okta.events]\npath = \"/okta/events\"\n[switchboard.guard]",
+    );
+    let message = format!("{:#}", Scenario::parse(&events).unwrap_err());
+    assert!(message.contains("switchboard.okta.events: add [users]"), "{message}");
+    let good = base.replace(
+        "HANDSETS",
+        &format!("{}{users}", phase("countries = [\"US\"]\nhandsets = { delivered_share = 0.5 }")),
+    );
+    assert!(Scenario::parse(&good).is_ok(), "{good}");
+}
+
+/// A shipped scenario by name.
+fn shipped(name: &str) -> Scenario {
+    Scenario::load(name).unwrap()
+}
+
+#[test]
+fn a_filtering_route_costs_priority_codes_that_switchboard_keeps() {
+    let report =
+        simulate(shipped("carrier-filtering"), 3_000, 1, &[Policy::Switchboard, Policy::Priority])
+            .unwrap();
+    let rendered = report.render();
+    let (ours, theirs) = (policy(&report, "switchboard"), policy(&report, "priority"));
+    assert!(ours.on_phone > theirs.on_phone, "{rendered}");
+    assert!(ours.on_phone_pct() >= 99.0, "{rendered}");
+    // Priority keeps sending IN's codes into the filter, so its users ask again, in vain.
+    assert!(theirs.asked_again > 2 * ours.asked_again, "{rendered}");
+    assert!(ours.phases[0].moved_away_after.is_some(), "{rendered}");
+    assert_eq!(theirs.phases[0].moved_away_after, None, "{rendered}");
+    // Accepted is not delivered: priority's figures for acceptance are perfect.
+    assert_eq!(theirs.delivered, theirs.otps, "{rendered}");
+}
+
+#[test]
+fn a_provider_whose_receipts_stop_keeps_its_traffic() {
+    let report = simulate(shipped("receipts-lost"), 3_000, 1, &[Policy::Switchboard]).unwrap();
+    let rendered = report.render();
+    let shares = &policy(&report, "switchboard").phases[0];
+    let (before, during) = (shares.before.unwrap(), shares.during.unwrap());
+    assert!(before > 0.8, "{rendered}");
+    assert!(during >= before * 0.95, "{rendered}");
+    assert_eq!(shares.moved_away_after, None, "{rendered}");
+    assert!(policy(&report, "switchboard").on_phone_pct() >= 99.0, "{rendered}");
+}
+
+#[test]
+fn a_lying_route_is_found_by_conversions_alone() {
+    let policies = [Policy::Switchboard, Policy::SwitchboardConversionsOnly, Policy::Priority];
+    let report = simulate(shipped("lying-receipts"), 3_000, 1, &policies).unwrap();
+    let rendered = report.render();
+    let (ours, theirs) = (policy(&report, "switchboard"), policy(&report, "priority"));
+    assert!(ours.on_phone > theirs.on_phone, "{rendered}");
+    assert!(theirs.on_phone_pct() < 97.0, "{rendered}");
+    // Every receipt says "delivered"; the codes users never enter move the traffic all the same.
+    for name in ["switchboard", "sb-convert"] {
+        let shares = &policy(&report, name).phases[0];
+        assert!(shares.before.unwrap() > 0.5, "{name}: {rendered}");
+        assert!(shares.moved_away_after.is_some(), "{name}: {rendered}");
+    }
+    assert!(rendered.contains("sb-convert"), "{rendered}");
+}
+
+#[test]
+fn users_receipts_and_resends_replay_exactly_for_a_seed() {
+    let run = |seed| {
+        without_wall_time(simulate(shipped("carrier-filtering"), 1_500, seed, &ALL).unwrap())
+    };
+    let first = run(4);
+    assert!(first.policies.iter().all(|p| p.resends > 0), "{}", first.render());
+    assert_eq!(first, run(4));
+    assert_ne!(first, run(5));
+}

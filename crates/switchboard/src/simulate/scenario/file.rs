@@ -28,6 +28,14 @@ pub struct ScenarioFile {
     /// Prices that change during the run.
     #[serde(default)]
     pub price_changes: Vec<PriceChangeConfig>,
+    /// What happens to accepted messages for a while: a route that filters, receipts that lie
+    /// or stop. Outside every phase a provider's `[providers.ID.handsets]` holds.
+    #[serde(default)]
+    pub handset_phases: Vec<HandsetPhaseConfig>,
+    /// The people behind the codes: who enters a code, how fast, and who asks again. Without
+    /// it nobody asks again and nothing is entered (no conversions reach switchboard).
+    #[serde(default)]
+    pub users: Option<UsersConfig>,
     /// What switchboard should achieve here; printed as met or missed, never asserted.
     #[serde(default = "default_targets")]
     pub targets: TargetsConfig,
@@ -69,7 +77,7 @@ pub struct SurgeConfig {
 #[serde(deny_unknown_fields)]
 pub struct EmulatedProviderConfig {
     /// Accept latency of the API call (log-normal, fitted to a median and a 99th percentile).
-    pub latency_ms: LatencyConfig,
+    pub latency_ms: LogNormalConfig,
     /// Share of sends answered HTTP 503 on a good day.
     #[serde(default)]
     pub error_share: f64,
@@ -82,6 +90,93 @@ pub struct EmulatedProviderConfig {
     /// What the provider does with a send beyond `max_per_second`; `queue` by default.
     #[serde(default)]
     pub over_capacity: Option<OverCapacity>,
+    /// What becomes of the messages it accepts, in every country, outside handset phases; by
+    /// default every message reaches the phone and its receipt says so within seconds.
+    #[serde(default)]
+    pub handsets: Option<HandsetsConfig>,
+}
+
+/// What becomes of a message after the provider accepted it: whether it reaches the phone, and
+/// what the provider's delivery receipt says. Every field is optional: in
+/// `[providers.ID.handsets]` a missing one keeps the default, in a `[[handset_phases]]` entry it
+/// keeps the provider's own value.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandsetsConfig {
+    /// Share of accepted messages that reach the phone (default 1).
+    #[serde(default)]
+    pub delivered_share: Option<f64>,
+    /// Time from acceptance to the final receipt, in seconds (default median 3, p99 30).
+    #[serde(default)]
+    pub receipt_delay_s: Option<LogNormalConfig>,
+    /// Share of messages whose final receipt never comes (default 0).
+    #[serde(default)]
+    pub receipts_lost_share: Option<f64>,
+    /// Share of the messages that did not reach the phone whose receipt says "delivered" anyway
+    /// (a grey route; default 0). The rest say `undelivered_receipt`.
+    #[serde(default)]
+    pub lying_share: Option<f64>,
+    /// What the receipt of a message that did not reach the phone says (default
+    /// `unreachable`).
+    #[serde(default)]
+    pub undelivered_receipt: Option<ReceiptCode>,
+}
+
+/// The code an "undelivered" receipt carries.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptCode {
+    /// The carrier filtered the message (Twilio 30007): a number-level verdict, never failed
+    /// over, but many of them on one route while its peers deliver are the route's.
+    Filtered,
+    /// The number does not exist on the network (number-level).
+    UnknownSubscriber,
+    /// The handset was unreachable (switched off, out of coverage): not the number's fault.
+    Unreachable,
+}
+
+/// `[[handset_phases]]`: what becomes of one provider's accepted messages for a while.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandsetPhaseConfig {
+    /// Which provider.
+    pub provider: String,
+    /// Start, in virtual seconds from the first OTP (the send's time decides).
+    pub from_s: f64,
+    /// End (exclusive); defaults to the end of the run.
+    #[serde(default)]
+    pub until_s: Option<f64>,
+    /// Only messages to these countries (ISO alpha-2); defaults to all.
+    #[serde(default)]
+    pub countries: Option<Vec<String>>,
+    /// What changes; the fields given replace the provider's own. Overlapping phases apply in
+    /// file order, a later one's fields replacing an earlier one's.
+    pub handsets: HandsetsConfig,
+}
+
+/// `[users]`: the people behind the codes.
+///
+/// A user waits for the code. One that arrives while it is still good (within the OTP's life,
+/// and before the user asked again: Okta's new code replaces the old) is entered after
+/// `entry_delay_s` by `entered_share` of users (the rest abandon the sign-in), which Okta
+/// reports to switchboard's event hook. A user with no code after `patience_s` asks again, up
+/// to `max_resends` times: a new telephony hook request, same number and user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersConfig {
+    /// Share of users whose code arrived who enter it.
+    pub entered_share: f64,
+    /// From the code reaching the phone to the code entered, in seconds.
+    pub entry_delay_s: LogNormalConfig,
+    /// How long a user waits for a code before asking again, in seconds.
+    pub patience_s: LogNormalConfig,
+    /// How many times a user asks again at most (default 2).
+    #[serde(default = "default_max_resends")]
+    pub max_resends: u32,
+}
+
+fn default_max_resends() -> u32 {
+    2
 }
 
 /// What a provider at its throughput does with one more send.
@@ -95,13 +190,13 @@ pub enum OverCapacity {
     Refuse,
 }
 
-/// A log-normal latency.
+/// A log-normal delay, in the unit its key names (`latency_ms`, `patience_s`).
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LatencyConfig {
-    /// Median, in milliseconds.
+pub struct LogNormalConfig {
+    /// Median.
     pub median: f64,
-    /// 99th percentile, in milliseconds; at least the median.
+    /// 99th percentile; at least the median.
     pub p99: f64,
 }
 
@@ -224,6 +319,20 @@ pub struct TargetsConfig {
     /// Cost per delivered OTP at most this many percent above the cheapest single provider's.
     #[serde(default)]
     pub cost_within_pct_of_cheapest: Option<f64>,
+    /// Least share of sign-ins with a code on the phone while it was good, in percent.
+    #[serde(default)]
+    pub on_phone_pct: Option<f64>,
+    /// More sign-ins with a code on the phone than static priority failover.
+    #[serde(default)]
+    pub beat_priority_on_phone: bool,
+    /// The first handset phase's traffic moved away from its provider within this many
+    /// seconds of the phase's start.
+    #[serde(default)]
+    pub moved_away_within_s: Option<f64>,
+    /// During the first handset phase, its provider keeps at least this share of its traffic
+    /// from before the phase, in percent (a provider that is not at fault is not punished).
+    #[serde(default)]
+    pub share_kept_pct: Option<f64>,
 }
 
 fn default_targets() -> TargetsConfig {
@@ -232,5 +341,9 @@ fn default_targets() -> TargetsConfig {
         duplicates_per_1000: None,
         beat_priority: false,
         cost_within_pct_of_cheapest: None,
+        on_phone_pct: None,
+        beat_priority_on_phone: false,
+        moved_away_within_s: None,
+        share_kept_pct: None,
     }
 }

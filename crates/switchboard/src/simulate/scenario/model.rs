@@ -11,9 +11,10 @@ use switchboard_core::{Channel, Country, ErrorClass};
 
 pub(crate) use super::file::OverCapacity;
 use super::file::{
-    DownFailure, Effect, EmulatedProviderConfig, FaultConfig, LatencyConfig, PriceEntry,
-    PricesConfig,
+    DownFailure, Effect, EmulatedProviderConfig, FaultConfig, PriceEntry, PricesConfig,
 };
+use super::handsets::Handsets;
+use super::lognormal::LogNormal;
 
 /// Connection refused comes back at once.
 const REFUSED_AFTER: Duration = Duration::from_millis(3);
@@ -22,12 +23,14 @@ const REFUSED_AFTER: Duration = Duration::from_millis(3);
 #[derive(Debug)]
 pub(crate) struct EmulatedProvider {
     pub(crate) id: String,
-    /// `mu` and `sigma` of the log-normal latency, in milliseconds.
-    latency: (f64, f64),
+    /// Accept latency, in milliseconds.
+    latency: LogNormal,
     error_share: f64,
     pub(crate) prices: Prices,
     /// The account's throughput and what it does beyond it; `None` is unlimited.
     pub(crate) capacity: Option<Capacity>,
+    /// What becomes of its accepted messages outside handset phases.
+    pub(crate) handsets: Handsets,
 }
 
 /// An emulated account's throughput: `per_second` messages a second with a burst of one
@@ -146,11 +149,7 @@ impl EmulatedProvider {
     /// `[providers.ID]`, validated.
     pub(super) fn try_new(id: &str, config: &EmulatedProviderConfig) -> anyhow::Result<Self> {
         let key = format!("providers.{id}");
-        let LatencyConfig { median, p99 } = config.latency_ms;
-        ensure!(
-            median > 0.0 && p99 >= median,
-            "{key}.latency_ms: median must be positive and p99 at least the median"
-        );
+        let latency = LogNormal::try_new(&format!("{key}.latency_ms"), config.latency_ms)?;
         ensure!(
             (0.0..=1.0).contains(&config.error_share),
             "{key}.error_share: must be between 0 and 1"
@@ -165,25 +164,19 @@ impl EmulatedProvider {
                 Some(Capacity { per_second, over: over.unwrap_or(OverCapacity::Queue) })
             }
         };
-        // ln(p99 / median) = 2.326 sigma for a log-normal.
-        let sigma = (p99 / median).ln() / 2.326_348;
         Ok(EmulatedProvider {
             id: id.to_owned(),
-            latency: (median.ln(), sigma),
+            latency,
             error_share: config.error_share,
             prices: Prices::try_new(&format!("{key}.prices"), &config.prices)?,
             capacity,
+            handsets: Handsets::try_new(&format!("{key}.handsets"), config.handsets.as_ref())?,
         })
     }
 
     fn sample_latency(&self, rng: &mut impl Rng) -> Duration {
-        // Box-Muller: two uniforms, one standard normal.
-        let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-        let u2: f64 = rng.random();
-        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-        let (mu, sigma) = self.latency;
         // Capped at ten minutes: a slower answer is no answer, and Duration must not overflow.
-        Duration::from_secs_f64(((mu + sigma * z).exp() / 1000.0).min(600.0))
+        Duration::from_secs_f64((self.latency.sample(rng) / 1000.0).min(600.0))
     }
 }
 
