@@ -183,20 +183,35 @@ pub enum Conversion {
     },
     /// The code's life ended and Okta never reported it entered.
     NotEntered,
+    /// Without Okta's events: the code's life ended and the user never asked again, a weak sign
+    /// that it arrived (weighs half, as a resend does). With both, a provider is judged on the
+    /// share of its codes that were asked for again, not on their number.
+    NotResent,
 }
 
 impl Conversion {
     /// Whether this says the code arrived.
     #[must_use]
     pub fn is_entered(self) -> bool {
-        self == Conversion::Entered
+        matches!(self, Conversion::Entered | Conversion::NotResent)
     }
 
-    /// How much this observation weighs: a resend alone is half a non-delivery.
+    /// Whether this is known when it happens: an entry, and the send it superseded. A code
+    /// never entered, or never asked for again, is only known when its life ends, and such
+    /// settlements come in batches (every few seconds, all the codes that expired since); they
+    /// count toward a provider's record but not toward its latest evidence, where a batch of
+    /// abandoned sign-ins would read as a route gone bad.
+    #[must_use]
+    pub fn is_timely(self) -> bool {
+        matches!(self, Conversion::Entered | Conversion::Superseded { confirmed: true })
+    }
+
+    /// How much this observation weighs: the weak signals without Okta's events (a resend, or
+    /// none) weigh half.
     #[must_use]
     pub fn weight(self) -> f64 {
         match self {
-            Conversion::Superseded { confirmed: false } => 0.5,
+            Conversion::Superseded { confirmed: false } | Conversion::NotResent => 0.5,
             _ => 1.0,
         }
     }
@@ -208,6 +223,7 @@ impl Conversion {
             Conversion::Entered => "entered",
             Conversion::Superseded { .. } => "superseded",
             Conversion::NotEntered => "not_entered",
+            Conversion::NotResent => "not_resent",
         }
     }
 }

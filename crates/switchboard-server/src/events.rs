@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 
 pub(crate) use self::poll::run as poll_system_log;
 use self::process::{Source, process};
-pub(crate) use self::process::{note_resend, record_send, settle_expired};
+pub(crate) use self::process::{note_resend, record_send, settle_expired, settle_unresent};
 use crate::auth::AuthFailure;
 use crate::listener::Arrival;
 use crate::okta::ErrorResponse;

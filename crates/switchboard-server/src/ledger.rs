@@ -20,6 +20,9 @@ use switchboard_core::health::HealthKey;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// At most this many unresent codes wait for the upkeep to take them (every 5 s).
+const MAX_UNRESENT: usize = 100_000;
+
 /// An answer as sent to Okta, replayed verbatim to a repeated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Answer {
@@ -69,6 +72,9 @@ struct State {
     /// Expiry order of both maps; `seq` keeps equal instants apart.
     expiry: BTreeMap<(Instant, u64), Key>,
     seq: u64,
+    /// Health keys of codes whose life ended without a request superseding them, until
+    /// [`Ledger::take_unresent`] takes them (bounded by the ledger's capacity).
+    unresent: Vec<HealthKey>,
 }
 
 /// The ledger. A std mutex: sections are map operations and never span an `.await`.
@@ -132,6 +138,14 @@ impl Ledger {
         Some(entry.key.clone())
     }
 
+    /// The health keys of codes whose life ended without the user asking again (each once;
+    /// codes evicted for room are not among them: that says nothing about the code).
+    pub(crate) fn take_unresent(&self, now: Instant) -> Vec<HealthKey> {
+        let mut state = self.lock();
+        state.purge(now);
+        std::mem::take(&mut state.unresent)
+    }
+
     /// Remembers the health key (provider, country, channel) a code for this phone was
     /// accepted on, until the code expires.
     pub(crate) fn record_accepted(&self, phone: Fingerprint, key: HealthKey, expires: Instant) {
@@ -168,7 +182,12 @@ impl State {
                 break;
             }
             let key = entry.remove();
-            self.remove_if_expired(&key, now);
+            if let Some(phone) = self.remove_if_expired(&key, now)
+                && !phone.is_superseded
+                && self.unresent.len() < MAX_UNRESENT
+            {
+                self.unresent.push(phone.key);
+            }
         }
     }
 
@@ -181,17 +200,21 @@ impl State {
     }
 
     /// Removes `key` if its entry expires at or before `at` (a later re-registration of the same
-    /// phone moved its expiry, and its own index entry will come).
-    fn remove_if_expired(&mut self, key: &Key, at: Instant) {
+    /// phone moved its expiry, and its own index entry will come); returns a removed phone's
+    /// entry.
+    fn remove_if_expired(&mut self, key: &Key, at: Instant) -> Option<PhoneEntry> {
         match key {
             Key::Event(id) => {
                 if self.events.get(id).is_some_and(|e| e.expires <= at) {
                     self.events.remove(id);
                 }
+                None
             }
             Key::Phone(phone) => {
                 if self.phones.get(phone).is_some_and(|e| e.expires <= at) {
-                    self.phones.remove(phone);
+                    self.phones.remove(phone)
+                } else {
+                    None
                 }
             }
         }
@@ -290,5 +313,22 @@ mod tests {
             ledger.admit("c", [7; 32], now + Duration::from_secs(200), now),
             Admission::Conflict
         ));
+    }
+
+    #[test]
+    fn codes_that_expire_without_a_resend_are_taken_once_and_evicted_ones_never() {
+        let ledger = Ledger::new(2);
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        ledger.record_accepted([1; 32], key("twilio"), later);
+        ledger.record_accepted([2; 32], key("vonage"), later);
+        assert_eq!(ledger.supersede(&[2; 32], now), Some(key("vonage")));
+        assert!(ledger.take_unresent(now).is_empty(), "nothing has expired");
+        // A third phone evicts the entry closest to expiry: that says nothing about its code.
+        ledger.record_accepted([3; 32], key("sinch"), now + Duration::from_secs(30));
+        ledger.record_accepted([4; 32], key("plivo"), now + Duration::from_secs(90));
+        let taken = ledger.take_unresent(later + Duration::from_secs(60));
+        assert_eq!(taken, [key("plivo")], "superseded and evicted codes are not among them");
+        assert!(ledger.take_unresent(later + Duration::from_secs(60)).is_empty(), "once");
     }
 }

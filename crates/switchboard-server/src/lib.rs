@@ -227,9 +227,10 @@ impl Server {
 }
 
 /// Periodic upkeep, every 5 s while serving: the stores' (metrics, the guard's idle counters,
-/// overdue receipts) and sends whose codes' lives ended without a word from Okta (never
-/// entered).
+/// overdue receipts), sends whose codes' lives ended without a word from Okta (never entered),
+/// and, without Okta's events, codes whose lives ended without a resend.
 fn upkeep(shared: &Shared, now: tokio::time::Instant) {
     shared.upkeep(now);
     events::settle_expired(shared, now);
+    events::settle_unresent(shared, now);
 }

@@ -329,6 +329,18 @@ async fn drive_server(
     let lifetime = settings.delivery.default_otp_lifetime;
     let server = Server::new(settings).with_rng_seed(seed);
     let router = server.hook_router();
+    // The upkeep `serve` runs every 5 s: overdue receipts, codes never entered, codes never
+    // asked for again. On the virtual clock, as everything else.
+    let upkeep = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                server.upkeep();
+            }
+        })
+    };
     world.post_to(Poster {
         router: router.clone(),
         has_receipts: signals.receipts,
@@ -375,10 +387,16 @@ async fn drive_server(
     // Background deliveries end when their OTP expires; the clock is virtual, so waiting is free.
     tokio::time::sleep(lifetime + Duration::from_secs(60)).await;
     world.finish().await.context("posting receipts and Okta events")?;
+    upkeep.abort();
+    // Its copy of the server holds the emulated providers: wait until it is dropped.
+    let _ = upkeep.await;
     drop(router);
     drop(server);
     Ok(late_answers)
 }
+
+/// How often the server's upkeep runs, as `serve` runs it.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Okta, calling the telephony hook.
 #[derive(Clone)]

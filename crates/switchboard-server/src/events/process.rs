@@ -160,6 +160,21 @@ pub(crate) fn settle_expired(shared: &Shared, now: Instant) {
     }
 }
 
+/// Codes whose life ended without the user asking again: without Okta's events, a weak sign
+/// that they arrived, so that resends count as a share of a provider's codes and not by their
+/// number (which would punish the busiest provider). With Okta's events they are dropped: the
+/// conversion store settles those sends with better information.
+pub(crate) fn settle_unresent(shared: &Shared, now: Instant) {
+    let unresent = shared.ledger.take_unresent(now);
+    if shared.runtime().okta.reports_conversions() {
+        return;
+    }
+    for key in unresent {
+        shared.health.record_conversion(&key, Conversion::NotResent, now.into_std());
+        shared.metrics.conversion(key.provider(), key.channel(), Conversion::NotResent.label());
+    }
+}
+
 /// Remembers a send a provider accepted for Okta, when Okta's events are configured, until
 /// what Okta says (or does not) settles it. `user` is the keyed hash of the Okta user and the
 /// channel; `expires` the code's expiry.

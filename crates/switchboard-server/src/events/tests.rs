@@ -279,3 +279,36 @@ async fn no_phone_number_code_or_user_id_is_kept_for_correlation() {
         assert!(!printed.contains(secret), "{secret} kept: {printed}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn without_events_a_code_never_asked_for_again_counts_half_for_its_provider() {
+    // Resends are judged as a share of a provider's codes, not by their number: a busy provider
+    // has more resends than a quiet one, and no worse a route.
+    let (server, _, _) = server_with(Config::default(), OK, OK);
+    let router = server.hook_router();
+    post(&router, hook_body("one"), None).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    post(&router, hook_body("two"), None).await;
+    drain(&server).await;
+    crate::upkeep(&server.shared, Instant::now());
+    assert_eq!(conversions(&server, "primary"), (0.0, 0.5), "superseded; nothing has expired");
+    // The second code (on the backup, as a resend avoids the primary) lives out its life.
+    tokio::time::sleep(LIFE).await;
+    crate::upkeep(&server.shared, Instant::now());
+    assert_eq!(conversions(&server, "backup"), (0.5, 0.0), "never asked for again");
+    assert_eq!(conversions(&server, "primary"), (0.0, 0.5), "the superseded one is not kept");
+    crate::upkeep(&server.shared, Instant::now());
+    assert_eq!(conversions(&server, "backup"), (0.5, 0.0), "each code once");
+    assert!(metrics(&server).contains(r#"outcome="not_resent"} 1"#));
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_events_codes_not_asked_for_again_are_left_to_okta() {
+    let server = events_server(OK, OK);
+    let router = server.hook_router();
+    post(&router, hook_body("one"), None).await;
+    drain(&server).await;
+    tokio::time::sleep(LIFE + Duration::from_secs(1)).await;
+    crate::upkeep(&server.shared, Instant::now());
+    assert!(!metrics(&server).contains("not_resent"), "Okta's events settle it instead");
+}
