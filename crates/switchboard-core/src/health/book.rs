@@ -185,7 +185,9 @@ impl HealthBook {
         let (is_entered, weight) = (conversion.is_entered(), conversion.weight());
         let health = self.keys.entry(key.clone()).or_default();
         health.conversions.add(is_entered, weight, half_life, now);
-        health.recent_conversions.add_weighted(is_entered, weight, cap, half_life, now);
+        if conversion.is_timely() {
+            health.recent_conversions.add_weighted(is_entered, weight, cap, half_life, now);
+        }
         if !conversion.is_entered()
             && health.ejection.is_none()
             && self.evidence(key, now).conversions.ejects()

@@ -76,6 +76,12 @@ pub struct Evidence {
     pub bad: f64,
     /// The good share of the latest evidence (about the minimum count's worth, however old).
     pub recent_share: Option<f64>,
+    /// What ranking reads: the key's share with the minimum count's worth of observations at
+    /// the share of every provider's evidence for the country and channel as its prior. A key
+    /// with little evidence ranks like the country's average, not like a perfect one: what every
+    /// provider loses there (typos, abandoned sign-ins) does not make the busiest provider look
+    /// worse than an idle one.
+    pub rate: f64,
     /// The share the bar was set by: the best peer's lower bound, when a peer has evidence.
     pub peer_share: Option<f64>,
     /// The share below which (by the upper bound of the key's own) the key is a route problem.
@@ -92,6 +98,7 @@ impl Evidence {
         good: 0.0,
         bad: 0.0,
         recent_share: None,
+        rate: 1.0,
         peer_share: None,
         bar: None,
         verdict: Verdict::Unknown,
@@ -111,11 +118,10 @@ impl Evidence {
         (count > 0.0).then(|| self.good / count)
     }
 
-    /// The share ranking reads: one good observation as the prior, so no news is good news and
-    /// a handful of bad ones already weigh.
+    /// The share ranking reads ([`Evidence::rate`]).
     #[must_use]
     pub fn smoothed(&self) -> f64 {
-        (self.good + 1.0) / (self.count() + 1.0)
+        self.rate
     }
 
     /// Whether the key should be ejected on this evidence.
@@ -182,8 +188,16 @@ pub(super) fn judge(
     judging: Judging,
 ) -> Evidence {
     let demotes_at = judging.min_count / 2.0;
+    let peers: Vec<(f64, f64)> = peers.into_iter().collect();
+    let (pooled_good, pooled_count) = peers
+        .iter()
+        .chain([&own])
+        .fold((0.0, 0.0), |(good, count), (g, b)| (good + g, count + g + b));
+    let prior = if pooled_count > 0.0 { pooled_good / pooled_count } else { 1.0 };
+    let rate = (own.0 + judging.min_count * prior) / (own.0 + own.1 + judging.min_count);
     let peer_share = peers
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|(good, bad)| good + bad >= demotes_at)
         .map(|(good, bad)| wilson_interval(good / (good + bad), good + bad).0)
         .fold(None, |best: Option<f64>, share| Some(best.map_or(share, |b| b.max(share))));
@@ -220,6 +234,7 @@ pub(super) fn judge(
         good: own.0,
         bad: own.1,
         recent_share: (recent_count > 0.0).then(|| recent_good / recent_count),
+        rate,
         peer_share,
         bar,
         verdict,
@@ -284,5 +299,18 @@ mod tests {
         let long_poor = judge((10.0, 90.0), (4.0, 1.0), [], RECEIPTS);
         assert_eq!(long_poor.verdict, Verdict::Poor);
         assert!(judge((900.0, 12.0), (9.0, 1.0), [], RECEIPTS).verdict == Verdict::Fine);
+    }
+
+    #[test]
+    fn ranking_reads_a_share_whose_prior_is_the_countrys() {
+        // Every provider loses a tenth here: the busy one and the idle one rank alike.
+        let busy = judge((900.0, 100.0), (9.0, 1.0), [], RECEIPTS);
+        let idle = judge((0.0, 0.0), (0.0, 0.0), [(900.0, 100.0)], RECEIPTS);
+        assert!((busy.rate - 0.9).abs() < 1e-9 && (idle.rate - 0.9).abs() < 1e-9);
+        // With nothing known anywhere, no news is good news.
+        assert_eq!(judge((0.0, 0.0), (0.0, 0.0), [], RECEIPTS).rate, 1.0);
+        // A route losing most of its messages ranks below its peers.
+        let bad = judge((10.0, 90.0), (1.0, 9.0), [(95.0, 5.0)], RECEIPTS);
+        assert!(bad.rate < 0.2, "{}", bad.rate);
     }
 }

@@ -196,10 +196,11 @@ pub struct KeyEstimate {
     /// `recent_success_rate`, what the key might turn out to be with more samples. A key whose
     /// latest attempts failed stays unexplored until their weight fades.
     pub success_upper: f64,
-    /// Share of final receipts, of every class, that say delivered, with one delivered receipt
-    /// as the prior.
+    /// Share of final receipts, of every class, that say delivered, with the country's share
+    /// (every provider's receipts there) as the prior.
     pub delivery_rate: f64,
-    /// Share of conversions that say the code was entered, with one entered code as the prior.
+    /// Share of conversions that say the code was entered, with the country's share as the
+    /// prior. Shown by explain; ranking reads conversions only through their verdict (`plan`).
     pub conversion_rate: f64,
     /// Receipts and conversions, each judged against the key's peers.
     pub delivery: DeliveryEvidence,
@@ -243,7 +244,8 @@ pub(super) struct KeyHealth {
     /// The latest final receipts (about `receipt_min_count` of them, however old): shows a
     /// route that starts losing messages after a long good history.
     pub(super) recent_receipts: Fading,
-    /// The latest conversions (about `conversion_min_count` of them).
+    /// The latest timely conversions (about `conversion_min_count` of them): entries and the
+    /// sends they superseded ([`crate::outcome::Conversion::is_timely`]).
     pub(super) recent_conversions: Fading,
     /// The latest attempts, their weight halving every window bucket.
     pub(super) recent: Fading,

@@ -174,18 +174,18 @@ const SCRIPTS: &[&str] = &[
     "policy prior=1; t=0 backup 5xx 5ms x2; latency backup -> 1000; backup ok 50ms x19; latency backup -> 98",
     // Receipts: undelivered for a provider reason costs delivery rate and, sustained, ejects.
     // Alone in its country, a key is held to the floor: 2 of 10 delivered is clearly below 50 %.
-    "policy receipts=10 delivery=50; t=0 twilio ok x10; twilio delivered x2; twilio undelivered x7; rates twilio -> s=1.00 d=0.30 n=10; status twilio -> healthy; twilio undelivered; status twilio -> ejected@10x1; cause twilio -> undelivered",
+    "policy receipts=10 delivery=50; t=0 twilio ok x10; twilio delivered x2; twilio undelivered x7; rates twilio -> s=1.00 d=0.22 n=10; status twilio -> healthy; twilio undelivered; status twilio -> ejected@10x1; cause twilio -> undelivered",
     // 4 of 10 is not clearly below it.
     "policy receipts=10 delivery=50; t=0 twilio ok x10; twilio delivered x4; twilio undelivered x6; status twilio -> healthy",
     // Number-level receipts are route evidence too: a provider filtering a whole country...
-    "policy receipts=10 delivery=50; t=0 twilio undelivered-invalid x30; rates twilio -> s=0.90 d=0.03 n=0; status twilio -> ejected@10x1; cause twilio -> undelivered",
+    "policy receipts=10 delivery=50; t=0 twilio undelivered-invalid x30; rates twilio -> s=0.90 d=0.00 n=0; status twilio -> ejected@10x1; cause twilio -> undelivered",
     // ...unless its peers fare no better there: then the numbers are the problem.
     "policy receipts=10 delivery=50; t=0 twilio ok; backup ok; backup delivered x2; backup undelivered-invalid x28; twilio undelivered-invalid x30; status twilio -> healthy",
     // Ejection does not clear receipts: after the trial's acceptance, the next poor receipt ejects again.
     "policy receipts=10 delivery=50 base=10; t=0 twilio undelivered x10; status twilio -> ejected@10x1; t=10 twilio ok; status twilio -> healthy; twilio undelivered; status twilio -> ejected@30x2",
-    "policy delivery=0; t=0 twilio undelivered x30; status twilio -> healthy; rates twilio -> s=0.90 d=0.03 n=0",
+    "policy delivery=0; t=0 twilio undelivered x30; status twilio -> healthy; rates twilio -> s=0.90 d=0.00 n=0",
     // Receipt counts decay with their half-life.
-    "policy halflife=60 delivery=0; t=0 twilio undelivered x4; rates twilio -> s=0.90 d=0.20 n=0; t=60 rates twilio -> s=0.90 d=0.33 n=0",
+    "policy halflife=60 delivery=0; t=0 twilio ok; backup ok; backup delivered x4; twilio undelivered x4; rates twilio -> s=0.92 d=0.36 n=1; t=60 rates twilio -> s=0.91 d=0.42 n=0",
     // The retry budget: speculative sends (hedge, race) are a share of requests plus a floor; the
     // first send is free.
     "policy budget_pct=20 budget_min=0 budget_burst=2; begin twilio hedge; begin backup hedge; begin twilio hedge -> budget; begin twilio; request x4; begin twilio race -> budget; request; budget -> 1.0; begin twilio race; budget -> 0.0",

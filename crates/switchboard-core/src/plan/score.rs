@@ -10,7 +10,7 @@
 //! weighted log terms (so each term reads as "how many times better than the best candidate"):
 //!
 //! ```text
-//! score = a_h·ln(success · delivery_rate · conversion_rate) − a_l·ln(latency / best_latency)
+//! score = a_h·ln(success · delivery_rate) − a_l·ln(latency / best_latency)
 //!       − a_c·ln(price / cheapest_price) + ln(weight)
 //! ```
 //!
@@ -27,6 +27,14 @@
 //! A candidate whose delivery evidence makes it a route problem (receipts or conversions
 //! clearly worse than its peers', `health/delivery.rs`) goes after every other, in every mode,
 //! `priority` included, marked [`RankNote::RouteProblem`].
+//!
+//! Conversions act only through that verdict, not through the score: their evidence is biased
+//! by who asks again. A resend goes to another provider (see below) and comes from a user who is
+//! there to enter it, so a backup that mostly carries resends converts better than the primary
+//! that carries everyone's first code, abandoned sign-ins included. Scored, that small edge
+//! would pull first codes onto the dearer backup until its own share fell (the simulator showed
+//! the cheapest provider's traffic halved with no fault at all); judged against a margin, it
+//! is noise, and a route that loses most codes still stands out.
 //!
 //! A resend (the caller says which provider carried the previous attempt, [`RouteQuery::avoid`])
 //! moves that provider to the end, without excluding it: a different provider is the best bet
@@ -105,7 +113,7 @@ pub struct Score {
     /// the best latency if its own has no sample left in the window. Exploration only picks a
     /// candidate whose optimistic score reaches the leader's score.
     pub optimistic: f64,
-    /// `a_h·ln(success_lower · delivery_rate · conversion_rate)`.
+    /// `a_h·ln(success_lower · delivery_rate)`.
     pub health_term: f64,
     /// `−a_l·ln(latency / best latency among the candidates)`.
     pub latency_term: f64,
@@ -193,7 +201,8 @@ pub(super) fn score(
             if estimate.is_latency_prior {
                 notes.push(RankNote::LatencyPrior);
             }
-            let delivered = estimate.delivery_rate * estimate.conversion_rate;
+            // Conversions act through the route-problem verdict only (see the module docs).
+            let delivered = estimate.delivery_rate;
             let reliability = (estimate.success_lower * delivered).max(EPSILON);
             let health_term = a_health * reliability.ln();
             let latency = estimate.latency.as_secs_f64().max(EPSILON);

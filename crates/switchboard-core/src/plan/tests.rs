@@ -92,7 +92,7 @@ const SCRIPTS: &[&str] = &[
     // Latency emphasis: the faster provider first; a timeout peaks the estimate at once.
     "route * sms twilio,backup optimize=latency exploration=0; twilio ok 300ms x5; backup ok 200ms x5; plan -> backup, twilio; t=1 backup timeout 1200ms; plan -> twilio, backup",
     // Reliability emphasis: undelivered receipts cost rank even when the API accepts everything.
-    "policy delivery=0; route * sms twilio,backup optimize=reliability exploration=0; twilio ok x10; backup ok x10; plan -> twilio, backup; twilio undelivered x3; plan -> backup, twilio",
+    "policy delivery=0; route * sms twilio,backup optimize=reliability exploration=0; twilio ok x10; backup ok x10; plan -> twilio, backup; backup delivered x3; twilio undelivered x3; plan -> backup, twilio",
     // Weights express operator preference on top of the score.
     "route * sms twilio,backup optimize=reliability exploration=0 weights=backup:2; plan -> backup, twilio",
     // Exploration sends a bounded share of first attempts elsewhere, deterministically per seed.
