@@ -159,16 +159,21 @@ impl ConversionStore {
         ConversionStore { inner: Mutex::new(Inner::default()), capacity: capacity.max(1) }
     }
 
-    /// Remembers an accepted send of `user`'s until it settles.
-    pub(crate) fn record_send(&self, user: UserKey, send: Send) {
+    /// Remembers an accepted send of `user`'s until it settles. Returns how many sends were
+    /// dropped unsettled to make room (the store full, or the user's list at its cap): they will
+    /// never count for or against their providers.
+    pub(crate) fn record_send(&self, user: UserKey, send: Send) -> usize {
         let mut inner = self.lock();
+        let mut dropped = 0;
         while inner.n_sends >= self.capacity {
             let Some(((_, seq), evicted)) = inner.settling.pop_first() else { break };
             inner.remove(&evicted, seq);
+            dropped += 1;
         }
         if inner.users.get(&user).is_some_and(|sends| sends.len() >= MAX_SENDS_PER_USER) {
             let oldest = inner.users[&user][0].seq;
             inner.remove(&user, oldest);
+            dropped += 1;
         }
         inner.seq += 1;
         let seq = inner.seq;
@@ -177,6 +182,7 @@ impl ConversionStore {
         let sends = inner.users.entry(user).or_default();
         let at = sends.partition_point(|held| held.send.sent_at <= send.sent_at);
         sends.insert(at, Held { send, state: State::Open, seq });
+        dropped
     }
 
     /// Takes in an event: deduplicates it by `uuid`, then settles what it says about the

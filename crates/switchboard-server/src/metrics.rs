@@ -42,6 +42,7 @@ const RECEIPTS_STOPPED: &str = "switchboard_route_receipts_stopped";
 const OKTA_EVENTS: &str = "switchboard_okta_events_total";
 const CONVERSIONS: &str = "switchboard_conversions_total";
 const CONVERSION_MATCHES: &str = "switchboard_conversion_matches_total";
+const CONVERSION_DROPPED: &str = "switchboard_conversion_sends_dropped_total";
 const SYSTEM_LOG_POLLS: &str = "switchboard_system_log_polls_total";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
@@ -151,12 +152,17 @@ impl Metrics {
         describe(
             CONVERSIONS,
             None,
-            "Accepted sends settled by what Okta said, by provider, channel and outcome: entered, superseded (a resend's code was entered), resent (a resend, without Okta's events), not_entered, wrong_code (only wrong codes; counts against nobody).",
+            "Accepted sends settled by what Okta said, by provider, channel and outcome: entered, superseded (a resend's code was entered), resent (a resend, without Okta's events), not_resent (no resend in the code's life, without them), not_entered, wrong_code (only wrong codes; counts against nobody).",
         );
         describe(
             CONVERSION_MATCHES,
             None,
             "Okta's code events by whether they found the send they were about (result matched or unmatched); alert when matched stops growing while unmatched does.",
+        );
+        describe(
+            CONVERSION_DROPPED,
+            None,
+            "Accepted sends dropped unsettled from the conversion store to make room (full, or a user's list at its cap): they never count for or against their providers.",
         );
         describe(
             SYSTEM_LOG_POLLS,
@@ -348,6 +354,11 @@ impl Metrics {
             Label::new("result", if is_matched { "matched" } else { "unmatched" }),
         ];
         self.counter(CONVERSION_MATCHES, labels).increment(1);
+    }
+
+    /// Sends dropped unsettled from the conversion store to make room.
+    pub(crate) fn conversion_sends_dropped(&self, count: usize) {
+        self.counter(CONVERSION_DROPPED, Vec::new()).increment(count as u64);
     }
 
     /// One request to Okta's System Log API: `ok`, `rate_limited` or `error`.

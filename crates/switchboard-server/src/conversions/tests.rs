@@ -145,9 +145,14 @@ fn a_send_settles_as_never_entered_only_when_its_time_comes() {
 fn memory_is_bounded_and_evicted_sends_never_settle() {
     let store = ConversionStore::new(3);
     let start = Instant::now();
-    for (index, user) in [[1; 32], [2; 32], [3; 32], [4; 32]].into_iter().enumerate() {
-        store.record_send(user, send(&format!("e{index}"), "twilio", start, index as u64));
-    }
+    let dropped: Vec<usize> = [[1; 32], [2; 32], [3; 32], [4; 32]]
+        .into_iter()
+        .enumerate()
+        .map(|(index, user)| {
+            store.record_send(user, send(&format!("e{index}"), "twilio", start, index as u64))
+        })
+        .collect();
+    assert_eq!(dropped, [0, 0, 0, 1], "the fourth send makes room by dropping one");
     assert_eq!(store.len().0, 3);
     let settled_ids: Vec<_> = labels(store.sweep(start + secs(1_000)));
     assert_eq!(settled_ids.len(), 3);

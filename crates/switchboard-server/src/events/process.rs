@@ -194,7 +194,10 @@ pub(crate) fn record_send(
     let polling = runtime.okta.system_log.as_ref().map_or(Duration::ZERO, |log| log.interval);
     let settle_at = window_end + LATENESS + polling;
     let send = Send { event_id: event_id.to_owned(), key, sent_at, window_end, settle_at };
-    shared.conversions.record_send(user, send);
+    let dropped = shared.conversions.record_send(user, send);
+    if dropped > 0 {
+        shared.metrics.conversion_sends_dropped(dropped);
+    }
 }
 
 /// A new request for `phone` while its last code lives: without Okta's events, a weak sign that
