@@ -118,12 +118,6 @@ impl Evidence {
         (count > 0.0).then(|| self.good / count)
     }
 
-    /// The share ranking reads ([`Evidence::rate`]).
-    #[must_use]
-    pub fn smoothed(&self) -> f64 {
-        self.rate
-    }
-
     /// Whether the key should be ejected on this evidence.
     #[must_use]
     pub fn ejects(&self) -> bool {
@@ -184,20 +178,19 @@ pub(super) struct Judging {
 pub(super) fn judge(
     own: (f64, f64),
     recent: (f64, f64),
-    peers: impl IntoIterator<Item = (f64, f64)>,
+    peers: impl IntoIterator<Item = (f64, f64), IntoIter: Clone>,
     judging: Judging,
 ) -> Evidence {
     let demotes_at = judging.min_count / 2.0;
-    let peers: Vec<(f64, f64)> = peers.into_iter().collect();
+    // Read twice (the country's share, the best peer), without collecting on the planning path.
+    let peers = peers.into_iter();
     let (pooled_good, pooled_count) = peers
-        .iter()
-        .chain([&own])
+        .clone()
+        .chain([own])
         .fold((0.0, 0.0), |(good, count), (g, b)| (good + g, count + g + b));
     let prior = if pooled_count > 0.0 { pooled_good / pooled_count } else { 1.0 };
     let rate = (own.0 + judging.min_count * prior) / (own.0 + own.1 + judging.min_count);
     let peer_share = peers
-        .iter()
-        .copied()
         .filter(|(good, bad)| good + bad >= demotes_at)
         .map(|(good, bad)| wilson_interval(good / (good + bad), good + bad).0)
         .fold(None, |best: Option<f64>, share| Some(best.map_or(share, |b| b.max(share))));

@@ -202,12 +202,11 @@ pub(super) fn score(
                 notes.push(RankNote::LatencyPrior);
             }
             // Conversions act through the route-problem verdict only (see the module docs).
-            let delivered = estimate.delivery_rate;
-            let reliability = (estimate.success_lower * delivered).max(EPSILON);
+            let reliability = (estimate.success_lower * estimate.delivery_rate).max(EPSILON);
             let health_term = a_health * reliability.ln();
             let latency = estimate.latency.as_secs_f64().max(EPSILON);
             let latency_term = -a_latency * (latency / best_latency.max(EPSILON)).ln();
-            let hopeful = (estimate.success_upper * delivered).max(EPSILON);
+            let hopeful = (estimate.success_upper * estimate.delivery_rate).max(EPSILON);
             // A latency estimate with no sample left in the window is stale: it may have healed.
             let hopeful_latency = if estimate.latency_samples == 0 { 0.0 } else { latency_term };
             let price_term = if cheapest.is_finite() {
