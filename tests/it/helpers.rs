@@ -37,6 +37,10 @@ pub(crate) struct AppOptions {
     /// Tables added after `[okta.auth]` (`[okta.events]`, `[okta.system_log]`), built at run
     /// time.
     pub(crate) okta_tables: String,
+    /// A `[state]` table (Redis mode), built at run time; see [`spawn_fleet`].
+    pub(crate) state: String,
+    /// The emulators to use instead of starting two: a replica shares its fleet's.
+    pub(crate) emulators: Option<(Arc<RunningEmulator>, Arc<RunningEmulator>)>,
 }
 
 impl Default for AppOptions {
@@ -55,6 +59,8 @@ impl Default for AppOptions {
             okta_auth: None,
             rng_seed: None,
             okta_tables: String::new(),
+            state: String::new(),
+            emulators: None,
         }
     }
 }
@@ -62,8 +68,8 @@ impl Default for AppOptions {
 pub(crate) struct TestApp {
     pub(crate) hook_url: String,
     pub(crate) admin_url: String,
-    pub(crate) primary: RunningEmulator,
-    pub(crate) backup: RunningEmulator,
+    pub(crate) primary: Arc<RunningEmulator>,
+    pub(crate) backup: Arc<RunningEmulator>,
     pub(crate) client: reqwest::Client,
     pub(crate) logs: LogCapture,
     pub(crate) server: Server,
@@ -99,10 +105,21 @@ pub(crate) async fn spawn_app_with(options: AppOptions) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("okta-hook-secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-    let primary =
-        TwilioEmulator::start(TwilioAccount::new(PRIMARY_SID, "primary-token")).await.unwrap();
-    let backup =
-        TwilioEmulator::start(TwilioAccount::new(BACKUP_SID, "backup-token")).await.unwrap();
+    let (primary, backup) = match options.emulators.clone() {
+        Some(emulators) => emulators,
+        None => (
+            Arc::new(
+                TwilioEmulator::start(TwilioAccount::new(PRIMARY_SID, "primary-token"))
+                    .await
+                    .unwrap(),
+            ),
+            Arc::new(
+                TwilioEmulator::start(TwilioAccount::new(BACKUP_SID, "backup-token"))
+                    .await
+                    .unwrap(),
+            ),
+        ),
+    };
     let header_auth = format!(
         "[okta.auth]\nheader = \"Authorization\"\nsecrets = [\"${{file:{}}}\", \"previous-secret-0123456789\"]",
         secret_file.display()
@@ -162,6 +179,8 @@ providers = ["twilio-primary", "twilio-backup"]
 {route}
 
 {extra}
+
+{state}
 "#,
         deadline_ms = options.deadline_ms,
         report = options.report,
@@ -174,6 +193,7 @@ providers = ["twilio-primary", "twilio-backup"]
         primary_timeout_ms = options.primary_timeout_ms,
         okta_auth = options.okta_auth.clone().unwrap_or(header_auth),
         okta_tables = options.okta_tables,
+        state = options.state,
         primary_url = primary.base_url(),
         backup_url = backup.base_url(),
     );
@@ -364,6 +384,12 @@ impl LogCapture {
     }
 
     /// Completes when a log line satisfies `is_match`.
+    /// Waits until `needle` has been logged at least `count` times.
+    pub(crate) async fn wait_for_count(&self, needle: &str, count: usize) {
+        let mut writes = self.writes.subscribe();
+        let _ = writes.wait_for(|_| self.text().matches(needle).count() >= count).await;
+    }
+
     pub(crate) async fn wait_for_line(&self, is_match: impl Fn(&str) -> bool) {
         let mut writes = self.writes.subscribe();
         let _ = writes.wait_for(|_| self.text().lines().any(&is_match)).await;
@@ -389,6 +415,43 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
 }
 
 /// Bounds an await that should complete quickly, so a regression fails instead of hanging.
+/// Replicas sharing one real `redis-server` and the same two emulators, as behind a load
+/// balancer: each has its own listeners, logs and admin API.
+pub(crate) struct TestFleet {
+    pub(crate) apps: Vec<TestApp>,
+    pub(crate) redis: switchboard_sim::redis::RedisServer,
+}
+
+impl TestFleet {
+    /// Every replica's log lines: in one test's thread the last replica's subscriber captures
+    /// them all (tracing's default subscriber is per thread).
+    pub(crate) fn logs(&self) -> &LogCapture {
+        &self.apps.last().expect("a fleet has replicas").logs
+    }
+}
+
+/// `[state]` for Redis mode at `url`, with `extra` keys (`command_timeout_ms = 20`).
+pub(crate) fn redis_state(url: &str, extra: &str) -> String {
+    format!("[state]\nbackend = \"redis\"\nurl = \"{url}\"\nsync_interval_ms = 200\n{extra}\n")
+}
+
+/// `count` replicas built from `options` (each gets the same config), sharing a fresh Redis.
+pub(crate) async fn spawn_fleet(count: usize, options: impl Fn() -> AppOptions) -> TestFleet {
+    let redis = switchboard_sim::redis::RedisServer::start();
+    let mut apps: Vec<TestApp> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut replica = options();
+        if replica.state.is_empty() {
+            replica.state = redis_state(&redis.url(), "");
+        }
+        if let Some(first) = apps.first() {
+            replica.emulators = Some((Arc::clone(&first.primary), Arc::clone(&first.backup)));
+        }
+        apps.push(spawn_app_with(replica).await);
+    }
+    TestFleet { apps, redis }
+}
+
 pub(crate) async fn within<T>(seconds: u64, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(seconds), future).await.expect("timed out waiting")
 }

@@ -5,6 +5,7 @@ mod admin;
 mod delivery_truth;
 mod events;
 mod failover;
+mod fleet;
 mod guard;
 mod helpers;
 mod hook;

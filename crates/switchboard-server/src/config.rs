@@ -22,6 +22,7 @@ mod env;
 mod events;
 mod file;
 mod okta;
+mod state;
 
 #[cfg(test)]
 use env::expand;
@@ -29,6 +30,7 @@ use env::substitute;
 pub use events::{EventsSettings, SystemLogSettings};
 pub use file::*;
 use okta::validate_okta;
+pub use state::{BackendKind, RedisSettings, StateConfig, StateSettings};
 
 /// Validated configuration.
 #[derive(Debug)]
@@ -65,6 +67,8 @@ pub struct Settings {
     pub(crate) admin_auth: Option<HeaderSecretAuth>,
     /// Secret files the configuration reads, watched for changes.
     pub secret_files: Vec<PathBuf>,
+    /// Where shared state lives; read at start (a reload keeps the running backend).
+    pub state: StateSettings,
 }
 
 /// Validated `[okta]`.
@@ -228,6 +232,7 @@ impl Settings {
             (provider.id().clone(), channels)
         }));
         let routes = RouteTable::try_new(&file.routes, &file.prices, &catalog)?;
+        let state = state::validate_state(&file.state, file.logging.phone_hash_key.is_some())?;
         Ok(Settings {
             listen,
             admin_listen,
@@ -245,6 +250,7 @@ impl Settings {
             routes,
             admin_auth,
             secret_files: file.secret_files,
+            state,
         })
     }
 }

@@ -17,6 +17,7 @@ mod conversions;
 mod dispatch;
 mod events;
 pub mod explain;
+mod fleet;
 mod guard;
 mod health;
 mod hook;
@@ -180,6 +181,8 @@ impl Server {
                 upkeep(&upkeep_shared, tokio::time::Instant::now());
             }
         });
+        // Redis mode: the bus and the sync loop.
+        fleet::spawn(&self.shared, self.stopped.child_token());
         // Okta's System Log, when [okta.system_log] is configured (now or after a reload).
         tokio::spawn(events::poll_system_log(Arc::clone(&self.shared), self.stopped.child_token()));
 

@@ -44,6 +44,11 @@ const CONVERSIONS: &str = "switchboard_conversions_total";
 const CONVERSION_MATCHES: &str = "switchboard_conversion_matches_total";
 const CONVERSION_DROPPED: &str = "switchboard_conversion_sends_dropped_total";
 const SYSTEM_LOG_POLLS: &str = "switchboard_system_log_polls_total";
+const STATE_UP: &str = "switchboard_state_backend_up";
+const STATE_CALLS: &str = "switchboard_state_calls_total";
+const STATE_FALLBACKS: &str = "switchboard_state_fallbacks_total";
+const STATE_BUS_LOST: &str = "switchboard_state_bus_messages_lost_total";
+const STATE_REPLICAS: &str = "switchboard_state_replicas";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -169,6 +174,21 @@ impl Metrics {
             None,
             "Requests to Okta's System Log API, by result: ok, rate_limited or error.",
         );
+        describe(
+            STATE_CALLS,
+            None,
+            "Calls to the shared state (Redis), by store and result: ok, timeout, error or breaker_open.",
+        );
+        describe(
+            STATE_FALLBACKS,
+            None,
+            "Times a store used its local fallback because Redis was unavailable, by store and why (timeout, error, breaker_open).",
+        );
+        describe(
+            STATE_BUS_LOST,
+            None,
+            "Messages to other replicas not published because Redis was unavailable, by topic.",
+        );
         recorder.describe_histogram(
             HOOK_DURATION.into(),
             Some(Unit::Seconds),
@@ -208,7 +228,43 @@ impl Metrics {
             RECEIPTS_STOPPED,
             "1 when too few of a route's messages get a receipt (health.receipt_min_coverage_percent): flagged, not ejected.",
         );
+        describe_gauge(
+            STATE_UP,
+            "1 while the shared state (Redis) answers and its circuit breaker is closed; 0 while the stores fall back to local state.",
+        );
+        describe_gauge(
+            STATE_REPLICAS,
+            "Replicas sharing the state, as last counted in Redis (limits fall back to a share of their quota by this count).",
+        );
         Metrics { recorder, handle }
+    }
+
+    pub(crate) fn state_backend_up(&self, is_up: bool) {
+        self.recorder.register_gauge(&Key::from_name(STATE_UP), &METADATA).set(if is_up {
+            1.0
+        } else {
+            0.0
+        });
+    }
+
+    pub(crate) fn state_replicas(&self, count: u32) {
+        self.recorder
+            .register_gauge(&Key::from_name(STATE_REPLICAS), &METADATA)
+            .set(f64::from(count));
+    }
+
+    pub(crate) fn state_call(&self, store: &'static str, result: &'static str) {
+        let labels = vec![Label::new("store", store), Label::new("result", result)];
+        self.counter(STATE_CALLS, labels).increment(1);
+    }
+
+    pub(crate) fn state_fallback(&self, store: &'static str, why: &'static str) {
+        let labels = vec![Label::new("store", store), Label::new("why", why)];
+        self.counter(STATE_FALLBACKS, labels).increment(1);
+    }
+
+    pub(crate) fn state_bus_lost(&self, topic: &'static str) {
+        self.counter(STATE_BUS_LOST, vec![Label::new("topic", topic)]).increment(1);
     }
 
     /// The Prometheus text exposition.

@@ -86,7 +86,9 @@ pub(crate) struct Shared {
     pub(crate) spend: SpendMeter,
     /// The guard's velocity counters; they outlive reloads wherever a quota is unchanged.
     pub(crate) guard_limits: GuardLimits,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Where the state replicas share lives (nowhere, in memory mode).
+    pub(crate) fleet: crate::fleet::Fleet,
     pub(crate) phones: PhoneHasher,
     pub(crate) ledger: Ledger,
     /// Accepted messages, for matching delivery receipts.
@@ -121,6 +123,8 @@ impl Shared {
         let ledger = Ledger::new(settings.delivery.ledger_capacity);
         let sent = SentMessages::new(settings.delivery.ledger_capacity);
         let conversions = ConversionStore::new(settings.delivery.ledger_capacity);
+        let metrics = Arc::new(Metrics::new());
+        let fleet = crate::fleet::Fleet::new(&settings.state, Arc::clone(&metrics));
         Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
             health,
@@ -129,7 +133,8 @@ impl Shared {
             switches: SwitchStore::default(),
             throughput,
             guard_limits,
-            metrics: Metrics::new(),
+            metrics,
+            fleet,
             phones,
             ledger,
             sent,

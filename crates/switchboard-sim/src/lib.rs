@@ -29,6 +29,7 @@ pub mod infobip;
 mod journal;
 pub mod oauth;
 pub mod plivo;
+pub mod redis;
 mod request;
 mod server;
 pub mod sinch;

@@ -45,6 +45,9 @@ pub struct FileConfig {
     /// The admin API.
     #[serde(default = "default_admin")]
     pub admin: AdminConfig,
+    /// Where the state replicas share lives.
+    #[serde(default)]
+    pub state: super::state::StateConfig,
     /// Files read through `${file:...}`, watched for changes.
     #[serde(skip)]
     pub secret_files: Vec<PathBuf>,

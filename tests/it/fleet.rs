@@ -1,0 +1,53 @@
+//! Replicas sharing state through a real `redis-server`: membership, the backend gauge, and what
+//! the fleet does when Redis hangs or dies.
+
+use std::time::Duration;
+
+use crate::helpers::{AppOptions, TestApp, spawn_fleet};
+
+/// Polls `/metrics` until a line satisfies `is_match` (or the test's own bound runs out).
+pub(crate) async fn wait_for_metric(app: &TestApp, is_match: impl Fn(&str) -> bool) {
+    loop {
+        if app.metrics().await.lines().any(&is_match) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn replicas_find_each_other_and_the_gauge_follows_redis() {
+    let fleet = spawn_fleet(2, AppOptions::default).await;
+    let [first, second] = &fleet.apps[..] else { unreachable!() };
+    crate::helpers::within(10, async {
+        for app in [first, second] {
+            wait_for_metric(app, |line| line == "switchboard_state_replicas 2").await;
+            wait_for_metric(app, |line| line == "switchboard_state_backend_up 1").await;
+        }
+    })
+    .await;
+    // Redis hangs: the sync loop's calls time out, the breaker opens, the gauge says so, once.
+    fleet.redis.pause();
+    crate::helpers::within(
+        10,
+        wait_for_metric(first, |line| line == "switchboard_state_backend_up 0"),
+    )
+    .await;
+    crate::helpers::within(10, fleet.logs().wait_for("circuit breaker open")).await;
+    fleet.redis.resume();
+    crate::helpers::within(
+        10,
+        wait_for_metric(first, |line| line == "switchboard_state_backend_up 1"),
+    )
+    .await;
+    // Both replicas' breakers open and close: one line each per transition, however many calls
+    // failed while Redis hung.
+    crate::helpers::within(10, fleet.logs().wait_for_count("circuit breaker closed", 2)).await;
+    let opened = fleet.logs().text().matches("circuit breaker open").count();
+    assert_eq!(opened, 2, "one log line per transition and replica");
+    // Readiness never depends on Redis.
+    fleet.redis.pause();
+    let ready = first.client.get(format!("{}/readyz", first.admin_url)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    fleet.redis.resume();
+}
