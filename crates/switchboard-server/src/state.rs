@@ -259,6 +259,13 @@ impl Shared {
                         "okta.events.path changes (and adding or removing [okta.events]) take effect on restart"
                     );
                 }
+                if settings.state.backend() != self.fleet.backend() {
+                    tracing::warn!(
+                        running = self.fleet.backend(),
+                        configured = settings.state.backend(),
+                        "[state] changes take effect on restart"
+                    );
+                }
                 self.reload(settings);
                 self.metrics.config_reload(true);
                 tracing::info!(config = %path.display(), "configuration reloaded");

@@ -68,6 +68,12 @@ impl RedisServer {
         self.port
     }
 
+    /// The process id, while it runs (to signal it from another task).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGSTOP: the process stops answering; its connections stay open.
     pub fn pause(&self) {
         self.signal("-STOP");

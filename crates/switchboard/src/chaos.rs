@@ -82,6 +82,40 @@ pub struct ChaosOptions {
     /// Share of codes whose request Okta repeats (same `eventId`), 0 to 1.
     #[arg(long, default_value_t = 0.1)]
     pub retry_share: f64,
+    /// Replicas behind the harness's "load balancer", 1 to 5: request N goes to replica
+    /// N mod replicas, and its repeat to the next one, as Okta's retry landing elsewhere.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Where the replicas keep shared state: `memory` (each its own) or `redis` (one
+    /// `redis-server` the harness starts on a free loopback port; needs it installed).
+    #[arg(long, value_enum, default_value = "memory")]
+    pub state: StateBackend,
+    /// Pauses Redis (SIGSTOP) for `START:SECONDS` into the run, e.g. `10:5`: Redis hangs, the
+    /// replicas fall back, then it resumes. Only with `--state redis`.
+    #[arg(long, value_parser = parse_pause)]
+    pub redis_pause: Option<(Duration, Duration)>,
+}
+
+/// Where `switchboard chaos`'s replicas keep shared state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateBackend {
+    /// Each replica in its own memory.
+    Memory,
+    /// One Redis shared by all.
+    Redis,
+}
+
+fn parse_pause(text: &str) -> Result<(Duration, Duration), String> {
+    let (start, length) = text.split_once(':').ok_or("expected START:SECONDS, e.g. 10:5")?;
+    let seconds = |part: &str| {
+        part.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|value| value.is_finite() && *value >= 0.0 && *value <= 3_600.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| format!("{part:?} is not a number of seconds between 0 and 3600"))
+    };
+    Ok((seconds(start)?, seconds(length)?))
 }
 
 /// How a code's request is repeated.
@@ -108,6 +142,11 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
         (0.0..=1.0).contains(&options.retry_share),
         "--retry-share must be between 0 and 1"
     );
+    anyhow::ensure!((1..=5).contains(&options.replicas), "--replicas must be between 1 and 5");
+    anyhow::ensure!(
+        options.redis_pause.is_none() || options.state == StateBackend::Redis,
+        "--redis-pause needs --state redis"
+    );
 
     let otp_life = Duration::from_secs(options.otp_life_s);
     let send_span = Duration::from_secs_f64(f64::from(options.requests) / f64::from(options.rate));
@@ -116,13 +155,20 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
     let fleet = Fleet::start(options.seed).await?;
     let provider_ids = fleet.ids();
     let planned = schedule::build(options.mix, options.seed, provider_ids.len(), horizon);
-    let settings = Settings::parse(&server_config(&fleet), |_| None)
-        .map_err(|error| anyhow::anyhow!("chaos server config: {error}"))?;
-    let deadline = settings.okta.deadline;
-
-    let path = settings.okta.path.clone();
-    let server =
-        LoopbackServer::start(Server::new(settings).with_rng_seed(options.seed), &path).await?;
+    let redis =
+        (options.state == StateBackend::Redis).then(switchboard_sim::redis::RedisServer::start);
+    let config = server_config(&fleet, redis.as_ref().map(|redis| redis.url()).as_deref());
+    let mut servers = Vec::with_capacity(options.replicas);
+    let mut deadline = Duration::ZERO;
+    for replica in 0..options.replicas {
+        let settings = Settings::parse(&config, |_| None)
+            .map_err(|error| anyhow::anyhow!("chaos server config: {error}"))?;
+        deadline = settings.okta.deadline;
+        let path = settings.okta.path.clone();
+        let server = Server::new(settings).with_rng_seed(options.seed ^ replica as u64);
+        servers.push(LoopbackServer::start(server, &path).await?);
+    }
+    let hook_urls: Vec<String> = servers.iter().map(|server| server.hook_url.clone()).collect();
 
     writeln!(
         out,
@@ -141,9 +187,36 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
         deadline.as_millis(),
         horizon.as_secs_f64()
     )?;
+    writeln!(
+        out,
+        "  {} replica(s), state in {}{}",
+        options.replicas,
+        match options.state {
+            StateBackend::Memory => "memory (each replica its own)",
+            StateBackend::Redis => "one redis-server",
+        },
+        options.redis_pause.map_or(String::new(), |(start, length)| format!(
+            ", redis paused {:.0}-{:.0} s",
+            start.as_secs_f64(),
+            (start + length).as_secs_f64()
+        ))
+    )?;
     out.flush()?;
 
     let started = Instant::now();
+    // Redis hangs for the window, then answers again.
+    let pause = match (&redis, options.redis_pause) {
+        (Some(redis), Some((start, length))) => {
+            let pid = redis.pid().context("redis-server is running")?;
+            Some(tokio::spawn(async move {
+                tokio::time::sleep_until(started + start).await;
+                signal(pid, "-STOP");
+                tokio::time::sleep(length).await;
+                signal(pid, "-CONT");
+            }))
+        }
+        _ => None,
+    };
     let started_wall = SystemTime::now();
     let (finish_driver, driver_finish) = oneshot::channel::<()>();
     let driver = tokio::spawn(drive_faults(
@@ -156,11 +229,18 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
     ));
 
     let (codes, answers) =
-        send_traffic(&options, &server.hook_url, otp_life, started, started_wall).await?;
+        send_traffic(&options, &hook_urls, otp_life, started, started_wall).await?;
+    let answered_in = started.elapsed();
 
     // The schedule goes on through the last code's life; then background delivery has ended.
     tokio::time::sleep_until(started + horizon).await;
-    server.stop().await?;
+    if let Some(pause) = pause {
+        pause.await.context("redis pause task")?;
+    }
+    for server in servers {
+        server.stop().await?;
+    }
+    drop(redis);
     let _ = finish_driver.send(());
     let (received, applied) = driver.await.context("fault driver task")??;
 
@@ -188,6 +268,14 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
         deadline,
     });
     report.write(&mut out)?;
+    writeln!(
+        out,
+        "  throughput: {} answers in {:.1} s ({:.0}/s offered, {:.0}/s answered)",
+        answers.len(),
+        answered_in.as_secs_f64(),
+        f64::from(options.rate),
+        answers.len() as f64 / answered_in.as_secs_f64().max(0.001)
+    )?;
     out.flush()?;
     anyhow::ensure!(
         report.sends_unmatched == 0,
@@ -210,7 +298,7 @@ fn mix_name(mix: Mix) -> &'static str {
 /// The server's configuration: shipped defaults but for the deadline, the adapters' timeouts
 /// and the guard, which watches only (the harness's traffic, hundreds of codes a minute from
 /// one address, is what SMS pumping looks like).
-fn server_config(fleet: &Fleet) -> String {
+fn server_config(fleet: &Fleet, redis_url: Option<&str>) -> String {
     let route: Vec<String> = fleet.ids().iter().map(|id| format!("\"{id}\"")).collect();
     format!(
         r#"[server]
@@ -234,6 +322,7 @@ phone_hash_key = "chaos-phone-hash-key"
 [guard]
 mode = "monitor"
 
+{state}
 {providers}
 [[routes]]
 name = "everywhere"
@@ -241,7 +330,10 @@ countries = ["*"]
 providers = [{route}]
 "#,
         providers = fleet.provider_config(PROVIDER_TIMEOUT_MS),
-        route = route.join(", ")
+        route = route.join(", "),
+        state = redis_url.map_or(String::new(), |url| format!(
+            "[state]\nbackend = \"redis\"\nurl = \"{url}\"\n"
+        ))
     )
 }
 
@@ -303,7 +395,7 @@ async fn drive_faults(
 /// answer once all are in.
 async fn send_traffic(
     options: &ChaosOptions,
-    hook_url: &str,
+    hook_urls: &[String],
     otp_life: Duration,
     started: Instant,
     started_wall: SystemTime,
@@ -337,7 +429,9 @@ async fn send_traffic(
         let body = okta_request(options.seed, index, &code, expires_wall);
         codes.push(CodeRecord { code, sent_at, expires_at, repeat_sent_at: None });
         let client = client.clone();
-        let url = hook_url.to_owned();
+        // The load balancer: round robin, and a repeat lands on the next replica.
+        let url = hook_urls[index % hook_urls.len()].clone();
+        let again_url = hook_urls[(index + 1) % hook_urls.len()].clone();
         in_flight.spawn(async move {
             let mut answers = Vec::new();
             match repeat {
@@ -345,7 +439,7 @@ async fn send_traffic(
                 Some(Repeat::WhileInFlight(delay)) => {
                     let repeat = async {
                         tokio::time::sleep(delay).await;
-                        post(&client, &url, &body, index, true, started).await
+                        post(&client, &again_url, &body, index, true, started).await
                     };
                     let (first, again) =
                         tokio::join!(post(&client, &url, &body, index, false, started), repeat);
@@ -354,7 +448,7 @@ async fn send_traffic(
                 Some(Repeat::AfterAnswer(delay)) => {
                     answers.push(post(&client, &url, &body, index, false, started).await);
                     tokio::time::sleep(delay).await;
-                    answers.push(post(&client, &url, &body, index, true, started).await);
+                    answers.push(post(&client, &again_url, &body, index, true, started).await);
                 }
             }
             answers
@@ -368,6 +462,11 @@ async fn send_traffic(
         absorb(joined, &mut codes, &mut answers)?;
     }
     Ok((codes, answers))
+}
+
+/// SIGSTOP/SIGCONT to the harness's redis-server.
+fn signal(pid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status();
 }
 
 /// Keeps a finished request task's answers, noting when repeats were sent.

@@ -101,6 +101,17 @@ pub enum StateSettings {
     Redis(RedisSettings),
 }
 
+impl StateSettings {
+    /// `memory` or `redis`.
+    #[must_use]
+    pub fn backend(&self) -> &'static str {
+        match self {
+            StateSettings::Memory => "memory",
+            StateSettings::Redis(_) => "redis",
+        }
+    }
+}
+
 /// Validated `[state]` for the Redis backend.
 #[derive(Clone)]
 pub struct RedisSettings {

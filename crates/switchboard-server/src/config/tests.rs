@@ -322,3 +322,27 @@ fn secrets_never_appear_in_debug_output() {
     assert!(!printed.contains("test-value-for-OKTA_HOOK_SECRET"), "{printed}");
     assert!(!printed.contains("test-value-for-TWILIO_AUTH_TOKEN"), "{printed}");
 }
+
+/// example.toml's `[state]` switched to Redis with its commented `url` is a valid config, and
+/// every documented key is one the loader reads (a typo would be refused as unknown).
+#[test]
+fn example_state_table_switched_to_redis_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("\n[state]\n").expect("the [state] table");
+    let end = start + 1 + text[start + 1..].find("\n[").unwrap();
+    let block = text[start..end].replace("backend = \"memory\"", "backend = \"redis\"").replace(
+        "# url = \"${file:/run/secrets/switchboard-redis-url}\"",
+        "url = \"redis://redis:6379/0\"",
+    );
+    assert!(block.contains("url = \"redis://"), "the url line is documented");
+    let switched = format!("{}{}{}", &text[..start], block, &text[end..]);
+    let settings = Settings::parse(&switched, test_env).unwrap();
+    let crate::config::StateSettings::Redis(redis) = settings.state else {
+        panic!("redis settings");
+    };
+    assert_eq!(redis.key_prefix, "switchboard:");
+    assert_eq!(redis.command_timeout, std::time::Duration::from_millis(50));
+    let unknown = switched.replace("breaker_open_ms = 1000", "breaker_open = 1000");
+    assert!(error_of(&unknown).contains("state"), "{}", error_of(&unknown));
+}

@@ -3,7 +3,7 @@
 //! timeout (everything it read counts as accepted, and the duplicates counted per code agree
 //! with what each emulator's journal holds).
 
-use switchboard::chaos::{ChaosOptions, Mix, run};
+use switchboard::chaos::{ChaosOptions, Mix, StateBackend, run};
 
 /// A printed report must never carry a passcode: the harness's codes are six digits.
 fn has_six_digit_run(text: &str) -> bool {
@@ -20,6 +20,9 @@ async fn all_healthy_accepts_every_code_exactly_once() {
         rate: 50,
         otp_life_s: 3,
         retry_share: 0.3,
+        replicas: 1,
+        state: StateBackend::Memory,
+        redis_pause: None,
     };
     let mut out = Vec::new();
     let report = run(options, &mut out).await.unwrap();
@@ -52,6 +55,9 @@ async fn a_slow_primary_makes_exactly_its_codes_duplicates() {
         rate: 30,
         otp_life_s: 6,
         retry_share: 0.0,
+        replicas: 1,
+        state: StateBackend::Memory,
+        redis_pause: None,
     };
     let mut out = Vec::new();
     let report = run(options, &mut out).await.unwrap();
@@ -77,4 +83,39 @@ async fn a_slow_primary_makes_exactly_its_codes_duplicates() {
     assert_eq!(report.lost_while_able + report.lost_while_unable, 0, "{printed}");
     assert_eq!(report.repeats, 0, "{printed}");
     assert_eq!(report.duplicates_repeated, 0, "{printed}");
+}
+
+/// Three replicas, every repeat sent to a replica other than the first request's: each in its
+/// own memory they send repeated codes twice; sharing one Redis they send each code once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_redis_send_each_repeated_code_once() {
+    let _turn = crate::WALL_CLOCK.lock().await;
+    let options = |state| ChaosOptions {
+        mix: Mix::None,
+        seed: 7,
+        requests: 90,
+        rate: 45,
+        otp_life_s: 3,
+        retry_share: 0.4,
+        replicas: 3,
+        state,
+        redis_pause: None,
+    };
+    let mut out = Vec::new();
+    let apart = run(options(StateBackend::Memory), &mut out).await.unwrap();
+    let printed = String::from_utf8(std::mem::take(&mut out)).unwrap();
+    assert!(apart.repeats > 0, "{printed}");
+    assert!(
+        apart.duplicates_repeated > 0,
+        "separate memories cannot see each other's events:\n{printed}"
+    );
+
+    let shared = run(options(StateBackend::Redis), &mut out).await.unwrap();
+    let printed = String::from_utf8(out).unwrap();
+    assert!(printed.contains("3 replica(s), state in one redis-server"), "{printed}");
+    assert!(shared.repeats > 0, "{printed}");
+    assert_eq!(shared.answers.get("SUCCESSFUL").copied(), Some(shared.requests), "{printed}");
+    assert_eq!(shared.sends, 90, "one send per code, wherever its repeat landed:\n{printed}");
+    assert_eq!(shared.duplicates, 0, "{printed}");
+    assert_eq!(shared.lost_while_able + shared.lost_while_unable, 0, "{printed}");
 }
