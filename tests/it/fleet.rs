@@ -26,6 +26,18 @@ async fn replicas_find_each_other_and_the_gauge_follows_redis() {
         }
     })
     .await;
+    let state: serde_json::Value = first
+        .admin(reqwest::Method::GET, "/admin/state")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["backend"], "redis");
+    assert_eq!(state["replicas"], 2);
+    assert_eq!(state["reachable"], true);
+    assert_eq!(state["url"], fleet.redis.url());
     // Redis hangs: the sync loop's calls time out, the breaker opens, the gauge says so, once.
     fleet.redis.pause();
     crate::helpers::within(
@@ -50,4 +62,33 @@ async fn replicas_find_each_other_and_the_gauge_follows_redis() {
     let ready = first.client.get(format!("{}/readyz", first.admin_url)).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     fleet.redis.resume();
+}
+
+/// AUTH: the password in `state.url` opens the connection and appears nowhere else: not in
+/// `/admin/state`, the logs or the metrics.
+#[tokio::test]
+async fn a_password_protected_redis_is_used_and_its_password_never_shown() {
+    let password = "fleet-redis-pa55word";
+    let redis = switchboard_sim::redis::RedisServer::with_password(password);
+    let app = crate::helpers::spawn_app_with(AppOptions {
+        state: crate::helpers::redis_state(&redis.url(), ""),
+        ..AppOptions::default()
+    })
+    .await;
+    crate::helpers::within(
+        10,
+        wait_for_metric(&app, |line| line == "switchboard_state_backend_up 1"),
+    )
+    .await;
+    let state = app.admin(reqwest::Method::GET, "/admin/state").send().await.unwrap();
+    let state = state.text().await.unwrap();
+    assert!(state.contains(&format!("127.0.0.1:{}", redis.port())), "{state}");
+    for text in [state, app.logs.text(), app.metrics().await] {
+        assert!(!text.contains(password), "the password leaked: {text}");
+    }
+    // The replica registered itself under the configured prefix, with a TTL.
+    let members = redis.command(&["ZCARD", "switchboard:replicas"]);
+    assert!(members.starts_with(":1"), "{members}");
+    let ttl = redis.command(&["PTTL", "switchboard:replicas"]);
+    assert!(!ttl.starts_with(":-"), "every key expires: {ttl}");
 }

@@ -33,6 +33,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/providers", get(providers))
         .route("/admin/providers/{id}/state", put(set_state))
         .route("/admin/explain", get(explain))
+        .route("/admin/state", get(state))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             require_admin_token,
@@ -219,6 +220,24 @@ async fn explain(
         Ok((_, json)) => Json(json).into_response(),
         Err(error) => bad(format!("number: {error}")),
     }
+}
+
+/// `GET /admin/state`: where shared state lives and how this replica sees it: the backend, in
+/// Redis mode this replica's name, how many replicas share the state, and whether Redis answers
+/// (its circuit breaker is closed). Never the URL's credentials.
+async fn state(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    let fleet = &shared.fleet;
+    Json(match fleet.redis() {
+        None => serde_json::json!({ "backend": "memory", "replicas": 1 }),
+        Some(redis) => serde_json::json!({
+            "backend": "redis",
+            "url": redis.settings().redacted_url(),
+            "key_prefix": redis.settings().key_prefix,
+            "replica": redis.replica(),
+            "replicas": fleet.replicas(),
+            "reachable": redis.is_reachable(),
+        }),
+    })
 }
 
 async fn metrics_text(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

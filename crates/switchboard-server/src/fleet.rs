@@ -166,6 +166,11 @@ impl Redis {
         self.replicas.load(Ordering::Relaxed).max(1)
     }
 
+    /// Whether the last calls reached Redis: a call has succeeded and the breaker is closed.
+    pub(crate) fn is_reachable(&self) -> bool {
+        self.is_up.load(Ordering::Relaxed) && self.breaker().is_closed()
+    }
+
     pub(crate) fn settings(&self) -> &RedisSettings {
         &self.settings
     }
