@@ -92,3 +92,59 @@ async fn a_password_protected_redis_is_used_and_its_password_never_shown() {
     let ttl = redis.command(&["PTTL", "switchboard:replicas"]);
     assert!(!ttl.starts_with(":-"), "every key expires: {ttl}");
 }
+
+/// `rediss://` with `tls_ca_file`: a Redis serving TLS only, its certificate signed by a private
+/// CA, is reached once the CA is trusted; without it the connection is refused and the replica
+/// stays on its fallbacks while still answering.
+#[tokio::test]
+async fn a_tls_redis_signed_by_a_private_ca_is_used_when_its_ca_is_configured() {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let redis = switchboard_sim::redis::RedisServer::with_tls(&server.pem(), &key.serialize_pem());
+    assert!(redis.url().starts_with("rediss://"));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let trusted = crate::helpers::spawn_app_with(AppOptions {
+        state: crate::helpers::redis_state(
+            &redis.url(),
+            &format!("tls_ca_file = \"{}\"", ca_file.display()),
+        ),
+        ..AppOptions::default()
+    })
+    .await;
+    crate::helpers::within(
+        10,
+        wait_for_metric(&trusted, |line| line == "switchboard_state_backend_up 1"),
+    )
+    .await;
+    drop(trusted);
+
+    // The system's roots do not vouch for the private CA: no call succeeds, and the hook
+    // still answers.
+    let untrusted = crate::helpers::spawn_app_with(AppOptions {
+        state: crate::helpers::redis_state(&redis.url(), ""),
+        ..AppOptions::default()
+    })
+    .await;
+    crate::helpers::within(
+        10,
+        wait_for_metric(&untrusted, |line| {
+            line.starts_with("switchboard_state_calls_total{store=\"membership\",result=\"error\"}")
+        }),
+    )
+    .await;
+    let (status, _) = untrusted
+        .hook_json(&crate::helpers::okta_request("evt-tls", "+14155550123", "123456", "SMS"))
+        .await;
+    assert_eq!(status, 200);
+    let metrics = untrusted.metrics().await;
+    assert!(metrics.lines().any(|line| line == "switchboard_state_backend_up 0"), "{metrics}");
+}

@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisError};
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use self::breaker::{Breaker, Transition};
@@ -128,8 +127,8 @@ impl std::fmt::Debug for Redis {
 impl Redis {
     fn new(settings: RedisSettings, metrics: Arc<Metrics>) -> Redis {
         // Validated at load, so this cannot fail here.
-        let client = redis::Client::open(settings.url.expose_secret())
-            .expect("state.url was validated when the configuration was loaded");
+        let client =
+            settings.client().expect("state.url was validated when the configuration was loaded");
         let breaker = Breaker::new(settings.breaker_failures, settings.breaker_open);
         let replica = format!("{:016x}", rand::random::<u64>());
         metrics.state_backend_up(false);

@@ -21,6 +21,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     password: Option<String>,
+    /// Serving TLS only (`--port 0 --tls-port`), with this certificate and key in `dir`.
+    is_tls: bool,
     dir: tempfile::TempDir,
 }
 
@@ -40,9 +42,23 @@ impl RedisServer {
         RedisServer::start_with(Some(password.to_owned()))
     }
 
+    /// Serves TLS only, with `cert_pem` (the server's chain) and `key_pem`; the URL is
+    /// `rediss://127.0.0.1:PORT`, so the client must trust the chain's root.
+    #[must_use]
+    pub fn with_tls(cert_pem: &str, key_pem: &str) -> RedisServer {
+        let dir = tempfile::tempdir().expect("a temporary directory for redis-server");
+        std::fs::write(dir.path().join("cert.pem"), cert_pem).expect("write the certificate");
+        std::fs::write(dir.path().join("key.pem"), key_pem).expect("write the key");
+        RedisServer::start_in(dir, None, true)
+    }
+
     fn start_with(password: Option<String>) -> RedisServer {
         let dir = tempfile::tempdir().expect("a temporary directory for redis-server");
-        let mut server = RedisServer { child: None, port: 0, password, dir };
+        RedisServer::start_in(dir, password, false)
+    }
+
+    fn start_in(dir: tempfile::TempDir, password: Option<String>, is_tls: bool) -> RedisServer {
+        let mut server = RedisServer { child: None, port: 0, password, is_tls, dir };
         // A port that was free a moment ago can be taken before redis binds it: try a few.
         for _ in 0..5 {
             server.port = free_port();
@@ -56,9 +72,10 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT` (with the password when there is one).
     #[must_use]
     pub fn url(&self) -> String {
+        let scheme = if self.is_tls { "rediss" } else { "redis" };
         match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(password) => format!("{scheme}://:{password}@127.0.0.1:{}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}", self.port),
         }
     }
 
@@ -105,9 +122,10 @@ impl RedisServer {
     /// what a server wrote (`KEYS *`, `DBSIZE`) without a client of its own.
     ///
     /// # Panics
-    /// When the server does not answer.
+    /// When the server does not answer, or serves TLS only.
     #[must_use]
     pub fn command(&self, args: &[&str]) -> String {
+        assert!(!self.is_tls, "command() speaks plain RESP; this server serves TLS only");
         let mut stream = self.connect().expect("redis-server answers");
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
@@ -132,8 +150,19 @@ impl RedisServer {
     fn spawn(&mut self) -> bool {
         let program = which_redis_server();
         let mut command = Command::new(&program);
+        if self.is_tls {
+            let path = |name: &str| self.dir.path().join(name);
+            command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(path("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(path("key.pem"))
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            command.args(["--port", &self.port.to_string()]);
+        }
         command
-            .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -168,6 +197,10 @@ impl RedisServer {
     }
 
     fn ping(&self) -> bool {
+        if self.is_tls {
+            // No TLS client here: listening is ready enough (redis binds after loading).
+            return TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+        }
         let Ok(mut stream) = self.connect() else { return false };
         let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
         stream.write_all(b"PING\r\n").is_ok() && read_reply(&mut stream).starts_with("+PONG")

@@ -19,6 +19,10 @@ pub struct StateConfig {
     /// `redis+unix:///path/to/socket`. Holds a password, so it is a secret (`${file:...}` works).
     #[serde(default)]
     pub url: Option<SecretString>,
+    /// A PEM file of the certificate authority that signed Redis's TLS certificate, for a
+    /// `rediss://` URL whose server the system's roots do not vouch for (a private CA).
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Prepended to every key, so several deployments can share one Redis.
     #[serde(default = "default_prefix")]
     pub key_prefix: String,
@@ -81,6 +85,7 @@ impl Default for StateConfig {
         StateConfig {
             backend: BackendKind::Memory,
             url: None,
+            tls_ca_file: None,
             key_prefix: default_prefix(),
             command_timeout_ms: default_command_timeout_ms(),
             background_timeout_ms: default_background_timeout_ms(),
@@ -116,6 +121,8 @@ impl StateSettings {
 #[derive(Clone)]
 pub struct RedisSettings {
     pub(crate) url: SecretString,
+    /// PEM roots for `rediss://` from `tls_ca_file`.
+    pub(crate) tls_ca: Option<Vec<u8>>,
     /// Prepended to every key.
     pub key_prefix: String,
     /// Hook-path call timeout.
@@ -188,7 +195,31 @@ pub(super) fn validate_state(
             "must start with redis://, rediss:// (TLS) or redis+unix://",
         ));
     }
-    if let Err(error) = redis::Client::open(text) {
+    let tls_ca = match &state.tls_ca_file {
+        None => None,
+        Some(_) if !text.starts_with("rediss://") => {
+            return Err(ConfigError::invalid(
+                "state.tls_ca_file",
+                "is only used with a rediss:// (TLS) url",
+            ));
+        }
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|error| {
+                ConfigError::invalid(
+                    "state.tls_ca_file",
+                    format!("cannot read {}: {error}", path.display()),
+                )
+            })?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(ConfigError::invalid(
+                    "state.tls_ca_file",
+                    format!("{} holds no PEM certificate", path.display()),
+                ));
+            }
+            Some(pem)
+        }
+    };
+    if let Err(error) = client(text, tls_ca.as_deref()) {
         // The client's message names the part it could not read; never the URL itself.
         return Err(ConfigError::invalid(
             "state.url",
@@ -233,6 +264,7 @@ pub(super) fn validate_state(
     }
     Ok(StateSettings::Redis(RedisSettings {
         url: SecretString::from(text.to_owned()),
+        tls_ca,
         key_prefix: prefix.clone(),
         command_timeout,
         background_timeout,
@@ -241,6 +273,24 @@ pub(super) fn validate_state(
         breaker_open,
         sync_interval,
     }))
+}
+
+/// The Redis client for `url`, trusting `tls_ca` (PEM) instead of the system's roots when given.
+pub(crate) fn client(url: &str, tls_ca: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    match tls_ca {
+        None => redis::Client::open(url),
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) },
+        ),
+    }
+}
+
+impl RedisSettings {
+    /// The client these settings describe.
+    pub(crate) fn client(&self) -> redis::RedisResult<redis::Client> {
+        client(self.url.expose_secret(), self.tls_ca.as_deref())
+    }
 }
 
 #[cfg(test)]
@@ -300,5 +350,20 @@ mod tests {
         }
         let bad = format!("redis://default:{secret}@cache:notaport");
         assert!(!refusal(&redis(&bad), true).contains(secret));
+    }
+
+    #[test]
+    fn a_tls_ca_file_must_be_readable_pem_and_go_with_rediss() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let mut config = redis("rediss://cache:6380");
+        config.tls_ca_file = Some(dir.path().join("missing.pem"));
+        assert!(refusal(&config, true).contains("state.tls_ca_file: cannot read"));
+        config.tls_ca_file = Some(not_pem);
+        assert!(refusal(&config, true).contains("holds no PEM certificate"));
+        let mut plain = redis("redis://cache:6379");
+        plain.tls_ca_file = Some(dir.path().join("ca.pem"));
+        assert!(refusal(&plain, true).contains("only used with a rediss://"));
     }
 }

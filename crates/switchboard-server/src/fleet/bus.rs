@@ -37,27 +37,24 @@ pub(super) async fn subscribe(shared: Arc<Shared>, redis: Arc<Redis>, stopped: C
             () = stopped.cancelled() => return,
             connected = tokio::time::timeout(redis.settings.connect_timeout, connected) => connected,
         };
-        match connected {
-            Ok(Ok(pubsub)) => {
-                pause = Duration::from_millis(100);
-                tracing::debug!("subscribed to the shared-state bus");
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    let message = tokio::select! {
-                        () = stopped.cancelled() => return,
-                        message = messages.next() => message,
-                    };
-                    let Some(message) = message else { break };
-                    let Ok(payload) = message.get_payload::<String>() else { continue };
-                    match serde_json::from_str::<Envelope>(&payload) {
-                        Ok(envelope) if envelope.from == redis.replica => {}
-                        Ok(envelope) => dispatch(&shared, &envelope.topic, envelope.body),
-                        Err(_) => tracing::warn!("unreadable message on the shared-state bus"),
-                    }
+        if let Ok(Ok(pubsub)) = connected {
+            pause = Duration::from_millis(100);
+            tracing::debug!("subscribed to the shared-state bus");
+            let mut messages = pubsub.into_on_message();
+            loop {
+                let message = tokio::select! {
+                    () = stopped.cancelled() => return,
+                    message = messages.next() => message,
+                };
+                let Some(message) = message else { break };
+                let Ok(payload) = message.get_payload::<String>() else { continue };
+                match serde_json::from_str::<Envelope>(&payload) {
+                    Ok(envelope) if envelope.from == redis.replica => {}
+                    Ok(envelope) => dispatch(&shared, &envelope.topic, envelope.body),
+                    Err(_) => tracing::warn!("unreadable message on the shared-state bus"),
                 }
-                tracing::debug!("shared-state bus connection ended; resubscribing");
             }
-            Ok(Err(_)) | Err(_) => {}
+            tracing::debug!("shared-state bus connection ended; resubscribing");
         }
         tokio::select! {
             () = stopped.cancelled() => return,
