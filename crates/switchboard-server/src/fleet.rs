@@ -23,6 +23,7 @@
 
 pub(crate) mod breaker;
 pub(crate) mod bus;
+pub(crate) mod limits;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
