@@ -366,5 +366,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, stopped: CancellationToken) {
 /// One round of the sync loop: membership, then each store's refresh of what it caches.
 async fn sync(shared: &Arc<Shared>, redis: &Arc<Redis>) {
     let _ = redis.renew_membership().await;
+    // Throughput caps are shared as local shares of the last known count (throughput.rs).
+    shared.throughput.share(redis.replicas());
     spend::sync(shared, redis).await;
 }
