@@ -181,10 +181,101 @@ async fn with_redis_down_each_replica_allows_its_share_and_answers_in_time() {
         let fallbacks = metric(app, r#"switchboard_state_fallbacks_total{store="guard""#).await;
         assert!(fallbacks >= 1.0, "the fallback is counted on replica {name}");
     }
+    // The spend meter's sync falls back to the local meter, counted too (the alert's signal).
+    within(15, async {
+        for app in [first, second] {
+            let fallbacks = r#"switchboard_state_fallbacks_total{store="spend""#;
+            wait_for_metric(app, |line| line.starts_with(fallbacks)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_shared_bucket_refills_on_redis_clock_and_expires_once_full() {
+    let fleet = spawn_fleet(2, enforce("[guard.sms]\nper_number = \"2/2s\"")).await;
+    let [first, second] = &fleet.apps[..] else { unreachable!() };
+    wait_for_fleet(&fleet, 2).await;
+    let phone = "+14155550188";
+    assert_eq!(status(first, "evt-refill-0", phone).await, "SUCCESSFUL");
+    assert_eq!(status(second, "evt-refill-1", phone).await, "SUCCESSFUL");
+    assert_eq!(status(first, "evt-refill-2", phone).await, "FAILED");
+    // The bucket's key lives until the bucket is full again: at most the window.
+    let bucket = per_number_key(&fleet);
+    let ttl: i64 =
+        fleet.redis.command(&["PTTL", &bucket]).trim_start_matches(':').trim().parse().unwrap();
+    assert!((1..=2000).contains(&ttl), "PTTL {ttl}");
+    // One request refills every second (a refused take took nothing): the other replica sees it.
+    within(10, async {
+        let mut index = 3;
+        while status(second, &format!("evt-refill-{index}"), phone).await != "SUCCESSFUL" {
+            index += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    within(10, async {
+        while fleet.redis.command(&["EXISTS", &bucket]).trim() != ":0" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn redis_holds_no_phone_number_user_or_address() {
+    let fleet = spawn_fleet(
+        2,
+        enforce("[prices.twilio-primary]\ndefault = { sms = 1.0, voice_minute = 1.0 }\n[guard.sms]\nper_number = \"3/1h\""),
+    )
+    .await;
+    let [first, second] = &fleet.apps[..] else { unreachable!() };
+    wait_for_fleet(&fleet, 2).await;
+    for (index, app) in [first, second, first, second].into_iter().enumerate() {
+        let phone = format!("+1415555040{index}");
+        assert_eq!(status(app, &format!("evt-pii-{index}"), &phone).await, "SUCCESSFUL");
+    }
+    within(15, async {
+        for _ in 0..2 {
+            for app in [first, second] {
+                wait_for_another_spend_sync(app).await;
+            }
+        }
+    })
+    .await;
+    let written = redis_text(&fleet);
+    assert!(written.contains("switchboard:spend:"), "the day's spending is there: {written}");
+    for clear in [
+        "4155550400",
+        "4155550401",
+        "4155550402",
+        "4155550403",
+        "00uyxxSknGtK8022w0g3",
+        "203.0.113.9",
+        "482915",
+    ] {
+        assert!(!written.contains(clear), "{clear} in redis:\n{written}");
+    }
+}
+
+/// The key of the one per-number bucket in Redis.
+fn per_number_key(fleet: &TestFleet) -> String {
+    let keys = resp_lines(&fleet.redis.command(&["KEYS", "*guard:sms:per_number:*"]));
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    keys[0].clone()
 }
 
 /// Every key and value in Redis, as text, must be free of the numbers' digits.
 fn assert_no_phone_in_redis(fleet: &TestFleet, digits: &[&str]) {
+    let written = redis_text(fleet);
+    assert!(written.contains("guard:sms:per_number:"), "the guard's buckets are there: {written}");
+    for number in digits {
+        assert!(!written.contains(number), "{number} in redis:\n{written}");
+    }
+}
+
+/// Every key in Redis and its value, as raw replies.
+fn redis_text(fleet: &TestFleet) -> String {
     let keys = resp_lines(&fleet.redis.command(&["KEYS", "*"]));
     assert!(!keys.is_empty(), "the fleet wrote something");
     let mut written = String::new();
@@ -202,10 +293,7 @@ fn assert_no_phone_in_redis(fleet: &TestFleet, digits: &[&str]) {
         };
         written.push_str(&value);
     }
-    assert!(written.contains("guard:sms:per_number:"), "the guard's buckets are there: {written}");
-    for number in digits {
-        assert!(!written.contains(number), "{number} in redis:\n{written}");
-    }
+    written
 }
 
 /// The elements of a RESP array reply of bulk strings.

@@ -105,3 +105,22 @@ impl SpendMeter {
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_other_replicas_spending_counts_on_its_day_only() {
+        let meter = SpendMeter::default();
+        let (gb, us) = (Country::parse("GB").unwrap(), Country::parse("US").unwrap());
+        meter.record(10, gb, 1.0);
+        assert_eq!(meter.spent_on(10, gb), SpentToday { total: 1.0, country: 1.0 });
+        meter.set_others(10, [("GB".to_owned(), 2.0), ("US".to_owned(), 0.5)].into());
+        assert_eq!(meter.spent_on(10, gb), SpentToday { total: 3.5, country: 3.0 });
+        assert_eq!(meter.spent_on(10, us), SpentToday { total: 3.5, country: 0.5 });
+        assert_eq!(meter.own_on(10), vec![(gb, 1.0)], "only this replica's own");
+        assert_eq!(meter.spent_on(11, gb), SpentToday::default(), "a new day starts at zero");
+        assert!(meter.own_on(10).is_empty(), "the book moved on to the new day");
+    }
+}
