@@ -192,6 +192,32 @@ async fn with_redis_down_each_replica_allows_its_share_and_answers_in_time() {
 }
 
 #[tokio::test]
+async fn with_redis_hanging_the_guard_waits_one_short_timeout_at_most_and_answers_in_time() {
+    let fleet = spawn_fleet(2, enforce("[guard.sms]\nper_number = \"4/1h\"")).await;
+    let [first, second] = &fleet.apps[..] else { unreachable!() };
+    wait_for_fleet(&fleet, 2).await;
+    // SIGSTOP: connections stay open and nothing answers, the slow Redis that is worse than a
+    // dead one.
+    fleet.redis.pause();
+    let phone = "+14155550199";
+    let deadline = Duration::from_millis(2500);
+    for (name, app) in [("a", first), ("b", second)] {
+        let mut statuses = Vec::new();
+        for index in 0..3 {
+            let started = Instant::now();
+            statuses.push(status(app, &format!("evt-hang-{name}-{index}"), phone).await);
+            let took = started.elapsed();
+            assert!(took < deadline, "answered in {took:?}, past Okta's deadline");
+        }
+        assert_eq!(statuses, ["SUCCESSFUL", "SUCCESSFUL", "FAILED"], "replica {name}");
+    }
+    let metrics = first.metrics().await;
+    let timed_out = r#"switchboard_state_fallbacks_total{store="guard",why="timeout"}"#;
+    assert!(metrics.contains(timed_out), "{metrics}");
+    fleet.redis.resume();
+}
+
+#[tokio::test]
 async fn a_shared_bucket_refills_on_redis_clock_and_expires_once_full() {
     let fleet = spawn_fleet(2, enforce("[guard.sms]\nper_number = \"2/2s\"")).await;
     let [first, second] = &fleet.apps[..] else { unreachable!() };
