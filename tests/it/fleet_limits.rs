@@ -72,6 +72,15 @@ async fn a_per_number_limit_holds_across_replicas() {
     }
     let (primary, backup) = first.sends();
     assert_eq!(primary.len() + backup.len(), 3, "blocked codes reach no provider");
+    // Counted as before: the third code took the bucket's last request (a near miss), and each
+    // replica counts the block it made.
+    let near_miss = r#"switchboard_guard_near_misses_total{rule="per_number",channel="sms"} 1"#;
+    assert!(first.metrics().await.contains(near_miss));
+    let blocked =
+        r#"switchboard_guard_blocked_total{rule="per_number",channel="sms",mode="enforce"} 1"#;
+    for app in [first, second] {
+        assert!(app.metrics().await.contains(blocked));
+    }
     // Another number is unaffected, and nothing fell back.
     assert_eq!(status(second, "evt-pn-other", "+14155550143").await, "SUCCESSFUL");
     for app in [first, second] {
@@ -154,6 +163,12 @@ async fn a_providers_throughput_cap_is_shared_by_the_replicas() {
     );
     assert!(primary >= 2, "the primary took its shares: {primary}");
     assert_eq!(primary + backup, 20, "the rest went to the backup: {backup}");
+    // Monitor mode takes from every shared limit and blocks nothing: the one user's ten an
+    // hour let ten through, and the fleet counted the other ten as what it would have blocked.
+    let per_user =
+        r#"switchboard_guard_blocked_total{rule="per_user",channel="sms",mode="monitor"}"#;
+    let would_block = metric(first, per_user).await + metric(second, per_user).await;
+    assert_eq!(would_block, 10.0);
     for app in [first, second] {
         let skipped = metric(app, "switchboard_provider_at_capacity_total").await;
         assert!(skipped >= 1.0, "each replica skipped the capped primary at least once");

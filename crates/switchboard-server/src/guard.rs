@@ -40,7 +40,7 @@ mod tests;
 use config::GuardMode;
 pub(crate) use config::default_guard;
 pub(crate) use config::{BlockedAnswer, GuardConfig};
-pub(crate) use limits::{Counters, GuardLimits, LimitKey, LimitQuota, Take};
+pub(crate) use limits::{Counters, GuardLimits, Limit, LimitKey, LimitQuota, Take, take_each};
 
 /// A rule that can block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -188,24 +188,32 @@ impl Guard {
             ..Verdict::default()
         };
         let is_enforcing = self.mode == GuardMode::Enforce;
-        for (rule, quota) in &rules.limits {
-            if is_enforcing && verdict.blocked_by.is_some() {
-                break;
-            }
-            let key = match rule {
-                Rule::PerNumber => Some(LimitKey::Digest(input.number)),
-                Rule::PerPrefix => Some(LimitKey::Digest(input.prefix)),
-                Rule::PerUser => input.user.map(LimitKey::Digest),
-                Rule::PerIp => input.ip.map(LimitKey::Ip),
-                Rule::PerCountry => Some(LimitKey::Country(input.country)),
-                _ => None,
-            };
-            let Some(key) = key else { continue };
-            match counters.take(input.channel, *rule, &key, *quota).await {
-                Take::NearLimit => verdict.near_misses.push(*rule),
+        if is_enforcing && verdict.blocked_by.is_some() {
+            verdict.is_blocked = true;
+            return verdict;
+        }
+        let limits: Vec<Limit> = rules
+            .limits
+            .iter()
+            .filter_map(|(rule, quota)| {
+                let key = match rule {
+                    Rule::PerNumber => Some(LimitKey::Digest(input.number)),
+                    Rule::PerPrefix => Some(LimitKey::Digest(input.prefix)),
+                    Rule::PerUser => input.user.map(LimitKey::Digest),
+                    Rule::PerIp => input.ip.map(LimitKey::Ip),
+                    Rule::PerCountry => Some(LimitKey::Country(input.country)),
+                    _ => None,
+                };
+                key.map(|key| Limit { rule: *rule, key, quota: *quota })
+            })
+            .collect();
+        let takes = counters.take_all(input.channel, &limits, is_enforcing).await;
+        for (limit, take) in limits.iter().zip(takes) {
+            match take {
+                Take::NearLimit => verdict.near_misses.push(limit.rule),
                 Take::Allowed => {}
                 Take::Over => {
-                    verdict.blocked_by.get_or_insert(*rule);
+                    verdict.blocked_by.get_or_insert(limit.rule);
                 }
             }
         }

@@ -1,9 +1,13 @@
 //! The guard's velocity limits, shared by the fleet: one GCRA bucket per key per limit in Redis,
-//! each take one script that reads Redis's own clock (`TIME`), so every replica counts against
-//! the same bucket by the same clock and two replicas cannot both take a bucket's last request.
+//! taken by a script that reads Redis's own clock (`TIME`), so every replica counts against the
+//! same bucket by the same clock and two replicas cannot both take a bucket's last request.
 //!
-//! The script is governor's GCRA (the algorithm the local counters use), so a limit means the
-//! same in both modes: a quota of N per window is a burst of N that refills one request every
+//! One script takes all of a request's limits at once (one round trip; when Redis hangs, one
+//! hook-path timeout per request rather than one per limit), in the guard's order and, in
+//! enforce mode, stopping at the first limit that is over. The keys of one request live in
+//! different hash slots: the script needs a single Redis (or Sentinel), not Redis Cluster, as
+//! the fleet's client does. Each bucket is governor's GCRA (the algorithm the local counters
+//! use), so a limit means the same in both modes: a quota of N per window is a burst of N that refills one request every
 //! window ÷ N. The bucket is its theoretical arrival time (µs, Redis's clock) under one key,
 //! which expires when the bucket would be full again: an idle key costs nothing.
 //!
@@ -25,7 +29,7 @@ use std::sync::LazyLock;
 use switchboard_core::Channel;
 
 use super::{Path, Redis};
-use crate::guard::{Counters, LimitKey, LimitQuota, Rule, Take};
+use crate::guard::{Counters, Limit, LimitKey, LimitQuota, Rule, Take, take_each};
 use crate::state::Shared;
 
 /// The fleet's counters for one check, with this replica's share as the fallback.
@@ -49,40 +53,69 @@ impl FleetCounters<'_> {
 }
 
 impl Counters for FleetCounters<'_> {
-    async fn take(&self, channel: Channel, rule: Rule, key: &LimitKey, quota: LimitQuota) -> Take {
-        let interval_us = u64::try_from(quota.interval().as_micros()).unwrap_or(u64::MAX).max(1);
-        let mut invocation = GCRA.key(self.bucket(channel, rule, key, quota));
-        invocation.arg(interval_us).arg(quota.burst().get());
-        match self.redis.query::<(u32, u32)>("guard", Path::Hook, &invocation).await {
-            Ok((1, remaining)) => Take::allowed(remaining, quota.burst()),
-            Ok(_) => Take::Over,
+    /// One script for all of a request's limits: one round trip, and when Redis hangs one
+    /// timeout per request, not one per limit.
+    async fn take_all(
+        &self,
+        channel: Channel,
+        limits: &[Limit],
+        stop_when_over: bool,
+    ) -> Vec<Take> {
+        let mut invocation = GCRA.prepare_invoke();
+        invocation.arg(u8::from(stop_when_over));
+        for limit in limits {
+            let interval = limit.quota.interval().as_micros();
+            invocation.key(self.bucket(channel, limit.rule, &limit.key, limit.quota));
+            invocation.arg(u64::try_from(interval).unwrap_or(u64::MAX).max(1));
+            invocation.arg(limit.quota.burst().get());
+        }
+        match self.redis.query::<Vec<i64>>("guard", Path::Hook, &invocation).await {
+            Ok(remaining) => limits
+                .iter()
+                .zip(remaining)
+                .map(|(limit, remaining)| match u32::try_from(remaining) {
+                    Ok(remaining) => Take::allowed(remaining, limit.quota.burst()),
+                    Err(_) => Take::Over,
+                })
+                .collect(),
             Err(why) => {
                 self.redis.fell_back("guard", why);
                 let replicas = self.shared.fleet.replicas();
-                self.shared.guard_limits.take_share(channel, rule, key, quota, replicas)
+                take_each(limits, stop_when_over, |limit| {
+                    let guard_limits = &self.shared.guard_limits;
+                    guard_limits.take_share(channel, limit.rule, &limit.key, limit.quota, replicas)
+                })
             }
         }
     }
 }
 
-/// GCRA with Redis's clock. `ARGV[1]`: the emission interval (µs), `ARGV[2]`: the burst.
-/// Returns `{1, remaining}` when the request was taken, `{0, 0}` (nothing taken) when over.
-/// As governor: allowed while the new arrival time is at most burst × interval ahead of now.
+/// GCRA with Redis's clock, for each key in order. `ARGV[1]`: 1 to stop after the first key
+/// that is over; then per key its emission interval (µs) and its burst. Returns, per key taken,
+/// the requests left, or -1 for a key that was over (nothing taken from it). As governor: a
+/// take is allowed while the new arrival time is at most burst × interval ahead of now.
 static GCRA: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local interval = tonumber(ARGV[1])
-local tolerance = interval * tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local next = tat + interval
-if next - now > tolerance then
-  return {0, 0}
+local stop = ARGV[1] == '1'
+local answers = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = interval * tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local next = tat + interval
+  if next - now > tolerance then
+    answers[i] = -1
+    if stop then break end
+  else
+    redis.call('SET', key, string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000))
+    answers[i] = math.floor((tolerance - (next - now)) / interval)
+  end
 end
-redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000))
-return {1, math.floor((tolerance - (next - now)) / interval)}
+return answers
 ",
     )
 });

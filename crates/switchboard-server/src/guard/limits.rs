@@ -119,17 +119,43 @@ impl Take {
     }
 }
 
+/// One velocity limit a request counts against: the rule, what it counts by, and its quota.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limit {
+    pub(crate) rule: Rule,
+    pub(crate) key: LimitKey,
+    pub(crate) quota: LimitQuota,
+}
+
 /// Where a guard check takes its requests from: this replica's counters ([`GuardLimits`]) or
 /// the fleet's (Redis, falling back to this replica's share).
 pub(crate) trait Counters {
-    /// Takes one request for `key` from the `rule` limit on `channel`, whose quota is `quota`.
-    fn take(
+    /// Takes one request from each of `limits` on `channel`, in order; with `stop_when_over`
+    /// (enforce mode) the takes end at the first limit that is over (later limits keep their
+    /// tokens), so the answer may be shorter than `limits`.
+    fn take_all(
         &self,
         channel: Channel,
-        rule: Rule,
-        key: &LimitKey,
-        quota: LimitQuota,
-    ) -> impl Future<Output = Take> + Send;
+        limits: &[Limit],
+        stop_when_over: bool,
+    ) -> impl Future<Output = Vec<Take>> + Send;
+}
+
+/// Takes from `limits` in order through `take`, stopping after the first over when asked.
+pub(crate) fn take_each(
+    limits: &[Limit],
+    stop_when_over: bool,
+    mut take: impl FnMut(&Limit) -> Take,
+) -> Vec<Take> {
+    let mut takes = Vec::with_capacity(limits.len());
+    for limit in limits {
+        let taken = take(limit);
+        takes.push(taken);
+        if stop_when_over && taken == Take::Over {
+            break;
+        }
+    }
+    takes
 }
 
 /// The guard's counters, per channel and rule. The maps are read-locked per check (the buckets
@@ -232,8 +258,13 @@ impl GuardLimits {
 }
 
 impl Counters for GuardLimits {
-    /// This replica's own counters (memory mode): `quota` is the one they were configured with.
-    async fn take(&self, channel: Channel, rule: Rule, key: &LimitKey, _: LimitQuota) -> Take {
-        GuardLimits::take(self, channel, rule, key)
+    /// This replica's own counters (memory mode), configured with the limits' quotas.
+    async fn take_all(
+        &self,
+        channel: Channel,
+        limits: &[Limit],
+        stop_when_over: bool,
+    ) -> Vec<Take> {
+        take_each(limits, stop_when_over, |limit| self.take(channel, limit.rule, &limit.key))
     }
 }
