@@ -5,11 +5,12 @@
 //! One script takes all of a request's limits at once (one round trip; when Redis hangs, one
 //! hook-path timeout per request rather than one per limit), in the guard's order and, in
 //! enforce mode, stopping at the first limit that is over. The keys of one request live in
-//! different hash slots: the script needs a single Redis (or Sentinel), not Redis Cluster, as
-//! the fleet's client does. Each bucket is governor's GCRA (the algorithm the local counters
-//! use), so a limit means the same in both modes: a quota of N per window is a burst of N that refills one request every
-//! window ÷ N. The bucket is its theoretical arrival time (µs, Redis's clock) under one key,
-//! which expires when the bucket would be full again: an idle key costs nothing.
+//! different hash slots, so the script needs one Redis, not Redis Cluster (the fleet's client is
+//! not a cluster client either). Each bucket is governor's GCRA (the algorithm of the local
+//! counters), so a limit means the same in both modes: a quota of N per window is a burst of N
+//! that refills one request every window ÷ N. A bucket is its theoretical arrival time (µs, by
+//! Redis's clock) under one key, which expires when the bucket would be full again: an idle key
+//! costs nothing.
 //!
 //! Keys are `{prefix}guard:{channel}:{rule}:{quota}:{key}`: the quota's label keeps a changed
 //! quota (or replicas briefly disagreeing during a rolling reload) from reading another quota's
@@ -74,7 +75,7 @@ impl Counters for FleetCounters<'_> {
                 .iter()
                 .zip(remaining)
                 .map(|(limit, remaining)| match u32::try_from(remaining) {
-                    Ok(remaining) => Take::allowed(remaining, limit.quota.burst()),
+                    Ok(remaining) => Take::taken(remaining, limit.quota.burst()),
                     Err(_) => Take::Over,
                 })
                 .collect(),

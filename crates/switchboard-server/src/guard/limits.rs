@@ -9,7 +9,7 @@
 //! dropped. Methods take keys and return plain values; no bucket leaves the store.
 //!
 //! In Redis mode the counters that count are the fleet's (`fleet/limits.rs`, one GCRA script
-//! per take, through [`Counters`]); this store then only keeps the fallback the fleet uses while
+//! per request for all its limits, through [`Counters`]); this store then only keeps the fallback the fleet uses while
 //! Redis is unavailable: buckets at this replica's share of each quota ([`GuardLimits::take_share`],
 //! quota ÷ live replicas, Envoy's local-limit pattern), so N replicas cut off from Redis together
 //! still allow about one quota, not N.
@@ -114,7 +114,7 @@ impl Live {
 
 impl Take {
     /// What a take that left `remaining` of `burst` came to.
-    pub(crate) fn allowed(remaining: u32, burst: NonZeroU32) -> Take {
+    pub(crate) fn taken(remaining: u32, burst: NonZeroU32) -> Take {
         if remaining.saturating_mul(5) <= burst.get() { Take::NearLimit } else { Take::Allowed }
     }
 }
@@ -165,8 +165,8 @@ pub(crate) fn take_each(
 pub(crate) struct GuardLimits {
     limits: RwLock<HashMap<(Channel, Rule), Live>>,
     /// Redis mode only: this replica's share of each limit, used while Redis is unavailable.
-    /// Each bucket is at the share of the replicas counted when it was made; a new count makes
-    /// a new (full) bucket.
+    /// Each bucket is at the share of the replicas counted when it was made; a count that changes
+    /// the share makes a new (full) bucket.
     shares: RwLock<HashMap<(Channel, Rule), Live>>,
 }
 
@@ -208,7 +208,7 @@ impl GuardLimits {
         let limits = self.limits.read().unwrap_or_else(PoisonError::into_inner);
         let Some(live) = limits.get(&(channel, rule)) else { return Take::Allowed };
         match live.limiter.check_key(key) {
-            Ok(snapshot) => Take::allowed(snapshot.remaining_burst_capacity(), live.quota.burst),
+            Ok(snapshot) => Take::taken(snapshot.remaining_burst_capacity(), live.quota.burst),
             Err(_) => Take::Over,
         }
     }
@@ -225,7 +225,7 @@ impl GuardLimits {
     ) -> Take {
         let share = quota.share(replicas);
         let check = |live: &Live| match live.limiter.check_key(key) {
-            Ok(snapshot) => Take::allowed(snapshot.remaining_burst_capacity(), share.burst),
+            Ok(snapshot) => Take::taken(snapshot.remaining_burst_capacity(), share.burst),
             Err(_) => Take::Over,
         };
         {
