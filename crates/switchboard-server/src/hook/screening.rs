@@ -88,8 +88,8 @@ pub(super) fn refuse(shared: &Shared, event_id: &str, refusal: &Refusal) -> Resp
 }
 
 /// Asks the fraud guard; `Some(answer)` when the request must not be sent. In Redis mode its
-/// velocity limits are the fleet's (one script per limit, within the hook path's timeout, else
-/// this replica's share: see `fleet/limits.rs`).
+/// velocity limits are the fleet's (one script for all of them, within the hook path's
+/// timeout, else this replica's share: see `fleet/limits.rs`).
 pub(super) async fn check_guard(
     shared: &Shared,
     runtime: &Runtime,
