@@ -88,6 +88,16 @@ impl SpendBook {
         (self.day.total, self.day.by_country.get(&country).copied().unwrap_or(0.0))
     }
 
+    /// What messages accepted on `day` cost, per country (empty for any other day than the
+    /// book's current one).
+    #[must_use]
+    pub fn by_country_on(&self, day: i64) -> Vec<(Country, f64)> {
+        if self.day.day != day {
+            return Vec::new();
+        }
+        self.day.by_country.iter().map(|(country, amount)| (*country, *amount)).collect()
+    }
+
     /// Charges a speculative send's `price` to `country`'s hourly `cap` (refilling at
     /// `cap` per hour). Returns `false`, and takes nothing, when the balance is short.
     pub fn try_spend_extra(

@@ -40,8 +40,7 @@ mod tests;
 use config::GuardMode;
 pub(crate) use config::default_guard;
 pub(crate) use config::{BlockedAnswer, GuardConfig};
-pub(crate) use limits::GuardLimits;
-use limits::{LimitKey, LimitQuota, Take};
+pub(crate) use limits::{Counters, GuardLimits, Limit, LimitKey, LimitQuota, Take, take_each};
 
 /// A rule that can block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -160,14 +159,28 @@ impl Guard {
     }
 
     /// Checks a request against the rules, the day's spending (`spent`, for the request's
-    /// country) and the velocity limits' counters (`limits`). In enforce mode the first blocking
-    /// rule stops the checks (later limits keep their tokens); in monitor mode every limit is
-    /// consumed and nothing is blocked.
+    /// country) and this replica's own velocity counters (`limits`, memory mode): see
+    /// [`Guard::check_with`].
     pub(crate) fn check(
         &self,
         input: &GuardInput,
         spent: SpentToday,
         limits: &GuardLimits,
+    ) -> Verdict {
+        use futures::FutureExt as _;
+        // The local counters answer at once; their future never waits.
+        self.check_with(input, spent, limits).now_or_never().expect("the local counters never wait")
+    }
+
+    /// Checks a request against the rules, the day's spending (`spent`, for the request's
+    /// country) and the velocity limits' `counters` (this replica's, or the fleet's in Redis
+    /// mode). In enforce mode the first blocking rule stops the checks (later limits keep their
+    /// tokens); in monitor mode every limit is consumed and nothing is blocked.
+    pub(crate) async fn check_with(
+        &self,
+        input: &GuardInput,
+        spent: SpentToday,
+        counters: &impl Counters,
     ) -> Verdict {
         let rules = self.channel(input.channel);
         let mut verdict = Verdict {
@@ -175,24 +188,32 @@ impl Guard {
             ..Verdict::default()
         };
         let is_enforcing = self.mode == GuardMode::Enforce;
-        for (rule, _) in &rules.limits {
-            if is_enforcing && verdict.blocked_by.is_some() {
-                break;
-            }
-            let key = match rule {
-                Rule::PerNumber => Some(LimitKey::Digest(input.number)),
-                Rule::PerPrefix => Some(LimitKey::Digest(input.prefix)),
-                Rule::PerUser => input.user.map(LimitKey::Digest),
-                Rule::PerIp => input.ip.map(LimitKey::Ip),
-                Rule::PerCountry => Some(LimitKey::Country(input.country)),
-                _ => None,
-            };
-            let Some(key) = key else { continue };
-            match limits.take(input.channel, *rule, &key) {
-                Take::NearLimit => verdict.near_misses.push(*rule),
+        if is_enforcing && verdict.blocked_by.is_some() {
+            verdict.is_blocked = true;
+            return verdict;
+        }
+        let limits: Vec<Limit> = rules
+            .limits
+            .iter()
+            .filter_map(|(rule, quota)| {
+                let key = match rule {
+                    Rule::PerNumber => Some(LimitKey::Digest(input.number)),
+                    Rule::PerPrefix => Some(LimitKey::Digest(input.prefix)),
+                    Rule::PerUser => input.user.map(LimitKey::Digest),
+                    Rule::PerIp => input.ip.map(LimitKey::Ip),
+                    Rule::PerCountry => Some(LimitKey::Country(input.country)),
+                    _ => None,
+                };
+                key.map(|key| Limit { rule: *rule, key, quota: *quota })
+            })
+            .collect();
+        let takes = counters.take_all(input.channel, &limits, is_enforcing).await;
+        for (limit, take) in limits.iter().zip(takes) {
+            match take {
+                Take::NearLimit => verdict.near_misses.push(limit.rule),
                 Take::Allowed => {}
                 Take::Over => {
-                    verdict.blocked_by.get_or_insert(*rule);
+                    verdict.blocked_by.get_or_insert(limit.rule);
                 }
             }
         }

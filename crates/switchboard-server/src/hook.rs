@@ -36,7 +36,7 @@ use self::job::Job;
 pub(crate) use self::screening::{Refusal, Screening};
 use crate::ledger::{Admission, Answer, Fingerprint};
 use crate::listener::Arrival;
-use crate::okta::{Delivery, ErrorResponse};
+use crate::okta::ErrorResponse;
 use crate::overload::Shed;
 use crate::state::{Runtime, Shared};
 
@@ -154,7 +154,20 @@ async fn answer(
                 deadline,
                 lifetime,
             };
-            match start(job, &delivery, publish) {
+            let asked = (delivery.user_id.clone(), delivery.ip_address);
+            let started = start(job, asked, publish);
+            let started = if shared.fleet.redis().is_some() {
+                // The guard asks Redis here: in a task of its own, so that Okta hanging up
+                // meanwhile cannot drop the claimed event's only publisher unanswered.
+                match tokio::spawn(started).await {
+                    Ok(started) => started,
+                    Err(error) => std::panic::resume_unwind(error.into_panic()),
+                }
+            } else {
+                // Memory mode: nothing in it waits.
+                started.await
+            };
+            match started {
                 Ok(answer) => answer,
                 Err(shed) => return *shed,
             }
@@ -166,16 +179,17 @@ async fn answer(
 /// Starts a new event's delivery unless the fraud guard blocks it (its refusal is the answer)
 /// or the last delivery slot went in the meantime (shed, and a retry is told so too). Returns
 /// where the answer will be published.
-fn start(
+/// `asked` is who asked: Okta's user id and the end user's IP address, when sent.
+async fn start(
     job: Job,
-    delivery: &Delivery,
+    asked: (Option<String>, Option<std::net::IpAddr>),
     publish: watch::Sender<Option<Arc<Answer>>>,
 ) -> Result<watch::Receiver<Option<Arc<Answer>>>, Box<Response>> {
     let (shared, runtime) = (&job.shared, &job.runtime);
     let answer = publish.subscribe();
-    let user_id = delivery.user_id.as_deref();
+    let (user_id, ip_address) = (asked.0.as_deref(), asked.1);
     if let Some(blocked) =
-        screening::check_guard(shared, runtime, &job.message, user_id, delivery.ip_address)
+        screening::check_guard(shared, runtime, &job.message, user_id, ip_address).await
     {
         // Published through the ledger, so Okta's retry gets the same refusal.
         publish.send_replace(Some(Arc::new(blocked)));

@@ -6,7 +6,25 @@
 //! Methods take the UTC day (from the server's [`WallClock`](crate::clock::WallClock)) or the
 //! instant, and values; caps come from their owners' configuration. A std mutex: sections are
 //! a few arithmetic operations, never across an `.await`.
+//!
+//! **In a fleet** (Redis mode) the daily caps count every replica's spending: each replica
+//! writes its own day totals per country to one hash per UTC day and reads the others' back,
+//! once per sync interval (`fleet/spend.rs`), and [`SpendMeter::spent_on`] adds the others'
+//! last-read totals ([`SpendMeter::set_others`]) to this replica's own, which are exact. No
+//! Redis call sits on the hook's path, and an acceptance is never lost or counted twice (each
+//! replica writes absolute totals, not increments). The price: the fleet may overshoot a cap by
+//! what the other replicas accepted in one sync interval (plus one round trip), as a request
+//! passes the guard before its send is priced anyway. While Redis is unavailable the others'
+//! totals stay as last read for the day and this replica's own keep counting (the local meter,
+//! counted as `switchboard_state_fallbacks_total{store="spend"}`, worth an alert: the caps then
+//! hold per replica only against what the others had spent by the outage).
+//!
+//! The retry budget's hourly caps on speculative spend stay per replica: they bound how much a
+//! replica's own hedges and races may add on top of its traffic, alongside the retry budget
+//! that is per replica too, and refilling buckets shared through Redis would put a round trip
+//! on the send path for a soft cost cap that scales with each replica's share anyway.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use switchboard_core::Country;
@@ -26,6 +44,16 @@ pub(crate) struct SpentToday {
 #[derive(Debug, Default)]
 pub(crate) struct SpendMeter {
     book: Mutex<SpendBook>,
+    /// The other replicas' day totals as last read (Redis mode; empty otherwise).
+    others: Mutex<OthersSpent>,
+}
+
+/// What the other replicas of a fleet had spent on one day, when last read.
+#[derive(Debug, Default)]
+struct OthersSpent {
+    day: i64,
+    total: f64,
+    by_country: HashMap<String, f64>,
 }
 
 impl SpendMeter {
@@ -34,10 +62,28 @@ impl SpendMeter {
         self.lock().record(day, country, amount);
     }
 
-    /// What messages accepted on `day` cost, in total and for `country`.
+    /// What messages accepted on `day` cost, in total and for `country`: this replica's, and
+    /// in a fleet the other replicas' as last read.
     pub(crate) fn spent_on(&self, day: i64, country: Country) -> SpentToday {
-        let (total, country) = self.lock().spent_on(day, country);
-        SpentToday { total, country }
+        let (total, own) = self.lock().spent_on(day, country);
+        let others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
+        if others.day != day {
+            return SpentToday { total, country: own };
+        }
+        let other_country = others.by_country.get(country.as_str()).copied().unwrap_or(0.0);
+        SpentToday { total: total + others.total, country: own + other_country }
+    }
+
+    /// This replica's own spending on `day`, per country, for the fleet's shared totals.
+    pub(crate) fn own_on(&self, day: i64) -> Vec<(Country, f64)> {
+        self.lock().by_country_on(day)
+    }
+
+    /// The other replicas' spending on `day`, per country code, as just read from the fleet.
+    pub(crate) fn set_others(&self, day: i64, by_country: HashMap<String, f64>) {
+        let total = by_country.values().sum();
+        *self.others.lock().unwrap_or_else(PoisonError::into_inner) =
+            OthersSpent { day, total, by_country };
     }
 
     /// Reads the book with other state (explain shows what speculative sends may still spend).
@@ -57,5 +103,24 @@ impl SpendMeter {
 
     fn lock(&self) -> MutexGuard<'_, SpendBook> {
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_other_replicas_spending_counts_on_its_day_only() {
+        let meter = SpendMeter::default();
+        let (gb, us) = (Country::parse("GB").unwrap(), Country::parse("US").unwrap());
+        meter.record(10, gb, 1.0);
+        assert_eq!(meter.spent_on(10, gb), SpentToday { total: 1.0, country: 1.0 });
+        meter.set_others(10, [("GB".to_owned(), 2.0), ("US".to_owned(), 0.5)].into());
+        assert_eq!(meter.spent_on(10, gb), SpentToday { total: 3.5, country: 3.0 });
+        assert_eq!(meter.spent_on(10, us), SpentToday { total: 3.5, country: 0.5 });
+        assert_eq!(meter.own_on(10), vec![(gb, 1.0)], "only this replica's own");
+        assert_eq!(meter.spent_on(11, gb), SpentToday::default(), "a new day starts at zero");
+        assert!(meter.own_on(10).is_empty(), "the book moved on to the new day");
     }
 }

@@ -15,10 +15,26 @@
 //!
 //! A reload hands the store the new caps ([`ThroughputLimits::configure`]): a bucket whose cap
 //! is unchanged is kept, so a reload cannot hand out a fresh second's worth.
+//!
+//! **In a fleet** (Redis mode) the provider grants its throughput to the account, not to each
+//! replica, so each replica keeps buckets at its share: cap ÷ live replicas
+//! ([`ThroughputLimits::share`], from the membership count the sync loop renews; the burst
+//! rounded down, at least one), and the replicas together stay within the cap. Chosen over a
+//! Redis GCRA per take because the take sits before every send attempt, failover included:
+//! a shared bucket would put a Redis round trip (and, when Redis is slow, the hook path's whole
+//! timeout) in front of every send in the 3 s Okta gives, for a limit that is a courtesy to
+//! the provider (beyond it the provider queues or answers 429, which fails over anyway) rather
+//! than a safety property. What it costs: a replica whose share is used while another's is idle
+//! skips to the next candidate sooner than one shared bucket would (the load balancer spreads
+//! sign-ins about evenly, so the shares are used about evenly), and a tiny cap over many
+//! replicas rounds to one send per replica per (replicas ÷ cap) seconds. When Redis is
+//! unavailable the last known count stays, which is the fallback: cap ÷ the last replicas seen.
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
 
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
@@ -29,16 +45,31 @@ use crate::clock::{TokioClock, TokioInstant};
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
 
-/// One provider's cap and its bucket.
+/// One provider's cap and its bucket, at a share of the cap.
 struct Bucket {
     cap: NonZeroU32,
+    /// The replicas the cap is shared by (1 alone).
+    replicas: u32,
     limiter: Limiter,
 }
 
 impl Bucket {
-    fn new(cap: NonZeroU32) -> Bucket {
-        Bucket { cap, limiter: RateLimiter::direct_with_clock(Quota::per_second(cap), TokioClock) }
+    fn new(cap: NonZeroU32, replicas: u32) -> Bucket {
+        Bucket {
+            cap,
+            replicas,
+            limiter: RateLimiter::direct_with_clock(share(cap, replicas), TokioClock),
+        }
     }
+}
+
+/// One replica's share of `cap` per second among `replicas`: cap ÷ replicas per second, a burst
+/// of that many (rounded down, at least one). Alone, `Quota::per_second(cap)`.
+fn share(cap: NonZeroU32, replicas: u32) -> Quota {
+    let replicas = replicas.max(1);
+    let period = Duration::from_secs(u64::from(replicas)) / cap.get();
+    let burst = NonZeroU32::new(cap.get() / replicas).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period).unwrap_or_else(|| Quota::per_second(cap)).allow_burst(burst)
 }
 
 /// The configured throughput caps: per provider account, and per (provider, destination
@@ -66,6 +97,8 @@ impl Caps {
 #[derive(Default)]
 pub(crate) struct ThroughputLimits {
     buckets: RwLock<HashMap<(ProviderId, Option<Country>), Bucket>>,
+    /// How many replicas share each cap (0 and 1 both mean alone).
+    replicas: AtomicU32,
 }
 
 impl std::fmt::Debug for ThroughputLimits {
@@ -87,9 +120,25 @@ impl ThroughputLimits {
     pub(crate) fn configure(&self, caps: &Caps) {
         let wanted: HashMap<_, _> = caps.by_bucket().collect();
         let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
-        buckets.retain(|key, bucket| wanted.get(key) == Some(&bucket.cap));
+        let replicas = self.replicas.load(Ordering::Relaxed).max(1);
+        buckets.retain(|key, bucket| {
+            wanted.get(key) == Some(&bucket.cap) && bucket.replicas == replicas
+        });
         for (key, cap) in wanted {
-            buckets.entry(key).or_insert_with(|| Bucket::new(cap));
+            buckets.entry(key).or_insert_with(|| Bucket::new(cap, replicas));
+        }
+    }
+
+    /// Shares every cap among `replicas` (the fleet's live count, renewed by the sync loop):
+    /// when the count changes, each bucket starts afresh at its new share.
+    pub(crate) fn share(&self, replicas: u32) {
+        let replicas = replicas.max(1);
+        if self.replicas.swap(replicas, Ordering::Relaxed).max(1) == replicas {
+            return;
+        }
+        let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
+        for bucket in buckets.values_mut() {
+            *bucket = Bucket::new(bucket.cap, replicas);
         }
     }
 
@@ -164,6 +213,22 @@ mod tests {
         limits.configure(&Caps::default());
         assert_eq!(taken(&limits, &capped, 5), 5, "a removed cap limits nothing");
         assert_eq!(limits.caps(), Caps::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fleet_shares_each_cap_among_its_replicas() {
+        let limits = ThroughputLimits::new(&caps(5));
+        let capped = id("capped");
+        limits.share(2);
+        assert_eq!(taken(&limits, &capped, 10), 2, "half of five, rounded down");
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert_eq!(taken(&limits, &capped, 10), 1, "refilling at 2.5 a second");
+        limits.share(2);
+        assert_eq!(taken(&limits, &capped, 10), 0, "the same count keeps the buckets");
+        limits.configure(&caps(5));
+        assert_eq!(taken(&limits, &capped, 10), 0, "and so does a reload that keeps the cap");
+        limits.share(1);
+        assert_eq!(taken(&limits, &capped, 10), 5, "alone again: the whole cap");
     }
 
     #[tokio::test(start_paused = true)]

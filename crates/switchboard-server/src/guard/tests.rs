@@ -207,3 +207,28 @@ fn counters_survive_a_reload_where_the_quota_is_unchanged() {
     let tested = Tested { guard: changed, limits: tested.limits };
     assert!(!tested.check_fresh(&request).is_blocked);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replicas_share_of_a_limit_is_the_quota_divided_and_follows_the_count() {
+    let tested = guard("[sms]\nper_number = \"4/1h\"");
+    let (_, rule, quota) =
+        tested.guard.quotas().into_iter().find(|q| q.1 == Rule::PerNumber).unwrap();
+    let key = LimitKey::Digest([7; 32]);
+    let take = |replicas| tested.limits.take_share(Channel::Sms, rule, &key, quota, replicas);
+    assert_eq!(take(2), Take::Allowed);
+    assert_eq!(take(2), Take::NearLimit, "two of four: the last of this replica's share");
+    assert_eq!(take(2), Take::Over);
+    assert_eq!(
+        take(3),
+        Take::NearLimit,
+        "a new count makes a new bucket: one of four (rounded down)"
+    );
+    assert_eq!(take(3), Take::Over);
+    assert_eq!(take(8), Take::Over, "never less than one: the same share keeps its bucket");
+    // The shares are apart from this replica's own counters.
+    assert!(!tested.check_fresh(&input(Channel::Sms, "US", 7, 7)).is_blocked);
+    tested.limits.configure(tested.guard.quotas());
+    assert_eq!(take(8), Take::Over, "a reload that keeps the quota keeps the share");
+    tested.limits.configure(Vec::new());
+    assert_eq!(take(8), Take::NearLimit, "a removed limit's share goes with it");
+}

@@ -87,8 +87,10 @@ pub(super) fn refuse(shared: &Shared, event_id: &str, refusal: &Refusal) -> Resp
     Json(response).into_response()
 }
 
-/// Asks the fraud guard; `Some(answer)` when the request must not be sent.
-pub(super) fn check_guard(
+/// Asks the fraud guard; `Some(answer)` when the request must not be sent. In Redis mode its
+/// velocity limits are the fleet's (one script for all of them, within the hook path's
+/// timeout, else this replica's share: see `fleet/limits.rs`).
+pub(super) async fn check_guard(
     shared: &Shared,
     runtime: &Runtime,
     message: &OutboundMessage,
@@ -106,7 +108,13 @@ pub(super) fn check_guard(
         ip: ip_address.map(ip_key),
     };
     let spent = shared.spend.spent_on(shared.today(), input.country);
-    let verdict = guard.check(&input, spent, &shared.guard_limits);
+    let verdict = match shared.fleet.redis() {
+        None => guard.check(&input, spent, &shared.guard_limits),
+        Some(redis) => {
+            let counters = crate::fleet::limits::FleetCounters { shared, redis };
+            guard.check_with(&input, spent, &counters).await
+        }
+    };
     shared.metrics.guard(
         verdict.blocked_label(),
         &verdict.near_miss_labels(),
