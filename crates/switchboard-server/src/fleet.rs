@@ -23,6 +23,7 @@
 
 pub(crate) mod breaker;
 pub(crate) mod bus;
+pub(crate) mod ledger;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -362,6 +363,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, stopped: CancellationToken) {
 }
 
 /// One round of the sync loop: membership, then each store's refresh of what it caches.
-async fn sync(_shared: &Arc<Shared>, redis: &Arc<Redis>) {
+async fn sync(shared: &Arc<Shared>, redis: &Arc<Redis>) {
     let _ = redis.renew_membership().await;
+    ledger::judge_unresent(shared, redis).await;
 }

@@ -31,9 +31,10 @@ use switchboard_core::OutboundMessage;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use self::answers::{shed, shed_answer, wait_for_answer};
+use self::answers::{pending_answer, shed, shed_answer, wait_for_answer};
 use self::job::Job;
 pub(crate) use self::screening::{Refusal, Screening};
+use crate::fleet::{self, ledger::Claim};
 use crate::ledger::{Admission, Answer, Fingerprint};
 use crate::listener::Arrival;
 use crate::okta::{Delivery, ErrorResponse};
@@ -125,40 +126,53 @@ async fn answer(
     // The ledger keeps the event at least as long as Okta could retry it.
     let remember_until = arrival + lifetime.unwrap_or_default().max(Duration::from_secs(60));
     let event_id = message.reference.clone();
-    let answer = match shared.ledger.admit(
-        &event_id,
-        fingerprint(&message),
-        remember_until,
-        arrival,
-    ) {
+    let fingerprint = fingerprint(&message);
+    let answer = match shared.ledger.admit(&event_id, fingerprint, remember_until, arrival) {
         Admission::Conflict => return conflict(shared, &event_id),
         Admission::Repeat(answer) => {
             shared.metrics.hook_repeated();
             tracing::info!(event_id = %event_id, "repeated eventId: answering with the first request's answer");
             answer
         }
-        Admission::New(publish) => {
-            // Okta's user, hashed with the channel, for matching Okta's events to this send.
-            let user = delivery
-                .user_id
-                .as_deref()
-                .filter(|_| runtime.okta.reports_conversions())
-                .map(|id| crate::conversions::user_key(&shared.phones, id, message.channel));
-            let job = Job {
-                shared: Arc::clone(shared),
-                runtime: Arc::clone(runtime),
-                user,
-                message,
-                purpose: delivery.purpose,
-                arrival,
-                deadline,
-                lifetime,
-            };
-            match start(job, &delivery, publish) {
-                Ok(answer) => answer,
-                Err(shed) => return *shed,
+        // New here; in Redis mode the fleet may have seen it on another replica.
+        Admission::New(publish) => match fleet::ledger::claim(
+            shared,
+            &event_id,
+            fingerprint,
+            remember_until - arrival,
+            publish,
+        )
+        .await
+        {
+            Claim::Conflict => return conflict(shared, &event_id),
+            Claim::Elsewhere(elsewhere) => {
+                shared.metrics.hook_repeated();
+                tracing::info!(event_id = %event_id, "repeated eventId, first seen by another replica: answering with its answer");
+                let pending = || pending_answer(runtime, &event_id, arrival.elapsed());
+                fleet::ledger::wait_elsewhere(shared, elsewhere, deadline, pending).await
             }
-        }
+            Claim::Here(publish) => {
+                // Okta's user, hashed with the channel, for matching Okta's events to this send.
+                let user =
+                    delivery.user_id.as_deref().filter(|_| runtime.okta.reports_conversions()).map(
+                        |id| crate::conversions::user_key(&shared.phones, id, message.channel),
+                    );
+                let job = Job {
+                    shared: Arc::clone(shared),
+                    runtime: Arc::clone(runtime),
+                    user,
+                    message,
+                    purpose: delivery.purpose,
+                    arrival,
+                    deadline,
+                    lifetime,
+                };
+                match start(job, &delivery, publish) {
+                    Ok(answer) => answer,
+                    Err(shed) => return *shed,
+                }
+            }
+        },
     };
     wait_for_answer(answer).await
 }
@@ -178,6 +192,7 @@ fn start(
         screening::check_guard(shared, runtime, &job.message, user_id, delivery.ip_address)
     {
         // Published through the ledger, so Okta's retry gets the same refusal.
+        fleet::ledger::share_answer(shared, &job.message.reference, &blocked.body);
         publish.send_replace(Some(Arc::new(blocked)));
         return Ok(answer);
     }
@@ -185,6 +200,7 @@ fn start(
         // Raced past admission with the last slot taken: shed, and say so to a retry.
         let shed = shed_answer(runtime, Shed::Deliveries);
         shared.metrics.shed(Shed::Deliveries.as_str());
+        fleet::ledger::share_answer(shared, &job.message.reference, &shed.1);
         publish.send_replace(Some(Arc::new(Answer { body: shed.1.clone() })));
         return Err(Box::new(shed.into_response_parts()));
     };
