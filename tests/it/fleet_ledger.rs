@@ -127,6 +127,17 @@ async fn a_reused_event_id_on_the_other_replica_is_refused() {
 
     let reused = okta_request("evt-fleet-reuse", "+14155550100", "111111", "SMS");
     let response = second.hook(&reused).await;
+    eprintln!(
+        "METRICS {}",
+        second
+            .metrics()
+            .await
+            .lines()
+            .filter(|l| l.contains("state_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!("KEYS {}", fleet.redis.command(&["KEYS", "*"]));
     assert_eq!(response.status(), 409);
     let answer: serde_json::Value = response.json().await.unwrap();
     assert_eq!(answer["error"]["errorCauses"][0]["location"], "eventId");
@@ -169,7 +180,9 @@ async fn a_resend_on_the_other_replica_prefers_another_provider() {
 
 #[tokio::test]
 async fn redis_hanging_mid_load_never_delays_an_answer_past_the_deadline() {
-    let fleet = spawn_fleet(2, AppOptions::default).await;
+    // One user asks for many codes here: the guard's velocity limits must not refuse them.
+    let guard = "[guard.sms]\nper_prefix = \"1000/1m\"\nper_user = \"1000/1m\"\n";
+    let fleet = spawn_fleet(2, || AppOptions { extra: guard, ..AppOptions::default() }).await;
     wait_until_ready(&fleet).await;
     let started = Instant::now();
     let mut requests = tokio::task::JoinSet::new();
@@ -206,6 +219,7 @@ async fn redis_hanging_mid_load_never_delays_an_answer_past_the_deadline() {
     }
     assert!(!fleet.logs().text().contains("panicked"));
     let [first, second] = &fleet.apps[..] else { unreachable!() };
+    assert!(sends(first) >= 32, "every one of the 32 events was sent");
     within(10, async {
         for app in [first, second] {
             wait_for_metric(app, |line| line == "switchboard_state_backend_up 1").await;
@@ -226,6 +240,13 @@ async fn redis_down_falls_back_to_the_local_ledger_and_recovers_by_itself() {
     let mut fleet = spawn_fleet(2, AppOptions::default).await;
     wait_until_ready(&fleet).await;
     fleet.redis.kill();
+    // Both replicas notice (their sync loops' calls fail and the breakers open).
+    within(10, async {
+        for app in &fleet.apps {
+            wait_for_metric(app, |line| line == "switchboard_state_backend_up 0").await;
+        }
+    })
+    .await;
     {
         let [first, second] = &fleet.apps[..] else { unreachable!() };
         let request = okta_request("evt-redis-down", "+14155550100", "482915", "SMS");
