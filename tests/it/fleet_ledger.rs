@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use switchboard_server::okta::OktaRequest;
 use switchboard_sim::faults::Faults;
 
 use crate::fleet::wait_for_metric;
@@ -176,6 +177,57 @@ async fn a_resend_on_the_other_replica_prefers_another_provider() {
     let (_, other) =
         second.hook_json(&okta_request("evt-fleet-other", "+14155550142", "730461", "SMS")).await;
     assert_eq!(action(&other)["provider"], "twilio-primary", "other numbers are unaffected");
+}
+
+/// A code with `life` left, for `phone`, as Okta sends it.
+fn short_lived(event_id: &str, phone: &str, code: &str, life: Duration) -> serde_json::Value {
+    OktaRequest::sms(phone, code)
+        .event_id(event_id)
+        .template(format!("(HOOK)Your code is {code}"))
+        .expires_in(life)
+        .user_id("00uyxxSknGtK8022w0g3")
+        .ip_address("203.0.113.9")
+        .to_json()
+}
+
+#[tokio::test]
+async fn a_code_resent_on_the_other_replica_is_not_counted_as_arrived_where_it_was_sent() {
+    let fleet = spawn_fleet(2, AppOptions::default).await;
+    wait_until_ready(&fleet).await;
+    let [first, second] = &fleet.apps[..] else { unreachable!() };
+    let life = Duration::from_secs(4);
+    let (_, answer) =
+        first.hook_json(&short_lived("evt-judge-first", "+14155550100", "482915", life)).await;
+    assert_eq!(action(&answer)["provider"], "twilio-primary");
+    wait_for_key(&fleet, "*ledger:phone:*").await;
+    let (_, resend) =
+        second.hook_json(&short_lived("evt-judge-resend", "+14155550100", "730461", life)).await;
+    assert_eq!(action(&resend)["provider"], "twilio-backup");
+
+    // The first code's life ends on the first replica with no resend *there*: the shared flag
+    // says it was resent, so it is not counted as arrived.
+    within(
+        20,
+        wait_for_metric(first, |line| {
+            line == r#"switchboard_ledger_unresent_judged_total{verdict="resent"} 1"#
+        }),
+    )
+    .await;
+    // The resend's own code ends unsuperseded: counted as arrived, on the replica that sent it.
+    within(
+        20,
+        wait_for_metric(second, |line| {
+            line.starts_with("switchboard_conversions_total")
+                && line.contains("twilio-backup")
+                && line.contains("not_resent")
+        }),
+    )
+    .await;
+    let metrics = first.metrics().await;
+    assert!(
+        !metrics.lines().any(|line| line.contains("not_resent") && line.contains("twilio-primary")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

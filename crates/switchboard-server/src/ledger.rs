@@ -424,4 +424,34 @@ mod tests {
         assert_eq!(taken, [key("plivo")], "superseded and evicted codes are not among them");
         assert!(ledger.take_unresent(later + Duration::from_secs(60)).is_empty(), "once");
     }
+
+    #[test]
+    fn in_redis_mode_unsuperseded_codes_wait_for_the_fleets_judgement() {
+        let ledger = Ledger::judged_in_fleet(10);
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        ledger.record_accepted([1; 32], key("twilio"), [7; 32], later);
+        ledger.record_accepted([2; 32], key("vonage"), [8; 32], later);
+        assert_eq!(ledger.supersede(&[2; 32], now), Some(key("vonage")));
+        let after = later + Duration::from_secs(1);
+        assert!(ledger.take_unresent(after).is_empty(), "not counted before it is judged");
+        let candidates = ledger.take_candidates(after);
+        assert_eq!(candidates, [Unresent { phone: [1; 32], send: [7; 32], key: key("twilio") }]);
+        assert!(ledger.take_candidates(after).is_empty(), "each judged once");
+        ledger.add_unresent([key("twilio")]);
+        assert_eq!(ledger.take_unresent(after), [key("twilio")]);
+    }
+
+    #[test]
+    fn an_awaited_answer_is_taken_once_and_a_forgotten_event_is_new_again() {
+        let ledger = Ledger::new(10);
+        let now = Instant::now();
+        let expires = now + Duration::from_secs(60);
+        let Admission::New(sender) = ledger.admit("evt", [1; 32], expires, now) else { panic!() };
+        ledger.await_elsewhere([5; 32], sender);
+        assert!(ledger.take_awaited(&[5; 32]).is_some());
+        assert!(ledger.take_awaited(&[5; 32]).is_none(), "whoever answers first takes it");
+        ledger.forget("evt");
+        assert!(matches!(ledger.admit("evt", [2; 32], expires, now), Admission::New(_)));
+    }
 }

@@ -287,30 +287,48 @@ pub(crate) async fn judge_unresent(shared: &Shared, redis: &Redis) {
         }
         let flags: Result<Vec<(Option<String>, Option<String>)>, _> =
             redis.query(STORE, Path::Background, &pipeline).await;
-        let unresent: Vec<HealthKey> = match flags {
-            Ok(flags) => batch
-                .iter()
-                .zip(flags)
-                .filter(|(candidate, flags)| is_unresent(candidate, flags))
-                .map(|(candidate, _)| candidate.key.clone())
-                .collect(),
+        let verdicts: Vec<Verdict> = match flags {
+            Ok(flags) => batch.iter().zip(&flags).map(|(c, flags)| verdict(c, flags)).collect(),
             Err(why) => {
                 redis.fell_back(STORE, why);
-                batch.iter().map(|candidate| candidate.key.clone()).collect()
+                vec![Verdict::Local; batch.len()]
             }
         };
-        shared.ledger.add_unresent(unresent);
+        for verdict in &verdicts {
+            shared.metrics.ledger_unresent_judged(verdict.as_str());
+        }
+        let unresent = batch.iter().zip(verdicts).filter(|(_, v)| *v != Verdict::Resent);
+        shared.ledger.add_unresent(unresent.map(|(candidate, _)| candidate.key.clone()));
     }
 }
 
-fn is_unresent(
-    candidate: &Unresent,
-    (send, superseded): &(Option<String>, Option<String>),
-) -> bool {
+/// What the fleet says about a code whose life ended unsuperseded on this replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Superseded on another replica, or replaced by a later send: it was resent.
+    Resent,
+    /// The shared flag agrees: nobody asked again.
+    Unresent,
+    /// Nothing to read (the key is gone, or Redis unavailable): the local judgement stands.
+    Local,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Resent => "resent",
+            Verdict::Unresent => "unresent",
+            Verdict::Local => "local",
+        }
+    }
+}
+
+fn verdict(candidate: &Unresent, (send, superseded): &(Option<String>, Option<String>)) -> Verdict {
     match send {
-        None => true,
-        Some(send) if *send != hex::encode(candidate.send) => false,
-        Some(_) => superseded.as_deref() != Some("1"),
+        None => Verdict::Local,
+        Some(send) if *send != hex::encode(candidate.send) => Verdict::Resent,
+        Some(_) if superseded.as_deref() == Some("1") => Verdict::Resent,
+        Some(_) => Verdict::Unresent,
     }
 }
 
@@ -384,3 +402,22 @@ return {v[1], v[2], v[3], was}
 ",
     )
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_flag_overturns_a_local_unresent_only_for_the_same_send() {
+        let us = Country::parse("US").unwrap();
+        let key = HealthKey::new(ProviderId::parse("twilio").unwrap(), us, Channel::Sms);
+        let candidate = Unresent { phone: [1; 32], send: [7; 32], key };
+        let ours = Some(hex::encode([7; 32]));
+        let flags = |send: &Option<String>, flag: &str| (send.clone(), Some(flag.to_owned()));
+        assert_eq!(verdict(&candidate, &flags(&ours, "1")), Verdict::Resent);
+        assert_eq!(verdict(&candidate, &flags(&ours, "0")), Verdict::Unresent);
+        let later_send = Some(hex::encode([8; 32]));
+        assert_eq!(verdict(&candidate, &flags(&later_send, "0")), Verdict::Resent);
+        assert_eq!(verdict(&candidate, &(None, None)), Verdict::Local);
+    }
+}
