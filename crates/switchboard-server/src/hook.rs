@@ -134,45 +134,35 @@ async fn answer(
             tracing::info!(event_id = %event_id, "repeated eventId: answering with the first request's answer");
             answer
         }
-        // New here; in Redis mode the fleet may have seen it on another replica.
-        Admission::New(publish) => match fleet::ledger::claim(
-            shared,
-            &event_id,
-            fingerprint,
-            remember_until - arrival,
-            publish,
-        )
-        .await
-        {
-            Claim::Conflict => return conflict(shared, &event_id),
-            Claim::Elsewhere(elsewhere) => {
-                shared.metrics.hook_repeated();
-                tracing::info!(event_id = %event_id, "repeated eventId, first seen by another replica: answering with its answer");
-                let pending = || pending_answer(runtime, &event_id, arrival.elapsed());
-                fleet::ledger::wait_elsewhere(shared, elsewhere, deadline, pending).await
+        Admission::New(publish) => {
+            // Okta's user, hashed with the channel, for matching Okta's events to this send.
+            let user = delivery
+                .user_id
+                .as_deref()
+                .filter(|_| runtime.okta.reports_conversions())
+                .map(|id| crate::conversions::user_key(&shared.phones, id, message.channel));
+            let job = Job {
+                shared: Arc::clone(shared),
+                runtime: Arc::clone(runtime),
+                user,
+                message,
+                purpose: delivery.purpose,
+                arrival,
+                deadline,
+                lifetime,
+            };
+            let decision = if shared.fleet.redis().is_none() {
+                start(job, &delivery, publish)
+            } else {
+                // New here; the fleet may have seen it on another replica.
+                let remember_for = remember_until - arrival;
+                admit_in_fleet(job, delivery, fingerprint, remember_for, publish).await
+            };
+            match decision {
+                Ok(answer) => answer,
+                Err(refused) => return *refused,
             }
-            Claim::Here(publish) => {
-                // Okta's user, hashed with the channel, for matching Okta's events to this send.
-                let user =
-                    delivery.user_id.as_deref().filter(|_| runtime.okta.reports_conversions()).map(
-                        |id| crate::conversions::user_key(&shared.phones, id, message.channel),
-                    );
-                let job = Job {
-                    shared: Arc::clone(shared),
-                    runtime: Arc::clone(runtime),
-                    user,
-                    message,
-                    purpose: delivery.purpose,
-                    arrival,
-                    deadline,
-                    lifetime,
-                };
-                match start(job, &delivery, publish) {
-                    Ok(answer) => answer,
-                    Err(shed) => return *shed,
-                }
-            }
-        },
+        }
     };
     wait_for_answer(answer).await
 }
@@ -207,6 +197,44 @@ fn start(
     let tracker = shared.tracker.clone();
     tracker.spawn(job.run(publish, running));
     Ok(answer)
+}
+
+/// Redis mode: claims a new event fleet-wide, then starts its delivery (ours), waits for the
+/// replica that has it (a repeat: its answer, or `pending` at this request's deadline), or
+/// refuses it (a different phone, code or channel). In a task of its own, like the delivery:
+/// once this replica admitted the event, Okta hanging up mid-claim must not leave it admitted
+/// here with nobody sending or answering it.
+async fn admit_in_fleet(
+    job: Job,
+    delivery: Delivery,
+    fingerprint: Fingerprint,
+    remember_for: Duration,
+    publish: watch::Sender<Option<Arc<Answer>>>,
+) -> Result<watch::Receiver<Option<Arc<Answer>>>, Box<Response>> {
+    let (decided, decision) = tokio::sync::oneshot::channel();
+    let shared = Arc::clone(&job.shared);
+    shared.tracker.spawn(async move {
+        let shared = Arc::clone(&job.shared);
+        let event_id = job.message.reference.clone();
+        match fleet::ledger::claim(&shared, &event_id, fingerprint, remember_for, publish).await {
+            Claim::Here(publish) => {
+                let _ = decided.send(start(job, &delivery, publish));
+            }
+            Claim::Conflict => {
+                let _ = decided.send(Err(Box::new(conflict(&shared, &event_id))));
+            }
+            Claim::Elsewhere(elsewhere) => {
+                shared.metrics.hook_repeated();
+                tracing::info!(event_id = %event_id, "repeated eventId, first seen by another replica: answering with its answer");
+                let _ = decided.send(Ok(elsewhere.answer()));
+                let (runtime, arrival) = (&job.runtime, job.arrival);
+                let pending = || pending_answer(runtime, &event_id, arrival.elapsed());
+                fleet::ledger::wait_elsewhere(&shared, elsewhere, job.deadline, pending).await;
+            }
+        }
+    });
+    // A task that ended without deciding (a bug) reads as a delivery that never answered.
+    decision.await.unwrap_or_else(|_| Ok(watch::channel(None).1))
 }
 
 /// A reused `eventId` with a different phone, code or channel.

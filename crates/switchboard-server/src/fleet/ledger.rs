@@ -77,6 +77,13 @@ pub(crate) struct Elsewhere {
     answer: AnswerReceiver,
 }
 
+impl Elsewhere {
+    /// Where the answer will be published.
+    pub(crate) fn answer(&self) -> AnswerReceiver {
+        self.answer.clone()
+    }
+}
+
 /// Claims `event_id` fleet-wide for `remember_for`, after the local ledger admitted it as new
 /// (with `publish`). In memory mode, or when Redis is unavailable, the event is ours.
 pub(crate) async fn claim(
@@ -121,16 +128,16 @@ pub(crate) async fn claim(
     }
 }
 
-/// Waits for another replica's answer until `deadline` (this request's own), and returns where
-/// it was published; with no answer by then, publishes `pending` (what the first request
-/// answers while its delivery is still running) so Okta is answered in time, and no second
-/// code is sent.
+/// Waits for another replica's answer until `deadline` (this request's own) and publishes it
+/// where [`Elsewhere::answer`] reads; with no answer by then, publishes `pending` (what the
+/// first request answers while its delivery is still running) so Okta is answered in time, and
+/// no second code is sent.
 pub(crate) async fn wait_elsewhere(
     shared: &Shared,
     elsewhere: Elsewhere,
     deadline: Instant,
     pending: impl FnOnce() -> Answer,
-) -> AnswerReceiver {
+) {
     let Elsewhere { event, mut answer } = elsewhere;
     let polled = async {
         let Some(redis) = shared.fleet.redis() else { return };
@@ -160,7 +167,6 @@ pub(crate) async fn wait_elsewhere(
     }
     let how = if is_answered { "replayed" } else { "pending" };
     shared.metrics.ledger_repeat_elsewhere(how);
-    answer
 }
 
 /// An answer from another replica, for a repeat waiting here (from the bus or a poll).
