@@ -7,7 +7,8 @@
 //!
 //! - `{p}ledger:event:<event digest>`: a hash, `fingerprint` (the digest of phone, code and
 //!   channel) set by the one replica that claims the event (`HSETNX`, in [`CLAIM`]), and later
-//!   `answer` (the exact body Okta got). TTL: as long as the local ledger remembers the event.
+//!   `answer` (the exact body Okta got), and `waiting` (repeats on other replicas waiting for
+//!   it). TTL: as long as the local ledger remembers the event.
 //!   A repeat on another replica with the same fingerprint waits for the answer (over the bus,
 //!   with a poll every [`POLL`] as a backstop for a lost message) until its *own* answer
 //!   deadline and replays it verbatim; if none has come by then, it answers what the first
@@ -177,7 +178,10 @@ fn answered(shared: &Shared, event: &Fingerprint, body: String) {
 }
 
 /// Shares the answer Okta got for `event_id`, in the background: stored beside the claim (for a
-/// repeat that polls or arrives later) and sent over the bus (for one waiting now).
+/// repeat that polls or arrives later) and, when a repeat on another replica is waiting for it,
+/// sent over the bus. Almost no event has one, so almost no answer crosses the bus: the claim
+/// counts waiters in the same script that would have returned a stored answer, so a waiter is
+/// either counted before the answer is stored, or finds it.
 pub(crate) fn share_answer(shared: &Shared, event_id: &str, body: &str) {
     let Some(redis) = shared.fleet.redis() else { return };
     let event = hex::encode(event_digest(event_id));
@@ -186,10 +190,14 @@ pub(crate) fn share_answer(shared: &Shared, event_id: &str, body: &str) {
     tokio::spawn(async move {
         let mut invocation = STORE_ANSWER.key(redis.key(STORE, &["event", &event]));
         invocation.arg(&body);
-        if let Err(why) = redis.query::<i64>(STORE, Path::Background, &invocation).await {
-            redis.fell_back(STORE, why);
+        match redis.query::<i64>(STORE, Path::Background, &invocation).await {
+            Ok(waiting) if waiting > 0 => {
+                redis.publish(TOPIC_ANSWER, json!({ "event": event, "answer": body }));
+            }
+            Ok(_) => {}
+            // A waiter, if any, answers `pending` at its deadline: nothing was sent twice.
+            Err(why) => redis.fell_back(STORE, why),
         }
-        redis.publish(TOPIC_ANSWER, json!({ "event": event, "answer": body }));
     });
 }
 
@@ -347,7 +355,8 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Claims an event: `{1}` for the first claim, else `{0, fingerprint, answer or nil}`.
+/// Claims an event: `{1}` for the first claim, else `{0, fingerprint, answer or nil}`, counting
+/// a waiter (a same-content repeat) when there is no answer yet.
 static CLAIM: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -356,19 +365,24 @@ if redis.call('HSETNX', KEYS[1], 'fingerprint', ARGV[1]) == 1 then
   return {1, false, false}
 end
 local stored = redis.call('HMGET', KEYS[1], 'fingerprint', 'answer')
+if stored[1] == ARGV[1] and not stored[2] then
+  redis.call('HINCRBY', KEYS[1], 'waiting', 1)
+end
 return {0, stored[1], stored[2]}
 ",
     )
 });
 
-/// Stores an event's answer once, only while its claim lives (never a key without a TTL).
+/// Stores an event's answer once, only while its claim lives (never a key without a TTL), and
+/// returns how many repeats wait for it on other replicas.
 static STORE_ANSWER: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HSETNX', KEYS[1], 'answer', ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
 end
-return 0
+redis.call('HSETNX', KEYS[1], 'answer', ARGV[1])
+return tonumber(redis.call('HGET', KEYS[1], 'waiting') or '0')
 ",
     )
 });
