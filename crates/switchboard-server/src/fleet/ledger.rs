@@ -24,8 +24,10 @@
 //! When Redis is slow or down every step falls back to the local ledger (counted as
 //! `switchboard_state_fallbacks_total{store="ledger"}`): a replica admits an event it cannot
 //! claim, because a missing code is worse than a rare duplicate. The hook path makes at most two
-//! calls, each bounded by `command_timeout_ms` (the claim, then the phone's history); answers
-//! and sends are written in the background, after Okta's answer is published.
+//! calls, each bounded by `command_timeout_ms` (the claim, then the phone's history; a repeat
+//! waiting on another replica also polls, but only while it waits for that replica's answer,
+//! never past its deadline); answers and sends are written in the background, after Okta's
+//! answer is published.
 
 use std::sync::Arc;
 use std::sync::LazyLock;
