@@ -84,6 +84,50 @@ async fn a_retry_on_the_other_replica_while_the_first_is_sending_joins_it() {
 }
 
 #[tokio::test]
+async fn a_retry_whose_first_answer_is_not_in_by_its_deadline_answers_pending_and_sends_nothing() {
+    // The second replica answers Okta sooner than the first can: its deadline comes first.
+    let replica = std::sync::atomic::AtomicUsize::new(0);
+    let fleet =
+        spawn_fleet(2, || match replica.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+            0 => {
+                AppOptions { deadline_ms: 2900, primary_timeout_ms: 2500, ..AppOptions::default() }
+            }
+            _ => AppOptions { deadline_ms: 1000, ..AppOptions::default() },
+        })
+        .await;
+    wait_until_ready(&fleet).await;
+    let [first, second] = &fleet.apps[..] else { unreachable!() };
+    first.primary.set_faults(Faults::none().with_latency(Duration::from_secs(2), Duration::ZERO));
+    let request = okta_request("evt-fleet-late", "+14155550100", "482915", "SMS");
+
+    let original = first.hook_json(&request);
+    let retry = async {
+        within(10, async {
+            while first.primary.received().is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let started = Instant::now();
+        let answer = second.hook_json(&request).await;
+        (answer, started.elapsed())
+    };
+    let (original, ((status, retry), took)) = tokio::join!(original, retry);
+
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_millis(1500), "answered by its own deadline: {took:?}");
+    assert_eq!(action(&retry)["status"], "SUCCESSFUL");
+    assert_eq!(metadata(action(&retry), "outcome"), "pending");
+    assert_eq!(metadata(action(&original.1), "outcome"), "delivered");
+    assert_eq!(sends(first), 1, "the retry sent nothing of its own");
+    let metrics = second.metrics().await;
+    assert!(
+        metrics.contains("switchboard_ledger_repeats_elsewhere_total{answer=\"pending\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn a_retry_on_the_other_replica_after_the_answer_gets_the_same_answer() {
     let fleet = spawn_fleet(2, AppOptions::default).await;
     wait_until_ready(&fleet).await;
