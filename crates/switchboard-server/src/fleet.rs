@@ -23,6 +23,7 @@
 
 pub(crate) mod breaker;
 pub(crate) mod bus;
+pub(crate) mod ledger;
 pub(crate) mod limits;
 pub(crate) mod spend;
 
@@ -369,4 +370,5 @@ async fn sync(shared: &Arc<Shared>, redis: &Arc<Redis>) {
     // Throughput caps are shared as local shares of the last known count (throughput.rs).
     shared.throughput.share(redis.replicas());
     spend::sync(shared, redis).await;
+    ledger::judge_unresent(shared, redis).await;
 }

@@ -31,9 +31,10 @@ use switchboard_core::OutboundMessage;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use self::answers::{shed, shed_answer, wait_for_answer};
+use self::answers::{pending_answer, shed, shed_answer, wait_for_answer};
 use self::job::Job;
 pub(crate) use self::screening::{Refusal, Screening};
+use crate::fleet::{self, ledger::Claim};
 use crate::ledger::{Admission, Answer, Fingerprint};
 use crate::listener::Arrival;
 use crate::okta::ErrorResponse;
@@ -125,12 +126,8 @@ async fn answer(
     // The ledger keeps the event at least as long as Okta could retry it.
     let remember_until = arrival + lifetime.unwrap_or_default().max(Duration::from_secs(60));
     let event_id = message.reference.clone();
-    let answer = match shared.ledger.admit(
-        &event_id,
-        fingerprint(&message),
-        remember_until,
-        arrival,
-    ) {
+    let fingerprint = fingerprint(&message);
+    let answer = match shared.ledger.admit(&event_id, fingerprint, remember_until, arrival) {
         Admission::Conflict => return conflict(shared, &event_id),
         Admission::Repeat(answer) => {
             shared.metrics.hook_repeated();
@@ -155,21 +152,18 @@ async fn answer(
                 lifetime,
             };
             let asked = (delivery.user_id.clone(), delivery.ip_address);
-            let started = start(job, asked, publish);
-            let started = if shared.fleet.redis().is_some() {
-                // The guard asks Redis here: in a task of its own, so that Okta hanging up
-                // meanwhile cannot drop the claimed event's only publisher unanswered.
-                match tokio::spawn(started).await {
-                    Ok(started) => started,
-                    Err(error) => std::panic::resume_unwind(error.into_panic()),
-                }
-            } else {
+            let decision = if shared.fleet.redis().is_none() {
                 // Memory mode: nothing in it waits.
-                started.await
+                start(job, asked, publish).await
+            } else {
+                // New here; the fleet may have seen it on another replica. The claim and the
+                // guard ask Redis in a task of their own (see `admit_in_fleet`).
+                let remember_for = remember_until - arrival;
+                admit_in_fleet(job, asked, fingerprint, remember_for, publish).await
             };
-            match started {
+            match decision {
                 Ok(answer) => answer,
-                Err(shed) => return *shed,
+                Err(refused) => return *refused,
             }
         }
     };
@@ -192,6 +186,7 @@ async fn start(
         screening::check_guard(shared, runtime, &job.message, user_id, ip_address).await
     {
         // Published through the ledger, so Okta's retry gets the same refusal.
+        fleet::ledger::share_answer(shared, &job.message.reference, &blocked.body);
         publish.send_replace(Some(Arc::new(blocked)));
         return Ok(answer);
     }
@@ -199,12 +194,51 @@ async fn start(
         // Raced past admission with the last slot taken: shed, and say so to a retry.
         let shed = shed_answer(runtime, Shed::Deliveries);
         shared.metrics.shed(Shed::Deliveries.as_str());
+        fleet::ledger::share_answer(shared, &job.message.reference, &shed.1);
         publish.send_replace(Some(Arc::new(Answer { body: shed.1.clone() })));
         return Err(Box::new(shed.into_response_parts()));
     };
     let tracker = shared.tracker.clone();
     tracker.spawn(job.run(publish, running));
     Ok(answer)
+}
+
+/// Redis mode: claims a new event fleet-wide, then starts its delivery (ours), waits for the
+/// replica that has it (a repeat: its answer, or `pending` at this request's deadline), or
+/// refuses it (a different phone, code or channel). In a task of its own, like the delivery:
+/// once this replica admitted the event, Okta hanging up mid-claim (or while the guard asks
+/// Redis) must not leave it admitted here with nobody sending or answering it.
+async fn admit_in_fleet(
+    job: Job,
+    asked: (Option<String>, Option<std::net::IpAddr>),
+    fingerprint: Fingerprint,
+    remember_for: Duration,
+    publish: watch::Sender<Option<Arc<Answer>>>,
+) -> Result<watch::Receiver<Option<Arc<Answer>>>, Box<Response>> {
+    let (decided, decision) = tokio::sync::oneshot::channel();
+    let shared = Arc::clone(&job.shared);
+    shared.tracker.spawn(async move {
+        let shared = Arc::clone(&job.shared);
+        let event_id = job.message.reference.clone();
+        match fleet::ledger::claim(&shared, &event_id, fingerprint, remember_for, publish).await {
+            Claim::Here(publish) => {
+                let _ = decided.send(start(job, asked, publish).await);
+            }
+            Claim::Conflict => {
+                let _ = decided.send(Err(Box::new(conflict(&shared, &event_id))));
+            }
+            Claim::Elsewhere(elsewhere) => {
+                shared.metrics.hook_repeated();
+                tracing::info!(event_id = %event_id, "repeated eventId, first seen by another replica: answering with its answer");
+                let _ = decided.send(Ok(elsewhere.answer()));
+                let (runtime, arrival) = (&job.runtime, job.arrival);
+                let pending = || pending_answer(runtime, &event_id, arrival.elapsed());
+                fleet::ledger::wait_elsewhere(&shared, elsewhere, job.deadline, pending).await;
+            }
+        }
+    });
+    // A task that ended without deciding (a bug) reads as a delivery that never answered.
+    decision.await.unwrap_or_else(|_| Ok(watch::channel(None).1))
 }
 
 /// A reused `eventId` with a different phone, code or channel.

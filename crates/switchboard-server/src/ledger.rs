@@ -11,6 +11,15 @@
 //!
 //! Memory is bounded: entries expire with their OTP, and past `capacity` the entry closest to
 //! expiry is evicted first.
+//!
+//! In Redis mode this ledger stays the first look (a repeat on the same replica never needs
+//! Redis) and the fallback; `fleet/ledger.rs` shares the rest. Two things here exist for it:
+//! the answers this replica awaits from another replica (by event digest, filled from the bus),
+//! and where an unresent code is judged. A resend may reach another replica, which marks the
+//! send superseded in Redis only, so in Redis mode a code whose life ended unsuperseded *here*
+//! is only a candidate: the sync loop checks the shared flag (`fleet::ledger::judge_unresent`)
+//! and only then hands it to [`Ledger::take_unresent`]. The replica that recorded the send
+//! judges it, once, because only it holds the local entry.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -54,6 +63,8 @@ struct EventEntry {
 struct PhoneEntry {
     /// The provider that accepted the code, the country and channel.
     key: HealthKey,
+    /// Which send this is (the digest of its `eventId`), to tell it from a later one in Redis.
+    send: Fingerprint,
     expires: Instant,
     /// A later request for the number has already counted against this send.
     is_superseded: bool,
@@ -75,6 +86,20 @@ struct State {
     /// Health keys of codes whose life ended without a request superseding them, until
     /// [`Ledger::take_unresent`] takes them (bounded by the ledger's capacity).
     unresent: Vec<HealthKey>,
+    /// In Redis mode, codes whose life ended unsuperseded here, until the sync loop has checked
+    /// them against the shared flag (bounded like `unresent`).
+    candidates: Vec<Unresent>,
+    /// Senders of the answers awaited from another replica, by event digest; each is removed
+    /// by whoever answers first (the bus, a poll, or the waiting request's own deadline).
+    awaited: HashMap<Fingerprint, watch::Sender<Option<Arc<Answer>>>>,
+}
+
+/// A code whose life ended without a request superseding it on this replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unresent {
+    pub(crate) phone: Fingerprint,
+    pub(crate) send: Fingerprint,
+    pub(crate) key: HealthKey,
 }
 
 /// The ledger. A std mutex: sections are map operations and never span an `.await`.
@@ -82,11 +107,22 @@ struct State {
 pub(crate) struct Ledger {
     state: Mutex<State>,
     capacity: usize,
+    /// Redis mode: unresent codes are judged against the fleet's flag before they count.
+    is_judged_in_fleet: bool,
 }
 
 impl Ledger {
     pub(crate) fn new(capacity: usize) -> Ledger {
-        Ledger { state: Mutex::new(State::default()), capacity: capacity.max(1) }
+        Ledger {
+            state: Mutex::new(State::default()),
+            capacity: capacity.max(1),
+            is_judged_in_fleet: false,
+        }
+    }
+
+    /// A ledger whose unresent codes the fleet judges (Redis mode): see the module doc.
+    pub(crate) fn judged_in_fleet(capacity: usize) -> Ledger {
+        Ledger { is_judged_in_fleet: true, ..Ledger::new(capacity) }
     }
 
     /// Registers `event_id`, or finds it.
@@ -98,7 +134,7 @@ impl Ledger {
         now: Instant,
     ) -> Admission {
         let mut state = self.lock();
-        state.purge(now);
+        state.purge(now, self.is_judged_in_fleet);
         if let Some(entry) = state.events.get(event_id) {
             return if entry.fingerprint == fingerprint {
                 Admission::Repeat(entry.answer.clone())
@@ -115,6 +151,31 @@ impl Ledger {
         Admission::New(sender)
     }
 
+    /// Forgets an event admitted here that another replica had already taken with different
+    /// content: a later request with the right content must not meet this entry's fingerprint.
+    pub(crate) fn forget(&self, event_id: &str) {
+        // Its index entry stays; `remove_if_expired` finds nothing when it comes.
+        self.lock().events.remove(event_id);
+    }
+
+    /// Parks the sender of an event another replica may be answering, until
+    /// [`Ledger::take_awaited`] (the bus, a poll, or the deadline) takes it.
+    pub(crate) fn await_elsewhere(
+        &self,
+        event: Fingerprint,
+        sender: watch::Sender<Option<Arc<Answer>>>,
+    ) {
+        self.lock().awaited.insert(event, sender);
+    }
+
+    /// The parked sender of an awaited event, once.
+    pub(crate) fn take_awaited(
+        &self,
+        event: &Fingerprint,
+    ) -> Option<watch::Sender<Option<Arc<Answer>>>> {
+        self.lock().awaited.remove(event)
+    }
+
     /// The provider that last accepted a code for this phone, if that code has not expired:
     /// a new request for the same phone inside that window is a resend.
     pub(crate) fn previous_provider(
@@ -123,7 +184,7 @@ impl Ledger {
         now: Instant,
     ) -> Option<ProviderId> {
         let mut state = self.lock();
-        state.purge(now);
+        state.purge(now, self.is_judged_in_fleet);
         state.phones.get(phone).map(|entry| entry.key.provider().clone())
     }
 
@@ -132,28 +193,49 @@ impl Ledger {
     /// says the user asked again. Each send is returned once.
     pub(crate) fn supersede(&self, phone: &Fingerprint, now: Instant) -> Option<HealthKey> {
         let mut state = self.lock();
-        state.purge(now);
+        state.purge(now, self.is_judged_in_fleet);
         let entry = state.phones.get_mut(phone).filter(|entry| !entry.is_superseded)?;
         entry.is_superseded = true;
         Some(entry.key.clone())
     }
 
     /// The health keys of codes whose life ended without the user asking again (each once;
-    /// codes evicted for room are not among them: that says nothing about the code).
+    /// codes evicted for room are not among them: that says nothing about the code). In Redis
+    /// mode only those the fleet has judged (see the module doc).
     pub(crate) fn take_unresent(&self, now: Instant) -> Vec<HealthKey> {
         let mut state = self.lock();
-        state.purge(now);
+        state.purge(now, self.is_judged_in_fleet);
         std::mem::take(&mut state.unresent)
     }
 
+    /// Redis mode: the codes whose life ended unsuperseded here, for the fleet to judge.
+    pub(crate) fn take_candidates(&self, now: Instant) -> Vec<Unresent> {
+        let mut state = self.lock();
+        state.purge(now, self.is_judged_in_fleet);
+        std::mem::take(&mut state.candidates)
+    }
+
+    /// Hands over the codes the fleet judged unresent, for [`Ledger::take_unresent`].
+    pub(crate) fn add_unresent(&self, keys: impl IntoIterator<Item = HealthKey>) {
+        let mut state = self.lock();
+        let room = MAX_UNRESENT.saturating_sub(state.unresent.len());
+        state.unresent.extend(keys.into_iter().take(room));
+    }
+
     /// Remembers the health key (provider, country, channel) a code for this phone was
-    /// accepted on, until the code expires.
-    pub(crate) fn record_accepted(&self, phone: Fingerprint, key: HealthKey, expires: Instant) {
+    /// accepted on, and which send it was, until the code expires.
+    pub(crate) fn record_accepted(
+        &self,
+        phone: Fingerprint,
+        key: HealthKey,
+        send: Fingerprint,
+        expires: Instant,
+    ) {
         let mut state = self.lock();
         state.make_room(self.capacity, |s| s.phones.len());
         // A replaced entry's old index slot stays; `remove_if_expired` skips it because the new
         // entry expires later.
-        state.phones.insert(phone, PhoneEntry { key, expires, is_superseded: false });
+        state.phones.insert(phone, PhoneEntry { key, send, expires, is_superseded: false });
         state.schedule(expires, Key::Phone(phone));
     }
 
@@ -175,17 +257,28 @@ impl State {
         self.expiry.insert((expires, self.seq), key);
     }
 
-    /// Drops every entry whose time has come.
-    fn purge(&mut self, now: Instant) {
+    /// Drops every entry whose time has come; an unsuperseded phone entry goes to `unresent`,
+    /// or to `candidates` when the fleet judges it, so each is judged exactly once.
+    fn purge(&mut self, now: Instant, is_judged_in_fleet: bool) {
         while let Some(entry) = self.expiry.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             let key = entry.remove();
-            if let Some(phone) = self.remove_if_expired(&key, now)
-                && !phone.is_superseded
-                && self.unresent.len() < MAX_UNRESENT
-            {
+            let Key::Phone(phone_key) = key else {
+                self.remove_if_expired(&key, now);
+                continue;
+            };
+            let Some(phone) = self.remove_if_expired(&key, now) else { continue };
+            if phone.is_superseded {
+                continue;
+            }
+            if is_judged_in_fleet {
+                if self.candidates.len() < MAX_UNRESENT {
+                    let (send, key) = (phone.send, phone.key);
+                    self.candidates.push(Unresent { phone: phone_key, send, key });
+                }
+            } else if self.unresent.len() < MAX_UNRESENT {
                 self.unresent.push(phone.key);
             }
         }
@@ -257,7 +350,7 @@ mod tests {
         let now = Instant::now();
         let expires = now + Duration::from_secs(60);
         assert!(matches!(ledger.admit("evt", [1; 32], expires, now), Admission::New(_)));
-        ledger.record_accepted([9; 32], key("twilio"), expires);
+        ledger.record_accepted([9; 32], key("twilio"), [0; 32], expires);
         assert_eq!(ledger.previous_provider(&[9; 32], now), Some(provider("twilio")));
         let later = expires + Duration::from_millis(1);
         assert_eq!(ledger.previous_provider(&[9; 32], later), None);
@@ -271,8 +364,8 @@ mod tests {
     fn a_newer_resend_keeps_the_phone_until_its_own_expiry() {
         let ledger = Ledger::new(10);
         let now = Instant::now();
-        ledger.record_accepted([9; 32], key("twilio"), now + Duration::from_secs(60));
-        ledger.record_accepted([9; 32], key("vonage"), now + Duration::from_secs(120));
+        ledger.record_accepted([9; 32], key("twilio"), [0; 32], now + Duration::from_secs(60));
+        ledger.record_accepted([9; 32], key("vonage"), [0; 32], now + Duration::from_secs(120));
         let between = now + Duration::from_secs(90);
         assert_eq!(ledger.previous_provider(&[9; 32], between), Some(provider("vonage")));
     }
@@ -283,7 +376,7 @@ mod tests {
         let now = Instant::now();
         let expires = now + Duration::from_secs(60);
         assert_eq!(ledger.supersede(&[9; 32], now), None, "nothing sent yet");
-        ledger.record_accepted([9; 32], key("twilio"), expires);
+        ledger.record_accepted([9; 32], key("twilio"), [0; 32], expires);
         assert_eq!(ledger.supersede(&[9; 32], now), Some(key("twilio")));
         assert_eq!(ledger.supersede(&[9; 32], now), None, "a third request counts nothing again");
         assert_eq!(
@@ -291,7 +384,7 @@ mod tests {
             Some(provider("twilio")),
             "still avoided"
         );
-        ledger.record_accepted([9; 32], key("vonage"), expires);
+        ledger.record_accepted([9; 32], key("vonage"), [0; 32], expires);
         assert_eq!(ledger.supersede(&[9; 32], expires), None, "the code expired");
     }
 
@@ -320,15 +413,45 @@ mod tests {
         let ledger = Ledger::new(2);
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
-        ledger.record_accepted([1; 32], key("twilio"), later);
-        ledger.record_accepted([2; 32], key("vonage"), later);
+        ledger.record_accepted([1; 32], key("twilio"), [0; 32], later);
+        ledger.record_accepted([2; 32], key("vonage"), [0; 32], later);
         assert_eq!(ledger.supersede(&[2; 32], now), Some(key("vonage")));
         assert!(ledger.take_unresent(now).is_empty(), "nothing has expired");
         // A third phone evicts the entry closest to expiry: that says nothing about its code.
-        ledger.record_accepted([3; 32], key("sinch"), now + Duration::from_secs(30));
-        ledger.record_accepted([4; 32], key("plivo"), now + Duration::from_secs(90));
+        ledger.record_accepted([3; 32], key("sinch"), [0; 32], now + Duration::from_secs(30));
+        ledger.record_accepted([4; 32], key("plivo"), [0; 32], now + Duration::from_secs(90));
         let taken = ledger.take_unresent(later + Duration::from_secs(60));
         assert_eq!(taken, [key("plivo")], "superseded and evicted codes are not among them");
         assert!(ledger.take_unresent(later + Duration::from_secs(60)).is_empty(), "once");
+    }
+
+    #[test]
+    fn in_redis_mode_unsuperseded_codes_wait_for_the_fleets_judgement() {
+        let ledger = Ledger::judged_in_fleet(10);
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        ledger.record_accepted([1; 32], key("twilio"), [7; 32], later);
+        ledger.record_accepted([2; 32], key("vonage"), [8; 32], later);
+        assert_eq!(ledger.supersede(&[2; 32], now), Some(key("vonage")));
+        let after = later + Duration::from_secs(1);
+        assert!(ledger.take_unresent(after).is_empty(), "not counted before it is judged");
+        let candidates = ledger.take_candidates(after);
+        assert_eq!(candidates, [Unresent { phone: [1; 32], send: [7; 32], key: key("twilio") }]);
+        assert!(ledger.take_candidates(after).is_empty(), "each judged once");
+        ledger.add_unresent([key("twilio")]);
+        assert_eq!(ledger.take_unresent(after), [key("twilio")]);
+    }
+
+    #[test]
+    fn an_awaited_answer_is_taken_once_and_a_forgotten_event_is_new_again() {
+        let ledger = Ledger::new(10);
+        let now = Instant::now();
+        let expires = now + Duration::from_secs(60);
+        let Admission::New(sender) = ledger.admit("evt", [1; 32], expires, now) else { panic!() };
+        ledger.await_elsewhere([5; 32], sender);
+        assert!(ledger.take_awaited(&[5; 32]).is_some());
+        assert!(ledger.take_awaited(&[5; 32]).is_none(), "whoever answers first takes it");
+        ledger.forget("evt");
+        assert!(matches!(ledger.admit("evt", [2; 32], expires, now), Admission::New(_)));
     }
 }

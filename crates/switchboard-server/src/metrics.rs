@@ -49,6 +49,8 @@ const STATE_CALLS: &str = "switchboard_state_calls_total";
 const STATE_FALLBACKS: &str = "switchboard_state_fallbacks_total";
 const STATE_BUS_LOST: &str = "switchboard_state_bus_messages_lost_total";
 const STATE_REPLICAS: &str = "switchboard_state_replicas";
+const LEDGER_ELSEWHERE: &str = "switchboard_ledger_repeats_elsewhere_total";
+const LEDGER_JUDGED: &str = "switchboard_ledger_unresent_judged_total";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -232,6 +234,16 @@ impl Metrics {
             STATE_UP,
             "1 while the shared state (Redis) answers and its circuit breaker is closed; 0 while the stores fall back to local state.",
         );
+        recorder.describe_counter(
+            LEDGER_ELSEWHERE.into(),
+            None,
+            "Repeated eventIds whose first request ran on another replica, by answer: replayed (that replica's answer) or pending (none by this request's deadline; nothing sent).".into(),
+        );
+        recorder.describe_counter(
+            LEDGER_JUDGED.into(),
+            None,
+            "Codes whose life ended with no resend on the replica that sent them, judged against the fleet's shared flag: resent (on another replica; not counted as arrived), unresent, or local (nothing shared to read; the local judgement stands).".into(),
+        );
         describe_gauge(
             STATE_REPLICAS,
             "Replicas sharing the state, as last counted in Redis (limits fall back to a share of their quota by this count).",
@@ -265,6 +277,18 @@ impl Metrics {
 
     pub(crate) fn state_bus_lost(&self, topic: &'static str) {
         self.counter(STATE_BUS_LOST, vec![Label::new("topic", topic)]).increment(1);
+    }
+
+    /// A repeated `eventId` whose first request ran on another replica: `replayed` its answer,
+    /// or answered `pending` at its own deadline with no answer from there.
+    pub(crate) fn ledger_repeat_elsewhere(&self, answer: &'static str) {
+        self.counter(LEDGER_ELSEWHERE, vec![Label::new("answer", answer)]).increment(1);
+    }
+
+    /// A code whose life ended with no resend on this replica, judged against the fleet's flag:
+    /// `resent` (on another replica), `unresent`, or `local` (nothing shared to read).
+    pub(crate) fn ledger_unresent_judged(&self, verdict: &'static str) {
+        self.counter(LEDGER_JUDGED, vec![Label::new("verdict", verdict)]).increment(1);
     }
 
     /// The Prometheus text exposition.

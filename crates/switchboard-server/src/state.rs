@@ -120,7 +120,13 @@ impl Shared {
         let budget = BudgetStore::new(settings.health.budget().clone());
         let guard_limits = GuardLimits::new(settings.guard.quotas());
         let throughput = ThroughputLimits::new(&settings.throughput);
-        let ledger = Ledger::new(settings.delivery.ledger_capacity);
+        let ledger = match settings.state {
+            crate::config::StateSettings::Memory => Ledger::new(settings.delivery.ledger_capacity),
+            // A resend may reach another replica: unresent codes are judged fleet-wide.
+            crate::config::StateSettings::Redis(_) => {
+                Ledger::judged_in_fleet(settings.delivery.ledger_capacity)
+            }
+        };
         let sent = SentMessages::new(settings.delivery.ledger_capacity);
         let conversions = ConversionStore::new(settings.delivery.ledger_capacity);
         let metrics = Arc::new(Metrics::new());

@@ -11,7 +11,6 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::conversions::{Observation, Outcome, Report, Send, Settlement, UserKey, user_key};
-use crate::ledger::Fingerprint;
 use crate::okta::events::{Entry, read_event};
 use crate::state::{Runtime, Shared};
 
@@ -200,14 +199,21 @@ pub(crate) fn record_send(
     }
 }
 
-/// A new request for `phone` while its last code lives: without Okta's events, a weak sign that
+/// A new request for a phone while its last code lives: without Okta's events, a weak sign that
 /// the last code did not arrive (users also ask again out of impatience, so it weighs half).
-/// With them, the conversion store settles that send with better information.
-pub(crate) fn note_resend(shared: &Shared, runtime: &Runtime, phone: &Fingerprint, now: Instant) {
+/// With them, the conversion store settles that send with better information. `superseded` is
+/// the last send's health key when this request is the first to supersede it (the ledger's
+/// `supersede`, fleet-wide in Redis mode: `fleet::ledger::phone_history`).
+pub(crate) fn note_resend(
+    shared: &Shared,
+    runtime: &Runtime,
+    superseded: Option<HealthKey>,
+    now: Instant,
+) {
     if runtime.okta.reports_conversions() {
         return;
     }
-    let Some(previous) = shared.ledger.supersede(phone, now) else { return };
+    let Some(previous) = superseded else { return };
     let resent = Conversion::Superseded { confirmed: false };
     shared.health.record_conversion(&previous, resent, now.into_std());
     shared.metrics.conversion(previous.provider(), previous.channel(), "resent");

@@ -1,14 +1,16 @@
-//! Answers that do not come from a delivery: shed requests, and waiting for the answer a
-//! delivery task publishes through the ledger.
+//! Answers that do not come from a delivery: shed requests, waiting for the answer a delivery
+//! task publishes through the ledger, and what a repeat answers when its first request runs on
+//! another replica that has not answered by the repeat's own deadline.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
-use crate::config::ShedAnswer;
+use crate::config::{Report, ShedAnswer};
 use crate::ledger::Answer;
 use crate::okta::{ActionStatus, ErrorResponse, HookResponse};
 use crate::overload::Shed;
@@ -55,6 +57,21 @@ pub(super) fn shed(shared: &Shared, runtime: &Runtime, reason: Shed) -> Response
         "hook request shed: overloaded"
     );
     shed_answer(runtime, reason).into_response_parts()
+}
+
+/// What the first request answers while its delivery is still running at the deadline
+/// (`outcome=pending`, SUCCESSFUL with `always_success`, FAILED with `truthful`): a repeat whose
+/// first request runs on another replica answers this when that replica's answer has not
+/// reached it by its own deadline, so Okta is answered in time and no second code is sent.
+pub(super) fn pending_answer(runtime: &Runtime, event_id: &str, elapsed: Duration) -> Answer {
+    let status = match runtime.okta.report {
+        Report::AlwaysSuccess => ActionStatus::Successful,
+        Report::Truthful => ActionStatus::Failed,
+    };
+    let metadata =
+        format!("outcome=pending; attempts=0; duration_ms={}; route=-", elapsed.as_millis());
+    let response = HookResponse::new(status, "switchboard".into(), event_id.to_owned(), metadata);
+    Answer { body: serde_json::to_string(&response).unwrap_or_default() }
 }
 
 /// Waits for the published answer. If the delivery task died without answering (a bug), Okta

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_core::health::HealthKey;
-use switchboard_core::{Channel, OutboundMessage, Purpose};
+use switchboard_core::{Channel, OutboundMessage, ProviderId, Purpose};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::log::LogLine;
 use crate::config::Report;
 use crate::dispatch::{DispatchResult, Limits, Progress, deliver};
+use crate::fleet::ledger::{event_digest, phone_history};
 use crate::ledger::Answer;
 use crate::metrics::HookOutcome;
 use crate::okta::{ActionStatus, HookResponse};
@@ -49,8 +50,12 @@ impl Job {
     /// in the server's load until the delivery ends.
     pub(super) async fn run(self, publish: watch::Sender<Option<Arc<Answer>>>, _running: Permit) {
         let phone_key = self.shared.phones.key(&self.message.destination);
-        let limits = self.limits(&phone_key);
-        crate::events::note_resend(&self.shared, &self.runtime, &phone_key, self.arrival);
+        // One look at the number's last send (fleet-wide in Redis mode): who to try last, and,
+        // without Okta's events, whether this request is the first to supersede that send.
+        let supersede = !self.runtime.okta.reports_conversions();
+        let history = phone_history(&self.shared, &phone_key, supersede, self.arrival).await;
+        let limits = self.limits(history.previous);
+        crate::events::note_resend(&self.shared, &self.runtime, history.superseded, self.arrival);
         let (progress, watching) = watch::channel(Progress::default());
         let delivery = deliver(&self.shared, &self.runtime, &self.message, &limits, &progress);
         tokio::pin!(delivery);
@@ -88,8 +93,8 @@ impl Job {
     }
 
     /// The bounds of this delivery: until the answer deadline, or in the background until the
-    /// code expires; the provider that took this number's previous code goes last.
-    fn limits(&self, phone_key: &[u8; 32]) -> Limits {
+    /// code expires; the provider that took this number's previous code (`avoid`) goes last.
+    fn limits(&self, avoid: Option<ProviderId>) -> Limits {
         let runtime = &self.runtime;
         // Keep delivering after the answer only when Okta was told SUCCESSFUL (so its own
         // providers stay silent) and the code has not expired yet.
@@ -104,7 +109,7 @@ impl Job {
             max_attempts: runtime.delivery.max_attempts,
             is_background,
             retry_backoff: runtime.delivery.retry_backoff,
-            avoid: self.shared.ledger.previous_provider(phone_key, self.arrival),
+            avoid,
             purpose: self.purpose,
             segments: segments(&self.message),
         }
@@ -138,7 +143,10 @@ impl Job {
             let expires = self.arrival + self.lifetime.unwrap_or_default();
             let destination = &self.message.destination;
             let key = HealthKey::new(provider.clone(), destination.country(), self.message.channel);
-            self.shared.ledger.record_accepted(phone_key, key.clone(), expires);
+            let send = event_digest(&self.message.reference);
+            self.shared.ledger.record_accepted(phone_key, key.clone(), send, expires);
+            let life = expires.saturating_duration_since(Instant::now());
+            crate::fleet::ledger::record_accepted(&self.shared, &phone_key, &key, &send, life);
             if let Some(user) = self.user {
                 let event_id = &self.message.reference;
                 let (shared, runtime) = (&self.shared, &self.runtime);
@@ -184,6 +192,8 @@ impl Job {
         );
         let response = HookResponse::new(status, provider, transaction_id, metadata);
         let body = serde_json::to_string(&response).unwrap_or_default();
+        // Shared in the background after the local publish: Okta's answer never waits on Redis.
+        crate::fleet::ledger::share_answer(&self.shared, &self.message.reference, &body);
         publish.send_replace(Some(Arc::new(Answer { body })));
         let channel = self.message.channel;
         self.shared.metrics.hook_answered(outcome, status.as_str(), channel, self.purpose);
