@@ -14,10 +14,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use switchboard_core::health::HealthKey;
 use switchboard_core::{Delivery, ProviderId};
-use switchboard_providers::{Callback, CallbackError, DeliveryState};
+use switchboard_providers::{Callback, CallbackError, DeliveryState, Receipt};
 use tokio::time::Instant;
 
+use crate::fleet::Redis;
+use crate::fleet::evidence::{self, Evidence};
+use crate::fleet::sent::{self as shared_sent, Settled};
 use crate::state::Shared;
 
 /// `ANY /callbacks/{provider}/{*rest}` (and without a rest).
@@ -50,53 +54,25 @@ pub(crate) async fn handle_callback(
 
     match provider.handle_callback(&callback).await {
         Ok(reply) => {
-            let now = Instant::now();
-            for receipt in &reply.receipts {
-                let state = match receipt.state {
-                    DeliveryState::Delivered => "delivered",
-                    DeliveryState::Undelivered(_) => "undelivered",
-                    DeliveryState::Pending => "pending",
-                };
-                let delivery = match receipt.state {
-                    DeliveryState::Delivered => Some(Delivery::Delivered),
-                    DeliveryState::Undelivered(class) => Some(Delivery::Undelivered(class)),
-                    DeliveryState::Pending => None,
-                };
-                let found = match delivery {
-                    Some(_) => shared.sent.settle(&id, &receipt.message_id, now),
-                    None => {
-                        shared.sent.get(&id, &receipt.message_id, now).map(|sent| (sent, false))
+            match shared.fleet.redis().cloned() {
+                None => {
+                    for receipt in &reply.receipts {
+                        take_in_locally(&shared, &id, receipt);
                     }
-                };
-                shared.metrics.receipt(&id, state, found.is_some());
-                let Some((sent, is_first_final)) = found else {
-                    tracing::info!(provider = %id, state, "receipt for an unknown or expired message");
-                    continue;
-                };
-                match delivery {
-                    Some(delivery) if is_first_final => {
-                        shared.health.record_receipt(&sent.key, delivery, now.into_std());
-                    }
-                    Some(_) => {
-                        tracing::info!(event_id = %sent.event_id, provider = %id, state, "repeated final receipt; counted once");
-                        continue;
-                    }
-                    None => {}
                 }
-                let class = match receipt.state {
-                    DeliveryState::Undelivered(class) => class.as_str(),
-                    _ => "-",
-                };
-                tracing::info!(
-                    event_id = %sent.event_id,
-                    provider = %id,
-                    country = %sent.key.country(),
-                    channel = %sent.key.channel(),
-                    state,
-                    class,
-                    provider_code = receipt.provider_code.as_deref().unwrap_or("-"),
-                    "delivery receipt"
-                );
+                // Matching may wait on Redis and, for a receipt that beat its send record, a
+                // second: the provider gets its answer now, and the receipts are matched in a
+                // tracked task (shutdown waits for it).
+                Some(redis) if !reply.receipts.is_empty() => {
+                    let receipts = reply.receipts.clone();
+                    let matching = Arc::clone(&shared);
+                    shared.tracker.spawn(async move {
+                        for receipt in &receipts {
+                            take_in_shared(&matching, &redis, &id, receipt).await;
+                        }
+                    });
+                }
+                Some(_) => {}
             }
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
             (status, [("content-type", reply.content_type)], reply.body).into_response()
@@ -114,4 +90,149 @@ pub(crate) async fn handle_callback(
             status.into_response()
         }
     }
+}
+
+/// A receipt's state: its label, and what a final one says.
+fn read_state(receipt: &Receipt) -> (&'static str, Option<Delivery>) {
+    match receipt.state {
+        DeliveryState::Delivered => ("delivered", Some(Delivery::Delivered)),
+        DeliveryState::Undelivered(class) => ("undelivered", Some(Delivery::Undelivered(class))),
+        DeliveryState::Pending => ("pending", None),
+    }
+}
+
+/// Memory mode: the receipt is matched against this replica's index.
+fn take_in_locally(shared: &Shared, id: &ProviderId, receipt: &Receipt) {
+    let now = Instant::now();
+    let (state, delivery) = read_state(receipt);
+    let found = match delivery {
+        Some(_) => shared.sent.settle(id, &receipt.message_id, now),
+        None => shared.sent.get(id, &receipt.message_id, now).map(|sent| (sent, false)),
+    };
+    let found = found.map(|(sent, is_first)| (sent.key, sent.event_id, is_first));
+    count(shared, id, receipt, state, delivery, found);
+}
+
+/// Redis mode: the receipt is matched against this replica's index, then the shared one (once
+/// more after [`shared_sent::RETRY_AFTER`] if it is in neither), and a final receipt counts
+/// once fleet-wide. When Redis is unavailable, this replica's index alone (counted).
+async fn take_in_shared(shared: &Shared, redis: &Arc<Redis>, id: &ProviderId, receipt: &Receipt) {
+    let (state, delivery) = read_state(receipt);
+    let message_id = receipt.message_id.as_str();
+    let mut found = None;
+    let mut retried = false;
+    for round in 0..2 {
+        if round > 0 {
+            // Jasmin's #423: the provider's callback can beat the send's background write.
+            tokio::time::sleep(shared_sent::RETRY_AFTER).await;
+            retried = true;
+        }
+        let now = Instant::now();
+        found = match delivery {
+            Some(_) => settle_shared(shared, redis, id, message_id, now).await,
+            None => match shared.sent.get(id, message_id, now) {
+                Some(sent) => Some((sent.key, sent.event_id, false, "local")),
+                None => match shared_sent::find(redis, id, message_id).await {
+                    Ok(record) => record.map(|r| (r.key, r.event_id, false, "shared")),
+                    Err(why) => {
+                        redis.fell_back("sent", why);
+                        None
+                    }
+                },
+            },
+        };
+        if found.is_some() {
+            break;
+        }
+    }
+    let found_in = match &found {
+        Some((.., "local")) => "local",
+        Some(_) if retried => "shared_after_retry",
+        Some(_) => "shared",
+        None => "none",
+    };
+    shared.metrics.receipt_match(found_in);
+    let is_final_first = found.as_ref().is_some_and(|(_, _, is_first, _)| *is_first);
+    let found = found.map(|(key, event_id, is_first, _)| (key, event_id, is_first));
+    let channel = found.as_ref().map(|(key, ..)| key.channel());
+    count(shared, id, receipt, state, delivery, found);
+    if let (Some(_), true, Some(channel)) = (delivery, is_final_first, channel) {
+        shared_sent::announce(redis, id, message_id, channel);
+    }
+}
+
+/// A final receipt settled in this replica's index and the shared one: the health key, Okta's
+/// event id, whether it is the first final receipt fleet-wide, and where the send was found.
+async fn settle_shared(
+    shared: &Shared,
+    redis: &Redis,
+    id: &ProviderId,
+    message_id: &str,
+    now: Instant,
+) -> Option<(HealthKey, String, bool, &'static str)> {
+    let local = shared.sent.settle(id, message_id, now);
+    let fleet = shared_sent::settle(redis, id, message_id, local.is_some()).await;
+    match (local, fleet) {
+        // A replica that knows the send counts its receipt when neither index had one.
+        (Some((sent, is_first)), Ok(Settled::Found { is_first: is_first_anywhere, .. })) => {
+            Some((sent.key, sent.event_id, is_first && is_first_anywhere, "local"))
+        }
+        (Some((sent, is_first)), Ok(Settled::Unknown)) => {
+            Some((sent.key, sent.event_id, is_first, "local"))
+        }
+        (Some((sent, is_first)), Err(why)) => {
+            redis.fell_back("sent", why);
+            Some((sent.key, sent.event_id, is_first, "local"))
+        }
+        (None, Ok(Settled::Found { record: Some(record), is_first })) => {
+            Some((record.key, record.event_id, is_first, "shared"))
+        }
+        (None, Ok(Settled::Found { record: None, .. } | Settled::Unknown)) => None,
+        (None, Err(why)) => {
+            redis.fell_back("sent", why);
+            None
+        }
+    }
+}
+
+/// Counts a receipt (matched or not) and, for the first final receipt of a message, records
+/// it in health (every replica's, in Redis mode); logs it.
+fn count(
+    shared: &Shared,
+    id: &ProviderId,
+    receipt: &Receipt,
+    state: &'static str,
+    delivery: Option<Delivery>,
+    found: Option<(HealthKey, String, bool)>,
+) {
+    let now = Instant::now();
+    shared.metrics.receipt(id, state, found.is_some());
+    let Some((key, event_id, is_first_final)) = found else {
+        tracing::info!(provider = %id, state, "receipt for an unknown or expired message");
+        return;
+    };
+    match delivery {
+        Some(delivery) if is_first_final => {
+            evidence::record(shared, &key, Evidence::Receipt(delivery), now.into_std());
+        }
+        Some(_) => {
+            tracing::info!(event_id = %event_id, provider = %id, state, "repeated final receipt; counted once");
+            return;
+        }
+        None => {}
+    }
+    let class = match receipt.state {
+        DeliveryState::Undelivered(class) => class.as_str(),
+        _ => "-",
+    };
+    tracing::info!(
+        event_id = %event_id,
+        provider = %id,
+        country = %key.country(),
+        channel = %key.channel(),
+        state,
+        class,
+        provider_code = receipt.provider_code.as_deref().unwrap_or("-"),
+        "delivery receipt"
+    );
 }

@@ -23,6 +23,8 @@
 
 pub(crate) mod breaker;
 pub(crate) mod bus;
+pub(crate) mod evidence;
+pub(crate) mod sent;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};

@@ -287,7 +287,8 @@ impl Shared {
         self.guard_limits.prune();
         let grace = self.health.receipt_grace();
         for sent in self.sent.overdue(grace, now) {
-            self.health.record_receipt_missing(&sent.key, now.into_std());
+            let missing = crate::fleet::evidence::Evidence::ReceiptMissing;
+            crate::fleet::evidence::record(self, &sent.key, missing, now.into_std());
             self.metrics.receipt_missing(sent.key.provider());
         }
     }

@@ -69,6 +69,9 @@ pub(super) async fn subscribe(shared: Arc<Shared>, redis: Arc<Redis>, stopped: C
 
 /// Hands a message from another replica to the store it is for.
 pub(crate) fn dispatch(shared: &Shared, topic: &str, body: serde_json::Value) {
-    let _ = (shared, body);
-    tracing::debug!(topic, "message for no store on the shared-state bus");
+    match topic {
+        super::evidence::TOPIC => super::evidence::apply(shared, body),
+        super::sent::TOPIC => super::sent::apply(shared, body),
+        _ => tracing::debug!(topic, "message for no store on the shared-state bus"),
+    }
 }
