@@ -23,6 +23,7 @@
 
 pub(crate) mod breaker;
 pub(crate) mod bus;
+pub(crate) mod events;
 pub(crate) mod evidence;
 pub(crate) mod sent;
 

@@ -72,6 +72,7 @@ pub(crate) fn dispatch(shared: &Shared, topic: &str, body: serde_json::Value) {
     match topic {
         super::evidence::TOPIC => super::evidence::apply(shared, body),
         super::sent::TOPIC => super::sent::apply(shared, body),
+        super::events::TOPIC => crate::events::apply_forwarded(shared, body),
         _ => tracing::debug!(topic, "message for no store on the shared-state bus"),
     }
 }
