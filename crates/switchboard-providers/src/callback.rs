@@ -87,6 +87,26 @@ pub enum CallbackError {
     Unsupported,
 }
 
+/// A store beyond this process for content a provider fetches from us during a send (Plivo's
+/// call scripts), so that the fetch may land on any replica behind a load balancer. The server
+/// implements it (the adapters know nothing of where it keeps them) and hands it to every
+/// adapter through [`crate::Provider::share_scripts`]; adapters keep their own copy too, and
+/// ask this one only for what they do not have.
+///
+/// The token is the secret part of the URL the provider fetches: an implementation must not
+/// keep it, or the script, in a form that reveals either.
+#[async_trait::async_trait]
+pub trait SharedScripts: Send + Sync + std::fmt::Debug {
+    /// Keeps `script` under `token` for `ttl`, in the background: a send never waits for it.
+    fn keep(&self, token: &str, script: &switchboard_core::MessageText, ttl: std::time::Duration);
+    /// Takes the script kept under `token`: once, and `None` when it is unknown, taken, expired
+    /// or cannot be had.
+    async fn take(&self, token: &str) -> Option<switchboard_core::MessageText>;
+    /// Forgets the script under `token` (it was served from the adapter's own copy, or its call
+    /// was never placed), in the background.
+    fn forget(&self, token: &str);
+}
+
 /// What an adapter needs from the server to build its callbacks.
 #[derive(Clone, Debug, Default)]
 pub struct BuildContext {

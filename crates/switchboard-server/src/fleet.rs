@@ -25,6 +25,7 @@ pub(crate) mod breaker;
 pub(crate) mod bus;
 pub(crate) mod events;
 pub(crate) mod evidence;
+pub(crate) mod scripts;
 pub(crate) mod sent;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

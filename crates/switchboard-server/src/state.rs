@@ -125,6 +125,7 @@ impl Shared {
         let conversions = ConversionStore::new(settings.delivery.ledger_capacity);
         let metrics = Arc::new(Metrics::new());
         let fleet = crate::fleet::Fleet::new(&settings.state, Arc::clone(&metrics));
+        share_scripts(&fleet, &settings);
         Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
             health,
@@ -218,6 +219,7 @@ impl Shared {
         // (a limit whose quota changed starts afresh).
         self.guard_limits.configure(settings.guard.quotas());
         self.throughput.configure(&settings.throughput);
+        share_scripts(&self.fleet, &settings);
         let mut runtime = Runtime::from_settings(settings);
         // Keep the fetched Okta signing keys: refetching is wasted, and during a JWKS outage it
         // would fail every valid token until Okta is back.
@@ -299,6 +301,17 @@ impl Shared {
 
     pub(crate) fn is_draining(&self) -> bool {
         self.is_draining.load(Ordering::SeqCst)
+    }
+}
+
+/// In Redis mode, hands every provider the shared store for what it serves from its callback
+/// route (Plivo's call scripts), so a fetch may land on any replica.
+fn share_scripts(fleet: &crate::fleet::Fleet, settings: &Settings) {
+    let Some(redis) = fleet.redis() else { return };
+    let scripts: Arc<dyn switchboard_providers::SharedScripts> =
+        Arc::new(crate::fleet::scripts::RedisScripts::new(Arc::clone(redis)));
+    for provider in &settings.providers {
+        provider.share_scripts(Arc::clone(&scripts));
     }
 }
 
