@@ -6,6 +6,7 @@ mod delivery_truth;
 mod events;
 mod failover;
 mod fleet;
+mod fleet_receipts;
 mod guard;
 mod helpers;
 mod hook;

@@ -22,8 +22,9 @@
 //! - `receipt`: those requests: the signature check first, then the status and hangup receipts
 //! - `answers`: the call scripts waiting for Plivo's signed fetch of the answer URL (Plivo's
 //!   own: no other provider fetches its script from us). When replicas share state the server
-//!   hands the adapter a [`SharedScripts`] store as well: each script is kept there too, so the
-//!   fetch may land on any replica, and is served once, wherever it lands.
+//!   hands the adapter a [`SharedScripts`] store: each script is kept there instead (in the
+//!   book only when the store cannot take it), so the fetch may land on any replica, and is
+//!   served once, wherever it lands.
 
 mod answers;
 mod classify;
@@ -180,8 +181,12 @@ impl Provider for Plivo {
                         "too many calls awaiting their answer fetch",
                     )
                 })?;
-                if let Some((scripts, xml)) = &shared {
-                    scripts.keep(&token, xml, self.answer_ttl);
+                // Shared, it is served by whichever replica Plivo's fetch lands on, and only
+                // there; kept here only when the shared store could not take it.
+                if let Some((scripts, xml)) = &shared
+                    && scripts.keep(&token, xml, self.answer_ttl).await
+                {
+                    self.answers.remove(&token);
                 }
                 let answer_url = format!("{base}/answer/{token}");
                 let hangup_url = format!("{base}/hangup");
@@ -226,13 +231,14 @@ impl Provider for Plivo {
         let params = receipt::verified_params(&self.auth_token, callback)?;
         if let Some(token) = subpath.strip_prefix("/answer/") {
             let xml = match (self.answers.take(token, Instant::now()), self.shared_answers.get()) {
-                // Served here: the shared copy must not serve a second fetch elsewhere.
+                // Kept here because sharing it failed; a shared copy that landed after all must
+                // not serve a second fetch elsewhere.
                 (Some(xml), Some(scripts)) => {
                     scripts.forget(token);
                     xml
                 }
                 (Some(xml), None) => xml,
-                // Made by another replica (or before a reload): the shared copy, once.
+                // Shared (by this replica or another): taken once, fleet-wide.
                 (None, Some(scripts)) => {
                     scripts.take(token).await.ok_or(CallbackError::NotFound)?
                 }

@@ -98,7 +98,7 @@ async fn poll(shared: &Arc<Shared>, stop: &CancellationToken) {
     loop {
         let Some(settings) = shared.runtime().okta.system_log.clone() else {
             cursor = None;
-            if !pause(&stop, IDLE_CHECK).await {
+            if !pause(stop, IDLE_CHECK).await {
                 return;
             }
             continue;
@@ -109,7 +109,7 @@ async fn poll(shared: &Arc<Shared>, stop: &CancellationToken) {
                 Ok(url) => url,
                 Err(error) => {
                     tracing::error!(%error, "okta system log polling: org_url is not a URL");
-                    if !pause(&stop, settings.interval).await {
+                    if !pause(stop, settings.interval).await {
                         return;
                     }
                     continue;
@@ -134,7 +134,7 @@ async fn poll(shared: &Arc<Shared>, stop: &CancellationToken) {
             Ok(page) => {
                 shared.metrics.system_log_poll("ok");
                 let n_events = page.events.len();
-                process(&shared, Source::SystemLog, "system_log_page", page.events).await;
+                process(shared, Source::SystemLog, "system_log_page", page.events).await;
                 match page.next.filter(|next| is_same_origin(next, &settings.org_url)) {
                     Some(next) => {
                         cursor = Some(Cursor { org_url: settings.org_url.clone(), next });
@@ -171,7 +171,7 @@ async fn poll(shared: &Arc<Shared>, stop: &CancellationToken) {
                 }
             }
         };
-        if !pause(&stop, wait).await {
+        if !pause(stop, wait).await {
             return;
         }
     }

@@ -7,11 +7,13 @@
 //! sealed with ChaCha20-Poly1305 under a key derived from the token (SHA-256 of a label and the
 //! token: a different digest from the entry's name), a random nonce before it. The entry lives
 //! as long as the script may be fetched (`answer_ttl_s`) and is taken with `GETDEL`: one fetch,
-//! fleet-wide. A fetch served by the replica's own copy deletes the shared one.
+//! fleet-wide. It is written before the call is placed, on the hook path's timeout
+//! (`command_timeout_ms`), and the adapter then keeps no copy of its own: a script is in one
+//! place only.
 //!
-//! When Redis is slow or down the script is in its replica's own book only: a fetch that lands
-//! on another replica finds nothing, answered 404, and Plivo's call fails (fail closed; counted
-//! in `switchboard_state_fallbacks_total{store="plivo"}`).
+//! When Redis is slow or down the script stays in its replica's own book only: a fetch that
+//! lands on another replica finds nothing, answered 404, and Plivo's call fails (fail closed;
+//! counted in `switchboard_state_fallbacks_total{store="plivo"}`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,18 +84,20 @@ fn open(token: &str, entry: &str, mut value: Vec<u8>) -> Option<MessageText> {
 
 #[async_trait::async_trait]
 impl SharedScripts for RedisScripts {
-    fn keep(&self, token: &str, script: &MessageText, ttl: Duration) {
+    async fn keep(&self, token: &str, script: &MessageText, ttl: Duration) -> bool {
         let entry = self.entry(token);
         let value = seal(token, &entry, script);
-        let redis = Arc::clone(&self.redis);
-        tokio::spawn(async move {
-            let mut command = redis::cmd("SET");
-            command.arg(entry).arg(value).arg("PX").arg(ttl.as_millis().max(1) as u64);
-            if let Err(why) = redis.query::<()>(STORE, Path::Background, &command).await {
+        let mut command = redis::cmd("SET");
+        command.arg(entry).arg(value).arg("PX").arg(ttl.as_millis().max(1) as u64);
+        // On the hook's path (the call is placed after it): its short timeout.
+        match self.redis.query::<()>(STORE, Path::Hook, &command).await {
+            Ok(()) => true,
+            Err(why) => {
                 // Only this replica can serve the call's script now.
-                redis.fell_back(STORE, why);
+                self.redis.fell_back(STORE, why);
+                false
             }
-        });
+        }
     }
 
     async fn take(&self, token: &str) -> Option<MessageText> {

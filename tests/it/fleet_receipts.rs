@@ -1,0 +1,366 @@
+//! Delivery truth across replicas sharing a real `redis-server`: a receipt posted to the replica
+//! that did not send the message, a receipt that beats its send record, Okta's event on another
+//! replica, Plivo's answer URL fetched from another replica (once, and never in clear in Redis),
+//! and receipts while Redis is down.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use switchboard_core::Channel;
+use switchboard_server::okta::OktaEvent;
+use switchboard_sim::plivo::{PlivoAccount, PlivoEmulator};
+use switchboard_sim::{CountryDelivery, Receipts};
+
+use crate::fleet::wait_for_metric;
+use crate::helpers::{AppOptions, PRIMARY_SID, TestApp, action, okta_request, spawn_fleet, within};
+
+const EVENTS_SECRET: &str = "events-secret-0123456789";
+/// The user of `okta_request`.
+const USER: &str = "00uyxxSknGtK8022w0g3";
+
+/// The replica's public base URL (callbacks and Okta's hooks hang below it).
+fn base(app: &TestApp) -> String {
+    app.hook_url.trim_end_matches("/okta/telephony").to_owned()
+}
+
+/// Waits until both replicas see each other (the bus is subscribed by then too).
+async fn wait_for_peers(apps: &[TestApp]) {
+    within(10, async {
+        for app in apps {
+            wait_for_metric(app, |line| line == "switchboard_state_replicas 2").await;
+        }
+    })
+    .await;
+    // The bus subscription is made at start beside the first sync; give each replica's
+    // subscriber a round trip to be sure: one sync more.
+    within(10, async {
+        for app in apps {
+            wait_for_metric(app, |line| {
+                line.starts_with(r#"switchboard_state_calls_total{store="membership",result="ok"}"#)
+                    && line.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()) >= Some(3)
+            })
+            .await;
+        }
+    })
+    .await;
+}
+
+/// POSTs Twilio's signed status callback for `sid` to `app`, as Twilio would to that replica.
+async fn post_twilio_status(app: &TestApp, sid: &str, status: &str) -> u16 {
+    let url = format!("{}/callbacks/twilio-primary/status", base(app));
+    let params: Vec<(String, String)> = [
+        ("MessageSid", sid),
+        ("MessageStatus", status),
+        ("ErrorCode", "30003"),
+        ("AccountSid", PRIMARY_SID),
+    ]
+    .iter()
+    .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+    .collect();
+    let signature = switchboard_sim::twilio::signature("primary-token", &url, &params);
+    let response = app
+        .client
+        .post(&url)
+        .header("X-Twilio-Signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// The receipt evidence on twilio-primary's route to `country` (good, bad, missing), or zeros.
+async fn receipts(app: &TestApp, country: &str) -> (f64, f64, f64) {
+    let json: serde_json::Value =
+        app.admin(Method::GET, "/admin/providers").send().await.unwrap().json().await.unwrap();
+    let route = json["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["id"] == "twilio-primary")
+        .and_then(|row| {
+            row["routes"].as_array()?.iter().find(|route| route["country"] == country).cloned()
+        });
+    route.map_or((0.0, 0.0, 0.0), |route| {
+        let number = |value: &serde_json::Value| value.as_f64().unwrap_or(0.0);
+        (
+            number(&route["receipts"]["good"]),
+            number(&route["receipts"]["bad"]),
+            number(&route["receipts_missing"]),
+        )
+    })
+}
+
+/// Polls until `app`'s twilio-primary route to `country` has about `bad` undelivered receipts.
+async fn wait_for_bad_receipts(app: &TestApp, country: &str, bad: f64) {
+    loop {
+        let (_, seen, _) = receipts(app, country).await;
+        if (seen - bad).abs() < 0.25 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The counter's value in `metrics` (0 when absent).
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_receipt_posted_to_the_other_replica_changes_health_on_both_and_counts_once() {
+    let fleet = spawn_fleet(2, AppOptions::default).await;
+    let [sender, other] = &fleet.apps[..] else { unreachable!() };
+    wait_for_peers(&fleet.apps).await;
+    let (status, answer) =
+        sender.hook_json(&okta_request("evt-fleet-dlr-1", "+14155550201", "482915", "SMS")).await;
+    assert_eq!(status, 200);
+    let sid = action(&answer)["transactionId"].as_str().unwrap().to_owned();
+    assert_eq!(sender.primary.received().len(), 1, "sent once, by the primary");
+    // The send's record reaches Redis in the background.
+    within(10, async {
+        while !fleet.redis.command(&["KEYS", "switchboard:sent:msg:*"]).contains("twilio-primary") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // Twilio posts the receipt to the replica that did not send the message.
+    assert_eq!(post_twilio_status(other, &sid, "undelivered").await, 200);
+    within(10, async {
+        wait_for_bad_receipts(other, "US", 1.0).await;
+        wait_for_bad_receipts(sender, "US", 1.0).await;
+    })
+    .await;
+    let metrics = other.metrics().await;
+    assert_eq!(
+        counter(
+            &metrics,
+            r#"switchboard_receipts_total{provider="twilio-primary",state="undelivered",matched="true"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        counter(&metrics, r#"switchboard_state_receipt_matches_total{found="shared"}"#),
+        1.0
+    );
+    let metrics = sender.metrics().await;
+    assert_eq!(counter(&metrics, r#"switchboard_state_peer_evidence_total{kind="receipt"}"#), 1.0);
+
+    // Twilio retries it, to either replica: it counts once fleet-wide.
+    assert_eq!(post_twilio_status(sender, &sid, "undelivered").await, 200);
+    assert_eq!(post_twilio_status(other, &sid, "undelivered").await, 200);
+    within(10, fleet.logs().wait_for_count("repeated final receipt; counted once", 2)).await;
+    for app in [sender, other] {
+        let (_, bad, missing) = receipts(app, "US").await;
+        assert!((bad - 1.0).abs() < 0.25, "one undelivered receipt, not {bad}");
+        assert!(missing.abs() < 1e-9, "a settled message is never missing");
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_that_beats_its_send_record_is_matched_after_the_retry() {
+    let fleet = spawn_fleet(2, AppOptions::default).await;
+    let [sender, other] = &fleet.apps[..] else { unreachable!() };
+    wait_for_peers(&fleet.apps).await;
+    // A message whose record is not written yet anywhere (the sending replica's background
+    // write is slower than the provider's callback): the receipt is looked for and not found.
+    let sid = "SM0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
+    assert_eq!(post_twilio_status(other, sid, "undelivered").await, 200);
+    within(
+        10,
+        wait_for_metric(other, |line| {
+            line == r#"switchboard_state_calls_total{store="sent",result="ok"} 1"#
+        }),
+    )
+    .await;
+    // Then the record lands, as the sending replica writes it (see fleet/sent.rs).
+    let digest = &sha256_hex(sid)[..32];
+    let key = format!("switchboard:sent:msg:twilio-primary:{digest}");
+    let record =
+        r#"{"provider":"twilio-primary","country":"GB","channel":"sms","event_id":"evt-early"}"#;
+    let written = fleet.redis.command(&["SET", &key, record, "PX", "60000"]);
+    assert!(written.starts_with("+OK"), "{written}");
+    within(10, async {
+        wait_for_bad_receipts(other, "GB", 1.0).await;
+        wait_for_bad_receipts(sender, "GB", 1.0).await;
+    })
+    .await;
+    let metrics = other.metrics().await;
+    assert_eq!(
+        counter(&metrics, r#"switchboard_state_receipt_matches_total{found="shared_after_retry"}"#),
+        1.0,
+        "{metrics}"
+    );
+    assert!(fleet.logs().text().contains(r#""event_id":"evt-early""#));
+}
+
+/// SHA-256 in hex (the shared index names a message by a digest of its id).
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn an_okta_event_posted_to_the_other_replica_settles_the_send() {
+    let okta_tables = || format!("[okta.events.auth]\nsecrets = [\"{EVENTS_SECRET}\"]\n");
+    let fleet =
+        spawn_fleet(2, || AppOptions { okta_tables: okta_tables(), ..AppOptions::default() }).await;
+    let [sender, other] = &fleet.apps[..] else { unreachable!() };
+    wait_for_peers(&fleet.apps).await;
+    let (status, _) =
+        sender.hook_json(&okta_request("evt-fleet-conv-1", "+14155550202", "482915", "SMS")).await;
+    assert_eq!(status, 200);
+    // Okta's event hook delivery lands on the other replica.
+    let entered = OktaEvent::verified(USER, Channel::Sms);
+    let delivery = OktaEvent::delivery("delivery-fleet-1", std::slice::from_ref(&entered));
+    let post = |app: &TestApp| {
+        app.client
+            .post(format!("{}/okta/events", base(app)))
+            .header("Authorization", EVENTS_SECRET)
+            .json(&delivery)
+            .send()
+    };
+    assert_eq!(post(other).await.unwrap().status(), 200);
+    let entered_line = r#"switchboard_conversions_total{provider="twilio-primary",channel="sms",outcome="entered"} 1"#;
+    within(10, wait_for_metric(sender, |line| line == entered_line)).await;
+    // And the conversion reaches the health of the replica that took the event in.
+    within(
+        10,
+        wait_for_metric(other, |line| {
+            line == r#"switchboard_state_peer_evidence_total{kind="conversion"} 1"#
+        }),
+    )
+    .await;
+    // Okta's retry of the delivery lands on the sender: a duplicate fleet-wide.
+    assert_eq!(post(sender).await.unwrap().status(), 200);
+    within(
+        10,
+        wait_for_metric(sender, |line| {
+            line == r#"switchboard_okta_events_total{source="event_hook",result="duplicate"} 1"#
+        }),
+    )
+    .await;
+    assert!(sender.metrics().await.contains(entered_line), "settled once");
+}
+
+#[tokio::test]
+async fn plivos_answer_url_is_served_once_by_any_replica_and_redis_never_holds_the_code() {
+    let plivo = PlivoEmulator::start(PlivoAccount::new("MAXXXXXXXXXXXXXXXXXX", "plivo-token"))
+        .await
+        .unwrap();
+    // The callee never picks up for the emulator: this test fetches the answer URL itself.
+    plivo.set_receipts(
+        Receipts::none()
+            .with_rule(CountryDelivery::to(&["*"]).delivered(0.0, &["busy"]).lost(100.0)),
+    );
+    let extra: &'static str = Box::leak(
+        format!(
+            r#"
+[providers.plivo]
+kind = "plivo"
+auth_id = "MAXXXXXXXXXXXXXXXXXX"
+auth_token = "plivo-token"
+from = "+15005550006"
+base_url = "{}"
+
+[[routes]]
+countries = ["*"]
+channels = ["voice"]
+providers = ["plivo"]
+"#,
+            plivo.base_url()
+        )
+        .into_boxed_str(),
+    );
+    let fleet = spawn_fleet(2, || AppOptions {
+        route: "channels = [\"sms\"]",
+        extra,
+        ..AppOptions::default()
+    })
+    .await;
+    let [caller, other] = &fleet.apps[..] else { unreachable!() };
+    wait_for_peers(&fleet.apps).await;
+    let (status, _) = caller
+        .hook_json(&okta_request("evt-fleet-call-1", "+14155550203", "482915", "voice call"))
+        .await;
+    assert_eq!(status, 200);
+    let answer_url =
+        plivo.received().last().and_then(|call| call.answer_url.clone()).expect("a call");
+    let token = answer_url.rsplit('/').next().unwrap().to_owned();
+    // The sealed script reaches Redis in the background.
+    within(10, async {
+        while !fleet.redis.command(&["KEYS", "switchboard:plivo:answer:*"]).contains("answer") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let stored = dump(&fleet.redis);
+
+    // Plivo's fetch lands on the other replica.
+    let fetch = |app: &TestApp| {
+        let url = answer_url.replace(&base(caller), &base(app));
+        let nonce = "12345678901234567890";
+        let signature = switchboard_sim::plivo::signature("plivo-token", &url, &[], nonce);
+        app.client
+            .post(url)
+            .header("X-Plivo-Signature-V3", signature)
+            .header("X-Plivo-Signature-V3-Nonce", nonce)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send()
+    };
+    let response = fetch(other).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let xml = response.text().await.unwrap();
+    assert!(xml.contains("<Speak"), "{xml}");
+    let speech = xml.split('>').nth(3).and_then(|text| text.split('<').next()).unwrap();
+    assert!(speech.contains('4') && speech.contains('8'), "the code is spoken: {xml}");
+    // Once: neither replica serves it again.
+    assert_eq!(fetch(other).await.unwrap().status(), 404);
+    assert_eq!(fetch(caller).await.unwrap().status(), 404);
+
+    // What Redis held: neither the code, nor the spoken script, nor the URL's token.
+    for secret in ["482915", speech, &token, &xml] {
+        assert!(!stored.contains(secret), "redis held {secret:?}: {stored}");
+    }
+}
+
+/// Every key in `redis` with its value (strings; the other types' replies say so).
+fn dump(redis: &switchboard_sim::redis::RedisServer) -> String {
+    let keys = redis.command(&["KEYS", "*"]);
+    let mut text = keys.clone();
+    for key in keys.lines().filter(|line| !line.starts_with('*') && !line.starts_with('$')) {
+        text.push_str(&redis.command(&["GET", key]));
+        text.push_str(&redis.command(&["HGETALL", key]));
+    }
+    text
+}
+
+#[tokio::test]
+async fn with_redis_down_a_receipt_on_the_sending_replica_still_counts_there() {
+    let mut fleet = spawn_fleet(2, AppOptions::default).await;
+    wait_for_peers(&fleet.apps).await;
+    fleet.redis.kill();
+    let sender = &fleet.apps[0];
+    sender.primary.set_receipts(Receipts::undelivered(30003));
+    let (status, _) =
+        sender.hook_json(&okta_request("evt-fleet-down-1", "+14155550204", "482915", "SMS")).await;
+    assert_eq!(status, 200);
+    within(20, wait_for_bad_receipts(sender, "US", 1.0)).await;
+    let metrics = sender.metrics().await;
+    assert_eq!(
+        counter(
+            &metrics,
+            r#"switchboard_receipts_total{provider="twilio-primary",state="undelivered",matched="true"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with(r#"switchboard_state_fallbacks_total{store="sent""#)),
+        "the fallback is counted: {metrics}"
+    );
+}
