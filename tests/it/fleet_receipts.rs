@@ -364,3 +364,72 @@ async fn with_redis_down_a_receipt_on_the_sending_replica_still_counts_there() {
         "the fallback is counted: {metrics}"
     );
 }
+
+/// A loopback stand-in for one Okta org's System Log: every page is empty and links to the
+/// next; it counts the requests.
+async fn fake_system_log() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    let next = format!("<{base}/api/v1/logs?after=x&sortOrder=ASCENDING>; rel=\"next\"");
+    let router = axum::Router::new().route(
+        "/api/v1/logs",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let next = next.clone();
+            async move { ([("link", next)], axum::Json(serde_json::json!([]))) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, requests)
+}
+
+#[tokio::test]
+async fn one_replica_at_a_time_polls_the_system_log_and_another_takes_over_when_it_stops() {
+    use std::sync::atomic::Ordering;
+    let (first_org, first_requests) = fake_system_log().await;
+    let (second_org, second_requests) = fake_system_log().await;
+    // Each replica is pointed at its own stand-in, so the test sees which one polls; the lease
+    // is one for the fleet, whatever the URL.
+    let orgs = std::sync::Mutex::new(vec![second_org, first_org]);
+    let mut fleet = spawn_fleet(2, || {
+        let org = orgs.lock().unwrap().pop().unwrap();
+        let okta_tables = format!(
+            "[okta.system_log]\norg_url = \"{org}/\"\napi_token = \"00aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789xyz\"\ninterval_s = 10\n"
+        );
+        AppOptions { okta_tables, ..AppOptions::default() }
+    })
+    .await;
+    let requests = [first_requests, second_requests];
+    let polled = |index: usize| requests[index].load(Ordering::SeqCst);
+    let leader = within(10, async {
+        loop {
+            if let Some(index) = (0..2).find(|&index| polled(index) > 0) {
+                return index;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let standby = 1 - leader;
+    within(
+        10,
+        wait_for_metric(&fleet.apps[standby], |line| {
+            line.starts_with(r#"switchboard_system_log_polls_total{result="standby"}"#)
+        }),
+    )
+    .await;
+    assert_eq!(polled(standby), 0, "the standby replica does not call Okta");
+
+    // The polling replica stops (and gives the lease up): the other takes over.
+    drop(fleet.apps.remove(leader));
+    within(20, async {
+        while polled(standby) == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
