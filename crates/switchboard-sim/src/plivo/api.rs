@@ -247,7 +247,12 @@ fn validate(send: &ReceivedSend) -> Result<(), (StatusCode, &'static str)> {
 }
 
 /// The V3 signature of a POST to `url` with form `params`, as Plivo signs its callbacks.
-pub fn sign_v3(auth_token: &str, url: &str, params: &[(String, String)], nonce: &str) -> String {
+pub(super) fn sign_v3(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+    nonce: &str,
+) -> String {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut sorted_query: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (key, value) in

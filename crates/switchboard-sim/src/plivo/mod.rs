@@ -16,8 +16,6 @@
 
 mod api;
 
-pub use self::api::sign_v3 as signature;
-
 use std::fmt;
 use std::time::SystemTime;
 
