@@ -31,8 +31,8 @@ async fn wait_for_peers(apps: &[TestApp]) {
         }
     })
     .await;
-    // The bus subscription is made at start beside the first sync; give each replica's
-    // subscriber a round trip to be sure: one sync more.
+    // Each replica subscribes to the bus when it starts, beside its first sync: a few syncs
+    // later it is listening.
     within(10, async {
         for app in apps {
             wait_for_metric(app, |line| {

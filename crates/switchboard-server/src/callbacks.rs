@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use crate::fleet::Redis;
 use crate::fleet::evidence::{self, Evidence};
 use crate::fleet::sent::{self as shared_sent, Settled};
+use crate::sent::SentMessage;
 use crate::state::Shared;
 
 /// `ANY /callbacks/{provider}/{*rest}` (and without a rest).
@@ -101,6 +102,18 @@ fn read_state(receipt: &Receipt) -> (&'static str, Option<Delivery>) {
     }
 }
 
+/// The send a receipt is about, as found.
+struct Found {
+    /// The health entry it was sent on.
+    key: HealthKey,
+    /// Okta's `eventId`, for the log line.
+    event_id: String,
+    /// Whether this is the message's first final receipt (fleet-wide in Redis mode).
+    is_first_final: bool,
+    /// `local` or `shared`: which index had it.
+    found_in: &'static str,
+}
+
 /// Memory mode: the receipt is matched against this replica's index.
 fn take_in_locally(shared: &Shared, id: &ProviderId, receipt: &Receipt) {
     let now = Instant::now();
@@ -109,8 +122,13 @@ fn take_in_locally(shared: &Shared, id: &ProviderId, receipt: &Receipt) {
         Some(_) => shared.sent.settle(id, &receipt.message_id, now),
         None => shared.sent.get(id, &receipt.message_id, now).map(|sent| (sent, false)),
     };
-    let found = found.map(|(sent, is_first)| (sent.key, sent.event_id, is_first));
-    count(shared, id, receipt, state, delivery, found);
+    let found = found.map(|(sent, is_first_final)| Found {
+        key: sent.key,
+        event_id: sent.event_id,
+        is_first_final,
+        found_in: "local",
+    });
+    count(shared, id, receipt, state, delivery, found.as_ref());
 }
 
 /// Redis mode: the receipt is matched against this replica's index, then the shared one (once
@@ -120,73 +138,94 @@ async fn take_in_shared(shared: &Shared, redis: &Arc<Redis>, id: &ProviderId, re
     let (state, delivery) = read_state(receipt);
     let message_id = receipt.message_id.as_str();
     let mut found = None;
-    let mut retried = false;
+    let mut is_retried = false;
     for round in 0..2 {
         if round > 0 {
             // Jasmin's #423: the provider's callback can beat the send's background write.
             tokio::time::sleep(shared_sent::RETRY_AFTER).await;
-            retried = true;
+            is_retried = true;
         }
         let now = Instant::now();
         found = match delivery {
             Some(_) => settle_shared(shared, redis, id, message_id, now).await,
-            None => match shared.sent.get(id, message_id, now) {
-                Some(sent) => Some((sent.key, sent.event_id, false, "local")),
-                None => match shared_sent::find(redis, id, message_id).await {
-                    Ok(record) => record.map(|r| (r.key, r.event_id, false, "shared")),
-                    Err(why) => {
-                        redis.fell_back("sent", why);
-                        None
-                    }
-                },
-            },
+            None => find_shared(shared, redis, id, message_id, now).await,
         };
         if found.is_some() {
             break;
         }
     }
-    let found_in = match &found {
-        Some((.., "local")) => "local",
-        Some(_) if retried => "shared_after_retry",
+    shared.metrics.receipt_match(match &found {
+        Some(found) if found.found_in == "local" => "local",
+        Some(_) if is_retried => "shared_after_retry",
         Some(_) => "shared",
         None => "none",
-    };
-    shared.metrics.receipt_match(found_in);
-    let is_final_first = found.as_ref().is_some_and(|(_, _, is_first, _)| *is_first);
-    let found = found.map(|(key, event_id, is_first, _)| (key, event_id, is_first));
-    let channel = found.as_ref().map(|(key, ..)| key.channel());
-    count(shared, id, receipt, state, delivery, found);
-    if let (Some(_), true, Some(channel)) = (delivery, is_final_first, channel) {
-        shared_sent::announce(redis, id, message_id, channel);
+    });
+    count(shared, id, receipt, state, delivery, found.as_ref());
+    if let (Some(_), Some(found)) = (delivery, &found)
+        && found.is_first_final
+    {
+        shared_sent::announce(redis, id, message_id, found.key.channel());
     }
 }
 
-/// A final receipt settled in this replica's index and the shared one: the health key, Okta's
-/// event id, whether it is the first final receipt fleet-wide, and where the send was found.
+/// An intermediate receipt's send, in this replica's index or the shared one.
+async fn find_shared(
+    shared: &Shared,
+    redis: &Redis,
+    id: &ProviderId,
+    message_id: &str,
+    now: Instant,
+) -> Option<Found> {
+    if let Some(sent) = shared.sent.get(id, message_id, now) {
+        let (key, event_id) = (sent.key, sent.event_id);
+        return Some(Found { key, event_id, is_first_final: false, found_in: "local" });
+    }
+    match shared_sent::find(redis, id, message_id).await {
+        Ok(record) => record.map(|record| Found {
+            key: record.key,
+            event_id: record.event_id,
+            is_first_final: false,
+            found_in: "shared",
+        }),
+        Err(why) => {
+            redis.fell_back("sent", why);
+            None
+        }
+    }
+}
+
+/// A final receipt settled in this replica's index and the shared one.
 async fn settle_shared(
     shared: &Shared,
     redis: &Redis,
     id: &ProviderId,
     message_id: &str,
     now: Instant,
-) -> Option<(HealthKey, String, bool, &'static str)> {
+) -> Option<Found> {
     let local = shared.sent.settle(id, message_id, now);
     let fleet = shared_sent::settle(redis, id, message_id, local.is_some()).await;
+    let found_here = |sent: SentMessage, is_first_final| Found {
+        key: sent.key,
+        event_id: sent.event_id,
+        is_first_final,
+        found_in: "local",
+    };
     match (local, fleet) {
-        // A replica that knows the send counts its receipt when neither index had one.
+        // Counted when it is the first final receipt here and anywhere.
         (Some((sent, is_first)), Ok(Settled::Found { is_first: is_first_anywhere, .. })) => {
-            Some((sent.key, sent.event_id, is_first && is_first_anywhere, "local"))
+            Some(found_here(sent, is_first && is_first_anywhere))
         }
-        (Some((sent, is_first)), Ok(Settled::Unknown)) => {
-            Some((sent.key, sent.event_id, is_first, "local"))
-        }
+        (Some((sent, is_first)), Ok(Settled::Unknown)) => Some(found_here(sent, is_first)),
         (Some((sent, is_first)), Err(why)) => {
             redis.fell_back("sent", why);
-            Some((sent.key, sent.event_id, is_first, "local"))
+            Some(found_here(sent, is_first))
         }
-        (None, Ok(Settled::Found { record: Some(record), is_first })) => {
-            Some((record.key, record.event_id, is_first, "shared"))
-        }
+        (None, Ok(Settled::Found { record: Some(record), is_first })) => Some(Found {
+            key: record.key,
+            event_id: record.event_id,
+            is_first_final: is_first,
+            found_in: "shared",
+        }),
         (None, Ok(Settled::Found { record: None, .. } | Settled::Unknown)) => None,
         (None, Err(why)) => {
             redis.fell_back("sent", why);
@@ -203,17 +242,17 @@ fn count(
     receipt: &Receipt,
     state: &'static str,
     delivery: Option<Delivery>,
-    found: Option<(HealthKey, String, bool)>,
+    found: Option<&Found>,
 ) {
     let now = Instant::now();
     shared.metrics.receipt(id, state, found.is_some());
-    let Some((key, event_id, is_first_final)) = found else {
+    let Some(Found { key, event_id, is_first_final, .. }) = found else {
         tracing::info!(provider = %id, state, "receipt for an unknown or expired message");
         return;
     };
     match delivery {
-        Some(delivery) if is_first_final => {
-            evidence::record(shared, &key, Evidence::Receipt(delivery), now.into_std());
+        Some(delivery) if *is_first_final => {
+            evidence::record(shared, key, Evidence::Receipt(delivery), now.into_std());
         }
         Some(_) => {
             tracing::info!(event_id = %event_id, provider = %id, state, "repeated final receipt; counted once");
