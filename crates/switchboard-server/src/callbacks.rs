@@ -93,6 +93,18 @@ pub(crate) async fn handle_callback(
     }
 }
 
+/// Messages whose final receipt is overdue (see [`crate::sent::SentMessages::overdue`]),
+/// counted toward their key's receipt coverage: in every replica's health, in Redis mode. Each
+/// replica judges the messages it sent; one settled on another replica was marked here by its
+/// announcement and is not overdue.
+pub(crate) fn record_overdue(shared: &Shared, now: Instant) {
+    let grace = shared.health.receipt_grace();
+    for sent in shared.sent.overdue(grace, now) {
+        evidence::record(shared, &sent.key, Evidence::ReceiptMissing, now.into_std());
+        shared.metrics.receipt_missing(sent.key.provider());
+    }
+}
+
 /// A receipt's state: its label, and what a final one says.
 fn read_state(receipt: &Receipt) -> (&'static str, Option<Delivery>) {
     match receipt.state {

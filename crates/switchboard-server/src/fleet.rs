@@ -93,6 +93,13 @@ impl Fleet {
         self.redis.as_ref()
     }
 
+    /// The store for what providers serve from their callback route (Plivo's call scripts),
+    /// in Redis mode.
+    pub(crate) fn scripts(&self) -> Option<Arc<dyn switchboard_providers::SharedScripts>> {
+        let redis = Arc::clone(self.redis.as_ref()?);
+        Some(Arc::new(scripts::RedisScripts::new(redis)))
+    }
+
     /// `memory` or `redis`, for logs and the admin API.
     pub(crate) fn backend(&self) -> &'static str {
         if self.redis.is_some() { "redis" } else { "memory" }

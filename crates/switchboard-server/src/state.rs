@@ -281,18 +281,12 @@ impl Shared {
         paths.iter().map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok()).collect()
     }
 
-    /// The stores' periodic upkeep (see `upkeep` in lib.rs, which also settles expired sends
-    /// with the events module): metrics housekeeping, the guard's idle counters, and messages
-    /// whose final receipt is overdue, counted toward their key's receipt coverage.
-    pub(crate) fn upkeep(&self, now: tokio::time::Instant) {
+    /// The stores' periodic upkeep (see `upkeep` in lib.rs, which also counts overdue receipts
+    /// with the callbacks module and settles expired sends with the events module): metrics
+    /// housekeeping and the guard's idle counters.
+    pub(crate) fn upkeep(&self, _now: tokio::time::Instant) {
         self.metrics.upkeep();
         self.guard_limits.prune();
-        let grace = self.health.receipt_grace();
-        for sent in self.sent.overdue(grace, now) {
-            let missing = crate::fleet::evidence::Evidence::ReceiptMissing;
-            crate::fleet::evidence::record(self, &sent.key, missing, now.into_std());
-            self.metrics.receipt_missing(sent.key.provider());
-        }
     }
 
     pub(crate) fn start_draining(&self) {
@@ -307,9 +301,7 @@ impl Shared {
 /// In Redis mode, hands every provider the shared store for what it serves from its callback
 /// route (Plivo's call scripts), so a fetch may land on any replica.
 fn share_scripts(fleet: &crate::fleet::Fleet, settings: &Settings) {
-    let Some(redis) = fleet.redis() else { return };
-    let scripts: Arc<dyn switchboard_providers::SharedScripts> =
-        Arc::new(crate::fleet::scripts::RedisScripts::new(Arc::clone(redis)));
+    let Some(scripts) = fleet.scripts() else { return };
     for provider in &settings.providers {
         provider.share_scripts(Arc::clone(&scripts));
     }
