@@ -23,8 +23,13 @@ fn base(app: &TestApp) -> String {
     app.hook_url.trim_end_matches("/okta/telephony").to_owned()
 }
 
-/// Waits until both replicas see each other (the bus is subscribed by then too).
+/// Waits until both replicas see each other (the bus is subscribed by then too), with the
+/// emulators posting no receipts of their own: the tests post the receipts.
 async fn wait_for_peers(apps: &[TestApp]) {
+    for app in apps {
+        app.primary.set_receipts(Receipts::none());
+        app.backup.set_receipts(Receipts::none());
+    }
     within(10, async {
         for app in apps {
             wait_for_metric(app, |line| line == "switchboard_state_replicas 2").await;
@@ -157,6 +162,73 @@ async fn a_receipt_posted_to_the_other_replica_changes_health_on_both_and_counts
         assert!((bad - 1.0).abs() < 0.25, "one undelivered receipt, not {bad}");
         assert!(missing.abs() < 1e-9, "a settled message is never missing");
     }
+}
+
+/// Polls until `app`'s twilio-primary route to `country` has about `missing` missing receipts.
+async fn wait_for_missing_receipts(app: &TestApp, country: &str, missing: f64) {
+    loop {
+        let (_, _, seen) = receipts(app, country).await;
+        if (seen - missing).abs() < 0.25 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends one SMS code through `app` and returns the provider's message id.
+async fn send_code(app: &TestApp, event_id: &str, phone: &str) -> String {
+    let (status, answer) = app.hook_json(&okta_request(event_id, phone, "482915", "SMS")).await;
+    assert_eq!(status, 200);
+    action(&answer)["transactionId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_sender_counts_only_its_unreceipted_message_missing_and_every_replica_hears_it() {
+    let fleet = spawn_fleet(2, || AppOptions {
+        health: "receipt_grace_ms = 1000",
+        ..AppOptions::default()
+    })
+    .await;
+    let [sender, other] = &fleet.apps[..] else { unreachable!() };
+    wait_for_peers(&fleet.apps).await;
+    // The first message's receipt lands on the other replica: the sender learns from its
+    // announcement that the message has its fate, and that twilio-primary reports on SMS.
+    let first = send_code(sender, "evt-fleet-miss-1", "+14155550205").await;
+    within(10, async {
+        while !fleet.redis.command(&["KEYS", "switchboard:sent:msg:*"]).contains("twilio-primary") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(post_twilio_status(other, &first, "delivered").await, 200);
+    within(
+        10,
+        wait_for_metric(sender, |line| {
+            line == r#"switchboard_state_peer_evidence_total{kind="receipt"} 1"#
+        }),
+    )
+    .await;
+    // The second never gets one: past the grace, the sender counts it missing (the upkeep runs
+    // every 5 s), and so does the other replica's health.
+    send_code(sender, "evt-fleet-miss-2", "+14155550206").await;
+    within(20, async {
+        wait_for_missing_receipts(sender, "US", 1.0).await;
+        wait_for_missing_receipts(other, "US", 1.0).await;
+    })
+    .await;
+    let metrics = sender.metrics().await;
+    assert_eq!(
+        counter(&metrics, r#"switchboard_receipts_missing_total{provider="twilio-primary"}"#),
+        1.0,
+        "only the message without a receipt anywhere: {metrics}"
+    );
+    assert_eq!(
+        counter(
+            &other.metrics().await,
+            r#"switchboard_state_peer_evidence_total{kind="receipt_missing"}"#
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
