@@ -15,7 +15,9 @@
 //! When Redis is slow or down each replica takes in what reaches it, locally only (counted in
 //! `switchboard_state_fallbacks_total{store="events"}`): events about another replica's sends
 //! are unmatched, and every replica polls the System Log (for its own sends) until Redis is
-//! back.
+//! back. A forwarded batch lost on the bus (counted in
+//! `switchboard_state_bus_messages_lost_total{topic="events"}`) is not sent again: its sends
+//! settle as never entered on their replicas, as they would had Okta's event never come.
 
 use std::sync::Arc;
 use std::time::Duration;
