@@ -6,6 +6,12 @@
 //! that provider's health for the destination's country and channel, so an API that accepts but
 //! does not deliver loses traffic. A request that fails verification changes nothing, and a
 //! message's final receipt counts once, however often it is posted.
+//!
+//! With replicas sharing state (Redis mode) a receipt may land on a replica that did not send
+//! its message: it is matched in the background (the provider is answered at once) against
+//! this replica's index, then the shared one, once more a second later if it is in neither,
+//! and counts once fleet-wide, in every replica's health (see `fleet::sent` and
+//! `fleet::evidence`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
