@@ -8,6 +8,7 @@ mod failover;
 mod fleet;
 mod fleet_ledger;
 mod fleet_limits;
+mod fleet_receipts;
 mod guard;
 mod helpers;
 mod hook;

@@ -87,6 +87,34 @@ pub enum CallbackError {
     Unsupported,
 }
 
+/// A store beyond this process for content a provider fetches from us during a send (Plivo's
+/// call scripts), so that the fetch may land on any replica behind a load balancer. The server
+/// implements it (the adapters know nothing of where it keeps them) and hands it to every
+/// adapter through [`crate::Provider::share_scripts`]. A script is in one place only, so it is
+/// served once: here when it was kept, otherwise (the store unreachable) in the adapter's own
+/// book, where only the replica that made it can serve it.
+///
+/// The token is the secret part of the URL the provider fetches: an implementation must not
+/// keep it, or the script, in a form that reveals either.
+#[async_trait::async_trait]
+pub trait SharedScripts: Send + Sync + std::fmt::Debug {
+    /// Keeps `script` under `token` for `ttl`; false when it could not (the adapter keeps it
+    /// then). On a send's path: an implementation bounds it tightly.
+    async fn keep(
+        &self,
+        token: &str,
+        script: &switchboard_core::MessageText,
+        ttl: std::time::Duration,
+    ) -> bool;
+    /// Takes the script kept under `token`: once, and `None` when it is unknown, taken, expired
+    /// or cannot be had.
+    async fn take(&self, token: &str) -> Option<switchboard_core::MessageText>;
+    /// Forgets the script under `token` (its call was never placed, or it was served from the
+    /// adapter's own book after a `keep` that timed out may still have landed), in the
+    /// background.
+    fn forget(&self, token: &str);
+}
+
 /// What an adapter needs from the server to build its callbacks.
 #[derive(Clone, Debug, Default)]
 pub struct BuildContext {

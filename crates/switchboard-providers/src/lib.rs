@@ -37,7 +37,9 @@ use serde::Deserialize;
 use switchboard_core::{Channel, ConfigError, OutboundMessage, ProviderId};
 
 pub use aws::{AwsSmsVoice, AwsSmsVoiceConfig};
-pub use callback::{BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt};
+pub use callback::{
+    BuildContext, Callback, CallbackError, CallbackReply, DeliveryState, Receipt, SharedScripts,
+};
 pub use error::ProviderError;
 pub use infobip::{Infobip, InfobipConfig};
 pub use plivo::{Plivo, PlivoConfig};
@@ -85,6 +87,12 @@ pub trait Provider: Send + Sync + fmt::Debug {
     async fn handle_callback(&self, callback: &Callback) -> Result<CallbackReply, CallbackError> {
         let _ = callback;
         Err(CallbackError::Unsupported)
+    }
+
+    /// Hands the adapter the server's shared store for content the provider fetches from us
+    /// (replicas behind a load balancer); only adapters that serve such content keep it.
+    fn share_scripts(&self, scripts: std::sync::Arc<dyn SharedScripts>) {
+        let _ = scripts;
     }
 }
 

@@ -30,7 +30,9 @@ use axum::response::{IntoResponse, Response};
 
 pub(crate) use self::poll::run as poll_system_log;
 use self::process::{Source, process};
-pub(crate) use self::process::{note_resend, record_send, settle_expired, settle_unresent};
+pub(crate) use self::process::{
+    apply_forwarded, note_resend, record_send, settle_expired, settle_unresent,
+};
 use crate::auth::AuthFailure;
 use crate::listener::Arrival;
 use crate::okta::ErrorResponse;
@@ -127,7 +129,7 @@ pub(crate) async fn receive(State(shared): State<Arc<Shared>>, request: Request)
     };
     let processing = Arc::clone(&shared);
     shared.tracker.spawn(async move {
-        process(&processing, Source::EventHook, &delivery.id, delivery.events);
+        process(&processing, Source::EventHook, &delivery.id, delivery.events).await;
     });
     StatusCode::OK.into_response()
 }

@@ -23,8 +23,12 @@
 
 pub(crate) mod breaker;
 pub(crate) mod bus;
+pub(crate) mod events;
+pub(crate) mod evidence;
 pub(crate) mod ledger;
 pub(crate) mod limits;
+pub(crate) mod scripts;
+pub(crate) mod sent;
 pub(crate) mod spend;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -89,6 +93,13 @@ impl Fleet {
     /// The shared backend, in Redis mode.
     pub(crate) fn redis(&self) -> Option<&Arc<Redis>> {
         self.redis.as_ref()
+    }
+
+    /// The store for what providers serve from their callback route (Plivo's call scripts),
+    /// in Redis mode.
+    pub(crate) fn scripts(&self) -> Option<Arc<dyn switchboard_providers::SharedScripts>> {
+        let redis = Arc::clone(self.redis.as_ref()?);
+        Some(Arc::new(scripts::RedisScripts::new(redis)))
     }
 
     /// `memory` or `redis`, for logs and the admin API.

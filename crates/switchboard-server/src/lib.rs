@@ -234,6 +234,7 @@ impl Server {
 /// and, without Okta's events, codes whose lives ended without a resend.
 fn upkeep(shared: &Shared, now: tokio::time::Instant) {
     shared.upkeep(now);
+    callbacks::record_overdue(shared, now);
     events::settle_expired(shared, now);
     events::settle_unresent(shared, now);
 }

@@ -51,6 +51,8 @@ const STATE_BUS_LOST: &str = "switchboard_state_bus_messages_lost_total";
 const STATE_REPLICAS: &str = "switchboard_state_replicas";
 const LEDGER_ELSEWHERE: &str = "switchboard_ledger_repeats_elsewhere_total";
 const LEDGER_JUDGED: &str = "switchboard_ledger_unresent_judged_total";
+const STATE_PEER_EVIDENCE: &str = "switchboard_state_peer_evidence_total";
+const STATE_RECEIPT_MATCHES: &str = "switchboard_state_receipt_matches_total";
 
 /// Seconds; the top buckets bracket Okta's 3 s timeout.
 const LATENCY_BUCKETS: &[f64] =
@@ -191,6 +193,16 @@ impl Metrics {
             None,
             "Messages to other replicas not published because Redis was unavailable, by topic.",
         );
+        describe(
+            STATE_PEER_EVIDENCE,
+            None,
+            "Delivery evidence another replica saw and this one recorded in its health, by kind (receipt, receipt_missing, conversion).",
+        );
+        describe(
+            STATE_RECEIPT_MATCHES,
+            None,
+            "Receipts taken in by this replica in Redis mode, by where their send was found: local, shared, shared_after_retry or none.",
+        );
         recorder.describe_histogram(
             HOOK_DURATION.into(),
             Some(Unit::Seconds),
@@ -289,6 +301,14 @@ impl Metrics {
     /// `resent` (on another replica), `unresent`, or `local` (nothing shared to read).
     pub(crate) fn ledger_unresent_judged(&self, verdict: &'static str) {
         self.counter(LEDGER_JUDGED, vec![Label::new("verdict", verdict)]).increment(1);
+    }
+
+    pub(crate) fn state_peer_evidence(&self, kind: &'static str) {
+        self.counter(STATE_PEER_EVIDENCE, vec![Label::new("kind", kind)]).increment(1);
+    }
+
+    pub(crate) fn receipt_match(&self, found: &'static str) {
+        self.counter(STATE_RECEIPT_MATCHES, vec![Label::new("found", found)]).increment(1);
     }
 
     /// The Prometheus text exposition.

@@ -121,6 +121,25 @@ impl SentMessages {
         Some((sent, is_first))
     }
 
+    /// Another replica settled a final receipt (shared mode): the message, if it is in this
+    /// index, has its fate and is never counted missing here; and the provider reports on
+    /// `channel`, so this replica's messages from it are expected to have receipts too.
+    pub(crate) fn note_settled(
+        &self,
+        provider: &ProviderId,
+        message_id: &str,
+        channel: Channel,
+        now: Instant,
+    ) {
+        let mut state = self.lock();
+        state.expire(now);
+        if let Some((_, _, fate)) = state.by_id.get_mut(&(provider.clone(), message_id.to_owned()))
+        {
+            *fate = Fate::Settled;
+        }
+        state.reporting.insert((provider.clone(), channel), now);
+    }
+
     /// Messages accepted at least `grace` ago that still have no final receipt, from providers
     /// that send receipts on their channel (see the module docs): each is returned once, and
     /// counts as missing from then on.
@@ -212,6 +231,23 @@ mod tests {
         );
         assert_eq!(messages.settle(&twilio, "SM1", now).map(|(_, first)| first), Some(false));
         assert!(messages.settle(&twilio, "SM2", now).is_none());
+    }
+
+    #[test]
+    fn a_receipt_settled_on_another_replica_is_never_missing_here() {
+        let messages = SentMessages::new(16);
+        let now = Instant::now();
+        let grace = Duration::from_secs(60);
+        let twilio = ProviderId::parse("twilio").unwrap();
+        messages.insert(twilio.clone(), "SM1".into(), sent("e1"), now);
+        messages.insert(twilio.clone(), "SM2".into(), sent("e2"), now);
+        // Another replica got SM1's receipt: SM1 has its fate here, and Twilio reports on SMS,
+        // so SM2, which got none anywhere, is missing.
+        messages.note_settled(&twilio, "SM1", Channel::Sms, now);
+        let overdue: Vec<String> =
+            messages.overdue(grace, now + grace).into_iter().map(|sent| sent.event_id).collect();
+        assert_eq!(overdue, ["e2"]);
+        assert_eq!(messages.settle(&twilio, "SM1", now).map(|(_, first)| first), Some(false));
     }
 
     #[test]

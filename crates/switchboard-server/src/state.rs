@@ -131,6 +131,7 @@ impl Shared {
         let conversions = ConversionStore::new(settings.delivery.ledger_capacity);
         let metrics = Arc::new(Metrics::new());
         let fleet = crate::fleet::Fleet::new(&settings.state, Arc::clone(&metrics));
+        share_scripts(&fleet, &settings);
         Shared {
             runtime: ArcSwap::from_pointee(Runtime::from_settings(settings)),
             health,
@@ -224,6 +225,7 @@ impl Shared {
         // (a limit whose quota changed starts afresh).
         self.guard_limits.configure(settings.guard.quotas());
         self.throughput.configure(&settings.throughput);
+        share_scripts(&self.fleet, &settings);
         let mut runtime = Runtime::from_settings(settings);
         // Keep the fetched Okta signing keys: refetching is wasted, and during a JWKS outage it
         // would fail every valid token until Okta is back.
@@ -292,17 +294,12 @@ impl Shared {
         paths.iter().map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok()).collect()
     }
 
-    /// The stores' periodic upkeep (see `upkeep` in lib.rs, which also settles expired sends
-    /// with the events module): metrics housekeeping, the guard's idle counters, and messages
-    /// whose final receipt is overdue, counted toward their key's receipt coverage.
-    pub(crate) fn upkeep(&self, now: tokio::time::Instant) {
+    /// The stores' periodic upkeep (see `upkeep` in lib.rs, which also counts overdue receipts
+    /// with the callbacks module and settles expired sends with the events module): metrics
+    /// housekeeping and the guard's idle counters.
+    pub(crate) fn upkeep(&self, _now: tokio::time::Instant) {
         self.metrics.upkeep();
         self.guard_limits.prune();
-        let grace = self.health.receipt_grace();
-        for sent in self.sent.overdue(grace, now) {
-            self.health.record_receipt_missing(&sent.key, now.into_std());
-            self.metrics.receipt_missing(sent.key.provider());
-        }
     }
 
     pub(crate) fn start_draining(&self) {
@@ -311,6 +308,15 @@ impl Shared {
 
     pub(crate) fn is_draining(&self) -> bool {
         self.is_draining.load(Ordering::SeqCst)
+    }
+}
+
+/// In Redis mode, hands every provider the shared store for what it serves from its callback
+/// route (Plivo's call scripts), so a fetch may land on any replica.
+fn share_scripts(fleet: &crate::fleet::Fleet, settings: &Settings) {
+    let Some(scripts) = fleet.scripts() else { return };
+    for provider in &settings.providers {
+        provider.share_scripts(Arc::clone(&scripts));
     }
 }
 

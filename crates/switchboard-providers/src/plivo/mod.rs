@@ -21,7 +21,10 @@
 //! - `sign`: Plivo's V3 signature on the requests it makes to us
 //! - `receipt`: those requests: the signature check first, then the status and hangup receipts
 //! - `answers`: the call scripts waiting for Plivo's signed fetch of the answer URL (Plivo's
-//!   own: no other provider fetches its script from us)
+//!   own: no other provider fetches its script from us). When replicas share state the server
+//!   hands the adapter a [`SharedScripts`] store: each script is kept there instead (in the
+//!   book only when the store cannot take it), so the fetch may land on any replica, and is
+//!   served once, wherever it lands.
 
 mod answers;
 mod classify;
@@ -30,6 +33,7 @@ mod receipt;
 mod request;
 mod sign;
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -42,6 +46,7 @@ pub use self::config::PlivoConfig;
 use crate::senders::Senders;
 use crate::{
     Accepted, BuildContext, Callback, CallbackError, CallbackReply, Provider, ProviderError,
+    SharedScripts,
 };
 
 /// The registry's kind string (`kinds!` in `lib.rs` gives every adapter its `KIND`).
@@ -65,6 +70,10 @@ pub struct Plivo {
     /// `{public_base_url}/callbacks/{id}`; voice is off without it.
     callback_base: Option<String>,
     answers: AnswerBook,
+    /// How long a script waits for its fetch (`answer_ttl_s`).
+    answer_ttl: Duration,
+    /// The server's shared store, when replicas share state: a fetch may land on any of them.
+    shared_answers: OnceLock<Arc<dyn SharedScripts>>,
 }
 
 impl Plivo {
@@ -102,6 +111,8 @@ impl Plivo {
                 Duration::from_secs(config.answer_ttl_s),
                 config.max_pending_calls,
             ),
+            answer_ttl: Duration::from_secs(config.answer_ttl_s),
+            shared_answers: OnceLock::new(),
         })
     }
 
@@ -162,6 +173,7 @@ impl Provider for Plivo {
                     ));
                 };
                 let xml = request::answer_xml(message, &self.voice);
+                let shared = self.shared_answers.get().map(|scripts| (scripts, xml.clone()));
                 let token = self.answers.insert(xml, Instant::now()).map_err(|_| {
                     ProviderError::not_sent(
                         KIND,
@@ -169,6 +181,13 @@ impl Provider for Plivo {
                         "too many calls awaiting their answer fetch",
                     )
                 })?;
+                // Shared, it is served by whichever replica Plivo's fetch lands on, and only
+                // there; kept here only when the shared store could not take it.
+                if let Some((scripts, xml)) = &shared
+                    && scripts.keep(&token, xml, self.answer_ttl).await
+                {
+                    self.answers.remove(&token);
+                }
                 let answer_url = format!("{base}/answer/{token}");
                 let hangup_url = format!("{base}/hangup");
                 let body = request::call_body(
@@ -183,6 +202,9 @@ impl Provider for Plivo {
                 // have been placed still might, so its script stays until it expires.
                 if outcome.as_ref().is_err_and(|error| error.certainty == Certainty::NotSent) {
                     self.answers.remove(&token);
+                    if let Some((scripts, _)) = &shared {
+                        scripts.forget(&token);
+                    }
                 }
                 outcome
             }
@@ -208,7 +230,20 @@ impl Provider for Plivo {
         // The signature first: nothing about a forged request is looked up or consumed.
         let params = receipt::verified_params(&self.auth_token, callback)?;
         if let Some(token) = subpath.strip_prefix("/answer/") {
-            let xml = self.answers.take(token, Instant::now()).ok_or(CallbackError::NotFound)?;
+            let xml = match (self.answers.take(token, Instant::now()), self.shared_answers.get()) {
+                // Kept here because sharing it failed; a shared copy that landed after all must
+                // not serve a second fetch elsewhere.
+                (Some(xml), Some(scripts)) => {
+                    scripts.forget(token);
+                    xml
+                }
+                (Some(xml), None) => xml,
+                // Shared (by this replica or another): taken once, fleet-wide.
+                (None, Some(scripts)) => {
+                    scripts.take(token).await.ok_or(CallbackError::NotFound)?
+                }
+                (None, None) => return Err(CallbackError::NotFound),
+            };
             return Ok(CallbackReply {
                 receipts: Vec::new(),
                 status: 200,
@@ -222,5 +257,10 @@ impl Provider for Plivo {
             receipt::call_receipt(&params)?
         };
         Ok(CallbackReply::receipts(vec![receipt]))
+    }
+
+    fn share_scripts(&self, scripts: Arc<dyn SharedScripts>) {
+        // Set once: a reload builds a new adapter, which is handed the store again.
+        let _ = self.shared_answers.set(scripts);
     }
 }

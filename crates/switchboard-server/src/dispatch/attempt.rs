@@ -56,6 +56,7 @@ pub(super) async fn run(cx: Context<'_>, provider: &SharedProvider, attempt: Att
         spend: &shared.spend,
         today: shared.today(),
         sent: &shared.sent,
+        fleet: &shared.fleet,
         metrics: &shared.metrics,
     };
     record(books, &attempt, cx.message, &outcome, price, elapsed);
@@ -92,6 +93,8 @@ pub(super) struct Books<'a> {
     pub(super) today: i64,
     /// Accepted messages, for matching delivery receipts.
     pub(super) sent: &'a SentMessages,
+    /// The shared sent-message index, in Redis mode.
+    pub(super) fleet: &'a crate::fleet::Fleet,
     pub(super) metrics: &'a Metrics,
 }
 
@@ -109,6 +112,9 @@ pub(super) fn record(
     if let AttemptOutcome::Accepted { message_id } = outcome {
         books.spend.record(books.today, attempt.key.country(), price.unwrap_or(0.0));
         let sent = SentMessage { key: attempt.key.clone(), event_id: message.reference.clone() };
+        if let Some(redis) = books.fleet.redis() {
+            crate::fleet::sent::remember(redis, message_id, &attempt.key, &message.reference);
+        }
         books.sent.insert(attempt.provider.clone(), message_id.clone(), sent, Instant::now());
     }
     books.health.record(&attempt.key, outcome, elapsed, Instant::now().into_std());

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::process::{Source, process};
 use crate::config::SystemLogSettings;
+use crate::fleet::events as shared_events;
 use crate::okta::events::{FACTOR_ACTIVATION, MFA_VERIFICATION, parse_log_page};
 use crate::state::Shared;
 
@@ -56,8 +57,31 @@ struct Page {
     next: Option<Url>,
 }
 
-/// Polls until `stop` is cancelled.
+/// Polls until `stop` is cancelled; in Redis mode, only while this replica holds the poller's
+/// lease (see `fleet::events`), which it gives up on the way out.
 pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    poll(&shared, &stop).await;
+    if let Some(redis) = shared.fleet.redis() {
+        shared_events::release_lease(redis).await;
+    }
+}
+
+/// Whether this replica may poll now: always in memory mode, and in Redis mode while it holds
+/// the lease, or when Redis cannot say (each replica then polls for its own sends).
+async fn may_poll(shared: &Shared, settings: &SystemLogSettings) -> bool {
+    let Some(redis) = shared.fleet.redis() else { return true };
+    // Renewed before every request; the holder waits at most an interval between requests.
+    let lease = settings.interval * 2 + REQUEST_TIMEOUT;
+    match shared_events::hold_lease(redis, lease).await {
+        Ok(held) => held,
+        Err(why) => {
+            redis.fell_back("events", why);
+            true
+        }
+    }
+}
+
+async fn poll(shared: &Arc<Shared>, stop: &CancellationToken) {
     let client = match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
@@ -74,7 +98,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         let Some(settings) = shared.runtime().okta.system_log.clone() else {
             cursor = None;
-            if !pause(&stop, IDLE_CHECK).await {
+            if !pause(stop, IDLE_CHECK).await {
                 return;
             }
             continue;
@@ -85,13 +109,22 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 Ok(url) => url,
                 Err(error) => {
                     tracing::error!(%error, "okta system log polling: org_url is not a URL");
-                    if !pause(&stop, settings.interval).await {
+                    if !pause(stop, settings.interval).await {
                         return;
                     }
                     continue;
                 }
             },
         };
+        if !may_poll(shared, &settings).await {
+            // Another replica polls; if it stops, this one starts afresh from a little before
+            // now (the overlap is deduplicated by uuid, fleet-wide).
+            shared.metrics.system_log_poll("standby");
+            if !pause(stop, settings.interval).await {
+                return;
+            }
+            continue;
+        }
         let fetched = tokio::select! {
             biased;
             () = stop.cancelled() => return,
@@ -101,7 +134,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             Ok(page) => {
                 shared.metrics.system_log_poll("ok");
                 let n_events = page.events.len();
-                process(&shared, Source::SystemLog, "system_log_page", page.events);
+                process(shared, Source::SystemLog, "system_log_page", page.events).await;
                 match page.next.filter(|next| is_same_origin(next, &settings.org_url)) {
                     Some(next) => {
                         cursor = Some(Cursor { org_url: settings.org_url.clone(), next });
@@ -138,7 +171,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
                 }
             }
         };
-        if !pause(&stop, wait).await {
+        if !pause(stop, wait).await {
             return;
         }
     }

@@ -5,12 +5,16 @@
 
 use std::time::Duration;
 
-use switchboard_core::Conversion;
 use switchboard_core::health::HealthKey;
+use switchboard_core::{Channel, Conversion};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::conversions::{Observation, Outcome, Report, Send, Settlement, UserKey, user_key};
+use crate::conversions::{
+    Observation, Outcome, Report, SEEN_TTL, Send, Settlement, UserKey, user_key,
+};
+use crate::fleet::events as shared_events;
+use crate::fleet::evidence::{self, Evidence};
 use crate::okta::events::{Entry, read_event};
 use crate::state::{Runtime, Shared};
 
@@ -27,6 +31,8 @@ pub(crate) const LATENESS: Duration = Duration::from_secs(120);
 pub(crate) enum Source {
     EventHook,
     SystemLog,
+    /// Forwarded by another replica (Redis mode).
+    Peer,
 }
 
 impl Source {
@@ -34,6 +40,7 @@ impl Source {
         match self {
             Source::EventHook => "event_hook",
             Source::SystemLog => "system_log",
+            Source::Peer => "peer",
         }
     }
 }
@@ -49,48 +56,51 @@ struct Tally {
 }
 
 /// Takes in one batch of events (an event hook delivery, a System Log page): each is read,
-/// deduplicated by `uuid`, matched to its send, and what settled goes into health. `batch`
-/// names it in the log line.
-pub(crate) fn process(
+/// deduplicated by `uuid` (fleet-wide in Redis mode), matched to its send, and what settled goes
+/// into health; in Redis mode the events this replica claimed are forwarded to the others,
+/// which hold the sends they made (see `fleet::events`). `batch` names it in the log line.
+pub(crate) async fn process(
     shared: &Shared,
     source: Source,
     batch: &str,
     events: Vec<serde_json::Value>,
 ) {
-    let now = Instant::now();
-    let wall = OffsetDateTime::now_utc();
     let mut tally = Tally::default();
     let n_events = events.len();
+    let mut sightings = Vec::with_capacity(n_events);
     for value in events {
-        let Ok(event) = read_event(value) else {
-            tally.ignored += 1;
-            continue;
-        };
-        let user = user_key(&shared.phones, &event.user_id, event.channel);
-        let report = match event.entry {
-            Entry::Entered => Report::Entered,
-            Entry::WrongCode => Report::WrongCode,
-        };
-        let observation = match instant_of(event.published, wall, now) {
-            Some(at) => shared.conversions.observe(&user, &event.uuid, at, report, now),
-            // Published before this machine started: no send of ours can be its.
-            None => Observation::Unmatched,
-        };
-        match observation {
-            Observation::Duplicate => tally.duplicates += 1,
-            Observation::Unmatched => {
-                tally.accepted += 1;
-                tally.unmatched += 1;
-                shared.metrics.conversion_match(event.channel, false);
-            }
-            Observation::Matched(settled) => {
-                tally.accepted += 1;
-                tally.matched += 1;
-                shared.metrics.conversion_match(event.channel, true);
-                record(shared, &settled, now);
-            }
+        match read_event(value) {
+            Ok(event) => sightings.push(Sighting {
+                user: user_key(&shared.phones, &event.user_id, event.channel),
+                uuid: event.uuid,
+                published: event.published,
+                report: match event.entry {
+                    Entry::Entered => Report::Entered,
+                    Entry::WrongCode => Report::WrongCode,
+                },
+                channel: event.channel,
+            }),
+            Err(_) => tally.ignored += 1,
         }
     }
+    if let Some(redis) = shared.fleet.redis()
+        && !sightings.is_empty()
+    {
+        let uuids: Vec<&str> = sightings.iter().map(|sighting| sighting.uuid.as_str()).collect();
+        match shared_events::claim(redis, &uuids, SEEN_TTL).await {
+            Ok(firsts) => {
+                let before = sightings.len();
+                let mut firsts = firsts.into_iter();
+                sightings.retain(|_| firsts.next().unwrap_or(true));
+                tally.duplicates += (before - sightings.len()) as u64;
+                shared_events::forward(redis, sightings.iter().map(Sighting::to_wire).collect());
+            }
+            // Each replica dedupes what reaches it; events about other replicas' sends are
+            // unmatched here.
+            Err(why) => redis.fell_back("events", why),
+        }
+    }
+    observe(shared, source, sightings, &mut tally);
     for (result, n) in
         [("accepted", tally.accepted), ("duplicate", tally.duplicates), ("ignored", tally.ignored)]
     {
@@ -111,6 +121,93 @@ pub(crate) fn process(
     );
 }
 
+/// Events another replica claimed and forwarded: matched against this replica's sends. Only
+/// matches are counted here (`source="peer"`): the replica that took the events in counts them.
+pub(crate) fn apply_forwarded(shared: &Shared, body: serde_json::Value) {
+    let Ok(forwarded) = serde_json::from_value::<shared_events::Forwarded>(body) else {
+        tracing::warn!("unreadable okta events on the shared-state bus");
+        return;
+    };
+    let sightings: Vec<Sighting> =
+        forwarded.events.iter().filter_map(Sighting::from_wire).collect();
+    let mut tally = Tally::default();
+    observe(shared, Source::Peer, sightings, &mut tally);
+    if tally.matched > 0 {
+        shared.metrics.okta_events(Source::Peer.as_str(), "matched", tally.matched);
+    }
+}
+
+/// An event read: who (keyed hash), which, when, and what it says.
+#[derive(Clone, Debug)]
+struct Sighting {
+    user: UserKey,
+    uuid: String,
+    published: OffsetDateTime,
+    report: Report,
+    channel: Channel,
+}
+
+impl Sighting {
+    fn to_wire(&self) -> shared_events::Sighting {
+        shared_events::Sighting {
+            user: hex::encode(self.user),
+            uuid: self.uuid.clone(),
+            published_ms: (self.published.unix_timestamp_nanos() / 1_000_000) as i64,
+            report: match self.report {
+                Report::Entered => "entered",
+                Report::WrongCode => "wrong_code",
+            }
+            .to_owned(),
+            channel: self.channel.as_str().to_owned(),
+        }
+    }
+
+    fn from_wire(wire: &shared_events::Sighting) -> Option<Sighting> {
+        let user: UserKey = hex::decode(&wire.user).ok()?.try_into().ok()?;
+        let published =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(wire.published_ms) * 1_000_000)
+                .ok()?;
+        let report = match wire.report.as_str() {
+            "entered" => Report::Entered,
+            "wrong_code" => Report::WrongCode,
+            _ => return None,
+        };
+        let channel = Channel::parse(&wire.channel)?;
+        Some(Sighting { user, uuid: wire.uuid.clone(), published, report, channel })
+    }
+}
+
+/// Matches each event against this replica's sends, and records what settled.
+fn observe(shared: &Shared, source: Source, sightings: Vec<Sighting>, tally: &mut Tally) {
+    let now = Instant::now();
+    let wall = OffsetDateTime::now_utc();
+    for sighting in sightings {
+        let observation = match instant_of(sighting.published, wall, now) {
+            Some(at) => {
+                shared.conversions.observe(&sighting.user, &sighting.uuid, at, sighting.report, now)
+            }
+            // Published before this machine started: no send of ours can be its.
+            None => Observation::Unmatched,
+        };
+        match observation {
+            Observation::Duplicate => tally.duplicates += 1,
+            Observation::Unmatched => {
+                tally.accepted += 1;
+                tally.unmatched += 1;
+                if source != Source::Peer {
+                    shared.metrics.conversion_match(sighting.channel, false);
+                }
+            }
+            Observation::Matched(settled) => {
+                tally.accepted += 1;
+                tally.matched += 1;
+                shared.metrics.conversion_match(sighting.channel, true);
+                record(shared, &settled, now);
+            }
+        }
+    }
+}
+
 /// `published` (Okta's clock) on tokio's clock, through the wall clock's reading now.
 fn instant_of(published: OffsetDateTime, wall: OffsetDateTime, now: Instant) -> Option<Instant> {
     let age = wall - published;
@@ -126,7 +223,7 @@ fn record(shared: &Shared, settled: &[Settlement], now: Instant) {
     for settlement in settled {
         let key = &settlement.key;
         if let Outcome::Conversion(conversion) = settlement.outcome {
-            shared.health.record_conversion(key, conversion, now.into_std());
+            evidence::record(shared, key, Evidence::Conversion(conversion), now.into_std());
         }
         let outcome = settlement.outcome.label();
         shared.metrics.conversion(key.provider(), key.channel(), outcome);
@@ -169,7 +266,8 @@ pub(crate) fn settle_unresent(shared: &Shared, now: Instant) {
         return;
     }
     for key in unresent {
-        shared.health.record_conversion(&key, Conversion::NotResent, now.into_std());
+        let not_resent = Evidence::Conversion(Conversion::NotResent);
+        evidence::record(shared, &key, not_resent, now.into_std());
         shared.metrics.conversion(key.provider(), key.channel(), Conversion::NotResent.label());
     }
 }
@@ -215,7 +313,7 @@ pub(crate) fn note_resend(
     }
     let Some(previous) = superseded else { return };
     let resent = Conversion::Superseded { confirmed: false };
-    shared.health.record_conversion(&previous, resent, now.into_std());
+    evidence::record(shared, &previous, Evidence::Conversion(resent), now.into_std());
     shared.metrics.conversion(previous.provider(), previous.channel(), "resent");
     tracing::debug!(
         provider = %previous.provider(),

@@ -68,6 +68,9 @@ pub(super) async fn subscribe(shared: Arc<Shared>, redis: Arc<Redis>, stopped: C
 pub(crate) fn dispatch(shared: &Shared, topic: &str, body: serde_json::Value) {
     match topic {
         super::ledger::TOPIC_ANSWER => super::ledger::on_answer(shared, &body),
+        super::evidence::TOPIC => super::evidence::apply(shared, body),
+        super::sent::TOPIC => super::sent::apply(shared, body),
+        super::events::TOPIC => crate::events::apply_forwarded(shared, body),
         _ => tracing::debug!(topic, "message for no store on the shared-state bus"),
     }
 }
