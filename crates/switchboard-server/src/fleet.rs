@@ -27,9 +27,12 @@ pub(crate) mod events;
 pub(crate) mod evidence;
 pub(crate) mod ledger;
 pub(crate) mod limits;
+mod run;
 pub(crate) mod scripts;
 pub(crate) mod sent;
 pub(crate) mod spend;
+
+pub(crate) use self::run::spawn;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -37,12 +40,10 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisError};
-use tokio_util::sync::CancellationToken;
 
 use self::breaker::{Breaker, Transition};
 use crate::config::{RedisSettings, StateSettings};
 use crate::metrics::Metrics;
-use crate::state::Shared;
 
 /// Which timeout a call gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -348,38 +349,4 @@ impl Runnable for &redis::ScriptInvocation<'_> {
     ) -> redis::RedisResult<T> {
         self.invoke_async(manager).await
     }
-}
-
-/// Starts the bus subscriber and the sync loop, in Redis mode; both end with `stopped`, and the
-/// replica leaves the membership set.
-pub(crate) fn spawn(shared: &Arc<Shared>, stopped: CancellationToken) {
-    let Some(redis) = shared.fleet.redis().cloned() else { return };
-    tracing::info!(
-        url = %redis.settings.redacted_url(),
-        replica = %redis.replica,
-        prefix = %redis.settings.key_prefix,
-        "shared state in redis"
-    );
-    tokio::spawn(bus::subscribe(Arc::clone(shared), Arc::clone(&redis), stopped.clone()));
-    let shared = Arc::clone(shared);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(redis.settings.sync_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stopped.cancelled() => break,
-                _ = tick.tick() => sync(&shared, &redis).await,
-            }
-        }
-        redis.leave().await;
-    });
-}
-
-/// One round of the sync loop: membership, then each store's refresh of what it caches.
-async fn sync(shared: &Arc<Shared>, redis: &Arc<Redis>) {
-    let _ = redis.renew_membership().await;
-    // Throughput caps are shared as local shares of the last known count (throughput.rs).
-    shared.throughput.share(redis.replicas());
-    spend::sync(shared, redis).await;
-    ledger::judge_unresent(shared, redis).await;
 }
