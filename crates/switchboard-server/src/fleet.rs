@@ -23,6 +23,8 @@
 
 pub(crate) mod breaker;
 pub(crate) mod bus;
+pub(crate) mod health;
+pub(crate) mod switches;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -343,6 +345,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, stopped: CancellationToken) {
         "shared state in redis"
     );
     tokio::spawn(bus::subscribe(Arc::clone(shared), Arc::clone(&redis), stopped.clone()));
+    health::spawn(shared, &redis, stopped.clone());
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(redis.settings.sync_interval);
@@ -357,7 +360,16 @@ pub(crate) fn spawn(shared: &Arc<Shared>, stopped: CancellationToken) {
     });
 }
 
+/// Reads what a replica must have before it serves (the operator's switches, so that a drain
+/// survives restarts), in Redis mode; with Redis unavailable it starts with none (counted).
+pub(crate) async fn prime(shared: &Arc<Shared>) {
+    let Some(redis) = shared.fleet.redis() else { return };
+    switches::sync(shared, redis).await;
+}
+
 /// One round of the sync loop: membership, then each store's refresh of what it caches.
-async fn sync(_shared: &Arc<Shared>, redis: &Arc<Redis>) {
+async fn sync(shared: &Arc<Shared>, redis: &Arc<Redis>) {
     let _ = redis.renew_membership().await;
+    health::sync(shared, redis).await;
+    switches::sync(shared, redis).await;
 }

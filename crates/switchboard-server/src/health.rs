@@ -7,20 +7,66 @@
 //! consistent view, so they run inside [`HealthStore::read`] rather than copying the book
 //! out; a shared backend would serve that view from a snapshot. A std mutex: sections are a few
 //! map operations and never span an `.await`.
+//!
+//! In Redis mode ([`HealthStore::share`]) the store also says what must hold fleet-wide: each
+//! change of a key's ejection, of a provider's `Retry-After`, and each recovery goes out as a
+//! [`HealthChange`] to `fleet/health.rs`, which writes and publishes it off the request path;
+//! what other replicas saw comes back in through the `apply_*` methods; and a probation trial
+//! runs only once this replica holds the fleet's lease for it ([`HealthStore::may_run_trial`]).
+//! Without [`HealthStore::share`] (memory mode) none of that exists and nothing changes.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use switchboard_core::health::{
-    DeliveryEvidence, EjectionCause, Evidence, HealthBook, HealthKey, HealthPolicy, HealthStatus,
+    DeliveryEvidence, EjectionCause, EjectionNotice, Evidence, HealthBook, HealthKey, HealthPolicy,
+    HealthStatus,
 };
 use switchboard_core::switch::OperatorSwitches;
 use switchboard_core::{AttemptOutcome, Conversion, Delivery, ProviderId};
+use tokio::sync::mpsc;
 
 /// Provider health, per (provider, country, channel).
 #[derive(Debug)]
 pub(crate) struct HealthStore {
     book: Mutex<HealthBook>,
+    /// Redis mode only: where changes go, and the fleet's trials.
+    fleet: OnceLock<FleetLink>,
+}
+
+/// Something other replicas must know, or a question for the fleet (Redis mode).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum HealthChange {
+    /// This replica ejected `key` (or ejected it again, for longer).
+    Ejected { key: HealthKey, notice: EjectionNotice },
+    /// `provider` told this replica to wait until `until`.
+    RateLimited { provider: ProviderId, until: Instant },
+    /// `key`'s ejection ended here through a successful trial.
+    Recovered { key: HealthKey },
+    /// `key`'s probation trial is due here: may this replica run it?
+    TrialWanted { key: HealthKey },
+}
+
+/// The store's side of sharing (Redis mode). Locked after the book, never across an `.await`.
+#[derive(Debug)]
+struct FleetLink {
+    changes: mpsc::UnboundedSender<HealthChange>,
+    trials: Mutex<HashMap<HealthKey, TrialGate>>,
+    /// The end of each key's ejection as the fleet has it (Redis's clock, ms), so that a
+    /// recovery ends that ejection everywhere and never a later one, and when this replica
+    /// learned it.
+    shared_until: Mutex<HashMap<HealthKey, (i64, Instant)>>,
+}
+
+/// Where this replica stands on a key's probation trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TrialGate {
+    /// The lease was asked for at this instant; until an answer the key is skipped here.
+    Asked(Instant),
+    /// This replica may run the trial until then (it holds the lease, or Redis was unavailable
+    /// and the trial is decided locally).
+    Granted(Instant),
 }
 
 /// One provider's state for the admin API and the health gauges.
@@ -106,7 +152,151 @@ fn round(value: f64) -> f64 {
 
 impl HealthStore {
     pub(crate) fn new(policy: HealthPolicy) -> HealthStore {
-        HealthStore { book: Mutex::new(HealthBook::new(policy)) }
+        HealthStore { book: Mutex::new(HealthBook::new(policy)), fleet: OnceLock::new() }
+    }
+
+    /// Redis mode: from now on, changes other replicas must know come out of the returned
+    /// receiver, and probation trials wait for the fleet's lease. `None` if already shared.
+    pub(crate) fn share(&self) -> Option<mpsc::UnboundedReceiver<HealthChange>> {
+        let (changes, receiver) = mpsc::unbounded_channel();
+        let link = FleetLink { changes, trials: Mutex::default(), shared_until: Mutex::default() };
+        self.fleet.set(link).ok()?;
+        Some(receiver)
+    }
+
+    /// Runs `f` on the book and, in Redis mode, sends out what it changed on `key` that the
+    /// fleet must know: a new or longer ejection, a recovery, a later `Retry-After`.
+    fn changing<R>(&self, key: &HealthKey, f: impl FnOnce(&mut HealthBook) -> R) -> R {
+        let mut book = self.lock();
+        let Some(link) = self.fleet.get() else { return f(&mut book) };
+        let provider = key.provider();
+        let before = (book.ejection(key), book.rate_limited_until(provider));
+        let result = f(&mut book);
+        let after = (book.ejection(key), book.rate_limited_until(provider));
+        drop(book);
+        let send = |change| {
+            // The receiver lives as long as the server; a send after it is gone is moot.
+            let _ = link.changes.send(change);
+        };
+        match (before.0, after.0) {
+            (_, Some(notice)) if before.0.is_none_or(|known| known.until != notice.until) => {
+                send(HealthChange::Ejected { key: key.clone(), notice });
+            }
+            (Some(_), None) => send(HealthChange::Recovered { key: key.clone() }),
+            _ => {}
+        }
+        if let Some(until) = after.1
+            && before.1.is_none_or(|known| known < until)
+        {
+            send(HealthChange::RateLimited { provider: provider.clone(), until });
+        }
+        result
+    }
+
+    /// Whether `key` may go now as far as the fleet is concerned: always in memory mode, and
+    /// for anything but a probation trial. A trial runs on one replica only, the one holding
+    /// the fleet's lease: the first time a trial is due here the lease is asked for (off the
+    /// request path) and the key is skipped, as it is on every replica that loses. A fail-open
+    /// candidate is never held back: the planner offered it because nothing else is left.
+    pub(crate) fn may_run_trial(&self, key: &HealthKey, is_fail_open: bool, now: Instant) -> bool {
+        let Some(link) = self.fleet.get() else { return true };
+        if is_fail_open {
+            return true;
+        }
+        let (status, trial_timeout) = {
+            let book = self.lock();
+            (book.status(key, now), book.policy().trial_timeout())
+        };
+        if status != (HealthStatus::Probation { trial_in_flight: false }) {
+            return true;
+        }
+        let mut trials = lock(&link.trials);
+        match trials.get(key) {
+            Some(TrialGate::Granted(until)) if now < *until => true,
+            // Unanswered for a whole lease (it cannot be, short of a lost task): ask again.
+            Some(TrialGate::Asked(at)) if now.saturating_duration_since(*at) < trial_timeout => {
+                false
+            }
+            _ => {
+                trials.insert(key.clone(), TrialGate::Asked(now));
+                let _ = link.changes.send(HealthChange::TrialWanted { key: key.clone() });
+                false
+            }
+        }
+    }
+
+    /// This replica may run `key`'s trial until `until`: it holds the lease, or the fleet could
+    /// not be asked and the trial is decided locally.
+    pub(crate) fn grant_trial(&self, key: &HealthKey, until: Instant) {
+        if let Some(link) = self.fleet.get() {
+            lock(&link.trials).insert(key.clone(), TrialGate::Granted(until));
+        }
+    }
+
+    /// Another replica holds `key`'s trial lease until `until`: the key stays out here.
+    pub(crate) fn hold_trial(&self, key: &HealthKey, until: Instant) {
+        self.lock().hold_trial(key, until);
+        if let Some(link) = self.fleet.get() {
+            lock(&link.trials).remove(key);
+        }
+    }
+
+    /// Another replica ejected `key`: see `HealthBook::apply_ejection`. Returns whether it
+    /// changed anything here.
+    pub(crate) fn apply_ejection(&self, key: &HealthKey, notice: EjectionNotice) -> bool {
+        let changed = self.lock().apply_ejection(key, notice);
+        if changed && let Some(link) = self.fleet.get() {
+            lock(&link.trials).remove(key);
+        }
+        changed
+    }
+
+    /// Another replica was told by `provider` to wait until `until`.
+    pub(crate) fn apply_rate_limit(&self, provider: &ProviderId, until: Instant) -> bool {
+        self.lock().apply_rate_limit(provider, until)
+    }
+
+    /// A trial of `key` succeeded on another replica.
+    pub(crate) fn apply_recovery(&self, key: &HealthKey, now: Instant) -> bool {
+        let changed = self.lock().apply_recovery(key, now);
+        if let Some(link) = self.fleet.get() {
+            lock(&link.trials).remove(key);
+        }
+        changed
+    }
+
+    /// The end of `key`'s ejection as the fleet has it (Redis's clock, ms), if known.
+    pub(crate) fn shared_until(&self, key: &HealthKey) -> Option<i64> {
+        lock(&self.fleet.get()?.shared_until).get(key).map(|(until, _)| *until)
+    }
+
+    /// Notes the end of `key`'s ejection as the fleet has it, learned at `now`, keeping the
+    /// later one.
+    pub(crate) fn note_shared_until(&self, key: &HealthKey, until_ms: i64, now: Instant) {
+        if let Some(link) = self.fleet.get() {
+            let mut known = lock(&link.shared_until);
+            let entry = known.entry(key.clone()).or_insert((until_ms, now));
+            *entry = (entry.0.max(until_ms), now);
+        }
+    }
+
+    /// Forgets the fleet's end of `key`'s ejection (it was recovered or expired); returns it.
+    pub(crate) fn forget_shared_until(&self, key: &HealthKey) -> Option<i64> {
+        lock(&self.fleet.get()?.shared_until).remove(key).map(|(until, _)| until)
+    }
+
+    /// Every key whose fleet-wide ejection end is known: the key, that end, and when this
+    /// replica learned it.
+    pub(crate) fn shared_untils(&self) -> Vec<(HealthKey, i64, Instant)> {
+        self.fleet.get().map_or_else(Vec::new, |link| {
+            let known = lock(&link.shared_until);
+            known.iter().map(|(key, (until, at))| (key.clone(), *until, *at)).collect()
+        })
+    }
+
+    /// How long a probation trial's lease lasts.
+    pub(crate) fn trial_timeout(&self) -> Duration {
+        self.lock().policy().trial_timeout()
     }
 
     /// Reads the whole book in one consistent view (planning, explain). Keep `f` short: every
@@ -144,12 +334,12 @@ impl HealthStore {
         elapsed: Duration,
         now: Instant,
     ) {
-        self.lock().record(key, outcome, elapsed, now);
+        self.changing(key, |book| book.record(key, outcome, elapsed, now));
     }
 
     /// A delivery receipt's final state.
     pub(crate) fn record_receipt(&self, key: &HealthKey, delivery: Delivery, now: Instant) {
-        self.lock().record_receipt(key, delivery, now);
+        self.changing(key, |book| book.record_receipt(key, delivery, now));
     }
 
     /// A message whose final receipt did not come within the grace.
@@ -188,7 +378,7 @@ impl HealthStore {
     /// What Okta said (or did not say) about a code sent on `key`: entered, superseded by a
     /// resend, or never entered.
     pub(crate) fn record_conversion(&self, key: &HealthKey, conversion: Conversion, now: Instant) {
-        self.lock().record_conversion(key, conversion, now);
+        self.changing(key, |book| book.record_conversion(key, conversion, now));
     }
 
     /// The conversion evidence on `key` at `now`: (entered, not entered), decayed.
@@ -237,4 +427,9 @@ impl HealthStore {
     fn lock(&self) -> MutexGuard<'_, HealthBook> {
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The link's maps are caches of what the fleet said: poisoning loses nothing that matters.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

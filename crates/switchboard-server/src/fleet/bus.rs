@@ -69,6 +69,9 @@ pub(super) async fn subscribe(shared: Arc<Shared>, redis: Arc<Redis>, stopped: C
 
 /// Hands a message from another replica to the store it is for.
 pub(crate) fn dispatch(shared: &Shared, topic: &str, body: serde_json::Value) {
-    let _ = (shared, body);
-    tracing::debug!(topic, "message for no store on the shared-state bus");
+    match topic {
+        super::health::TOPIC => super::health::receive(shared, &body),
+        super::switches::TOPIC => super::switches::receive(shared, &body),
+        _ => tracing::debug!(topic, "message for no store on the shared-state bus"),
+    }
 }
