@@ -6,6 +6,7 @@ mod delivery_truth;
 mod events;
 mod failover;
 mod fleet;
+mod fleet_health;
 mod guard;
 mod helpers;
 mod hook;

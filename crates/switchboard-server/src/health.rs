@@ -178,12 +178,20 @@ impl HealthStore {
             // The receiver lives as long as the server; a send after it is gone is moot.
             let _ = link.changes.send(change);
         };
-        match (before.0, after.0) {
+        let ejection_changed = match (before.0, after.0) {
             (_, Some(notice)) if before.0.is_none_or(|known| known.until != notice.until) => {
                 send(HealthChange::Ejected { key: key.clone(), notice });
+                true
             }
-            (Some(_), None) => send(HealthChange::Recovered { key: key.clone() }),
-            _ => {}
+            (Some(_), None) => {
+                send(HealthChange::Recovered { key: key.clone() });
+                true
+            }
+            _ => false,
+        };
+        if ejection_changed {
+            // A lease won for the trial that just ended is spent: the next probation asks again.
+            lock(&link.trials).remove(key);
         }
         if let Some(until) = after.1
             && before.1.is_none_or(|known| known < until)
@@ -254,6 +262,11 @@ impl HealthStore {
     /// Another replica was told by `provider` to wait until `until`.
     pub(crate) fn apply_rate_limit(&self, provider: &ProviderId, until: Instant) -> bool {
         self.lock().apply_rate_limit(provider, until)
+    }
+
+    /// Until when `provider` asked to wait, as this replica knows it (may be past).
+    pub(crate) fn rate_limited_until(&self, provider: &ProviderId) -> Option<Instant> {
+        self.lock().rate_limited_until(provider)
     }
 
     /// A trial of `key` succeeded on another replica.

@@ -55,6 +55,9 @@ use crate::state::Shared;
 const STORE: &str = "health";
 /// The bus topic.
 pub(crate) const TOPIC: &str = "health";
+/// How far apart two readings of one end may be on this clock and still be the same end: an
+/// end crosses processes as milliseconds left, and the trip's latency shifts it.
+const CONVERSION_TOLERANCE: Duration = Duration::from_millis(250);
 
 /// Adds an ejection or a cool-down with its end `ARGV[2]` ms from Redis's now, unless a later
 /// end is already there; returns Redis's now and the end in force.
@@ -264,11 +267,25 @@ pub(crate) async fn sync(shared: &Shared, redis: &Redis) {
     for (member, until_ms, detail) in entries {
         let until = now + ms_between(redis_now, until_ms);
         if let Some(provider) = member.strip_prefix("rate/").and_then(ProviderId::parse) {
-            if is_configured(&provider) && shared.health.apply_rate_limit(&provider, until) {
+            // Read back, an end this replica knows moves by the clocks' conversion error.
+            let is_known = shared
+                .health
+                .rate_limited_until(&provider)
+                .is_some_and(|known| known + CONVERSION_TOLERANCE >= until);
+            if is_configured(&provider)
+                && !is_known
+                && shared.health.apply_rate_limit(&provider, until)
+            {
                 shared.metrics.state_health("rate_limited", "sync");
             }
         } else if let Some(key) = member.strip_prefix("eject/").and_then(parse_key) {
             if !is_configured(key.provider()) {
+                continue;
+            }
+            live.push(key.clone());
+            // The same end read back (this replica wrote it, or had it from the bus): applying
+            // it again would only move it by the clocks' conversion error.
+            if shared.health.shared_until(&key) == Some(until_ms) {
                 continue;
             }
             let (cause, times) = parse_detail(&detail);
@@ -276,7 +293,6 @@ pub(crate) async fn sync(shared: &Shared, redis: &Redis) {
             if shared.health.apply_ejection(&key, EjectionNotice { until, cause, times }) {
                 shared.metrics.state_health("ejected", "sync");
             }
-            live.push(key);
         }
     }
     // Ejections the fleet had and no longer has before their end: a trial succeeded somewhere
