@@ -291,3 +291,67 @@ async fn without_redis_each_replica_keeps_its_own_health() {
     assert!(body["error"].as_str().unwrap().contains("not changed on any replica"), "{body}");
     assert_eq!(provider_row(first, "twilio-backup").await["operator_state"], "enabled");
 }
+
+/// Redis's clock, in milliseconds.
+fn redis_now_ms(redis: &switchboard_sim::redis::RedisServer) -> i64 {
+    let reply = redis.command(&["TIME"]);
+    let numbers: Vec<i64> = reply.lines().filter_map(|line| line.trim().parse().ok()).collect();
+    let [seconds, micros] = numbers[..] else { panic!("TIME answers two numbers: {reply}") };
+    seconds * 1000 + micros / 1000
+}
+
+#[tokio::test]
+async fn the_sync_loop_repairs_what_the_bus_did_not_carry() {
+    let fleet = spawn_fleet(2, options).await;
+    let [first, second] = &fleet.apps[..] else { unreachable!() };
+    // An ejection that reached Redis and no replica's bus (a lost message): every replica
+    // reads it within a sync interval or so, with its cause and count.
+    let until = redis_now_ms(&fleet.redis) + 20_000;
+    let member = "eject/twilio-primary/US/sms";
+    fleet.redis.command(&["ZADD", "switchboard:health:ejections", &until.to_string(), member]);
+    fleet.redis.command(&["HSET", "switchboard:health:causes", member, "undelivered 3"]);
+    for app in [first, second] {
+        within(5, wait_for_row(app, "twilio-primary", |row| health_state(row) == "ejected")).await;
+        let row = provider_row(app, "twilio-primary").await;
+        assert_eq!(row["health"]["times_ejected"], 3, "{row}");
+        let remaining = row["health"]["remaining_ms"].as_u64().unwrap();
+        assert!((10_000..=20_000).contains(&remaining), "{row}");
+    }
+    let primary_before = first.primary.received().len();
+    assert_eq!(send(second, "evt-repair", 1).await, "twilio-backup");
+    assert_eq!(first.primary.received().len(), primary_before);
+
+    // Its recovery, likewise: gone from Redis before its end, so a trial succeeded somewhere.
+    fleet.redis.command(&["ZREM", "switchboard:health:ejections", member]);
+    for app in [first, second] {
+        within(5, wait_for_row(app, "twilio-primary", |row| health_state(row) == "healthy")).await;
+    }
+    assert_eq!(send(second, "evt-repaired", 2).await, "twilio-primary");
+}
+
+#[tokio::test]
+async fn a_new_replica_starts_with_the_ejections_in_force() {
+    let fleet = spawn_fleet(1, || AppOptions { consecutive_failures: 2, ..options() }).await;
+    let first = &fleet.apps[0];
+    first.primary.set_faults(down());
+    for index in 0..2 {
+        send(first, &format!("evt-start-{index}"), index).await;
+    }
+    within(5, async {
+        while !fleet
+            .redis
+            .command(&["ZRANGE", "switchboard:health:ejections", "0", "-1"])
+            .contains("twilio-primary")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let emulators = (first.primary.clone(), first.backup.clone());
+    let joined = spawn_replica(&fleet.redis, emulators, options()).await;
+    // Read before it served its first request: no send of its own finds the provider dead.
+    let primary_before = first.primary.received().len();
+    assert_eq!(send(&joined, "evt-start-joined", 5).await, "twilio-backup");
+    assert_eq!(first.primary.received().len(), primary_before);
+    assert_eq!(health_state(&provider_row(&joined, "twilio-primary").await), "ejected");
+}

@@ -360,11 +360,13 @@ pub(crate) fn spawn(shared: &Arc<Shared>, stopped: CancellationToken) {
     });
 }
 
-/// Reads what a replica must have before it serves (the operator's switches, so that a drain
-/// survives restarts), in Redis mode; with Redis unavailable it starts with none (counted).
+/// Reads what a replica must have before it serves, in Redis mode: the operator's switches (so
+/// that a drain survives restarts) and the ejections in force (so that a new replica does not
+/// rediscover a dead provider with users' codes). With Redis unavailable it starts without
+/// them (counted), after one background timeout at most.
 pub(crate) async fn prime(shared: &Arc<Shared>) {
     let Some(redis) = shared.fleet.redis() else { return };
-    switches::sync(shared, redis).await;
+    tokio::join!(switches::sync(shared, redis), health::sync(shared, redis));
 }
 
 /// One round of the sync loop: membership, then each store's refresh of what it caches.
