@@ -308,8 +308,12 @@ async fn the_sync_loop_repairs_what_the_bus_did_not_carry() {
     // reads it within a sync interval or so, with its cause and count.
     let until = redis_now_ms(&fleet.redis) + 20_000;
     let member = "eject/twilio-primary/US/sms";
-    fleet.redis.command(&["ZADD", "switchboard:health:ejections", &until.to_string(), member]);
-    fleet.redis.command(&["HSET", "switchboard:health:causes", member, "undelivered 3"]);
+    let added =
+        fleet.redis.command(&["ZADD", "switchboard:health:ejections", &until.to_string(), member]);
+    assert_eq!(added.trim(), ":1");
+    let detailed =
+        fleet.redis.command(&["HSET", "switchboard:health:causes", member, "undelivered 3"]);
+    assert_eq!(detailed.trim(), ":1");
     for app in [first, second] {
         within(5, wait_for_row(app, "twilio-primary", |row| health_state(row) == "ejected")).await;
         let row = provider_row(app, "twilio-primary").await;
@@ -322,7 +326,8 @@ async fn the_sync_loop_repairs_what_the_bus_did_not_carry() {
     assert_eq!(first.primary.received().len(), primary_before);
 
     // Its recovery, likewise: gone from Redis before its end, so a trial succeeded somewhere.
-    fleet.redis.command(&["ZREM", "switchboard:health:ejections", member]);
+    let removed = fleet.redis.command(&["ZREM", "switchboard:health:ejections", member]);
+    assert_eq!(removed.trim(), ":1");
     for app in [first, second] {
         within(5, wait_for_row(app, "twilio-primary", |row| health_state(row) == "healthy")).await;
     }
