@@ -10,7 +10,8 @@ use switchboard_sim::faults::{Fault, Faults};
 
 use crate::fleet::wait_for_metric;
 use crate::helpers::{
-    AppOptions, TestApp, action, okta_request, spawn_fleet, spawn_replica, within,
+    AppOptions, TestApp, action, okta_request, redis_state, spawn_app_with, spawn_fleet,
+    spawn_replica, within,
 };
 
 /// The configured order (no ranking, no exploration), so every test knows where a send goes,
@@ -359,4 +360,25 @@ async fn a_new_replica_starts_with_the_ejections_in_force() {
     assert_eq!(send(&joined, "evt-start-joined", 5).await, "twilio-backup");
     assert_eq!(first.primary.received().len(), primary_before);
     assert_eq!(health_state(&provider_row(&joined, "twilio-primary").await), "ejected");
+}
+
+#[tokio::test]
+async fn a_hung_redis_never_holds_up_the_hook() {
+    // Background calls wait 5 s for a hung Redis: a hook that waited on one would miss its
+    // 2.5 s deadline.
+    let redis = switchboard_sim::redis::RedisServer::start();
+    let state = redis_state(&redis.url(), "background_timeout_ms = 5000");
+    let app = spawn_app_with(AppOptions { consecutive_failures: 2, state, ..options() }).await;
+    within(10, wait_for_metric(&app, |line| line == "switchboard_state_backend_up 1")).await;
+    redis.pause();
+    app.primary.set_faults(down());
+    // Ejections to share and trial leases to ask for queue up behind calls that hang until
+    // their timeout; the hook's answers wait for none of them.
+    for index in 0..4 {
+        let started = std::time::Instant::now();
+        assert_eq!(send(&app, &format!("evt-hung-{index}"), index).await, "twilio-backup");
+        assert!(started.elapsed() < Duration::from_millis(2500), "answered within the deadline");
+    }
+    assert_eq!(health_state(&provider_row(&app, "twilio-primary").await), "ejected");
+    redis.resume();
 }
