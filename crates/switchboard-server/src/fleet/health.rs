@@ -32,6 +32,9 @@
 //!   `SET {prefix}health:trial:<key> <replica> NX PX <trial_timeout>`; the winner sends the
 //!   trial at its next attempt on the key, the others hold the key out (shown as a trial in
 //!   flight) until the lease ends or the winner's outcome reaches them.
+//! - Early trials (deliveries waiting while every provider is excluded, see
+//!   `HealthBook::claim_early_trial`) stay per replica: at most one per key a second on each,
+//!   and the first success ends the ejection everywhere like any recovery.
 //!
 //! # When Redis is slow or down
 //!

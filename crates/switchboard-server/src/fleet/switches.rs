@@ -16,7 +16,8 @@
 //! provider not enabled writes its switches back, never over a field that is there.
 //!
 //! When Redis is slow or down, each replica keeps the switches it last read (counted as a
-//! fallback).
+//! fallback); one that starts while Redis is unreachable has read none, so every provider is
+//! enabled there until Redis answers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
