@@ -446,3 +446,81 @@ impl HealthStore {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use switchboard_core::health::HealthConfig;
+    use switchboard_core::{Certainty, Channel, Country, ErrorClass, Failure};
+
+    use super::*;
+
+    fn store() -> HealthStore {
+        let mut config = HealthConfig::defaults();
+        config.consecutive_failures = 1;
+        HealthStore::new(HealthPolicy::try_new(&config).unwrap())
+    }
+
+    fn key() -> HealthKey {
+        let provider = ProviderId::parse("twilio").unwrap();
+        HealthKey::new(provider, Country::parse("US").unwrap(), Channel::Sms)
+    }
+
+    fn fault() -> AttemptOutcome {
+        let failure = Failure {
+            class: ErrorClass::Transient,
+            certainty: Certainty::NotSent,
+            retry_after: None,
+        };
+        AttemptOutcome::Failed(failure)
+    }
+
+    #[test]
+    fn unshared_the_store_asks_nobody() {
+        let (store, now) = (store(), Instant::now());
+        store.record(&key(), &fault(), Duration::from_millis(5), now);
+        let probation = now + Duration::from_secs(31);
+        assert!(store.may_run_trial(&key(), false, probation), "memory mode: the trial goes");
+    }
+
+    #[test]
+    fn shared_the_store_sends_out_its_ejections_and_waits_for_the_trial_lease() {
+        let (store, now) = (store(), Instant::now());
+        let mut changes = store.share().unwrap();
+        store.record(&key(), &fault(), Duration::from_millis(5), now);
+        let Ok(HealthChange::Ejected { key: ejected, notice }) = changes.try_recv() else {
+            panic!("the ejection goes out")
+        };
+        assert_eq!((ejected, notice.cause), (key(), EjectionCause::ConsecutiveFailures));
+        // Ejected, not a trial: nothing to ask.
+        assert!(store.may_run_trial(&key(), false, now));
+        let probation = notice.until;
+        assert!(!store.may_run_trial(&key(), false, probation), "skipped while it asks");
+        assert_eq!(changes.try_recv(), Ok(HealthChange::TrialWanted { key: key() }));
+        assert!(!store.may_run_trial(&key(), false, probation), "asked once");
+        assert!(changes.try_recv().is_err());
+        assert!(store.may_run_trial(&key(), true, probation), "fail-open is never held back");
+        store.grant_trial(&key(), probation + Duration::from_secs(5));
+        assert!(store.may_run_trial(&key(), false, probation), "the lease is this replica's");
+        // The trial fails: out again, and that goes out too.
+        store.record(&key(), &fault(), Duration::from_millis(5), probation);
+        let Ok(HealthChange::Ejected { notice: again, .. }) = changes.try_recv() else {
+            panic!("the re-ejection goes out")
+        };
+        assert_eq!((again.cause, again.times), (EjectionCause::TrialFailed, 2));
+    }
+
+    #[test]
+    fn a_trial_held_elsewhere_keeps_the_key_out_here() {
+        let (store, now) = (store(), Instant::now());
+        let _changes = store.share().unwrap();
+        let until = now + Duration::from_secs(1);
+        let notice = EjectionNotice { until, cause: EjectionCause::Undelivered, times: 1 };
+        assert!(store.apply_ejection(&key(), notice));
+        assert!(!store.apply_ejection(&key(), notice), "the same end changes nothing");
+        store.hold_trial(&key(), until + Duration::from_secs(5));
+        let status = store.read(|book| book.status(&key(), until));
+        assert_eq!(status, HealthStatus::Probation { trial_in_flight: true });
+        assert!(store.apply_recovery(&key(), until));
+        assert_eq!(store.read(|book| book.status(&key(), until)), HealthStatus::Healthy);
+    }
+}
