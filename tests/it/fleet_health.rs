@@ -157,9 +157,9 @@ async fn a_provider_ejected_on_one_replica_is_skipped_by_the_others() {
     .await;
 
     // What Redis holds: the key's ejection with an expiry, and no phone number anywhere.
-    let ejections = fleet.redis.command(&["ZRANGE", "switchboard:health:ejections", "0", "-1"]);
+    let ejections = fleet.redis.command(&["ZRANGE", "switchboard:health:{ejections}", "0", "-1"]);
     assert!(ejections.contains("eject/twilio-primary/US/sms"), "{ejections}");
-    let ttl = fleet.redis.command(&["PTTL", "switchboard:health:ejections"]);
+    let ttl = fleet.redis.command(&["PTTL", "switchboard:health:{ejections}"]);
     let ttl: i64 = ttl.trim().trim_start_matches(':').parse().unwrap();
     assert!((1..=30_000).contains(&ttl), "the set expires with its last ejection: {ttl}");
     let keys = fleet.redis.command(&["KEYS", "*"]);
@@ -252,7 +252,7 @@ async fn a_recovery_on_one_replica_brings_the_provider_back_on_all() {
     .await;
     within(5, wait_for_row(second, "twilio-primary", |row| health_state(row) == "healthy")).await;
     assert_eq!(send(second, "evt-recover-second", 300).await, "twilio-primary");
-    let ejections = fleet.redis.command(&["ZRANGE", "switchboard:health:ejections", "0", "-1"]);
+    let ejections = fleet.redis.command(&["ZRANGE", "switchboard:health:{ejections}", "0", "-1"]);
     assert!(!ejections.contains("eject/twilio-primary"), "the recovery removed it: {ejections}");
 }
 
@@ -309,11 +309,19 @@ async fn the_sync_loop_repairs_what_the_bus_did_not_carry() {
     // reads it within a sync interval or so, with its cause and count.
     let until = redis_now_ms(&fleet.redis) + 20_000;
     let member = "eject/twilio-primary/US/sms";
-    let added =
-        fleet.redis.command(&["ZADD", "switchboard:health:ejections", &until.to_string(), member]);
+    let added = fleet.redis.command(&[
+        "ZADD",
+        "switchboard:health:{ejections}",
+        &until.to_string(),
+        member,
+    ]);
     assert_eq!(added.trim(), ":1");
-    let detailed =
-        fleet.redis.command(&["HSET", "switchboard:health:causes", member, "undelivered 3"]);
+    let detailed = fleet.redis.command(&[
+        "HSET",
+        "switchboard:health:{ejections}:causes",
+        member,
+        "undelivered 3",
+    ]);
     assert_eq!(detailed.trim(), ":1");
     for app in [first, second] {
         within(5, wait_for_row(app, "twilio-primary", |row| health_state(row) == "ejected")).await;
@@ -327,7 +335,7 @@ async fn the_sync_loop_repairs_what_the_bus_did_not_carry() {
     assert_eq!(first.primary.received().len(), primary_before);
 
     // Its recovery, likewise: gone from Redis before its end, so a trial succeeded somewhere.
-    let removed = fleet.redis.command(&["ZREM", "switchboard:health:ejections", member]);
+    let removed = fleet.redis.command(&["ZREM", "switchboard:health:{ejections}", member]);
     assert_eq!(removed.trim(), ":1");
     for app in [first, second] {
         within(5, wait_for_row(app, "twilio-primary", |row| health_state(row) == "healthy")).await;
@@ -346,7 +354,7 @@ async fn a_new_replica_starts_with_the_ejections_in_force() {
     within(5, async {
         while !fleet
             .redis
-            .command(&["ZRANGE", "switchboard:health:ejections", "0", "-1"])
+            .command(&["ZRANGE", "switchboard:health:{ejections}", "0", "-1"])
             .contains("twilio-primary")
         {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -42,8 +42,9 @@ pub(crate) enum HealthChange {
     Ejected { key: HealthKey, notice: EjectionNotice },
     /// `provider` told this replica to wait until `until`.
     RateLimited { provider: ProviderId, until: Instant },
-    /// `key`'s ejection ended here through a successful trial.
-    Recovered { key: HealthKey },
+    /// `key`'s ejection ended here through a successful trial; `until_ms` is that ejection's
+    /// end as the fleet had it (Redis's clock), if it had it.
+    Recovered { key: HealthKey, until_ms: Option<i64> },
     /// `key`'s probation trial is due here: may this replica run it?
     TrialWanted { key: HealthKey },
 }
@@ -53,10 +54,19 @@ pub(crate) enum HealthChange {
 struct FleetLink {
     changes: mpsc::UnboundedSender<HealthChange>,
     trials: Mutex<HashMap<HealthKey, TrialGate>>,
-    /// The end of each key's ejection as the fleet has it (Redis's clock, ms), so that a
-    /// recovery ends that ejection everywhere and never a later one, and when this replica
-    /// learned it.
-    shared_until: Mutex<HashMap<HealthKey, (i64, Instant)>>,
+    /// What this replica knows of the fleet's ejections.
+    ejections: Mutex<FleetEjections>,
+}
+
+/// The fleet's ejections as this replica knows them, by their ends on Redis's clock (ms): so
+/// that a recovery ends that ejection everywhere and never a later one, and so that a read of
+/// Redis begun before a recovery does not bring the ended ejection back.
+#[derive(Debug, Default)]
+struct FleetEjections {
+    /// Ejections in force: their end, and when this replica learned it.
+    live: HashMap<HealthKey, (i64, Instant)>,
+    /// The end of the last ejection of each key that a trial ended.
+    ended: HashMap<HealthKey, i64>,
 }
 
 /// Where this replica stands on a key's probation trial.
@@ -159,7 +169,7 @@ impl HealthStore {
     /// receiver, and probation trials wait for the fleet's lease. `None` if already shared.
     pub(crate) fn share(&self) -> Option<mpsc::UnboundedReceiver<HealthChange>> {
         let (changes, receiver) = mpsc::unbounded_channel();
-        let link = FleetLink { changes, trials: Mutex::default(), shared_until: Mutex::default() };
+        let link = FleetLink { changes, trials: Mutex::default(), ejections: Mutex::default() };
         self.fleet.set(link).ok()?;
         Some(receiver)
     }
@@ -184,7 +194,8 @@ impl HealthStore {
                 true
             }
             (Some(_), None) => {
-                send(HealthChange::Recovered { key: key.clone() });
+                let until_ms = self.end_shared_ejection(key, None);
+                send(HealthChange::Recovered { key: key.clone(), until_ms });
                 true
             }
             _ => false,
@@ -278,32 +289,59 @@ impl HealthStore {
         changed
     }
 
-    /// The end of `key`'s ejection as the fleet has it (Redis's clock, ms), if known.
+    /// The end of `key`'s ejection in force as the fleet has it (Redis's clock, ms), if known.
     pub(crate) fn shared_until(&self, key: &HealthKey) -> Option<i64> {
-        lock(&self.fleet.get()?.shared_until).get(key).map(|(until, _)| *until)
+        lock(&self.fleet.get()?.ejections).live.get(key).map(|(until, _)| *until)
     }
 
-    /// Notes the end of `key`'s ejection as the fleet has it, learned at `now`, keeping the
-    /// later one.
-    pub(crate) fn note_shared_until(&self, key: &HealthKey, until_ms: i64, now: Instant) {
+    /// Notes the end of an ejection of `key` as the fleet has it, learned at `now`, keeping the
+    /// later one. Returns false, noting nothing, for an ejection a trial has already ended
+    /// (read from Redis before the recovery removed it): it must not be applied again.
+    pub(crate) fn note_shared_ejection(
+        &self,
+        key: &HealthKey,
+        until_ms: i64,
+        now: Instant,
+    ) -> bool {
+        let Some(link) = self.fleet.get() else { return true };
+        let mut ejections = lock(&link.ejections);
+        if ejections.ended.get(key).is_some_and(|ended| *ended >= until_ms) {
+            return false;
+        }
+        let entry = ejections.live.entry(key.clone()).or_insert((until_ms, now));
+        *entry = (entry.0.max(until_ms), now);
+        true
+    }
+
+    /// A trial ended `key`'s ejection (here, or elsewhere with `until_ms` as its end): it is
+    /// no longer in force, and no read may bring it back. Returns the end this replica knew.
+    pub(crate) fn end_shared_ejection(
+        &self,
+        key: &HealthKey,
+        until_ms: Option<i64>,
+    ) -> Option<i64> {
+        let link = self.fleet.get()?;
+        let mut ejections = lock(&link.ejections);
+        let known = ejections.live.remove(key).map(|(until, _)| until);
+        if let Some(ended) = known.max(until_ms) {
+            let entry = ejections.ended.entry(key.clone()).or_insert(ended);
+            *entry = (*entry).max(ended);
+        }
+        known
+    }
+
+    /// Forgets `key`'s ejection in force: it ended by itself.
+    pub(crate) fn forget_shared_ejection(&self, key: &HealthKey) {
         if let Some(link) = self.fleet.get() {
-            let mut known = lock(&link.shared_until);
-            let entry = known.entry(key.clone()).or_insert((until_ms, now));
-            *entry = (entry.0.max(until_ms), now);
+            lock(&link.ejections).live.remove(key);
         }
     }
 
-    /// Forgets the fleet's end of `key`'s ejection (it was recovered or expired); returns it.
-    pub(crate) fn forget_shared_until(&self, key: &HealthKey) -> Option<i64> {
-        lock(&self.fleet.get()?.shared_until).remove(key).map(|(until, _)| until)
-    }
-
-    /// Every key whose fleet-wide ejection end is known: the key, that end, and when this
-    /// replica learned it.
-    pub(crate) fn shared_untils(&self) -> Vec<(HealthKey, i64, Instant)> {
+    /// Every ejection in force this replica knows: the key, its end, and when it learned it.
+    pub(crate) fn shared_ejections(&self) -> Vec<(HealthKey, i64, Instant)> {
         self.fleet.get().map_or_else(Vec::new, |link| {
-            let known = lock(&link.shared_until);
-            known.iter().map(|(key, (until, at))| (key.clone(), *until, *at)).collect()
+            let ejections = lock(&link.ejections);
+            ejections.live.iter().map(|(key, (until, at))| (key.clone(), *until, *at)).collect()
         })
     }
 

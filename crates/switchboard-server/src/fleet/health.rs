@@ -13,14 +13,14 @@
 //!
 //! # How
 //!
-//! - One sorted set per fleet, `{prefix}health:ejections`, holds every ejection
+//! - One sorted set per fleet, `{prefix}health:{ejections}`, holds every ejection
 //!   (`eject/<provider>/<country>/<channel>`) and cool-down (`rate/<provider>`) in force, scored
 //!   by its end on Redis's clock (`TIME` in the script, so replicas' clocks never meet). A score
 //!   only ever moves later: a shorter ejection written after a longer one does not cut it short
-//!   (LiteLLM's #40130). The set and its companion hash `{prefix}health:causes` (why, and how
-//!   many times) expire at their latest end, and are bounded by providers × countries ×
-//!   channels. One set rather than a key per ejection: the sync loop reads it in one call
-//!   instead of scanning the keyspace every second.
+//!   (LiteLLM's #40130). The set and its companion hash `{prefix}health:{ejections}:causes`
+//!   (why, and how many times) expire at their latest end, and are bounded by providers ×
+//!   countries × channels. One set rather than a key per ejection: the sync loop reads it in
+//!   one call instead of scanning the keyspace every second.
 //! - Each change is written off the request path (the background timeout) and published on
 //!   the bus as remaining milliseconds, which the receiver turns into its own `Instant`:
 //!   instants do not cross processes. Every sync re-reads the set, so a lost message is
@@ -58,6 +58,9 @@ use crate::state::Shared;
 const STORE: &str = "health";
 /// The bus topic.
 pub(crate) const TOPIC: &str = "health";
+/// The sorted set's name part; the braces are a hash tag, so that its companion hash sits in
+/// the same Redis Cluster slot and one script may touch both.
+const EJECTIONS: &str = "{ejections}";
 /// How far apart two readings of one end may be on this clock and still be the same end: an
 /// end crosses processes as milliseconds left, and the trip's latency shifts it.
 const CONVERSION_TOLERANCE: Duration = Duration::from_millis(250);
@@ -161,7 +164,9 @@ async fn send(shared: &Shared, redis: &Arc<Redis>, change: HealthChange) {
             else {
                 return;
             };
-            shared.health.note_shared_until(&key, until_ms, now);
+            if !shared.health.note_shared_ejection(&key, until_ms, now) {
+                return;
+            }
             // Redis may know a longer one (another replica's): take it here too.
             let notice = EjectionNotice { until: now + remaining, ..notice };
             shared.health.apply_ejection(&key, notice);
@@ -187,11 +192,14 @@ async fn send(shared: &Shared, redis: &Arc<Redis>, change: HealthChange) {
                 serde_json::json!({"rate_limit": provider.as_str(), "remaining_ms": millis(remaining)}),
             );
         }
-        HealthChange::Recovered { key } => {
+        HealthChange::Recovered { key, until_ms } => {
             // An ejection the fleet never had (Redis was down) removes nothing there.
-            let until_ms = shared.health.forget_shared_until(&key).unwrap_or(0);
-            let mut invocation = RECOVER.key(redis.key(STORE, &["ejections"]));
-            invocation.key(redis.key(STORE, &["causes"])).arg(eject_member(&key)).arg(until_ms);
+            let until_ms = until_ms.unwrap_or(0);
+            let mut invocation = RECOVER.key(redis.key(STORE, &[EJECTIONS]));
+            invocation
+                .key(redis.key(STORE, &[EJECTIONS, "causes"]))
+                .arg(eject_member(&key))
+                .arg(until_ms);
             if let Err(why) = redis.query::<i64>(STORE, Path::Background, &invocation).await {
                 redis.fell_back(STORE, why);
                 return;
@@ -236,8 +244,12 @@ async fn write(
     if remaining.is_zero() {
         return None;
     }
-    let mut invocation = WRITE.key(redis.key(STORE, &["ejections"]));
-    invocation.key(redis.key(STORE, &["causes"])).arg(member).arg(millis(remaining)).arg(detail);
+    let mut invocation = WRITE.key(redis.key(STORE, &[EJECTIONS]));
+    invocation
+        .key(redis.key(STORE, &[EJECTIONS, "causes"]))
+        .arg(member)
+        .arg(millis(remaining))
+        .arg(detail);
     match redis.query::<(i64, i64)>(STORE, Path::Background, &invocation).await {
         Ok((redis_now, until_ms)) => Some((until_ms, ms_between(redis_now, until_ms))),
         Err(why) => {
@@ -251,8 +263,8 @@ async fn write(
 /// replica missed, and recovers the keys whose ejection the fleet no longer has.
 pub(crate) async fn sync(shared: &Shared, redis: &Redis) {
     let asked = tokio::time::Instant::now().into_std();
-    let mut invocation = READ.key(redis.key(STORE, &["ejections"]));
-    invocation.key(redis.key(STORE, &["causes"]));
+    let mut invocation = READ.key(redis.key(STORE, &[EJECTIONS]));
+    invocation.key(redis.key(STORE, &[EJECTIONS, "causes"]));
     let (redis_now, entries) = match redis
         .query::<(i64, Vec<(String, i64, String)>)>(STORE, Path::Background, &invocation)
         .await
@@ -291,8 +303,11 @@ pub(crate) async fn sync(shared: &Shared, redis: &Redis) {
             if shared.health.shared_until(&key) == Some(until_ms) {
                 continue;
             }
+            // Read before a recovery removed it: already over.
+            if !shared.health.note_shared_ejection(&key, until_ms, now) {
+                continue;
+            }
             let (cause, times) = parse_detail(&detail);
-            shared.health.note_shared_until(&key, until_ms, now);
             if shared.health.apply_ejection(&key, EjectionNotice { until, cause, times }) {
                 shared.metrics.state_health("ejected", "sync");
             }
@@ -301,12 +316,16 @@ pub(crate) async fn sync(shared: &Shared, redis: &Redis) {
     // Ejections the fleet had and no longer has before their end: a trial succeeded somewhere
     // (and its message did not reach this replica). Those that simply ended are forgotten.
     // One learned after the read was asked for may not be in what it read.
-    for (key, until_ms, learned) in shared.health.shared_untils() {
+    for (key, until_ms, learned) in shared.health.shared_ejections() {
         if live.contains(&key) || learned >= asked {
             continue;
         }
-        shared.health.forget_shared_until(&key);
-        if until_ms > redis_now && shared.health.apply_recovery(&key, now) {
+        if until_ms <= redis_now {
+            shared.health.forget_shared_ejection(&key);
+            continue;
+        }
+        shared.health.end_shared_ejection(&key, Some(until_ms));
+        if shared.health.apply_recovery(&key, now) {
             shared.metrics.state_health("recovered", "sync");
         }
     }
@@ -328,8 +347,10 @@ pub(crate) fn receive(shared: &Shared, body: &serde_json::Value) {
             cause: cause.unwrap_or(EjectionCause::ConsecutiveFailures),
             times: body["times"].as_u64().and_then(|t| u32::try_from(t).ok()).unwrap_or(1),
         };
-        if let Some(until_ms) = body["until"].as_i64() {
-            shared.health.note_shared_until(&key, until_ms, now);
+        if let Some(until_ms) = body["until"].as_i64()
+            && !shared.health.note_shared_ejection(&key, until_ms, now)
+        {
+            return;
         }
         if shared.health.apply_ejection(&key, notice) {
             shared.metrics.state_health("ejected", "bus");
@@ -344,7 +365,7 @@ pub(crate) fn receive(shared: &Shared, body: &serde_json::Value) {
         if shared.health.shared_until(&key).is_some_and(|known| known > until_ms) {
             return;
         }
-        shared.health.forget_shared_until(&key);
+        shared.health.end_shared_ejection(&key, Some(until_ms));
         if shared.health.apply_recovery(&key, now) {
             shared.metrics.state_health("recovered", "bus");
         }
