@@ -254,6 +254,13 @@ async fn a_recovery_on_one_replica_brings_the_provider_back_on_all() {
     assert_eq!(send(second, "evt-recover-second", 300).await, "twilio-primary");
     let ejections = fleet.redis.command(&["ZRANGE", "switchboard:health:{ejections}", "0", "-1"]);
     assert!(!ejections.contains("eject/twilio-primary"), "the recovery removed it: {ejections}");
+    // The trial's lease (5 s) is given back at once, for the key's next probation.
+    within(3, async {
+        while fleet.redis.command(&["KEYS", "switchboard:health:trial:*"]).contains("trial") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -136,6 +136,18 @@ return {0, redis.call('PTTL', KEYS[1])}
     )
 });
 
+/// Gives the trial's lease back if this replica holds it: the trial is over.
+static RELEASE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
 /// Starts sharing this replica's health: every change the store sends out is written to Redis
 /// and published, in order, until `stopped`.
 pub(crate) fn spawn(shared: &Arc<Shared>, redis: &Arc<Redis>, stopped: CancellationToken) {
@@ -158,6 +170,9 @@ async fn send(shared: &Shared, redis: &Arc<Redis>, change: HealthChange) {
     let now = tokio::time::Instant::now().into_std();
     match change {
         HealthChange::Ejected { key, notice } => {
+            if notice.cause == EjectionCause::TrialFailed {
+                release_trial(redis, &key).await;
+            }
             let detail = format!("{} {}", notice.cause.as_str(), notice.times);
             let Some((until_ms, remaining)) =
                 write(redis, &eject_member(&key), notice.until, &detail, now).await
@@ -193,6 +208,7 @@ async fn send(shared: &Shared, redis: &Arc<Redis>, change: HealthChange) {
             );
         }
         HealthChange::Recovered { key, until_ms } => {
+            release_trial(redis, &key).await;
             // An ejection the fleet never had (Redis was down) removes nothing there.
             let until_ms = until_ms.unwrap_or(0);
             let mut invocation = RECOVER.key(redis.key(STORE, &[EJECTIONS]));
@@ -208,7 +224,7 @@ async fn send(shared: &Shared, redis: &Arc<Redis>, change: HealthChange) {
         }
         HealthChange::TrialWanted { key } => {
             let lease = shared.health.trial_timeout();
-            let mut invocation = TRIAL.key(redis.key(STORE, &["trial", &key_text(&key)]));
+            let mut invocation = TRIAL.key(trial_key(redis, &key));
             invocation.arg(redis.replica()).arg(millis(lease));
             match redis.query::<(i64, i64)>(STORE, Path::Background, &invocation).await {
                 Ok((1, _)) => {
@@ -228,6 +244,20 @@ async fn send(shared: &Shared, redis: &Arc<Redis>, change: HealthChange) {
             }
         }
     }
+}
+
+/// Gives back `key`'s trial lease if this replica holds it, so that the key's next probation
+/// (which may come sooner than the lease's end) need not wait for it.
+async fn release_trial(redis: &Redis, key: &HealthKey) {
+    let mut invocation = RELEASE.key(trial_key(redis, key));
+    invocation.arg(redis.replica());
+    if let Err(why) = redis.query::<i64>(STORE, Path::Background, &invocation).await {
+        redis.fell_back(STORE, why);
+    }
+}
+
+fn trial_key(redis: &Redis, key: &HealthKey) -> String {
+    redis.key(STORE, &["trial", &key_text(key)])
 }
 
 /// Writes an entry ending at `until` (this process's clock); returns its end as the fleet has
