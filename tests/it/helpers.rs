@@ -452,6 +452,19 @@ pub(crate) async fn spawn_fleet(count: usize, options: impl Fn() -> AppOptions) 
     TestFleet { apps, redis }
 }
 
+/// One more replica on an existing fleet's Redis and emulators: a restart, or a scale-up.
+pub(crate) async fn spawn_replica(
+    redis: &switchboard_sim::redis::RedisServer,
+    emulators: (Arc<RunningEmulator>, Arc<RunningEmulator>),
+    mut options: AppOptions,
+) -> TestApp {
+    if options.state.is_empty() {
+        options.state = redis_state(&redis.url(), "");
+    }
+    options.emulators = Some(emulators);
+    spawn_app_with(options).await
+}
+
 pub(crate) async fn within<T>(seconds: u64, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(seconds), future).await.expect("timed out waiting")
 }

@@ -6,6 +6,7 @@ mod delivery_truth;
 mod events;
 mod failover;
 mod fleet;
+mod fleet_health;
 mod fleet_ledger;
 mod fleet_limits;
 mod fleet_receipts;

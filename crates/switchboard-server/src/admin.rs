@@ -10,7 +10,9 @@
 //!   route (country, channel) with delivery evidence: receipts and conversions with the bar they
 //!   were judged against, receipt coverage, and the `route_problem` and `receipts_stopped` flags;
 //! - `PUT /admin/providers/{id}/state` with `{"state": "enabled" | "draining" | "disabled"}`: the
-//!   operator switch, kept apart from observed health.
+//!   operator switch, kept apart from observed health. In Redis mode it is the fleet's (the
+//!   answer says `"scope": "fleet"`), or 503 and no change anywhere when Redis is unavailable;
+//!   in memory mode this replica's (`"scope": "replica"`).
 
 use std::sync::Arc;
 
@@ -172,9 +174,27 @@ async fn set_state(
                 .into_response();
         }
     };
-    shared.switches.set(&id, state);
-    tracing::warn!(provider = %id, state = state.as_str(), "operator changed provider state");
-    Json(serde_json::json!({"id": id.as_str(), "operator_state": state.as_str()})).into_response()
+    // Redis mode: the fleet's switch, or nothing at all (see `fleet/switches.rs` for why a
+    // switch Redis cannot take is not applied to this replica alone).
+    let scope = match shared.fleet.redis() {
+        Some(redis) => {
+            if let Err(why) = crate::fleet::switches::set(&shared, redis, &id, state).await {
+                tracing::error!(provider = %id, state = state.as_str(), reason = why.as_str(), "operator switch refused: shared state (redis) unavailable");
+                let error = "the shared state (redis) is unavailable: the switch was not changed on any replica; retry when redis is back";
+                let body = serde_json::json!({"error": error, "reason": why.as_str()});
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            }
+            "fleet"
+        }
+        None => {
+            shared.switches.set(&id, state, tokio::time::Instant::now().into_std());
+            "replica"
+        }
+    };
+    tracing::warn!(provider = %id, state = state.as_str(), scope, "operator changed provider state");
+    let body =
+        serde_json::json!({"id": id.as_str(), "operator_state": state.as_str(), "scope": scope});
+    Json(body).into_response()
 }
 
 #[derive(Deserialize)]

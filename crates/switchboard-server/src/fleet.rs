@@ -25,14 +25,16 @@ pub(crate) mod breaker;
 pub(crate) mod bus;
 pub(crate) mod events;
 pub(crate) mod evidence;
+pub(crate) mod health;
 pub(crate) mod ledger;
 pub(crate) mod limits;
 mod run;
 pub(crate) mod scripts;
 pub(crate) mod sent;
 pub(crate) mod spend;
+pub(crate) mod switches;
 
-pub(crate) use self::run::spawn;
+pub(crate) use self::run::{prime, spawn};
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};

@@ -181,7 +181,8 @@ impl Server {
                 upkeep(&upkeep_shared, tokio::time::Instant::now());
             }
         });
-        // Redis mode: the bus and the sync loop.
+        // Redis mode: what must be known before serving, then the bus and the sync loop.
+        fleet::prime(&self.shared).await;
         fleet::spawn(&self.shared, self.stopped.child_token());
         // Okta's System Log, when [okta.system_log] is configured (now or after a reload).
         tokio::spawn(events::poll_system_log(Arc::clone(&self.shared), self.stopped.child_token()));

@@ -48,6 +48,7 @@ const STATE_UP: &str = "switchboard_state_backend_up";
 const STATE_CALLS: &str = "switchboard_state_calls_total";
 const STATE_FALLBACKS: &str = "switchboard_state_fallbacks_total";
 const STATE_BUS_LOST: &str = "switchboard_state_bus_messages_lost_total";
+const STATE_HEALTH: &str = "switchboard_state_health_total";
 const STATE_REPLICAS: &str = "switchboard_state_replicas";
 const LEDGER_ELSEWHERE: &str = "switchboard_ledger_repeats_elsewhere_total";
 const LEDGER_JUDGED: &str = "switchboard_ledger_unresent_judged_total";
@@ -203,6 +204,11 @@ impl Metrics {
             None,
             "Receipts taken in by this replica in Redis mode, by where their send was found: local, shared, shared_after_retry or none.",
         );
+        describe(
+            STATE_HEALTH,
+            None,
+            "Provider health learned from other replicas, by change (ejected, rate_limited, recovered) and via (bus, sync); and probation trial leases (trial_won, trial_held) via redis.",
+        );
         recorder.describe_histogram(
             HOOK_DURATION.into(),
             Some(Unit::Seconds),
@@ -285,6 +291,13 @@ impl Metrics {
     pub(crate) fn state_fallback(&self, store: &'static str, why: &'static str) {
         let labels = vec![Label::new("store", store), Label::new("why", why)];
         self.counter(STATE_FALLBACKS, labels).increment(1);
+    }
+
+    /// Health that reached this replica from another (`via` the bus or the sync loop), and
+    /// the probation trial leases it won or lost.
+    pub(crate) fn state_health(&self, change: &'static str, via: &'static str) {
+        let labels = vec![Label::new("change", change), Label::new("via", via)];
+        self.counter(STATE_HEALTH, labels).increment(1);
     }
 
     pub(crate) fn state_bus_lost(&self, topic: &'static str) {

@@ -199,6 +199,10 @@ impl Shared {
         if !self.throughput.take(candidate.provider(), candidate.key.country()) {
             return Admission::AtCapacity;
         }
+        // Redis mode: a probation trial runs on the one replica holding the fleet's lease.
+        if !self.health.may_run_trial(&candidate.key, candidate.is_fail_open, now) {
+            return Admission::TrialInFlight;
+        }
         self.health.update(|health| {
             self.budget.update(|budget| {
                 self.spend.update(|spend| {

@@ -4,8 +4,13 @@
 //! The switch is the operator's, not traffic's: health never changes it and it never changes
 //! health. Planning and admitting an attempt read it with health in one step (see
 //! `Shared::plan` and `Shared::begin_attempt`), locked after health, budget and spend.
+//!
+//! In Redis mode this store is the replica's cache of the fleet's switches (a hash in Redis,
+//! see `fleet/switches.rs`): the admin API changes it only once Redis has the change, and the
+//! sync loop refreshes it.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use switchboard_core::ProviderId;
 use switchboard_core::switch::{OperatorState, OperatorSwitches};
@@ -14,12 +19,21 @@ use switchboard_core::switch::{OperatorState, OperatorSwitches};
 #[derive(Debug, Default)]
 pub(crate) struct SwitchStore {
     switches: Mutex<OperatorSwitches>,
+    /// When a switch was last set here, so that a read of the fleet's switches begun before
+    /// does not undo it (Redis mode).
+    changed_at: Mutex<Option<Instant>>,
 }
 
 impl SwitchStore {
-    /// Sets `provider`'s switch.
-    pub(crate) fn set(&self, provider: &ProviderId, state: OperatorState) {
+    /// Sets `provider`'s switch at `now`.
+    pub(crate) fn set(&self, provider: &ProviderId, state: OperatorState, now: Instant) {
         self.lock().set(provider, state);
+        *self.changed_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
+    }
+
+    /// When a switch was last set, if ever.
+    pub(crate) fn changed_at(&self) -> Option<Instant> {
+        *self.changed_at.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `provider`'s switch.

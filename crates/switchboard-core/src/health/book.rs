@@ -72,8 +72,8 @@ pub enum HealthRefusal {
 
 /// Provider-wide state: a rate limit and the last exploration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct ProviderState {
-    rate_limited_until: Option<Instant>,
+pub(super) struct ProviderState {
+    pub(super) rate_limited_until: Option<Instant>,
     /// When the last exploration attempt started.
     explored_at: Option<Instant>,
 }
@@ -83,8 +83,8 @@ struct ProviderState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct HealthBook {
     policy: HealthPolicy,
-    keys: BTreeMap<HealthKey, KeyHealth>,
-    providers: BTreeMap<ProviderId, ProviderState>,
+    pub(super) keys: BTreeMap<HealthKey, KeyHealth>,
+    pub(super) providers: BTreeMap<ProviderId, ProviderState>,
     pools: BTreeMap<ProviderId, Fading>,
 }
 
@@ -348,7 +348,9 @@ impl HealthBook {
             .is_none_or(|at| now.saturating_duration_since(at) >= self.policy.bucket_width())
     }
 
-    fn rate_limited_until(&self, provider: &ProviderId) -> Option<Instant> {
+    /// Until when `provider` asked us to wait (`Retry-After`), as last recorded; may be past.
+    #[must_use]
+    pub fn rate_limited_until(&self, provider: &ProviderId) -> Option<Instant> {
         self.providers.get(provider).and_then(|state| state.rate_limited_until)
     }
 

@@ -26,6 +26,8 @@
 //!   probation and its trial, early trials, and the estimate ranking reads ([`KeyEstimate`]).
 //! - `book.rs`: the [`HealthBook`], every key plus provider-wide state (rate limits,
 //!   exploration), what dispatch records into and the planner reads.
+//! - `remote.rs`: what other replicas saw (ejections, rate limits, recoveries, who runs a
+//!   trial), applied to the book; never shortening anything.
 //!
 //! # The operator's switch
 //!
@@ -38,6 +40,7 @@ mod config;
 mod delivery;
 mod estimators;
 mod key;
+mod remote;
 
 pub use crate::switch::OperatorState;
 pub use book::{
@@ -47,6 +50,7 @@ pub use book::{
 pub use config::{HealthConfig, HealthPolicy};
 pub use delivery::{DeliveryEvidence, Evidence, Verdict};
 pub use key::{EjectionCause, HealthKey, HealthStatus, KeyEstimate};
+pub use remote::EjectionNotice;
 
 #[cfg(test)]
 mod tests;

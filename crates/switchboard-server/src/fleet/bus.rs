@@ -71,6 +71,8 @@ pub(crate) fn dispatch(shared: &Shared, topic: &str, body: serde_json::Value) {
         super::evidence::TOPIC => super::evidence::apply(shared, body),
         super::sent::TOPIC => super::sent::apply(shared, body),
         super::events::TOPIC => crate::events::apply_forwarded(shared, body),
+        super::health::TOPIC => super::health::receive(shared, &body),
+        super::switches::TOPIC => super::switches::receive(shared, &body),
         _ => tracing::debug!(topic, "message for no store on the shared-state bus"),
     }
 }

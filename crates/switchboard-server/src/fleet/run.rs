@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Redis, bus, ledger, spend};
+use super::{Redis, bus, health, ledger, spend, switches};
 use crate::state::Shared;
 
 /// Starts the bus subscriber and the sync loop, in Redis mode; both end with `stopped`, and the
@@ -20,6 +20,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, stopped: CancellationToken) {
         "shared state in redis"
     );
     tokio::spawn(bus::subscribe(Arc::clone(shared), Arc::clone(&redis), stopped.clone()));
+    health::spawn(shared, &redis, stopped.clone());
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(redis.settings.sync_interval);
@@ -34,9 +35,20 @@ pub(crate) fn spawn(shared: &Arc<Shared>, stopped: CancellationToken) {
     });
 }
 
+/// Reads what a replica must have before it serves, in Redis mode: the operator's switches (so
+/// that a drain survives restarts) and the ejections in force (so that a new replica does not
+/// rediscover a dead provider with users' codes). With Redis unavailable it starts without
+/// them (counted), after one background timeout at most.
+pub(crate) async fn prime(shared: &Arc<Shared>) {
+    let Some(redis) = shared.fleet.redis() else { return };
+    tokio::join!(switches::sync(shared, redis), health::sync(shared, redis));
+}
+
 /// One round of the sync loop: membership, then each store's refresh of what it caches.
 async fn sync(shared: &Arc<Shared>, redis: &Arc<Redis>) {
     let _ = redis.renew_membership().await;
+    health::sync(shared, redis).await;
+    switches::sync(shared, redis).await;
     // Throughput caps are shared as local shares of the last known count (throughput.rs).
     shared.throughput.share(redis.replicas());
     spend::sync(shared, redis).await;
