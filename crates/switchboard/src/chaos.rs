@@ -231,6 +231,11 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
     let (codes, answers) =
         send_traffic(&options, &hook_urls, otp_life, started, started_wall).await?;
     let answered_in = started.elapsed();
+    // What the fleet keeps in Redis with every code of the run still alive: for sizing.
+    let redis_held = match (&redis, options.redis_pause) {
+        (Some(redis), None) => Some(redis_usage(redis)),
+        _ => None,
+    };
 
     // The schedule goes on through the last code's life; then background delivery has ended.
     tokio::time::sleep_until(started + horizon).await;
@@ -276,6 +281,14 @@ pub async fn run(options: ChaosOptions, mut out: impl Write) -> anyhow::Result<C
         f64::from(options.rate),
         answers.len() as f64 / answered_in.as_secs_f64().max(0.001)
     )?;
+    if let Some((keys, bytes)) = redis_held {
+        writeln!(
+            out,
+            "  redis after the last answer: {keys} keys, {:.1} MB used ({:.0} bytes per code)",
+            bytes as f64 / 1e6,
+            bytes as f64 / f64::from(options.requests)
+        )?;
+    }
     out.flush()?;
     anyhow::ensure!(
         report.sends_unmatched == 0,
@@ -462,6 +475,19 @@ async fn send_traffic(
         absorb(joined, &mut codes, &mut answers)?;
     }
     Ok((codes, answers))
+}
+
+/// The harness's Redis: its key count and `used_memory` in bytes.
+fn redis_usage(redis: &switchboard_sim::redis::RedisServer) -> (u64, u64) {
+    let number = |text: &str, field: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let keys = number(&redis.command(&["DBSIZE"]), ":");
+    let bytes = number(&redis.command(&["INFO", "memory"]), "used_memory:");
+    (keys, bytes)
 }
 
 /// SIGSTOP/SIGCONT to the harness's redis-server.

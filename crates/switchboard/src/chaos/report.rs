@@ -117,6 +117,9 @@ pub struct ChaosReport {
     pub answer_details: BTreeMap<String, u64>,
     /// Lost codes (both kinds) by the `outcome=` of their first answer.
     pub lost_by_answer: BTreeMap<String, u64>,
+    /// Lost codes (both kinds) by how many sends of theirs the emulators read before expiry
+    /// (`delivery.max_attempts` bounds it).
+    pub lost_by_sends: BTreeMap<usize, u64>,
     /// Answer latency percentiles and maximum, over every request.
     pub latency_p50: Duration,
     /// See `latency_p50`.
@@ -235,6 +238,7 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
         })
         .collect();
     let mut last_send: HashMap<usize, &Send> = HashMap::new();
+    let mut sends_in_time: HashMap<usize, usize> = HashMap::new();
     for send in run.sends {
         report.sends += 1;
         report.providers[send.provider].received += 1;
@@ -242,10 +246,11 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
             report.sends_unmatched += 1;
             continue;
         };
-        if send.at <= run.codes[code_index].expires_at
-            && last_send.get(&code_index).is_none_or(|last| last.at <= send.at)
-        {
-            last_send.insert(code_index, send);
+        if send.at <= run.codes[code_index].expires_at {
+            *sends_in_time.entry(code_index).or_default() += 1;
+            if last_send.get(&code_index).is_none_or(|last| last.at <= send.at) {
+                last_send.insert(code_index, send);
+            }
         }
         if send.is_accepted() {
             report.sends_accepted += 1;
@@ -280,6 +285,8 @@ pub(super) fn account(run: &RunRecord<'_>) -> ChaosReport {
             *report.lost_by_last_send.entry(met).or_default() += 1;
             let said = first_detail[index].unwrap_or("none").to_owned();
             *report.lost_by_answer.entry(said).or_default() += 1;
+            let tried = sends_in_time.get(&index).copied().unwrap_or(0);
+            *report.lost_by_sends.entry(tried).or_default() += 1;
             let is_able = run.applied.iter().any(|timeline| {
                 longest_overlap(timeline, Condition::Healthy, code.sent_at, code.expires_at)
                     >= ABLE_WINDOW
@@ -408,6 +415,9 @@ impl ChaosReport {
             let said: Vec<String> =
                 self.lost_by_answer.iter().map(|(said, n)| format!("{said} {n}")).collect();
             writeln!(out, "    of lost, first answer said:  {}", said.join(", "))?;
+            let tried: Vec<String> =
+                self.lost_by_sends.iter().map(|(sends, n)| format!("{sends} sends {n}")).collect();
+            writeln!(out, "    of lost, sends read in time: {}", tried.join(", "))?;
         }
         writeln!(
             out,
