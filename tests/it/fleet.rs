@@ -86,7 +86,13 @@ async fn a_password_protected_redis_is_used_and_its_password_never_shown() {
     for text in [state, app.logs.text(), app.metrics().await] {
         assert!(!text.contains(password), "the password leaked: {text}");
     }
-    // The replica registered itself under the configured prefix, with a TTL.
+    // The replica registered itself under the configured prefix, with a TTL (its first
+    // renewal may come after other stores' first calls).
+    crate::helpers::within(
+        10,
+        wait_for_metric(&app, |line| line == "switchboard_state_replicas 1"),
+    )
+    .await;
     let members = redis.command(&["ZCARD", "switchboard:replicas"]);
     assert!(members.starts_with(":1"), "{members}");
     let ttl = redis.command(&["PTTL", "switchboard:replicas"]);
