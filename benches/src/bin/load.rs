@@ -67,7 +67,7 @@ enum Scenario {
     Codes {
         #[arg(long, default_value_t = 100_000)]
         requests: u64,
-        #[arg(long, default_value_t = 4_000.0)]
+        #[arg(long, default_value_t = 2_500.0)]
         rate: f64,
     },
     /// Issue 13 item 3: `max` and `rate` with one replica in memory, three on one Redis (a
@@ -159,7 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             load::rate(&mut bench, None, secs(15), &single).await?;
             load::slow(&mut bench, Duration::from_millis(50), 400, secs(10)).await?;
             load::hang(&mut bench, 10_000, 10_000.0).await?;
-            load::codes(&mut bench, 100_000, 4_000.0).await?;
+            load::codes(&mut bench, 100_000, 2_500.0).await?;
             let fleets = [Fleet::SINGLE, Fleet { replicas: 3, redis: true }];
             load::max(&mut bench, 64, secs(10), &fleets).await?;
             load::rate(&mut bench, None, secs(10), &fleets).await?;

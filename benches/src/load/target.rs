@@ -233,3 +233,28 @@ pub fn open_files_limit() -> Option<u64> {
     let line = limits.lines().find(|line| line.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_config_is_one_the_server_accepts() {
+        let settings = ServerSettings {
+            twilio_url: "http://127.0.0.1:9".to_owned(),
+            account_sid: "AC55555555555555555555555555555555".to_owned(),
+            auth_token: "token".to_owned(),
+            timeout_ms: 60_000,
+            max_in_flight: Some(11_000),
+            max_connections: Some(11_000),
+            redis_url: Some("redis://127.0.0.1:6379".to_owned()),
+        };
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("load.toml");
+        std::fs::write(&path, server_config(&settings, addr(1), addr(2))).unwrap();
+        let loaded = switchboard_server::Settings::load(&path).unwrap();
+        assert_eq!(loaded.listen, addr(1));
+        assert_eq!(loaded.admin_listen, addr(2));
+    }
+}
