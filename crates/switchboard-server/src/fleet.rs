@@ -303,6 +303,13 @@ impl Redis {
     }
 }
 
+/// A key part for an identifier that is not secret but has no bound on its length (a
+/// provider's message id, an Okta event uuid): the hex of the first 16 bytes of its SHA-256.
+pub(crate) fn short_digest(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..16])
+}
+
 /// Membership: `ZADD` this replica with an expiry score from Redis's own clock, drop the expired,
 /// count the rest. One script, so every replica judges expiry by the same clock.
 static MEMBERSHIP: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{Path, Redis, Unavailable};
 
@@ -64,7 +63,7 @@ pub(crate) async fn claim(
     }
     let mut pipeline = redis::pipe();
     for uuid in uuids {
-        let digest = hex::encode(&Sha256::digest(uuid.as_bytes())[..16]);
+        let digest = super::short_digest(uuid);
         pipeline
             .cmd("SET")
             .arg(redis.key(STORE, &["seen", &digest]))

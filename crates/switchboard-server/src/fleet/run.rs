@@ -35,13 +35,22 @@ pub(crate) fn spawn(shared: &Arc<Shared>, stopped: CancellationToken) {
     });
 }
 
-/// Reads what a replica must have before it serves, in Redis mode: the operator's switches (so
+/// Reads what a replica must have before it serves, in Redis mode: its membership, the operator's switches (so
 /// that a drain survives restarts) and the ejections in force (so that a new replica does not
 /// rediscover a dead provider with users' codes). With Redis unavailable it starts without
 /// them (counted), after one background timeout at most.
 pub(crate) async fn prime(shared: &Arc<Shared>) {
     let Some(redis) = shared.fleet.redis() else { return };
-    tokio::join!(switches::sync(shared, redis), health::sync(shared, redis));
+    // And its share of each throughput cap, so a replica joining a fleet does not send at the
+    // whole cap until its first sync.
+    let (membership, (), ()) = tokio::join!(
+        redis.renew_membership(),
+        switches::sync(shared, redis),
+        health::sync(shared, redis)
+    );
+    if membership.is_ok() {
+        shared.throughput.share(redis.replicas());
+    }
 }
 
 /// One round of the sync loop: membership, then each store's refresh of what it caches.

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use switchboard_core::health::HealthKey;
 use switchboard_core::{Channel, Country, ProviderId};
 
@@ -66,10 +65,6 @@ impl Stored {
     }
 }
 
-fn digest(message_id: &str) -> String {
-    hex::encode(&Sha256::digest(message_id.as_bytes())[..16])
-}
-
 /// Writes an accepted send's record, in the background.
 pub(crate) fn remember(redis: &Arc<Redis>, message_id: &str, key: &HealthKey, event_id: &str) {
     let stored = Stored {
@@ -79,7 +74,8 @@ pub(crate) fn remember(redis: &Arc<Redis>, message_id: &str, key: &HealthKey, ev
         event_id: event_id.to_owned(),
     };
     let Ok(value) = serde_json::to_string(&stored) else { return };
-    let record_key = redis.key(STORE, &["msg", key.provider().as_str(), &digest(message_id)]);
+    let record_key =
+        redis.key(STORE, &["msg", key.provider().as_str(), &super::short_digest(message_id)]);
     let redis = Arc::clone(redis);
     tokio::spawn(async move {
         let mut command = redis::cmd("SET");
@@ -109,7 +105,7 @@ pub(crate) async fn settle(
     message_id: &str,
     is_known: bool,
 ) -> Result<Settled, Unavailable> {
-    let digest = digest(message_id);
+    let digest = super::short_digest(message_id);
     let mut invocation = SETTLE.key(redis.key(STORE, &["msg", provider.as_str(), &digest]));
     invocation
         .key(redis.key(STORE, &["settled", provider.as_str(), &digest]))
@@ -132,7 +128,7 @@ pub(crate) async fn find(
     message_id: &str,
 ) -> Result<Option<Record>, Unavailable> {
     let mut command = redis::cmd("GET");
-    command.arg(redis.key(STORE, &["msg", provider.as_str(), &digest(message_id)]));
+    command.arg(redis.key(STORE, &["msg", provider.as_str(), &super::short_digest(message_id)]));
     let value: Option<String> = redis.query(STORE, Path::Background, &command).await?;
     Ok(value.and_then(|value| serde_json::from_str::<Stored>(&value).ok()).and_then(Stored::read))
 }
