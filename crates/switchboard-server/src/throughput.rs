@@ -19,8 +19,8 @@
 //! **In a fleet** (Redis mode) the provider grants its throughput to the account, not to each
 //! replica, so each replica keeps buckets at its share: cap ÷ live replicas
 //! ([`ThroughputLimits::share`], from the membership count the sync loop renews, and once before
-//! a replica serves; the burst
-//! rounded down, at least one), and the replicas together stay within the cap. Chosen over a
+//! a replica serves; the burst rounded down, at least one), and the replicas together stay
+//! within the cap. Chosen over a
 //! Redis GCRA per take because the take sits before every send attempt, failover included:
 //! a shared bucket would put a Redis round trip (and, when Redis is slow, the hook path's whole
 //! timeout) in front of every send in the 3 s Okta gives, for a limit that is a courtesy to
