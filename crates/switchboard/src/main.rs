@@ -85,16 +85,16 @@ fn main() -> ExitCode {
                 explain(&config, number, &channel, request_type, admin).await
             }
             Command::Demo(options) => {
-                init_logging(LogFormat::Text, "warn");
+                let _logs = init_logging(LogFormat::Text, "warn");
                 demo::run(options, std::io::stdout()).await.map(|_| ())
             }
             Command::Chaos(options) => {
                 // The server logs every failed attempt; under chaos that is thousands of lines.
-                init_logging(LogFormat::Text, "error");
+                let _logs = init_logging(LogFormat::Text, "error");
                 chaos::run(options, std::io::stdout()).await.map(|_| ())
             }
             Command::Emulate(options) => {
-                init_logging(LogFormat::Text, "info");
+                let _logs = init_logging(LogFormat::Text, "info");
                 emulate::run(options, shutdown_signal()).await
             }
             Command::Simulate(options) => {
@@ -118,7 +118,8 @@ fn main() -> ExitCode {
 async fn serve(config: PathBuf) -> anyhow::Result<()> {
     let settings =
         Settings::load(&config).with_context(|| format!("config {}", config.display()))?;
-    init_logging(settings.logging.format, "info");
+    // Held until `serve` returns: dropping it writes out the lines still queued.
+    let _logs = init_logging(settings.logging.format, "info");
     let hook_listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("server.listen {}", settings.listen))?;
@@ -221,10 +222,23 @@ async fn explain(
     Ok(())
 }
 
-fn init_logging(format: LogFormat, default_level: &str) {
+/// Logs to standard error through a writer thread of its own: a worker formats its line and
+/// queues it, and never waits on the write itself, so a slow log sink (a full pipe to the
+/// container runtime, a busy disk) cannot stall the hook. The writer thread batches what is
+/// queued into one write (`BufWriter`, flushed whenever the queue is empty). The queue holds
+/// 128,000 lines; past that a worker waits rather than drop a line. Lines still queued are written
+/// when the returned guard drops.
+fn init_logging(
+    format: LogFormat,
+    default_level: &str,
+) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("switchboard-log")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let result = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -232,6 +246,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
     if let Err(error) = result {
         eprintln!("warning: logging already initialised: {error}");
     }
+    guard
 }
 
 /// Completes on Ctrl-C or SIGTERM (what Kubernetes sends before killing a pod).
