@@ -187,7 +187,7 @@ async fn start(
     {
         // Published through the ledger, so Okta's retry gets the same refusal.
         fleet::ledger::share_answer(shared, &job.message.reference, &blocked.body);
-        publish.send_replace(Some(Arc::new(blocked)));
+        shared.ledger.publish(&job.message.reference, &publish, blocked);
         return Ok(answer);
     }
     let Some(running) = shared.load.start_delivery(runtime.overload.max_deliveries) else {
@@ -195,7 +195,7 @@ async fn start(
         let shed = shed_answer(runtime, Shed::Deliveries);
         shared.metrics.shed(Shed::Deliveries.as_str());
         fleet::ledger::share_answer(shared, &job.message.reference, &shed.1);
-        publish.send_replace(Some(Arc::new(Answer { body: shed.1.clone() })));
+        shared.ledger.publish(&job.message.reference, &publish, Answer { body: shed.1.clone() });
         return Err(Box::new(shed.into_response_parts()));
     };
     let tracker = shared.tracker.clone();

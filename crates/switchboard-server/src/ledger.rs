@@ -10,7 +10,10 @@
 //! `eventId` with a different phone or code is refused (409): it is either a bug or a replay.
 //!
 //! Memory is bounded: entries expire with their OTP, and past `capacity` the entry closest to
-//! expiry is evicted first.
+//! expiry is evicted first. It is also small, since a busy replica remembers every code for its
+//! whole life: an event is kept under a 128-bit digest of its `eventId` (Okta's ids are of any
+//! length), and once its answer is published ([`Ledger::publish`]) only the answer stays, not
+//! the channel that carried it (a tokio `watch` channel is about 400 bytes).
 //!
 //! In Redis mode this ledger stays the first look (a repeat on the same replica never needs
 //! Redis) and the fallback; `fleet/ledger.rs` shares the rest. Two things here exist for it:
@@ -23,6 +26,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sha2::{Digest, Sha256};
 
 use switchboard_core::ProviderId;
 use switchboard_core::health::HealthKey;
@@ -56,7 +61,39 @@ pub(crate) enum Admission {
 struct EventEntry {
     fingerprint: Fingerprint,
     expires: Instant,
-    answer: watch::Receiver<Option<Arc<Answer>>>,
+    answer: Slot,
+}
+
+/// An event's answer: awaited while its delivery runs, then only the answer.
+#[derive(Debug)]
+enum Slot {
+    Awaited(watch::Receiver<Option<Arc<Answer>>>),
+    Published(Arc<Answer>),
+}
+
+impl Slot {
+    /// A receiver a repeated request waits on (or reads at once).
+    fn receiver(&self) -> watch::Receiver<Option<Arc<Answer>>> {
+        match self {
+            Slot::Awaited(receiver) => receiver.clone(),
+            // The sender drops here; a receiver still reads the value it holds.
+            Slot::Published(answer) => watch::channel(Some(Arc::clone(answer))).1,
+        }
+    }
+}
+
+/// An `eventId` as the ledger keys it: the first 128 bits of its SHA-256. Collisions would need
+/// a second preimage of SHA-256 truncated to 128 bits; the ids are Okta's, authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct EventKey([u8; 16]);
+
+impl EventKey {
+    fn of(event_id: &str) -> EventKey {
+        let digest = Sha256::digest(event_id.as_bytes());
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest[..16]);
+        EventKey(key)
+    }
 }
 
 #[derive(Debug)]
@@ -72,13 +109,13 @@ struct PhoneEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
-    Event(String),
+    Event(EventKey),
     Phone(Fingerprint),
 }
 
 #[derive(Debug, Default)]
 struct State {
-    events: HashMap<String, EventEntry>,
+    events: HashMap<EventKey, EventEntry>,
     phones: HashMap<Fingerprint, PhoneEntry>,
     /// Expiry order of both maps; `seq` keeps equal instants apart.
     expiry: BTreeMap<(Instant, u64), Key>,
@@ -133,29 +170,45 @@ impl Ledger {
         expires: Instant,
         now: Instant,
     ) -> Admission {
+        let key = EventKey::of(event_id);
         let mut state = self.lock();
         state.purge(now, self.is_judged_in_fleet);
-        if let Some(entry) = state.events.get(event_id) {
+        if let Some(entry) = state.events.get(&key) {
             return if entry.fingerprint == fingerprint {
-                Admission::Repeat(entry.answer.clone())
+                Admission::Repeat(entry.answer.receiver())
             } else {
                 Admission::Conflict
             };
         }
         state.make_room(self.capacity, |s| s.events.len());
         let (sender, receiver) = watch::channel(None);
-        state
-            .events
-            .insert(event_id.to_owned(), EventEntry { fingerprint, expires, answer: receiver });
-        state.schedule(expires, Key::Event(event_id.to_owned()));
+        let answer = Slot::Awaited(receiver);
+        state.events.insert(key, EventEntry { fingerprint, expires, answer });
+        state.schedule(expires, Key::Event(key));
         Admission::New(sender)
+    }
+
+    /// Publishes the answer of an event admitted here to every request waiting on `sender`, and
+    /// keeps only the answer for later repeats.
+    pub(crate) fn publish(
+        &self,
+        event_id: &str,
+        sender: &watch::Sender<Option<Arc<Answer>>>,
+        mut answer: Answer,
+    ) {
+        answer.body.shrink_to_fit();
+        let answer = Arc::new(answer);
+        sender.send_replace(Some(Arc::clone(&answer)));
+        if let Some(entry) = self.lock().events.get_mut(&EventKey::of(event_id)) {
+            entry.answer = Slot::Published(answer);
+        }
     }
 
     /// Forgets an event admitted here that another replica had already taken with different
     /// content: a later request with the right content must not meet this entry's fingerprint.
     pub(crate) fn forget(&self, event_id: &str) {
         // Its index entry stays; `remove_if_expired` finds nothing when it comes.
-        self.lock().events.remove(event_id);
+        self.lock().events.remove(&EventKey::of(event_id));
     }
 
     /// Parks the sender of an event another replica may be answering, until
@@ -297,9 +350,9 @@ impl State {
     /// entry.
     fn remove_if_expired(&mut self, key: &Key, at: Instant) -> Option<PhoneEntry> {
         match key {
-            Key::Event(id) => {
-                if self.events.get(id).is_some_and(|e| e.expires <= at) {
-                    self.events.remove(id);
+            Key::Event(event) => {
+                if self.events.get(event).is_some_and(|e| e.expires <= at) {
+                    self.events.remove(event);
                 }
                 None
             }
@@ -342,6 +395,29 @@ mod tests {
         sender.send_replace(Some(Arc::new(Answer { body: "answer".into() })));
         assert_eq!(receiver.borrow().as_ref().unwrap().body, "answer");
         assert!(matches!(ledger.admit("evt", [2; 32], expires, now), Admission::Conflict));
+    }
+
+    #[test]
+    fn a_published_answer_is_kept_without_its_channel_and_replayed() {
+        let ledger = Ledger::new(10);
+        let now = Instant::now();
+        let expires = now + Duration::from_secs(300);
+        let Admission::New(sender) = ledger.admit("evt", [1; 32], expires, now) else { panic!() };
+        let Admission::Repeat(waiting) = ledger.admit("evt", [1; 32], expires, now) else {
+            panic!()
+        };
+        ledger.publish("evt", &sender, Answer { body: "answer".into() });
+        assert_eq!(waiting.borrow().as_ref().unwrap().body, "answer", "a waiter gets it");
+        drop(sender);
+        assert!(matches!(
+            ledger.lock().events.get(&EventKey::of("evt")).map(|e| &e.answer),
+            Some(Slot::Published(_))
+        ));
+        let Admission::Repeat(later) = ledger.admit("evt", [1; 32], expires, now) else { panic!() };
+        assert_eq!(later.borrow().as_ref().unwrap().body, "answer", "a later repeat too");
+        assert!(matches!(ledger.admit("evt", [2; 32], expires, now), Admission::Conflict));
+        // Another id is another event, even one that shares a long prefix.
+        assert!(matches!(ledger.admit("evt2", [1; 32], expires, now), Admission::New(_)));
     }
 
     #[test]

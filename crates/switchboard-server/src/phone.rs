@@ -11,7 +11,9 @@ use switchboard_core::Destination;
 /// Computes log-safe phone references.
 #[derive(Clone)]
 pub(crate) struct PhoneHasher {
-    key: Vec<u8>,
+    /// The MAC with the key already absorbed: each digest clones it rather than hashing the key
+    /// again (two SHA-256 blocks saved per digest, and the hook takes several per request).
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for PhoneHasher {
@@ -22,12 +24,12 @@ impl std::fmt::Debug for PhoneHasher {
 
 impl PhoneHasher {
     pub(crate) fn new(key: &[u8]) -> PhoneHasher {
-        PhoneHasher { key: key.to_vec() }
+        PhoneHasher { keyed: Hmac::new_from_slice(key).expect("HMAC takes any key length") }
     }
 
     /// A key drawn at random: hashes correlate only within this process.
     pub(crate) fn random() -> PhoneHasher {
-        PhoneHasher { key: rand::random::<[u8; 32]>().to_vec() }
+        PhoneHasher::new(&rand::random::<[u8; 32]>())
     }
 
     /// `US:3f2a…` (country, then 16 hex digits).
@@ -43,7 +45,7 @@ impl PhoneHasher {
 
     /// A keyed digest of anything personal (a number prefix, a user id) used as a map key.
     pub(crate) fn digest(&self, bytes: &[u8]) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.keyed.clone();
         mac.update(bytes);
         mac.finalize().into_bytes().into()
     }

@@ -15,7 +15,7 @@
 //! so a shared backend can stand in for this in-process one.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use switchboard_core::health::HealthKey;
@@ -53,14 +53,19 @@ enum Fate {
     Settled,
 }
 
+/// A message as a provider names it. The id is shared by the map and the order (one copy).
+type MessageKey = (ProviderId, Arc<str>);
+
 #[derive(Debug, Default)]
 struct SentState {
-    /// The message, when its correlation expires, and its receipt's fate.
-    by_id: HashMap<(ProviderId, String), (SentMessage, Instant, Fate)>,
-    /// Expiry order.
-    order: VecDeque<(Instant, (ProviderId, String))>,
-    /// Acceptance order, for [`SentMessages::overdue`].
-    pending: VecDeque<(Instant, (ProviderId, String))>,
+    /// The message, when it was accepted, and its receipt's fate.
+    by_id: HashMap<MessageKey, (SentMessage, Instant, Fate)>,
+    /// Acceptance order, which is also expiry order (every message is kept
+    /// [`CORRELATION_TTL`]): expiry pops the front, [`SentMessages::overdue`] walks on from
+    /// `checked`.
+    order: VecDeque<(Instant, MessageKey)>,
+    /// How many of `order`'s first entries [`SentMessages::overdue`] has looked at.
+    checked: usize,
     /// When each (provider, channel) last sent a final receipt.
     reporting: HashMap<(ProviderId, Channel), Instant>,
 }
@@ -80,13 +85,13 @@ impl SentMessages {
         let mut state = self.lock();
         state.expire(now);
         while state.by_id.len() >= self.capacity {
-            let Some((_, key)) = state.order.pop_front() else { break };
-            state.by_id.remove(&key);
+            if !state.pop_oldest() {
+                break;
+            }
         }
-        let key = (provider, message_id);
-        state.order.push_back((now + CORRELATION_TTL, key.clone()));
-        state.pending.push_back((now, key.clone()));
-        state.by_id.insert(key, (sent, now + CORRELATION_TTL, Fate::Pending));
+        let key: MessageKey = (provider, Arc::from(message_id));
+        state.order.push_back((now, key.clone()));
+        state.by_id.insert(key, (sent, now, Fate::Pending));
     }
 
     pub(crate) fn get(
@@ -97,7 +102,10 @@ impl SentMessages {
     ) -> Option<SentMessage> {
         let mut state = self.lock();
         state.expire(now);
-        state.by_id.get(&(provider.clone(), message_id.to_owned())).map(|(sent, ..)| sent.clone())
+        state
+            .by_id
+            .get(&(provider.clone(), Arc::<str>::from(message_id)))
+            .map(|(sent, ..)| sent.clone())
     }
 
     /// The message a *final* receipt is about, and whether this is the first final receipt for
@@ -113,7 +121,8 @@ impl SentMessages {
     ) -> Option<(SentMessage, bool)> {
         let mut state = self.lock();
         state.expire(now);
-        let (sent, _, fate) = state.by_id.get_mut(&(provider.clone(), message_id.to_owned()))?;
+        let (sent, _, fate) =
+            state.by_id.get_mut(&(provider.clone(), Arc::<str>::from(message_id)))?;
         let is_first = *fate != Fate::Settled;
         *fate = Fate::Settled;
         let sent = sent.clone();
@@ -133,7 +142,8 @@ impl SentMessages {
     ) {
         let mut state = self.lock();
         state.expire(now);
-        if let Some((_, _, fate)) = state.by_id.get_mut(&(provider.clone(), message_id.to_owned()))
+        if let Some((_, _, fate)) =
+            state.by_id.get_mut(&(provider.clone(), Arc::<str>::from(message_id)))
         {
             *fate = Fate::Settled;
         }
@@ -147,8 +157,11 @@ impl SentMessages {
         let mut state = self.lock();
         state.expire(now);
         let mut overdue = Vec::new();
-        while state.pending.front().is_some_and(|(sent_at, _)| *sent_at + grace <= now) {
-            let Some((_, key)) = state.pending.pop_front() else { break };
+        while let Some((sent_at, key)) = state.order.get(state.checked).cloned() {
+            if sent_at + grace > now {
+                break;
+            }
+            state.checked += 1;
             let is_reporting = |state: &SentState, sent: &SentMessage| {
                 state
                     .reporting
@@ -175,18 +188,20 @@ impl SentMessages {
 
 impl SentState {
     fn expire(&mut self, now: Instant) {
-        while self.order.front().is_some_and(|(expires, _)| *expires <= now) {
-            if let Some((expires, key)) = self.order.pop_front()
-                && self.by_id.get(&key).is_some_and(|(_, e, _)| *e <= expires)
-            {
-                self.by_id.remove(&key);
-            }
+        while self.order.front().is_some_and(|(sent_at, _)| *sent_at + CORRELATION_TTL <= now) {
+            self.pop_oldest();
         }
-        // Entries dropped for room or by expiry leave their place in `pending` behind; it is
-        // bounded by what was inserted within the grace, and popped by `overdue`.
-        while self.pending.len() > self.by_id.len().saturating_mul(2).max(1024) {
-            self.pending.pop_front();
+    }
+
+    /// Forgets the oldest message (unless the same id was accepted again since); false when
+    /// there is none.
+    fn pop_oldest(&mut self) -> bool {
+        let Some((sent_at, key)) = self.order.pop_front() else { return false };
+        self.checked = self.checked.saturating_sub(1);
+        if self.by_id.get(&key).is_some_and(|(_, accepted, _)| *accepted <= sent_at) {
+            self.by_id.remove(&key);
         }
+        true
     }
 }
 

@@ -51,7 +51,6 @@ const STATUS_SUBPATH: &str = "/status";
 pub struct Twilio {
     id: ProviderId,
     client: reqwest::Client,
-    account_sid: String,
     auth_token: SecretString,
     senders: Senders,
     messaging_service_sid: Option<String>,
@@ -60,9 +59,12 @@ pub struct Twilio {
     voice: Option<String>,
     validity_period_s: Option<u32>,
     timeout: Duration,
-    messages_url: String,
-    calls_url: String,
-    account_url: String,
+    /// The three URLs, parsed once: parsing a URL on every send was 2% of the hook's CPU.
+    messages_url: reqwest::Url,
+    calls_url: reqwest::Url,
+    account_url: reqwest::Url,
+    /// `Authorization: Basic …`, encoded once and marked sensitive (never printed by `Debug`).
+    authorization: reqwest::header::HeaderValue,
 }
 
 impl Twilio {
@@ -79,10 +81,14 @@ impl Twilio {
         let base_url = config.base_url(&key_prefix)?;
         let client = crate::http::client(&key_prefix, config.connect_timeout())?;
         let account_root = format!("{base_url}/2010-04-01/Accounts/{}", config.account_sid);
+        let url = |path: String| {
+            reqwest::Url::parse(&path).map_err(|error| {
+                ConfigError::invalid(format!("{key_prefix}.base_url"), error.to_string())
+            })
+        };
         Ok(Twilio {
             id,
             client,
-            account_sid: config.account_sid.clone(),
             auth_token: config.auth_token.clone(),
             senders,
             messaging_service_sid: config.messaging_service_sid.clone(),
@@ -93,19 +99,36 @@ impl Twilio {
             voice: config.voice.clone(),
             validity_period_s: config.validity_period_s,
             timeout: config.timeout(),
-            messages_url: format!("{account_root}/Messages.json"),
-            calls_url: format!("{account_root}/Calls.json"),
-            account_url: format!("{account_root}.json"),
+            messages_url: url(format!("{account_root}/Messages.json"))?,
+            calls_url: url(format!("{account_root}/Calls.json"))?,
+            account_url: url(format!("{account_root}.json"))?,
+            authorization: basic_authorization(&config.account_sid, &config.auth_token).map_err(
+                |detail| ConfigError::invalid(format!("{key_prefix}.auth_token"), detail),
+            )?,
         })
     }
 
     /// Sends `request` with auth and the timeout.
     async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<RawAnswer, ProviderError> {
         let request = request
-            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
             .timeout(self.timeout);
         crate::http::exchange(KIND, request, self.timeout).await
     }
+}
+
+/// HTTP Basic credentials as `reqwest`'s `basic_auth` writes them (RFC 7617), made once.
+fn basic_authorization(
+    account_sid: &str,
+    auth_token: &SecretString,
+) -> Result<reqwest::header::HeaderValue, &'static str> {
+    use base64::Engine as _;
+    let credentials = format!("{account_sid}:{}", auth_token.expose_secret());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    let mut value = reqwest::header::HeaderValue::try_from(format!("Basic {encoded}"))
+        .map_err(|_| "cannot be sent in an Authorization header")?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// No sender configured for this destination on this channel: nothing was sent, and another
@@ -144,7 +167,7 @@ impl Provider for Twilio {
                 };
                 let form =
                     request::message_form(sender, self.validity_period_s, status_callback, message);
-                self.client.post(&self.messages_url).form(&form)
+                self.client.post(self.messages_url.clone()).form(&form)
             }
             Channel::Voice => {
                 let Some(caller_id) = self.senders.for_destination(country, Channel::Voice) else {
@@ -152,7 +175,7 @@ impl Provider for Twilio {
                 };
                 let form =
                     request::call_form(caller_id, self.voice.as_deref(), status_callback, message);
-                self.client.post(&self.calls_url).form(&form)
+                self.client.post(self.calls_url.clone()).form(&form)
             }
         };
         let answer = self.exchange(request).await?;
@@ -160,7 +183,7 @@ impl Provider for Twilio {
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {
-        let answer = self.exchange(self.client.get(&self.account_url)).await?;
+        let answer = self.exchange(self.client.get(self.account_url.clone())).await?;
         classify::classify_probe(&answer, SystemTime::now())
     }
 

@@ -194,7 +194,7 @@ impl Job {
         let body = serde_json::to_string(&response).unwrap_or_default();
         // Shared in the background after the local publish: Okta's answer never waits on Redis.
         crate::fleet::ledger::share_answer(&self.shared, &self.message.reference, &body);
-        publish.send_replace(Some(Arc::new(Answer { body })));
+        self.shared.ledger.publish(&self.message.reference, publish, Answer { body });
         let channel = self.message.channel;
         self.shared.metrics.hook_answered(outcome, status.as_str(), channel, self.purpose);
         Answered { outcome, label, status }

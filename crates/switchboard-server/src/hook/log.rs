@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use switchboard_core::{OutboundMessage, Purpose};
 
-use crate::dispatch::Progress;
+use crate::dispatch::{AttemptRecord, Progress};
 use crate::okta::ActionStatus;
+use switchboard_core::plan::Exclusion;
 
 /// The fields every line about a delivery carries. Never the code, the text or the number.
 pub(super) struct LogLine<'a> {
@@ -26,18 +27,8 @@ impl LogLine<'_> {
         elapsed: Duration,
         is_warning: bool,
     ) {
-        let attempts = progress
-            .attempts
-            .iter()
-            .map(|a| format!("{}:{}:{}ms", a.provider, a.outcome.label(), a.elapsed.as_millis()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let excluded = progress
-            .excluded
-            .iter()
-            .map(|e| format!("{}:{}", e.provider, e.reason.as_str()))
-            .collect::<Vec<_>>()
-            .join(",");
+        // Written straight into the line, never collected into strings of their own.
+        let (attempts, excluded) = (Attempts(&progress.attempts), Excluded(&progress.excluded));
         macro_rules! line {
             ($level:expr) => {
                 tracing::event!(
@@ -64,5 +55,31 @@ impl LogLine<'_> {
         } else {
             line!(tracing::Level::INFO);
         }
+    }
+}
+
+/// `provider:outcome:12ms,…`, one per attempt.
+struct Attempts<'a>(&'a [AttemptRecord]);
+
+impl std::fmt::Display for Attempts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, a) in self.0.iter().enumerate() {
+            let comma = if index > 0 { "," } else { "" };
+            write!(f, "{comma}{}:{}:{}ms", a.provider, a.outcome.label(), a.elapsed.as_millis())?;
+        }
+        Ok(())
+    }
+}
+
+/// `provider:reason,…`, one per provider the plan left out.
+struct Excluded<'a>(&'a [Exclusion]);
+
+impl std::fmt::Display for Excluded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, e) in self.0.iter().enumerate() {
+            let comma = if index > 0 { "," } else { "" };
+            write!(f, "{comma}{}:{}", e.provider, e.reason.as_str())?;
+        }
+        Ok(())
     }
 }
